@@ -1,0 +1,36 @@
+/*
+ * cli.h — the cdnagent command-line tool (Linux image).
+ *
+ * Each subcommand lives in its own cmd_*.c file and is listed once in the
+ * table in main.c. Exit codes are shared by every subcommand.
+ */
+#ifndef CDNAGENT_CLI_H
+#define CDNAGENT_CLI_H
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILED = 1, /* the operation ran and failed (or found damage) */
+    CLI_EXIT_USAGE = 2,  /* bad arguments, missing credentials, bad input */
+};
+
+/* Options that come before the subcommand. */
+typedef struct {
+    const char *flash_path; /* --flash PATH, or NULL for the default */
+    int verbose;            /* -v / --verbose */
+} cli_globals_t;
+
+/* Default flash image path when --flash is not given. */
+#define CLI_DEFAULT_FLASH "cdnagent.flash"
+
+/* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+#define CDNAGENT_VERSION "0.1.0"
+
+/* Subcommands: argv[0] is the subcommand name. */
+
+#endif /* CDNAGENT_CLI_H */

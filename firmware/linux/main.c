@@ -1,0 +1,81 @@
+/* cdnagent — command-line entry point: global options, then a subcommand. */
+#include "cli.h"
+#include "port.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef int (*cli_cmd_fn)(int argc, char **argv, const cli_globals_t *g);
+
+static int cmd_version(int argc, char **argv, const cli_globals_t *g);
+
+static const struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"version", cmd_version, "print the version"},
+};
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cdnagent: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_USAGE;
+}
+
+static int cmd_version(int argc, char **argv, const cli_globals_t *g)
+{
+    (void)argv;
+    (void)g;
+    if (argc > 1)
+        return cli_usage_error("version takes no arguments");
+    puts("cdnagent " CDNAGENT_VERSION);
+    return CLI_EXIT_OK;
+}
+
+static void print_help(FILE *out)
+{
+    size_t i;
+    fputs("usage: cdnagent [--flash PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n", out);
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nrun 'cdnagent COMMAND --help' for a command's options\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    cli_globals_t g = {CLI_DEFAULT_FLASH, 0};
+    int i = 1;
+    size_t c;
+
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--flash") == 0) {
+            if (++i >= argc)
+                return cli_usage_error("--flash needs a path");
+            g.flash_path = argv[i];
+        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+            g.verbose = 1;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            return cli_usage_error("unknown option '%s' (see cdnagent --help)", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    port_log_set_level(g.verbose ? PORT_LOG_DEBUG : PORT_LOG_INFO);
+    for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+        if (strcmp(argv[i], commands[c].name) == 0)
+            return commands[c].fn(argc - i, argv + i, &g);
+    }
+    return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[i]);
+}

@@ -1,0 +1,147 @@
+/* POSIX implementation of the non-network parts of port.h. */
+#define _GNU_SOURCE
+#include "port_posix.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+const char *port_status_str(int status)
+{
+    switch (status) {
+    case PORT_OK: return "ok";
+    case PORT_ERR_ARG: return "bad argument";
+    case PORT_ERR_IO: return "I/O error";
+    case PORT_ERR_TIMEOUT: return "timeout";
+    case PORT_ERR_DNS: return "host name did not resolve";
+    case PORT_ERR_CONNECT: return "connection refused or unreachable";
+    case PORT_ERR_CLOSED: return "connection closed by peer";
+    case PORT_ERR_RESET: return "connection reset";
+    case PORT_ERR_NOMEM: return "out of memory";
+    case PORT_ERR_UNSUPPORTED: return "not supported on this platform";
+    case PORT_ERR_NOT_SET: return "not set";
+    default: return "unknown error";
+    }
+}
+
+uint64_t port_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+port_status_t port_wall_clock(int64_t *utc_seconds)
+{
+    struct timespec ts;
+    if (utc_seconds == NULL)
+        return PORT_ERR_ARG;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return PORT_ERR_IO;
+    /* A Linux box that booted without RTC or NTP sits near 1970; anything
+     * before 2020 cannot be a real date for this product. */
+    if (ts.tv_sec < 1577836800)
+        return PORT_ERR_NOT_SET;
+    *utc_seconds = (int64_t)ts.tv_sec;
+    return PORT_OK;
+}
+
+port_status_t port_random(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == ENOSYS ? PORT_ERR_UNSUPPORTED : PORT_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return PORT_OK;
+}
+
+static port_log_level_t log_threshold = PORT_LOG_INFO;
+
+void port_log_set_level(port_log_level_t threshold)
+{
+    log_threshold = threshold;
+}
+
+void port_log(port_log_level_t level, const char *component, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    va_list ap;
+    if (level > log_threshold)
+        return;
+    fprintf(stderr, "cdnagent[%s] %s: ", component ? component : "-",
+            names[(unsigned)level < 4 ? (unsigned)level : 3]);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Each block carries its size in a max-aligned prefix so frees can be
+ * counted; the figures feed the README's peak-heap measurements. */
+typedef union {
+    size_t size;
+    max_align_t align;
+} heap_prefix_t;
+
+static size_t heap_in_use;
+static size_t heap_peak;
+
+void *port_malloc(size_t size)
+{
+    heap_prefix_t *p;
+    if (size > SIZE_MAX - sizeof(heap_prefix_t))
+        return NULL;
+    p = malloc(sizeof(heap_prefix_t) + size);
+    if (p == NULL)
+        return NULL;
+    p->size = size;
+    heap_in_use += size;
+    if (heap_in_use > heap_peak)
+        heap_peak = heap_in_use;
+    return p + 1;
+}
+
+void *port_calloc(size_t count, size_t size)
+{
+    void *p;
+    if (size != 0 && count > SIZE_MAX / size)
+        return NULL;
+    p = port_malloc(count * size);
+    if (p != NULL)
+        memset(p, 0, count * size);
+    return p;
+}
+
+void port_free(void *ptr)
+{
+    heap_prefix_t *p;
+    if (ptr == NULL)
+        return;
+    p = (heap_prefix_t *)ptr - 1;
+    heap_in_use -= p->size;
+    free(p);
+}
+
+void port_posix_heap_stats(size_t *in_use, size_t *peak)
+{
+    if (in_use)
+        *in_use = heap_in_use;
+    if (peak)
+        *peak = heap_peak;
+}
+
+void port_posix_heap_reset_peak(void)
+{
+    heap_peak = heap_in_use;
+}

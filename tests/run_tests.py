@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Run every test and print one closing line: "N passed, N failed".
+
+Unit test binaries (cmocka) are run with TAP output; integration tests are
+executables under tests/integration/ named test_* that print TAP lines
+("ok N - name" / "not ok N - name") themselves. A program that crashes,
+times out or exits non-zero without reporting a failure counts as one
+failed test, so a silent crash can never pass.
+
+Environment passed to integration tests:
+  CDNAGENT_BUILD  the build directory (absolute)
+  CDNAGENT        the host CLI binary (absolute)
+  CDNAGENT_ROOT   the repository root (absolute)
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAP_LINE = re.compile(r"^(not ok|ok)\b(.*)$")
+
+
+def run_one(label, argv, env, timeout):
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+        out = proc.stdout.decode("utf-8", "replace")
+        rc = proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode("utf-8", "replace")
+        out += "\n[runner] timed out after %ds\n" % timeout
+        rc = -1
+    passed = failed = 0
+    failures = []
+    for line in out.splitlines():
+        m = TAP_LINE.match(line.strip())
+        if not m:
+            continue
+        if m.group(1) == "ok":
+            if "# SKIP" in m.group(2):
+                # A skipped check is not a pass.
+                failed += 1
+                failures.append(line.strip())
+            else:
+                passed += 1
+        else:
+            failed += 1
+            failures.append(line.strip())
+    if rc != 0 and failed == 0:
+        failed = 1
+        failures.append("%s exited with status %d" % (label, rc))
+    if passed == 0 and failed == 0:
+        failed = 1
+        failures.append("%s ran no test" % label)
+    secs = time.monotonic() - start
+    status = "ok  " if failed == 0 else "FAIL"
+    print("%s %-48s %4d passed %3d failed  %6.1fs" % (status, label, passed, failed, secs),
+          flush=True)
+    if failed:
+        for f in failures:
+            print("       " + f)
+        tail = out.strip().splitlines()[-40:]
+        print("       --- last output ---")
+        for t in tail:
+            print("       | " + t)
+    return passed, failed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only", help="run only tests whose label contains this")
+    ap.add_argument("unit", nargs="*", help="unit test binaries")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+
+    env = dict(os.environ)
+    env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
+    env["CDNAGENT_BUILD"] = build
+    env["CDNAGENT"] = os.path.join(build, "cdnagent")
+    env["CDNAGENT_ROOT"] = ROOT
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+
+    jobs = []
+    for b in args.unit:
+        variant = os.path.basename(os.path.dirname(os.path.dirname(b)))
+        jobs.append(("unit[%s] %s" % (variant, os.path.basename(b)), [os.path.abspath(b)], 300))
+    idir = os.path.join(ROOT, "tests", "integration")
+    for name in sorted(os.listdir(idir)) if os.path.isdir(idir) else []:
+        path = os.path.join(idir, name)
+        if name.startswith("test_") and os.access(path, os.X_OK) and os.path.isfile(path):
+            jobs.append(("integration " + name, [path], 900))
+
+    total_pass = total_fail = 0
+    for label, argv, timeout in jobs:
+        if args.only and args.only not in label:
+            continue
+        p, f = run_one(label, argv, env, timeout)
+        total_pass += p
+        total_fail += f
+    print("%d passed, %d failed" % (total_pass, total_fail))
+    return 0 if total_fail == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
