@@ -151,6 +151,28 @@ def first_pem_cert(pem):
 
 
 def inspect_certificate(cert_pem, key_pem):
+    """Runs _inspect_certificate in a throw-away thread: a failed OpenSSL parse can leave
+    errors on the calling thread's OpenSSL error queue, which would then break the next
+    TLS read on this connection (seen as an SSLError on a keep-alive connection)."""
+    box = {}
+
+    def work():
+        try:
+            box["ok"] = _inspect_certificate(cert_pem, key_pem)
+        except ApiError as e:
+            box["err"] = e
+        except Exception as e:  # unexpected parser failure: still the caller's input
+            box["err"] = ApiError("Certificate.FormatError", type(e).__name__)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join()
+    if "err" in box:
+        raise box["err"]
+    return box["ok"]
+
+
+def _inspect_certificate(cert_pem, key_pem):
     """Returns (fingerprint, notAfter, subjectCN); raises ApiError on bad input."""
     first = first_pem_cert(cert_pem or "")
     if not first:
@@ -227,13 +249,16 @@ class Sim:
         return False
 
     def throttle(self, ak):
+        """At most qps accepted calls per AccessKeyId in any sliding 1-second window
+        (a token bucket whose refill is exact per second), so "the 11th call within one
+        second" is refused deterministically. Refused calls do not count."""
         now = time.monotonic()
-        tokens, last = self.buckets.get(ak, (float(self.qps), now))
-        tokens = min(float(self.qps), tokens + (now - last) * self.qps)
-        if tokens < 1.0:
-            self.buckets[ak] = (tokens, now)
+        recent = [t for t in self.buckets.get(ak, []) if now - t < 1.0]
+        if len(recent) >= self.qps:
+            self.buckets[ak] = recent
             raise ApiError("Throttling.User")
-        self.buckets[ak] = (tokens - 1.0, now)
+        recent.append(now)
+        self.buckets[ak] = recent
 
     def check_nonce(self, ak, nonce):
         now = time.time()
