@@ -534,8 +534,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_body()
         except ApiError as e:
             self.close_connection = True
-            self.send_json(413 if "Length" in e.message else 400, self.err_obj(e))
-            self.log_line(400, "-", e.code)
+            too_big = (self.headers.get("Content-Length") or "0").isdigit() and \
+                int(self.headers.get("Content-Length")) > MAX_BODY_BYTES
+            self.send_json(413 if too_big else 400, self.err_obj(e))
+            self.log_line(413 if too_big else 400, "-", e.code)
             return
         if path.startswith("/_sim/"):
             return self.control(path, body)
