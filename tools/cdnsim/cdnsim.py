@@ -461,7 +461,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_line(self, status, action, result):
         sys.stderr.write("cdnsim %s %s %s action=%s status=%s result=%s\n" % (
-            self.client_address[0], self.command, self.path[:80], action, status, result))
+            # the query is left out: it may carry a SecurityToken
+            self.client_address[0], self.command, self.path.partition("?")[0][:80], action,
+            status, result))
         sys.stderr.flush()
 
     def send_body(self, status, body, ctype="application/json;charset=utf-8", chunked=False,
