@@ -1,0 +1,8 @@
+/* Shared between the http sources; not part of the public contract. */
+#ifndef CDNAGENT_HTTP_INTERNAL_H
+#define CDNAGENT_HTTP_INTERNAL_H
+
+/* Map a port_status_t to the matching http_status_t. */
+int http_map_port_status(int st);
+
+#endif

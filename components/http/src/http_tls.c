@@ -1,0 +1,293 @@
+/* TLS 1.2 transport on mbedTLS over port_tcp_*. */
+#include <string.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "http.h"
+#include "http_internal.h"
+#include "port.h"
+
+struct http_tls {
+    port_tcp_t conn;
+    bool open;
+    bool ssl_ready;     /* ssl context set up (first connect done) */
+    bool have_session;  /* a session saved for resumption */
+    bool verify;
+    char host[HTTP_MAX_HOST_LEN + 1];
+    uint16_t port;
+    uint64_t deadline;  /* of the current I/O, for the bio callbacks */
+    int last_io;        /* last port error seen by a bio callback */
+    http_tls_stats_t stats;
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_x509_crt ca;
+    mbedtls_ssl_session session;
+};
+
+/* port_random is the only entropy source a device has. */
+static int tls_entropy(void *ctx, unsigned char *out, size_t len)
+{
+    (void)ctx;
+    return port_random(out, len) == PORT_OK ? 0 : MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+}
+
+static uint32_t tls_left(const http_tls_t *t)
+{
+    uint64_t now = port_monotonic_ms();
+    return now >= t->deadline ? 0 : (uint32_t)(t->deadline - now);
+}
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    http_tls_t *t = ctx;
+    uint32_t left = tls_left(t);
+    int n;
+    if (left == 0) {
+        t->last_io = PORT_ERR_TIMEOUT;
+        return MBEDTLS_ERR_SSL_TIMEOUT;
+    }
+    n = port_tcp_send(&t->conn, buf, len, left);
+    if (n > 0) {
+        return n;
+    }
+    t->last_io = n;
+    return n == PORT_ERR_TIMEOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
+}
+
+static int bio_recv_timeout(void *ctx, unsigned char *buf, size_t len, uint32_t unused)
+{
+    http_tls_t *t = ctx;
+    uint32_t left = tls_left(t);
+    int n;
+    (void)unused;
+    if (left == 0) {
+        t->last_io = PORT_ERR_TIMEOUT;
+        return MBEDTLS_ERR_SSL_TIMEOUT;
+    }
+    n = port_tcp_recv(&t->conn, buf, len, left);
+    if (n > 0) {
+        return n;
+    }
+    t->last_io = n;
+    if (n == PORT_ERR_CLOSED) {
+        return 0;
+    }
+    return n == PORT_ERR_TIMEOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
+}
+
+static void tls_close(void *ctx)
+{
+    http_tls_t *t = ctx;
+    if (t->open) {
+        t->deadline = port_monotonic_ms() + 200; /* best-effort close_notify */
+        (void)mbedtls_ssl_close_notify(&t->ssl);
+        port_tcp_close(&t->conn);
+        t->open = false;
+    }
+}
+
+static int tls_connect(void *ctx, uint32_t timeout_ms)
+{
+    http_tls_t *t = ctx;
+    port_status_t st;
+    int rc;
+
+    t->deadline = port_monotonic_ms() + timeout_ms;
+    t->last_io = 0;
+    memset(&t->conn, 0, sizeof(t->conn));
+    st = port_tcp_connect(&t->conn, t->host, t->port, timeout_ms);
+    if (st != PORT_OK) {
+        return http_map_port_status(st);
+    }
+    t->open = true;
+    if (!t->ssl_ready) {
+        if (mbedtls_ssl_setup(&t->ssl, &t->conf) != 0 ||
+            mbedtls_ssl_set_hostname(&t->ssl, t->host) != 0) {
+            tls_close(t);
+            return HTTP_ERR_NOMEM;
+        }
+        t->ssl_ready = true;
+    } else if (mbedtls_ssl_session_reset(&t->ssl) != 0) {
+        tls_close(t);
+        return HTTP_ERR_NOMEM;
+    }
+    mbedtls_ssl_set_bio(&t->ssl, t, bio_send, NULL, bio_recv_timeout);
+    if (t->have_session) {
+        (void)mbedtls_ssl_set_session(&t->ssl, &t->session);
+    }
+    do {
+        rc = mbedtls_ssl_handshake(&t->ssl);
+    } while (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE);
+    t->stats.handshakes++;
+    if (rc != 0) {
+        uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        port_log(PORT_LOG_WARN, "http", "TLS handshake with %s failed: -0x%04x (verify flags 0x%x)",
+                 t->host, (unsigned)-rc, (unsigned)flags);
+        tls_close(t);
+        if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+            return HTTP_ERR_CERT_VERIFY;
+        }
+        if (t->last_io == PORT_ERR_TIMEOUT) {
+            return HTTP_ERR_TIMEOUT;
+        }
+        if (t->last_io == PORT_ERR_RESET || t->last_io == PORT_ERR_CLOSED) {
+            return HTTP_ERR_RESET;
+        }
+        return HTTP_ERR_TLS_HANDSHAKE;
+    }
+    if (t->have_session) {
+        /* The server echoed our session id: the handshake was abbreviated. */
+        const mbedtls_ssl_session *cur = mbedtls_ssl_get_session_pointer(&t->ssl);
+        if (cur != NULL && cur->id_len != 0 && cur->id_len == t->session.id_len &&
+            memcmp(cur->id, t->session.id, cur->id_len) == 0) {
+            t->stats.resumed_handshakes++;
+        }
+        mbedtls_ssl_session_free(&t->session);
+        mbedtls_ssl_session_init(&t->session);
+        t->have_session = false;
+    }
+    t->have_session = mbedtls_ssl_get_session(&t->ssl, &t->session) == 0;
+    return HTTP_OK;
+}
+
+static int tls_send(void *ctx, const uint8_t *buf, size_t len, uint32_t timeout_ms)
+{
+    http_tls_t *t = ctx;
+    int n;
+    t->deadline = port_monotonic_ms() + timeout_ms;
+    t->last_io = 0;
+    do {
+        n = mbedtls_ssl_write(&t->ssl, buf, len);
+    } while (n == MBEDTLS_ERR_SSL_WANT_WRITE || n == MBEDTLS_ERR_SSL_WANT_READ);
+    if (n > 0) {
+        return n;
+    }
+    return t->last_io == PORT_ERR_TIMEOUT ? HTTP_ERR_TIMEOUT : HTTP_ERR_RESET;
+}
+
+static int tls_recv(void *ctx, uint8_t *buf, size_t len, uint32_t timeout_ms)
+{
+    http_tls_t *t = ctx;
+    int n;
+    t->deadline = port_monotonic_ms() + timeout_ms;
+    t->last_io = 0;
+    do {
+        n = mbedtls_ssl_read(&t->ssl, buf, len);
+    } while (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE);
+    if (n > 0) {
+        return n;
+    }
+    if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+        return HTTP_ERR_CLOSED;
+    }
+    if (n == MBEDTLS_ERR_SSL_TIMEOUT || t->last_io == PORT_ERR_TIMEOUT) {
+        return HTTP_ERR_TIMEOUT;
+    }
+    if (t->last_io == PORT_ERR_RESET || t->last_io == PORT_ERR_CLOSED) {
+        return HTTP_ERR_RESET;
+    }
+    return HTTP_ERR_PROTOCOL;
+}
+
+static void tls_begin_call(void *ctx)
+{
+    http_tls_t *t = ctx;
+    if (!t->verify) {
+        port_log(PORT_LOG_WARN, "http",
+                 "TLS certificate verification is OFF for %s: the peer is NOT authenticated",
+                 t->host);
+    }
+}
+
+int http_tls_new(http_tls_t **out, const http_tls_options_t *o, http_transport_t *transport)
+{
+    static const unsigned char pers[] = "cdnagent-http";
+    http_tls_t *t;
+    size_t n;
+    int rc = HTTP_OK;
+
+    if (out == NULL || o == NULL || transport == NULL || o->host == NULL) {
+        return HTTP_ERR_ARG;
+    }
+    n = strlen(o->host);
+    if (n == 0 || n > HTTP_MAX_HOST_LEN) {
+        return HTTP_ERR_ARG;
+    }
+    if (!o->insecure_no_verify && (o->ca_pem == NULL || o->ca_pem_len == 0)) {
+        return HTTP_ERR_ARG; /* verification is on unless explicitly disabled */
+    }
+    t = port_calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return HTTP_ERR_NOMEM;
+    }
+    memcpy(t->host, o->host, n + 1);
+    t->port = o->port;
+    t->verify = !o->insecure_no_verify;
+    mbedtls_ssl_init(&t->ssl);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_x509_crt_init(&t->ca);
+    mbedtls_ssl_session_init(&t->session);
+
+    if (mbedtls_ctr_drbg_seed(&t->drbg, tls_entropy, NULL, pers, sizeof(pers) - 1) != 0 ||
+        mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
+        rc = HTTP_ERR_NOMEM;
+    }
+    if (rc == HTTP_OK && t->verify) {
+        if (mbedtls_x509_crt_parse(&t->ca, o->ca_pem, o->ca_pem_len) != 0) {
+            rc = HTTP_ERR_ARG;
+        }
+    }
+    if (rc != HTTP_OK) {
+        http_tls_free(t);
+        return rc;
+    }
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    if (t->verify) {
+        mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+        mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+    } else {
+        mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
+        port_log(PORT_LOG_WARN, "http", "TLS certificate verification DISABLED for %s", t->host);
+    }
+    memset(transport, 0, sizeof(*transport));
+    transport->connect = tls_connect;
+    transport->send = tls_send;
+    transport->recv = tls_recv;
+    transport->close = tls_close;
+    transport->begin_call = tls_begin_call;
+    transport->ctx = t;
+    *out = t;
+    return HTTP_OK;
+}
+
+void http_tls_stats(const http_tls_t *tls, http_tls_stats_t *stats)
+{
+    if (tls != NULL && stats != NULL) {
+        *stats = tls->stats;
+    }
+}
+
+void http_tls_free(http_tls_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    tls_close(t);
+    mbedtls_ssl_free(&t->ssl);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_x509_crt_free(&t->ca);
+    mbedtls_ssl_session_free(&t->session);
+    mbedtls_platform_zeroize(t, sizeof(*t));
+    port_free(t);
+}
