@@ -142,10 +142,11 @@ static int tls_connect(void *ctx, uint32_t timeout_ms)
         return HTTP_ERR_TLS_HANDSHAKE;
     }
     if (t->have_session) {
-        /* The server echoed our session id: the handshake was abbreviated. */
+        /* Only an abbreviated handshake keeps the saved master secret (a
+         * ticket resumption does not echo the old session id, so ids can't
+         * tell). */
         const mbedtls_ssl_session *cur = mbedtls_ssl_get_session_pointer(&t->ssl);
-        if (cur != NULL && cur->id_len != 0 && cur->id_len == t->session.id_len &&
-            memcmp(cur->id, t->session.id, cur->id_len) == 0) {
+        if (cur != NULL && memcmp(cur->master, t->session.master, sizeof(cur->master)) == 0) {
             t->stats.resumed_handshakes++;
         }
         mbedtls_ssl_session_free(&t->session);
