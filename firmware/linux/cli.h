@@ -32,5 +32,6 @@ int cli_usage_error(const char *fmt, ...)
 #define CDNAGENT_VERSION "0.1.0"
 
 /* Subcommands: argv[0] is the subcommand name. */
+int cmd_request(int argc, char **argv, const cli_globals_t *g);
 
 #endif /* CDNAGENT_CLI_H */

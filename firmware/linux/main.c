@@ -16,6 +16,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"version", cmd_version, "print the version"},
+    {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
 };
 
 int cli_usage_error(const char *fmt, ...)

@@ -34,6 +34,7 @@
 #define SIGN_NONCE_MAX_LEN 64 /* pinned nonce; generated ones are 32 hex chars */
 #define SIGN_V1_SIGNATURE_LEN 28 /* base64 of 20 bytes */
 #define SIGN_V3_SIGNATURE_LEN 64 /* hex of 32 bytes */
+#define SIGN_V1_SIZE_SLACK 64    /* see sign_build_request's size query */
 
 typedef enum {
     SIGN_OK = 0,
@@ -84,9 +85,11 @@ typedef struct {
  * Build the signed request bytes into out[0..out_size).
  * On SIGN_OK, *out_len = bytes written (a NUL is appended when room allows,
  * not counted). Size query: pass out = NULL / out_size = 0, or any too-small
- * buffer -> SIGN_ERR_TOO_SMALL with *out_len = exact size needed (timestamp
- * and nonce lengths are fixed, so the size does not change between calls
- * with the same inputs). The request is signed afresh on every call.
+ * buffer -> SIGN_ERR_TOO_SMALL with *out_len = a size that suffices for a
+ * rebuild with the same inputs: exact for V3; for V1 it includes
+ * SIGN_V1_SIZE_SLACK, because the percent-encoded Base64 signature (re-made
+ * with a fresh nonce on every call) varies in length. The request is signed
+ * afresh on every call.
  */
 sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t out_size,
                                  size_t *out_len);
