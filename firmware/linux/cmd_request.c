@@ -16,7 +16,8 @@ static void request_usage(FILE *out)
 {
     fputs("usage: cdnagent request ACTION Name=Value... [--signature v1|v3] [--method GET|POST]\n"
           "       [--timestamp YYYY-MM-DDThh:mm:ssZ] [--nonce HEX] [--endpoint https://host[:port]]\n"
-          "       [--api-version V] [--access-key-id ID] [--access-key-secret SECRET] --dry-run\n"
+          "       [--api-version V] [--access-key-id ID] [--access-key-secret SECRET]\n"
+          "       [--credentials-provider static_ak] --dry-run\n"
           "Name=@file reads the value from a file. Credentials default to\n"
           "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN.\n"
           "Defaults: signature v3; method POST for v3 (as @alicloud/cdn20180510), GET for v1\n"
@@ -55,7 +56,7 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
     char *owned[SIGN_MAX_PARAMS];
     size_t nparams = 0, nowned = 0;
     const char *action = NULL, *endpoint = REQUEST_DEFAULT_ENDPOINT, *api_version = NULL;
-    const char *method_opt = NULL, *timestamp = NULL, *nonce = NULL;
+    const char *method_opt = NULL, *timestamp = NULL, *nonce = NULL, *provider = NULL;
     const char *key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
     const char *secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     const char *token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
@@ -84,7 +85,8 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
             if (strcmp(a, "--signature") == 0 || strcmp(a, "--method") == 0 ||
                 strcmp(a, "--timestamp") == 0 || strcmp(a, "--nonce") == 0 ||
                 strcmp(a, "--endpoint") == 0 || strcmp(a, "--access-key-id") == 0 ||
-                strcmp(a, "--access-key-secret") == 0 || strcmp(a, "--api-version") == 0) {
+                strcmp(a, "--access-key-secret") == 0 || strcmp(a, "--api-version") == 0 ||
+                strcmp(a, "--credentials-provider") == 0) {
                 if (i + 1 >= argc) {
                     cli_usage_error("request: %s needs a value", a);
                     goto done;
@@ -107,6 +109,7 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
                        : strcmp(a, "--endpoint") == 0        ? &endpoint
                        : strcmp(a, "--access-key-id") == 0   ? &key_id
                        : strcmp(a, "--api-version") == 0     ? &api_version
+                       : strcmp(a, "--credentials-provider") == 0 ? &provider
                                                              : &secret;
                 *slot = argv[++i];
                 continue;
@@ -201,7 +204,7 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
     {
         sign_credentials_t cr = {key_id, secret, token && token[0] ? token : NULL};
         sign_request_t req = {&cr,    host,    action, api_version, params, nparams,
-                              method, version, timestamp, nonce};
+                              method, version, timestamp, nonce, provider};
         st = sign_build_request(&req, NULL, 0, &need);
         if (st == SIGN_ERR_TOO_SMALL) {
             out = malloc(need + 1);

@@ -142,7 +142,7 @@ static void test_v3_run_instances_built(void **state)
     };
     sign_request_t r = {&cr, "ecs.cn-shanghai.aliyuncs.com", "RunInstances", "2014-05-26", q, 2,
                         SIGN_METHOD_POST, SIGN_V3, "2023-10-26T10:22:32Z",
-                        "3156853299f313e23d1673dc12e1703d"};
+                        "3156853299f313e23d1673dc12e1703d", NULL};
     (void)state;
     assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_int_equal(strlen(buf), len);
@@ -165,7 +165,7 @@ static void test_v3_sts_token(void **state)
     size_t len = 0;
     sign_credentials_t cr = {"id", "secret", "tok+en/=="};
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
-                        SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", "00ff"};
+                        SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", "00ff", NULL};
     (void)state;
     assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_non_null(strstr(buf, "\r\nx-acs-security-token: tok+en/==\r\n"));
@@ -190,7 +190,7 @@ static void test_v1_get_and_post_sts(void **state)
         P("Value", "max-age=60, public"),
     };
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "SetReqHeaderConfig", NULL, q, 3,
-                        SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "abc"};
+                        SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "abc", NULL};
     (void)state;
     assert_int_equal(sign_build_request(&r, get, sizeof get, &gl), SIGN_OK);
     r.method = SIGN_METHOD_POST;
@@ -230,7 +230,7 @@ static void test_long_value_and_size_query(void **state)
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_param_t q[2];
     sign_request_t r = {&cr, "127.0.0.1:8080", "SetDomainServerCertificate", NULL, q, 2,
-                        SIGN_METHOD_POST, SIGN_V1, "2026-01-01T00:00:00Z", "n1"};
+                        SIGN_METHOD_POST, SIGN_V1, "2026-01-01T00:00:00Z", "n1", NULL};
     (void)state;
     assert_non_null(v);
     for (size_t i = 0; i < vlen; i++)
@@ -283,7 +283,7 @@ static void test_generated_nonce_and_clock(void **state)
     int64_t now;
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
-                        SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", NULL};
+                        SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", NULL, NULL};
     (void)state;
     assert_int_equal(sign_build_request(&r, a, sizeof a, &la), SIGN_OK);
     assert_int_equal(sign_build_request(&r, b, sizeof b, &lb), SIGN_OK);
@@ -314,7 +314,7 @@ static void test_bad_input(void **state)
     sign_param_t many[SIGN_MAX_PARAMS + 1];
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
-                        SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "n"};
+                        SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "n", NULL};
     (void)state;
     r.timestamp = "2026-01-01 00:00:00Z";
     assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);

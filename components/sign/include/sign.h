@@ -79,6 +79,12 @@ typedef struct {
     sign_version_t version;
     const char *timestamp;   /* NULL -> port_wall_clock; else "YYYY-MM-DDThh:mm:ssZ" */
     const char *nonce;       /* NULL -> 128 random bits from port_random as 32 hex chars */
+    /* V3 only, optional (NULL = omit): value of the x-acs-credentials-provider
+     * header, which @alicloud/cdn20180510 5.x sends and signs ("static_ak",
+     * "static_sts"). The server does not need it; set it to reproduce the
+     * SDK's Authorization byte for byte. Added after the first commit, last
+     * so that existing initializers stay valid. */
+    const char *credentials_provider;
 } sign_request_t;
 
 /*

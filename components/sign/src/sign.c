@@ -610,6 +610,11 @@ sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t ou
         hdr[hn++] = cparam("x-acs-version", version);
         if (cr->security_token && cr->security_token[0])
             hdr[hn++] = cparam("x-acs-security-token", cr->security_token);
+        if (req->credentials_provider) {
+            if (!bounded_field(req->credentials_provider, SIGN_MAX_FIELD_LEN))
+                return SIGN_ERR_ARG;
+            hdr[hn++] = cparam("x-acs-credentials-provider", req->credentials_provider);
+        }
         st = sign_v3_signature(req->method, all, n, hdr, hn, "", 0, cr->access_key_secret, sig,
                                signed_list, sizeof signed_list);
         if (st != SIGN_OK)
