@@ -1,0 +1,98 @@
+/*
+ * cdnapi.h — CDN OpenAPI (2018-05-10) back-to-origin header operations:
+ * local validation mirroring the service's documented errors, request
+ * building through sign, transport through http, JSON results parsed with
+ * cJSON into typed results, and error classification for the retry queue.
+ *
+ * Limits: CDNAPI_MAX_HEADERS configs per list, CDNAPI_MAX_KEY_LEN /
+ * CDNAPI_MAX_VALUE_LEN per header, raw Code/Message/RequestId truncated to
+ * their buffers. Certificate operations are not implemented yet.
+ */
+#ifndef CDNAGENT_CDNAPI_H
+#define CDNAGENT_CDNAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "sign.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDNAPI_MAX_HEADERS 16u
+#define CDNAPI_MAX_KEY_LEN 64u
+#define CDNAPI_MAX_VALUE_LEN 1024u
+#define CDNAPI_MAX_DOMAIN_LEN 253u
+#define CDNAPI_MAX_CONFIG_ID_LEN 24u
+#define CDNAPI_CODE_LEN 96u
+#define CDNAPI_MESSAGE_LEN 256u
+#define CDNAPI_REQUEST_ID_LEN 64u
+
+typedef enum {
+    CDNAPI_SUCCESS = 0,
+    CDNAPI_RETRYABLE,         /* throttling, 5xx, network failures */
+    CDNAPI_CLOCK,             /* InvalidTimeStamp.Expired: fix the clock first */
+    CDNAPI_PERMANENT_INPUT,   /* request rejected (or refused locally) as invalid */
+    CDNAPI_PERMANENT_CREDENTIALS, /* signature, key id, RAM permission */
+} cdnapi_class_t;
+
+const char *cdnapi_class_str(cdnapi_class_t c);
+
+typedef struct {
+    cdnapi_class_t cls;
+    int http_status;   /* http_status_t of the transport (HTTP_OK when a reply came) */
+    int status_code;   /* HTTP status code, 0 if none */
+    char code[CDNAPI_CODE_LEN];          /* service or local error Code, "" on success */
+    char message[CDNAPI_MESSAGE_LEN];
+    char request_id[CDNAPI_REQUEST_ID_LEN];
+    bool has_server_date;
+    int64_t server_date;
+} cdnapi_result_t;
+
+typedef struct {
+    char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char value[CDNAPI_MAX_VALUE_LEN + 1];
+} cdnapi_header_t;
+
+typedef struct {
+    http_client_t *http;
+    const sign_credentials_t *credentials;
+    const char *host;        /* API host (Host header) */
+    sign_version_t signature;
+} cdnapi_t;
+
+/* Route cJSON allocations through port_malloc/port_free. Call once at start. */
+void cdnapi_init(void);
+
+/* Classify a reply (or a transport failure when http_status != HTTP_OK). */
+cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *code);
+
+/* Local validation; on failure fills res (cls PERMANENT_INPUT, Code like the
+ * service's) and returns false. */
+bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
+                            cdnapi_result_t *res);
+
+/* Parse a JSON reply: error fields into res, classification. */
+void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);
+
+/* Parse DescribeCdnDomainConfigs JSON into set_req_header entries. Returns
+ * the number found (<= max), or -1 when the JSON is malformed. */
+int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_t *out, size_t max);
+
+/* Operations. They validate first, then call; res always describes the outcome. */
+void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const char *value,
+                       const char *config_id /* NULL = add */, cdnapi_result_t *res);
+void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_id,
+                          cdnapi_result_t *res);
+int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
+                        cdnapi_result_t *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDNAGENT_CDNAPI_H */

@@ -1,0 +1,386 @@
+/* CDN OpenAPI header operations: validate, sign, send, parse, classify. */
+#include "cdnapi.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "port.h"
+
+/* Largest signed request we build: the PEM-free header calls stay small. */
+#define CDNAPI_REQUEST_MAX 4096u
+
+void cdnapi_init(void)
+{
+    cJSON_Hooks hooks;
+    hooks.malloc_fn = port_malloc;
+    hooks.free_fn = port_free;
+    cJSON_InitHooks(&hooks);
+}
+
+const char *cdnapi_class_str(cdnapi_class_t c)
+{
+    switch (c) {
+    case CDNAPI_SUCCESS: return "success";
+    case CDNAPI_RETRYABLE: return "retryable";
+    case CDNAPI_CLOCK: return "clock";
+    case CDNAPI_PERMANENT_INPUT: return "permanent-input";
+    case CDNAPI_PERMANENT_CREDENTIALS: return "permanent-credentials";
+    default: return "unknown";
+    }
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *code)
+{
+    if (http_status != HTTP_OK) {
+        /* A refused certificate or a bad argument will not heal by itself. */
+        if (http_status == HTTP_ERR_CERT_VERIFY || http_status == HTTP_ERR_ARG) {
+            return CDNAPI_PERMANENT_INPUT;
+        }
+        return CDNAPI_RETRYABLE;
+    }
+    if (code == NULL) {
+        code = "";
+    }
+    if (status_code >= 200 && status_code < 300 && code[0] == 0) {
+        return CDNAPI_SUCCESS;
+    }
+    if (starts(code, "Throttling") || strcmp(code, "ServiceUnavailable") == 0 ||
+        strcmp(code, "InternalError") == 0 || strcmp(code, "SignatureNonceUsed") == 0) {
+        return CDNAPI_RETRYABLE;
+    }
+    if (strcmp(code, "InvalidTimeStamp.Expired") == 0) {
+        return CDNAPI_CLOCK;
+    }
+    if (strcmp(code, "SignatureDoesNotMatch") == 0 || strcmp(code, "IncompleteSignature") == 0 ||
+        starts(code, "InvalidAccessKeyId") || starts(code, "Forbidden") ||
+        starts(code, "InvalidSecurityToken")) {
+        return CDNAPI_PERMANENT_CREDENTIALS;
+    }
+    if (status_code >= 500 || status_code == 0) {
+        return CDNAPI_RETRYABLE;
+    }
+    return CDNAPI_PERMANENT_INPUT;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    if (n) {
+        memcpy(dst, src, n);
+    }
+    dst[n] = 0;
+}
+
+static bool local_error(cdnapi_result_t *res, const char *code, const char *message)
+{
+    memset(res, 0, sizeof(*res));
+    res->cls = CDNAPI_PERMANENT_INPUT;
+    copy_field(res->code, sizeof(res->code), code);
+    copy_field(res->message, sizeof(res->message), message);
+    copy_field(res->request_id, sizeof(res->request_id), "local");
+    return false;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = (char)((*a >= 'A' && *a <= 'Z') ? *a + 32 : *a);
+        char y = (char)((*b >= 'A' && *b <= 'Z') ? *b + 32 : *b);
+        if (x != y) {
+            return false;
+        }
+    }
+    return *a == *b;
+}
+
+static bool iprefix(const char *s, const char *p)
+{
+    for (; *p; s++, p++) {
+        char x = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+        if (x != *p) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
+                            cdnapi_result_t *res)
+{
+    /* Hop-by-hop and framing headers the CDN owns, and vendor prefixes. */
+    static const char *const reserved[] = {"host", "content-length", "connection",
+        "transfer-encoding", "upgrade", "keep-alive", "te", "trailer", "expect", "via",
+        "x-forwarded-for", "x-real-ip", "authorization"};
+    static const char *const reserved_prefix[] = {"proxy-", "ali-", "eagleeye-", "x-cdn-",
+        "x-oss-", "x-acs-"};
+    size_t i;
+    if (domain == NULL || domain[0] == 0) {
+        return local_error(res, "MissingParameter", "DomainName is empty");
+    }
+    if (key == NULL || key[0] == 0) {
+        return local_error(res, "MissingParameter", "Key is empty");
+    }
+    if (value == NULL || value[0] == 0) {
+        return local_error(res, "MissingParameter", "Value is empty");
+    }
+    if (strlen(domain) > CDNAPI_MAX_DOMAIN_LEN) {
+        return local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
+    }
+    if (strlen(key) > CDNAPI_MAX_KEY_LEN) {
+        return local_error(res, "InvalidKey.Malformed", "header name is too long");
+    }
+    for (i = 0; key[i]; i++) {
+        if (!is_tchar((unsigned char)key[i])) {
+            return local_error(res, "InvalidKey.Malformed",
+                               "header name is not an RFC 7230 token");
+        }
+    }
+    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (ieq(key, reserved[i])) {
+            return local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
+        }
+    }
+    for (i = 0; i < sizeof(reserved_prefix) / sizeof(reserved_prefix[0]); i++) {
+        if (iprefix(key, reserved_prefix[i])) {
+            return local_error(res, "InvalidKey.Malformed",
+                               "header name uses a CDN-reserved prefix");
+        }
+    }
+    if (strlen(value) > CDNAPI_MAX_VALUE_LEN) {
+        return local_error(res, "InvalidValue.Malformed", "header value is too long");
+    }
+    for (i = 0; value[i]; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return local_error(res, "InvalidValue.Malformed",
+                               "header value contains a control character");
+        }
+    }
+    return true;
+}
+
+void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *code, *msg, *rid;
+    res->status_code = status_code;
+    res->http_status = HTTP_OK;
+    if (root == NULL || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        copy_field(res->code, sizeof(res->code), status_code >= 500 ? "HTTP5xx" : "BadResponse");
+        copy_field(res->message, sizeof(res->message), "response body is not a JSON object");
+        /* An unreadable 2xx may have been applied; the retry re-applies it,
+         * which is safe for these set/delete operations. */
+        res->cls = CDNAPI_RETRYABLE;
+        return;
+    }
+    code = cJSON_GetObjectItemCaseSensitive(root, "Code");
+    msg = cJSON_GetObjectItemCaseSensitive(root, "Message");
+    rid = cJSON_GetObjectItemCaseSensitive(root, "RequestId");
+    copy_field(res->code, sizeof(res->code), cJSON_IsString(code) ? code->valuestring : "");
+    copy_field(res->message, sizeof(res->message), cJSON_IsString(msg) ? msg->valuestring : "");
+    copy_field(res->request_id, sizeof(res->request_id),
+               cJSON_IsString(rid) ? rid->valuestring : "");
+    if (res->code[0] == 0 && (status_code < 200 || status_code >= 300)) {
+        snprintf(res->code, sizeof(res->code), "HTTP%d", status_code);
+    }
+    res->cls = cdnapi_classify(HTTP_OK, status_code, res->code);
+    cJSON_Delete(root);
+}
+
+static void id_to_text(const cJSON *id, char *out, size_t cap)
+{
+    /* ConfigId is a number in the docs and a string in the SDK model. */
+    out[0] = 0;
+    if (cJSON_IsString(id)) {
+        copy_field(out, cap, id->valuestring);
+    } else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9.0e15) {
+        snprintf(out, cap, "%.0f", id->valuedouble);
+    }
+}
+
+int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_t *out, size_t max)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    const cJSON *cfgs, *cfg;
+    int n = 0;
+    if (root == NULL) {
+        return -1;
+    }
+    cfgs = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "DomainConfigs"), "DomainConfig");
+    cJSON_ArrayForEach(cfg, cfgs)
+    {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cfg, "FunctionName");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"), "FunctionArg");
+        const cJSON *arg;
+        cdnapi_header_t h;
+        if (!cJSON_IsString(fn) || strcmp(fn->valuestring, "set_req_header") != 0) {
+            continue;
+        }
+        memset(&h, 0, sizeof(h));
+        id_to_text(cJSON_GetObjectItemCaseSensitive(cfg, "ConfigId"), h.config_id,
+                   sizeof(h.config_id));
+        cJSON_ArrayForEach(arg, args)
+        {
+            const cJSON *an = cJSON_GetObjectItemCaseSensitive(arg, "ArgName");
+            const cJSON *av = cJSON_GetObjectItemCaseSensitive(arg, "ArgValue");
+            if (!cJSON_IsString(an) || !cJSON_IsString(av)) {
+                continue;
+            }
+            if (strcmp(an->valuestring, "key") == 0) {
+                copy_field(h.key, sizeof(h.key), av->valuestring);
+            } else if (strcmp(an->valuestring, "value") == 0) {
+                copy_field(h.value, sizeof(h.value), av->valuestring);
+            } /* other args (e.g. a newer "operation") are ignored */
+        }
+        if ((size_t)n < max) {
+            out[n] = h;
+        }
+        n++;
+    }
+    cJSON_Delete(root);
+    return n > (int)max ? (int)max : n;
+}
+
+/* Sign, send, and parse the common reply fields. On success the caller may
+ * use resp->body; it must free resp in every case. */
+static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, size_t count,
+                 cdnapi_result_t *res, http_response_t *resp)
+{
+    sign_request_t req;
+    char *buf;
+    size_t len = 0;
+    sign_status_t ss;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    memset(resp, 0, sizeof(*resp));
+    memset(&req, 0, sizeof(req));
+    req.credentials = api->credentials;
+    req.host = api->host;
+    req.action = action;
+    req.params = params;
+    req.param_count = count;
+    req.method = SIGN_METHOD_POST;
+    req.version = api->signature;
+    buf = port_malloc(CDNAPI_REQUEST_MAX);
+    if (buf == NULL) {
+        res->cls = CDNAPI_RETRYABLE;
+        copy_field(res->code, sizeof(res->code), "NoMemory");
+        return false;
+    }
+    ss = sign_build_request(&req, buf, CDNAPI_REQUEST_MAX, &len);
+    if (ss != SIGN_OK) {
+        port_free(buf);
+        res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
+        copy_field(res->code, sizeof(res->code), "Local.Sign");
+        copy_field(res->message, sizeof(res->message), sign_status_str(ss));
+        return false;
+    }
+    rc = http_client_request(api->http, (const uint8_t *)buf, len, resp);
+    port_free(buf);
+    res->http_status = rc;
+    if (rc != HTTP_OK) {
+        res->cls = cdnapi_classify(rc, 0, NULL);
+        snprintf(res->code, sizeof(res->code), "Transport.%s", http_err_str(rc));
+        copy_field(res->message, sizeof(res->message), "no complete response from the API");
+        return false;
+    }
+    res->has_server_date = resp->has_date;
+    res->server_date = resp->server_date;
+    cdnapi_parse_reply(resp->status_code, (const char *)resp->body, resp->body_len, res);
+    return res->cls == CDNAPI_SUCCESS;
+}
+
+static sign_param_t param(const char *name, const char *value)
+{
+    sign_param_t p;
+    p.name = name;
+    p.name_len = strlen(name);
+    p.value = value;
+    p.value_len = strlen(value);
+    return p;
+}
+
+void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const char *value,
+                       const char *config_id, cdnapi_result_t *res)
+{
+    sign_param_t p[4];
+    size_t n = 0;
+    http_response_t resp;
+    if (!cdnapi_validate_header(domain, key, value, res)) {
+        return;
+    }
+    p[n++] = param("DomainName", domain);
+    p[n++] = param("Key", key);
+    p[n++] = param("Value", value);
+    if (config_id != NULL && config_id[0] != 0) {
+        p[n++] = param("ConfigId", config_id);
+    }
+    (void)call(api, "SetReqHeaderConfig", p, n, res, &resp);
+    http_response_free(&resp);
+}
+
+void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_id,
+                          cdnapi_result_t *res)
+{
+    sign_param_t p[3];
+    http_response_t resp;
+    size_t i;
+    if (domain == NULL || domain[0] == 0 || config_id == NULL || config_id[0] == 0) {
+        local_error(res, "MissingParameter", "DomainName and ConfigId are required");
+        return;
+    }
+    for (i = 0; config_id[i]; i++) {
+        if (!(config_id[i] >= '0' && config_id[i] <= '9') || i >= CDNAPI_MAX_CONFIG_ID_LEN) {
+            local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+            return;
+        }
+    }
+    p[0] = param("DomainName", domain);
+    p[1] = param("ConfigId", config_id);
+    p[2] = param("FunctionName", "set_req_header");
+    (void)call(api, "DeleteSpecificConfig", p, 3, res, &resp);
+    http_response_free(&resp);
+}
+
+int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
+                        cdnapi_result_t *res)
+{
+    sign_param_t p[2];
+    http_response_t resp;
+    int n = -1;
+    if (domain == NULL || domain[0] == 0) {
+        local_error(res, "MissingParameter", "DomainName is empty");
+        return -1;
+    }
+    p[0] = param("DomainName", domain);
+    p[1] = param("FunctionNames", "set_req_header");
+    if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp)) {
+        n = cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, out, max);
+        if (n < 0) {
+            res->cls = CDNAPI_RETRYABLE;
+            copy_field(res->code, sizeof(res->code), "BadResponse");
+        }
+    }
+    http_response_free(&resp);
+    return n;
+}

@@ -1,0 +1,201 @@
+/* Unit tests of components/cdnapi: validation, classification, parsing, and
+ * one signed call over a scripted transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cdnapi.h"
+
+static void test_validate_header(void **state)
+{
+    cdnapi_result_t r;
+    (void)state;
+    assert_true(cdnapi_validate_header("cdn.example.com", "X-Origin-Tag", "edge 1", &r));
+    assert_false(cdnapi_validate_header("", "X-A", "v", &r));
+    assert_string_equal(r.code, "MissingParameter");
+    assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
+    assert_false(cdnapi_validate_header("d", "", "v", &r));
+    assert_string_equal(r.code, "MissingParameter");
+    assert_false(cdnapi_validate_header("d", "X-A", "", &r));
+    assert_string_equal(r.code, "MissingParameter");
+    assert_false(cdnapi_validate_header("d", "X A", "v", &r));
+    assert_string_equal(r.code, "InvalidKey.Malformed");
+    assert_false(cdnapi_validate_header("d", "X:A", "v", &r));
+    assert_string_equal(r.code, "InvalidKey.Malformed");
+    assert_false(cdnapi_validate_header("d", "Connection", "v", &r));
+    assert_string_equal(r.code, "InvalidKey.Malformed");
+    assert_false(cdnapi_validate_header("d", "TRANSFER-ENCODING", "v", &r));
+    assert_false(cdnapi_validate_header("d", "Ali-Swift", "v", &r));
+    assert_false(cdnapi_validate_header("d", "proxy-authorization", "v", &r));
+    assert_false(cdnapi_validate_header("d", "X-A", "a\r\nInjected: 1", &r));
+    assert_string_equal(r.code, "InvalidValue.Malformed");
+    assert_false(cdnapi_validate_header("d", "X-A", "a\x7f", &r));
+    assert_true(cdnapi_validate_header("d", "X-A", "tab\tok", &r));
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    assert_int_equal(cdnapi_classify(HTTP_OK, 200, ""), CDNAPI_SUCCESS);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 400, "Throttling.User"), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 503, "ServiceUnavailable"), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 500, "InternalError"), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 502, "HTTP502"), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 400, "InvalidTimeStamp.Expired"), CDNAPI_CLOCK);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 403, "SignatureDoesNotMatch"),
+                     CDNAPI_PERMANENT_CREDENTIALS);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 404, "InvalidAccessKeyId.NotFound"),
+                     CDNAPI_PERMANENT_CREDENTIALS);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 403, "Forbidden.RAM"), CDNAPI_PERMANENT_CREDENTIALS);
+    assert_int_equal(cdnapi_classify(HTTP_OK, 400, "InvalidKey.Malformed"), CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(cdnapi_classify(HTTP_ERR_TIMEOUT, 0, NULL), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_ERR_RESET, 0, NULL), CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_classify(HTTP_ERR_CERT_VERIFY, 0, NULL), CDNAPI_PERMANENT_INPUT);
+}
+
+static void test_parse_reply(void **state)
+{
+    static const char err[] =
+        "{\"RequestId\":\"R-1\",\"Code\":\"Throttling\",\"Message\":\"slow down\"}";
+    cdnapi_result_t r;
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    cdnapi_parse_reply(400, err, strlen(err), &r);
+    assert_int_equal(r.cls, CDNAPI_RETRYABLE);
+    assert_string_equal(r.code, "Throttling");
+    assert_string_equal(r.message, "slow down");
+    assert_string_equal(r.request_id, "R-1");
+    memset(&r, 0, sizeof(r));
+    cdnapi_parse_reply(200, "{\"RequestId\":\"R-2\"}", 19, &r);
+    assert_int_equal(r.cls, CDNAPI_SUCCESS);
+    memset(&r, 0, sizeof(r));
+    cdnapi_parse_reply(200, "<html>", 6, &r);
+    assert_int_equal(r.cls, CDNAPI_RETRYABLE);
+}
+
+static void test_parse_header_configs(void **state)
+{
+    static const char body[] =
+        "{\"RequestId\":\"x\",\"DomainConfigs\":{\"DomainConfig\":["
+        "{\"ConfigId\":5001,\"FunctionName\":\"set_req_header\",\"Status\":\"success\","
+        "\"FunctionArgs\":{\"FunctionArg\":[{\"ArgName\":\"key\",\"ArgValue\":\"X-A\"},"
+        "{\"ArgName\":\"value\",\"ArgValue\":\"1\"},{\"ArgName\":\"extra\",\"ArgValue\":\"z\"}]}},"
+        "{\"ConfigId\":\"7002\",\"FunctionName\":\"set_req_header\","
+        "\"FunctionArgs\":{\"FunctionArg\":[{\"ArgName\":\"value\",\"ArgValue\":\"two\"},"
+        "{\"ArgName\":\"key\",\"ArgValue\":\"X-B\"}]}},"
+        "{\"ConfigId\":9,\"FunctionName\":\"https_force\",\"FunctionArgs\":{}}]}}";
+    cdnapi_header_t h[4];
+    (void)state;
+    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), h, 4), 2);
+    assert_string_equal(h[0].config_id, "5001");
+    assert_string_equal(h[0].key, "X-A");
+    assert_string_equal(h[0].value, "1");
+    assert_string_equal(h[1].config_id, "7002");
+    assert_string_equal(h[1].key, "X-B");
+    assert_string_equal(h[1].value, "two");
+    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), h, 1), 1);
+    assert_int_equal(cdnapi_parse_header_configs("{", 1, h, 4), -1);
+}
+
+/* Scripted transport: captures the request, returns one canned reply. */
+static char sent[4096];
+static size_t sent_len;
+static const char *reply;
+static size_t reply_off;
+
+static int t_connect(void *c, uint32_t t)
+{
+    (void)c;
+    (void)t;
+    return HTTP_OK;
+}
+static int t_send(void *c, const uint8_t *b, size_t n, uint32_t t)
+{
+    (void)c;
+    (void)t;
+    if (sent_len + n < sizeof(sent)) {
+        memcpy(sent + sent_len, b, n);
+        sent_len += n;
+    }
+    return (int)n;
+}
+static int t_recv(void *c, uint8_t *b, size_t n, uint32_t t)
+{
+    size_t left = strlen(reply) - reply_off;
+    (void)c;
+    (void)t;
+    if (left == 0) {
+        return HTTP_ERR_CLOSED;
+    }
+    if (n > left) {
+        n = left;
+    }
+    memcpy(b, reply + reply_off, n);
+    reply_off += n;
+    return (int)n;
+}
+static void t_close(void *c)
+{
+    (void)c;
+}
+
+static void test_set_header_call(void **state)
+{
+    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    sign_credentials_t cred = {"testid", "testsecret", NULL};
+    http_client_t http;
+    cdnapi_t api;
+    cdnapi_result_t r;
+    (void)state;
+    http_client_init(&http, &tr, NULL);
+    api.http = &http;
+    api.credentials = &cred;
+    api.host = "cdn.aliyuncs.com";
+    api.signature = SIGN_V3;
+
+    sent_len = 0;
+    reply_off = 0;
+    reply = "HTTP/1.1 200 OK\r\nDate: Tue, 24 Nov 2026 10:30:00 GMT\r\nContent-Length: 18\r\n\r\n"
+            "{\"RequestId\":\"OK\"}";
+    cdnapi_set_header(&api, "cdn.example.com", "X-A", "v 1", "42", &r);
+    assert_int_equal(r.cls, CDNAPI_SUCCESS);
+    assert_string_equal(r.request_id, "OK");
+    assert_true(r.has_server_date);
+    assert_int_equal(r.server_date, 1795516200);
+    sent[sent_len] = 0;
+    assert_non_null(strstr(sent, "SetReqHeaderConfig"));
+    assert_non_null(strstr(sent, "ConfigId=42"));
+    assert_null(strstr(sent, "testsecret"));
+
+    /* Local validation refuses before anything is sent. */
+    sent_len = 0;
+    cdnapi_set_header(&api, "cdn.example.com", "Host", "x", NULL, &r);
+    assert_string_equal(r.code, "InvalidKey.Malformed");
+    assert_int_equal(sent_len, 0);
+
+    sent_len = 0;
+    reply_off = 0;
+    reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 76\r\n\r\n"
+            "{\"RequestId\":\"E\",\"Code\":\"InvalidTimeStamp.Expired\",\"Message\":\"clock skew\"}  ";
+    cdnapi_delete_header(&api, "cdn.example.com", "42", &r);
+    assert_int_equal(r.cls, CDNAPI_CLOCK);
+    assert_string_equal(r.code, "InvalidTimeStamp.Expired");
+    cdnapi_delete_header(&api, "cdn.example.com", "4x", &r);
+    assert_string_equal(r.code, "InvalidParameter");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_header),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_parse_reply),
+        cmocka_unit_test(test_parse_header_configs),
+        cmocka_unit_test(test_set_header_call),
+    };
+    cdnapi_init();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
