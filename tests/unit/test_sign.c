@@ -169,7 +169,9 @@ static void test_v3_sts_token(void **state)
     (void)state;
     assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_non_null(strstr(buf, "\r\nx-acs-security-token: tok+en/==\r\n"));
+    assert_non_null(strstr(buf, "SignedHeaders=host;x-acs-accesskey-id;x-acs-action;"));
     assert_non_null(strstr(buf, "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,"));
+    assert_non_null(strstr(buf, "\r\nx-acs-accesskey-id: id\r\n"));
     assert_non_null(strstr(buf, "\r\nx-acs-version: 2018-05-10\r\n"));
 }
 

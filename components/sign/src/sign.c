@@ -15,7 +15,7 @@
 
 #define SIGN_COMMON_MAX 10 /* V1 common parameters incl. SecurityToken */
 #define SIGN_ALL_MAX (SIGN_MAX_PARAMS + SIGN_COMMON_MAX)
-#define SIGN_V3_HEADERS_MAX 8
+#define SIGN_V3_HEADERS_MAX 10
 
 static const char sign_hex_upper[] = "0123456789ABCDEF";
 static const char sign_hex_lower[] = "0123456789abcdef";
@@ -596,7 +596,7 @@ sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t ou
     } else {
         char sig[SIGN_V3_SIGNATURE_LEN + 1];
         char empty_sha[65];
-        char signed_list[160];
+        char signed_list[256];
         sign_param_t hdr[SIGN_V3_HEADERS_MAX];
         size_t hn = 0;
         st = sha256_hex("", 0, empty_sha);
@@ -608,8 +608,11 @@ sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t ou
         hdr[hn++] = cparam("x-acs-date", timestamp);
         hdr[hn++] = cparam("x-acs-signature-nonce", nonce);
         hdr[hn++] = cparam("x-acs-version", version);
-        if (cr->security_token && cr->security_token[0])
+        if (cr->security_token && cr->security_token[0]) {
+            /* with STS the SDK also sends and signs the key id as a header */
+            hdr[hn++] = cparam("x-acs-accesskey-id", cr->access_key_id);
             hdr[hn++] = cparam("x-acs-security-token", cr->security_token);
+        }
         if (req->credentials_provider) {
             if (!bounded_field(req->credentials_provider, SIGN_MAX_FIELD_LEN))
                 return SIGN_ERR_ARG;
