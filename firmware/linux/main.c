@@ -17,6 +17,7 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "print the version"},
     {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
+    {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers)"},
 };
 
 int cli_usage_error(const char *fmt, ...)

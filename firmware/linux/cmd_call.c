@@ -1,0 +1,240 @@
+/* `cdnagent call ...`: one CDN OpenAPI operation over verified HTTPS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "cdnapi.h"
+#include "cli.h"
+#include "http.h"
+#include "port.h"
+
+#define CALL_DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
+#define CALL_DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
+#define CALL_MAX_CA_BYTES (512u * 1024u)
+#define CALL_MAX_POSITIONAL 4
+
+static const char CALL_USAGE[] =
+    "usage: cdnagent call set-header DOMAIN KEY VALUE [--config-id N] | delete-header DOMAIN "
+    "CONFIG_ID | list-headers DOMAIN [--json]  [--endpoint URL] [--ca-file F] [--insecure] "
+    "[--signature v1|v3] [--timeout-ms N]";
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    size_t n;
+    if (f == NULL) {
+        return NULL;
+    }
+    buf = malloc(CALL_MAX_CA_BYTES + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return NULL;
+    }
+    n = fread(buf, 1, CALL_MAX_CA_BYTES, f);
+    fclose(f);
+    buf[n] = 0;
+    *len = n + 1;
+    return buf;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+        } else if (c < 0x20) {
+            printf("\\u%04x", c);
+        } else {
+            putchar(c);
+        }
+    }
+    putchar('"');
+}
+
+int cmd_call(int argc, char **argv, const cli_globals_t *g)
+{
+    const char *pos[CALL_MAX_POSITIONAL];
+    const char *endpoint = CALL_DEFAULT_ENDPOINT, *ca_file = CALL_DEFAULT_CA, *config_id = NULL;
+    bool insecure = false, json = false;
+    sign_version_t sigver = SIGN_V3;
+    int npos = 0, i, rc = CLI_EXIT_FAILED;
+    char host[HTTP_MAX_HOST_LEN + 1], hostport[HTTP_MAX_HOST_LEN + 8];
+    unsigned port = 443;
+    const char *p, *op;
+    sign_credentials_t cred;
+    http_tls_options_t to;
+    http_tcp_t tcp;
+    http_tls_t *tls = NULL;
+    http_transport_t tr;
+    http_client_t http;
+    cdnapi_t api;
+    cdnapi_result_t res;
+    uint8_t *ca = NULL;
+    size_t ca_len = 0;
+    bool tls_on;
+    http_limits_t limits = {HTTP_DEFAULT_MAX_HEADER_BYTES, HTTP_DEFAULT_MAX_BODY_BYTES,
+                            HTTP_DEFAULT_TIMEOUT_MS};
+
+    (void)g;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (strcmp(a, "--endpoint") == 0 && has_val) {
+            endpoint = argv[++i];
+        } else if (strcmp(a, "--ca-file") == 0 && has_val) {
+            ca_file = argv[++i];
+        } else if (strcmp(a, "--config-id") == 0 && has_val) {
+            config_id = argv[++i];
+        } else if (strcmp(a, "--signature") == 0 && has_val) {
+            const char *v = argv[++i];
+            if (strcmp(v, "v1") == 0) {
+                sigver = SIGN_V1;
+            } else if (strcmp(v, "v3") == 0) {
+                sigver = SIGN_V3;
+            } else {
+                return cli_usage_error("--signature must be v1 or v3");
+            }
+        } else if (strcmp(a, "--timeout-ms") == 0 && has_val) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end != 0 || v == 0 || v > 600000) {
+                return cli_usage_error("--timeout-ms must be 1..600000");
+            }
+            limits.timeout_ms = (uint32_t)v;
+        } else if (strcmp(a, "--insecure") == 0) {
+            insecure = true;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return cli_usage_error("unknown or incomplete option %s\n%s", a, CALL_USAGE);
+        } else if (npos < CALL_MAX_POSITIONAL) {
+            pos[npos++] = a;
+        } else {
+            return cli_usage_error("too many arguments\n%s", CALL_USAGE);
+        }
+    }
+    if (npos < 1) {
+        return cli_usage_error("%s", CALL_USAGE);
+    }
+    op = pos[0];
+    if (!((strcmp(op, "set-header") == 0 && npos == 4) ||
+          (strcmp(op, "delete-header") == 0 && npos == 3) ||
+          (strcmp(op, "list-headers") == 0 && npos == 2))) {
+        return cli_usage_error("bad or incomplete operation '%s'\n%s", op, CALL_USAGE);
+    }
+    if (strncmp(endpoint, "https://", 8) == 0) {
+        tls_on = true;
+        p = endpoint + 8;
+    } else if (strncmp(endpoint, "http://", 7) == 0) {
+        tls_on = false;
+        p = endpoint + 7;
+        port = 80;
+    } else {
+        return cli_usage_error("--endpoint must start with https:// or http://");
+    }
+    {
+        size_t hl = strcspn(p, ":/");
+        if (hl == 0 || hl > HTTP_MAX_HOST_LEN) {
+            return cli_usage_error("bad --endpoint host");
+        }
+        memcpy(host, p, hl);
+        host[hl] = 0;
+        if (p[hl] == ':') {
+            char *end;
+            unsigned long v = strtoul(p + hl + 1, &end, 10);
+            if (v == 0 || v > 65535 || (*end != 0 && *end != '/')) {
+                return cli_usage_error("bad --endpoint port");
+            }
+            port = (unsigned)v;
+            snprintf(hostport, sizeof(hostport), "%s:%u", host, port);
+        } else {
+            snprintf(hostport, sizeof(hostport), "%s", host);
+        }
+    }
+    cred.access_key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+    cred.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    cred.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+    if (cred.access_key_id == NULL || cred.access_key_secret == NULL ||
+        cred.access_key_id[0] == 0 || cred.access_key_secret[0] == 0) {
+        return cli_usage_error("set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    }
+
+    if (tls_on) {
+        if (insecure) {
+            fprintf(stderr, "cdnagent: WARNING: --insecure: the server certificate is NOT "
+                            "verified; anyone on the path can read and change this call\n");
+        } else {
+            ca = read_file(ca_file, &ca_len);
+            if (ca == NULL) {
+                return cli_usage_error("cannot read CA file %s", ca_file);
+            }
+        }
+        memset(&to, 0, sizeof(to));
+        to.host = host;
+        to.port = (uint16_t)port;
+        to.ca_pem = ca;
+        to.ca_pem_len = ca_len;
+        to.insecure_no_verify = insecure;
+        if (http_tls_new(&tls, &to, &tr) != HTTP_OK) {
+            free(ca);
+            return cli_usage_error("CA file %s holds no usable PEM certificate", ca_file);
+        }
+        free(ca);
+    } else if (http_tcp_transport(&tr, &tcp, host, (uint16_t)port) != HTTP_OK) {
+        return cli_usage_error("bad --endpoint host");
+    }
+    cdnapi_init();
+    http_client_init(&http, &tr, &limits);
+    api.http = &http;
+    api.credentials = &cred;
+    api.host = hostport;
+    api.signature = sigver;
+
+    if (strcmp(op, "set-header") == 0) {
+        cdnapi_set_header(&api, pos[1], pos[2], pos[3], config_id, &res);
+    } else if (strcmp(op, "delete-header") == 0) {
+        cdnapi_delete_header(&api, pos[1], pos[2], &res);
+    } else {
+        cdnapi_header_t h[CDNAPI_MAX_HEADERS];
+        int n = cdnapi_list_headers(&api, pos[1], h, CDNAPI_MAX_HEADERS, &res);
+        if (n >= 0) {
+            if (json) {
+                fputs("[", stdout);
+            }
+            for (i = 0; i < n; i++) {
+                if (json) {
+                    fputs(i ? ",{\"ConfigId\":" : "{\"ConfigId\":", stdout);
+                    json_str(h[i].config_id);
+                    fputs(",\"Key\":", stdout);
+                    json_str(h[i].key);
+                    fputs(",\"Value\":", stdout);
+                    json_str(h[i].value);
+                    fputs("}", stdout);
+                } else {
+                    printf("%s\t%s\t%s\n", h[i].config_id, h[i].key, h[i].value);
+                }
+            }
+            if (json) {
+                fputs("]\n", stdout);
+            }
+        }
+    }
+    http_client_close(&http);
+    http_tls_free(tls);
+    if (res.cls == CDNAPI_SUCCESS) {
+        if (strcmp(op, "list-headers") != 0) {
+            printf("ok (RequestId %s)\n", res.request_id);
+        }
+        rc = CLI_EXIT_OK;
+    } else {
+        fprintf(stderr, "error: %s: %s (RequestId %s) [%s]\n", res.code, res.message,
+                res.request_id[0] ? res.request_id : "-", cdnapi_class_str(res.cls));
+        rc = strcmp(res.request_id, "local") == 0 ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+    }
+    return rc;
+}
