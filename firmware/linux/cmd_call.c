@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -17,7 +18,8 @@
 
 static const char CALL_USAGE[] =
     "usage: cdnagent call set-header DOMAIN KEY VALUE [--config-id N] | delete-header DOMAIN "
-    "CONFIG_ID | list-headers DOMAIN [--json]  [--endpoint URL] [--ca-file F] [--insecure] "
+    "CONFIG_ID | list-headers DOMAIN [--json] | set-cert DOMAIN --cert F --key F [--name N] "
+    "[--force] | cert-off DOMAIN  [--endpoint URL] [--ca-file F] [--insecure] "
     "[--signature v1|v3] [--timeout-ms N]";
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -60,7 +62,8 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
 {
     const char *pos[CALL_MAX_POSITIONAL];
     const char *endpoint = CALL_DEFAULT_ENDPOINT, *ca_file = CALL_DEFAULT_CA, *config_id = NULL;
-    bool insecure = false, json = false;
+    const char *cert_file = NULL, *key_file = NULL, *cert_name = NULL;
+    bool insecure = false, json = false, force = false;
     sign_version_t sigver = SIGN_V3;
     int npos = 0, i, rc = CLI_EXIT_FAILED;
     char host[HTTP_MAX_HOST_LEN + 1], hostport[HTTP_MAX_HOST_LEN + 8];
@@ -88,6 +91,14 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
             endpoint = argv[++i];
         } else if (strcmp(a, "--ca-file") == 0 && has_val) {
             ca_file = argv[++i];
+        } else if (strcmp(a, "--cert") == 0 && has_val) {
+            cert_file = argv[++i];
+        } else if (strcmp(a, "--key") == 0 && has_val) {
+            key_file = argv[++i];
+        } else if (strcmp(a, "--name") == 0 && has_val) {
+            cert_name = argv[++i];
+        } else if (strcmp(a, "--force") == 0) {
+            force = true;
         } else if (strcmp(a, "--config-id") == 0 && has_val) {
             config_id = argv[++i];
         } else if (strcmp(a, "--signature") == 0 && has_val) {
@@ -124,7 +135,9 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     op = pos[0];
     if (!((strcmp(op, "set-header") == 0 && npos == 4) ||
           (strcmp(op, "delete-header") == 0 && npos == 3) ||
-          (strcmp(op, "list-headers") == 0 && npos == 2))) {
+          (strcmp(op, "list-headers") == 0 && npos == 2) ||
+          (strcmp(op, "set-cert") == 0 && npos == 2 && cert_file && key_file) ||
+          (strcmp(op, "cert-off") == 0 && npos == 2))) {
         return cli_usage_error("bad or incomplete operation '%s'\n%s", op, CALL_USAGE);
     }
     if (strncmp(endpoint, "https://", 8) == 0) {
@@ -199,6 +212,26 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         cdnapi_set_header(&api, pos[1], pos[2], pos[3], config_id, &res);
     } else if (strcmp(op, "delete-header") == 0) {
         cdnapi_delete_header(&api, pos[1], pos[2], &res);
+    } else if (strcmp(op, "set-cert") == 0) {
+        size_t cl = 0, kl = 0;
+        uint8_t *cert = read_file(cert_file, &cl), *key = read_file(key_file, &kl);
+        if (cert == NULL || key == NULL || cl > CDNAPI_MAX_PEM_LEN || kl > CDNAPI_MAX_PEM_LEN) {
+            if (key != NULL) {
+                mbedtls_platform_zeroize(key, kl);
+            }
+            free(cert);
+            free(key);
+            http_tls_free(tls);
+            return cli_usage_error("cannot read --cert/--key (or larger than %u bytes)",
+                                   (unsigned)CDNAPI_MAX_PEM_LEN);
+        }
+        cdnapi_set_cert(&api, pos[1], cert_name, (const char *)cert, (const char *)key, force,
+                        (int64_t)time(NULL), &res);
+        mbedtls_platform_zeroize(key, kl); /* the private key must not linger */
+        free(cert);
+        free(key);
+    } else if (strcmp(op, "cert-off") == 0) {
+        cdnapi_cert_off(&api, pos[1], &res);
     } else {
         cdnapi_header_t h[CDNAPI_MAX_HEADERS];
         int n = cdnapi_list_headers(&api, pos[1], h, CDNAPI_MAX_HEADERS, &res);

@@ -6,7 +6,7 @@
  *
  * Limits: CDNAPI_MAX_HEADERS configs per list, CDNAPI_MAX_KEY_LEN /
  * CDNAPI_MAX_VALUE_LEN per header, raw Code/Message/RequestId truncated to
- * their buffers. Certificate operations are not implemented yet.
+ * their buffers. Certificates: PEMs up to CDNAPI_MAX_PEM_LEN each.
  */
 #ifndef CDNAGENT_CDNAPI_H
 #define CDNAGENT_CDNAPI_H
@@ -27,6 +27,7 @@ extern "C" {
 #define CDNAPI_MAX_VALUE_LEN 1024u
 #define CDNAPI_MAX_DOMAIN_LEN 253u
 #define CDNAPI_MAX_CONFIG_ID_LEN 24u
+#define CDNAPI_MAX_PEM_LEN (12u * 1024u)
 #define CDNAPI_CODE_LEN 96u
 #define CDNAPI_MESSAGE_LEN 256u
 #define CDNAPI_REQUEST_ID_LEN 64u
@@ -76,6 +77,14 @@ cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *cod
 bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
                             cdnapi_result_t *res);
 
+/* Local certificate checks before SetDomainServerCertificate: PEM parses
+ * (Certificate.FormatError), key parses and matches (Certificate.MissMatch),
+ * and, beyond what the service checks, not expired at now_utc
+ * (Certificate.Expired) and covering domain by SAN or CN, wildcards
+ * matching one label (Certificate.DomainMismatch). PEMs NUL-terminated. */
+bool cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *key_pem,
+                          int64_t now_utc, cdnapi_result_t *res);
+
 /* Parse a JSON reply: error fields into res, classification. */
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);
 
@@ -90,6 +99,13 @@ void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_
                           cdnapi_result_t *res);
 int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
                         cdnapi_result_t *res);
+
+/* SetDomainServerCertificate on (upload PEMs, validated first unless force
+ * skips the expiry/domain checks) or off. */
+void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
+                     const char *cert_pem, const char *key_pem, bool force, int64_t now_utc,
+                     cdnapi_result_t *res);
+void cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "cdnapi_internal.h"
 #include "port.h"
 
-/* Largest signed request we build: the PEM-free header calls stay small. */
-#define CDNAPI_REQUEST_MAX 4096u
+/* Largest signed request: two percent-encoded PEMs (x3 worst case) plus
+ * headers; the buffer is sized exactly per request, up to this bound. */
+#define CDNAPI_REQUEST_MAX (6u * CDNAPI_MAX_PEM_LEN + 4096u)
 
 void cdnapi_init(void)
 {
@@ -81,7 +83,7 @@ static void copy_field(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
-static bool local_error(cdnapi_result_t *res, const char *code, const char *message)
+bool cdnapi_local_error(cdnapi_result_t *res, const char *code, const char *message)
 {
     memset(res, 0, sizeof(*res));
     res->cls = CDNAPI_PERMANENT_INPUT;
@@ -131,44 +133,44 @@ bool cdnapi_validate_header(const char *domain, const char *key, const char *val
         "x-oss-", "x-acs-"};
     size_t i;
     if (domain == NULL || domain[0] == 0) {
-        return local_error(res, "MissingParameter", "DomainName is empty");
+        return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
     }
     if (key == NULL || key[0] == 0) {
-        return local_error(res, "MissingParameter", "Key is empty");
+        return cdnapi_local_error(res, "MissingParameter", "Key is empty");
     }
     if (value == NULL || value[0] == 0) {
-        return local_error(res, "MissingParameter", "Value is empty");
+        return cdnapi_local_error(res, "MissingParameter", "Value is empty");
     }
     if (strlen(domain) > CDNAPI_MAX_DOMAIN_LEN) {
-        return local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
+        return cdnapi_local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
     }
     if (strlen(key) > CDNAPI_MAX_KEY_LEN) {
-        return local_error(res, "InvalidKey.Malformed", "header name is too long");
+        return cdnapi_local_error(res, "InvalidKey.Malformed", "header name is too long");
     }
     for (i = 0; key[i]; i++) {
         if (!is_tchar((unsigned char)key[i])) {
-            return local_error(res, "InvalidKey.Malformed",
+            return cdnapi_local_error(res, "InvalidKey.Malformed",
                                "header name is not an RFC 7230 token");
         }
     }
     for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         if (ieq(key, reserved[i])) {
-            return local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
+            return cdnapi_local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
         }
     }
     for (i = 0; i < sizeof(reserved_prefix) / sizeof(reserved_prefix[0]); i++) {
         if (iprefix(key, reserved_prefix[i])) {
-            return local_error(res, "InvalidKey.Malformed",
+            return cdnapi_local_error(res, "InvalidKey.Malformed",
                                "header name uses a CDN-reserved prefix");
         }
     }
     if (strlen(value) > CDNAPI_MAX_VALUE_LEN) {
-        return local_error(res, "InvalidValue.Malformed", "header value is too long");
+        return cdnapi_local_error(res, "InvalidValue.Malformed", "header value is too long");
     }
     for (i = 0; value[i]; i++) {
         unsigned char c = (unsigned char)value[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            return local_error(res, "InvalidValue.Malformed",
+            return cdnapi_local_error(res, "InvalidValue.Malformed",
                                "header value contains a control character");
         }
     }
@@ -281,13 +283,21 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.param_count = count;
     req.method = SIGN_METHOD_POST;
     req.version = api->signature;
-    buf = port_malloc(CDNAPI_REQUEST_MAX);
+    ss = sign_build_request(&req, NULL, 0, &len);
+    if (ss != SIGN_ERR_TOO_SMALL || len + 1 > CDNAPI_REQUEST_MAX) {
+        res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
+        copy_field(res->code, sizeof(res->code), "Local.Sign");
+        copy_field(res->message, sizeof(res->message),
+                   ss == SIGN_ERR_TOO_SMALL ? "request larger than the limit" : sign_status_str(ss));
+        return false;
+    }
+    buf = port_malloc(len + 1);
     if (buf == NULL) {
         res->cls = CDNAPI_RETRYABLE;
         copy_field(res->code, sizeof(res->code), "NoMemory");
         return false;
     }
-    ss = sign_build_request(&req, buf, CDNAPI_REQUEST_MAX, &len);
+    ss = sign_build_request(&req, buf, len + 1, &len);
     if (ss != SIGN_OK) {
         port_free(buf);
         res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
@@ -310,7 +320,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     return res->cls == CDNAPI_SUCCESS;
 }
 
-static sign_param_t param(const char *name, const char *value)
+sign_param_t cdnapi_param(const char *name, const char *value)
 {
     sign_param_t p;
     p.name = name;
@@ -329,11 +339,11 @@ void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const
     if (!cdnapi_validate_header(domain, key, value, res)) {
         return;
     }
-    p[n++] = param("DomainName", domain);
-    p[n++] = param("Key", key);
-    p[n++] = param("Value", value);
+    p[n++] = cdnapi_param("DomainName", domain);
+    p[n++] = cdnapi_param("Key", key);
+    p[n++] = cdnapi_param("Value", value);
     if (config_id != NULL && config_id[0] != 0) {
-        p[n++] = param("ConfigId", config_id);
+        p[n++] = cdnapi_param("ConfigId", config_id);
     }
     (void)call(api, "SetReqHeaderConfig", p, n, res, &resp);
     http_response_free(&resp);
@@ -346,18 +356,18 @@ void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_
     http_response_t resp;
     size_t i;
     if (domain == NULL || domain[0] == 0 || config_id == NULL || config_id[0] == 0) {
-        local_error(res, "MissingParameter", "DomainName and ConfigId are required");
+        cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
         return;
     }
     for (i = 0; config_id[i]; i++) {
         if (!(config_id[i] >= '0' && config_id[i] <= '9') || i >= CDNAPI_MAX_CONFIG_ID_LEN) {
-            local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+            cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
             return;
         }
     }
-    p[0] = param("DomainName", domain);
-    p[1] = param("ConfigId", config_id);
-    p[2] = param("FunctionName", "set_req_header");
+    p[0] = cdnapi_param("DomainName", domain);
+    p[1] = cdnapi_param("ConfigId", config_id);
+    p[2] = cdnapi_param("FunctionName", "set_req_header");
     (void)call(api, "DeleteSpecificConfig", p, 3, res, &resp);
     http_response_free(&resp);
 }
@@ -369,11 +379,11 @@ int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out,
     http_response_t resp;
     int n = -1;
     if (domain == NULL || domain[0] == 0) {
-        local_error(res, "MissingParameter", "DomainName is empty");
+        cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
         return -1;
     }
-    p[0] = param("DomainName", domain);
-    p[1] = param("FunctionNames", "set_req_header");
+    p[0] = cdnapi_param("DomainName", domain);
+    p[1] = cdnapi_param("FunctionNames", "set_req_header");
     if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp)) {
         n = cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, out, max);
         if (n < 0) {
@@ -383,4 +393,12 @@ int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out,
     }
     http_response_free(&resp);
     return n;
+}
+
+void cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *params,
+                        size_t count, cdnapi_result_t *res)
+{
+    http_response_t resp;
+    (void)call(api, action, params, count, res, &resp);
+    http_response_free(&resp);
 }
