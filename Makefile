@@ -91,7 +91,9 @@ unit-tests: $(UNIT_BINS)
 # the third-party libraries are needed for that, so they are exposed through
 # a directory of links instead of the whole host include tree.
 CROSS_INC := $(BUILD)/cross-include
-CROSS_CFLAGS := -std=c11 -pedantic-errors $(WARN) -mcpu=cortex-m4 -mthumb -Os \
+# Debian's mbedTLS config enables MBEDTLS_THREADING_PTHREAD, so ssl.h/x509_crt.h
+# need pthread_mutex_t; newlib declares it only under _POSIX_THREADS.
+CROSS_CFLAGS := -std=c11 -pedantic-errors $(WARN) -mcpu=cortex-m4 -mthumb -Os -D_POSIX_THREADS \
                 -ffunction-sections -fdata-sections -Iport $(addprefix -I,$(wildcard components/*/include)) \
                 -I$(CROSS_INC)
 CM4_OBJS := $(call objs,cm4,$(COMP_SRCS))
