@@ -19,7 +19,7 @@
 static const char CALL_USAGE[] =
     "usage: cdnagent call set-header DOMAIN KEY VALUE [--config-id N] | delete-header DOMAIN "
     "CONFIG_ID | list-headers DOMAIN [--json] | set-cert DOMAIN --cert F --key F [--name N] "
-    "[--force] | cert-off DOMAIN  [--endpoint URL] [--ca-file F] [--insecure] "
+    "[--force] | cert-off DOMAIN | cert-info DOMAIN  [--endpoint URL] [--ca-file F] [--insecure] "
     "[--signature v1|v3] [--timeout-ms N]";
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -137,7 +137,8 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
           (strcmp(op, "delete-header") == 0 && npos == 3) ||
           (strcmp(op, "list-headers") == 0 && npos == 2) ||
           (strcmp(op, "set-cert") == 0 && npos == 2 && cert_file && key_file) ||
-          (strcmp(op, "cert-off") == 0 && npos == 2))) {
+          (strcmp(op, "cert-off") == 0 && npos == 2) ||
+          (strcmp(op, "cert-info") == 0 && npos == 2))) {
         return cli_usage_error("bad or incomplete operation '%s'\n%s", op, CALL_USAGE);
     }
     if (strncmp(endpoint, "https://", 8) == 0) {
@@ -232,6 +233,14 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         free(key);
     } else if (strcmp(op, "cert-off") == 0) {
         cdnapi_cert_off(&api, pos[1], &res);
+    } else if (strcmp(op, "cert-info") == 0) {
+        cdnapi_cert_info_t ci;
+        if (cdnapi_cert_info(&api, pos[1], &ci, &res)) {
+            printf("name=%s type=%s cn=%s expires=%s status=%s\n", ci.cert_name, ci.cert_type,
+                   ci.cert_domain_name, ci.expire_time, ci.status);
+        } else if (res.cls == CDNAPI_SUCCESS) {
+            printf("no certificate\n");
+        }
     } else {
         cdnapi_header_t h[CDNAPI_MAX_HEADERS];
         int n = cdnapi_list_headers(&api, pos[1], h, CDNAPI_MAX_HEADERS, &res);
@@ -260,7 +269,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     http_client_close(&http);
     http_tls_free(tls);
     if (res.cls == CDNAPI_SUCCESS) {
-        if (strcmp(op, "list-headers") != 0) {
+        if (strcmp(op, "list-headers") != 0 && strcmp(op, "cert-info") != 0) {
             printf("ok (RequestId %s)\n", res.request_id);
         }
         rc = CLI_EXIT_OK;

@@ -17,7 +17,7 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "print the version"},
     {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
-    {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off)"},
+    {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };
 
 int cli_usage_error(const char *fmt, ...)

@@ -107,6 +107,20 @@ void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
                      cdnapi_result_t *res);
 void cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res);
 
+#define CDNAPI_CERT_FIELD_LEN 128u
+typedef struct {
+    char cert_name[CDNAPI_CERT_FIELD_LEN];
+    char cert_type[CDNAPI_CERT_FIELD_LEN];
+    char cert_domain_name[CDNAPI_CERT_FIELD_LEN];
+    char expire_time[CDNAPI_CERT_FIELD_LEN];
+    char status[CDNAPI_CERT_FIELD_LEN]; /* ServerCertificateStatus: on/off */
+} cdnapi_cert_info_t;
+
+/* DescribeDomainCertificateInfo: first CertInfo of the domain. Returns true
+ * when one was found (res success and info filled). */
+bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
+                      cdnapi_result_t *res);
+
 #ifdef __cplusplus
 }
 #endif

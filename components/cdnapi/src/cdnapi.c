@@ -402,3 +402,40 @@ void cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *p
     (void)call(api, action, params, count, res, &resp);
     http_response_free(&resp);
 }
+
+static void json_text(const cJSON *obj, const char *name, char *out, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    copy_field(out, cap, cJSON_IsString(v) ? v->valuestring : "");
+}
+
+bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
+                      cdnapi_result_t *res)
+{
+    sign_param_t p[1];
+    http_response_t resp;
+    bool found = false;
+    memset(info, 0, sizeof(*info));
+    if (domain == NULL || domain[0] == 0) {
+        return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
+    }
+    p[0] = cdnapi_param("DomainName", domain);
+    if (call(api, "DescribeDomainCertificateInfo", p, 1, res, &resp)) {
+        cJSON *root = cJSON_ParseWithLength((const char *)resp.body, resp.body_len);
+        const cJSON *first = cJSON_GetArrayItem(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(root, "CertInfos"), "CertInfo"), 0);
+        if (cJSON_IsObject(first)) {
+            json_text(first, "CertName", info->cert_name, sizeof(info->cert_name));
+            json_text(first, "CertType", info->cert_type, sizeof(info->cert_type));
+            json_text(first, "CertDomainName", info->cert_domain_name,
+                      sizeof(info->cert_domain_name));
+            json_text(first, "CertExpireTime", info->expire_time, sizeof(info->expire_time));
+            json_text(first, "ServerCertificateStatus", info->status, sizeof(info->status));
+            found = true;
+        }
+        cJSON_Delete(root);
+    }
+    http_response_free(&resp);
+    return found;
+}
