@@ -1,0 +1,147 @@
+/*
+ * store: power-loss-safe, wear-levelling key-value store for NOR flash.
+ *
+ * Log-structured records (key <= STORE_KEY_MAX bytes, value <= STORE_VALUE_MAX
+ * bytes, chunked across sectors when larger than one) with a CRC-32 over
+ * header and data. put/delete are atomic; a transaction of several
+ * puts/deletes lands all or nothing. Garbage collection copies live records
+ * forward, erases the oldest sector and needs at most one spare sector.
+ *
+ * Works on any port_flash_t geometry: sector_size a power of two >= 512,
+ * write_size 1..32, sector_count >= 3.
+ *
+ * Memory: the store never allocates. The caller hands store_mount() a work
+ * buffer of at least STORE_WORK_SIZE(dev->sector_count) bytes that must live as long as the
+ * store is mounted; it holds the sector table and one scratch sector-chunk.
+ *
+ * Not thread-safe: one caller at a time per store_t.
+ */
+#ifndef CDNAGENT_STORE_H
+#define CDNAGENT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "port.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STORE_KEY_MAX 64u           /* bytes, keys are opaque byte strings */
+#define STORE_VALUE_MAX 16384u      /* bytes: certificates and keys up to 16 KB */
+#define STORE_TXN_OPS_MAX 16u       /* puts/deletes in one transaction */
+#define STORE_SECTORS_MAX 4096u     /* largest sector_count supported */
+
+/* Work buffer the caller must provide to store_mount(): a per-sector table
+ * (16 bytes a sector) plus one scratch buffer of 512 bytes. */
+#define STORE_WORK_SIZE(sector_count) ((size_t)(sector_count) * 16u + 512u)
+
+typedef enum {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = -1,     /* key absent (or deleted) */
+    STORE_FULL = -2,          /* no room even after GC; nothing was changed */
+    STORE_ERR_ARG = -3,       /* bad argument (key too long, NULL, ...) */
+    STORE_ERR_IO = -4,        /* flash read/program/erase failed */
+    STORE_ERR_CORRUPT = -5,   /* the record exists but failed its CRC */
+    STORE_ERR_NOT_STORE = -6, /* the device holds no store (mount without format) */
+    STORE_ERR_GEOMETRY = -7,  /* device geometry unsupported */
+    STORE_ERR_NOMEM = -8,     /* work buffer too small */
+    STORE_ERR_TOO_BIG = -9,   /* value larger than STORE_VALUE_MAX / buffer too small */
+    STORE_ERR_TXN = -10,      /* transaction misuse (none open, already open, too many ops) */
+    STORE_ERR_NOT_MOUNTED = -11,
+} store_status_t;
+
+/* Name of a status, e.g. "full". Never NULL. */
+const char *store_status_str(int status);
+
+/* Opaque to callers; sized so it can live on the stack or in .bss. */
+typedef struct store {
+    port_flash_t *dev;
+    uint8_t *work;
+    size_t work_size;
+    uint32_t next_seq;
+    uint32_t head_sector;   /* sector being appended to */
+    uint32_t head_offset;   /* next free byte inside head_sector */
+    uint32_t txn_id;        /* non-zero while a transaction is open */
+    uint32_t txn_ops;
+    uint32_t flags;
+} store_t;
+
+/* Mount flags. */
+#define STORE_MOUNT_FORMAT_IF_EMPTY 0x1u /* an all-0xFF / foreign device is formatted */
+
+/* What mount (and fsck) found. */
+typedef struct {
+    uint32_t records_live;
+    uint32_t records_dead;       /* superseded or deleted, reclaimable */
+    uint32_t records_damaged;    /* failed CRC: skipped, never returned */
+    uint32_t txns_discarded;     /* uncommitted transactions rolled back */
+    uint32_t sectors_bad;        /* sectors with an unreadable header */
+} store_mount_report_t;
+
+/* Mount the store on dev. work must hold STORE_WORK_SIZE(dev->sector_count).
+ * report may be NULL. Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
+ * STORE_MOUNT_FORMAT_IF_EMPTY not given), STORE_ERR_GEOMETRY, STORE_ERR_NOMEM,
+ * STORE_ERR_IO. Damaged records are reported, skipped, and not fatal. */
+store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t work_size,
+                           uint32_t flags, store_mount_report_t *report);
+
+/* Erase every sector and write an empty store. */
+store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t work_size);
+
+/* Read the value of key into buf (capacity cap). *len receives the value
+ * length (also when STORE_ERR_TOO_BIG is returned, so the caller can size a
+ * buffer). */
+store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
+                         size_t *len);
+
+/* Atomically replace (or create) key. */
+store_status_t store_put(store_t *st, const void *key, size_t key_len, const void *value,
+                         size_t value_len);
+
+/* Atomically remove key. STORE_NOT_FOUND when it was absent. */
+store_status_t store_delete(store_t *st, const void *key, size_t key_len);
+
+/* Call fn for each live key starting with prefix (prefix_len may be 0), in no
+ * particular order. fn returns false to stop. The store must not be modified
+ * from inside fn. */
+typedef bool (*store_iter_fn)(void *arg, const uint8_t *key, size_t key_len, size_t value_len);
+store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len, store_iter_fn fn,
+                             void *arg);
+
+/* Transactions: begin, then up to STORE_TXN_OPS_MAX puts/deletes, then
+ * commit (all land) or abort (none land). A power cut before commit returns
+ * has the effect of abort. Reads inside an open transaction see the state
+ * before it. */
+store_status_t store_txn_begin(store_t *st);
+store_status_t store_txn_put(store_t *st, const void *key, size_t key_len, const void *value,
+                             size_t value_len);
+store_status_t store_txn_delete(store_t *st, const void *key, size_t key_len);
+store_status_t store_txn_commit(store_t *st);
+store_status_t store_txn_abort(store_t *st);
+
+typedef struct {
+    uint32_t free_bytes;   /* writable without GC plus reclaimable by GC */
+    uint32_t live_bytes;   /* flash bytes held by live records */
+    uint32_t dead_bytes;   /* flash bytes held by superseded/deleted records */
+    uint32_t live_records;
+    uint32_t erase_min;    /* smallest per-sector erase count */
+    uint32_t erase_max;    /* largest per-sector erase count */
+} store_stats_t;
+
+/* Totals; if erase_counts is non-NULL it receives one count per sector
+ * (erase_counts_cap entries at most). */
+store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_counts,
+                           size_t erase_counts_cap);
+
+/* Re-read and CRC-check every record on flash (read-only). report is filled
+ * like store_mount's; returns STORE_ERR_CORRUPT when damage was found. */
+store_status_t store_fsck(store_t *st, store_mount_report_t *report);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDNAGENT_STORE_H */
