@@ -13,4 +13,17 @@
 void port_posix_heap_stats(size_t *in_use, size_t *peak);
 void port_posix_heap_reset_peak(void);
 
+/* Flash backend on a regular file. The file holds the raw flash image
+ * (sector_size * sector_count bytes); geometry is derived from the file size
+ * and the given sector_size / write_size (no sidecar). When the file does
+ * not exist and create is non-zero it is created filled with 0xFF using
+ * sector_count; otherwise sector_count is taken from the size (which must be
+ * a non-zero multiple of sector_size). The backend enforces NOR rules
+ * (program only clears bits; alignment). Returns PORT_OK, PORT_ERR_ARG
+ * (bad geometry / size), PORT_ERR_IO (cannot open). Close with
+ * port_flash_file_close. */
+port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
+                                   uint32_t sector_count, uint32_t write_size, int create);
+void port_flash_file_close(port_flash_t *dev);
+
 #endif /* CDNAGENT_PORT_POSIX_H */
