@@ -26,4 +26,11 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
                                    uint32_t sector_count, uint32_t write_size, int create);
 void port_flash_file_close(port_flash_t *dev);
 
+/* Flash backend on a Linux MTD char device (/dev/mtdN): geometry from
+ * MEMGETINFO, erase via MEMERASE. NOR-like devices only (write size <= 32).
+ * Returns PORT_OK, PORT_ERR_IO (cannot open), PORT_ERR_UNSUPPORTED (not an
+ * MTD device, or NAND). Untested on the build host (no MTD devices). */
+port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path);
+void port_flash_mtd_close(port_flash_t *dev);
+
 #endif /* CDNAGENT_PORT_POSIX_H */
