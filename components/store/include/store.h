@@ -61,12 +61,23 @@ typedef struct store {
     port_flash_t *dev;
     uint8_t *work;
     size_t work_size;
-    uint32_t next_seq;
+    uint32_t next_seq;      /* next transaction id */
+    uint32_t sector_seq;    /* sequence of the head sector */
     uint32_t head_sector;   /* sector being appended to */
     uint32_t head_offset;   /* next free byte inside head_sector */
+    uint32_t tail_at;       /* interrupted write at the head: [tail_at, tail_end) */
+    uint32_t tail_end;
+    uint32_t align;         /* record alignment: max(write_size, 4) */
+    uint32_t hdr_size;      /* aligned sector header */
+    uint32_t marker_len;    /* aligned bare record header */
+    uint32_t chunk_max;     /* value bytes per record */
+    uint32_t damage;        /* damaged records seen by the last mount */
     uint32_t txn_id;        /* non-zero while a transaction is open */
     uint32_t txn_ops;
-    uint32_t flags;
+    uint8_t mounted;
+    uint8_t prepared;       /* post-power-cut repairs done */
+    uint8_t txn_failed;     /* an op of the open transaction failed */
+    uint8_t reserved;
 } store_t;
 
 /* Mount flags. */
@@ -78,11 +89,15 @@ typedef struct {
     uint32_t records_dead;       /* superseded or deleted, reclaimable */
     uint32_t records_damaged;    /* failed CRC: skipped, never returned */
     uint32_t txns_discarded;     /* uncommitted transactions rolled back */
-    uint32_t sectors_bad;        /* sectors with an unreadable header */
+    uint32_t sectors_bad;        /* non-empty sectors with an unreadable header, other
+                                    than the spare (where an interrupted erase is normal) */
 } store_mount_report_t;
 
 /* Mount the store on dev. work must hold STORE_WORK_SIZE(dev->sector_count).
- * report may be NULL. Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
+ * Mount only reads: repairs left by a power cut (finishing a GC, erasing a
+ * half-erased sector, sealing a torn write) happen on the first write.
+ * report may be NULL; filling its live/dead counts costs a liveness pass
+ * over every record (quadratic in the record count). Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
  * STORE_MOUNT_FORMAT_IF_EMPTY not given), STORE_ERR_GEOMETRY, STORE_ERR_NOMEM,
  * STORE_ERR_IO. Damaged records are reported, skipped, and not fatal. */
 store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t work_size,
@@ -93,7 +108,9 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
 
 /* Read the value of key into buf (capacity cap). *len receives the value
  * length (also when STORE_ERR_TOO_BIG is returned, so the caller can size a
- * buffer). */
+ * buffer). STORE_ERR_CORRUPT when the newest committed version is damaged:
+ * an older version is never returned in its place. Cost: a scan of the
+ * record headers (no RAM index). */
 store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
                          size_t *len);
 
@@ -112,7 +129,8 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
                              void *arg);
 
 /* Transactions: begin, then up to STORE_TXN_OPS_MAX puts/deletes, then
- * commit (all land) or abort (none land). A power cut before commit returns
+ * commit (all land) or abort (none land). If a put/delete inside fails
+ * (e.g. STORE_FULL), commit returns STORE_ERR_TXN and lands nothing. A power cut before commit returns
  * has the effect of abort. Reads inside an open transaction see the state
  * before it. */
 store_status_t store_txn_begin(store_t *st);

@@ -1,0 +1,1381 @@
+/*
+ * store: log-structured key-value store on NOR flash. The on-flash format
+ * and the recovery rules are specified in ../FORMAT.md; comments here say
+ * why the code does what it does, the spec says what the bytes are.
+ *
+ * Key ideas (see FORMAT.md for the full argument):
+ *  - Sectors are used as a ring. The head is the valid sector with the
+ *    highest sector sequence; the sector after it is kept free, and when the
+ *    head fills the ring turns: the free sector becomes the head and the
+ *    oldest sector (the one after it) is garbage-collected into it and erased.
+ *    Every sector is erased once per turn, so wear is even by construction.
+ *  - Every change is a transaction with an id from one increasing counter.
+ *    A single record can commit itself (F_SELF); otherwise a COMMIT record
+ *    follows its members. Transactions never interleave, so "newer" is simply
+ *    "higher txn id among committed ones".
+ *  - GC copies records verbatim (same bytes, same CRC, same identity), so a
+ *    copy and its original are interchangeable and an interrupted GC is
+ *    harmless; before erasing the victim a GC_DONE marker names it, so a torn
+ *    erase can never bring back records the GC dropped.
+ *  - No RAM index: lookups scan record headers. The caller's work buffer
+ *    holds 16 bytes a sector plus a 512-byte scratch buffer, nothing else.
+ */
+#include "store.h"
+
+#include <string.h>
+
+#define SEC_MAGIC 0x31534443u /* "CDS1" little-endian */
+#define FORMAT_VERSION 1u
+#define SEC_HDR_RAW 24u
+#define REC_HDR 28u
+#define REC_CRC_SPAN 20u /* header bytes covered by the record CRC */
+#define SCRATCH_SIZE 512u
+#define SEQ_NONE 0u
+
+enum { T_DATA = 0x44, T_COMMIT = 0x43, T_ABORT = 0x41, T_GCDONE = 0x47 };
+enum { F_SELF = 0x01, F_TOMB = 0x02 };
+enum { S_FREE = 0, S_VALID = 1 };
+
+/* One per sector in the work buffer; exactly 16 bytes (STORE_WORK_SIZE). */
+typedef struct {
+    uint32_t seq;
+    uint32_t erase_count;
+    uint32_t used_end; /* first never-programmed offset (valid sectors) */
+    uint8_t state;
+    uint8_t count_known;
+    uint8_t blank; /* free and already all 0xFF */
+    uint8_t obsolete;
+} sec_t;
+
+typedef char sec_t_is_16_bytes[sizeof(sec_t) == 16 ? 1 : -1];
+
+typedef struct {
+    uint8_t type, flags, key_len, op, chunk_idx, reserved;
+    uint16_t chunk_len;
+    uint16_t value_len; /* DATA: whole value; COMMIT: op count; GCDONE: sector */
+    uint16_t chunk_off; /* DATA: where this chunk's bytes go in the value */
+    uint32_t txn;       /* GCDONE: victim sector seq */
+    uint32_t key_hash;
+    uint32_t crc;       /* record CRC: header[0..20) + key + data */
+} rec_t;
+
+/* ------------------------------------------------------------ helpers -- */
+
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
+{
+    /* Nibble table: 64 bytes of table instead of 1 KB, fast enough here. */
+    static const uint32_t tab[16] = {
+        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+        0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+        0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+    const uint8_t *p = data;
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        crc = (crc >> 4) ^ tab[crc & 15u];
+        crc = (crc >> 4) ^ tab[crc & 15u];
+    }
+    return ~crc;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1u) & ~(a - 1u); }
+
+static uint8_t *scratch(store_t *st) { return st->work + st->work_size - SCRATCH_SIZE; }
+
+static sec_t sec_get(const store_t *st, uint32_t i)
+{
+    sec_t s;
+    memcpy(&s, st->work + (size_t)i * sizeof s, sizeof s);
+    return s;
+}
+static void sec_put(store_t *st, uint32_t i, const sec_t *s)
+{
+    memcpy(st->work + (size_t)i * sizeof *s, s, sizeof *s);
+}
+
+static uint32_t sec_base(const store_t *st, uint32_t i) { return i * st->dev->sector_size; }
+static uint32_t ring_next(const store_t *st, uint32_t i)
+{
+    return (i + 1u) % st->dev->sector_count;
+}
+
+static store_status_t flash_read(store_t *st, uint32_t addr, void *buf, size_t len)
+{
+    return st->dev->read(st->dev, addr, buf, len) == PORT_OK ? STORE_OK : STORE_ERR_IO;
+}
+static store_status_t flash_program(store_t *st, uint32_t addr, const void *buf, size_t len)
+{
+    return st->dev->program(st->dev, addr, buf, len) == PORT_OK ? STORE_OK : STORE_ERR_IO;
+}
+
+static uint32_t rec_len(const store_t *st, const rec_t *r)
+{
+    return align_up(REC_HDR + r->key_len + r->chunk_len, st->align);
+}
+
+static void rec_encode(const rec_t *r, uint8_t out[REC_HDR])
+{
+    out[0] = r->type;
+    out[1] = r->flags;
+    out[2] = r->key_len;
+    out[3] = r->op;
+    out[4] = r->chunk_idx;
+    out[5] = 0xFF;
+    put16(out + 6, r->chunk_len);
+    put16(out + 8, r->value_len);
+    put16(out + 10, r->chunk_off);
+    put32(out + 12, r->txn);
+    put32(out + 16, r->key_hash);
+    put32(out + 20, r->crc);
+    put32(out + 24, crc32_update(0, out, 24));
+}
+
+/* Fill r->key_hash and r->crc and encode the header. */
+static void rec_build(rec_t *r, const void *key, const void *data, uint8_t out[REC_HDR])
+{
+    r->key_hash = r->key_len ? crc32_update(0, key, r->key_len) : 0;
+    r->crc = 0;
+    rec_encode(r, out);
+    uint32_t crc = crc32_update(0, out, REC_CRC_SPAN);
+    crc = crc32_update(crc, key, r->key_len);
+    crc = crc32_update(crc, data, r->chunk_len);
+    r->crc = crc;
+    rec_encode(r, out);
+}
+
+/* Parse and check a record header at addr (inside sector sec, whose writes
+ * end at end). false: not a valid header (garbage, padding or erased). */
+static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
+{
+    uint8_t b[REC_HDR];
+    if (addr + REC_HDR > end || flash_read(st, addr, b, REC_HDR) != STORE_OK)
+        return false;
+    if (get32(b + 24) != crc32_update(0, b, 24))
+        return false;
+    r->type = b[0];
+    r->flags = b[1];
+    r->key_len = b[2];
+    r->op = b[3];
+    r->chunk_idx = b[4];
+    r->reserved = b[5];
+    r->chunk_len = get16(b + 6);
+    r->value_len = get16(b + 8);
+    r->chunk_off = get16(b + 10);
+    r->txn = get32(b + 12);
+    r->key_hash = get32(b + 16);
+    r->crc = get32(b + 20);
+    if (r->type != T_DATA && r->type != T_COMMIT && r->type != T_ABORT && r->type != T_GCDONE)
+        return false;
+    if (r->key_len > STORE_KEY_MAX || r->chunk_len > st->chunk_max)
+        return false;
+    if (r->type == T_DATA) {
+        if (r->value_len > STORE_VALUE_MAX || r->chunk_idx >= 64u || r->key_len == 0 ||
+            (uint32_t)r->chunk_off + r->chunk_len > r->value_len)
+            return false;
+    } else if (r->key_len != 0 || r->chunk_len != 0) {
+        return false;
+    }
+    return addr + rec_len(st, r) <= end;
+}
+
+/* Recompute the record CRC from flash (header prefix, key, data). */
+static bool rec_crc_ok(store_t *st, uint32_t addr, const rec_t *r)
+{
+    uint8_t *buf = scratch(st);
+    uint32_t total = REC_HDR + r->key_len + r->chunk_len;
+    uint8_t hdr[REC_HDR];
+    if (flash_read(st, addr, hdr, REC_HDR) != STORE_OK)
+        return false;
+    uint32_t crc = crc32_update(0, hdr, REC_CRC_SPAN);
+    for (uint32_t off = REC_HDR; off < total;) {
+        uint32_t n = total - off < SCRATCH_SIZE ? total - off : SCRATCH_SIZE;
+        if (flash_read(st, addr + off, buf, n) != STORE_OK)
+            return false;
+        crc = crc32_update(crc, buf, n);
+        off += n;
+    }
+    return crc == r->crc;
+}
+
+/* ------------------------------------------------------------ scanning -- */
+
+/* Walks every record with a valid header in every live sector. Garbage
+ * (an invalid header) is stepped over one alignment unit at a time so that
+ * a damaged record never hides the ones after it. */
+typedef struct {
+    uint32_t sec;
+    uint32_t off;
+    uint32_t skip_sec; /* sector to leave out, or UINT32_MAX */
+} scan_t;
+
+static void scan_init(scan_t *it, uint32_t skip_sec)
+{
+    it->sec = 0;
+    it->off = 0;
+    it->skip_sec = skip_sec;
+}
+
+static bool sec_readable(const sec_t *s) { return s->state == S_VALID && !s->obsolete; }
+
+static bool scan_next(store_t *st, scan_t *it, uint32_t *addr, rec_t *r)
+{
+    while (it->sec < st->dev->sector_count) {
+        sec_t s = sec_get(st, it->sec);
+        if (!sec_readable(&s) || it->sec == it->skip_sec) {
+            it->sec++;
+            it->off = 0;
+            continue;
+        }
+        if (it->off < st->hdr_size)
+            it->off = st->hdr_size;
+        while (it->off + REC_HDR <= s.used_end) {
+            uint32_t a = sec_base(st, it->sec) + it->off;
+            if (rec_read_hdr(st, a, sec_base(st, it->sec) + s.used_end, r)) {
+                it->off += rec_len(st, r);
+                *addr = a;
+                return true;
+            }
+            it->off += st->align;
+        }
+        it->sec++;
+        it->off = 0;
+    }
+    return false;
+}
+
+static bool key_matches(store_t *st, uint32_t addr, const rec_t *r, const void *key,
+                        size_t key_len, uint32_t hash)
+{
+    uint8_t k[STORE_KEY_MAX];
+    if (r->type != T_DATA || r->key_len != key_len || r->key_hash != hash)
+        return false;
+    if (flash_read(st, addr + REC_HDR, k, key_len) != STORE_OK)
+        return false;
+    return memcmp(k, key, key_len) == 0;
+}
+
+static bool txn_committed(store_t *st, uint32_t txn)
+{
+    scan_t it;
+    uint32_t a;
+    rec_t r;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r))
+        if (r.type == T_COMMIT && r.txn == txn && rec_crc_ok(st, a, &r))
+            return true;
+    return false;
+}
+
+typedef struct {
+    bool found;
+    rec_t rec; /* header of one record of the winning (txn, op) */
+} winner_t;
+
+/* The committed version of key with the highest (txn, op); the open
+ * transaction is invisible. Usually one scan, two when the newest version
+ * belongs to a multi-record transaction, more only after aborted ones. */
+static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *w)
+{
+    uint32_t hash = crc32_update(0, key, key_len);
+    uint32_t bound = UINT32_MAX;
+    w->found = false;
+    for (;;) {
+        scan_t it;
+        uint32_t a;
+        rec_t r, best = {0};
+        bool have = false;
+        scan_init(&it, UINT32_MAX);
+        while (scan_next(st, &it, &a, &r)) {
+            if (r.txn >= bound || (st->txn_id != 0 && r.txn == st->txn_id))
+                continue;
+            if (!key_matches(st, a, &r, key, key_len, hash))
+                continue;
+            if (!have || r.txn > best.txn || (r.txn == best.txn && r.op > best.op)) {
+                best = r;
+                have = true;
+            }
+        }
+        if (!have)
+            return;
+        if ((best.flags & F_SELF) || txn_committed(st, best.txn)) {
+            w->found = true;
+            w->rec = best;
+            return;
+        }
+        bound = best.txn;
+    }
+}
+
+/* ---------------------------------------------------------- writing -- */
+
+static uint32_t sec_usable_end(const store_t *st, bool gc_copy)
+{
+    /* Ordinary writes leave room for a GC_DONE marker plus one header's
+     * worth of torn garbage, so a GC of any sector always fits (FORMAT.md). */
+    return st->dev->sector_size - (gc_copy ? st->marker_len : 2u * st->marker_len);
+}
+
+static store_status_t write_sector_header(store_t *st, uint32_t i, uint32_t seq, uint32_t ec)
+{
+    uint8_t *b = scratch(st);
+    memset(b, 0xFF, st->hdr_size);
+    put32(b, SEC_MAGIC);
+    put16(b + 4, FORMAT_VERSION);
+    put16(b + 6, (uint16_t)st->dev->write_size);
+    put32(b + 8, st->dev->sector_size);
+    put32(b + 12, seq);
+    put32(b + 16, ec);
+    put32(b + 20, crc32_update(0, b, 20));
+    return flash_program(st, sec_base(st, i), b, st->hdr_size);
+}
+
+static uint32_t erase_count_guess(store_t *st)
+{
+    uint32_t max = 0;
+    for (uint32_t i = 0; i < st->dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (s.count_known && s.erase_count > max)
+            max = s.erase_count;
+    }
+    return max;
+}
+
+static store_status_t erase_sector(store_t *st, uint32_t i)
+{
+    sec_t s = sec_get(st, i);
+    uint32_t ec = s.count_known ? s.erase_count : erase_count_guess(st);
+    /* Mark free before erasing: from here on nothing may read it. */
+    s.state = S_FREE;
+    s.obsolete = 0;
+    s.blank = 0;
+    s.used_end = 0;
+    sec_put(st, i, &s);
+    if (st->dev->erase(st->dev, i) != PORT_OK)
+        return STORE_ERR_IO;
+    s.erase_count = ec + 1u;
+    s.count_known = 1;
+    s.blank = 1;
+    sec_put(st, i, &s);
+    return STORE_OK;
+}
+
+/* A source of record bytes: either a record image in memory pieces
+ * (header, key, data) or a verbatim record on flash. */
+typedef struct {
+    const uint8_t *hdr;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *data;
+    size_t data_len;
+    uint32_t flash_addr; /* != UINT32_MAX: copy from flash instead */
+    uint32_t len;        /* aligned length */
+} src_t;
+
+/* Produce bytes [off, off+n) of the record image into out. */
+static store_status_t src_bytes(store_t *st, const src_t *s, uint32_t off, uint8_t *out, uint32_t n)
+{
+    if (s->flash_addr != UINT32_MAX)
+        return flash_read(st, s->flash_addr + off, out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = off + i;
+        uint8_t v = 0xFF;
+        if (p < REC_HDR)
+            v = s->hdr[p];
+        else if (p < REC_HDR + s->key_len)
+            v = s->key[p - REC_HDR];
+        else if (p < REC_HDR + s->key_len + s->data_len)
+            v = s->data[p - REC_HDR - s->key_len];
+        out[i] = v;
+    }
+    return STORE_OK;
+}
+
+/* Can the record be programmed over what is at addr (only 1->0 needed)? */
+static bool src_fits_over(store_t *st, const src_t *s, uint32_t addr)
+{
+    uint8_t *a = scratch(st), *b = scratch(st) + SCRATCH_SIZE / 2;
+    for (uint32_t off = 0; off < s->len; off += SCRATCH_SIZE / 2) {
+        uint32_t n = s->len - off < SCRATCH_SIZE / 2 ? s->len - off : SCRATCH_SIZE / 2;
+        if (src_bytes(st, s, off, a, n) != STORE_OK || flash_read(st, addr + off, b, n) != STORE_OK)
+            return false;
+        for (uint32_t i = 0; i < n; i++)
+            if ((uint8_t)(a[i] & ~b[i]) != 0)
+                return false;
+    }
+    return true;
+}
+
+static store_status_t src_program(store_t *st, const src_t *s, uint32_t addr)
+{
+    uint8_t *b = scratch(st);
+    for (uint32_t off = 0; off < s->len; off += SCRATCH_SIZE) {
+        uint32_t n = s->len - off < SCRATCH_SIZE ? s->len - off : SCRATCH_SIZE;
+        store_status_t rc = src_bytes(st, s, off, b, n);
+        if (rc == STORE_OK)
+            rc = flash_program(st, addr + off, b, n);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return STORE_OK;
+}
+
+/* Zero-fill an interrupted write at the head's tail so it reads as padding
+ * (type 0x00) rather than as damage, and so nothing after it is hidden. */
+static store_status_t seal_tail(store_t *st)
+{
+    if (st->tail_at >= st->tail_end)
+        return STORE_OK;
+    uint8_t *b = scratch(st);
+    memset(b, 0, SCRATCH_SIZE);
+    uint32_t base = sec_base(st, st->head_sector);
+    for (uint32_t off = st->tail_at; off < st->tail_end;) {
+        uint32_t n = st->tail_end - off < SCRATCH_SIZE ? st->tail_end - off : SCRATCH_SIZE;
+        if (flash_program(st, base + off, b, n) != STORE_OK)
+            return STORE_ERR_IO;
+        off += n;
+    }
+    st->tail_at = st->tail_end = 0;
+    return STORE_OK;
+}
+
+/* Append one record to the head (the caller made room). An interrupted
+ * write left at the tail is reused when this record's bytes can be
+ * programmed over it (an interrupted GC copy being redone), else sealed. */
+static store_status_t head_append(store_t *st, const src_t *s)
+{
+    uint32_t base = sec_base(st, st->head_sector);
+    if (st->tail_at < st->tail_end) {
+        if (st->tail_at + s->len <= sec_usable_end(st, true) && src_fits_over(st, s, base + st->tail_at)) {
+            store_status_t rc = src_program(st, s, base + st->tail_at);
+            if (rc != STORE_OK)
+                return rc;
+            st->tail_at += s->len;
+            if (st->tail_at >= st->tail_end) {
+                st->head_offset = st->tail_at;
+                st->tail_at = st->tail_end = 0;
+            }
+            goto done;
+        }
+        store_status_t rc = seal_tail(st);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    {
+        store_status_t rc = src_program(st, s, base + st->head_offset);
+        if (rc != STORE_OK)
+            return rc;
+        st->head_offset += s->len;
+    }
+done:;
+    sec_t h = sec_get(st, st->head_sector);
+    if (h.used_end < st->head_offset)
+        h.used_end = st->head_offset;
+    if (st->tail_end > h.used_end)
+        h.used_end = st->tail_end;
+    sec_put(st, st->head_sector, &h);
+    return STORE_OK;
+}
+
+static bool copy_exists_elsewhere(store_t *st, uint32_t victim, const rec_t *r)
+{
+    scan_t it;
+    uint32_t a;
+    rec_t o;
+    scan_init(&it, victim);
+    while (scan_next(st, &it, &a, &o)) {
+        if (o.type != r->type || o.txn != r->txn || o.crc != r->crc || o.op != r->op ||
+            o.chunk_idx != r->chunk_idx || o.key_hash != r->key_hash)
+            continue;
+        if (rec_crc_ok(st, a, &o))
+            return true;
+    }
+    return false;
+}
+
+static bool key_elsewhere(store_t *st, uint32_t victim, const uint8_t *key, size_t key_len)
+{
+    uint32_t hash = crc32_update(0, key, key_len);
+    scan_t it;
+    uint32_t a;
+    rec_t o;
+    scan_init(&it, victim);
+    while (scan_next(st, &it, &a, &o))
+        if (key_matches(st, a, &o, key, key_len, hash))
+            return true;
+    return false;
+}
+
+static bool data_live(store_t *st, uint32_t victim, uint32_t addr, const rec_t *r)
+{
+    uint8_t key[STORE_KEY_MAX];
+    if (st->txn_id != 0 && r->txn == st->txn_id)
+        return true; /* the open transaction still needs it */
+    if (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK)
+        return false;
+    winner_t w;
+    find_winner(st, key, r->key_len, &w);
+    if (!w.found || w.rec.txn != r->txn || w.rec.op != r->op)
+        return false;
+    if (r->flags & F_TOMB) /* a delete matters only while something older exists */
+        return victim == UINT32_MAX || key_elsewhere(st, victim, key, r->key_len);
+    return true;
+}
+
+static bool commit_live(store_t *st, uint32_t victim, const rec_t *c)
+{
+    scan_t it;
+    uint32_t a;
+    rec_t o;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &o)) {
+        if (o.type != T_DATA || o.txn != c->txn)
+            continue;
+        if (a / st->dev->sector_size != victim) {
+            /* a member outside the victim still leans on this commit */
+            return true;
+        }
+        if (data_live(st, victim, a, &o))
+            return true;
+    }
+    return false;
+}
+
+/* Copy what is live in victim into the head, mark it done, erase it. */
+static store_status_t gc_sector(store_t *st, uint32_t victim)
+{
+    sec_t v = sec_get(st, victim);
+    uint32_t base = sec_base(st, victim);
+    for (uint32_t off = st->hdr_size; off + REC_HDR <= v.used_end;) {
+        rec_t r;
+        if (!rec_read_hdr(st, base + off, base + v.used_end, &r)) {
+            off += st->align;
+            continue;
+        }
+        uint32_t len = rec_len(st, &r);
+        bool keep = false;
+        if ((r.type == T_DATA || r.type == T_COMMIT) && rec_crc_ok(st, base + off, &r)) {
+            keep = r.type == T_DATA ? data_live(st, victim, base + off, &r)
+                                    : commit_live(st, victim, &r);
+            if (keep && copy_exists_elsewhere(st, victim, &r))
+                keep = false; /* already copied before a power cut */
+        }
+        if (keep) {
+            if (st->head_offset + len > sec_usable_end(st, true) &&
+                !(st->tail_at < st->tail_end && st->tail_at + len <= sec_usable_end(st, true)))
+                return STORE_FULL; /* cannot happen while the reserve rule holds */
+            src_t s = {.hdr = NULL, .flash_addr = base + off, .len = len};
+            store_status_t rc = head_append(st, &s);
+            if (rc != STORE_OK)
+                return rc;
+        }
+        off += len;
+    }
+    uint8_t hdr[REC_HDR];
+    rec_t m = {.type = T_GCDONE, .value_len = victim, .txn = v.seq};
+    rec_build(&m, NULL, NULL, hdr);
+    src_t s = {.hdr = hdr, .flash_addr = UINT32_MAX, .len = st->marker_len};
+    store_status_t rc = head_append(st, &s);
+    if (rc != STORE_OK)
+        return rc;
+    v.obsolete = 1;
+    sec_put(st, victim, &v);
+    return erase_sector(st, victim);
+}
+
+/* Make the head a fresh sector: the ring turns by one. */
+static store_status_t rotate(store_t *st)
+{
+    uint32_t next = ring_next(st, st->head_sector);
+    sec_t n = sec_get(st, next);
+    store_status_t rc;
+    if (n.state == S_VALID && !n.obsolete) {
+        /* Only after an interrupted GC: finish it into the current head. */
+        rc = gc_sector(st, next);
+        if (rc != STORE_OK)
+            return rc;
+        n = sec_get(st, next);
+    }
+    if (!n.blank) {
+        rc = erase_sector(st, next);
+        if (rc != STORE_OK)
+            return rc;
+        n = sec_get(st, next);
+    }
+    rc = seal_tail(st);
+    if (rc != STORE_OK)
+        return rc;
+    uint32_t seq = st->sector_seq + 1u;
+    if (write_sector_header(st, next, seq, n.erase_count) != STORE_OK)
+        return STORE_ERR_IO;
+    n.state = S_VALID;
+    n.seq = seq;
+    n.blank = 0;
+    n.used_end = st->hdr_size;
+    sec_put(st, next, &n);
+    st->sector_seq = seq;
+    st->head_sector = next;
+    st->head_offset = st->hdr_size;
+    st->tail_at = st->tail_end = 0;
+    uint32_t oldest = ring_next(st, next);
+    sec_t o = sec_get(st, oldest);
+    if (o.state == S_VALID)
+        return gc_sector(st, oldest);
+    return STORE_OK;
+}
+
+/* Before the first write after mount: finish what a power cut left. */
+static store_status_t prepare_writes(store_t *st)
+{
+    if (st->prepared)
+        return STORE_OK;
+    uint32_t next = ring_next(st, st->head_sector);
+    sec_t n = sec_get(st, next);
+    store_status_t rc;
+    if (n.state == S_VALID) {
+        rc = n.obsolete ? erase_sector(st, next) : gc_sector(st, next);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    for (uint32_t i = 0; i < st->dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (s.state == S_VALID && s.obsolete) {
+            rc = erase_sector(st, i);
+            if (rc != STORE_OK)
+                return rc;
+        }
+    }
+    st->prepared = 1;
+    return STORE_OK;
+}
+
+static store_status_t make_room(store_t *st, uint32_t len)
+{
+    store_status_t rc = prepare_writes(st);
+    if (rc != STORE_OK)
+        return rc;
+    /* A full ring turn that frees nothing means the store is full. */
+    for (uint32_t turns = 0; st->head_offset + len > sec_usable_end(st, false); turns++) {
+        if (turns >= st->dev->sector_count)
+            return STORE_FULL;
+        rc = rotate(st);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return STORE_OK;
+}
+
+static store_status_t append_record(store_t *st, rec_t *r, const void *key, const void *data)
+{
+    uint8_t hdr[REC_HDR];
+    rec_build(r, key, data, hdr);
+    uint32_t len = rec_len(st, r);
+    store_status_t rc = make_room(st, len);
+    if (rc != STORE_OK)
+        return rc;
+    src_t s = {.hdr = hdr, .key = key, .key_len = r->key_len, .data = data,
+               .data_len = r->chunk_len, .flash_addr = UINT32_MAX, .len = len};
+    return head_append(st, &s);
+}
+
+/* Smallest chunk worth starting in a nearly full head: keeps a 16 KB value
+ * at <= 64 chunks (the reader's bitmap) while packing sectors densely. */
+#define CHUNK_MIN 256u
+
+/* Value bytes that fit in the head now for a record with this key. */
+static uint32_t head_room(const store_t *st, size_t key_len)
+{
+    uint32_t end = sec_usable_end(st, false) & ~(st->align - 1u);
+    uint32_t over = REC_HDR + (uint32_t)key_len;
+    if (st->head_offset + over >= end)
+        return 0;
+    uint32_t room = end - st->head_offset - over;
+    return room > st->chunk_max ? st->chunk_max : room;
+}
+
+/* Write one put/delete as records of txn; self-committing when it is a
+ * single record outside a user transaction. Chunks are sized to fill the
+ * head, so large values pack sectors instead of leaving each part-empty. */
+static store_status_t write_op(store_t *st, uint32_t txn, uint8_t op, bool self, const void *key,
+                               size_t key_len, const void *value, size_t value_len, bool tomb,
+                               bool *multi)
+{
+    store_status_t rc = prepare_writes(st);
+    if (rc != STORE_OK)
+        return rc;
+    size_t off = 0;
+    uint8_t idx = 0;
+    do {
+        size_t left = tomb ? 0 : value_len - off;
+        uint32_t room = head_room(st, key_len);
+        if (room < left && room < CHUNK_MIN)
+            room = st->chunk_max; /* not worth it here: make_room rotates */
+        uint32_t n = left < room ? (uint32_t)left : room;
+        bool last = off + n >= (tomb ? 0 : value_len);
+        if (idx == 0 && multi)
+            *multi = !last;
+        rec_t r = {.type = T_DATA,
+                   .flags = (uint8_t)((self && idx == 0 && last ? F_SELF : 0) | (tomb ? F_TOMB : 0)),
+                   .key_len = (uint8_t)key_len,
+                   .op = op,
+                   .chunk_idx = idx,
+                   .chunk_len = (uint16_t)n,
+                   .value_len = (uint16_t)(tomb ? 0 : value_len),
+                   .chunk_off = (uint16_t)off,
+                   .txn = txn};
+        rc = append_record(st, &r, key, (const uint8_t *)value + off);
+        if (rc != STORE_OK)
+            return rc;
+        off += n;
+        idx++;
+    } while (off < (tomb ? 0 : value_len));
+    return STORE_OK;
+}
+
+static store_status_t write_marker(store_t *st, uint8_t type, uint32_t txn, uint32_t value)
+{
+    rec_t r = {.type = type, .txn = txn, .value_len = value};
+    return append_record(st, &r, NULL, NULL);
+}
+
+/* ------------------------------------------------------------- mount -- */
+
+static bool geometry_ok(const port_flash_t *dev)
+{
+    uint32_t ss = dev->sector_size, ws = dev->write_size;
+    if (ss < 512u || ss > (1u << 20) || (ss & (ss - 1u)) != 0)
+        return false;
+    if (ws == 0 || ws > 32u || (ws & (ws - 1u)) != 0)
+        return false;
+    return dev->sector_count >= 3u && dev->sector_count <= STORE_SECTORS_MAX;
+}
+
+static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t work_size)
+{
+    if (!st || !dev || !work || !dev->read || !dev->program || !dev->erase)
+        return STORE_ERR_ARG;
+    memset(st, 0, sizeof *st);
+    if (!geometry_ok(dev))
+        return STORE_ERR_GEOMETRY;
+    if (work_size < STORE_WORK_SIZE(dev->sector_count))
+        return STORE_ERR_NOMEM;
+    st->dev = dev;
+    st->work = work;
+    st->work_size = work_size;
+    st->align = dev->write_size < 4u ? 4u : dev->write_size;
+    st->hdr_size = align_up(SEC_HDR_RAW, st->align);
+    st->marker_len = align_up(REC_HDR, st->align);
+    /* Largest chunk: a record with a 64-byte key must fit in a sector. */
+    uint32_t room = sec_usable_end(st, false) - st->hdr_size;
+    uint32_t chunk = room - REC_HDR - STORE_KEY_MAX - (st->align - 1u);
+    st->chunk_max = chunk > STORE_VALUE_MAX ? STORE_VALUE_MAX : chunk;
+    memset(work, 0, work_size);
+    return STORE_OK;
+}
+
+static bool read_sector_header(store_t *st, uint32_t i, sec_t *s)
+{
+    uint8_t b[SEC_HDR_RAW];
+    if (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK)
+        return false;
+    if (get32(b) != SEC_MAGIC || get32(b + 20) != crc32_update(0, b, 20))
+        return false;
+    if (get16(b + 4) != FORMAT_VERSION || get16(b + 6) != st->dev->write_size ||
+        get32(b + 8) != st->dev->sector_size)
+        return false;
+    s->seq = get32(b + 12);
+    s->erase_count = get32(b + 16);
+    return true;
+}
+
+/* Offset just past the last programmed byte of sector i (aligned). */
+static store_status_t programmed_end(store_t *st, uint32_t i, uint32_t *end)
+{
+    uint8_t *b = scratch(st);
+    uint32_t ss = st->dev->sector_size;
+    for (uint32_t top = ss; top > 0;) {
+        uint32_t n = top < SCRATCH_SIZE ? top : SCRATCH_SIZE;
+        if (flash_read(st, sec_base(st, i) + top - n, b, n) != STORE_OK)
+            return STORE_ERR_IO;
+        for (uint32_t k = n; k > 0; k--) {
+            if (b[k - 1] != 0xFF) {
+                *end = align_up(top - n + k, st->align);
+                return STORE_OK;
+            }
+        }
+        top -= n;
+    }
+    *end = 0;
+    return STORE_OK;
+}
+
+store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t work_size)
+{
+    store_status_t rc = setup(st, dev, work, work_size);
+    if (rc != STORE_OK)
+        return rc;
+    /* Keep what we can read of the old erase counts: wear is physical. */
+    uint32_t known_max = 0;
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = {0};
+        if (read_sector_header(st, i, &s)) {
+            s.count_known = 1;
+            if (s.erase_count > known_max)
+                known_max = s.erase_count;
+        }
+        sec_put(st, i, &s);
+    }
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (!s.count_known) {
+            s.erase_count = known_max;
+            s.count_known = 1;
+            sec_put(st, i, &s);
+        }
+        rc = erase_sector(st, i);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    sec_t h = sec_get(st, 0);
+    if (write_sector_header(st, 0, 1, h.erase_count) != STORE_OK)
+        return STORE_ERR_IO;
+    h.state = S_VALID;
+    h.seq = 1;
+    h.blank = 0;
+    h.used_end = st->hdr_size;
+    sec_put(st, 0, &h);
+    st->sector_seq = 1;
+    st->head_sector = 0;
+    st->head_offset = st->hdr_size;
+    st->next_seq = 1;
+    st->prepared = 1; /* nothing to repair */
+    st->mounted = 1;
+    return STORE_OK;
+}
+
+/* Scan one valid sector: its write end, the highest txn id, markers, and
+ * (with verify) damage. Returns the end of the last intact record. */
+static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_report_t *rep,
+                                        uint32_t *last_good, uint32_t *torn_end)
+{
+    sec_t s = sec_get(st, i);
+    uint32_t pend;
+    store_status_t rc = programmed_end(st, i, &pend);
+    if (rc != STORE_OK)
+        return rc;
+    if (pend < st->hdr_size)
+        pend = st->hdr_size;
+    s.used_end = pend;
+    sec_put(st, i, &s);
+    uint32_t base = sec_base(st, i);
+    uint32_t good = st->hdr_size, ext_end = pend;
+    uint32_t damaged_here = 0, damaged_after_good = 0;
+    bool in_garbage = false;
+    for (uint32_t off = st->hdr_size; off + REC_HDR <= pend;) {
+        rec_t r;
+        if (!rec_read_hdr(st, base + off, base + st->dev->sector_size, &r)) {
+            bool pad = true;
+            /* Sealed padding (all zero) is not damage; anything else is. */
+            uint8_t unit[32];
+            if (flash_read(st, base + off, unit, st->align) != STORE_OK)
+                return STORE_ERR_IO;
+            for (uint32_t k = 0; k < st->align; k++)
+                if (unit[k] != 0)
+                    pad = false;
+            if (!pad && !in_garbage) {
+                damaged_here++;
+                damaged_after_good++;
+                in_garbage = true;
+            }
+            off += st->align;
+            continue;
+        }
+        in_garbage = false;
+        uint32_t len = rec_len(st, &r);
+        if (off + len > ext_end)
+            ext_end = off + len;
+        if (!rec_crc_ok(st, base + off, &r)) {
+            damaged_here++;
+            damaged_after_good++;
+            off += len;
+            continue;
+        }
+        if (r.txn >= st->next_seq && r.type != T_GCDONE)
+            st->next_seq = r.txn + 1u;
+        if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i) {
+            sec_t v = sec_get(st, r.value_len);
+            if (v.state == S_VALID && v.seq == r.txn) {
+                v.obsolete = 1;
+                sec_put(st, r.value_len, &v);
+            }
+        }
+        off += len;
+        good = off;
+        damaged_after_good = 0;
+    }
+    /* What follows the last intact record of the head is an interrupted
+     * write (power cut), not damage: the next write reseals or redoes it. */
+    if (i == st->head_sector)
+        damaged_here -= damaged_after_good;
+    if (ext_end > s.used_end) {
+        s.used_end = ext_end > st->dev->sector_size ? st->dev->sector_size : ext_end;
+        sec_put(st, i, &s);
+    }
+    *last_good = good;
+    *torn_end = s.used_end;
+    if (rep)
+        rep->records_damaged += damaged_here;
+    st->damage += damaged_here;
+    return STORE_OK;
+}
+
+static bool iter_count_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len);
+
+store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t work_size,
+                           uint32_t flags, store_mount_report_t *report)
+{
+    store_status_t rc = setup(st, dev, work, work_size);
+    if (rc != STORE_OK)
+        return rc;
+    store_mount_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    bool any = false;
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = {0};
+        if (read_sector_header(st, i, &s)) {
+            s.state = S_VALID;
+            s.count_known = 1;
+            if (!any || s.seq > st->sector_seq) {
+                st->sector_seq = s.seq;
+                st->head_sector = i;
+            }
+            any = true;
+        } else {
+            uint32_t end;
+            rc = programmed_end(st, i, &end);
+            if (rc != STORE_OK)
+                return rc;
+            s.blank = end == 0;
+        }
+        sec_put(st, i, &s);
+    }
+    if (!any) {
+        if (!(flags & STORE_MOUNT_FORMAT_IF_EMPTY))
+            return STORE_ERR_NOT_STORE;
+        rc = store_format(st, dev, work, work_size);
+        if (rc == STORE_OK && report)
+            *report = rep;
+        return rc;
+    }
+    st->next_seq = 1;
+    uint32_t tail_good = 0, tail_end = 0;
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (s.state != S_VALID)
+            continue;
+        uint32_t good, end;
+        rc = mount_scan_sector(st, i, &rep, &good, &end);
+        if (rc != STORE_OK)
+            return rc;
+        if (i == st->head_sector) {
+            tail_good = good;
+            tail_end = end;
+        }
+    }
+    st->head_offset = tail_end;
+    if (tail_end > tail_good) {
+        st->tail_at = tail_good;
+        st->tail_end = tail_end;
+    }
+    uint32_t spare = ring_next(st, st->head_sector);
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (s.state != S_VALID && !s.blank && i != spare)
+            rep.sectors_bad++;
+        if (s.state != S_VALID && !s.count_known) {
+            s.erase_count = 0;
+            sec_put(st, i, &s);
+        }
+    }
+    /* The newest transaction, if it never committed, was cut by power. */
+    {
+        scan_t it;
+        uint32_t a, top = 0;
+        rec_t r;
+        bool open_members = false, closed = false;
+        scan_init(&it, UINT32_MAX);
+        while (scan_next(st, &it, &a, &r)) {
+            if (r.type == T_GCDONE || r.txn < top)
+                continue;
+            if (r.txn > top) {
+                top = r.txn;
+                open_members = closed = false;
+            }
+            if (r.type == T_DATA && !(r.flags & F_SELF))
+                open_members = true;
+            if (r.type == T_COMMIT || r.type == T_ABORT)
+                closed = true;
+        }
+        if (open_members && !closed)
+            rep.txns_discarded = 1;
+    }
+    st->mounted = 1;
+    if (report) {
+        store_iterate(st, NULL, 0, iter_count_cb, &rep.records_live);
+        /* Everything with a valid record that is not live is dead. */
+        scan_t it;
+        uint32_t a, total = 0;
+        rec_t r;
+        scan_init(&it, UINT32_MAX);
+        while (scan_next(st, &it, &a, &r))
+            if (r.type == T_DATA && r.chunk_idx == 0)
+                total++;
+        rep.records_dead = total > rep.records_live ? total - rep.records_live : 0;
+        *report = rep;
+    }
+    return STORE_OK;
+}
+
+static bool iter_count_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    (void)key;
+    (void)key_len;
+    (void)value_len;
+    (*(uint32_t *)arg)++;
+    return true;
+}
+
+/* -------------------------------------------------------------- API -- */
+
+const char *store_status_str(int status)
+{
+    switch (status) {
+    case STORE_OK: return "ok";
+    case STORE_NOT_FOUND: return "not found";
+    case STORE_FULL: return "store full";
+    case STORE_ERR_ARG: return "bad argument";
+    case STORE_ERR_IO: return "flash I/O error";
+    case STORE_ERR_CORRUPT: return "record damaged (CRC mismatch)";
+    case STORE_ERR_NOT_STORE: return "no store on this flash";
+    case STORE_ERR_GEOMETRY: return "unsupported flash geometry";
+    case STORE_ERR_NOMEM: return "work buffer too small";
+    case STORE_ERR_TOO_BIG: return "value too big";
+    case STORE_ERR_TXN: return "transaction misuse";
+    case STORE_ERR_NOT_MOUNTED: return "store not mounted";
+    default: return "unknown store status";
+    }
+}
+
+static store_status_t check_key(const store_t *st, const void *key, size_t key_len)
+{
+    if (!st || !st->mounted)
+        return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
+    if (!key || key_len == 0 || key_len > STORE_KEY_MAX)
+        return STORE_ERR_ARG;
+    return STORE_OK;
+}
+
+store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
+                         size_t *len)
+{
+    store_status_t rc = check_key(st, key, key_len);
+    if (rc != STORE_OK)
+        return rc;
+    if (!len || (cap && !buf))
+        return STORE_ERR_ARG;
+    winner_t w;
+    find_winner(st, key, key_len, &w);
+    if (!w.found || (w.rec.flags & F_TOMB))
+        return STORE_NOT_FOUND;
+    *len = w.rec.value_len;
+    if (w.rec.value_len > cap)
+        return STORE_ERR_TOO_BIG;
+    /* Chunks are identified by index; the value is complete when indices
+     * 0..last are all present and their lengths add up to value_len. */
+    uint64_t have = 0;
+    uint32_t got = 0;
+    uint32_t hash = crc32_update(0, key, key_len);
+    scan_t it;
+    uint32_t a;
+    rec_t r;
+    scan_init(&it, UINT32_MAX);
+    while (!((have & 1u) && got == w.rec.value_len) && scan_next(st, &it, &a, &r)) {
+        if (r.txn != w.rec.txn || r.op != w.rec.op || !key_matches(st, a, &r, key, key_len, hash))
+            continue;
+        uint64_t bit = (uint64_t)1 << r.chunk_idx;
+        if ((have & bit) || r.value_len != w.rec.value_len || !rec_crc_ok(st, a, &r))
+            continue;
+        if (r.chunk_len && flash_read(st, a + REC_HDR + r.key_len, (uint8_t *)buf + r.chunk_off,
+                                      r.chunk_len) != STORE_OK)
+            return STORE_ERR_IO;
+        have |= bit;
+        got += r.chunk_len;
+    }
+    return (have & 1u) && got == w.rec.value_len ? STORE_OK : STORE_ERR_CORRUPT;
+}
+
+static store_status_t check_value(const void *value, size_t value_len)
+{
+    if (value_len > STORE_VALUE_MAX)
+        return STORE_ERR_TOO_BIG;
+    if (value_len && !value)
+        return STORE_ERR_ARG;
+    return STORE_OK;
+}
+
+store_status_t store_put(store_t *st, const void *key, size_t key_len, const void *value,
+                         size_t value_len)
+{
+    store_status_t rc = check_key(st, key, key_len);
+    if (rc == STORE_OK)
+        rc = check_value(value, value_len);
+    if (rc != STORE_OK)
+        return rc;
+    if (st->txn_id != 0)
+        return STORE_ERR_TXN;
+    uint32_t txn = st->next_seq++;
+    bool multi = false;
+    st->txn_id = txn; /* GC must keep the chunks already written */
+    rc = write_op(st, txn, 0, true, key, key_len, value, value_len, false, &multi);
+    if (rc == STORE_OK && multi)
+        rc = write_marker(st, T_COMMIT, txn, 1);
+    st->txn_id = 0;
+    return rc;
+}
+
+store_status_t store_delete(store_t *st, const void *key, size_t key_len)
+{
+    store_status_t rc = check_key(st, key, key_len);
+    if (rc != STORE_OK)
+        return rc;
+    if (st->txn_id != 0)
+        return STORE_ERR_TXN;
+    winner_t w;
+    find_winner(st, key, key_len, &w);
+    if (!w.found || (w.rec.flags & F_TOMB))
+        return STORE_NOT_FOUND;
+    return write_op(st, st->next_seq++, 0, true, key, key_len, NULL, 0, true, NULL);
+}
+
+store_status_t store_txn_begin(store_t *st)
+{
+    if (!st || !st->mounted)
+        return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
+    if (st->txn_id != 0)
+        return STORE_ERR_TXN;
+    st->txn_id = st->next_seq++;
+    st->txn_ops = 0;
+    st->txn_failed = 0;
+    return STORE_OK;
+}
+
+static store_status_t txn_op(store_t *st, const void *key, size_t key_len, const void *value,
+                             size_t value_len, bool tomb)
+{
+    store_status_t rc = check_key(st, key, key_len);
+    if (rc == STORE_OK && !tomb)
+        rc = check_value(value, value_len);
+    if (rc != STORE_OK)
+        return rc;
+    if (st->txn_id == 0 || st->txn_ops >= STORE_TXN_OPS_MAX)
+        return STORE_ERR_TXN;
+    rc = write_op(st, st->txn_id, (uint8_t)st->txn_ops, false, key, key_len, value, value_len, tomb,
+                  NULL);
+    st->txn_ops++; /* even on failure: a partly written op keeps its index */
+    if (rc != STORE_OK)
+        st->txn_failed = 1;
+    return rc;
+}
+
+store_status_t store_txn_put(store_t *st, const void *key, size_t key_len, const void *value,
+                             size_t value_len)
+{
+    return txn_op(st, key, key_len, value, value_len, false);
+}
+
+store_status_t store_txn_delete(store_t *st, const void *key, size_t key_len)
+{
+    return txn_op(st, key, key_len, NULL, 0, true);
+}
+
+store_status_t store_txn_commit(store_t *st)
+{
+    if (!st || !st->mounted)
+        return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
+    if (st->txn_id == 0)
+        return STORE_ERR_TXN;
+    if (st->txn_failed) {
+        (void)store_txn_abort(st);
+        return STORE_ERR_TXN;
+    }
+    store_status_t rc = STORE_OK;
+    if (st->txn_ops > 0)
+        rc = write_marker(st, T_COMMIT, st->txn_id, st->txn_ops);
+    st->txn_id = 0;
+    st->txn_ops = 0;
+    return rc;
+}
+
+store_status_t store_txn_abort(store_t *st)
+{
+    if (!st || !st->mounted)
+        return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
+    if (st->txn_id == 0)
+        return STORE_ERR_TXN;
+    uint32_t txn = st->txn_id;
+    uint32_t ops = st->txn_ops;
+    st->txn_id = 0;
+    st->txn_ops = 0;
+    st->txn_failed = 0;
+    /* Only so mount does not report a deliberate abort as a power cut; the
+     * members are garbage either way, so a failure here changes nothing. */
+    if (ops > 0)
+        (void)write_marker(st, T_ABORT, txn, ops);
+    return STORE_OK;
+}
+
+/* First occurrence in scan order of the record identity at addr? Copies
+ * made by an interrupted GC must not be reported twice. */
+static bool first_copy(store_t *st, uint32_t addr, const rec_t *r)
+{
+    scan_t it;
+    uint32_t a;
+    rec_t o;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &o)) {
+        if (a == addr)
+            return true;
+        if (o.type == r->type && o.txn == r->txn && o.op == r->op && o.chunk_idx == r->chunk_idx &&
+            o.crc == r->crc)
+            return false;
+    }
+    return true;
+}
+
+store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len, store_iter_fn fn,
+                             void *arg)
+{
+    if (!st || !fn || (prefix_len && !prefix) || prefix_len > STORE_KEY_MAX)
+        return STORE_ERR_ARG;
+    if (!st->mounted)
+        return STORE_ERR_NOT_MOUNTED;
+    scan_t it;
+    uint32_t a;
+    rec_t r;
+    uint8_t key[STORE_KEY_MAX];
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r)) {
+        if (r.type != T_DATA || r.chunk_idx != 0 || (r.flags & F_TOMB) || r.key_len < prefix_len)
+            continue;
+        if (st->txn_id != 0 && r.txn == st->txn_id)
+            continue;
+        if (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK)
+            return STORE_ERR_IO;
+        if (prefix_len && memcmp(key, prefix, prefix_len) != 0)
+            continue;
+        winner_t w;
+        find_winner(st, key, r.key_len, &w);
+        if (!w.found || w.rec.txn != r.txn || w.rec.op != r.op || !first_copy(st, a, &r))
+            continue;
+        scan_t saved = it; /* fn may not modify the store, scanning resumes */
+        if (!fn(arg, key, r.key_len, r.value_len))
+            break;
+        it = saved;
+    }
+    return STORE_OK;
+}
+
+store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_counts,
+                           size_t erase_counts_cap)
+{
+    if (!st || !stats)
+        return STORE_ERR_ARG;
+    if (!st->mounted)
+        return STORE_ERR_NOT_MOUNTED;
+    memset(stats, 0, sizeof *stats);
+    uint32_t n = st->dev->sector_count;
+    stats->erase_min = UINT32_MAX;
+    uint32_t free_sectors = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        sec_t s = sec_get(st, i);
+        if (erase_counts && i < erase_counts_cap)
+            erase_counts[i] = s.erase_count;
+        if (s.erase_count < stats->erase_min)
+            stats->erase_min = s.erase_count;
+        if (s.erase_count > stats->erase_max)
+            stats->erase_max = s.erase_count;
+        if (!sec_readable(&s))
+            free_sectors++;
+    }
+    scan_t it;
+    uint32_t a;
+    rec_t r;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r)) {
+        uint32_t len = rec_len(st, &r);
+        bool live = false;
+        if (r.type == T_DATA && rec_crc_ok(st, a, &r) && first_copy(st, a, &r)) {
+            live = data_live(st, UINT32_MAX, a, &r);
+            if (live && r.chunk_idx == 0 && !(r.flags & F_TOMB))
+                stats->live_records++;
+        } else if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) && first_copy(st, a, &r)) {
+            live = commit_live(st, UINT32_MAX, &r);
+        }
+        if (live)
+            stats->live_bytes += len;
+        else
+            stats->dead_bytes += len;
+    }
+    uint32_t per = sec_usable_end(st, false) - st->hdr_size;
+    uint32_t head_free = st->head_offset < sec_usable_end(st, false)
+                             ? sec_usable_end(st, false) - st->head_offset
+                             : 0;
+    /* One free sector is the GC spare and never holds data. */
+    uint32_t spare_free = free_sectors > 0 ? (free_sectors - 1u) * per : 0;
+    stats->free_bytes = head_free + spare_free + stats->dead_bytes;
+    return STORE_OK;
+}
+
+store_status_t store_fsck(store_t *st, store_mount_report_t *report)
+{
+    if (!st)
+        return STORE_ERR_ARG;
+    if (!st->mounted)
+        return STORE_ERR_NOT_MOUNTED;
+    /* A fresh mount re-reads and re-checks everything; the table it
+     * rebuilds is the same, so nothing of the live state changes. */
+    store_t copy;
+    store_mount_report_t rep;
+    store_status_t rc = store_mount(&copy, st->dev, st->work, st->work_size, 0, &rep);
+    if (rc != STORE_OK)
+        return rc;
+    uint32_t txn = st->txn_id, ops = st->txn_ops;
+    uint8_t failed = st->txn_failed;
+    *st = copy;
+    st->txn_id = txn;
+    st->txn_ops = ops;
+    st->txn_failed = failed;
+    if (txn >= st->next_seq)
+        st->next_seq = txn + 1u;
+    if (report)
+        *report = rep;
+    return rep.records_damaged || rep.sectors_bad ? STORE_ERR_CORRUPT : STORE_OK;
+}
