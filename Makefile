@@ -13,6 +13,7 @@
 #   tests/support/*.c        -> linked into every unit test and benchmark
 #   tests/integration/test_* -> executable scripts printing TAP lines
 #   tests/bench/*.c          -> one benchmark binary each
+#   tests/tools/*.c          -> helper programs the integration tests run
 #   firmware/linux/*.c       -> build/cdnagent
 
 BUILD      ?= build
@@ -28,6 +29,7 @@ FW_SRCS     := $(sort $(wildcard firmware/linux/*.c))
 SUPPORT_SRCS:= $(sort $(wildcard tests/support/*.c))
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
+TOOL_SRCS   := $(sort $(wildcard tests/tools/*.c))
 
 INCLUDES := -Iport $(addprefix -I,$(wildcard components/*/include))
 WARN     := -Wall -Wextra -Werror
@@ -84,7 +86,13 @@ $(BUILD)/host/bench/%: $(BUILD)/host/obj/tests/bench/%.o $(call objs,host,$(SUPP
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(HOST_LIBS)
 
-unit-tests: $(UNIT_BINS)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/host/tools/%,$(TOOL_SRCS))
+
+$(BUILD)/host/tools/%: $(BUILD)/host/obj/tests/tools/%.o $(BUILD)/host/libcdnagent.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(HOST_LIBS)
+
+unit-tests: $(UNIT_BINS) $(TOOL_BINS)
 
 # --------------------------------------------- Cortex-M4 compile + size --
 # Every component must build for a bare-metal target. Only the headers of

@@ -34,5 +34,6 @@ int cli_usage_error(const char *fmt, ...)
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_request(int argc, char **argv, const cli_globals_t *g);
 int cmd_call(int argc, char **argv, const cli_globals_t *g);
+int cmd_fsck(int argc, char **argv, const cli_globals_t *g);
 
 #endif /* CDNAGENT_CLI_H */

@@ -17,6 +17,7 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "print the version"},
     {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
+    {"fsck", cmd_fsck, "check the config store on --flash (records, free space, wear, damage)"},
     {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };
 

@@ -154,6 +154,11 @@ typedef struct {
 store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_counts,
                            size_t erase_counts_cap);
 
+/* Recognise a store sector header in buf (the first bytes of any sector)
+ * and report the geometry it was written with, so a tool can open an image
+ * whose geometry it does not know. true when buf holds a valid header. */
+bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size);
+
 /* Re-read and CRC-check every record on flash (read-only). report is filled
  * like store_mount's; returns STORE_ERR_CORRUPT when damage was found. */
 store_status_t store_fsck(store_t *st, store_mount_report_t *report);

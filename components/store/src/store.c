@@ -791,6 +791,19 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
     return STORE_OK;
 }
 
+bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
+{
+    const uint8_t *b = buf;
+    if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 20) != crc32_update(0, b, 20) ||
+        get16(b + 4) != FORMAT_VERSION)
+        return false;
+    if (sector_size)
+        *sector_size = get32(b + 8);
+    if (write_size)
+        *write_size = get16(b + 6);
+    return true;
+}
+
 static bool read_sector_header(store_t *st, uint32_t i, sec_t *s)
 {
     uint8_t b[SEC_HDR_RAW];
@@ -1006,12 +1019,21 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         st->tail_end = tail_end;
     }
     uint32_t spare = ring_next(st, st->head_sector);
+    uint32_t min_known = UINT32_MAX;
+    for (uint32_t i = 0; i < dev->sector_count; i++) {
+        sec_t s = sec_get(st, i);
+        if (s.count_known && s.erase_count < min_known)
+            min_known = s.erase_count;
+    }
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = sec_get(st, i);
         if (s.state != S_VALID && !s.blank && i != spare)
             rep.sectors_bad++;
-        if (s.state != S_VALID && !s.count_known) {
-            s.erase_count = 0;
+        /* A sector without a header does not say how often it was erased:
+         * free sectors are the ring's latest victims, so the lowest known
+         * count is the honest guess (exact right after a format). */
+        if (!s.count_known) {
+            s.erase_count = min_known;
             sec_put(st, i, &s);
         }
     }

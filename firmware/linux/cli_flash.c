@@ -1,0 +1,118 @@
+/* Open the config flash and mount the store; see cli_flash.h. */
+#include "cli_flash.h"
+
+#include "port_posix.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* An image carries no sidecar: its geometry is read back from the first
+ * valid sector header, trying every sector size the store supports. */
+static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -1;
+    struct stat sb;
+    int found = 0;
+    if (fstat(fileno(fp), &sb) == 0) {
+        for (uint32_t cand = 512; cand <= (1u << 20) && !found; cand <<= 1) {
+            for (off_t off = 0; off + 24 <= sb.st_size && !found; off += cand) {
+                uint8_t b[24];
+                if (fseeko(fp, off, SEEK_SET) != 0 || fread(b, 1, sizeof b, fp) != sizeof b)
+                    break;
+                if (store_probe_header(b, sizeof b, ss, ws) && *ss == cand)
+                    found = sb.st_size % cand == 0 ? 1 : 2;
+            }
+        }
+    }
+    fclose(fp);
+    if (found == 2) {
+        fprintf(stderr,
+                "cdnagent: flash %s: image size %lld is not a whole number of %u-byte sectors "
+                "(truncated?); refusing to touch it\n",
+                path, (long long)sb.st_size, *ss);
+        return -2;
+    }
+    return found ? 0 : -1;
+}
+
+int cli_flash_open(cli_flash_t *f, const char *path, int mode)
+{
+    memset(f, 0, sizeof *f);
+    struct stat sb;
+    int exists = stat(path, &sb) == 0;
+    port_status_t ps;
+    if (strncmp(path, "/dev/mtd", 8) == 0) {
+        ps = port_flash_mtd_open(&f->dev, path);
+        if (ps != PORT_OK) {
+            fprintf(stderr, "cdnagent: flash %s: cannot open MTD device: %s\n", path,
+                    port_status_str(ps));
+            return -1;
+        }
+        f->is_mtd = 1;
+    } else if (exists) {
+        uint32_t ss, ws;
+        if (!S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "cdnagent: flash %s: not a regular file or /dev/mtdN\n", path);
+            return -1;
+        }
+        int pr = probe_geometry(path, &ss, &ws);
+        if (pr == -2)
+            return -1;
+        if (pr != 0) {
+            fprintf(stderr,
+                    "cdnagent: flash %s: no cdnagent store found (no valid sector header); "
+                    "refusing to touch it\n",
+                    path);
+            return -1;
+        }
+        ps = port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
+        if (ps != PORT_OK) {
+            fprintf(stderr, "cdnagent: flash %s: %s\n", path, port_status_str(ps));
+            return -1;
+        }
+    } else if (mode == CLI_FLASH_CREATE) {
+        ps = port_flash_file_open(&f->dev, path, CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT,
+                                  CLI_FLASH_WRITE_SIZE, 1);
+        if (ps != PORT_OK) {
+            fprintf(stderr, "cdnagent: flash %s: cannot create: %s\n", path, port_status_str(ps));
+            return -1;
+        }
+    } else {
+        fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
+        return -1;
+    }
+    size_t work_size = STORE_WORK_SIZE(f->dev.sector_count);
+    f->work = malloc(work_size);
+    if (!f->work) {
+        fprintf(stderr, "cdnagent: flash %s: out of memory\n", path);
+        cli_flash_close(f);
+        return -1;
+    }
+    /* Only a file we just created is formatted; an existing image that
+     * does not mount is reported and left untouched. */
+    uint32_t flags = exists ? 0 : STORE_MOUNT_FORMAT_IF_EMPTY;
+    store_status_t rc =
+        store_mount(&f->store, &f->dev, f->work, work_size, flags, &f->report);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "cdnagent: flash %s: %s\n", path, store_status_str(rc));
+        cli_flash_close(f);
+        return -1;
+    }
+    return 0;
+}
+
+void cli_flash_close(cli_flash_t *f)
+{
+    if (f->dev.ctx) {
+        if (f->is_mtd)
+            port_flash_mtd_close(&f->dev);
+        else
+            port_flash_file_close(&f->dev);
+    }
+    free(f->work);
+    f->work = NULL;
+}
