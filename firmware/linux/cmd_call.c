@@ -18,7 +18,8 @@
 
 static const char CALL_USAGE[] =
     "usage: cdnagent call set-header DOMAIN KEY VALUE [--config-id N] | delete-header DOMAIN "
-    "CONFIG_ID | list-headers DOMAIN [--json] | set-cert DOMAIN --cert F --key F [--name N] "
+    "CONFIG_ID | list-headers DOMAIN [--json] | batch-set-header DOMAIN[,DOMAIN...] KEY VALUE "
+    "[--config-id N] | set-cert DOMAIN --cert F --key F [--name N] "
     "[--force] | cert-off DOMAIN | cert-info DOMAIN  [--endpoint URL] [--ca-file F] [--insecure] "
     "[--signature v1|v3] [--timeout-ms N]";
 
@@ -134,6 +135,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     }
     op = pos[0];
     if (!((strcmp(op, "set-header") == 0 && npos == 4) ||
+          (strcmp(op, "batch-set-header") == 0 && npos == 4) ||
           (strcmp(op, "delete-header") == 0 && npos == 3) ||
           (strcmp(op, "list-headers") == 0 && npos == 2) ||
           (strcmp(op, "set-cert") == 0 && npos == 2 && cert_file && key_file) ||
@@ -213,10 +215,51 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         cdnapi_set_header(&api, pos[1], pos[2], pos[3], config_id, &res);
     } else if (strcmp(op, "delete-header") == 0) {
         cdnapi_delete_header(&api, pos[1], pos[2], &res);
+    } else if (strcmp(op, "batch-set-header") == 0) {
+        /* One header on several domains: DOMAIN,DOMAIN... split here; an
+         * empty item is passed on so that cdnapi refuses it locally. */
+        static char list[CDNAPI_MAX_BATCH * (CDNAPI_MAX_DOMAIN_LEN + 1) + 1];
+        static cdnapi_header_t hdr;
+        cdnapi_batch_config_t got[CDNAPI_MAX_BATCH];
+        const char *doms[CDNAPI_MAX_BATCH + 1];
+        size_t nd = 0, ll = strlen(pos[1]);
+        int nb;
+        char *q = list;
+        if (ll >= sizeof(list) || strlen(pos[2]) >= sizeof(hdr.key) ||
+            strlen(pos[3]) >= sizeof(hdr.value) ||
+            (config_id != NULL && strlen(config_id) >= sizeof(hdr.config_id))) {
+            http_tls_free(tls);
+            return cli_usage_error("batch-set-header: DOMAIN list, KEY, VALUE or --config-id too long");
+        }
+        memcpy(list, pos[1], ll + 1);
+        for (;;) {
+            char *comma = strchr(q, ',');
+            if (nd == CDNAPI_MAX_BATCH + 1) {
+                break; /* one past the bound: cdnapi refuses the batch */
+            }
+            doms[nd++] = q;
+            if (comma == NULL) {
+                break;
+            }
+            *comma = 0;
+            q = comma + 1;
+        }
+        memset(&hdr, 0, sizeof(hdr));
+        memcpy(hdr.key, pos[2], strlen(pos[2]) + 1);
+        memcpy(hdr.value, pos[3], strlen(pos[3]) + 1);
+        if (config_id != NULL) {
+            memcpy(hdr.config_id, config_id, strlen(config_id) + 1);
+        }
+        nb = cdnapi_batch_set_headers(&api, doms, nd, &hdr, 1, got, CDNAPI_MAX_BATCH, &res);
+        for (i = 0; i < nb && i < (int)CDNAPI_MAX_BATCH; i++) {
+            printf("%s\t%s\n", got[i].domain, got[i].config_id);
+        }
     } else if (strcmp(op, "set-cert") == 0) {
         size_t cl = 0, kl = 0;
         uint8_t *cert = read_file(cert_file, &cl), *key = read_file(key_file, &kl);
-        if (cert == NULL || key == NULL || cl > CDNAPI_MAX_PEM_LEN || kl > CDNAPI_MAX_PEM_LEN) {
+        /* read_file's lengths count the terminating NUL */
+        if (cert == NULL || key == NULL || cl - 1 > CDNAPI_MAX_PEM_LEN ||
+            kl - 1 > CDNAPI_MAX_PEM_LEN) {
             if (key != NULL) {
                 mbedtls_platform_zeroize(key, kl);
             }

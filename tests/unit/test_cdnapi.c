@@ -187,6 +187,93 @@ static void test_set_header_call(void **state)
     assert_string_equal(r.code, "InvalidParameter");
 }
 
+static void test_batch_set_headers(void **state)
+{
+    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    sign_credentials_t cred = {"testid", "testsecret", NULL};
+    static cdnapi_header_t h[2];
+    static const char *const doms[] = {"a.example.com", "b.example.com"};
+    static const char *const bad_dom[] = {"a.example.com,b.example.com"};
+    static const char *many[CDNAPI_MAX_BATCH + 1];
+    cdnapi_batch_config_t got[4];
+    http_client_t http;
+    cdnapi_t api;
+    cdnapi_result_t r;
+    size_t i;
+    (void)state;
+    http_client_init(&http, &tr, NULL);
+    api.http = &http;
+    api.credentials = &cred;
+    api.host = "cdn.aliyuncs.com";
+    api.signature = SIGN_V3;
+    memset(h, 0, sizeof(h));
+    strcpy(h[0].key, "X-A");
+    strcpy(h[0].value, "v \"1\"");
+    strcpy(h[1].key, "X-B");
+    strcpy(h[1].value, "two");
+    strcpy(h[1].config_id, "123456789012345678");
+
+    sent_len = 0;
+    reply_off = 0;
+    reply = "HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"
+            "{\"RequestId\":\"B\",\"DomainConfigList\":{\"DomainConfigModel\":["
+            "{\"DomainName\":\"a.example.com\",\"ConfigId\":1001,\"FunctionName\":\"set_req_header\"},"
+            "{\"DomainName\":\"b.example.com\",\"ConfigId\":\"1002\",\"FunctionName\":\"set_req_header\"}"
+            "]}}    ";
+    assert_int_equal(strlen(reply) - strlen("HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"), 224);
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 1, got, 4, &r), 2);
+    assert_int_equal(r.cls, CDNAPI_SUCCESS);
+    assert_string_equal(r.request_id, "B");
+    assert_string_equal(got[0].domain, "a.example.com");
+    assert_string_equal(got[0].config_id, "1001");
+    assert_string_equal(got[1].domain, "b.example.com");
+    assert_string_equal(got[1].config_id, "1002");
+    sent[sent_len] = 0;
+    assert_non_null(strstr(sent, "x-acs-action: BatchSetCdnDomainConfig\r\n"));
+    assert_non_null(strstr(sent, "DomainNames=a.example.com%2Cb.example.com"));
+    /* [{"functionArgs":[{"argName":"key","argValue":"X-A"},{"argName":"value",
+     * "argValue":"v \"1\""}],"functionName":"set_req_header"}], percent-encoded */
+    assert_non_null(strstr(sent,
+        "Functions=%5B%7B%22functionArgs%22%3A%5B%7B%22argName%22%3A%22key%22%2C%22argValue"
+        "%22%3A%22X-A%22%7D%2C%7B%22argName%22%3A%22value%22%2C%22argValue%22%3A%22v%20%5C"
+        "%221%5C%22%22%7D%5D%2C%22functionName%22%3A%22set_req_header%22%7D%5D"));
+
+    /* A ConfigId goes out as a JSON number with every digit (no double rounding). */
+    sent_len = 0;
+    reply_off = 0;
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 1, &h[1], 1, NULL, 0, &r), 2);
+    sent[sent_len] = 0;
+    assert_non_null(strstr(sent, "%22configId%22%3A123456789012345678%7D"));
+
+    /* Local refusals: nothing is sent. */
+    sent_len = 0;
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 0, h, 1, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "MissingParameter");
+    assert_int_equal(cdnapi_batch_set_headers(&api, bad_dom, 1, h, 1, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "InvalidDomainName.Malformed");
+    for (i = 0; i <= CDNAPI_MAX_BATCH; i++) {
+        many[i] = "a.example.com";
+    }
+    assert_int_equal(cdnapi_batch_set_headers(&api, many, CDNAPI_MAX_BATCH + 1, h, 1, NULL, 0, &r),
+                     -1);
+    assert_string_equal(r.code, "InvalidParameter");
+    assert_int_equal(cdnapi_batch_set_headers(&api, many, 26, h, 2, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "InvalidParameter");
+    strcpy(h[0].key, "Connection");
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "InvalidKey.Malformed");
+    assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
+    strcpy(h[0].key, "X-A");
+    strcpy(h[0].value, "a\nb");
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "InvalidValue.Malformed");
+    strcpy(h[0].value, "ok");
+    strcpy(h[0].config_id, "12a");
+    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_string_equal(r.code, "InvalidParameter");
+    assert_int_equal(sent_len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_parse_reply),
         cmocka_unit_test(test_parse_header_configs),
         cmocka_unit_test(test_set_header_call),
+        cmocka_unit_test(test_batch_set_headers),
     };
     cdnapi_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,6 +80,38 @@ FAULT_DEFAULTS = {
 }
 
 
+def check_faults(upd):
+    """Returns a list of problems with a fault update (unknown knobs, wrong types), so that
+    a bad knob is refused with 400 instead of breaking every later request."""
+    if not isinstance(upd, dict):
+        return ["<not a JSON object>"]
+    bad = []
+    for k, v in upd.items():
+        if k == "reset":
+            ok = isinstance(v, bool)
+        elif k == "chunked":
+            ok = isinstance(v, bool)
+        elif k == "error_fraction":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+        elif k == "error_status":
+            ok = v in (500, 503) and not isinstance(v, bool)
+        elif k in FAULT_DEFAULTS:
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        else:
+            bad.append("unknown knob %s" % k)
+            continue
+        if not ok:
+            bad.append("bad value for %s: %r" % (k, v))
+    return bad
+
+
+def same_signature(want, got):
+    """Constant-time comparison that also accepts non-ASCII input (which then never
+    matches) instead of raising TypeError."""
+    return hmac.compare_digest(want.encode("utf-8", "surrogatepass"),
+                               got.encode("utf-8", "surrogatepass"))
+
+
 def enc(s):
     """RFC 3986 percent-encoding used by both signature versions."""
     out = []
@@ -553,15 +585,14 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_sim/faults" and self.command == "POST":
                 try:
                     upd = json.loads(body or b"{}")
-                    assert isinstance(upd, dict)
-                    bad = [k for k in upd if k not in FAULT_DEFAULTS]
+                    bad = check_faults(upd)
                 except Exception:
                     bad = ["<not a JSON object>"]
                 if bad:
-                    self.send_json(400, {"error": "unknown fault knobs: %s" % bad})
+                    self.send_json(400, {"error": "bad fault knobs: %s" % bad})
                     self.log_line(400, "_sim", "bad-faults")
                     return
-                if upd.get("reset"):
+                if upd.pop("reset", False):
                     sim.faults = dict(FAULT_DEFAULTS)
                 sim.faults.update(upd)
                 out = sim.faults
@@ -612,7 +643,7 @@ class Handler(BaseHTTPRequestHandler):
             cr = v3_canonical_request(self.command, path, parse_pairs(query, False), hdrs,
                                       sorted(names), hdrs["x-acs-content-sha256"])
             sts, want = v3_sign(sim.credentials[ak], cr)
-            if not hmac.compare_digest(want, sig.lower()):
+            if not same_signature(want, sig.lower()):
                 raise ApiError("SignatureDoesNotMatch", sts.replace("\n", "\\n"))
             ts, nonce, action = hdrs["x-acs-date"], hdrs["x-acs-signature-nonce"], hdrs["x-acs-action"]
             version = hdrs.get("x-acs-version", "")
@@ -628,7 +659,7 @@ class Handler(BaseHTTPRequestHandler):
             if ak not in sim.credentials:
                 raise ApiError("InvalidAccessKeyId.NotFound")
             sts = v1_string_to_sign(self.command, params)
-            if not hmac.compare_digest(v1_sign(sim.credentials[ak], sts), params["Signature"]):
+            if not same_signature(v1_sign(sim.credentials[ak], sts), params["Signature"]):
                 raise ApiError("SignatureDoesNotMatch", sts)
             ts, nonce, action = params["Timestamp"], params["SignatureNonce"], params.get("Action", "")
             version = params.get("Version", "")
@@ -693,6 +724,7 @@ class Handler(BaseHTTPRequestHandler):
             status, out, code, post = e.status, self.err_obj(e), e.code, None
             with sim.lock:
                 sim.count(action, e.code)
+                sim.save()  # --state keeps the error counters too
         except Exception as e:  # a bug here must never take the server down
             sys.stderr.write("cdnsim internal error: %r\n" % (e,))
             err = ApiError("InternalError")
@@ -743,8 +775,16 @@ def main(argv=None):
     ap.add_argument("--faults", default="{}", help="JSON object of fault knobs")
     a = ap.parse_args(argv)
     host, _, port = a.listen.rpartition(":")
+    try:
+        faults = json.loads(a.faults)
+    except ValueError as e:
+        ap.error("--faults: not JSON: %s" % e)
+    bad = check_faults(faults)
+    if bad:
+        ap.error("--faults: %s" % "; ".join(bad))
+    faults.pop("reset", None)
     sim = Sim(parse_credentials(a.credentials), [d for d in a.domains.split(",") if d],
-              a.qps, a.state, json.loads(a.faults))
+              a.qps, a.state, faults)
     srv = Server((host, int(port)), Handler)
     srv.sim = sim
     scheme = "http"

@@ -100,6 +100,24 @@ void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_
 int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
                         cdnapi_result_t *res);
 
+/* BatchSetCdnDomainConfig with set_req_header functions: every header of
+ * headers[] (config_id "" = add, digits = modify that ConfigId) on every
+ * domain of domains[]; the service applies all or nothing. Local checks
+ * first, like cdnapi_set_header (each domain non-empty, no ',' or blanks;
+ * each header as cdnapi_validate_header; ConfigId digits only), plus the
+ * documented bounds: 1..CDNAPI_MAX_BATCH domains and domains x headers <=
+ * CDNAPI_MAX_BATCH (InvalidParameter). On success returns the number of
+ * DomainConfigModel entries of the reply (ConfigIds, <= max stored in out,
+ * out may be NULL when max is 0); -1 otherwise (res says why). */
+#define CDNAPI_MAX_BATCH 50u
+typedef struct {
+    char domain[CDNAPI_MAX_DOMAIN_LEN + 1];
+    char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+} cdnapi_batch_config_t;
+int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                             const cdnapi_header_t *headers, size_t nheaders,
+                             cdnapi_batch_config_t *out, size_t max, cdnapi_result_t *res);
+
 /* SetDomainServerCertificate on (upload PEMs, validated first unless force
  * skips the expiry/domain checks) or off. */
 void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,

@@ -395,6 +395,163 @@ int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out,
     return n;
 }
 
+/* {"argName": name, "argValue": value}, or NULL when out of memory. */
+static cJSON *batch_arg(const char *name, const char *value)
+{
+    cJSON *a = cJSON_CreateObject();
+    if (a != NULL && (cJSON_AddStringToObject(a, "argName", name) == NULL ||
+                      cJSON_AddStringToObject(a, "argValue", value) == NULL)) {
+        cJSON_Delete(a);
+        a = NULL;
+    }
+    return a;
+}
+
+/* Appends {"functionArgs":[key, value], "functionName":"set_req_header"
+ * [, "configId": N]} to funcs; false when out of memory. */
+static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON *args = cJSON_CreateArray();
+    cJSON *k = batch_arg("key", h->key);
+    cJSON *v = batch_arg("value", h->value);
+    if (f == NULL || args == NULL || k == NULL || v == NULL) {
+        cJSON_Delete(f);
+        cJSON_Delete(args);
+        cJSON_Delete(k);
+        cJSON_Delete(v);
+        return false;
+    }
+    /* Non-NULL items: these adds cannot fail and take ownership. */
+    (void)cJSON_AddItemToArray(args, k);
+    (void)cJSON_AddItemToArray(args, v);
+    (void)cJSON_AddItemToObject(f, "functionArgs", args);
+    (void)cJSON_AddItemToArray(funcs, f);
+    if (cJSON_AddStringToObject(f, "functionName", "set_req_header") == NULL) {
+        return false;
+    }
+    /* ConfigId is a Long: emitted as digits verbatim (validated), never via double. */
+    if (h->config_id[0] != 0 && cJSON_AddRawToObject(f, "configId", h->config_id) == NULL) {
+        return false;
+    }
+    return true;
+}
+
+int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                             const cdnapi_header_t *headers, size_t nheaders,
+                             cdnapi_batch_config_t *out, size_t max, cdnapi_result_t *res)
+{
+    sign_param_t p[2];
+    http_response_t resp;
+    cJSON *funcs = NULL;
+    char *names = NULL, *json = NULL;
+    size_t i, k, len = 0;
+    int n = -1;
+
+    if (domains == NULL || ndomains == 0 || headers == NULL || nheaders == 0) {
+        cdnapi_local_error(res, "MissingParameter", "DomainNames and Functions are required");
+        return -1;
+    }
+    if (ndomains > CDNAPI_MAX_BATCH || nheaders > CDNAPI_MAX_BATCH ||
+        ndomains * nheaders > CDNAPI_MAX_BATCH) {
+        cdnapi_local_error(res, "InvalidParameter",
+                           "at most 50 domains per batch, and domains x headers <= 50");
+        return -1;
+    }
+    for (i = 0; i < ndomains; i++) {
+        const char *d = domains[i];
+        if (d == NULL || d[0] == 0) {
+            cdnapi_local_error(res, "MissingParameter", "a DomainName of the batch is empty");
+            return -1;
+        }
+        for (k = 0; d[k] != 0; k++) {
+            if ((unsigned char)d[k] <= ' ' || d[k] == ',' || d[k] == 0x7f) {
+                cdnapi_local_error(res, "InvalidDomainName.Malformed",
+                                   "a DomainName holds a comma, blank or control character");
+                return -1;
+            }
+        }
+        if (k > CDNAPI_MAX_DOMAIN_LEN) {
+            cdnapi_local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
+            return -1;
+        }
+        len += k + 1;
+    }
+    for (i = 0; i < nheaders; i++) {
+        const char *id = headers[i].config_id;
+        if (!cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res)) {
+            return -1;
+        }
+        for (k = 0; id[k] != 0; k++) {
+            if (id[k] < '0' || id[k] > '9') {
+                cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+                return -1;
+            }
+        }
+    }
+
+    names = port_malloc(len);
+    funcs = cJSON_CreateArray();
+    if (names == NULL || funcs == NULL) {
+        goto nomem;
+    }
+    names[0] = 0;
+    for (i = 0, k = 0; i < ndomains; i++) {
+        size_t dl = strlen(domains[i]);
+        memcpy(names + k, domains[i], dl);
+        k += dl;
+        names[k++] = i + 1 < ndomains ? ',' : 0;
+    }
+    for (i = 0; i < nheaders; i++) {
+        if (!batch_function(funcs, &headers[i])) {
+            goto nomem;
+        }
+    }
+    json = cJSON_PrintUnformatted(funcs);
+    if (json == NULL) {
+        goto nomem;
+    }
+    p[0] = cdnapi_param("DomainNames", names);
+    p[1] = cdnapi_param("Functions", json);
+    if (call(api, "BatchSetCdnDomainConfig", p, 2, res, &resp)) {
+        cJSON *root = cJSON_ParseWithLength((const char *)resp.body, resp.body_len);
+        const cJSON *m, *models = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "DomainConfigList"), "DomainConfigModel");
+        if (root == NULL) {
+            res->cls = CDNAPI_RETRYABLE;
+            copy_field(res->code, sizeof(res->code), "BadResponse");
+        } else {
+            n = 0;
+            cJSON_ArrayForEach(m, models)
+            {
+                if (out != NULL && (size_t)n < max) {
+                    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(m, "DomainName");
+                    copy_field(out[n].domain, sizeof(out[n].domain),
+                               cJSON_IsString(dn) ? dn->valuestring : "");
+                    id_to_text(cJSON_GetObjectItemCaseSensitive(m, "ConfigId"), out[n].config_id,
+                               sizeof(out[n].config_id));
+                }
+                n++;
+            }
+        }
+        cJSON_Delete(root);
+    }
+    http_response_free(&resp);
+    port_free(names);
+    cJSON_free(json);
+    cJSON_Delete(funcs);
+    return n;
+
+nomem:
+    port_free(names);
+    cJSON_Delete(funcs);
+    memset(res, 0, sizeof(*res));
+    res->cls = CDNAPI_RETRYABLE;
+    copy_field(res->code, sizeof(res->code), "NoMemory");
+    copy_field(res->message, sizeof(res->message), "out of memory building the batch");
+    return -1;
+}
+
 void cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *params,
                         size_t count, cdnapi_result_t *res)
 {
