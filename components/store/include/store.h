@@ -129,7 +129,8 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
                              void *arg);
 
 /* Transactions: begin, then up to STORE_TXN_OPS_MAX puts/deletes, then
- * commit (all land) or abort (none land). If a put/delete inside fails
+ * commit (all land) or abort (none land; the transaction is closed even
+ * when abort returns STORE_ERR_IO). If a put/delete inside fails
  * (e.g. STORE_FULL), commit returns STORE_ERR_TXN and lands nothing. A power cut before commit returns
  * has the effect of abort. Reads inside an open transaction see the state
  * before it. */

@@ -247,9 +247,14 @@ static bool scan_next(store_t *st, scan_t *it, uint32_t *addr, rec_t *r)
         }
         if (it->off < st->hdr_size)
             it->off = st->hdr_size;
-        while (it->off + REC_HDR <= s.used_end) {
+        /* An interrupted write at the head's end was never a record, even
+         * if its header survived: stop before it. */
+        uint32_t end = s.used_end;
+        if (it->sec == st->head_sector && st->tail_at < st->tail_end)
+            end = st->tail_at;
+        while (it->off + REC_HDR <= end) {
             uint32_t a = sec_base(st, it->sec) + it->off;
-            if (rec_read_hdr(st, a, sec_base(st, it->sec) + s.used_end, r)) {
+            if (rec_read_hdr(st, a, sec_base(st, it->sec) + end, r)) {
                 it->off += rec_len(st, r);
                 *addr = a;
                 return true;
@@ -1268,9 +1273,10 @@ store_status_t store_txn_abort(store_t *st)
     st->txn_ops = 0;
     st->txn_failed = 0;
     /* Only so mount does not report a deliberate abort as a power cut; the
-     * members are garbage either way, so a failure here changes nothing. */
-    if (ops > 0)
-        (void)write_marker(st, T_ABORT, txn, ops);
+     * members are garbage either way. No room for the marker is fine; a
+     * flash failure is still reported. */
+    if (ops > 0 && write_marker(st, T_ABORT, txn, ops) == STORE_ERR_IO)
+        return STORE_ERR_IO;
     return STORE_OK;
 }
 
