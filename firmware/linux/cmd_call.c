@@ -210,6 +210,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     api.credentials = &cred;
     api.host = hostport;
     api.signature = sigver;
+    api.timestamp = NULL;
 
     if (strcmp(op, "set-header") == 0) {
         cdnapi_set_header(&api, pos[1], pos[2], pos[3], config_id, &res);

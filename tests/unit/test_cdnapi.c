@@ -147,7 +147,7 @@ static void test_set_header_call(void **state)
     http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
     sign_credentials_t cred = {"testid", "testsecret", NULL};
     http_client_t http;
-    cdnapi_t api;
+    cdnapi_t api = {0};
     cdnapi_result_t r;
     (void)state;
     http_client_init(&http, &tr, NULL);
@@ -197,7 +197,7 @@ static void test_batch_set_headers(void **state)
     static const char *many[CDNAPI_MAX_BATCH + 1];
     cdnapi_batch_config_t got[4];
     http_client_t http;
-    cdnapi_t api;
+    cdnapi_t api = {0};
     cdnapi_result_t r;
     size_t i;
     (void)state;

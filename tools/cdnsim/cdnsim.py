@@ -326,7 +326,10 @@ class Sim:
             raise ApiError("InvalidHeaderKey.ValueNotSupported", key)
 
     def set_header(self, dom, key, value, config_id):
-        """Returns the ConfigId. Modify by ConfigId; adding an existing Key updates it."""
+        """Returns the ConfigId. Modify by ConfigId. Without a ConfigId the call
+        adds a configuration, as the reference says, even when one with the
+        same Key exists: a client that retries an add blindly gets duplicates,
+        exactly what the agent's read-back-before-retry must prevent."""
         hs = dom["headers"]
         if config_id not in (None, ""):
             for h in hs:
@@ -334,10 +337,6 @@ class Sim:
                     h["Key"], h["Value"] = key, value
                     return h["ConfigId"]
             raise ApiError("InvalidConfigId.NotFound", str(config_id))
-        for h in hs:
-            if h["Key"].lower() == key.lower():
-                h["Key"], h["Value"] = key, value
-                return h["ConfigId"]
         self.state["next_config_id"] += 1
         cid = self.state["next_config_id"]
         hs.append({"ConfigId": cid, "Key": key, "Value": value})

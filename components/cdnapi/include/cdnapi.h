@@ -64,6 +64,10 @@ typedef struct {
     const sign_credentials_t *credentials;
     const char *host;        /* API host (Host header) */
     sign_version_t signature;
+    /* NULL: sign with the port's wall clock. Else "YYYY-MM-DDThh:mm:ssZ":
+     * the caller's corrected clock (after InvalidTimeStamp.Expired, or on a
+     * device whose clock was never set). Zero-initialise cdnapi_t. */
+    const char *timestamp;
 } cdnapi_t;
 
 /* Route cJSON allocations through port_malloc/port_free. Call once at start. */

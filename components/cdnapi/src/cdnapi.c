@@ -283,6 +283,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.param_count = count;
     req.method = SIGN_METHOD_POST;
     req.version = api->signature;
+    req.timestamp = api->timestamp;
     ss = sign_build_request(&req, NULL, 0, &len);
     if (ss != SIGN_ERR_TOO_SMALL || len + 1 > CDNAPI_REQUEST_MAX) {
         res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
