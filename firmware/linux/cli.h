@@ -35,5 +35,11 @@ int cli_usage_error(const char *fmt, ...)
 int cmd_request(int argc, char **argv, const cli_globals_t *g);
 int cmd_call(int argc, char **argv, const cli_globals_t *g);
 int cmd_fsck(int argc, char **argv, const cli_globals_t *g);
+int cmd_header(int argc, char **argv, const cli_globals_t *g);
+int cmd_cert(int argc, char **argv, const cli_globals_t *g);
+int cmd_status(int argc, char **argv, const cli_globals_t *g);
+int cmd_queue(int argc, char **argv, const cli_globals_t *g);
+int cmd_sync(int argc, char **argv, const cli_globals_t *g);
+int cmd_run(int argc, char **argv, const cli_globals_t *g);
 
 #endif /* CDNAGENT_CLI_H */

@@ -3,10 +3,14 @@
 
 #include "port_posix.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* An image carries no sidecar: its geometry is read back from the first
  * valid sector header, trying every sector size the store supports. */
@@ -39,11 +43,46 @@ static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
     return found ? 0 : -1;
 }
 
+static int take_lock(const char *path, int *fd)
+{
+    /* O_CREAT: the lock must exist before the image does (first use). */
+    *fd = open(path, O_RDWR | O_CREAT, 0600);
+    if (*fd < 0)
+        return -1;
+    while (flock(*fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(*fd);
+            *fd = -1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cli_flash_open(cli_flash_t *f, const char *path, int mode)
 {
     memset(f, 0, sizeof *f);
+    f->lock_fd = f->deliver_fd = -1;
     struct stat sb;
-    int exists = stat(path, &sb) == 0;
+    if (stat(path, &sb) != 0 && mode != CLI_FLASH_CREATE && strncmp(path, "/dev/", 5) != 0) {
+        fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
+        return -1;
+    }
+    /* The image itself is the lock for regular files (taken before it can
+     * be created, so two first uses cannot both format it); an MTD device
+     * is locked through a file in /tmp named after it. */
+    int mtd = strncmp(path, "/dev/", 5) == 0;
+    char lockpath[4096];
+    const char *base = strrchr(path, '/');
+    snprintf(lockpath, sizeof lockpath, mtd ? "/tmp/cdnagent-%s.lock" : "%s",
+             mtd ? (base ? base + 1 : path) : path);
+    if (take_lock(lockpath, &f->lock_fd) != 0) {
+        fprintf(stderr, "cdnagent: flash %s: cannot lock: %s\n", path, strerror(errno));
+        return -1;
+    }
+    f->locked = 1;
+    /* A file only the lock created (empty) counts as not existing yet. */
+    int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
     port_status_t ps;
     if (strncmp(path, "/dev/mtd", 8) == 0) {
         ps = port_flash_mtd_open(&f->dev, path);
@@ -86,6 +125,7 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
         return -1;
     }
     size_t work_size = STORE_WORK_SIZE(f->dev.sector_count);
+    f->work_size = work_size;
     f->work = malloc(work_size);
     if (!f->work) {
         fprintf(stderr, "cdnagent: flash %s: out of memory\n", path);
@@ -105,6 +145,41 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
     return 0;
 }
 
+int cli_flash_lock(cli_flash_t *f)
+{
+    if (f->lock_fd >= 0 && !f->locked) {
+        while (flock(f->lock_fd, LOCK_EX) != 0)
+            if (errno != EINTR)
+                return -1;
+        f->locked = 1;
+    }
+    /* Another process may have written: read the store afresh. */
+    return store_mount(&f->store, &f->dev, f->work, f->work_size, 0, NULL) == STORE_OK ? 0 : -1;
+}
+
+void cli_flash_unlock(cli_flash_t *f)
+{
+    if (f->lock_fd >= 0 && f->locked) {
+        flock(f->lock_fd, LOCK_UN);
+        f->locked = 0;
+    }
+}
+
+int cli_flash_claim_delivery(cli_flash_t *f, const char *path)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s.deliver.lock", path);
+    f->deliver_fd = open(p, O_RDWR | O_CREAT, 0600);
+    if (f->deliver_fd < 0 || flock(f->deliver_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "cdnagent: flash %s: another cdnagent (a running daemon or sync) is delivering "
+                "from this image; edits are fine, but only one may deliver\n",
+                path);
+        return -1;
+    }
+    return 0;
+}
+
 void cli_flash_close(cli_flash_t *f)
 {
     if (f->dev.ctx) {
@@ -115,4 +190,9 @@ void cli_flash_close(cli_flash_t *f)
     }
     free(f->work);
     f->work = NULL;
+    if (f->lock_fd >= 0)
+        close(f->lock_fd); /* releases the flock */
+    if (f->deliver_fd >= 0)
+        close(f->deliver_fd);
+    f->lock_fd = f->deliver_fd = -1;
 }

@@ -19,7 +19,11 @@ typedef struct {
     port_flash_t dev;
     store_t store;
     uint8_t *work;
+    size_t work_size;
     int is_mtd;
+    int lock_fd;                 /* flock(2) on the image: one store user at a time */
+    int deliver_fd;              /* PATH.deliver.lock, held by sync/run */
+    int locked;
     store_mount_report_t report; /* what mount found */
 } cli_flash_t;
 
@@ -33,5 +37,20 @@ enum {
  * to an existing image that does not hold a store. */
 int cli_flash_open(cli_flash_t *f, const char *path, int mode);
 void cli_flash_close(cli_flash_t *f);
+
+/* Store-level concurrency between processes (the CLI and the daemon):
+ * every access to the store happens under an exclusive flock(2) on the
+ * image, taken by cli_flash_open and held until close for one-shot
+ * commands. The daemon instead releases it between steps
+ * (cli_flash_unlock) and takes it back with a remount (cli_flash_lock), so
+ * it sees every edit another process made meanwhile and never holds the
+ * lock while it waits on the network. */
+int cli_flash_lock(cli_flash_t *f);
+void cli_flash_unlock(cli_flash_t *f);
+
+/* Only one deliverer (sync or run) per image: two would both send the same
+ * queued change. Non-blocking; 0 on success, -1 (message printed) when
+ * another process delivers from this image. */
+int cli_flash_claim_delivery(cli_flash_t *f, const char *path);
 
 #endif

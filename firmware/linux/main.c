@@ -17,6 +17,12 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "print the version"},
     {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
+    {"header", cmd_header, "desired back-to-origin headers: set DOMAIN KEY VALUE | rm DOMAIN KEY | list [DOMAIN]"},
+    {"cert", cmd_cert, "desired HTTPS certificate: set DOMAIN --cert F --key F [--name N] | off DOMAIN | show DOMAIN"},
+    {"status", cmd_status, "per domain: desired vs delivered, queue entries, last errors [--json]"},
+    {"queue", cmd_queue, "the retry queue [--json]"},
+    {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered)"},
+    {"run", cmd_run, "daemon: deliver changes as they come (SIGTERM stops, SIGHUP reloads)"},
     {"fsck", cmd_fsck, "check the config store on --flash (records, free space, wear, damage)"},
     {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };

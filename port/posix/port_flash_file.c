@@ -73,10 +73,16 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
         write_size > 32 || sector_size % write_size)
         return PORT_ERR_ARG;
     fd = open(path, O_RDWR);
-    if (fd < 0 && errno == ENOENT && create) {
-        if (sector_count == 0)
+    /* An empty existing file (e.g. created by a lock holder) is created too. */
+    int empty = fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == 0;
+    if (((fd < 0 && errno == ENOENT) || empty) && create) {
+        if (sector_count == 0) {
+            if (fd >= 0)
+                close(fd);
             return PORT_ERR_ARG;
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        }
+        if (fd < 0)
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
         if (fd < 0)
             return PORT_ERR_IO;
         dev->sector_size = sector_size;

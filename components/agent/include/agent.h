@@ -1,0 +1,164 @@
+/*
+ * agent: desired CDN state in flash, delivered through the durable queue.
+ *
+ * Edits (agent_header_set, agent_cert_set, ...) need only a mounted store:
+ * they validate locally (so bad input never costs a call or sits in the
+ * queue), then write the new desired state and its queue entry in one
+ * store transaction. They work offline, on an unprovisioned device.
+ *
+ * Delivery is agent_poll(agent, now_ms): one bounded step (at most one API
+ * call, bounded by the HTTP timeout) that returns how long the caller may
+ * sleep before the next step, so it fits a superloop, an RTOS task or the
+ * Linux daemon. The store is touched only between lock/unlock hooks and
+ * never while a request is on the wire, so another process (the CLI) can
+ * edit while the daemon delivers.
+ *
+ * Exactly-once in effect: before a header add or delete whose outcome is
+ * unknown (timeout, reset, crash while in flight: the "unsure" mark is
+ * written before every such call) the agent reads the domain's configs back
+ * and adopts a config with the same key instead of adding a second one.
+ */
+#ifndef CDNAGENT_AGENT_H
+#define CDNAGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cdnapi.h"
+#include "http.h"
+#include "queue.h"
+#include "retry.h"
+#include "sign.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AGENT_MAX_DOMAINS 64u
+#define AGENT_DOMAIN_MAX CDNAPI_MAX_DOMAIN_LEN
+#define AGENT_CERT_NAME_MAX 64u
+
+typedef enum {
+    AGENT_OK = 0,
+    AGENT_ERR_INVALID = -1,  /* rejected by local validation: see the result */
+    AGENT_ERR_STORE = -2,    /* the store failed (full, I/O): nothing changed */
+    AGENT_ERR_NOT_FOUND = -3,/* no such header / domain */
+    AGENT_ERR_LIMIT = -4,    /* too many domains, or a header-name hash clash */
+    AGENT_ERR_ARG = -5,
+} agent_status_t;
+
+const char *agent_status_str(int status);
+
+/* ------------------------------------------------------------- edits -- */
+
+/* Desired header value for domain (add or change). res (may be NULL)
+ * receives the local validation error with the service's Code. */
+agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,
+                                const char *value, cdnapi_result_t *res);
+/* Remove a header. A header that was never delivered simply disappears
+ * with its queue entry. */
+agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key);
+/* Desired certificate on (PEMs validated: parse, key match, not expired at
+ * now_utc, covers domain) or off. */
+agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
+                              const char *cert_pem, const char *key_pem, int64_t now_utc,
+                              cdnapi_result_t *res);
+agent_status_t agent_cert_off(store_t *st, const char *domain);
+
+/* ------------------------------------------------------------ status -- */
+
+typedef struct {
+    const char *domain;
+    const char *key;
+    const char *desired;          /* NULL: to be removed */
+    const char *delivered;        /* NULL: not on the CDN (as far as known) */
+    const char *config_id;        /* "" when not delivered */
+    bool unsure;                  /* a request went out, outcome not yet known */
+    const queue_entry_t *queue;   /* NULL when nothing is queued */
+} agent_header_view_t;
+
+typedef struct {
+    const char *domain;
+    bool desired_on, desired_present;
+    const char *desired_name;
+    bool delivered_on, delivered_present;
+    const char *delivered_name;
+    const char *delivered_sha256; /* hex of the delivered certificate */
+    const queue_entry_t *queue;
+} agent_cert_view_t;
+
+typedef struct {
+    void (*header)(void *arg, const agent_header_view_t *h);
+    void (*cert)(void *arg, const agent_cert_view_t *c);
+    void *arg;
+} agent_visitor_t;
+
+/* Visit every domain's headers and certificate (domain filter may be NULL). */
+agent_status_t agent_visit(store_t *st, const char *domain, const agent_visitor_t *v);
+
+/* ---------------------------------------------------------- delivery -- */
+
+typedef enum { AGENT_EV_DELIVERED, AGENT_EV_FAILED, AGENT_EV_DEAD, AGENT_EV_RETRY } agent_ev_kind_t;
+
+typedef struct {
+    agent_ev_kind_t kind;
+    const char *domain;
+    const char *what;      /* "header X-Key" / "certificate" */
+    const char *detail;    /* e.g. "add ConfigId 1234", or the error Code */
+    const char *message;   /* server Message for failures */
+    const char *request_id;
+    uint16_t attempts;
+} agent_event_t;
+
+typedef struct {
+    /* endpoint */
+    const char *host;          /* API host name */
+    uint16_t port;             /* 443 */
+    bool tls;                  /* false only for tests */
+    const uint8_t *ca_pem;     /* CA bundle (NUL-terminated), copied by http */
+    size_t ca_pem_len;
+    bool insecure_no_verify;   /* explicit opt-out, warns on every call */
+    sign_credentials_t credentials; /* borrowed for the agent's lifetime */
+    sign_version_t signature;
+    uint32_t http_timeout_ms;
+    queue_policy_t policy;
+    uint32_t rate_milli;       /* calls/s x 1000; default 10/s */
+    /* Around every store access (NULL on a device with one owner). On
+     * Linux: flock the flash file and remount, so CLI edits are seen. */
+    void (*lock)(void *ctx);
+    void (*unlock)(void *ctx);
+    void *lock_ctx;
+    void (*event)(void *ctx, const agent_event_t *ev);
+    void *event_ctx;
+} agent_config_t;
+
+void agent_config_default(agent_config_t *cfg);
+
+typedef struct agent agent_t; /* opaque; see agent_new */
+
+/* Allocate the agent and its HTTP/TLS client. store is borrowed. */
+agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg);
+void agent_free(agent_t *a);
+
+/* One bounded step. Returns milliseconds until the agent wants the next
+ * step (0: at once). UINT32_MAX: nothing left that will ever be due. */
+uint32_t agent_poll(agent_t *a, uint64_t now_ms);
+
+typedef struct {
+    uint32_t calls;          /* API calls made */
+    uint32_t throttled;      /* Throttling* answers */
+    uint32_t max_throttled_in_row;
+    uint32_t clock_fixes;    /* clock corrections from the server Date */
+    uint32_t adoptions;      /* configs adopted by read-back after an unknown outcome */
+    uint32_t handshakes;     /* TLS handshakes */
+} agent_counters_t;
+
+void agent_counters(const agent_t *a, agent_counters_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDNAGENT_AGENT_H */
