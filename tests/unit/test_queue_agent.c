@@ -1,0 +1,247 @@
+/* components/queue and the agent's edit path (no network): coalescing,
+ * ordering, backoff/failed/dead transitions, local validation, and that an
+ * edit and its queue entry land together. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+#include "emu_flash.h"
+#include "queue.h"
+#include "store.h"
+
+typedef struct {
+    emu_flash_t emu;
+    store_t st;
+    uint8_t *work;
+} fx_t;
+
+static void fx_init(fx_t *f)
+{
+    assert_int_equal(emu_flash_init(&f->emu, 4096, 16, 8), 0);
+    f->work = malloc(STORE_WORK_SIZE(16));
+    assert_int_equal(store_mount(&f->st, &f->emu.dev, f->work, STORE_WORK_SIZE(16),
+                                 STORE_MOUNT_FORMAT_IF_EMPTY, NULL),
+                     STORE_OK);
+}
+
+static void fx_free(fx_t *f)
+{
+    emu_flash_free(&f->emu);
+    free(f->work);
+}
+
+static void enqueue(store_t *st, const char *t, uint32_t seq)
+{
+    assert_int_equal(store_txn_begin(st), STORE_OK);
+    assert_int_equal(queue_txn_enqueue(st, t, seq), STORE_OK);
+    assert_int_equal(store_txn_commit(st), STORE_OK);
+}
+
+static int count_entries(store_t *st);
+
+static void test_queue_order_and_coalescing(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f);
+    queue_entry_t e;
+    uint32_t wait = 0;
+    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_int_equal(wait, UINT32_MAX);
+    assert_int_equal(queue_next_seq(&f.st), 1);
+    enqueue(&f.st, "Hb", 2);
+    enqueue(&f.st, "Ha", 1);
+    enqueue(&f.st, "Hc", 3);
+    assert_true(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_string_equal(e.target, "Ha");
+    /* a newer change to Ha supersedes the queued one: one entry, new seq */
+    enqueue(&f.st, "Ha", 4);
+    assert_int_equal(count_entries(&f.st), 3);
+    assert_true(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_string_equal(e.target, "Hb");
+    assert_int_equal(queue_next_seq(&f.st), 5);
+    fx_free(&f);
+}
+
+static bool count_cb(void *arg, const queue_entry_t *e)
+{
+    (void)e;
+    (*(int *)arg)++;
+    return true;
+}
+
+static int count_entries(store_t *st)
+{
+    int n = 0;
+    assert_int_equal(queue_foreach(st, count_cb, &n), STORE_OK);
+    return n;
+}
+
+static void test_queue_backoff_failed_dead(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f);
+    queue_policy_t p = {100, 1000, 3};
+    enqueue(&f.st, "Hx", 1);
+    queue_entry_t e;
+    uint32_t wait;
+    assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
+    /* retryable: backoff within [now, now + base] for the first retry */
+    queue_record_failure(&e, true, "ServiceUnavailable", "try later", 5000, &p, UINT32_MAX);
+    assert_int_equal(e.state, QUEUE_BACKOFF);
+    assert_int_equal(e.attempts, 1);
+    assert_true(e.next_try_ms >= 5000 && e.next_try_ms <= 5100);
+    assert_string_equal(e.code, "ServiceUnavailable");
+    assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    if (e.next_try_ms > 5000) {
+        assert_false(queue_next_due(&f.st, 5000, 1000, &e, &wait));
+        assert_true(wait > 0 && wait <= 100);
+        assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
+    }
+    assert_true(queue_next_due(&f.st, e.next_try_ms, 1000, &e, &wait));
+    /* a wait left from before a reboot is clamped to the cap */
+    e.next_try_ms = 1000000000u;
+    assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    assert_false(queue_next_due(&f.st, 10, 1000, &e, &wait));
+    assert_int_equal(wait, 1000);
+    assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
+    /* gives up after max_attempts */
+    queue_record_failure(&e, true, "InternalError", "x", 0, &p, 0);
+    assert_int_equal(e.state, QUEUE_BACKOFF);
+    queue_record_failure(&e, true, "InternalError", "x", 0, &p, 0);
+    assert_int_equal(e.state, QUEUE_DEAD);
+    assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_int_equal(wait, UINT32_MAX); /* dead is never due again */
+    /* permanent: failed at once, attempts untouched, never due */
+    enqueue(&f.st, "Hy", 2);
+    assert_int_equal(queue_get(&f.st, "Hy", &e), STORE_OK);
+    queue_record_failure(&e, false, "InvalidKey.Malformed", "bad key", 0, &p, 0);
+    assert_int_equal(e.state, QUEUE_FAILED);
+    assert_int_equal(e.attempts, 0);
+    assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    /* persisted across a remount with code and message */
+    assert_int_equal(store_mount(&f.st, &f.emu.dev, f.work, STORE_WORK_SIZE(16), 0, NULL), STORE_OK);
+    assert_int_equal(queue_get(&f.st, "Hy", &e), STORE_OK);
+    assert_int_equal(e.state, QUEUE_FAILED);
+    assert_string_equal(e.message, "bad key");
+    fx_free(&f);
+}
+
+typedef struct {
+    int headers, certs;
+    char last_key[80], last_desired[80];
+    int queued;
+} seen_t;
+
+static void seen_header(void *arg, const agent_header_view_t *h)
+{
+    seen_t *s = arg;
+    s->headers++;
+    snprintf(s->last_key, sizeof s->last_key, "%s", h->key);
+    snprintf(s->last_desired, sizeof s->last_desired, "%s", h->desired ? h->desired : "(null)");
+    s->queued += h->queue != NULL;
+}
+
+static void seen_cert(void *arg, const agent_cert_view_t *c)
+{
+    seen_t *s = arg;
+    (void)c;
+    s->certs++;
+}
+
+static seen_t visit(store_t *st)
+{
+    seen_t s;
+    memset(&s, 0, sizeof s);
+    agent_visitor_t v = {seen_header, seen_cert, &s};
+    assert_int_equal(agent_visit(st, NULL, &v), AGENT_OK);
+    return s;
+}
+
+static void test_agent_edits(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f);
+    cdnapi_result_t res;
+    /* local validation refuses before anything is stored or queued */
+    assert_int_equal(agent_header_set(&f.st, "cdn.example.com", "Bad Key", "v", &res),
+                     AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidKey.Malformed");
+    assert_int_equal(agent_header_set(&f.st, "cdn.example.com", "X-A", "bad\nvalue", &res),
+                     AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidValue.Malformed");
+    assert_int_equal(agent_header_set(&f.st, "", "X-A", "v", &res), AGENT_ERR_INVALID);
+    assert_int_equal(count_entries(&f.st), 0);
+    assert_int_equal(agent_cert_set(&f.st, "cdn.example.com", "n", "not a pem", "nor this", 0, &res),
+                     AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "Certificate.FormatError");
+    assert_int_equal(count_entries(&f.st), 0);
+
+    /* set: desired state and queue entry together; case-insensitive name */
+    assert_int_equal(agent_header_set(&f.st, "cdn.example.com", "X-A", "1", &res), AGENT_OK);
+    assert_int_equal(agent_header_set(&f.st, "cdn.example.com", "x-a", "2", &res), AGENT_OK);
+    seen_t s = visit(&f.st);
+    assert_int_equal(s.headers, 1);
+    assert_string_equal(s.last_key, "x-a");
+    assert_string_equal(s.last_desired, "2");
+    assert_int_equal(s.queued, 1);
+    assert_int_equal(count_entries(&f.st), 1);
+    /* rm of a never-delivered header cancels both */
+    assert_int_equal(agent_header_rm(&f.st, "cdn.example.com", "X-A"), AGENT_OK);
+    s = visit(&f.st);
+    assert_int_equal(s.headers, 0);
+    assert_int_equal(count_entries(&f.st), 0);
+    assert_int_equal(agent_header_rm(&f.st, "cdn.example.com", "X-A"), AGENT_ERR_NOT_FOUND);
+    assert_int_equal(agent_header_rm(&f.st, "other.example.com", "X-A"), AGENT_ERR_NOT_FOUND);
+    /* several domains */
+    assert_int_equal(agent_header_set(&f.st, "a.example.com", "X-A", "1", &res), AGENT_OK);
+    assert_int_equal(agent_header_set(&f.st, "b.example.com", "X-A", "1", &res), AGENT_OK);
+    assert_int_equal(agent_cert_off(&f.st, "b.example.com"), AGENT_OK);
+    s = visit(&f.st);
+    assert_int_equal(s.headers, 2);
+    assert_int_equal(s.certs, 1);
+    assert_int_equal(count_entries(&f.st), 3);
+    /* a power cut in the middle of an edit lands nothing */
+    uint64_t ops0 = f.emu.ops;
+    assert_int_equal(agent_header_set(&f.st, "a.example.com", "X-B", "v", &res), AGENT_OK);
+    uint64_t ops = f.emu.ops - ops0;
+    assert_true(ops >= 2);
+    for (uint64_t cut = 0; cut < ops; cut++) {
+        fx_t g;
+        fx_init(&g);
+        assert_int_equal(agent_header_set(&g.st, "a.example.com", "X-A", "1", &res), AGENT_OK);
+        emu_flash_cut_after(&g.emu, cut, 3);
+        (void)agent_header_set(&g.st, "a.example.com", "X-B", "v", &res);
+        emu_flash_power_on(&g.emu);
+        assert_int_equal(store_mount(&g.st, &g.emu.dev, g.work, STORE_WORK_SIZE(16), 0, NULL),
+                         STORE_OK);
+        s = visit(&g.st);
+        int entries = count_entries(&g.st);
+        /* either the old state (1 header, 1 entry) or the new (2 and 2) */
+        assert_true((s.headers == 1 && entries == 1) || (s.headers == 2 && entries == 2));
+        assert_int_equal(s.queued, entries);
+        fx_free(&g);
+    }
+    fx_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_queue_order_and_coalescing),
+        cmocka_unit_test(test_queue_backoff_failed_dead),
+        cmocka_unit_test(test_agent_edits),
+    };
+    return cmocka_run_group_tests_name("queue_agent", tests, NULL, NULL);
+}
