@@ -62,6 +62,17 @@ port_status_t port_wall_clock(int64_t *utc_seconds);
  * must never fall back to a predictable generator silently. */
 port_status_t port_random(void *buf, size_t len);
 
+/* ---------------------------------------------------------- device key -- */
+
+/* The device key that seals secrets at rest (AES-256-GCM, components/vault):
+ * 32 bytes and an id naming it, from somewhere that is NOT the config flash,
+ * so a copied flash image alone reveals no secret. Linux: a key file with
+ * mode 0600 (port/posix); devices: an OTP area or a secure element.
+ * Returns PORT_OK, PORT_ERR_NOT_SET when the device has no key yet, or
+ * PORT_ERR_IO. Callers wipe the key from memory after use. */
+#define PORT_DEVICE_KEY_LEN 32u
+port_status_t port_device_key(uint8_t key[PORT_DEVICE_KEY_LEN], uint32_t *key_id);
+
 /* ------------------------------------------------------------- logging -- */
 
 typedef enum {

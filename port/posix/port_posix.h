@@ -33,4 +33,13 @@ void port_flash_file_close(port_flash_t *dev);
 port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path);
 void port_flash_mtd_close(port_flash_t *dev);
 
+/* Device key on Linux: a file holding "cdnagent-device-key v1 <id> <64 hex>"
+ * with mode 0600, kept outside the flash image. port_device_key reads the
+ * file named here (NULL: none, PORT_ERR_NOT_SET). port_posix_write_device_key
+ * creates or replaces it atomically (temp file, fsync, rename) with a fresh
+ * random key and the given id; a file that is readable by group or others is
+ * refused by port_device_key with PORT_ERR_IO. */
+void port_posix_set_device_key_path(const char *path);
+port_status_t port_posix_write_device_key(const char *path, uint32_t key_id);
+
 #endif /* CDNAGENT_PORT_POSIX_H */
