@@ -17,7 +17,12 @@ enum {
 typedef struct {
     const char *flash_path; /* --flash PATH, or NULL for the default */
     int verbose;            /* -v / --verbose */
+    const char *device_key_path; /* --device-key PATH (default: FLASH.key) */
 } cli_globals_t;
+
+/* Make sure the device key exists (created, mode 0600, on first use of an
+ * edit that seals a secret). 0 on success; prints one line otherwise. */
+int cli_ensure_device_key(const cli_globals_t *g);
 
 /* Default flash image path when --flash is not given. */
 #define CLI_DEFAULT_FLASH "cdnagent.flash"
@@ -41,5 +46,8 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g);
 int cmd_queue(int argc, char **argv, const cli_globals_t *g);
 int cmd_sync(int argc, char **argv, const cli_globals_t *g);
 int cmd_run(int argc, char **argv, const cli_globals_t *g);
+int cmd_provision(int argc, char **argv, const cli_globals_t *g);
+int cmd_inspect(int argc, char **argv, const cli_globals_t *g);
+int cmd_rotate_key(int argc, char **argv, const cli_globals_t *g);
 
 #endif /* CDNAGENT_CLI_H */

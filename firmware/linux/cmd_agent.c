@@ -258,6 +258,11 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
                                    errno == EFBIG ? "larger than 16 KB" : strerror(errno));
         }
     }
+    if (strcmp(op, "set") == 0 && cli_ensure_device_key(g) != 0) {
+        free(cert);
+        wipe_free(key);
+        return CLI_EXIT_USAGE;
+    }
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path,
                        strcmp(op, "show") == 0 ? CLI_FLASH_OPEN_EXISTING : CLI_FLASH_CREATE) != 0) {
@@ -520,8 +525,8 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
 /* ---------------------------------------------------------- sync / run -- */
 
 typedef struct {
-    const char *endpoint, *ca_file;
-    int insecure, verbose;
+    const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
+    int insecure, verbose, sig_given, policy_given, rate_given;
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, max_attempts;
 } deliver_opts_t;
@@ -593,8 +598,6 @@ static int parse_endpoint(const char *url, char *host, size_t cap, uint16_t *por
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
 {
     memset(o, 0, sizeof *o);
-    o->endpoint = DEFAULT_ENDPOINT;
-    o->ca_file = DEFAULT_CA;
     o->sig = SIGN_V3;
     o->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
     o->max_wait_s = 60;
@@ -617,6 +620,7 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
             o->verbose = 1;
         } else if (strcmp(a, "--signature") == 0 && has) {
             const char *s = argv[++i];
+            o->sig_given = 1;
             if (strcmp(s, "v1") == 0)
                 o->sig = SIGN_V1;
             else if (strcmp(s, "v3") == 0)
@@ -635,13 +639,13 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
             else if (strcmp(a, "--max-wait") == 0)
                 o->max_wait_s = (uint32_t)v;
             else if (strcmp(a, "--rate") == 0)
-                o->rate_milli = (uint32_t)v * 1000u;
+                o->rate_milli = (uint32_t)v * 1000u, o->rate_given = 1;
             else if (strcmp(a, "--backoff-base-ms") == 0)
-                o->base_ms = (uint32_t)v;
+                o->base_ms = (uint32_t)v, o->policy_given |= 1;
             else if (strcmp(a, "--backoff-cap-ms") == 0)
-                o->cap_ms = (uint32_t)v;
+                o->cap_ms = (uint32_t)v, o->policy_given |= 2;
             else
-                o->max_attempts = (uint32_t)(v > 65535 ? 65535 : v);
+                o->max_attempts = (uint32_t)(v > 65535 ? 65535 : v), o->policy_given |= 4;
         } else {
             return cli_usage_error("%s: unknown or incomplete option %s", cmd, a);
         }
@@ -654,6 +658,8 @@ typedef struct {
     char host[HTTP_MAX_HOST_LEN + 1];
     char *ca;
     size_t ca_len;
+    agent_settings_t set; /* provisioned settings; secrets wiped on close */
+    int have_set;
 } deliverer_t;
 
 /* Build an agent from options and the environment (credentials). */
@@ -662,29 +668,78 @@ static int deliverer_open(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, con
     memset(d, 0, sizeof *d);
     agent_config_t cfg;
     agent_config_default(&cfg);
-    if (parse_endpoint(o->endpoint, d->host, sizeof d->host, &cfg.port, &cfg.tls) != 0)
+    /* What the factory provisioned is the default; options and the
+     * standard environment variables override it. */
+    char *flash_ca = NULL;
+    agent_status_t sr = agent_settings_load(&f->store, &d->set, &flash_ca);
+    if (sr == AGENT_OK) {
+        d->have_set = 1;
+    } else if (sr != AGENT_ERR_NOT_FOUND) {
+        fprintf(stderr, "cdnagent: %s: provisioned settings unreadable: %s\n", cmd,
+                agent_status_str(sr));
+        return CLI_EXIT_FAILED;
+    }
+    const char *endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : DEFAULT_ENDPOINT;
+    if (d->have_set) {
+        if (!o->sig_given)
+            o->sig = d->set.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
+        if (!(o->policy_given & 1) && d->set.policy.base_ms)
+            o->base_ms = d->set.policy.base_ms;
+        if (!(o->policy_given & 2) && d->set.policy.cap_ms)
+            o->cap_ms = d->set.policy.cap_ms;
+        if (!(o->policy_given & 4) && d->set.policy.max_attempts)
+            o->max_attempts = d->set.policy.max_attempts;
+        if (!o->rate_given && d->set.rate_milli)
+            o->rate_milli = d->set.rate_milli;
+    }
+    if (parse_endpoint(endpoint, d->host, sizeof d->host, &cfg.port, &cfg.tls) != 0) {
+        port_free(flash_ca);
+        agent_settings_wipe(&d->set);
         return cli_usage_error("%s: --endpoint must be https://host[:port] (or http:// for "
                                "tests)",
                                cmd);
+    }
     cfg.host = d->host;
     cfg.credentials.access_key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
     cfg.credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     cfg.credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+    if (!cfg.credentials.access_key_id || !cfg.credentials.access_key_id[0]) {
+        if (d->have_set) { /* the provisioned pair, unless the environment names one */
+            cfg.credentials.access_key_id = d->set.access_key_id;
+            cfg.credentials.access_key_secret = d->set.access_key_secret;
+            cfg.credentials.security_token = d->set.security_token;
+        }
+    }
     if (cfg.credentials.security_token && !cfg.credentials.security_token[0])
         cfg.credentials.security_token = NULL;
     if (!cfg.credentials.access_key_id || !cfg.credentials.access_key_id[0] ||
-        !cfg.credentials.access_key_secret || !cfg.credentials.access_key_secret[0])
-        return cli_usage_error("%s: no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                               "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        !cfg.credentials.access_key_secret || !cfg.credentials.access_key_secret[0]) {
+        port_free(flash_ca);
+        agent_settings_wipe(&d->set);
+        return cli_usage_error("%s: no credentials: provision the device or set "
+                               "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
                                cmd);
+    }
     if (cfg.tls && !o->insecure) {
-        d->ca = read_text_file(o->ca_file, MAX_FILE_BYTES, &d->ca_len);
-        if (!d->ca)
-            return cli_usage_error("%s: cannot read CA bundle %s: %s", cmd, o->ca_file,
-                                   strerror(errno));
+        if (o->ca_file || !flash_ca) {
+            const char *caf = o->ca_file ? o->ca_file : DEFAULT_CA;
+            d->ca = read_text_file(caf, MAX_FILE_BYTES, &d->ca_len);
+            if (!d->ca) {
+                port_free(flash_ca);
+                agent_settings_wipe(&d->set);
+                return cli_usage_error("%s: cannot read CA bundle %s: %s", cmd, caf,
+                                       strerror(errno));
+            }
+        } else { /* the bundle the factory wrote into the device */
+            d->ca_len = strlen(flash_ca) + 1;
+            d->ca = malloc(d->ca_len);
+            if (d->ca)
+                memcpy(d->ca, flash_ca, d->ca_len);
+        }
         cfg.ca_pem = (const uint8_t *)d->ca;
         cfg.ca_pem_len = d->ca_len;
     }
+    port_free(flash_ca);
     if (o->insecure)
         fprintf(stderr, "cdnagent: WARNING: --insecure: TLS certificates are NOT verified\n");
     cfg.insecure_no_verify = o->insecure;
@@ -702,7 +757,8 @@ static int deliverer_open(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, con
     if (agent_new(&d->agent, &f->store, &cfg) != AGENT_OK) {
         free(d->ca);
         d->ca = NULL;
-        fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s\n", cmd, o->endpoint);
+        agent_settings_wipe(&d->set);
+        fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s\n", cmd, endpoint);
         return CLI_EXIT_USAGE;
     }
     return 0;
@@ -712,6 +768,7 @@ static void deliverer_close(deliverer_t *d)
 {
     agent_free(d->agent);
     free(d->ca);
+    agent_settings_wipe(&d->set);
     d->agent = NULL;
     d->ca = NULL;
 }
@@ -806,7 +863,8 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
     fprintf(stderr, "cdnagent: run: delivering from %s to %s (pid %ld)\n", g->flash_path,
-            o.endpoint, (long)getpid());
+            o.endpoint ? o.endpoint : d.have_set ? d.set.endpoint : DEFAULT_ENDPOINT,
+            (long)getpid());
     while (!got_term) {
         if (got_hup) {
             /* Reload: a new CA bundle, endpoint options and credentials. */

@@ -1,6 +1,7 @@
 /* cdnagent — command-line entry point: global options, then a subcommand. */
 #include "cli.h"
 #include "port.h"
+#include "port_posix.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@ static const struct {
     {"queue", cmd_queue, "the retry queue [--json]"},
     {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered)"},
     {"run", cmd_run, "daemon: deliver changes as they come (SIGTERM stops, SIGHUP reloads)"},
+    {"provision", cmd_provision, "write a device image from a JSON manifest: provision MANIFEST (then --flash is the output)"},
+    {"inspect", cmd_inspect, "what a device holds (secrets redacted) [--json]"},
+    {"rotate-device-key", cmd_rotate_key, "re-seal every secret under a new device key"},
     {"fsck", cmd_fsck, "check the config store on --flash (records, free space, wear, damage)"},
     {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };
@@ -51,15 +55,16 @@ static int cmd_version(int argc, char **argv, const cli_globals_t *g)
 static void print_help(FILE *out)
 {
     size_t i;
-    fputs("usage: cdnagent [--flash PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n", out);
+    fputs("usage: cdnagent [--flash PATH] [--device-key PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n", out);
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
     fputs("\nrun 'cdnagent COMMAND --help' for a command's options\n", out);
 }
 
 int main(int argc, char **argv)
 {
-    cli_globals_t g = {CLI_DEFAULT_FLASH, 0};
+    cli_globals_t g = {CLI_DEFAULT_FLASH, 0, NULL};
+    static char key_path[4096];
     int i = 1;
     size_t c;
 
@@ -68,6 +73,10 @@ int main(int argc, char **argv)
             if (++i >= argc)
                 return cli_usage_error("--flash needs a path");
             g.flash_path = argv[i];
+        } else if (strcmp(argv[i], "--device-key") == 0) {
+            if (++i >= argc)
+                return cli_usage_error("--device-key needs a path");
+            g.device_key_path = argv[i];
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
             g.verbose = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -82,9 +91,38 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     port_log_set_level(g.verbose ? PORT_LOG_DEBUG : PORT_LOG_INFO);
+    /* The device key lives beside the image, never inside it. */
+    if (!g.device_key_path) {
+        if (snprintf(key_path, sizeof key_path, "%s.key", g.flash_path) >= (int)sizeof key_path)
+            return cli_usage_error("--flash path too long");
+        g.device_key_path = key_path;
+    }
+    port_posix_set_device_key_path(g.device_key_path);
     for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
         if (strcmp(argv[i], commands[c].name) == 0)
             return commands[c].fn(argc - i, argv + i, &g);
     }
     return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[i]);
+}
+
+int cli_ensure_device_key(const cli_globals_t *g)
+{
+    uint8_t k[PORT_DEVICE_KEY_LEN];
+    uint32_t id;
+    port_status_t ps = port_device_key(k, &id);
+    memset(k, 0, sizeof k);
+    if (ps == PORT_OK)
+        return 0;
+    if (ps == PORT_ERR_NOT_SET) {
+        if (port_posix_write_device_key(g->device_key_path, 1) == PORT_OK) {
+            fprintf(stderr, "cdnagent: created device key %s (mode 0600; keep it off the flash)\n",
+                    g->device_key_path);
+            return 0;
+        }
+        fprintf(stderr, "cdnagent: cannot create device key %s\n", g->device_key_path);
+        return -1;
+    }
+    fprintf(stderr, "cdnagent: device key %s is unusable (must be mode 0600 and well-formed)\n",
+            g->device_key_path);
+    return -1;
 }

@@ -47,6 +47,8 @@ typedef enum {
     AGENT_ERR_NOT_FOUND = -3,/* no such header / domain */
     AGENT_ERR_LIMIT = -4,    /* too many domains, or a header-name hash clash */
     AGENT_ERR_ARG = -5,
+    AGENT_ERR_NO_KEY = -6,   /* no device key to seal/open secrets (port_device_key) */
+    AGENT_ERR_SECRET = -7,   /* a sealed secret failed to open: tampered or other key */
 } agent_status_t;
 
 const char *agent_status_str(int status);
@@ -156,6 +158,52 @@ typedef struct {
 } agent_counters_t;
 
 void agent_counters(const agent_t *a, agent_counters_t *c);
+
+/* ---------------------------------------------------------- settings -- */
+
+/* What a provisioned device keeps besides its desired state: where and how
+ * to call the API. Secrets (AccessKeySecret, STS token) are sealed with the
+ * device key (components/vault) before they reach the store, as are
+ * certificate private keys; a flash image alone holds no secret. */
+#define AGENT_ENDPOINT_MAX 300u
+#define AGENT_KEY_ID_MAX 128u
+#define AGENT_SECRET_MAX 256u
+#define AGENT_STS_MAX 4096u
+#define AGENT_CA_MAX STORE_VALUE_MAX
+
+typedef struct {
+    char endpoint[AGENT_ENDPOINT_MAX + 1]; /* "https://host[:port]" */
+    char access_key_id[AGENT_KEY_ID_MAX + 1];
+    char access_key_secret[AGENT_SECRET_MAX + 1]; /* RAM only; wipe after use */
+    char security_token[AGENT_STS_MAX + 1];       /* "" = none */
+    uint8_t signature;                            /* sign_version_t */
+    queue_policy_t policy;
+    uint32_t rate_milli;
+} agent_settings_t;
+
+/* Write settings (and the CA bundle, PEM, <= 16 KB; NULL keeps none) in one
+ * store transaction, secrets sealed under the device key. */
+agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const char *ca_pem);
+/* Read them back; secrets opened with the device key. AGENT_ERR_NOT_FOUND
+ * on an unprovisioned device. ca_pem (may be NULL) receives a heap copy
+ * (port_malloc, NUL-terminated, free with port_free) or NULL if none. */
+agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_pem);
+/* Wipe the secrets of s. */
+void agent_settings_wipe(agent_settings_t *s);
+
+/* Re-seal every sealed record under a new device key (rotation). Records
+ * already under new_id are left alone, so an interrupted rotation resumes.
+ * Returns the number of records re-sealed in *count. */
+agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old_id,
+                            const uint8_t new_key[32], uint32_t new_id, unsigned *count);
+
+/* Visit every sealed record: store key, key id it is sealed under. */
+typedef void (*agent_sealed_fn)(void *arg, const char *store_key, uint32_t key_id, size_t len);
+agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg);
+
+/* Open a certificate's private key for domain (heap copy, NUL-terminated;
+ * wipe and port_free it). */
+agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem);
 
 #ifdef __cplusplus
 }

@@ -6,11 +6,11 @@
  *                  u8 ver | u8 flags | u8 klen key | u16 len desired |
  *                  u8 len config_id | u16 len delivered
  *   C<ss>          desired certificate: u8 ver | u8 flags(on) | u8 len name | PEM
- *   K<ss>          its private key PEM
+ *   K<ss>          its private key PEM, sealed (components/vault, AAD "K<ss>")
  *   c<ss>          delivered certificate: u8 ver | u8 flags | u8 len name | sha256 hex
  *   Q<target>      queue entry (components/queue); target = "H<ss><hash>" or "C<ss>"
  */
-#include "agent.h"
+#include "agent_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -431,9 +431,11 @@ static agent_status_t cert_edit(store_t *st, const char *domain, const char *nam
         memcpy(val + n, cert_pem, pl);
     store_status_t rc = store_txn_put(st, ck, 3, val, n + pl);
     port_free(val);
-    if (rc == STORE_OK)
-        rc = cert_pem ? store_txn_put(st, kk, 3, key_pem, strlen(key_pem))
-                      : STORE_OK; /* off keeps no key: nothing to protect */
+    if (rc == STORE_OK && cert_pem) {
+        agent_status_t sr = agent_txn_put_sealed(st, kk, key_pem, strlen(key_pem));
+        if (sr != AGENT_OK)
+            return fail_txn(st, sr);
+    }
     if (rc == STORE_OK && !cert_pem) {
         rc = store_txn_delete(st, kk, 3);
         if (rc == STORE_NOT_FOUND)
@@ -1042,14 +1044,21 @@ static uint32_t cert_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     slot_key(kk, 'K', (unsigned)slot);
     slot_key(dk, 'c', (unsigned)slot);
     char *rec = load_value(a->st, ck, &off, &want);
-    char *key = (rec && (want.flags & CF_ON)) ? load_value(a->st, kk, NULL, NULL) : NULL;
-    if (!rec || ((want.flags & CF_ON) && !key)) {
+    char *key = NULL;
+    size_t key_len = 0;
+    agent_status_t kr = AGENT_OK;
+    if (rec && (want.flags & CF_ON))
+        kr = agent_get_sealed(a->st, kk, &key, &key_len);
+    if (!rec || kr != AGENT_OK) {
         port_free(rec);
-        if (key) {
-            mbedtls_platform_zeroize(key, strlen(key));
-            port_free(key);
-        }
-        queue_record_failure(e, false, "Local.StoreCorrupt", "the certificate record is unreadable",
+        queue_record_failure(e, false,
+                             kr == AGENT_ERR_SECRET ? "Local.SecretRefused"
+                             : kr == AGENT_ERR_NO_KEY ? "Local.NoDeviceKey"
+                                                      : "Local.StoreCorrupt",
+                             kr == AGENT_ERR_SECRET
+                                 ? "the sealed private key failed to open (tampered, or another device key)"
+                             : kr == AGENT_ERR_NO_KEY ? "no device key to open the private key"
+                                                      : "the certificate record is unreadable",
                              now_ms, &a->cfg.policy, 0);
         queue_update_if_same(a, e);
         unlock(a);
@@ -1071,10 +1080,7 @@ static uint32_t cert_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     } else {
         cdnapi_cert_off(&a->api, domain, &res);
     }
-    if (key) {
-        mbedtls_platform_zeroize(key, strlen(key));
-        port_free(key);
-    }
+    agent_free_secret(key, key_len);
 
     lock(a);
     uint32_t w = 0;
@@ -1109,6 +1115,18 @@ static uint32_t cert_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     port_free(rec);
     unlock(a);
     return w;
+}
+
+agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem)
+{
+    unsigned slot;
+    char kk[4];
+    *key_pem = NULL;
+    agent_status_t ar = domain_slot(st, domain, false, &slot);
+    if (ar != AGENT_OK)
+        return ar;
+    slot_key(kk, 'K', slot);
+    return agent_get_sealed(st, kk, key_pem, NULL);
 }
 
 uint32_t agent_poll(agent_t *a, uint64_t now_ms)

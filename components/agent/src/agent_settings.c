@@ -1,0 +1,340 @@
+/* agent: provisioned settings and secrets at rest; see agent.h.
+ *
+ * Records: Gend (endpoint), Gkid (AccessKeyId), Gaks (AccessKeySecret,
+ * sealed), Gsts (STS token, sealed, absent when none), Gset (signature and
+ * retry policy, binary), Gca (CA bundle PEM). Sealed records are
+ * components/vault records whose additional data is their store key. */
+#include "agent_internal.h"
+
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "port.h"
+#include "vault.h"
+
+#define SET_VERSION 1u
+
+void agent_free_secret(char *p, size_t len)
+{
+    if (p) {
+        mbedtls_platform_zeroize(p, len);
+        port_free(p);
+    }
+}
+
+static agent_status_t device_key(uint8_t key[VAULT_KEY_LEN], uint32_t *id)
+{
+    port_status_t ps = port_device_key(key, id);
+    if (ps == PORT_OK)
+        return AGENT_OK;
+    mbedtls_platform_zeroize(key, VAULT_KEY_LEN);
+    return ps == PORT_ERR_NOT_SET ? AGENT_ERR_NO_KEY : AGENT_ERR_SECRET;
+}
+
+agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *plain, size_t len)
+{
+    uint8_t k[VAULT_KEY_LEN];
+    uint32_t id;
+    agent_status_t ar = device_key(k, &id);
+    if (ar != AGENT_OK)
+        return ar;
+    if (len + VAULT_OVERHEAD > STORE_VALUE_MAX) {
+        mbedtls_platform_zeroize(k, sizeof k);
+        return AGENT_ERR_ARG;
+    }
+    uint8_t *out = port_malloc(len + VAULT_OVERHEAD);
+    size_t n = 0;
+    vault_status_t vs = out ? vault_seal(k, id, key, plain, len, out, len + VAULT_OVERHEAD, &n)
+                            : VAULT_ERR_ARG;
+    mbedtls_platform_zeroize(k, sizeof k);
+    if (vs != VAULT_OK) {
+        port_free(out);
+        return AGENT_ERR_SECRET;
+    }
+    store_status_t rc = store_txn_put(st, key, strlen(key), out, n);
+    port_free(out); /* ciphertext: nothing to wipe */
+    return rc == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+}
+
+static agent_status_t get_raw(store_t *st, const char *key, uint8_t **out, size_t *len)
+{
+    size_t need = 0;
+    store_status_t rc = store_get(st, key, strlen(key), NULL, 0, &need);
+    if (rc == STORE_NOT_FOUND)
+        return AGENT_ERR_NOT_FOUND;
+    if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
+        return AGENT_ERR_STORE;
+    *out = port_malloc(need + 1);
+    if (!*out)
+        return AGENT_ERR_STORE;
+    if (store_get(st, key, strlen(key), *out, need, len) != STORE_OK) {
+        port_free(*out);
+        *out = NULL;
+        return AGENT_ERR_STORE;
+    }
+    (*out)[*len] = 0;
+    return AGENT_OK;
+}
+
+agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size_t *len)
+{
+    uint8_t *raw = NULL, k[VAULT_KEY_LEN];
+    size_t rl = 0;
+    uint32_t id;
+    *plain = NULL;
+    agent_status_t ar = get_raw(st, key, &raw, &rl);
+    if (ar != AGENT_OK)
+        return ar;
+    ar = device_key(k, &id);
+    if (ar == AGENT_OK) {
+        char *p = port_malloc(rl + 1);
+        size_t pl = 0;
+        vault_status_t vs = p ? vault_open(k, id, key, raw, rl, p, rl, &pl) : VAULT_ERR_ARG;
+        if (vs == VAULT_OK) {
+            p[pl] = 0;
+            *plain = p;
+            if (len)
+                *len = pl;
+        } else {
+            port_free(p);
+            ar = AGENT_ERR_SECRET;
+            port_log(PORT_LOG_ERROR, "agent", "sealed record %s refused: %s", key,
+                     vault_status_str(vs));
+        }
+    }
+    mbedtls_platform_zeroize(k, sizeof k);
+    port_free(raw);
+    return ar;
+}
+
+void agent_settings_wipe(agent_settings_t *s)
+{
+    mbedtls_platform_zeroize(s->access_key_secret, sizeof s->access_key_secret);
+    mbedtls_platform_zeroize(s->security_token, sizeof s->security_token);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const char *ca_pem)
+{
+    uint8_t set[16];
+    if (!st || !s || !s->endpoint[0] || !s->access_key_id[0] || !s->access_key_secret[0])
+        return AGENT_ERR_ARG;
+    if (ca_pem && strlen(ca_pem) > AGENT_CA_MAX)
+        return AGENT_ERR_ARG;
+    set[0] = SET_VERSION;
+    set[1] = s->signature;
+    {
+        set[2] = (uint8_t)s->policy.max_attempts;
+        set[3] = (uint8_t)(s->policy.max_attempts >> 8);
+    }
+    put32(set + 4, s->policy.base_ms);
+    put32(set + 8, s->policy.cap_ms);
+    put32(set + 12, s->rate_milli);
+    if (store_txn_begin(st) != STORE_OK)
+        return AGENT_ERR_STORE;
+    agent_status_t ar = AGENT_OK;
+    store_status_t rc = store_txn_put(st, "Gend", 4, s->endpoint, strlen(s->endpoint));
+    if (rc == STORE_OK)
+        rc = store_txn_put(st, "Gkid", 4, s->access_key_id, strlen(s->access_key_id));
+    if (rc == STORE_OK)
+        rc = store_txn_put(st, "Gset", 4, set, sizeof set);
+    if (rc == STORE_OK && ca_pem)
+        rc = store_txn_put(st, "Gca", 3, ca_pem, strlen(ca_pem));
+    if (rc == STORE_OK && !ca_pem) {
+        rc = store_txn_delete(st, "Gca", 3);
+        if (rc == STORE_NOT_FOUND)
+            rc = STORE_OK;
+    }
+    if (rc == STORE_OK)
+        ar = agent_txn_put_sealed(st, "Gaks", s->access_key_secret, strlen(s->access_key_secret));
+    if (rc == STORE_OK && ar == AGENT_OK) {
+        if (s->security_token[0]) {
+            ar = agent_txn_put_sealed(st, "Gsts", s->security_token, strlen(s->security_token));
+        } else {
+            rc = store_txn_delete(st, "Gsts", 4);
+            if (rc == STORE_NOT_FOUND)
+                rc = STORE_OK;
+        }
+    }
+    if (rc != STORE_OK || ar != AGENT_OK) {
+        (void)store_txn_abort(st);
+        return ar != AGENT_OK ? ar : AGENT_ERR_STORE;
+    }
+    return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+}
+
+static bool get_text(store_t *st, const char *key, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (store_get(st, key, strlen(key), out, cap - 1, &len) != STORE_OK)
+        return false;
+    out[len] = 0;
+    return true;
+}
+
+agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_pem)
+{
+    uint8_t set[16];
+    size_t len = 0;
+    if (!st || !s)
+        return AGENT_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if (ca_pem)
+        *ca_pem = NULL;
+    if (!get_text(st, "Gend", s->endpoint, sizeof s->endpoint))
+        return AGENT_ERR_NOT_FOUND;
+    if (!get_text(st, "Gkid", s->access_key_id, sizeof s->access_key_id) ||
+        store_get(st, "Gset", 4, set, sizeof set, &len) != STORE_OK || len != sizeof set ||
+        set[0] != SET_VERSION)
+        return AGENT_ERR_STORE;
+    s->signature = set[1];
+    s->policy.max_attempts = (uint16_t)(set[2] | (set[3] << 8));
+    s->policy.base_ms = get32(set + 4);
+    s->policy.cap_ms = get32(set + 8);
+    s->rate_milli = get32(set + 12);
+    char *p = NULL;
+    size_t pl = 0;
+    agent_status_t ar = agent_get_sealed(st, "Gaks", &p, &pl);
+    if (ar != AGENT_OK)
+        return ar;
+    if (pl >= sizeof s->access_key_secret) {
+        agent_free_secret(p, pl);
+        return AGENT_ERR_SECRET;
+    }
+    memcpy(s->access_key_secret, p, pl + 1);
+    agent_free_secret(p, pl);
+    ar = agent_get_sealed(st, "Gsts", &p, &pl);
+    if (ar == AGENT_OK) {
+        if (pl >= sizeof s->security_token) {
+            agent_free_secret(p, pl);
+            agent_settings_wipe(s);
+            return AGENT_ERR_SECRET;
+        }
+        memcpy(s->security_token, p, pl + 1);
+        agent_free_secret(p, pl);
+    } else if (ar != AGENT_ERR_NOT_FOUND) {
+        agent_settings_wipe(s);
+        return ar;
+    }
+    if (ca_pem) {
+        uint8_t *ca = NULL;
+        ar = get_raw(st, "Gca", &ca, &len);
+        if (ar == AGENT_OK)
+            *ca_pem = (char *)ca;
+        else if (ar != AGENT_ERR_NOT_FOUND) {
+            agent_settings_wipe(s);
+            return ar;
+        }
+    }
+    return AGENT_OK;
+}
+
+typedef struct {
+    store_t *st;
+    agent_sealed_fn fn;
+    void *arg;
+} sealed_ctx_t;
+
+static bool is_sealed_key(const uint8_t *key, size_t kl)
+{
+    return (kl == 4 && (memcmp(key, "Gaks", 4) == 0 || memcmp(key, "Gsts", 4) == 0)) ||
+           (kl == 3 && key[0] == 'K');
+}
+
+static bool sealed_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    sealed_ctx_t *c = arg;
+    char name[8];
+    size_t len = 0;
+    uint32_t id = 0;
+    if (!is_sealed_key(key, key_len))
+        return true;
+    memcpy(name, key, key_len);
+    name[key_len] = 0;
+    uint8_t *b = port_malloc(value_len ? value_len : 1);
+    if (b && store_get(c->st, name, key_len, b, value_len, &len) == STORE_OK &&
+        vault_key_id(b, len, &id) == VAULT_OK)
+        c->fn(c->arg, name, id, value_len);
+    else
+        c->fn(c->arg, name, UINT32_MAX, value_len); /* not a sealed record */
+    port_free(b); /* ciphertext (or a damaged record): nothing to wipe */
+    return true;
+}
+
+agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg)
+{
+    sealed_ctx_t c = {st, fn, arg};
+    if (store_iterate(st, "G", 1, sealed_cb, &c) != STORE_OK ||
+        store_iterate(st, "K", 1, sealed_cb, &c) != STORE_OK)
+        return AGENT_ERR_STORE;
+    return AGENT_OK;
+}
+
+typedef struct {
+    char names[80][4];
+    unsigned n;
+} name_list_t;
+
+static void collect_cb(void *arg, const char *store_key, uint32_t key_id, size_t len)
+{
+    name_list_t *l = arg;
+    (void)key_id;
+    (void)len;
+    if (l->n < 80)
+        memcpy(l->names[l->n++], store_key, strlen(store_key) + 1);
+}
+
+agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old_id,
+                            const uint8_t new_key[32], uint32_t new_id, unsigned *count)
+{
+    static name_list_t l;
+    unsigned done = 0;
+    memset(&l, 0, sizeof l);
+    agent_status_t ar = agent_visit_sealed(st, collect_cb, &l);
+    if (ar != AGENT_OK)
+        return ar;
+    for (unsigned i = 0; i < l.n; i++) {
+        uint8_t *raw = NULL;
+        size_t rl = 0, pl = 0;
+        uint32_t id;
+        ar = get_raw(st, l.names[i], &raw, &rl);
+        if (ar != AGENT_OK)
+            return ar;
+        if (vault_key_id(raw, rl, &id) != VAULT_OK || id == new_id) {
+            port_free(raw);
+            continue; /* already rotated (an interrupted rotation resumes) */
+        }
+        char *p = port_malloc(rl + 1);
+        uint8_t *out = port_malloc(rl);
+        vault_status_t vs = (p && out) ? vault_open(old_key, old_id, l.names[i], raw, rl, p, rl, &pl)
+                                       : VAULT_ERR_ARG;
+        size_t on = 0;
+        if (vs == VAULT_OK)
+            vs = vault_seal(new_key, new_id, l.names[i], p, pl, out, rl, &on);
+        if (p)
+            mbedtls_platform_zeroize(p, rl);
+        port_free(p);
+        port_free(raw);
+        store_status_t rc = vs == VAULT_OK ? store_put(st, l.names[i], strlen(l.names[i]), out, on)
+                                           : STORE_ERR_ARG;
+        port_free(out);
+        if (vs != VAULT_OK)
+            return AGENT_ERR_SECRET;
+        if (rc != STORE_OK)
+            return AGENT_ERR_STORE;
+        done++;
+    }
+    if (count)
+        *count = done;
+    return AGENT_OK;
+}

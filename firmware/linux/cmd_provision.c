@@ -1,0 +1,824 @@
+/* cdnagent provision | inspect | rotate-device-key: the factory line. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/x509_crt.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "cli_flash.h"
+#include "port_posix.h"
+#include "vault.h"
+
+#define MANIFEST_MAX (256u * 1024u)
+#define MAX_ERRORS 100
+
+/* ------------------------------------------------------------ errors -- */
+
+typedef struct {
+    char *lines[MAX_ERRORS];
+    int n, dropped;
+} errs_t;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void err(errs_t *e, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->n >= MAX_ERRORS) {
+        e->dropped++;
+        return;
+    }
+    size_t len = strlen(path) + strlen(msg) + 3;
+    e->lines[e->n] = malloc(len);
+    if (e->lines[e->n])
+        snprintf(e->lines[e->n++], len, "%s: %s", path, msg);
+}
+
+static void errs_free(errs_t *e)
+{
+    for (int i = 0; i < e->n; i++)
+        free(e->lines[i]);
+    e->n = 0;
+}
+
+/* ---------------------------------------------------------- manifest -- */
+
+typedef struct {
+    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char value[CDNAPI_MAX_VALUE_LEN + 1];
+} m_header_t;
+
+typedef struct {
+    char name[AGENT_DOMAIN_MAX + 1];
+    m_header_t *headers;
+    int nheaders;
+    char *cert_pem, *key_pem;
+    char cert_name[AGENT_CERT_NAME_MAX + 1];
+} m_domain_t;
+
+typedef struct {
+    agent_settings_t set;
+    char *ca_pem;
+    uint32_t sector_size, sector_count, write_size;
+    m_domain_t domains[AGENT_MAX_DOMAINS];
+    int ndomains;
+} manifest_t;
+
+static void manifest_free(manifest_t *m)
+{
+    agent_settings_wipe(&m->set);
+    free(m->ca_pem);
+    for (int i = 0; i < m->ndomains; i++) {
+        free(m->domains[i].headers);
+        free(m->domains[i].cert_pem);
+        if (m->domains[i].key_pem) {
+            mbedtls_platform_zeroize(m->domains[i].key_pem, strlen(m->domains[i].key_pem));
+            free(m->domains[i].key_pem);
+        }
+    }
+    memset(m, 0, sizeof *m);
+}
+
+static char *slurp(const char *path, size_t max, int *too_big)
+{
+    FILE *f = fopen(path, "rb");
+    *too_big = 0;
+    if (!f)
+        return NULL;
+    char *b = malloc(max + 2);
+    size_t n = b ? fread(b, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!b)
+        return NULL;
+    if (n > max) {
+        *too_big = 1;
+        free(b);
+        return NULL;
+    }
+    b[n] = 0;
+    if (strlen(b) != n) { /* a NUL inside: not text */
+        free(b);
+        *too_big = 2;
+        return NULL;
+    }
+    return b;
+}
+
+static void resolve(const char *base, const char *p, char *out, size_t cap)
+{
+    if (p[0] == '/' || !base[0])
+        snprintf(out, cap, "%s", p);
+    else
+        snprintf(out, cap, "%s/%s", base, p);
+}
+
+/* A string member: required or optional, with a length bound. */
+static const char *get_str(errs_t *e, const cJSON *obj, const char *path, const char *name,
+                           int required, size_t max)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s%s%s", path, path[0] ? "." : "", name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!v) {
+        if (required)
+            err(e, p, "missing");
+        return NULL;
+    }
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        err(e, p, "must be a string");
+        return NULL;
+    }
+    if (required && !v->valuestring[0]) {
+        err(e, p, "must not be empty");
+        return NULL;
+    }
+    if (strlen(v->valuestring) > max) {
+        err(e, p, "longer than %zu bytes", max);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static int get_uint(errs_t *e, const cJSON *obj, const char *path, const char *name, double lo,
+                    double hi, uint32_t *out)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s.%s", path, name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) {
+        err(e, p, "must be a whole number");
+        return -1;
+    }
+    if (v->valuedouble < lo || v->valuedouble > hi) {
+        err(e, p, "must be between %.0f and %.0f", lo, hi);
+        return -1;
+    }
+    *out = (uint32_t)v->valuedouble;
+    return 1;
+}
+
+static void unknown_fields(errs_t *e, const cJSON *obj, const char *path, const char *const *known)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        int ok = 0;
+        for (int i = 0; known[i]; i++)
+            ok |= c->string && strcmp(c->string, known[i]) == 0;
+        if (!ok) {
+            char p[256];
+            snprintf(p, sizeof p, "%s%s%s", path, path[0] ? "." : "", c->string ? c->string : "?");
+            err(e, p, "unknown field");
+        }
+    }
+}
+
+static int count_pem_certs(const char *pem)
+{
+    mbedtls_x509_crt crt;
+    mbedtls_x509_crt_init(&crt);
+    int rc = mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1);
+    int n = 0;
+    if (rc >= 0)
+        for (const mbedtls_x509_crt *c = &crt; c && c->raw.len; c = c->next)
+            n++;
+    mbedtls_x509_crt_free(&crt);
+    return rc == 0 ? n : -1;
+}
+
+static int64_t now_utc(void)
+{
+    int64_t t = 0;
+    if (port_wall_clock(&t) != PORT_OK)
+        t = (int64_t)time(NULL);
+    return t;
+}
+
+static void parse_manifest(const char *text, const char *base, manifest_t *m, errs_t *e)
+{
+    static const char *const top_known[] = {"endpoint", "credentials", "signature", "ca_bundle",
+                                            "flash", "retry", "domains", "comment", NULL};
+    memset(m, 0, sizeof *m);
+    m->sector_size = CLI_FLASH_SECTOR_SIZE;
+    m->sector_count = CLI_FLASH_SECTOR_COUNT;
+    m->write_size = CLI_FLASH_WRITE_SIZE;
+    queue_policy_default(&m->set.policy);
+    m->set.rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
+    m->set.signature = SIGN_V3;
+    cJSON *root = cJSON_Parse(text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = text; at && p < at; p++)
+            line += *p == '\n';
+        err(e, "$", "not valid JSON (near line %d)", line);
+        return;
+    }
+    if (!cJSON_IsObject(root)) {
+        err(e, "$", "must be a JSON object");
+        cJSON_Delete(root);
+        return;
+    }
+    unknown_fields(e, root, "", top_known);
+
+    const char *ep = get_str(e, root, "", "endpoint", 1, AGENT_ENDPOINT_MAX);
+    if (ep) {
+        if (strncmp(ep, "https://", 8) != 0 || !ep[8] || strchr(ep + 8, '/') || strchr(ep, ' '))
+            err(e, "endpoint", "must be https://host[:port] (verified TLS only)");
+        else
+            snprintf(m->set.endpoint, sizeof m->set.endpoint, "%s", ep);
+    }
+
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(root, "credentials");
+    if (!cr) {
+        err(e, "credentials", "missing");
+    } else if (!cJSON_IsObject(cr)) {
+        err(e, "credentials", "must be an object");
+    } else {
+        static const char *const known[] = {"access_key_id", "access_key_secret",
+                                            "security_token", NULL};
+        unknown_fields(e, cr, "credentials", known);
+        const char *id = get_str(e, cr, "credentials", "access_key_id", 1, AGENT_KEY_ID_MAX);
+        const char *sec = get_str(e, cr, "credentials", "access_key_secret", 1, AGENT_SECRET_MAX);
+        const char *sts = get_str(e, cr, "credentials", "security_token", 0, AGENT_STS_MAX);
+        if (id) {
+            for (const char *p = id; *p; p++)
+                if (*p <= ' ' || *p > '~') {
+                    err(e, "credentials.access_key_id", "must be printable ASCII without blanks");
+                    break;
+                }
+            snprintf(m->set.access_key_id, sizeof m->set.access_key_id, "%s", id);
+        }
+        if (sec) /* the message never repeats a secret */
+            snprintf(m->set.access_key_secret, sizeof m->set.access_key_secret, "%s", sec);
+        if (sts)
+            snprintf(m->set.security_token, sizeof m->set.security_token, "%s", sts);
+    }
+
+    const char *sig = get_str(e, root, "", "signature", 0, 8);
+    if (sig) {
+        if (strcmp(sig, "v1") == 0)
+            m->set.signature = SIGN_V1;
+        else if (strcmp(sig, "v3") != 0)
+            err(e, "signature", "must be \"v1\" or \"v3\"");
+    }
+
+    const char *ca = get_str(e, root, "", "ca_bundle", 1, 4000);
+    if (ca) {
+        char path[4096];
+        int big;
+        resolve(base, ca, path, sizeof path);
+        m->ca_pem = slurp(path, AGENT_CA_MAX, &big);
+        if (!m->ca_pem)
+            err(e, "ca_bundle", big == 1 ? "%s: larger than 16 KB (keep only the roots the device needs)"
+                                : big == 2 ? "%s: not a text (PEM) file"
+                                           : "%s: cannot read",
+                path);
+        else if (count_pem_certs(m->ca_pem) <= 0)
+            err(e, "ca_bundle", "%s: no X.509 certificate parses", path);
+    }
+
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "flash");
+    if (fl && !cJSON_IsObject(fl)) {
+        err(e, "flash", "must be an object");
+    } else if (fl) {
+        static const char *const known[] = {"sector_size", "sector_count", "write_size", NULL};
+        unknown_fields(e, fl, "flash", known);
+        if (get_uint(e, fl, "flash", "sector_size", 512, 65536, &m->sector_size) > 0 &&
+            (m->sector_size & (m->sector_size - 1)))
+            err(e, "flash.sector_size", "must be a power of two");
+        get_uint(e, fl, "flash", "sector_count", 3, 4096, &m->sector_count);
+        if (get_uint(e, fl, "flash", "write_size", 1, 32, &m->write_size) > 0 &&
+            (m->write_size & (m->write_size - 1)))
+            err(e, "flash.write_size", "must be 1, 2, 4, 8, 16 or 32");
+    }
+
+    const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "retry");
+    if (rt && !cJSON_IsObject(rt)) {
+        err(e, "retry", "must be an object");
+    } else if (rt) {
+        static const char *const known[] = {"base_ms", "cap_ms", "max_attempts", "rate_per_s", NULL};
+        uint32_t v;
+        unknown_fields(e, rt, "retry", known);
+        if (get_uint(e, rt, "retry", "base_ms", 10, 600000, &v) > 0)
+            m->set.policy.base_ms = v;
+        if (get_uint(e, rt, "retry", "cap_ms", 10, 86400000, &v) > 0)
+            m->set.policy.cap_ms = v;
+        if (get_uint(e, rt, "retry", "max_attempts", 1, 65535, &v) > 0)
+            m->set.policy.max_attempts = (uint16_t)v;
+        if (get_uint(e, rt, "retry", "rate_per_s", 1, 100, &v) > 0)
+            m->set.rate_milli = v * 1000u;
+        if (m->set.policy.cap_ms < m->set.policy.base_ms)
+            err(e, "retry.cap_ms", "must not be below retry.base_ms");
+    }
+
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "domains");
+    if (!ds) {
+        err(e, "domains", "missing");
+    } else if (!cJSON_IsArray(ds) || cJSON_GetArraySize(ds) == 0) {
+        err(e, "domains", "must be a non-empty array");
+    } else if (cJSON_GetArraySize(ds) > (int)AGENT_MAX_DOMAINS) {
+        err(e, "domains", "more than %u domains", AGENT_MAX_DOMAINS);
+    } else {
+        int di = 0;
+        for (const cJSON *d = ds->child; d; d = d->next, di++) {
+            char dp[64];
+            snprintf(dp, sizeof dp, "domains[%d]", di);
+            m_domain_t *md = &m->domains[m->ndomains];
+            if (!cJSON_IsObject(d)) {
+                err(e, dp, "must be an object");
+                continue;
+            }
+            static const char *const known[] = {"name", "headers", "certificate", NULL};
+            unknown_fields(e, d, dp, known);
+            const char *name = get_str(e, d, dp, "name", 1, AGENT_DOMAIN_MAX);
+            if (name) {
+                cdnapi_result_t r;
+                char np[80];
+                snprintf(np, sizeof np, "%s.name", dp);
+                int ok = 1;
+                for (const char *p = name; *p; p++)
+                    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                          (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '*'))
+                        ok = 0;
+                if (!ok || name[0] == '.' || name[0] == '-')
+                    err(e, np, "not a domain name");
+                for (int j = 0; j < m->ndomains; j++)
+                    if (strcmp(m->domains[j].name, name) == 0)
+                        err(e, np, "duplicate of domains[%d].name", j);
+                snprintf(md->name, sizeof md->name, "%s", name);
+                (void)r;
+            }
+            const cJSON *hs = cJSON_GetObjectItemCaseSensitive(d, "headers");
+            if (hs && !cJSON_IsArray(hs)) {
+                char hp[80];
+                snprintf(hp, sizeof hp, "%s.headers", dp);
+                err(e, hp, "must be an array");
+            } else if (hs) {
+                int nh = cJSON_GetArraySize(hs);
+                md->headers = calloc((size_t)(nh ? nh : 1), sizeof *md->headers);
+                int hi = 0;
+                for (const cJSON *h = hs->child; h; h = h->next, hi++) {
+                    char hp[96];
+                    snprintf(hp, sizeof hp, "%s.headers[%d]", dp, hi);
+                    if (!cJSON_IsObject(h)) {
+                        err(e, hp, "must be an object {\"key\", \"value\"}");
+                        continue;
+                    }
+                    static const char *const hk[] = {"key", "value", NULL};
+                    unknown_fields(e, h, hp, hk);
+                    const char *k = get_str(e, h, hp, "key", 1, 1024);
+                    const cJSON *vv = cJSON_GetObjectItemCaseSensitive(h, "value");
+                    const char *v = get_str(e, h, hp, "value", 0, 4096);
+                    if (!vv) {
+                        char vp[128];
+                        snprintf(vp, sizeof vp, "%s.value", hp);
+                        err(e, vp, "missing");
+                    }
+                    if (!k || !v)
+                        continue;
+                    cdnapi_result_t r;
+                    if (!cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r)) {
+                        char kp[128];
+                        int on_key = strncmp(r.code, "InvalidKey", 10) == 0 ||
+                                     strncmp(r.code, "InvalidHeaderKey", 16) == 0;
+                        snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
+                        err(e, kp, "%s (%s)",
+                            strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
+                            : on_key ? "reserved or unsupported header name"
+                            : strcmp(r.code, "MissingParameter") == 0 ? "must not be empty"
+                                                                      : "not a valid header value",
+                            r.code);
+                        continue;
+                    }
+                    for (int j = 0; j < md->nheaders; j++)
+                        if (strcasecmp(md->headers[j].key, k) == 0) {
+                            char kp[128];
+                            snprintf(kp, sizeof kp, "%s.key", hp);
+                            err(e, kp, "duplicate of headers[%d] (header names are case-insensitive)", j);
+                        }
+                    snprintf(md->headers[md->nheaders].key, sizeof md->headers[0].key, "%s", k);
+                    snprintf(md->headers[md->nheaders].value, sizeof md->headers[0].value, "%s", v);
+                    md->nheaders++;
+                }
+            }
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "certificate");
+            char cp[80];
+            snprintf(cp, sizeof cp, "%s.certificate", dp);
+            if (c && !cJSON_IsObject(c)) {
+                err(e, cp, "must be an object {\"cert\", \"key\", \"name\"}");
+            } else if (c) {
+                static const char *const ck[] = {"cert", "key", "name", NULL};
+                unknown_fields(e, c, cp, ck);
+                const char *cf = get_str(e, c, cp, "cert", 1, 4000);
+                const char *kf = get_str(e, c, cp, "key", 1, 4000);
+                const char *cn = get_str(e, c, cp, "name", 0, AGENT_CERT_NAME_MAX);
+                if (cn)
+                    snprintf(md->cert_name, sizeof md->cert_name, "%s", cn);
+                char path[4096], fp[128];
+                int big;
+                if (cf) {
+                    resolve(base, cf, path, sizeof path);
+                    md->cert_pem = slurp(path, CDNAPI_MAX_PEM_LEN, &big);
+                    snprintf(fp, sizeof fp, "%s.cert", cp);
+                    if (!md->cert_pem)
+                        err(e, fp, big == 1 ? "%s: larger than 12 KB" : "%s: cannot read", path);
+                }
+                if (kf) {
+                    resolve(base, kf, path, sizeof path);
+                    md->key_pem = slurp(path, STORE_VALUE_MAX - VAULT_OVERHEAD, &big);
+                    snprintf(fp, sizeof fp, "%s.key", cp);
+                    if (!md->key_pem)
+                        err(e, fp, big == 1 ? "%s: too large" : "%s: cannot read", path);
+                }
+                if (md->cert_pem && md->key_pem && md->name[0]) {
+                    cdnapi_result_t r;
+                    if (!cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r)) {
+                        const char *what = strcmp(r.code, "Certificate.MissMatch") == 0
+                                               ? "the private key does not match the certificate"
+                                           : strcmp(r.code, "Certificate.Expired") == 0
+                                               ? "the certificate has expired"
+                                           : strcmp(r.code, "Certificate.DomainMismatch") == 0
+                                               ? "the certificate does not cover the domain"
+                                               : "does not parse";
+                        snprintf(fp, sizeof fp, "%s.%s", cp,
+                                 strcmp(r.code, "Certificate.MissMatch") == 0 ? "key" : "cert");
+                        err(e, fp, "%s (%s)", what, r.code);
+                    }
+                }
+            }
+            m->ndomains++;
+        }
+    }
+    cJSON_Delete(root);
+}
+
+/* --------------------------------------------------------- provision -- */
+
+static int write_image(const manifest_t *m, const cli_globals_t *g, const char *out_path)
+{
+    /* A new image is built beside its destination and renamed into place,
+     * so a failure (or a power cut on the line) leaves no partial image. */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
+    unlink(tmp);
+    port_flash_t dev;
+    if (port_flash_file_open(&dev, tmp, m->sector_size, m->sector_count, m->write_size, 1) != PORT_OK) {
+        fprintf(stderr, "cdnagent: provision: cannot create %s: %s\n", tmp, strerror(errno));
+        return CLI_EXIT_FAILED;
+    }
+    size_t ws = STORE_WORK_SIZE(m->sector_count);
+    uint8_t *work = malloc(ws);
+    store_t st;
+    int rc = CLI_EXIT_FAILED;
+    const char *stage = "format";
+    if (work && store_format(&st, &dev, work, ws) == STORE_OK) {
+        stage = "settings";
+        agent_status_t ar = agent_settings_save(&st, &m->set, m->ca_pem);
+        for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
+            const m_domain_t *d = &m->domains[i];
+            stage = "headers";
+            for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
+                ar = agent_header_set(&st, d->name, d->headers[h].key, d->headers[h].value, NULL);
+            if (ar == AGENT_OK && d->cert_pem) {
+                stage = "certificate";
+                ar = agent_cert_set(&st, d->name, d->cert_name[0] ? d->cert_name : NULL,
+                                    d->cert_pem, d->key_pem, now_utc(), NULL);
+            }
+        }
+        if (ar == AGENT_OK)
+            rc = CLI_EXIT_OK;
+        else
+            fprintf(stderr, "cdnagent: provision: writing %s failed: %s\n", stage,
+                    agent_status_str(ar));
+    } else {
+        fprintf(stderr, "cdnagent: provision: cannot format the image\n");
+    }
+    port_flash_file_close(&dev);
+    free(work);
+    if (rc == CLI_EXIT_OK && rename(tmp, out_path) != 0) {
+        fprintf(stderr, "cdnagent: provision: cannot move the image into place: %s\n",
+                strerror(errno));
+        rc = CLI_EXIT_FAILED;
+    }
+    if (rc != CLI_EXIT_OK)
+        unlink(tmp);
+    (void)g;
+    return rc;
+}
+
+int cmd_provision(int argc, char **argv, const cli_globals_t *g)
+{
+    const char *manifest = NULL, *base_dir = NULL;
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0)
+            force = 1;
+        else if (strcmp(argv[i], "--base-dir") == 0 && i + 1 < argc)
+            base_dir = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0) {
+            puts("usage: cdnagent --flash OUT [--device-key K] provision MANIFEST|- [--base-dir D] "
+                 "[--force]\n  writes a new device image OUT (refuses to replace one without "
+                 "--force);\n  the device key K (default OUT.key) is created if missing.\n"
+                 "  MANIFEST '-' reads stdin; relative paths are resolved against --base-dir\n"
+                 "  (default: the manifest's directory). Schema: tools/provision/README.md");
+            return CLI_EXIT_OK;
+        } else if (argv[i][0] == '-' && argv[i][1])
+            return cli_usage_error("provision: unknown option %s", argv[i]);
+        else if (!manifest)
+            manifest = argv[i];
+        else
+            return cli_usage_error("provision: one manifest at a time");
+    }
+    if (!manifest)
+        return cli_usage_error("usage: cdnagent --flash OUT provision MANIFEST");
+    char *text = NULL;
+    int big = 0;
+    if (strcmp(manifest, "-") == 0) {
+        text = malloc(MANIFEST_MAX + 2);
+        size_t n = text ? fread(text, 1, MANIFEST_MAX + 1, stdin) : 0;
+        if (text && n <= MANIFEST_MAX)
+            text[n] = 0;
+        else {
+            free(text);
+            text = NULL;
+            big = 1;
+        }
+    } else {
+        text = slurp(manifest, MANIFEST_MAX, &big);
+    }
+    if (!text) {
+        fprintf(stderr, "cdnagent: provision: %s: %s\n", manifest,
+                big == 1 ? "larger than 256 KB" : big == 2 ? "not a text file" : strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    char base[4096] = "";
+    if (base_dir) {
+        snprintf(base, sizeof base, "%s", base_dir);
+    } else if (strcmp(manifest, "-") != 0) {
+        const char *slash = strrchr(manifest, '/');
+        if (slash)
+            snprintf(base, sizeof base, "%.*s", (int)(slash - manifest), manifest);
+    }
+    static manifest_t m;
+    errs_t e;
+    memset(&e, 0, sizeof e);
+    cdnapi_init();
+    parse_manifest(text, base, &m, &e);
+    mbedtls_platform_zeroize(text, strlen(text)); /* it holds the secret */
+    free(text);
+    if (e.n) {
+        for (int i = 0; i < e.n; i++)
+            fprintf(stderr, "%s: %s\n", manifest, e.lines[i]);
+        if (e.dropped)
+            fprintf(stderr, "%s: ... and %d more errors\n", manifest, e.dropped);
+        fprintf(stderr, "cdnagent: provision: %d error%s in %s; nothing was written\n",
+                e.n + e.dropped, e.n + e.dropped == 1 ? "" : "s", manifest);
+        errs_free(&e);
+        manifest_free(&m);
+        return CLI_EXIT_USAGE;
+    }
+    struct stat sb;
+    if (stat(g->flash_path, &sb) == 0 && !force) {
+        manifest_free(&m);
+        fprintf(stderr, "cdnagent: provision: %s exists; use --force to replace it\n",
+                g->flash_path);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_ensure_device_key(g) != 0) {
+        manifest_free(&m);
+        return CLI_EXIT_FAILED;
+    }
+    int rc = write_image(&m, g, g->flash_path);
+    if (rc == CLI_EXIT_OK) {
+        int nh = 0, nc = 0;
+        for (int i = 0; i < m.ndomains; i++) {
+            nh += m.domains[i].nheaders;
+            nc += m.domains[i].cert_pem != NULL;
+        }
+        printf("provisioned %s: %d domain%s, %d header%s, %d certificate%s, endpoint %s "
+               "(secrets sealed with %s)\n",
+               g->flash_path, m.ndomains, m.ndomains == 1 ? "" : "s", nh, nh == 1 ? "" : "s", nc,
+               nc == 1 ? "" : "s", m.set.endpoint, g->device_key_path);
+    }
+    manifest_free(&m);
+    return rc;
+}
+
+/* ----------------------------------------------------------- inspect -- */
+
+typedef struct {
+    int json, n;
+    store_t *st;
+} insp_t;
+
+static void json_s(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void insp_header(void *arg, const agent_header_view_t *h)
+{
+    insp_t *c = arg;
+    if (c->json) {
+        printf("%s{\"domain\":", c->n++ ? "," : "");
+        json_s(h->domain);
+        printf(",\"key\":");
+        json_s(h->key);
+        printf(",\"desired\":");
+        if (h->desired)
+            json_s(h->desired);
+        else
+            printf("null");
+        printf(",\"delivered\":");
+        if (h->delivered)
+            json_s(h->delivered);
+        else
+            printf("null");
+        printf(",\"queued\":%s}", h->queue ? "true" : "false");
+    } else {
+        printf("  %s  header %s = %s%s\n", h->domain, h->key, h->desired ? h->desired : "(remove)",
+               h->queue ? "  [queued]" : "  [delivered]");
+    }
+}
+
+static void insp_cert(void *arg, const agent_cert_view_t *v)
+{
+    insp_t *c = arg;
+    if (c->json) {
+        printf("%s{\"domain\":", c->n++ ? "," : "");
+        json_s(v->domain);
+        printf(",\"certificate\":%s,\"name\":", !v->desired_present ? "null"
+                                                : v->desired_on     ? "\"on\""
+                                                                    : "\"off\"");
+        json_s(v->desired_name);
+        printf(",\"private_key\":%s,\"queued\":%s}", v->desired_on ? "\"sealed\"" : "null",
+               v->queue ? "true" : "false");
+    } else {
+        printf("  %s  certificate %s%s%s, private key %s%s\n", v->domain,
+               !v->desired_present ? "-" : v->desired_on ? "on" : "off",
+               v->desired_name[0] ? " " : "", v->desired_name,
+               v->desired_on ? "<sealed>" : "-", v->queue ? "  [queued]" : "  [delivered]");
+    }
+}
+
+typedef struct {
+    int json, n;
+} seal_ctx_t;
+
+static void insp_sealed(void *arg, const char *key, uint32_t key_id, size_t len)
+{
+    seal_ctx_t *c = arg;
+    if (c->json)
+        printf("%s{\"record\":\"%s\",\"sealed\":%s,\"key_id\":%u,\"bytes\":%zu}", c->n++ ? "," : "",
+               key, key_id == UINT32_MAX ? "false" : "true", key_id == UINT32_MAX ? 0 : key_id, len);
+    else
+        printf("  %-6s %s\n", key,
+               key_id == UINT32_MAX ? "NOT SEALED (plaintext!)" : "sealed (AES-256-GCM)");
+}
+
+int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
+{
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else
+            return cli_usage_error("inspect: unknown argument %s (usage: cdnagent --flash F "
+                                   "inspect [--json])",
+                                   argv[i]);
+    }
+    cli_flash_t f;
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+        return CLI_EXIT_USAGE;
+    agent_settings_t s;
+    char *ca = NULL;
+    agent_status_t sr = agent_settings_load(&f.store, &s, &ca);
+    /* Only public fields are printed; the secrets are wiped at once. */
+    agent_settings_wipe(&s);
+    int ncerts = ca ? count_pem_certs(ca) : 0;
+    const char *sig = s.signature == SIGN_V1 ? "v1" : "v3";
+    const char *state = sr == AGENT_OK ? "provisioned"
+                        : sr == AGENT_ERR_NOT_FOUND ? "not provisioned"
+                        : sr == AGENT_ERR_NO_KEY ? "provisioned, but the device key is missing"
+                                                 : "provisioned, but secrets do not open (tampered, or another device key)";
+    insp_t c = {json, 0, &f.store};
+    seal_ctx_t sc = {json, 0};
+    if (json) {
+        printf("{\"flash\":");
+        json_s(g->flash_path);
+        printf(",\"geometry\":{\"sector_size\":%u,\"sector_count\":%u,\"write_size\":%u},",
+               f.dev.sector_size, f.dev.sector_count, f.dev.write_size);
+        printf("\"state\":");
+        json_s(state);
+        printf(",\"endpoint\":");
+        json_s(s.endpoint);
+        printf(",\"access_key_id\":");
+        json_s(s.access_key_id);
+        printf(",\"access_key_secret\":\"<redacted>\",\"signature\":\"%s\",\"ca_certificates\":%d,"
+               "\"retry\":{\"base_ms\":%u,\"cap_ms\":%u,\"max_attempts\":%u,\"rate_milli\":%u},"
+               "\"items\":[",
+               sig, ncerts, s.policy.base_ms, s.policy.cap_ms, s.policy.max_attempts, s.rate_milli);
+        agent_visitor_t v = {insp_header, insp_cert, &c};
+        (void)agent_visit(&f.store, NULL, &v);
+        printf("],\"sealed\":[");
+        (void)agent_visit_sealed(&f.store, insp_sealed, &sc);
+        printf("]}\n");
+    } else {
+        printf("flash:       %s (%u sectors x %u B, write size %u)\n", g->flash_path,
+               f.dev.sector_count, f.dev.sector_size, f.dev.write_size);
+        printf("state:       %s\n", state);
+        if (sr == AGENT_OK || s.endpoint[0]) {
+            printf("endpoint:    %s (signature %s)\n", s.endpoint, sig);
+            printf("credentials: AccessKeyId %s, AccessKeySecret <redacted>\n", s.access_key_id);
+            printf("trust:       %d CA certificate%s\n", ncerts, ncerts == 1 ? "" : "s");
+            printf("retry:       base %u ms, cap %u ms, %u attempts, %.1f calls/s\n",
+                   s.policy.base_ms, s.policy.cap_ms, s.policy.max_attempts,
+                   s.rate_milli / 1000.0);
+        }
+        printf("desired state:\n");
+        agent_visitor_t v = {insp_header, insp_cert, &c};
+        (void)agent_visit(&f.store, NULL, &v);
+        printf("secrets at rest:\n");
+        (void)agent_visit_sealed(&f.store, insp_sealed, &sc);
+    }
+    port_free(ca);
+    cli_flash_close(&f);
+    return sr == AGENT_OK || sr == AGENT_ERR_NOT_FOUND ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+/* ------------------------------------------------- rotate-device-key -- */
+
+int cmd_rotate_key(int argc, char **argv, const cli_globals_t *g)
+{
+    if (argc > 1)
+        return cli_usage_error("rotate-device-key takes no arguments (got '%s')", argv[1]);
+    uint8_t old_key[32], new_key[32];
+    uint32_t old_id, new_id;
+    char next[4096];
+    snprintf(next, sizeof next, "%s.next", g->device_key_path);
+    if (port_device_key(old_key, &old_id) != PORT_OK) {
+        fprintf(stderr, "cdnagent: rotate-device-key: no usable device key at %s\n",
+                g->device_key_path);
+        return CLI_EXIT_USAGE;
+    }
+    cli_flash_t f;
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0) {
+        mbedtls_platform_zeroize(old_key, sizeof old_key);
+        return CLI_EXIT_USAGE;
+    }
+    /* The next key is written first and kept until every record is
+     * re-sealed: an interrupted rotation resumes with the same next key. */
+    port_posix_set_device_key_path(next);
+    port_status_t ps = port_device_key(new_key, &new_id);
+    if (ps == PORT_ERR_NOT_SET) {
+        ps = port_posix_write_device_key(next, old_id + 1u);
+        if (ps == PORT_OK)
+            ps = port_device_key(new_key, &new_id);
+    }
+    port_posix_set_device_key_path(g->device_key_path);
+    int rc = CLI_EXIT_FAILED;
+    if (ps != PORT_OK) {
+        fprintf(stderr, "cdnagent: rotate-device-key: cannot create the new key %s\n", next);
+    } else {
+        unsigned n = 0;
+        agent_status_t ar = agent_reseal(&f.store, old_key, old_id, new_key, new_id, &n);
+        if (ar == AGENT_OK && rename(next, g->device_key_path) == 0) {
+            printf("rotated: %u secret%s re-sealed, device key id %u -> %u (%s)\n", n,
+                   n == 1 ? "" : "s", old_id, new_id, g->device_key_path);
+            rc = CLI_EXIT_OK;
+        } else {
+            fprintf(stderr, "cdnagent: rotate-device-key: %s; run it again to finish\n",
+                    ar == AGENT_OK ? strerror(errno) : agent_status_str(ar));
+        }
+    }
+    mbedtls_platform_zeroize(old_key, sizeof old_key);
+    mbedtls_platform_zeroize(new_key, sizeof new_key);
+    cli_flash_close(&f);
+    return rc;
+}
