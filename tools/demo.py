@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""The `make run` demo: a demo device pushes its headers and certificate to the
-local CDN API simulator over verified HTTPS.
+"""The `make run` demo: a demo device is provisioned from a manifest, as on the
+factory line, and pushes its headers and certificate to the local CDN API
+simulator over verified HTTPS.
 
 1. creates the throw-away test PKI (tools/cdnsim/mkcerts.sh) if needed: a test CA,
    the simulator's server certificate, and a certificate for the demo domain;
 2. starts tools/cdnsim over HTTPS on a free loopback port;
-3. creates a fresh demo device flash and queues three headers and the certificate
-   on it, offline, with `cdnagent header set` / `cdnagent cert set`;
-4. runs `cdnagent sync` against the simulator;
+3. writes the device manifest (endpoint, credentials, CA bundle, three headers, the
+   certificate) and provisions a fresh device image from it with
+   `cdnagent provision`; `cdnagent inspect` shows what the device holds, secrets
+   redacted (they are sealed with the device key, which stays off the image);
+4. runs `cdnagent sync`, which takes endpoint, credentials and trust from the image;
 5. prints the simulator's state next to the agent's status, and stops the simulator.
 
 The credentials are demo values that only the simulator knows: nothing leaves
@@ -39,9 +42,8 @@ def step(title):
 
 
 def agent(*args, check=True):
-    env = dict(os.environ, ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID,
-               ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET)
-    env.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
+    # Everything comes from the provisioned image: no credentials in the environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     cmd = [AGENT, "--flash", FLASH] + list(args)
     print("$ cdnagent --flash %s %s" % (os.path.relpath(FLASH, ROOT), shlex.join(args)), flush=True)
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -59,7 +61,7 @@ def main():
     subprocess.run(["sh", os.path.join(ROOT, "tools", "cdnsim", "mkcerts.sh"), PKI], check=True,
                    stdout=subprocess.DEVNULL)
     os.makedirs(DEMO, exist_ok=True)
-    for f in (FLASH, FLASH + ".deliver.lock"):
+    for f in (FLASH, FLASH + ".deliver.lock", FLASH + ".key"):
         if os.path.exists(f):
             os.remove(f)
 
@@ -77,16 +79,28 @@ def main():
         url = line.rsplit(" ", 1)[1]
         print(line)
 
-        step("provision the demo device: three headers and a certificate, queued offline")
-        for k, v in HEADERS:
-            agent("header", "set", DOMAIN, k, v)
-        agent("cert", "set", DOMAIN, "--cert", os.path.join(PKI, DOMAIN + ".crt"), "--key",
-              os.path.join(PKI, DOMAIN + ".key"), "--name", "demo-cert")
-        agent("queue")
+        step("provision the demo device from its manifest (as the factory line does)")
+        manifest = {
+            "endpoint": url,
+            "credentials": {"access_key_id": KEY_ID, "access_key_secret": SECRET},
+            "signature": "v3",
+            "ca_bundle": os.path.join(PKI, "ca.crt"),
+            "flash": {"sector_size": 4096, "sector_count": 64, "write_size": 8},
+            "domains": [{
+                "name": DOMAIN,
+                "headers": [{"key": k, "value": v} for k, v in HEADERS],
+                "certificate": {"cert": os.path.join(PKI, DOMAIN + ".crt"),
+                                "key": os.path.join(PKI, DOMAIN + ".key"), "name": "demo-cert"},
+            }],
+        }
+        mpath = os.path.join(DEMO, "device.json")
+        with open(mpath, "w") as f:
+            json.dump(manifest, f, indent=2)
+        agent("provision", mpath)
+        agent("inspect")
 
         step("deliver: cdnagent sync over verified HTTPS")
-        rc, _ = agent("sync", "--endpoint", url, "--ca-file", os.path.join(PKI, "ca.crt"),
-                      check=False)
+        rc, _ = agent("sync", check=False)
 
         step("the simulator (the CDN) now holds")
         ctx = ssl.create_default_context(cafile=os.path.join(PKI, "ca.crt"))
