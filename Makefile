@@ -76,8 +76,9 @@ $(BUILD)/$(1)/tests/%: $(BUILD)/$(1)/obj/tests/unit/%.o $(call objs,$(1),$(SUPPO
 endef
 $(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
 
+# Replaced by rename, so a running daemon ("text file busy") never blocks it.
 $(BUILD)/cdnagent: $(BUILD)/host/cdnagent
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 UNIT_BINS := $(foreach v,$(VARIANTS),$(patsubst tests/unit/%.c,$(BUILD)/$(v)/tests/%,$(UNIT_SRCS)))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/host/bench/%,$(BENCH_SRCS))

@@ -61,6 +61,7 @@ static void errs_free(errs_t *e)
 typedef struct {
     char key[CDNAPI_MAX_KEY_LEN + 1];
     char value[CDNAPI_MAX_VALUE_LEN + 1];
+    int json_index; /* position in the manifest's array, for messages */
 } m_header_t;
 
 typedef struct {
@@ -399,8 +400,9 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                                      strncmp(r.code, "InvalidHeaderKey", 16) == 0;
                         snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
                         err(e, kp, "%s (%s)",
-                            strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
-                            : on_key ? "reserved or unsupported header name"
+                            on_key && strstr(r.message, "reserved") ? "reserved header name"
+                            : strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
+                            : on_key ? "unsupported header name"
                             : strcmp(r.code, "MissingParameter") == 0 ? "must not be empty"
                                                                       : "not a valid header value",
                             r.code);
@@ -410,10 +412,12 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                         if (strcasecmp(md->headers[j].key, k) == 0) {
                             char kp[128];
                             snprintf(kp, sizeof kp, "%s.key", hp);
-                            err(e, kp, "duplicate of headers[%d] (header names are case-insensitive)", j);
+                            err(e, kp, "duplicate of headers[%d] (header names are case-insensitive)",
+                                md->headers[j].json_index);
                         }
                     snprintf(md->headers[md->nheaders].key, sizeof md->headers[0].key, "%s", k);
                     snprintf(md->headers[md->nheaders].value, sizeof md->headers[0].value, "%s", v);
+                    md->headers[md->nheaders].json_index = hi;
                     md->nheaders++;
                 }
             }
@@ -622,6 +626,7 @@ int cmd_provision(int argc, char **argv, const cli_globals_t *g)
 
 /* ----------------------------------------------------------- inspect -- */
 
+
 typedef struct {
     int json, n;
     store_t *st;
@@ -689,17 +694,27 @@ static void insp_cert(void *arg, const agent_cert_view_t *v)
 
 typedef struct {
     int json, n;
+    store_t *st;
+    int refused;
 } seal_ctx_t;
 
 static void insp_sealed(void *arg, const char *key, uint32_t key_id, size_t len)
 {
     seal_ctx_t *c = arg;
+    /* Open it for real (and wipe it at once): the line must learn of a
+     * damaged or foreign secret now, not at the first sync in the field. */
+    int opens = key_id != UINT32_MAX && agent_check_sealed(c->st, key) == AGENT_OK;
+    if (!opens)
+        c->refused++;
     if (c->json)
-        printf("%s{\"record\":\"%s\",\"sealed\":%s,\"key_id\":%u,\"bytes\":%zu}", c->n++ ? "," : "",
-               key, key_id == UINT32_MAX ? "false" : "true", key_id == UINT32_MAX ? 0 : key_id, len);
+        printf("%s{\"record\":\"%s\",\"sealed\":%s,\"opens\":%s,\"key_id\":%u,\"bytes\":%zu}",
+               c->n++ ? "," : "", key, key_id == UINT32_MAX ? "false" : "true",
+               opens ? "true" : "false", key_id == UINT32_MAX ? 0 : key_id, len);
     else
         printf("  %-6s %s\n", key,
-               key_id == UINT32_MAX ? "NOT SEALED (plaintext!)" : "sealed (AES-256-GCM)");
+               key_id == UINT32_MAX ? "NOT SEALED or damaged"
+               : opens              ? "sealed (AES-256-GCM), opens with this device key"
+                                    : "sealed, does NOT open (tampered, or another device key)");
 }
 
 int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
@@ -728,7 +743,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
                         : sr == AGENT_ERR_NO_KEY ? "provisioned, but the device key is missing"
                                                  : "provisioned, but secrets do not open (tampered, or another device key)";
     insp_t c = {json, 0, &f.store};
-    seal_ctx_t sc = {json, 0};
+    seal_ctx_t sc = {json, 0, &f.store, 0};
     if (json) {
         printf("{\"flash\":");
         json_s(g->flash_path);
@@ -769,6 +784,11 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
     }
     port_free(ca);
     cli_flash_close(&f);
+    if (sc.refused) {
+        fprintf(stderr, "cdnagent: inspect: %d sealed record%s do%s not open\n", sc.refused,
+                sc.refused == 1 ? "" : "s", sc.refused == 1 ? "es" : "");
+        return CLI_EXIT_FAILED;
+    }
     return sr == AGENT_OK || sr == AGENT_ERR_NOT_FOUND ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 

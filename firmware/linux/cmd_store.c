@@ -44,11 +44,12 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
     if (json) {
         printf("{\"flash\":\"%s\",\"sector_size\":%u,\"sector_count\":%u,\"write_size\":%u,"
                "\"live_records\":%u,\"dead_records\":%u,\"damaged_records\":%u,"
-               "\"bad_sectors\":%u,\"txns_rolled_back\":%u,\"free_bytes\":%u,"
+               "\"bad_sectors\":%u,\"missing_sectors\":%u,\"txns_rolled_back\":%u,\"free_bytes\":%u,"
                "\"live_bytes\":%u,\"dead_bytes\":%u,\"erase_min\":%u,\"erase_max\":%u,"
                "\"erase_counts\":[",
                g->flash_path, f.dev.sector_size, n, f.dev.write_size, rep.records_live,
-               rep.records_dead, rep.records_damaged, rep.sectors_bad, rep.txns_discarded,
+               rep.records_dead, rep.records_damaged, rep.sectors_bad, rep.sectors_missing,
+               rep.txns_discarded,
                s.free_bytes, s.live_bytes, s.dead_bytes, s.erase_min, s.erase_max);
         for (uint32_t i = 0; i < n; i++)
             printf("%s%u", i ? "," : "", counts[i]);
@@ -58,7 +59,8 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
                f.dev.sector_size, f.dev.write_size);
         printf("records:      %u live, %u dead, %u damaged\n", rep.records_live,
                rep.records_dead, rep.records_damaged);
-        printf("sectors:      %u unreadable\n", rep.sectors_bad);
+        printf("sectors:      %u unreadable, %u missing (image written for more sectors)\n",
+               rep.sectors_bad, rep.sectors_missing);
         printf("transactions: %u rolled back (interrupted by power loss)\n", rep.txns_discarded);
         printf("space:        %u B free, %u B live, %u B dead\n", s.free_bytes, s.live_bytes,
                s.dead_bytes);

@@ -139,7 +139,7 @@ static void test_large_values_chunked(void **state)
     static const uint32_t ws[] = {1, 4, 8, 16, 32};
     for (size_t g = 0; g < sizeof ws / sizeof ws[0]; g++) {
         fx_t f;
-        fx_init(&f, 512, 64, ws[g]);
+        fx_init(&f, 512, 160, ws[g]);
         static uint8_t val[STORE_VALUE_MAX], out[STORE_VALUE_MAX];
         fill(val, sizeof val, 7);
         assert_int_equal(store_put(&f.st, "cert", 4, val, sizeof val), STORE_OK);
@@ -350,7 +350,7 @@ static void run_model(uint32_t ss, uint32_t n, uint32_t ws, int steps)
     fx_free(&f);
 }
 
-static void test_model_ws1(void **state) { (void)state; run_model(512, 16, 1, 1500); }
+static void test_model_ws1(void **state) { (void)state; run_model(512, 24, 1, 1500); }
 static void test_model_ws4(void **state) { (void)state; run_model(1024, 10, 4, 1500); }
 static void test_model_ws8(void **state) { (void)state; run_model(2048, 8, 8, 1500); }
 static void test_model_ws16(void **state) { (void)state; run_model(4096, 6, 16, 1500); }

@@ -38,7 +38,7 @@ def fill(node, row, missing):
     if isinstance(node, list):
         return [fill(x, row, missing) for x in node]
     if isinstance(node, dict):
-        return {k: fill(v, row, missing) for k, v in node.items()}
+        return {k: (v if k == "comment" else fill(v, row, missing)) for k, v in node.items()}
     return node
 
 

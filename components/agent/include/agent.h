@@ -201,6 +201,11 @@ agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old
 typedef void (*agent_sealed_fn)(void *arg, const char *store_key, uint32_t key_id, size_t len);
 agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg);
 
+/* Does the sealed record under store key open with this device's key?
+ * (The plaintext is wiped at once.) AGENT_OK, AGENT_ERR_SECRET (tampered,
+ * or sealed under another key), AGENT_ERR_NO_KEY, AGENT_ERR_NOT_FOUND. */
+agent_status_t agent_check_sealed(store_t *st, const char *key);
+
 /* Open a certificate's private key for domain (heap copy, NUL-terminated;
  * wipe and port_free it). */
 agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem);

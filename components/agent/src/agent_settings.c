@@ -281,7 +281,7 @@ agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg)
 }
 
 typedef struct {
-    char names[80][4];
+    char names[80][8];
     unsigned n;
 } name_list_t;
 
@@ -337,4 +337,13 @@ agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old
     if (count)
         *count = done;
     return AGENT_OK;
+}
+
+agent_status_t agent_check_sealed(store_t *st, const char *key)
+{
+    char *p = NULL;
+    size_t len = 0;
+    agent_status_t ar = agent_get_sealed(st, key, &p, &len);
+    agent_free_secret(p, len);
+    return ar;
 }

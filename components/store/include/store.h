@@ -71,6 +71,7 @@ typedef struct store {
     uint32_t hdr_size;      /* aligned sector header */
     uint32_t marker_len;    /* aligned bare record header */
     uint32_t chunk_max;     /* value bytes per record */
+    uint32_t del_reserve;   /* head room puts leave for one tombstone */
     uint32_t damage;        /* damaged records seen by the last mount */
     uint32_t txn_id;        /* non-zero while a transaction is open */
     uint32_t txn_ops;
@@ -91,6 +92,8 @@ typedef struct {
     uint32_t txns_discarded;     /* uncommitted transactions rolled back */
     uint32_t sectors_bad;        /* non-empty sectors with an unreadable header, other
                                     than the spare (where an interrupted erase is normal) */
+    uint32_t sectors_missing;    /* the image was written with more sectors than the
+                                    device has (a truncated image) */
 } store_mount_report_t;
 
 /* Mount the store on dev. work must hold STORE_WORK_SIZE(dev->sector_count).

@@ -26,7 +26,7 @@
 
 #define SEC_MAGIC 0x31534443u /* "CDS1" little-endian */
 #define FORMAT_VERSION 1u
-#define SEC_HDR_RAW 24u
+#define SEC_HDR_RAW 28u
 #define REC_HDR 28u
 #define REC_CRC_SPAN 20u /* header bytes covered by the record CRC */
 #define SCRATCH_SIZE 512u
@@ -188,7 +188,7 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
     if (r->key_len > STORE_KEY_MAX || r->chunk_len > st->chunk_max)
         return false;
     if (r->type == T_DATA) {
-        if (r->value_len > STORE_VALUE_MAX || r->chunk_idx >= 64u || r->key_len == 0 ||
+        if (r->value_len > STORE_VALUE_MAX || r->key_len == 0 ||
             (uint32_t)r->chunk_off + r->chunk_len > r->value_len)
             return false;
     } else if (r->key_len != 0 || r->chunk_len != 0) {
@@ -349,7 +349,8 @@ static store_status_t write_sector_header(store_t *st, uint32_t i, uint32_t seq,
     put32(b + 8, st->dev->sector_size);
     put32(b + 12, seq);
     put32(b + 16, ec);
-    put32(b + 20, crc32_update(0, b, 20));
+    put32(b + 20, st->dev->sector_count); /* a truncated image is noticed at mount */
+    put32(b + 24, crc32_update(0, b, 24));
     return flash_program(st, sec_base(st, i), b, st->hdr_size);
 }
 
@@ -677,9 +678,11 @@ static store_status_t make_room(store_t *st, uint32_t len)
     store_status_t rc = prepare_writes(st);
     if (rc != STORE_OK)
         return rc;
-    /* A full ring turn that frees nothing means the store is full. */
+    /* Two full turns of the ring that still leave no room mean the store
+     * is full: the first compacts every sector, the second can use what the
+     * first freed (free space is scattered at the tails until then). */
     for (uint32_t turns = 0; st->head_offset + len > sec_usable_end(st, false); turns++) {
-        if (turns >= st->dev->sector_count)
+        if (turns >= 2u * st->dev->sector_count)
             return STORE_FULL;
         rc = rotate(st);
         if (rc != STORE_OK)
@@ -693,7 +696,10 @@ static store_status_t append_record(store_t *st, rec_t *r, const void *key, cons
     uint8_t hdr[REC_HDR];
     rec_build(r, key, data, hdr);
     uint32_t len = rec_len(st, r);
-    store_status_t rc = make_room(st, len);
+    /* Puts leave room for one tombstone, so a full store can still delete
+     * (deletes and commit/abort markers may use that room). */
+    bool put = r->type == T_DATA && !(r->flags & F_TOMB);
+    store_status_t rc = make_room(st, len + (put ? st->del_reserve : 0u));
     if (rc != STORE_OK)
         return rc;
     src_t s = {.hdr = hdr, .key = key, .key_len = r->key_len, .data = data,
@@ -701,15 +707,16 @@ static store_status_t append_record(store_t *st, rec_t *r, const void *key, cons
     return head_append(st, &s);
 }
 
-/* Smallest chunk worth starting in a nearly full head: keeps a 16 KB value
- * at <= 64 chunks (the reader's bitmap) while packing sectors densely. */
+/* Smallest chunk worth starting in a nearly full head (or the largest chunk
+ * when that is smaller, on tiny sectors): keeps a 16 KB value well within
+ * 256 chunks (the reader's bitmap) while packing sectors densely. */
 #define CHUNK_MIN 256u
 
 /* Value bytes that fit in the head now for a record with this key. */
 static uint32_t head_room(const store_t *st, size_t key_len)
 {
     uint32_t end = sec_usable_end(st, false) & ~(st->align - 1u);
-    uint32_t over = REC_HDR + (uint32_t)key_len;
+    uint32_t over = REC_HDR + (uint32_t)key_len + st->del_reserve;
     if (st->head_offset + over >= end)
         return 0;
     uint32_t room = end - st->head_offset - over;
@@ -731,8 +738,18 @@ static store_status_t write_op(store_t *st, uint32_t txn, uint8_t op, bool self,
     do {
         size_t left = tomb ? 0 : value_len - off;
         uint32_t room = head_room(st, key_len);
-        if (room < left && room < CHUNK_MIN)
-            room = st->chunk_max; /* not worth it here: make_room rotates */
+        uint32_t min_chunk = st->chunk_max < CHUNK_MIN ? st->chunk_max : CHUNK_MIN;
+        if (room < left && room < min_chunk) {
+            /* Not worth a chunk here: turn the ring until a minimum chunk
+             * fits, then size the chunk to what the new head has (a chunk
+             * sized before the turn may never fit behind the GC copies). */
+            uint32_t want = left < min_chunk ? (uint32_t)left : min_chunk;
+            rc = make_room(st, align_up(REC_HDR + (uint32_t)key_len + want, st->align) +
+                                   (tomb ? 0u : st->del_reserve));
+            if (rc != STORE_OK)
+                return rc;
+            room = head_room(st, key_len);
+        }
         uint32_t n = left < room ? (uint32_t)left : room;
         bool last = off + n >= (tomb ? 0 : value_len);
         if (idx == 0 && multi)
@@ -788,8 +805,10 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
     st->align = dev->write_size < 4u ? 4u : dev->write_size;
     st->hdr_size = align_up(SEC_HDR_RAW, st->align);
     st->marker_len = align_up(REC_HDR, st->align);
-    /* Largest chunk: a record with a 64-byte key must fit in a sector. */
-    uint32_t room = sec_usable_end(st, false) - st->hdr_size;
+    st->del_reserve = align_up(REC_HDR + STORE_KEY_MAX, st->align);
+    /* Largest chunk: a record with a 64-byte key must fit in a sector,
+     * with the tombstone reserve left over. */
+    uint32_t room = sec_usable_end(st, false) - st->hdr_size - st->del_reserve;
     uint32_t chunk = room - REC_HDR - STORE_KEY_MAX - (st->align - 1u);
     st->chunk_max = chunk > STORE_VALUE_MAX ? STORE_VALUE_MAX : chunk;
     memset(work, 0, work_size);
@@ -799,7 +818,7 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
 {
     const uint8_t *b = buf;
-    if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 20) != crc32_update(0, b, 20) ||
+    if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24) ||
         get16(b + 4) != FORMAT_VERSION)
         return false;
     if (sector_size)
@@ -809,13 +828,15 @@ bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint
     return true;
 }
 
-static bool read_sector_header(store_t *st, uint32_t i, sec_t *s)
+static bool read_sector_header(store_t *st, uint32_t i, sec_t *s, uint32_t *count)
 {
     uint8_t b[SEC_HDR_RAW];
     if (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK)
         return false;
-    if (get32(b) != SEC_MAGIC || get32(b + 20) != crc32_update(0, b, 20))
+    if (get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24))
         return false;
+    if (count)
+        *count = get32(b + 20);
     if (get16(b + 4) != FORMAT_VERSION || get16(b + 6) != st->dev->write_size ||
         get32(b + 8) != st->dev->sector_size)
         return false;
@@ -854,7 +875,7 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
     uint32_t known_max = 0;
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = {0};
-        if (read_sector_header(st, i, &s)) {
+        if (read_sector_header(st, i, &s, NULL)) {
             s.count_known = 1;
             if (s.erase_count > known_max)
                 known_max = s.erase_count;
@@ -892,7 +913,8 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
 /* Scan one valid sector: its write end, the highest txn id, markers, and
  * (with verify) damage. Returns the end of the last intact record. */
 static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_report_t *rep,
-                                        uint32_t *last_good, uint32_t *torn_end)
+                                        uint32_t *last_good, uint32_t *torn_end,
+                                        uint32_t *head_marker)
 {
     sec_t s = sec_get(st, i);
     uint32_t pend;
@@ -938,6 +960,8 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
         }
         if (r.txn >= st->next_seq && r.type != T_GCDONE)
             st->next_seq = r.txn + 1u;
+        if (r.type == T_GCDONE && i == st->head_sector)
+            *head_marker = r.value_len;
         if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i) {
             sec_t v = sec_get(st, r.value_len);
             if (v.state == S_VALID && v.seq == r.txn) {
@@ -976,9 +1000,13 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
     store_mount_report_t rep;
     memset(&rep, 0, sizeof rep);
     bool any = false;
+    uint32_t recorded = 0;
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = {0};
-        if (read_sector_header(st, i, &s)) {
+        uint32_t count = 0;
+        if (read_sector_header(st, i, &s, &count)) {
+            if (count > recorded)
+                recorded = count;
             s.state = S_VALID;
             s.count_known = 1;
             if (!any || s.seq > st->sector_seq) {
@@ -1004,13 +1032,14 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         return rc;
     }
     st->next_seq = 1;
-    uint32_t tail_good = 0, tail_end = 0;
+    uint32_t tail_good = 0, tail_end = 0, head_marker = UINT32_MAX;
+    (void)head_marker;
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = sec_get(st, i);
         if (s.state != S_VALID)
             continue;
         uint32_t good, end;
-        rc = mount_scan_sector(st, i, &rep, &good, &end);
+        rc = mount_scan_sector(st, i, &rep, &good, &end, &head_marker);
         if (rc != STORE_OK)
             return rc;
         if (i == st->head_sector) {
@@ -1032,8 +1061,20 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
     }
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = sec_get(st, i);
-        if (s.state != S_VALID && !s.blank && i != spare)
-            rep.sectors_bad++;
+        if (s.state != S_VALID && !s.blank) {
+            /* Only a torn sector header (an interrupted rotation) is known
+             * harmless. Garbage in the spare may be an interrupted erase,
+             * or the newest sector destroyed (then the previous one is the
+             * head and the garbage sits where the spare would be): the two
+             * cannot be told apart, so it is reported rather than trusted. */
+            bool legit = false;
+            if (i == spare) {
+                uint32_t end = 0;
+                legit = programmed_end(st, i, &end) == STORE_OK && end <= st->hdr_size;
+            }
+            if (!legit)
+                rep.sectors_bad++;
+        }
         /* A sector without a header does not say how often it was erased:
          * free sectors are the ring's latest victims, so the lowest known
          * count is the honest guess (exact right after a format). */
@@ -1063,6 +1104,10 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         }
         if (open_members && !closed)
             rep.txns_discarded = 1;
+    }
+    if (recorded > dev->sector_count) {
+        rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
+        st->damage++;
     }
     st->mounted = 1;
     if (report) {
@@ -1137,26 +1182,27 @@ store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf
         return STORE_ERR_TOO_BIG;
     /* Chunks are identified by index; the value is complete when indices
      * 0..last are all present and their lengths add up to value_len. */
-    uint64_t have = 0;
+    uint64_t have[4] = {0, 0, 0, 0}; /* one bit per chunk index (u8) */
     uint32_t got = 0;
     uint32_t hash = crc32_update(0, key, key_len);
     scan_t it;
     uint32_t a;
     rec_t r;
     scan_init(&it, UINT32_MAX);
-    while (!((have & 1u) && got == w.rec.value_len) && scan_next(st, &it, &a, &r)) {
+    while (!((have[0] & 1u) && got == w.rec.value_len) && scan_next(st, &it, &a, &r)) {
         if (r.txn != w.rec.txn || r.op != w.rec.op || !key_matches(st, a, &r, key, key_len, hash))
             continue;
-        uint64_t bit = (uint64_t)1 << r.chunk_idx;
-        if ((have & bit) || r.value_len != w.rec.value_len || !rec_crc_ok(st, a, &r))
+        uint64_t bit = (uint64_t)1 << (r.chunk_idx % 64u);
+        uint64_t *word = &have[r.chunk_idx / 64u];
+        if ((*word & bit) || r.value_len != w.rec.value_len || !rec_crc_ok(st, a, &r))
             continue;
         if (r.chunk_len && flash_read(st, a + REC_HDR + r.key_len, (uint8_t *)buf + r.chunk_off,
                                       r.chunk_len) != STORE_OK)
             return STORE_ERR_IO;
-        have |= bit;
+        *word |= bit;
         got += r.chunk_len;
     }
-    return (have & 1u) && got == w.rec.value_len ? STORE_OK : STORE_ERR_CORRUPT;
+    return (have[0] & 1u) && got == w.rec.value_len ? STORE_OK : STORE_ERR_CORRUPT;
 }
 
 static store_status_t check_value(const void *value, size_t value_len)
@@ -1405,5 +1451,6 @@ store_status_t store_fsck(store_t *st, store_mount_report_t *report)
         st->next_seq = txn + 1u;
     if (report)
         *report = rep;
-    return rep.records_damaged || rep.sectors_bad ? STORE_ERR_CORRUPT : STORE_OK;
+    return rep.records_damaged || rep.sectors_bad || rep.sectors_missing ? STORE_ERR_CORRUPT
+                                                                         : STORE_OK;
 }

@@ -1,0 +1,474 @@
+/*
+ * components/store benchmark on the emulated NOR flash (tests/support).
+ *
+ * Prints one table: mount time for 1k and 10k live records, put/get
+ * throughput, write amplification (flash bytes programmed / payload bytes,
+ * payload = key + value) for small values and for 8 KB certificates, and the
+ * erase-count spread after a long update run. The peer in the same run is the
+ * raw emulated flash itself: the same payload bytes programmed back to back
+ * (padded to write_size, sectors erased as a ring) and read back from known
+ * addresses, so "store/raw" is the store's overhead.
+ *
+ * Populating 10k records is bounded by a time budget; when it runs out the
+ * last figure reached and the measured trend are printed instead.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "emu_flash.h"
+#include "store.h"
+
+#define POPULATE_BUDGET_S 20.0
+#define MOUNT_BUDGET_S 20.0 /* a single mount projected slower than this is not run */
+#define WS 4u /* program granularity used throughout */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ln and pow without libm (the bench link line has no -lm). */
+static double ln_(double x)
+{
+    int k = 0;
+    if (x <= 0)
+        return 0;
+    while (x > 2) {
+        x /= 2;
+        k++;
+    }
+    while (x < 1) {
+        x *= 2;
+        k--;
+    }
+    double y = (x - 1) / (x + 1), y2 = y * y, term = y, sum = 0;
+    for (int i = 1; i < 60; i += 2) {
+        sum += term / i;
+        term *= y2;
+    }
+    return 2 * sum + k * 0.69314718055994530942;
+}
+
+static double exp_(double x)
+{
+    int k = 0;
+    while (x > 0.5) {
+        x /= 2;
+        k++;
+    }
+    while (x < -0.5) {
+        x /= 2;
+        k++;
+    }
+    double sum = 1, term = 1;
+    for (int i = 1; i < 30; i++) {
+        term *= x / i;
+        sum += term;
+    }
+    while (k--)
+        sum *= sum;
+    return sum;
+}
+
+static double pow_(double a, double b) { return exp_(b * ln_(a)); }
+
+static uint64_t g_rng = 0x5EEDB16Bull;
+static uint64_t rnd(void)
+{
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void fill(uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)rnd();
+}
+
+typedef struct {
+    emu_flash_t emu;
+    store_t st;
+    uint8_t *work;
+    size_t work_size;
+} rig_t;
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "store_bench: %s: %d (%s)\n", what, rc, store_status_str(rc));
+    exit(1);
+}
+
+static void rig_open(rig_t *g, uint32_t ss, uint32_t sc)
+{
+    memset(g, 0, sizeof *g);
+    if (emu_flash_init(&g->emu, ss, sc, WS) != 0) {
+        fprintf(stderr, "store_bench: emu_flash_init failed\n");
+        exit(1);
+    }
+    g->work_size = STORE_WORK_SIZE(sc);
+    g->work = malloc(g->work_size);
+    if (!g->work)
+        exit(1);
+    int rc = store_mount(&g->st, &g->emu.dev, g->work, g->work_size,
+                         STORE_MOUNT_FORMAT_IF_EMPTY, NULL);
+    if (rc != STORE_OK)
+        die("mount (format)", rc);
+}
+
+static void rig_close(rig_t *g)
+{
+    free(g->work);
+    emu_flash_free(&g->emu);
+}
+
+/* Mean time of a remount (repeated while cheap). */
+static double time_mount(rig_t *g, uint32_t *live)
+{
+    double total = 0;
+    int n = 0;
+    store_mount_report_t rep;
+    do {
+        memset(&g->st, 0, sizeof g->st);
+        double t0 = now_s();
+        int rc = store_mount(&g->st, &g->emu.dev, g->work, g->work_size, 0, &rep);
+        total += now_s() - t0;
+        if (rc != STORE_OK)
+            die("remount", rc);
+        n++;
+    } while (n < 5 && total < 1.0);
+    *live = rep.records_live;
+    return total / n;
+}
+
+/* ------------------------------------------------------- raw flash peer -- */
+
+typedef struct {
+    emu_flash_t emu;
+    uint32_t addr; /* next free byte, ring over the device */
+} raw_t;
+
+static void raw_open(raw_t *r, uint32_t ss, uint32_t sc)
+{
+    memset(r, 0, sizeof *r);
+    if (emu_flash_init(&r->emu, ss, sc, WS) != 0)
+        exit(1);
+}
+
+/* Program len payload bytes at the ring head (padded to WS); returns its address. */
+static uint32_t raw_write(raw_t *r, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    static uint8_t buf[STORE_VALUE_MAX + STORE_KEY_MAX + 64];
+    size_t len = alen + blen, padded = (len + WS - 1) / WS * WS;
+    uint32_t ss = r->emu.dev.sector_size, size = ss * r->emu.dev.sector_count;
+    memcpy(buf, a, alen);
+    memcpy(buf + alen, b, blen);
+    memset(buf + len, 0xFF, padded - len);
+    if (r->addr + padded > size)
+        r->addr = 0;
+    uint32_t at = r->addr;
+    /* erase every sector the write enters fresh */
+    if (at % ss == 0)
+        r->emu.dev.erase(&r->emu.dev, at / ss);
+    for (uint32_t s = at / ss + 1; s * ss < at + padded; s++)
+        r->emu.dev.erase(&r->emu.dev, s);
+    if (r->emu.dev.program(&r->emu.dev, at, buf, padded) != PORT_OK) {
+        fprintf(stderr, "store_bench: raw program failed at %u\n", at);
+        exit(1);
+    }
+    r->addr += (uint32_t)padded;
+    return at;
+}
+
+/* ------------------------------------------------------------- the table -- */
+
+typedef struct {
+    char name[48];
+    char store[24];
+    char raw[24];
+    char ratio[16];
+    char note[72];
+} row_t;
+
+static row_t g_rows[32];
+static int g_nrows;
+
+static void row(const char *name, const char *store, const char *raw, double s, double r,
+                const char *note)
+{
+    row_t *x = &g_rows[g_nrows++];
+    snprintf(x->name, sizeof x->name, "%s", name);
+    snprintf(x->store, sizeof x->store, "%s", store);
+    snprintf(x->raw, sizeof x->raw, "%s", raw);
+    if (r > 0 && s > 0)
+        snprintf(x->ratio, sizeof x->ratio, "%.2f", s / r);
+    else
+        snprintf(x->ratio, sizeof x->ratio, "-");
+    snprintf(x->note, sizeof x->note, "%s", note);
+}
+
+static void key_of(char *k, size_t cap, size_t *kl, unsigned i)
+{
+    *kl = (size_t)snprintf(k, cap, "rec/%06u", i);
+}
+
+int main(void)
+{
+    char a[32], b[32], note[96], key[32];
+    size_t kl;
+    uint8_t val[64];
+    static uint8_t cert[8192], out[8192];
+    double t0;
+
+    /* --- mount time for 1k and 10k live records (32-byte values) -------- */
+    {
+        rig_t g;
+        const unsigned targets[] = {1000, 2000, 5000, 10000};
+        double mount_t[4] = {0, 0, 0, 0};
+        uint32_t live[4] = {0, 0, 0, 0};
+        double put_t = 0;
+        unsigned n = 0, reached = 0;
+        rig_open(&g, 4096, 512); /* 2 MB */
+        double start = now_s();
+        bool out_of_time = false;
+        double projected = 0;
+        for (int c = 0; c < 4 && !out_of_time; c++) {
+            /* project this mount from the growth seen so far; skip if too slow */
+            if (reached >= 2) {
+                double k = ln_(mount_t[reached - 1] / mount_t[reached - 2]) /
+                           ln_((double)targets[reached - 1] / targets[reached - 2]);
+                projected = mount_t[reached - 1] * pow_((double)targets[c] / targets[reached - 1], k);
+                if (projected > MOUNT_BUDGET_S)
+                    break;
+            }
+            while (n < targets[c]) {
+                key_of(key, sizeof key, &kl, n);
+                fill(val, 32);
+                double p0 = now_s();
+                int rc = store_put(&g.st, key, kl, val, 32);
+                put_t += now_s() - p0;
+                if (rc != STORE_OK)
+                    die("populate put", rc);
+                n++;
+                if (n % 100 == 0 && now_s() - start > POPULATE_BUDGET_S) {
+                    out_of_time = true;
+                    break;
+                }
+            }
+            if (n == targets[c]) {
+                mount_t[c] = time_mount(&g, &live[c]);
+                reached = c + 1;
+            }
+        }
+        double expo = reached >= 2 ? ln_(mount_t[reached - 1] / mount_t[0]) /
+                                         ln_((double)targets[reached - 1] / targets[0])
+                                   : 0;
+        for (unsigned c = 0; c < 4; c++) {
+            char name[48];
+            snprintf(name, sizeof name, "mount, %u live records", targets[c]);
+            if (c < reached) {
+                snprintf(a, sizeof a, "%.2f ms", mount_t[c] * 1e3);
+                snprintf(note, sizeof note, "32 B values, 4KBx512, report.live=%u; x%.1f vs 1k",
+                         live[c], mount_t[c] / mount_t[0]);
+                row(name, a, "-", 0, 0, note);
+            } else {
+                snprintf(a, sizeof a, "n/a");
+                snprintf(note, sizeof note, "skipped: projected %.1f s (trend ~n^%.2f)",
+                         reached ? mount_t[reached - 1] *
+                                       pow_((double)targets[c] / targets[reached - 1], expo)
+                                 : 0.0,
+                         expo);
+                row(name, a, "-", 0, 0, note);
+            }
+        }
+        if (reached >= 2) {
+            snprintf(a, sizeof a, "~n^%.2f", expo);
+            snprintf(note, sizeof note, "mount time growth, %u..%u records", targets[0],
+                     targets[reached - 1]);
+            row("mount time trend", a, "-", 0, 0, note);
+        }
+        (void)projected;
+        snprintf(a, sizeof a, "%.2f us", n ? put_t / n * 1e6 : 0.0);
+        snprintf(note, sizeof note, "mean put while growing 0 -> %u records", n);
+        row("put latency while populating", a, "-", 0, 0, note);
+        rig_close(&g);
+    }
+
+    /* --- put/get throughput, 1k live records, vs raw flash ---------------- */
+    {
+        rig_t g;
+        raw_t r;
+        enum { NKEYS = 1000, OPS = 3000 };
+        static uint32_t raw_addr[NKEYS];
+        rig_open(&g, 4096, 256);
+        raw_open(&r, 4096, 256);
+        for (unsigned i = 0; i < NKEYS; i++) {
+            key_of(key, sizeof key, &kl, i);
+            fill(val, 32);
+            int rc = store_put(&g.st, key, kl, val, 32);
+            if (rc != STORE_OK)
+                die("put", rc);
+            raw_addr[i] = raw_write(&r, (const uint8_t *)key, kl, val, 32);
+        }
+        t0 = now_s();
+        for (unsigned i = 0; i < OPS; i++) {
+            key_of(key, sizeof key, &kl, (unsigned)(rnd() % NKEYS));
+            fill(val, 32);
+            int rc = store_put(&g.st, key, kl, val, 32);
+            if (rc != STORE_OK)
+                die("put", rc);
+        }
+        double sp = OPS / (now_s() - t0);
+        t0 = now_s();
+        for (unsigned i = 0; i < OPS; i++) {
+            unsigned k = (unsigned)(rnd() % NKEYS);
+            key_of(key, sizeof key, &kl, k);
+            fill(val, 32);
+            raw_addr[k] = raw_write(&r, (const uint8_t *)key, kl, val, 32);
+        }
+        double rp = OPS / (now_s() - t0);
+        t0 = now_s();
+        for (unsigned i = 0; i < OPS; i++) {
+            size_t len;
+            key_of(key, sizeof key, &kl, (unsigned)(rnd() % NKEYS));
+            int rc = store_get(&g.st, key, kl, out, sizeof out, &len);
+            if (rc != STORE_OK)
+                die("get", rc);
+        }
+        double sg = OPS / (now_s() - t0);
+        t0 = now_s();
+        for (unsigned i = 0; i < OPS; i++) {
+            unsigned k = (unsigned)(rnd() % NKEYS);
+            r.emu.dev.read(&r.emu.dev, raw_addr[k], out, kl + 32);
+        }
+        double rg = OPS / (now_s() - t0);
+        snprintf(a, sizeof a, "%.0f ops/s", sp);
+        snprintf(b, sizeof b, "%.0f ops/s", rp);
+        /* ratio printed as raw/store: how many times slower the store is */
+        row("put throughput (1k live, 32 B)", a, b, rp, sp, "store/raw cost per op");
+        snprintf(a, sizeof a, "%.0f ops/s", sg);
+        snprintf(b, sizeof b, "%.0f ops/s", rg);
+        row("get throughput (1k live, 32 B)", a, b, rg, sg,
+            "store scans (no RAM index); raw knows the address");
+        rig_close(&g);
+        emu_flash_free(&r.emu);
+    }
+
+    /* --- write amplification and erase spread: small values --------------- */
+    {
+        rig_t g;
+        raw_t r;
+        enum { NKEYS = 50, UPDATES = 100000 };
+        const uint32_t sc = 16;
+        uint64_t payload = 0;
+        rig_open(&g, 4096, sc);
+        raw_open(&r, 4096, sc);
+        uint64_t base = g.emu.bytes_programmed;
+        for (unsigned u = 0; u < UPDATES; u++) {
+            key_of(key, sizeof key, &kl, u < NKEYS ? u : (unsigned)(rnd() % NKEYS));
+            fill(val, 32);
+            int rc = store_put(&g.st, key, kl, val, 32);
+            if (rc != STORE_OK)
+                die("update", rc);
+            raw_write(&r, (const uint8_t *)key, kl, val, 32);
+            payload += kl + 32;
+        }
+        double swa = (double)(g.emu.bytes_programmed - base) / (double)payload;
+        double rwa = (double)r.emu.bytes_programmed / (double)payload;
+        snprintf(a, sizeof a, "%.2f", swa);
+        snprintf(b, sizeof b, "%.2f", rwa);
+        snprintf(note, sizeof note, "%d updates, 50 keys, 10 B key + 32 B value", UPDATES);
+        row("write amplification, small values", a, b, swa, rwa, note);
+
+        store_stats_t s;
+        uint32_t ec[16];
+        int rc = store_stats(&g.st, &s, ec, 16);
+        if (rc != STORE_OK)
+            die("stats", rc);
+        uint32_t emin = UINT32_MAX, emax = 0, rmin = UINT32_MAX, rmax = 0;
+        for (uint32_t i = 0; i < sc; i++) {
+            emin = g.emu.erase_counts[i] < emin ? g.emu.erase_counts[i] : emin;
+            emax = g.emu.erase_counts[i] > emax ? g.emu.erase_counts[i] : emax;
+            rmin = r.emu.erase_counts[i] < rmin ? r.emu.erase_counts[i] : rmin;
+            rmax = r.emu.erase_counts[i] > rmax ? r.emu.erase_counts[i] : rmax;
+        }
+        snprintf(a, sizeof a, "%u/%u (%.3f)", emin, emax, emin ? (double)emax / emin : 0.0);
+        snprintf(b, sizeof b, "%u/%u (%.3f)", rmin, rmax, rmin ? (double)rmax / rmin : 0.0);
+        snprintf(note, sizeof note, "min/max (max/min), 4KBx16; store_stats says %u/%u",
+                 s.erase_min, s.erase_max);
+        row("erase count spread after 100k updates", a, b, (double)emax, (double)rmax, note);
+        snprintf(a, sizeof a, "%u", emax);
+        snprintf(b, sizeof b, "%u", rmax);
+        row("erases of the most-worn sector", a, b, (double)emax, (double)rmax,
+            "same payload");
+        rig_close(&g);
+        emu_flash_free(&r.emu);
+    }
+
+    /* --- write amplification: 8 KB certificates ---------------------------- */
+    {
+        rig_t g;
+        raw_t r;
+        enum { NKEYS = 4, UPDATES = 400 };
+        uint64_t payload = 0;
+        rig_open(&g, 4096, 32);
+        raw_open(&r, 4096, 32);
+        uint64_t base = g.emu.bytes_programmed;
+        t0 = now_s();
+        for (unsigned u = 0; u < UPDATES; u++) {
+            kl = (size_t)snprintf(key, sizeof key, "cert/%u", u % NKEYS);
+            fill(cert, sizeof cert);
+            int rc = store_put(&g.st, key, kl, cert, sizeof cert);
+            if (rc != STORE_OK)
+                die("cert put", rc);
+            payload += kl + sizeof cert;
+        }
+        double sp = UPDATES / (now_s() - t0);
+        t0 = now_s();
+        for (unsigned u = 0; u < UPDATES; u++) {
+            kl = (size_t)snprintf(key, sizeof key, "cert/%u", u % NKEYS);
+            fill(cert, sizeof cert);
+            raw_write(&r, (const uint8_t *)key, kl, cert, sizeof cert);
+        }
+        double rp = UPDATES / (now_s() - t0);
+        double swa = (double)(g.emu.bytes_programmed - base) / (double)payload;
+        double rwa = (double)r.emu.bytes_programmed / (double)payload;
+        snprintf(a, sizeof a, "%.3f", swa);
+        snprintf(b, sizeof b, "%.3f", rwa);
+        row("write amplification, 8 KB certificates", a, b, swa, rwa,
+            "400 updates over 4 keys, 4KBx32");
+        snprintf(a, sizeof a, "%.0f ops/s", sp);
+        snprintf(b, sizeof b, "%.0f ops/s", rp);
+        row("put throughput, 8 KB certificates", a, b, rp, sp, "store/raw cost per op");
+        t0 = now_s();
+        for (unsigned u = 0; u < 400; u++) {
+            size_t len;
+            kl = (size_t)snprintf(key, sizeof key, "cert/%u", u % NKEYS);
+            int rc = store_get(&g.st, key, kl, out, sizeof out, &len);
+            if (rc != STORE_OK || len != sizeof cert)
+                die("cert get", rc);
+        }
+        snprintf(a, sizeof a, "%.0f ops/s", 400 / (now_s() - t0));
+        row("get throughput, 8 KB certificates", a, "-", 0, 0, "");
+        rig_close(&g);
+        emu_flash_free(&r.emu);
+    }
+
+    /* --- print ----------------------------------------------------------- */
+    printf("store_bench: emulated NOR flash, write_size %u; raw = same payload programmed "
+           "directly\n", WS);
+    printf("%-40s %-20s %-20s %-8s %s\n", "metric", "store", "raw flash", "overhead", "notes");
+    for (int i = 0; i < g_nrows; i++)
+        printf("%-40s %-20s %-20s %-8s %s\n", g_rows[i].name, g_rows[i].store, g_rows[i].raw,
+               g_rows[i].ratio, g_rows[i].note);
+    printf("overhead = store cost / raw cost (throughput: raw ops/s / store ops/s; write "
+           "amplification and erases: store / raw)\n");
+    return 0;
+}
