@@ -144,7 +144,17 @@ static double time_mount(rig_t *g, uint32_t *live)
             die("remount", rc);
         n++;
     } while (n < 5 && total < 1.0);
-    *live = rep.records_live;
+    /* A plain mount does not count live records (that is fsck's quadratic
+     * pass); count them here only where it is cheap, to show they are all there. */
+    *live = UINT32_MAX;
+    if (g->emu.dev.sector_count && rep.records_damaged == 0 && n > 0) {
+        store_mount_report_t full;
+        double c0 = now_s();
+        if (store_mount(&g->st, &g->emu.dev, g->work, g->work_size, STORE_MOUNT_COUNT_LIVE, &full) ==
+                STORE_OK &&
+            now_s() - c0 < 5.0)
+            *live = full.records_live;
+    }
     return total / n;
 }
 
@@ -275,8 +285,12 @@ int main(void)
             snprintf(name, sizeof name, "mount, %u live records", targets[c]);
             if (c < reached) {
                 snprintf(a, sizeof a, "%.2f ms", mount_t[c] * 1e3);
-                snprintf(note, sizeof note, "32 B values, 4KBx512, report.live=%u; x%.1f vs 1k",
-                         live[c], mount_t[c] / mount_t[0]);
+                if (live[c] != UINT32_MAX)
+                    snprintf(note, sizeof note, "32 B values, 4KBx512, fsck counts %u live; x%.1f vs 1k",
+                             live[c], mount_t[c] / mount_t[0]);
+                else
+                    snprintf(note, sizeof note, "32 B values, 4KBx512; x%.1f vs 1k",
+                             mount_t[c] / mount_t[0]);
                 row(name, a, "-", 0, 0, note);
             } else {
                 snprintf(a, sizeof a, "n/a");

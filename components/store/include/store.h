@@ -83,6 +83,9 @@ typedef struct store {
 
 /* Mount flags. */
 #define STORE_MOUNT_FORMAT_IF_EMPTY 0x1u /* an all-0xFF / foreign device is formatted */
+#define STORE_MOUNT_COUNT_LIVE 0x2u      /* also fill records_live/records_dead of the
+                                            report: a liveness pass over every record,
+                                            quadratic in the record count (fsck does it) */
 
 /* What mount (and fsck) found. */
 typedef struct {
@@ -99,8 +102,9 @@ typedef struct {
 /* Mount the store on dev. work must hold STORE_WORK_SIZE(dev->sector_count).
  * Mount only reads: repairs left by a power cut (finishing a GC, erasing a
  * half-erased sector, sealing a torn write) happen on the first write.
- * report may be NULL; filling its live/dead counts costs a liveness pass
- * over every record (quadratic in the record count). Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
+ * report may be NULL; its live/dead counts are filled only with
+ * STORE_MOUNT_COUNT_LIVE (quadratic in the record count), so a plain mount
+ * stays linear: one pass reading and CRC-checking every record. Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
  * STORE_MOUNT_FORMAT_IF_EMPTY not given), STORE_ERR_GEOMETRY, STORE_ERR_NOMEM,
  * STORE_ERR_IO. Damaged records are reported, skipped, and not fatal. */
 store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t work_size,

@@ -1110,7 +1110,7 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         st->damage++;
     }
     st->mounted = 1;
-    if (report) {
+    if (report && (flags & STORE_MOUNT_COUNT_LIVE)) {
         store_iterate(st, NULL, 0, iter_count_cb, &rep.records_live);
         /* Everything with a valid record that is not live is dead. */
         scan_t it;
@@ -1121,8 +1121,9 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
             if (r.type == T_DATA && r.chunk_idx == 0)
                 total++;
         rep.records_dead = total > rep.records_live ? total - rep.records_live : 0;
-        *report = rep;
     }
+    if (report)
+        *report = rep;
     return STORE_OK;
 }
 
@@ -1438,7 +1439,8 @@ store_status_t store_fsck(store_t *st, store_mount_report_t *report)
      * rebuilds is the same, so nothing of the live state changes. */
     store_t copy;
     store_mount_report_t rep;
-    store_status_t rc = store_mount(&copy, st->dev, st->work, st->work_size, 0, &rep);
+    store_status_t rc =
+        store_mount(&copy, st->dev, st->work, st->work_size, STORE_MOUNT_COUNT_LIVE, &rep);
     if (rc != STORE_OK)
         return rc;
     uint32_t txn = st->txn_id, ops = st->txn_ops;
