@@ -7,6 +7,8 @@
 #ifndef CDNAGENT_CLI_H
 #define CDNAGENT_CLI_H
 
+#include <stddef.h>
+
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAILED = 1, /* the operation ran and failed (or found damage) */
@@ -19,6 +21,13 @@ typedef struct {
     int verbose;            /* -v / --verbose */
     const char *device_key_path; /* --device-key PATH (default: FLASH.key) */
 } cli_globals_t;
+
+/* Read a whole text file into a malloc'ed, NUL-terminated buffer of at
+ * most max bytes. On failure returns NULL and *why says: CLI_READ_ERRNO
+ * (see errno), CLI_READ_TOO_BIG, CLI_READ_NOT_TEXT (a NUL inside). *len
+ * (may be NULL) receives the length including the terminating NUL. */
+enum { CLI_READ_ERRNO = 0, CLI_READ_TOO_BIG = 1, CLI_READ_NOT_TEXT = 2 };
+char *cli_read_text(const char *path, size_t max, size_t *len, int *why);
 
 /* Make sure the device key exists (created, mode 0600, on first use of an
  * edit that seals a secret). 0 on success; prints one line otherwise. */

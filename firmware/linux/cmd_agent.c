@@ -22,21 +22,11 @@
 
 static char *read_text_file(const char *path, size_t max, size_t *len_out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(max + 2);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        errno = EFBIG;
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len_out)
-        *len_out = n + 1;
-    return buf;
+    int why;
+    char *b = cli_read_text(path, max, len_out, &why);
+    if (!b && why != CLI_READ_ERRNO)
+        errno = EFBIG; /* callers word it as "larger than ..." */
+    return b;
 }
 
 static void wipe_free(char *p)
@@ -787,27 +777,38 @@ static bool count_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
+/* What sync and run share: options, the image, the deliverer lock, the
+ * agent; on return the store lock is released for other processes. */
+static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const char *cmd, int mode,
+                         deliver_opts_t *o, cli_flash_t *f, deliverer_t *d)
+{
+    int rc = parse_deliver_opts(argc, argv, o, cmd);
+    if (rc)
+        return rc;
+    o->verbose |= g->verbose;
+    if (cli_flash_open(f, g->flash_path, mode) != 0)
+        return CLI_EXIT_USAGE;
+    if (cli_flash_claim_delivery(f, g->flash_path) != 0) {
+        cli_flash_close(f);
+        return CLI_EXIT_USAGE;
+    }
+    rc = deliverer_open(d, f, o, cmd);
+    if (rc) {
+        cli_flash_close(f);
+        return rc;
+    }
+    cli_flash_unlock(f);
+    return 0;
+}
+
 int cmd_sync(int argc, char **argv, const cli_globals_t *g)
 {
     deliver_opts_t o;
-    int prc = parse_deliver_opts(argc, argv, &o, "sync");
-    if (prc)
-        return prc;
-    o.verbose |= g->verbose;
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
-        return CLI_EXIT_USAGE;
-    if (cli_flash_claim_delivery(&f, g->flash_path) != 0) {
-        cli_flash_close(&f);
-        return CLI_EXIT_USAGE;
-    }
     deliverer_t d;
-    int rc = deliverer_open(&d, &f, &o, "sync");
-    if (rc) {
-        cli_flash_close(&f);
+    int rc = deliver_begin(argc, argv, g, "sync", CLI_FLASH_OPEN_EXISTING, &o, &f, &d);
+    if (rc)
         return rc;
-    }
-    cli_flash_unlock(&f);
     uint64_t deadline = port_monotonic_ms() + (uint64_t)o.max_wait_s * 1000u;
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -837,24 +838,11 @@ int cmd_sync(int argc, char **argv, const cli_globals_t *g)
 int cmd_run(int argc, char **argv, const cli_globals_t *g)
 {
     deliver_opts_t o;
-    int prc = parse_deliver_opts(argc, argv, &o, "run");
-    if (prc)
-        return prc;
-    o.verbose |= g->verbose;
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_CREATE) != 0)
-        return CLI_EXIT_USAGE;
-    if (cli_flash_claim_delivery(&f, g->flash_path) != 0) {
-        cli_flash_close(&f);
-        return CLI_EXIT_USAGE;
-    }
     deliverer_t d;
-    int rc = deliverer_open(&d, &f, &o, "run");
-    if (rc) {
-        cli_flash_close(&f);
+    int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_CREATE, &o, &f, &d);
+    if (rc)
         return rc;
-    }
-    cli_flash_unlock(&f);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_term;

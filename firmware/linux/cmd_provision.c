@@ -97,27 +97,7 @@ static void manifest_free(manifest_t *m)
 
 static char *slurp(const char *path, size_t max, int *too_big)
 {
-    FILE *f = fopen(path, "rb");
-    *too_big = 0;
-    if (!f)
-        return NULL;
-    char *b = malloc(max + 2);
-    size_t n = b ? fread(b, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!b)
-        return NULL;
-    if (n > max) {
-        *too_big = 1;
-        free(b);
-        return NULL;
-    }
-    b[n] = 0;
-    if (strlen(b) != n) { /* a NUL inside: not text */
-        free(b);
-        *too_big = 2;
-        return NULL;
-    }
-    return b;
+    return cli_read_text(path, max, NULL, too_big);
 }
 
 static void resolve(const char *base, const char *p, char *out, size_t cap)

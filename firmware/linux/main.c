@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int (*cli_cmd_fn)(int argc, char **argv, const cli_globals_t *g);
@@ -125,4 +126,25 @@ int cli_ensure_device_key(const cli_globals_t *g)
     fprintf(stderr, "cdnagent: device key %s is unusable (must be mode 0600 and well-formed)\n",
             g->device_key_path);
     return -1;
+}
+
+char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
+{
+    FILE *f = fopen(path, "rb");
+    *why = CLI_READ_ERRNO;
+    if (!f)
+        return NULL;
+    char *b = malloc(max + 2);
+    size_t n = b ? fread(b, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!b)
+        return NULL;
+    if (n > max || strlen((b[n] = 0, b)) != n) {
+        *why = n > max ? CLI_READ_TOO_BIG : CLI_READ_NOT_TEXT;
+        free(b);
+        return NULL;
+    }
+    if (len)
+        *len = n + 1;
+    return b;
 }
