@@ -153,7 +153,9 @@ int cli_flash_lock(cli_flash_t *f)
                 return -1;
         f->locked = 1;
     }
-    /* Another process may have written: read the store afresh. */
+    /* Another process may have written: read the image and the store afresh. */
+    if (!f->is_mtd && port_flash_file_reload(&f->dev) != PORT_OK)
+        return -1;
     return store_mount(&f->store, &f->dev, f->work, f->work_size, 0, NULL) == STORE_OK ? 0 : -1;
 }
 

@@ -1,16 +1,29 @@
-/* port_flash_t backend on a regular file holding the raw flash image. */
+/* port_flash_t backend on a regular file holding the raw flash image.
+ *
+ * The whole image is kept in RAM and written through to the file on every
+ * program and erase: reads are then memory copies instead of one system
+ * call per record header (the store scans headers a lot). Another process
+ * may write the file (the CLI beside a daemon): port_flash_file_reload
+ * re-reads it, and callers do that whenever they take the image's lock. */
 #include "port_posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FLASH_FILE_CHUNK 256u /* bytes per read-modify-write step */
+#define FLASH_FILE_MAX (64u * 1024u * 1024u) /* largest image kept in RAM */
 
-static int flash_fd(port_flash_t *dev) { return (int)(intptr_t)dev->ctx - 1; }
+typedef struct {
+    int fd;
+    uint8_t *mem;
+    size_t size;
+} flash_file_t;
+
+static flash_file_t *ff_of(port_flash_t *dev) { return dev->ctx; }
 
 static int flash_in_range(const port_flash_t *dev, uint32_t addr, size_t len)
 {
@@ -21,62 +34,82 @@ static port_status_t flash_file_read(port_flash_t *dev, uint32_t addr, void *buf
 {
     if (!flash_in_range(dev, addr, len))
         return PORT_ERR_ARG;
-    ssize_t n = pread(flash_fd(dev), buf, len, (off_t)addr);
-    return n == (ssize_t)len ? PORT_OK : PORT_ERR_IO;
+    memcpy(buf, ff_of(dev)->mem + addr, len);
+    return PORT_OK;
+}
+
+static port_status_t write_through(flash_file_t *f, size_t off, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pwrite(f->fd, f->mem + off + done, len - done, (off_t)(off + done));
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            return PORT_ERR_IO;
+        }
+        done += (size_t)n;
+    }
+    return PORT_OK;
 }
 
 static port_status_t flash_file_program(port_flash_t *dev, uint32_t addr, const void *buf,
                                         size_t len)
 {
+    flash_file_t *f = ff_of(dev);
     const uint8_t *src = buf;
-    uint8_t cur[FLASH_FILE_CHUNK];
     if (!flash_in_range(dev, addr, len) || addr % dev->write_size || len % dev->write_size)
         return PORT_ERR_ARG;
-    for (size_t done = 0; done < len;) {
-        size_t n = len - done < sizeof cur ? len - done : sizeof cur;
-        if (pread(flash_fd(dev), cur, n, (off_t)(addr + done)) != (ssize_t)n)
-            return PORT_ERR_IO;
-        for (size_t i = 0; i < n; i++) {
-            if ((uint8_t)(src[done + i] & ~cur[i]))
-                return PORT_ERR_IO; /* NOR cannot turn 0 into 1 */
-            cur[i] &= src[done + i];
-        }
-        if (pwrite(flash_fd(dev), cur, n, (off_t)(addr + done)) != (ssize_t)n)
-            return PORT_ERR_IO;
-        done += n;
-    }
-    return PORT_OK;
+    for (size_t i = 0; i < len; i++)
+        if ((uint8_t)(src[i] & ~f->mem[addr + i]))
+            return PORT_ERR_IO; /* NOR cannot turn 0 into 1: nothing written */
+    for (size_t i = 0; i < len; i++)
+        f->mem[addr + i] &= src[i];
+    return write_through(f, addr, len);
 }
 
 static port_status_t flash_file_erase(port_flash_t *dev, uint32_t sector)
 {
-    uint8_t ff[FLASH_FILE_CHUNK];
+    flash_file_t *f = ff_of(dev);
     if (sector >= dev->sector_count)
         return PORT_ERR_ARG;
-    memset(ff, 0xFF, sizeof ff);
-    off_t base = (off_t)sector * dev->sector_size;
-    for (uint32_t off = 0; off < dev->sector_size; off += (uint32_t)sizeof ff) {
-        size_t n = dev->sector_size - off < sizeof ff ? dev->sector_size - off : sizeof ff;
-        if (pwrite(flash_fd(dev), ff, n, base + off) != (ssize_t)n)
+    size_t base = (size_t)sector * dev->sector_size;
+    memset(f->mem + base, 0xFF, dev->sector_size);
+    return write_through(f, base, dev->sector_size);
+}
+
+static port_status_t load(flash_file_t *f)
+{
+    for (size_t done = 0; done < f->size;) {
+        ssize_t n = pread(f->fd, f->mem + done, f->size - done, (off_t)done);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
             return PORT_ERR_IO;
+        }
+        done += (size_t)n;
     }
     return PORT_OK;
+}
+
+port_status_t port_flash_file_reload(port_flash_t *dev)
+{
+    return dev && dev->ctx ? load(ff_of(dev)) : PORT_ERR_ARG;
 }
 
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create)
 {
     struct stat sb;
-    int fd;
     memset(dev, 0, sizeof *dev);
     if (!path || sector_size < 64 || (sector_size & (sector_size - 1)) || write_size == 0 ||
         write_size > 32 || sector_size % write_size)
         return PORT_ERR_ARG;
-    fd = open(path, O_RDWR);
+    int fd = open(path, O_RDWR);
     /* An empty existing file (e.g. created by a lock holder) is created too. */
     int empty = fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == 0;
+    int fresh = 0;
     if (((fd < 0 && errno == ENOENT) || empty) && create) {
-        if (sector_count == 0) {
+        if (sector_count == 0 || (uint64_t)sector_count * sector_size > FLASH_FILE_MAX) {
             if (fd >= 0)
                 close(fd);
             return PORT_ERR_ARG;
@@ -85,36 +118,59 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
             fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
         if (fd < 0)
             return PORT_ERR_IO;
-        dev->sector_size = sector_size;
-        dev->sector_count = sector_count;
-        dev->ctx = (void *)(intptr_t)(fd + 1);
-        for (uint32_t s = 0; s < sector_count; s++) {
-            if (flash_file_erase(dev, s) != PORT_OK) {
-                close(fd);
-                return PORT_ERR_IO;
-            }
-        }
+        fresh = 1;
     } else if (fd < 0) {
         return PORT_ERR_IO;
     }
-    if (fstat(fd, &sb) != 0 || sb.st_size <= 0 || (uint64_t)sb.st_size % sector_size ||
-        (uint64_t)sb.st_size / sector_size > UINT32_MAX) {
+    flash_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
         close(fd);
-        return PORT_ERR_ARG;
+        return PORT_ERR_NOMEM;
+    }
+    f->fd = fd;
+    if (fresh) {
+        f->size = (size_t)sector_count * sector_size;
+    } else {
+        if (fstat(fd, &sb) != 0 || sb.st_size <= 0 || (uint64_t)sb.st_size % sector_size ||
+            (uint64_t)sb.st_size > FLASH_FILE_MAX) {
+            close(fd);
+            free(f);
+            return PORT_ERR_ARG;
+        }
+        f->size = (size_t)sb.st_size;
+    }
+    f->mem = malloc(f->size);
+    if (!f->mem) {
+        close(fd);
+        free(f);
+        return PORT_ERR_NOMEM;
     }
     dev->sector_size = sector_size;
-    dev->sector_count = (uint32_t)((uint64_t)sb.st_size / sector_size);
+    dev->sector_count = (uint32_t)(f->size / sector_size);
     dev->write_size = write_size;
     dev->read = flash_file_read;
     dev->program = flash_file_program;
     dev->erase = flash_file_erase;
-    dev->ctx = (void *)(intptr_t)(fd + 1);
-    return PORT_OK;
+    dev->ctx = f;
+    port_status_t rc;
+    if (fresh) {
+        memset(f->mem, 0xFF, f->size); /* a new device comes erased */
+        rc = write_through(f, 0, f->size);
+    } else {
+        rc = load(f);
+    }
+    if (rc != PORT_OK)
+        port_flash_file_close(dev);
+    return rc;
 }
 
 void port_flash_file_close(port_flash_t *dev)
 {
-    if (dev->ctx)
-        close(flash_fd(dev));
+    flash_file_t *f = dev->ctx;
+    if (f) {
+        close(f->fd);
+        free(f->mem);
+        free(f);
+    }
     dev->ctx = NULL;
 }

@@ -25,6 +25,9 @@ void port_posix_heap_reset_peak(void);
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create);
 void port_flash_file_close(port_flash_t *dev);
+/* The image is cached in RAM (written through on every program/erase); when
+ * another process may have written the file, re-read it before use. */
+port_status_t port_flash_file_reload(port_flash_t *dev);
 
 /* Flash backend on a Linux MTD char device (/dev/mtdN): geometry from
  * MEMGETINFO, erase via MEMERASE. NOR-like devices only (write size <= 32).

@@ -50,7 +50,19 @@ static int s_recv(void *ctx, uint8_t *b, size_t n, uint32_t t)
 {
     script_t *s = ctx;
     size_t left, k;
-    (void)t;
+    /* A zero-timeout read (the client's idle check) sees only a close that
+     * already happened (NULL); a response comes after a request. */
+    if (t == 0) {
+        if (s->pos < s->nfrags && s->frags[s->pos] == NULL) {
+            s->pos++;
+            return HTTP_ERR_CLOSED;
+        }
+        return HTTP_ERR_TIMEOUT;
+    }
+    if (s->pos < s->nfrags && s->frags[s->pos] && strcmp(s->frags[s->pos], "@CLOSE_AFTER") == 0) {
+        s->pos++; /* the server read the request, then closed */
+        return HTTP_ERR_CLOSED;
+    }
     if (s->pos >= s->nfrags || s->frags[s->pos] == NULL) {
         if (s->pos < s->nfrags) {
             s->pos++;
@@ -194,6 +206,13 @@ static void test_idle_closed_connection_reconnects(void **state)
     assert_int_equal(r.body_len, 0);
     assert_int_equal(s.connects, 3);
     http_response_free(&r);
+    /* Closed after the request was sent: it may have been acted on, so it
+     * is reported, never sent a second time. */
+    add(&s, "@CLOSE_AFTER");
+    add(&s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nC");
+    int sends = s.sends;
+    assert_int_equal(http_client_request(&c, REQ, sizeof(REQ) - 1, &r), HTTP_ERR_RESET);
+    assert_int_equal(s.sends, sends + 1);
 }
 
 static void test_truncated_is_reset_not_retried(void **state)

@@ -42,6 +42,18 @@ static void test_file_backend(void **state)
     assert_int_equal(dev.erase(&dev, 1), PORT_OK);
     assert_int_equal(dev.read(&dev, 4100, b, 4), PORT_OK);
     assert_memory_equal(b, w, 4);
+    /* two handles on one file (two processes): the cached image of one sees
+     * the other's writes after a reload, and the file holds every write */
+    port_flash_t other;
+    assert_int_equal(port_flash_file_open(&other, path, 4096, 0, 4, 0), PORT_OK);
+    uint8_t z[4] = {0x12, 0x34, 0x56, 0x78};
+    assert_int_equal(other.program(&other, 8192, z, 4), PORT_OK);
+    assert_int_equal(dev.read(&dev, 8192, b, 4), PORT_OK);
+    assert_memory_equal(b, w, 4); /* still the cached (erased) bytes */
+    assert_int_equal(port_flash_file_reload(&dev), PORT_OK);
+    assert_int_equal(dev.read(&dev, 8192, b, 4), PORT_OK);
+    assert_memory_equal(b, z, 4);
+    port_flash_file_close(&other);
     port_flash_file_close(&dev);
     /* a size that is not a multiple of the sector size is refused */
     FILE *f = fopen(path, "ab");

@@ -29,6 +29,7 @@
 #define HREC_MAX (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
 #define CERT_PEM_MAX CDNAPI_MAX_PEM_LEN
 #define CLOCK_FIXES_IN_ROW_MAX 3u
+#define THROTTLE_PAUSE_MS 1000u
 
 typedef struct {
     uint8_t flags;
@@ -60,6 +61,7 @@ struct agent {
     uint64_t base_mono;
     uint32_t clock_fixes_in_row;
     uint32_t throttled_in_row;
+    uint64_t pause_until; /* no call before this (after a Throttling answer) */
     agent_counters_t counters;
     uint8_t buf[HREC_MAX];
 };
@@ -746,9 +748,20 @@ static uint32_t random32(void)
     return r;
 }
 
+/* A 4xx reply means the change did not apply, with one exception:
+ * SignatureNonceUsed says this very request already reached the server (a
+ * transport resent it after the connection dropped), so it may well have
+ * applied: the outcome stays unknown and is read back. */
 static bool reply_was_definitive(const cdnapi_result_t *res)
 {
-    return res->http_status == HTTP_OK && res->status_code >= 400 && res->status_code < 500;
+    return res->http_status == HTTP_OK && res->status_code >= 400 && res->status_code < 500 &&
+           strcmp(res->code, "SignatureNonceUsed") != 0;
+}
+
+/* The CDN does not know the domain: it holds no configs for it. */
+static bool domain_unknown(const cdnapi_result_t *res)
+{
+    return strcmp(res->code, "InvalidDomain.NotFound") == 0;
 }
 
 /* A failed call: throttling, clock, backoff, permanent. Called locked. */
@@ -761,6 +774,9 @@ static uint32_t handle_failure(agent_t *a, queue_entry_t *e, const char *domain,
         if (a->throttled_in_row > a->counters.max_throttled_in_row)
             a->counters.max_throttled_in_row = a->throttled_in_row;
         retry_bucket_throttled(&a->bucket, now_ms);
+        /* The service counts calls over a one-second window: let it drain
+         * completely, so the next call is not refused again. */
+        a->pause_until = now_ms + THROTTLE_PAUSE_MS;
     } else {
         a->throttled_in_row = 0;
     }
@@ -873,8 +889,9 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     hrec_t sent = h;
     unlock(a);
 
-    cdnapi_result_t res;
+    cdnapi_result_t res, unknown;
     cdnapi_header_t *list = NULL;
+    unknown.code[0] = 0;
     int nlist = 0;
     cdnapi_batch_config_t got;
     char detail[96];
@@ -886,9 +903,15 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
         if (!list)
             return a->cfg.policy.base_ms; /* try again later; nothing was sent */
         nlist = cdnapi_list_headers(&a->api, domain, list, CDNAPI_MAX_HEADERS, &res);
+        if (res.cls != CDNAPI_SUCCESS && domain_unknown(&res)) {
+            unknown = res; /* holds nothing to adopt; and an add would fail alike */
+            res.cls = CDNAPI_SUCCESS;
+            nlist = 0;
+        }
     } else if (act == ACT_DELETE) {
         cdnapi_delete_header(&a->api, domain, sent.config_id, &res);
-        if (res.cls != CDNAPI_SUCCESS && strcmp(res.code, "InvalidConfigId.NotFound") == 0)
+        if (res.cls != CDNAPI_SUCCESS &&
+            (strcmp(res.code, "InvalidConfigId.NotFound") == 0 || domain_unknown(&res)))
             res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
     } else {
         const char *dom = domain;
@@ -962,6 +985,14 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
         }
         port_free(list);
         hrec_save(a, e->target, &now);
+        if (unknown.code[0] && (now.flags & HF_DESIRED)) {
+            /* The domain is not on the CDN: that is this change's answer. */
+            queue_record_failure(e, false, unknown.code, unknown.message, now_ms, &a->cfg.policy, 0);
+            queue_update_if_same(a, e);
+            emit(a, AGENT_EV_FAILED, domain, what, unknown.code, &unknown, e->attempts);
+            unlock(a);
+            return 0;
+        }
         e->state = QUEUE_PENDING;
         queue_update_if_same(a, e);
         unlock(a);
@@ -1144,6 +1175,10 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
         return fetch_server_date(a, now_ms);
     }
     uint32_t w = 0;
+    if (now_ms < a->pause_until) {
+        unlock(a);
+        return (uint32_t)(a->pause_until - now_ms);
+    }
     if (!retry_bucket_take(&a->bucket, now_ms, &w)) {
         unlock(a);
         return w ? w : 1;

@@ -215,6 +215,16 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
     int rc;
 
     *stale = false;
+    if (reused) {
+        /* A kept-alive connection the server closed while idle shows it
+         * now (EOF or reset, or stray bytes): reconnect before sending, so
+         * a request is never sent twice on a guess. */
+        rc = c->transport.recv(c->transport.ctx, buf, sizeof(buf), 0);
+        if (rc != HTTP_ERR_TIMEOUT) {
+            http_client_close(c);
+            reused = false;
+        }
+    }
     if (!c->connected) {
         uint32_t left = remaining_ms(deadline);
         if (left == 0) {
@@ -261,17 +271,18 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
         }
         rc = c->transport.recv(c->transport.ctx, buf, sizeof(buf), left);
         if (rc == HTTP_ERR_CLOSED || rc == 0) {
-            /* EOF ends a body that has no length; anything else is cut short. */
+            /* EOF ends a body that has no length; anything else is cut short.
+             * The whole request was sent: the server may have acted on it,
+             * so it is not sent again here (the caller knows whether the
+             * call is safe to repeat). */
             http_parser_execute(&parser, &settings, NULL, 0);
             if (st.done) {
                 resp->keep_alive = false;
                 break;
             }
-            *stale = reused && received == 0;
-            return received == 0 && !reused ? HTTP_ERR_RESET : HTTP_ERR_RESET;
+            return HTTP_ERR_RESET;
         }
         if (rc < 0) {
-            *stale = reused && received == 0 && rc == HTTP_ERR_RESET;
             return rc;
         }
         received += (size_t)rc;
@@ -323,8 +334,8 @@ int http_client_request(http_client_t *client, const uint8_t *request, size_t re
         }
         http_response_free(resp);
         http_client_close(client);
-        /* Only a kept-alive connection that died before any response byte
-         * is retried: the server closed it while idle. */
+        /* Only a kept-alive connection that failed while the request was
+         * being sent is retried: the request cannot have been acted on. */
         if (!stale) {
             break;
         }
