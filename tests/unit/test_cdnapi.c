@@ -126,7 +126,9 @@ static int t_recv(void *c, uint8_t *b, size_t n, uint32_t t)
 {
     size_t left = strlen(reply) - reply_off;
     (void)c;
-    (void)t;
+    if (t == 0) {
+        return HTTP_ERR_TIMEOUT; /* the client's idle check: nothing pending */
+    }
     if (left == 0) {
         return HTTP_ERR_CLOSED;
     }
