@@ -42,6 +42,14 @@ port_status_t port_wall_clock(int64_t *utc_seconds)
         return PORT_ERR_ARG;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
         return PORT_ERR_IO;
+    /* Fault injection for tests: a device whose RTC is wrong by N seconds,
+     * or was never set ("unset"). */
+    const char *skew = getenv("CDNAGENT_CLOCK_SKEW_S");
+    if (skew && *skew) {
+        if (strcmp(skew, "unset") == 0)
+            return PORT_ERR_NOT_SET;
+        ts.tv_sec += (time_t)strtoll(skew, NULL, 10);
+    }
     /* A Linux box that booted without RTC or NTP sits near 1970; anything
      * before 2020 cannot be a real date for this product. */
     if (ts.tv_sec < 1577836800)

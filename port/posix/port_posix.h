@@ -13,6 +13,9 @@
 void port_posix_heap_stats(size_t *in_use, size_t *peak);
 void port_posix_heap_reset_peak(void);
 
+/* port_wall_clock honours CDNAGENT_CLOCK_SKEW_S (tests' fault injection):
+ * an integer offset in seconds (a wrong RTC), or "unset" (no time at all). */
+
 /* Flash backend on a regular file. The file holds the raw flash image
  * (sector_size * sector_count bytes); geometry is derived from the file size
  * and the given sector_size / write_size (no sidecar). When the file does
