@@ -23,8 +23,8 @@ static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
     int found = 0;
     if (fstat(fileno(fp), &sb) == 0) {
         for (uint32_t cand = 512; cand <= (1u << 20) && !found; cand <<= 1) {
-            for (off_t off = 0; off + 28 <= sb.st_size && !found; off += cand) {
-                uint8_t b[28];
+            for (off_t off = 0; off + STORE_PROBE_LEN <= sb.st_size && !found; off += cand) {
+                uint8_t b[STORE_PROBE_LEN];
                 if (fseeko(fp, off, SEEK_SET) != 0 || fread(b, 1, sizeof b, fp) != sizeof b)
                     break;
                 if (store_probe_header(b, sizeof b, ss, ws) && *ss == cand)

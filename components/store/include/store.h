@@ -72,13 +72,11 @@ typedef struct store {
     uint32_t marker_len;    /* aligned bare record header */
     uint32_t chunk_max;     /* value bytes per record */
     uint32_t del_reserve;   /* head room puts leave for one tombstone */
-    uint32_t damage;        /* damaged records seen by the last mount */
     uint32_t txn_id;        /* non-zero while a transaction is open */
     uint32_t txn_ops;
     uint8_t mounted;
     uint8_t prepared;       /* post-power-cut repairs done */
     uint8_t txn_failed;     /* an op of the open transaction failed */
-    uint8_t reserved;
 } store_t;
 
 /* Mount flags. */
@@ -162,8 +160,11 @@ typedef struct {
 store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_counts,
                            size_t erase_counts_cap);
 
-/* Recognise a store sector header in buf (the first bytes of any sector)
- * and report the geometry it was written with, so a tool can open an image
+/* Bytes of a sector's start that store_probe_header needs. */
+#define STORE_PROBE_LEN 28u
+
+/* Recognise a store sector header in buf (the first STORE_PROBE_LEN bytes
+ * of any sector) and report the geometry it was written with, so a tool can open an image
  * whose geometry it does not know. true when buf holds a valid header. */
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size);
 

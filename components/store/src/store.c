@@ -691,15 +691,17 @@ static store_status_t make_room(store_t *st, uint32_t len)
     return STORE_OK;
 }
 
+/* Room a put must leave free in the head: one worst-case tombstone, so a
+ * full store can still delete (deletes and commit/abort markers use it). */
+static uint32_t put_reserve(const store_t *st, bool put) { return put ? st->del_reserve : 0u; }
+
 static store_status_t append_record(store_t *st, rec_t *r, const void *key, const void *data)
 {
     uint8_t hdr[REC_HDR];
     rec_build(r, key, data, hdr);
     uint32_t len = rec_len(st, r);
-    /* Puts leave room for one tombstone, so a full store can still delete
-     * (deletes and commit/abort markers may use that room). */
     bool put = r->type == T_DATA && !(r->flags & F_TOMB);
-    store_status_t rc = make_room(st, len + (put ? st->del_reserve : 0u));
+    store_status_t rc = make_room(st, len + put_reserve(st, put));
     if (rc != STORE_OK)
         return rc;
     src_t s = {.hdr = hdr, .key = key, .key_len = r->key_len, .data = data,
@@ -716,7 +718,7 @@ static store_status_t append_record(store_t *st, rec_t *r, const void *key, cons
 static uint32_t head_room(const store_t *st, size_t key_len)
 {
     uint32_t end = sec_usable_end(st, false) & ~(st->align - 1u);
-    uint32_t over = REC_HDR + (uint32_t)key_len + st->del_reserve;
+    uint32_t over = REC_HDR + (uint32_t)key_len + put_reserve(st, true);
     if (st->head_offset + over >= end)
         return 0;
     uint32_t room = end - st->head_offset - over;
@@ -745,7 +747,7 @@ static store_status_t write_op(store_t *st, uint32_t txn, uint8_t op, bool self,
              * sized before the turn may never fit behind the GC copies). */
             uint32_t want = left < min_chunk ? (uint32_t)left : min_chunk;
             rc = make_room(st, align_up(REC_HDR + (uint32_t)key_len + want, st->align) +
-                                   (tomb ? 0u : st->del_reserve));
+                                   put_reserve(st, !tomb));
             if (rc != STORE_OK)
                 return rc;
             room = head_room(st, key_len);
@@ -818,6 +820,8 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
 {
     const uint8_t *b = buf;
+    typedef char probe_len_matches[STORE_PROBE_LEN == SEC_HDR_RAW ? 1 : -1];
+    (void)sizeof(probe_len_matches);
     if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24) ||
         get16(b + 4) != FORMAT_VERSION)
         return false;
@@ -913,8 +917,7 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
 /* Scan one valid sector: its write end, the highest txn id, markers, and
  * (with verify) damage. Returns the end of the last intact record. */
 static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_report_t *rep,
-                                        uint32_t *last_good, uint32_t *torn_end,
-                                        uint32_t *head_marker)
+                                        uint32_t *last_good, uint32_t *torn_end)
 {
     sec_t s = sec_get(st, i);
     uint32_t pend;
@@ -960,8 +963,6 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
         }
         if (r.txn >= st->next_seq && r.type != T_GCDONE)
             st->next_seq = r.txn + 1u;
-        if (r.type == T_GCDONE && i == st->head_sector)
-            *head_marker = r.value_len;
         if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i) {
             sec_t v = sec_get(st, r.value_len);
             if (v.state == S_VALID && v.seq == r.txn) {
@@ -983,9 +984,7 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
     }
     *last_good = good;
     *torn_end = s.used_end;
-    if (rep)
-        rep->records_damaged += damaged_here;
-    st->damage += damaged_here;
+    rep->records_damaged += damaged_here;
     return STORE_OK;
 }
 
@@ -1032,14 +1031,13 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         return rc;
     }
     st->next_seq = 1;
-    uint32_t tail_good = 0, tail_end = 0, head_marker = UINT32_MAX;
-    (void)head_marker;
+    uint32_t tail_good = 0, tail_end = 0;
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = sec_get(st, i);
         if (s.state != S_VALID)
             continue;
         uint32_t good, end;
-        rc = mount_scan_sector(st, i, &rep, &good, &end, &head_marker);
+        rc = mount_scan_sector(st, i, &rep, &good, &end);
         if (rc != STORE_OK)
             return rc;
         if (i == st->head_sector) {
@@ -1105,10 +1103,8 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         if (open_members && !closed)
             rep.txns_discarded = 1;
     }
-    if (recorded > dev->sector_count) {
+    if (recorded > dev->sector_count)
         rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
-        st->damage++;
-    }
     st->mounted = 1;
     if (report && (flags & STORE_MOUNT_COUNT_LIVE)) {
         store_iterate(st, NULL, 0, iter_count_cb, &rep.records_live);
