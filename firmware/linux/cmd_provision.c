@@ -329,7 +329,6 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
             unknown_fields(e, d, dp, known);
             const char *name = get_str(e, d, dp, "name", 1, AGENT_DOMAIN_MAX);
             if (name) {
-                cdnapi_result_t r;
                 char np[80];
                 snprintf(np, sizeof np, "%s.name", dp);
                 int ok = 1;
@@ -343,7 +342,6 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                     if (strcmp(m->domains[j].name, name) == 0)
                         err(e, np, "duplicate of domains[%d].name", j);
                 snprintf(md->name, sizeof md->name, "%s", name);
-                (void)r;
             }
             const cJSON *hs = cJSON_GetObjectItemCaseSensitive(d, "headers");
             if (hs && !cJSON_IsArray(hs)) {
@@ -454,7 +452,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
 
 /* --------------------------------------------------------- provision -- */
 
-static int write_image(const manifest_t *m, const cli_globals_t *g, const char *out_path)
+static int write_image(const manifest_t *m, const char *out_path)
 {
     /* A new image is built beside its destination and renamed into place,
      * so a failure (or a power cut on the line) leaves no partial image. */
@@ -502,7 +500,6 @@ static int write_image(const manifest_t *m, const cli_globals_t *g, const char *
     }
     if (rc != CLI_EXIT_OK)
         unlink(tmp);
-    (void)g;
     return rc;
 }
 
@@ -588,7 +585,7 @@ int cmd_provision(int argc, char **argv, const cli_globals_t *g)
         manifest_free(&m);
         return CLI_EXIT_FAILED;
     }
-    int rc = write_image(&m, g, g->flash_path);
+    int rc = write_image(&m, g->flash_path);
     if (rc == CLI_EXIT_OK) {
         int nh = 0, nc = 0;
         for (int i = 0; i < m.ndomains; i++) {

@@ -170,6 +170,8 @@ void agent_counters(const agent_t *a, agent_counters_t *c);
 #define AGENT_SECRET_MAX 256u
 #define AGENT_STS_MAX 4096u
 #define AGENT_CA_MAX STORE_VALUE_MAX
+/* Sealed records a device can hold: Gaks, Gsts and one key per domain. */
+#define AGENT_SEALED_MAX (2u + AGENT_MAX_DOMAINS)
 
 typedef struct {
     char endpoint[AGENT_ENDPOINT_MAX + 1]; /* "https://host[:port]" */

@@ -113,27 +113,27 @@ static void put16(uint8_t *p, size_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
+/* Put a length-prefixed string (the inverse of take()). */
+static size_t give(uint8_t *out, size_t o, int lenbytes, const char *src)
+{
+    size_t n = strlen(src);
+    if (lenbytes == 2)
+        put16(out + o, n);
+    else
+        out[o] = (uint8_t)n;
+    memcpy(out + o + (size_t)lenbytes, src, n);
+    return o + (size_t)lenbytes + n;
+}
+
 static size_t hrec_encode(const hrec_t *h, uint8_t *out)
 {
-    size_t o = 0, n;
+    size_t o = 0;
     out[o++] = REC_VERSION;
     out[o++] = h->flags;
-    n = strlen(h->key);
-    out[o++] = (uint8_t)n;
-    memcpy(out + o, h->key, n);
-    o += n;
-    n = strlen(h->desired);
-    put16(out + o, n);
-    memcpy(out + o + 2, h->desired, n);
-    o += 2 + n;
-    n = strlen(h->config_id);
-    out[o++] = (uint8_t)n;
-    memcpy(out + o, h->config_id, n);
-    o += n;
-    n = strlen(h->delivered);
-    put16(out + o, n);
-    memcpy(out + o + 2, h->delivered, n);
-    return o + 2 + n;
+    o = give(out, o, 1, h->key);
+    o = give(out, o, 2, h->desired);
+    o = give(out, o, 1, h->config_id);
+    return give(out, o, 2, h->delivered);
 }
 
 /* Take a length-prefixed string; false when it would overrun. */
@@ -482,6 +482,33 @@ agent_status_t agent_cert_off(store_t *st, const char *domain)
     return cert_edit(st, domain, NULL, NULL, NULL);
 }
 
+/* A whole value as a NUL-terminated heap string; with c, also decode the
+ * certificate record head and report where its PEM starts. */
+static char *load_value(store_t *st, const char *key, size_t *pem_off, crec_t *c)
+{
+    size_t need = 0, len = 0;
+    store_status_t rc = store_get(st, key, 3, NULL, 0, &need);
+    if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
+        return NULL;
+    char *b = port_malloc(need + 1);
+    if (!b)
+        return NULL;
+    if (store_get(st, key, 3, b, need, &len) != STORE_OK) {
+        port_free(b);
+        return NULL;
+    }
+    b[len] = 0;
+    if (c) {
+        size_t off;
+        if (!crec_decode((const uint8_t *)b, len, c, &off)) {
+            port_free(b);
+            return NULL;
+        }
+        *pem_off = off;
+    }
+    return b;
+}
+
 /* ------------------------------------------------------------ status -- */
 
 typedef struct {
@@ -528,20 +555,12 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     int s = slot_of_key(key, key_len);
     if (s < 0 || key_len != 3 || (c->slot >= 0 && s != c->slot) || !domain_name(c->st, (unsigned)s, domain))
         return true;
-    bool want_ok = false, have_ok = false;
+    bool have_ok = false;
+    size_t off;
     slot_key(ck, 'C', (unsigned)s);
-    {
-        size_t need = 0;
-        store_status_t rc = store_get(c->st, ck, 3, NULL, 0, &need);
-        if (rc == STORE_ERR_TOO_BIG || rc == STORE_OK) {
-            uint8_t *b = port_malloc(need ? need : 1);
-            if (b && store_get(c->st, ck, 3, b, need, &len) == STORE_OK) {
-                size_t off;
-                want_ok = crec_decode(b, len, &want, &off);
-            }
-            port_free(b);
-        }
-    }
+    char *rec = load_value(c->st, ck, &off, &want);
+    bool want_ok = rec != NULL;
+    port_free(rec); /* only the head (name, on/off) is shown */
     char dk[4];
     slot_key(dk, 'c', (unsigned)s);
     if (store_get(c->st, dk, 3, c->buf, HREC_MAX, &len) == STORE_OK)
@@ -1029,33 +1048,6 @@ static void sha256_hex(const char *pem, char out[65])
     for (int i = 0; i < 32; i++)
         hex2(out + 2 * i, d[i]);
     out[64] = 0;
-}
-
-/* A whole value as a NUL-terminated heap string; with c, also decode the
- * certificate record head and report where its PEM starts. */
-static char *load_value(store_t *st, const char *key, size_t *pem_off, crec_t *c)
-{
-    size_t need = 0, len = 0;
-    store_status_t rc = store_get(st, key, 3, NULL, 0, &need);
-    if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
-        return NULL;
-    char *b = port_malloc(need + 1);
-    if (!b)
-        return NULL;
-    if (store_get(st, key, 3, b, need, &len) != STORE_OK) {
-        port_free(b);
-        return NULL;
-    }
-    b[len] = 0;
-    if (c) {
-        size_t off;
-        if (!crec_decode((const uint8_t *)b, len, c, &off)) {
-            port_free(b);
-            return NULL;
-        }
-        *pem_off = off;
-    }
-    return b;
 }
 
 static uint32_t cert_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)

@@ -281,7 +281,7 @@ agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg)
 }
 
 typedef struct {
-    char names[80][8];
+    char names[AGENT_SEALED_MAX][8];
     unsigned n;
 } name_list_t;
 
@@ -290,7 +290,7 @@ static void collect_cb(void *arg, const char *store_key, uint32_t key_id, size_t
     name_list_t *l = arg;
     (void)key_id;
     (void)len;
-    if (l->n < 80)
+    if (l->n < AGENT_SEALED_MAX)
         memcpy(l->names[l->n++], store_key, strlen(store_key) + 1);
 }
 

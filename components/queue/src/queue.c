@@ -148,7 +148,6 @@ typedef struct {
     store_t *st;
     queue_visit_fn fn;
     void *arg;
-    store_status_t rc;
 } foreach_ctx_t;
 
 static bool foreach_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
@@ -167,9 +166,8 @@ static bool foreach_cb(void *arg, const uint8_t *key, size_t key_len, size_t val
 
 store_status_t queue_foreach(store_t *st, queue_visit_fn fn, void *arg)
 {
-    foreach_ctx_t c = {st, fn, arg, STORE_OK};
-    store_status_t rc = store_iterate(st, "Q", 1, foreach_cb, &c);
-    return rc != STORE_OK ? rc : c.rc;
+    foreach_ctx_t c = {st, fn, arg};
+    return store_iterate(st, "Q", 1, foreach_cb, &c);
 }
 
 static bool max_seq_cb(void *arg, const queue_entry_t *e)
