@@ -8,6 +8,7 @@
 #define CDNAGENT_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum {
     CLI_EXIT_OK = 0,
@@ -28,6 +29,10 @@ typedef struct {
  * (may be NULL) receives the length including the terminating NUL. */
 enum { CLI_READ_ERRNO = 0, CLI_READ_TOO_BIG = 1, CLI_READ_NOT_TEXT = 2 };
 char *cli_read_text(const char *path, size_t max, size_t *len, int *why);
+
+/* Write s as a JSON string literal (quotes, \" \\ and control characters
+ * escaped; NULL writes ""). */
+void cli_json_str(FILE *out, const char *s);
 
 /* Make sure the device key exists (created, mode 0600, on first use of an
  * edit that seals a secret). 0 on success; prints one line otherwise. */

@@ -37,20 +37,6 @@ static void wipe_free(char *p)
     }
 }
 
-static void json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
 
 static int64_t wall_now(void)
 {
@@ -101,11 +87,11 @@ static void list_header_cb(void *arg, const agent_header_view_t *h)
         return; /* being removed: not part of the desired set */
     if (c->json) {
         fprintf(c->out, "%s{\"domain\":", c->n ? "," : "");
-        json_str(c->out, h->domain);
+        cli_json_str(c->out, h->domain);
         fputs(",\"key\":", c->out);
-        json_str(c->out, h->key);
+        cli_json_str(c->out, h->key);
         fputs(",\"value\":", c->out);
-        json_str(c->out, h->desired);
+        cli_json_str(c->out, h->desired);
         fputc('}', c->out);
     } else {
         fprintf(c->out, "%s  %s: %s\n", h->domain, h->key, h->desired);
@@ -183,15 +169,15 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
     list_ctx_t *l = arg;
     if (l->json) {
         fprintf(l->out, "%s{\"domain\":", l->n ? "," : "");
-        json_str(l->out, c->domain);
+        cli_json_str(l->out, c->domain);
         fprintf(l->out, ",\"desired\":%s,\"desired_name\":",
                 !c->desired_present ? "null" : c->desired_on ? "\"on\"" : "\"off\"");
-        json_str(l->out, c->desired_name);
+        cli_json_str(l->out, c->desired_name);
         fprintf(l->out, ",\"delivered\":%s,\"delivered_name\":",
                 !c->delivered_present ? "null" : c->delivered_on ? "\"on\"" : "\"off\"");
-        json_str(l->out, c->delivered_name);
+        cli_json_str(l->out, c->delivered_name);
         fputs(",\"delivered_sha256\":", l->out);
-        json_str(l->out, c->delivered_sha256);
+        cli_json_str(l->out, c->delivered_sha256);
         fprintf(l->out, ",\"queued\":%s}", c->queue ? "true" : "false");
     } else {
         fprintf(l->out, "%s  certificate: desired %s%s%s, delivered %s%s%s%s\n", c->domain,
@@ -304,9 +290,9 @@ static void print_queue_json(FILE *out, const queue_entry_t *q, uint64_t now)
                          ? (long long)(q->next_try_ms - now)
                          : 0;
     fprintf(out, "\"next_try_in_ms\":%lld,\"code\":", next);
-    json_str(out, q->code);
+    cli_json_str(out, q->code);
     fputs(",\"message\":", out);
-    json_str(out, q->message);
+    cli_json_str(out, q->message);
     fputc('}', out);
 }
 
@@ -346,21 +332,21 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
     c->delivered += done;
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"header\",\"domain\":", c->n ? "," : "");
-        json_str(c->out, h->domain);
+        cli_json_str(c->out, h->domain);
         fputs(",\"key\":", c->out);
-        json_str(c->out, h->key);
+        cli_json_str(c->out, h->key);
         fputs(",\"desired\":", c->out);
         if (h->desired)
-            json_str(c->out, h->desired);
+            cli_json_str(c->out, h->desired);
         else
             fputs("null", c->out);
         fputs(",\"delivered\":", c->out);
         if (h->delivered)
-            json_str(c->out, h->delivered);
+            cli_json_str(c->out, h->delivered);
         else
             fputs("null", c->out);
         fputs(",\"config_id\":", c->out);
-        json_str(c->out, h->config_id);
+        cli_json_str(c->out, h->config_id);
         fprintf(c->out, ",\"unsure\":%s,\"queue\":", h->unsure ? "true" : "false");
         if (h->queue)
             print_queue_json(c->out, h->queue, c->now);
@@ -393,13 +379,13 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
     c->delivered += done;
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"certificate\",\"domain\":", c->n ? "," : "");
-        json_str(c->out, v->domain);
+        cli_json_str(c->out, v->domain);
         fprintf(c->out, ",\"desired\":%s,\"desired_name\":",
                 !v->desired_present ? "null" : v->desired_on ? "\"on\"" : "\"off\"");
-        json_str(c->out, v->desired_name);
+        cli_json_str(c->out, v->desired_name);
         fprintf(c->out, ",\"delivered\":%s,\"delivered_sha256\":",
                 !v->delivered_present ? "null" : v->delivered_on ? "\"on\"" : "\"off\"");
-        json_str(c->out, v->delivered_sha256);
+        cli_json_str(c->out, v->delivered_sha256);
         fputs(",\"queue\":", c->out);
         if (v->queue)
             print_queue_json(c->out, v->queue, c->now);

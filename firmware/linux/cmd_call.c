@@ -43,21 +43,6 @@ static uint8_t *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            printf("\\%c", c);
-        } else if (c < 0x20) {
-            printf("\\u%04x", c);
-        } else {
-            putchar(c);
-        }
-    }
-    putchar('"');
-}
 
 int cmd_call(int argc, char **argv, const cli_globals_t *g)
 {
@@ -295,11 +280,11 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
             for (i = 0; i < n; i++) {
                 if (json) {
                     fputs(i ? ",{\"ConfigId\":" : "{\"ConfigId\":", stdout);
-                    json_str(h[i].config_id);
+                    cli_json_str(stdout, h[i].config_id);
                     fputs(",\"Key\":", stdout);
-                    json_str(h[i].key);
+                    cli_json_str(stdout, h[i].key);
                     fputs(",\"Value\":", stdout);
-                    json_str(h[i].value);
+                    cli_json_str(stdout, h[i].value);
                     fputs("}", stdout);
                 } else {
                     printf("%s\t%s\t%s\n", h[i].config_id, h[i].key, h[i].value);

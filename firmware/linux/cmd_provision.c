@@ -609,37 +609,23 @@ typedef struct {
     store_t *st;
 } insp_t;
 
-static void json_s(const char *s)
-{
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
 
 static void insp_header(void *arg, const agent_header_view_t *h)
 {
     insp_t *c = arg;
     if (c->json) {
         printf("%s{\"domain\":", c->n++ ? "," : "");
-        json_s(h->domain);
+        cli_json_str(stdout, h->domain);
         printf(",\"key\":");
-        json_s(h->key);
+        cli_json_str(stdout, h->key);
         printf(",\"desired\":");
         if (h->desired)
-            json_s(h->desired);
+            cli_json_str(stdout, h->desired);
         else
             printf("null");
         printf(",\"delivered\":");
         if (h->delivered)
-            json_s(h->delivered);
+            cli_json_str(stdout, h->delivered);
         else
             printf("null");
         printf(",\"queued\":%s}", h->queue ? "true" : "false");
@@ -654,11 +640,11 @@ static void insp_cert(void *arg, const agent_cert_view_t *v)
     insp_t *c = arg;
     if (c->json) {
         printf("%s{\"domain\":", c->n++ ? "," : "");
-        json_s(v->domain);
+        cli_json_str(stdout, v->domain);
         printf(",\"certificate\":%s,\"name\":", !v->desired_present ? "null"
                                                 : v->desired_on     ? "\"on\""
                                                                     : "\"off\"");
-        json_s(v->desired_name);
+        cli_json_str(stdout, v->desired_name);
         printf(",\"private_key\":%s,\"queued\":%s}", v->desired_on ? "\"sealed\"" : "null",
                v->queue ? "true" : "false");
     } else {
@@ -723,15 +709,15 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
     seal_ctx_t sc = {json, 0, &f.store, 0};
     if (json) {
         printf("{\"flash\":");
-        json_s(g->flash_path);
+        cli_json_str(stdout, g->flash_path);
         printf(",\"geometry\":{\"sector_size\":%u,\"sector_count\":%u,\"write_size\":%u},",
                f.dev.sector_size, f.dev.sector_count, f.dev.write_size);
         printf("\"state\":");
-        json_s(state);
+        cli_json_str(stdout, state);
         printf(",\"endpoint\":");
-        json_s(s.endpoint);
+        cli_json_str(stdout, s.endpoint);
         printf(",\"access_key_id\":");
-        json_s(s.access_key_id);
+        cli_json_str(stdout, s.access_key_id);
         printf(",\"access_key_secret\":\"<redacted>\",\"signature\":\"%s\",\"ca_certificates\":%d,"
                "\"retry\":{\"base_ms\":%u,\"cap_ms\":%u,\"max_attempts\":%u,\"rate_milli\":%u},"
                "\"items\":[",

@@ -148,3 +148,18 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
         *len = n + 1;
     return b;
 }
+
+void cli_json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
