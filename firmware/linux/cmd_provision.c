@@ -331,12 +331,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
             if (name) {
                 char np[80];
                 snprintf(np, sizeof np, "%s.name", dp);
-                int ok = 1;
-                for (const char *p = name; *p; p++)
-                    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                          (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '*'))
-                        ok = 0;
-                if (!ok || name[0] == '.' || name[0] == '-')
+                if (!agent_domain_name_ok(name) || name[0] == '.' || name[0] == '-')
                     err(e, np, "not a domain name");
                 for (int j = 0; j < m->ndomains; j++)
                     if (strcmp(m->domains[j].name, name) == 0)
@@ -378,7 +373,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                                      strncmp(r.code, "InvalidHeaderKey", 16) == 0;
                         snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
                         err(e, kp, "%s (%s)",
-                            on_key && strstr(r.message, "reserved") ? "reserved header name"
+                            on_key && cdnapi_header_name_reserved(k) ? "reserved header name"
                             : strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
                             : on_key ? "unsupported header name"
                             : strcmp(r.code, "MissingParameter") == 0 ? "must not be empty"

@@ -14,6 +14,12 @@ static void test_validate_header(void **state)
     cdnapi_result_t r;
     (void)state;
     assert_true(cdnapi_validate_header("cdn.example.com", "X-Origin-Tag", "edge 1", &r));
+    /* reserved names and prefixes, case-insensitively; ordinary names not */
+    assert_true(cdnapi_header_name_reserved("Host"));
+    assert_true(cdnapi_header_name_reserved("x-ACS-signature"));
+    assert_false(cdnapi_header_name_reserved("X-Origin-Tag"));
+    assert_false(cdnapi_header_name_reserved("Hostname"));
+    assert_false(cdnapi_validate_header("cdn.example.com", "Host", "o", &r));
     assert_false(cdnapi_validate_header("", "X-A", "v", &r));
     assert_string_equal(r.code, "MissingParameter");
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);

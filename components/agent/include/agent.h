@@ -55,6 +55,10 @@ const char *agent_status_str(int status);
 
 /* ------------------------------------------------------------- edits -- */
 
+/* A domain name the agent accepts: 1..253 bytes of letters, digits, '-',
+ * '.' and '*' (wildcards). */
+bool agent_domain_name_ok(const char *domain);
+
 /* Desired header value for domain (add or change). res (may be NULL)
  * receives the local validation error with the service's Code. */
 agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,

@@ -359,7 +359,7 @@ static agent_status_t header_edit(store_t *st, const char *domain, const char *k
     return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
 }
 
-static bool domain_ok(const char *domain)
+bool agent_domain_name_ok(const char *domain)
 {
     size_t n = domain ? strlen(domain) : 0;
     if (n == 0 || n > AGENT_DOMAIN_MAX)
@@ -392,7 +392,7 @@ agent_status_t agent_header_set(store_t *st, const char *domain, const char *key
         return AGENT_ERR_ARG;
     if (!cdnapi_validate_header(domain, key, value, r))
         return AGENT_ERR_INVALID;
-    if (!domain_ok(domain)) {
+    if (!agent_domain_name_ok(domain)) {
         local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
         return AGENT_ERR_INVALID;
     }
@@ -458,7 +458,7 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
     cdnapi_result_t *r = res ? res : &tmp;
     if (!st || !cert_pem || !key_pem)
         return AGENT_ERR_ARG;
-    if (!domain_ok(domain)) {
+    if (!agent_domain_name_ok(domain)) {
         local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
         return AGENT_ERR_INVALID;
     }
@@ -477,7 +477,7 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
 
 agent_status_t agent_cert_off(store_t *st, const char *domain)
 {
-    if (!st || !domain_ok(domain))
+    if (!st || !agent_domain_name_ok(domain))
         return AGENT_ERR_ARG;
     return cert_edit(st, domain, NULL, NULL, NULL);
 }

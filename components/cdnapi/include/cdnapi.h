@@ -81,6 +81,11 @@ cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *cod
 bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
                             cdnapi_result_t *res);
 
+/* Is key a header name the CDN reserves (hop-by-hop, framing, vendor
+ * prefixes)? cdnapi_validate_header refuses those with InvalidKey.Malformed;
+ * this lets a caller word the refusal. */
+bool cdnapi_header_name_reserved(const char *key);
+
 /* Local certificate checks before SetDomainServerCertificate: PEM parses
  * (Certificate.FormatError), key parses and matches (Certificate.MissMatch),
  * and, beyond what the service checks, not expired at now_utc

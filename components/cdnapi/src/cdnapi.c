@@ -122,15 +122,43 @@ static bool iprefix(const char *s, const char *p)
     return true;
 }
 
+/* Hop-by-hop and framing headers the CDN owns, and vendor prefixes. */
+static const char *const reserved[] = {"host", "content-length", "connection",
+    "transfer-encoding", "upgrade", "keep-alive", "te", "trailer", "expect", "via",
+    "x-forwarded-for", "x-real-ip", "authorization"};
+static const char *const reserved_prefix[] = {"proxy-", "ali-", "eagleeye-", "x-cdn-",
+    "x-oss-", "x-acs-"};
+
+static bool name_reserved(const char *key)
+{
+    size_t i;
+    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (ieq(key, reserved[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool prefix_reserved(const char *key)
+{
+    size_t i;
+    for (i = 0; i < sizeof(reserved_prefix) / sizeof(reserved_prefix[0]); i++) {
+        if (iprefix(key, reserved_prefix[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool cdnapi_header_name_reserved(const char *key)
+{
+    return key != NULL && (name_reserved(key) || prefix_reserved(key));
+}
+
 bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
                             cdnapi_result_t *res)
 {
-    /* Hop-by-hop and framing headers the CDN owns, and vendor prefixes. */
-    static const char *const reserved[] = {"host", "content-length", "connection",
-        "transfer-encoding", "upgrade", "keep-alive", "te", "trailer", "expect", "via",
-        "x-forwarded-for", "x-real-ip", "authorization"};
-    static const char *const reserved_prefix[] = {"proxy-", "ali-", "eagleeye-", "x-cdn-",
-        "x-oss-", "x-acs-"};
     size_t i;
     if (domain == NULL || domain[0] == 0) {
         return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
@@ -153,16 +181,12 @@ bool cdnapi_validate_header(const char *domain, const char *key, const char *val
                                "header name is not an RFC 7230 token");
         }
     }
-    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        if (ieq(key, reserved[i])) {
-            return cdnapi_local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
-        }
+    if (name_reserved(key)) {
+        return cdnapi_local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
     }
-    for (i = 0; i < sizeof(reserved_prefix) / sizeof(reserved_prefix[0]); i++) {
-        if (iprefix(key, reserved_prefix[i])) {
-            return cdnapi_local_error(res, "InvalidKey.Malformed",
-                               "header name uses a CDN-reserved prefix");
-        }
+    if (prefix_reserved(key)) {
+        return cdnapi_local_error(res, "InvalidKey.Malformed",
+                                  "header name uses a CDN-reserved prefix");
     }
     if (strlen(value) > CDNAPI_MAX_VALUE_LEN) {
         return cdnapi_local_error(res, "InvalidValue.Malformed", "header value is too long");
