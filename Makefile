@@ -85,7 +85,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/host/bench/%,$(BENCH_SRCS))
 
 $(BUILD)/host/bench/%: $(BUILD)/host/obj/tests/bench/%.o $(call objs,host,$(SUPPORT_SRCS)) $(BUILD)/host/libcdnagent.a
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ $(HOST_LIBS)
+	$(CC) -o $@ $^ $(HOST_LIBS) -lm
 
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/host/tools/%,$(TOOL_SRCS))
 

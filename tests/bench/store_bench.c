@@ -14,6 +14,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_rng.h"
 
 #define POPULATE_BUDGET_S 20.0
 #define MOUNT_BUDGET_S 20.0 /* a single mount projected slower than this is not run */
@@ -34,58 +36,9 @@ static double now_s(void)
 }
 
 /* ln and pow without libm (the bench link line has no -lm). */
-static double ln_(double x)
-{
-    int k = 0;
-    if (x <= 0)
-        return 0;
-    while (x > 2) {
-        x /= 2;
-        k++;
-    }
-    while (x < 1) {
-        x *= 2;
-        k--;
-    }
-    double y = (x - 1) / (x + 1), y2 = y * y, term = y, sum = 0;
-    for (int i = 1; i < 60; i += 2) {
-        sum += term / i;
-        term *= y2;
-    }
-    return 2 * sum + k * 0.69314718055994530942;
-}
-
-static double exp_(double x)
-{
-    int k = 0;
-    while (x > 0.5) {
-        x /= 2;
-        k++;
-    }
-    while (x < -0.5) {
-        x /= 2;
-        k++;
-    }
-    double sum = 1, term = 1;
-    for (int i = 1; i < 30; i++) {
-        term *= x / i;
-        sum += term;
-    }
-    while (k--)
-        sum *= sum;
-    return sum;
-}
-
-static double pow_(double a, double b) { return exp_(b * ln_(a)); }
-
-static uint64_t g_rng = 0x5EEDB16Bull;
-static uint64_t rnd(void)
-{
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* Seeded: every run measures the same workload. */
+static rng_t g_rng = {0x5EEDB16Bull};
+static uint64_t rnd(void) { return rng_next(&g_rng); }
 
 static void fill(uint8_t *b, size_t n)
 {
@@ -252,9 +205,9 @@ int main(void)
         for (int c = 0; c < 4 && !out_of_time; c++) {
             /* project this mount from the growth seen so far; skip if too slow */
             if (reached >= 2) {
-                double k = ln_(mount_t[reached - 1] / mount_t[reached - 2]) /
-                           ln_((double)targets[reached - 1] / targets[reached - 2]);
-                projected = mount_t[reached - 1] * pow_((double)targets[c] / targets[reached - 1], k);
+                double k = log(mount_t[reached - 1] / mount_t[reached - 2]) /
+                           log((double)targets[reached - 1] / targets[reached - 2]);
+                projected = mount_t[reached - 1] * pow((double)targets[c] / targets[reached - 1], k);
                 if (projected > MOUNT_BUDGET_S)
                     break;
             }
@@ -277,8 +230,8 @@ int main(void)
                 reached = c + 1;
             }
         }
-        double expo = reached >= 2 ? ln_(mount_t[reached - 1] / mount_t[0]) /
-                                         ln_((double)targets[reached - 1] / targets[0])
+        double expo = reached >= 2 ? log(mount_t[reached - 1] / mount_t[0]) /
+                                         log((double)targets[reached - 1] / targets[0])
                                    : 0;
         for (unsigned c = 0; c < 4; c++) {
             char name[48];
@@ -296,7 +249,7 @@ int main(void)
                 snprintf(a, sizeof a, "n/a");
                 snprintf(note, sizeof note, "skipped: projected %.1f s (trend ~n^%.2f)",
                          reached ? mount_t[reached - 1] *
-                                       pow_((double)targets[c] / targets[reached - 1], expo)
+                                       pow((double)targets[c] / targets[reached - 1], expo)
                                  : 0.0,
                          expo);
                 row(name, a, "-", 0, 0, note);

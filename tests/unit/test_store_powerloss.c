@@ -34,6 +34,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_rng.h"
 
 #define SECTOR_SIZE 1024u
 #define SECTOR_COUNT 8u
@@ -80,20 +81,6 @@ static int teardown_owned(void **state)
     return 0;
 }
 
-
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(rng_t *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
 
 static void fill_value(rng_t *r, uint8_t *buf, size_t len)
 {
