@@ -7,6 +7,7 @@
 #ifndef CDNAGENT_CLI_H
 #define CDNAGENT_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -33,6 +34,10 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why);
 /* Write s as a JSON string literal (quotes, \" \\ and control characters
  * escaped; NULL writes ""). */
 void cli_json_str(FILE *out, const char *s);
+
+/* A certificate state for output: "-" / "on" / "off", or with json
+ * null / "on" / "off" (quoted). */
+const char *cli_cert_state(bool present, bool on, int json);
 
 /* Make sure the device key exists (created, mode 0600, on first use of an
  * edit that seals a secret). 0 on success; prints one line otherwise. */

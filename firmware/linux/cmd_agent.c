@@ -171,19 +171,19 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
         fprintf(l->out, "%s{\"domain\":", l->n ? "," : "");
         cli_json_str(l->out, c->domain);
         fprintf(l->out, ",\"desired\":%s,\"desired_name\":",
-                !c->desired_present ? "null" : c->desired_on ? "\"on\"" : "\"off\"");
+                cli_cert_state(c->desired_present, c->desired_on, 1));
         cli_json_str(l->out, c->desired_name);
         fprintf(l->out, ",\"delivered\":%s,\"delivered_name\":",
-                !c->delivered_present ? "null" : c->delivered_on ? "\"on\"" : "\"off\"");
+                cli_cert_state(c->delivered_present, c->delivered_on, 1));
         cli_json_str(l->out, c->delivered_name);
         fputs(",\"delivered_sha256\":", l->out);
         cli_json_str(l->out, c->delivered_sha256);
         fprintf(l->out, ",\"queued\":%s}", c->queue ? "true" : "false");
     } else {
         fprintf(l->out, "%s  certificate: desired %s%s%s, delivered %s%s%s%s\n", c->domain,
-                !c->desired_present ? "-" : c->desired_on ? "on" : "off",
+                cli_cert_state(c->desired_present, c->desired_on, 0),
                 c->desired_name[0] ? " " : "", c->desired_name,
-                !c->delivered_present ? "-" : c->delivered_on ? "on" : "off",
+                cli_cert_state(c->delivered_present, c->delivered_on, 0),
                 c->delivered_name[0] ? " " : "", c->delivered_name,
                 c->queue ? " (queued)" : "");
     }
@@ -381,10 +381,10 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
         fprintf(c->out, "%s{\"kind\":\"certificate\",\"domain\":", c->n ? "," : "");
         cli_json_str(c->out, v->domain);
         fprintf(c->out, ",\"desired\":%s,\"desired_name\":",
-                !v->desired_present ? "null" : v->desired_on ? "\"on\"" : "\"off\"");
+                cli_cert_state(v->desired_present, v->desired_on, 1));
         cli_json_str(c->out, v->desired_name);
         fprintf(c->out, ",\"delivered\":%s,\"delivered_sha256\":",
-                !v->delivered_present ? "null" : v->delivered_on ? "\"on\"" : "\"off\"");
+                cli_cert_state(v->delivered_present, v->delivered_on, 1));
         cli_json_str(c->out, v->delivered_sha256);
         fputs(",\"queue\":", c->out);
         if (v->queue)
@@ -394,11 +394,9 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
         fputc('}', c->out);
     } else {
         status_domain_line(c, v->domain);
-        fprintf(c->out, "  certificate desired %s%s%s, delivered %s", !v->desired_present ? "-"
-                                                                     : v->desired_on ? "on"
-                                                                                     : "off",
+        fprintf(c->out, "  certificate desired %s%s%s, delivered %s", cli_cert_state(v->desired_present, v->desired_on, 0),
                 v->desired_name[0] ? " " : "", v->desired_name,
-                !v->delivered_present ? "-" : v->delivered_on ? "on" : "off");
+                cli_cert_state(v->delivered_present, v->delivered_on, 0));
         if (v->queue) {
             fputs("  [", c->out);
             print_queue_text(c->out, v->queue, c->now);

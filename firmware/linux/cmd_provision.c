@@ -636,15 +636,13 @@ static void insp_cert(void *arg, const agent_cert_view_t *v)
     if (c->json) {
         printf("%s{\"domain\":", c->n++ ? "," : "");
         cli_json_str(stdout, v->domain);
-        printf(",\"certificate\":%s,\"name\":", !v->desired_present ? "null"
-                                                : v->desired_on     ? "\"on\""
-                                                                    : "\"off\"");
+        printf(",\"certificate\":%s,\"name\":", cli_cert_state(v->desired_present, v->desired_on, 1));
         cli_json_str(stdout, v->desired_name);
         printf(",\"private_key\":%s,\"queued\":%s}", v->desired_on ? "\"sealed\"" : "null",
                v->queue ? "true" : "false");
     } else {
         printf("  %s  certificate %s%s%s, private key %s%s\n", v->domain,
-               !v->desired_present ? "-" : v->desired_on ? "on" : "off",
+               cli_cert_state(v->desired_present, v->desired_on, 0),
                v->desired_name[0] ? " " : "", v->desired_name,
                v->desired_on ? "<sealed>" : "-", v->queue ? "  [queued]" : "  [delivered]");
     }

@@ -163,3 +163,12 @@ void cli_json_str(FILE *out, const char *s)
     }
     fputc('"', out);
 }
+
+const char *cli_cert_state(bool present, bool on, int json)
+{
+    if (!present)
+        return json ? "null" : "-";
+    if (json)
+        return on ? "\"on\"" : "\"off\"";
+    return on ? "on" : "off";
+}
