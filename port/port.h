@@ -139,7 +139,9 @@ int port_tcp_send(port_tcp_t *conn, const void *buf, size_t len, uint32_t timeou
 
 /* Receive up to len bytes; returns the number received (>0),
  * PORT_ERR_CLOSED when the peer closed cleanly, PORT_ERR_TIMEOUT when nothing
- * arrived within timeout_ms, or PORT_ERR_RESET. */
+ * arrived within timeout_ms, or PORT_ERR_RESET. timeout_ms 0 must not block:
+ * it reports what is already pending (the HTTP client checks an idle
+ * kept-alive connection that way before reusing it). */
 int port_tcp_recv(port_tcp_t *conn, void *buf, size_t len, uint32_t timeout_ms);
 
 /* Close and release the connection. Safe to call twice. */

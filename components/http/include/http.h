@@ -55,7 +55,11 @@ typedef enum {
 const char *http_err_str(int status);
 
 /* A byte-stream transport. send/recv return a byte count (> 0) or a negative
- * http_status_t; recv returns HTTP_ERR_CLOSED on a clean close. connect is
+ * http_status_t; recv returns HTTP_ERR_CLOSED on a clean close. recv with
+ * timeout_ms 0 must not block: it reports what is already pending
+ * (HTTP_ERR_TIMEOUT when nothing is); the client uses it to check an idle
+ * kept-alive connection before reusing it, so that a request is never sent
+ * twice on a guess. connect is
  * called when the client has no open connection; close must be idempotent.
  * begin_call (optional) is invoked once at the start of every request. */
 typedef struct {
