@@ -3,7 +3,9 @@
 #   make          build build/cdnagent (Linux host)
 #   make run      the demo: provision a device, push it to the local simulator
 #   make test     every test; ends with "N passed, N failed"
-#   make size     text/data/bss per component, Cortex-M4 -Os build
+#   make firmware     the Cortex-M4 image (QEMU mps2-an386), build/cm-fw/cdnagent.elf
+#   make test-target  the on-target tests and firmware scenario under qemu-system-arm
+#   make size     flash/RAM of the linked Cortex-M image per component and library
 #   make bench    build and run the benchmarks under tests/bench/
 #   make deps     install what is missing (Debian packages, pinned npm SDKs)
 #
@@ -47,7 +49,7 @@ VARIANTS := host asan
 
 objs = $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps npm-deps run test unit-tests cross-check size bench clean help
+.PHONY: all deps npm-deps run test unit-tests cross-check firmware target-images test-target size bench clean help
 .DEFAULT_GOAL := all
 # Keep intermediate objects so rebuilds stay incremental.
 .SECONDARY:
@@ -95,35 +97,31 @@ $(BUILD)/host/tools/%: $(BUILD)/host/obj/tests/tools/%.o $(BUILD)/host/libcdnage
 
 unit-tests: $(UNIT_BINS) $(TOOL_BINS)
 
-# --------------------------------------------- Cortex-M4 compile + size --
-# Every component must build for a bare-metal target. Only the headers of
-# the third-party libraries are needed for that, so they are exposed through
-# a directory of links instead of the whole host include tree.
-CROSS_INC := $(BUILD)/cross-include
-# Debian's mbedTLS config enables MBEDTLS_THREADING_PTHREAD, so ssl.h/x509_crt.h
-# need pthread_mutex_t; newlib declares it only under _POSIX_THREADS.
-CROSS_CFLAGS := -std=c11 -pedantic-errors $(WARN) -mcpu=cortex-m4 -mthumb -Os -D_POSIX_THREADS \
-                -ffunction-sections -fdata-sections -Iport $(addprefix -I,$(wildcard components/*/include)) \
-                -I$(CROSS_INC)
-CM4_OBJS := $(call objs,cm4,$(COMP_SRCS))
+# ------------------------------------------------------ Cortex-M images --
+# The Cortex-M build compiles mbedTLS, cJSON, http-parser (and cmocka for
+# the on-target tests) from Debian's source packages, fetched into
+# $(BUILD)/third_party by tools/fetch_sources.sh. Their file lists are known
+# only after the fetch, so the images are built by a second make pass
+# (firmware/cortex-m/cortex-m.mk) once the sources are there.
+TP := $(BUILD)/third_party
+CM_MAKE = $(MAKE) --no-print-directory -f firmware/cortex-m/cortex-m.mk BUILD=$(BUILD) \
+          CROSS_CC=$(CROSS_CC) CROSS_SIZE=$(CROSS_SIZE) PYTHON=$(PYTHON)
 
-$(CROSS_INC)/.stamp:
-	@mkdir -p $(CROSS_INC)
-	ln -sfn /usr/include/mbedtls $(CROSS_INC)/mbedtls
-	ln -sfn /usr/include/psa $(CROSS_INC)/psa
-	ln -sfn /usr/include/cjson $(CROSS_INC)/cjson
-	ln -sfn /usr/include/http_parser.h $(CROSS_INC)/http_parser.h
+$(TP)/.fetched: tools/fetch_sources.sh
+	tools/fetch_sources.sh $(TP) mbedtls cjson http-parser cmocka
 	@touch $@
 
-$(BUILD)/cm4/obj/%.o: %.c $(CROSS_INC)/.stamp
-	@mkdir -p $(@D)
-	$(CROSS_CC) $(CROSS_CFLAGS) -MMD -MP -c $< -o $@
+cross-check firmware: deps $(TP)/.fetched
+	@$(CM_MAKE) firmware
 
-cross-check: $(CM4_OBJS)
-	@echo "cross-check: $(words $(CM4_OBJS)) component sources build for Cortex-M4"
+target-images: deps $(TP)/.fetched
+	@$(CM_MAKE) target-images
 
-size: deps $(CM4_OBJS)
-	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) $(BUILD)/cm4/obj/components
+test-target: target-images
+	@$(PYTHON) tests/run_tests.py --build $(BUILD) --only test_target
+
+size: firmware target-images
+	@$(CM_MAKE) size
 
 # ----------------------------------------------------------- the two jobs --
 deps:
@@ -138,7 +136,7 @@ $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json
 
 test: deps
 	$(MAKE) --no-print-directory npm-deps
-	$(MAKE) --no-print-directory all unit-tests cross-check
+	$(MAKE) --no-print-directory all unit-tests target-images
 	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS)
 
 run: deps
@@ -151,4 +149,4 @@ bench: $(BENCH_BINS)
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(addprefix $(BUILD)/,$(VARIANTS)) -name '*.d' -type f 2>/dev/null)

@@ -1,0 +1,168 @@
+/* Boot, provision, deliver: the whole device-side life of the agent. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "port.h"
+#include "port_cortexm.h"
+
+#define LOG(lvl, ...) port_log(lvl, "app", __VA_ARGS__)
+
+/* The store's NOR: RAM on the QEMU boards (the image starts from an empty
+ * device every boot, as a factory line would). 16 x 4 KB, 8-byte writes:
+ * the geometry of a small serial NOR partition. */
+#define APP_SECTOR_SIZE 4096u
+#define APP_SECTOR_COUNT 16u
+#define APP_WRITE_SIZE 8u
+static uint8_t flash_mem[APP_SECTOR_SIZE * APP_SECTOR_COUNT];
+
+_Static_assert(sizeof flash_mem <= APP_FLASH_MAX, "flash larger than APP_FLASH_MAX");
+_Static_assert(APP_SECTOR_COUNT <= APP_SECTORS_MAX, "more sectors than APP_SECTORS_MAX");
+
+agent_status_t app_boot(app_t *app)
+{
+    store_status_t sr;
+    int64_t now;
+    memset(app, 0, sizeof *app);
+    if (port_cortexm_ram_flash(&app->flash, flash_mem, APP_SECTOR_SIZE, APP_SECTOR_COUNT,
+                               APP_WRITE_SIZE) != PORT_OK)
+        return AGENT_ERR_STORE;
+    sr = store_mount(&app->store, &app->flash, app->work, sizeof app->work, 0, NULL);
+    if (sr == STORE_OK) {
+        agent_settings_t *s = port_malloc(sizeof *s);
+        agent_status_t ar = s ? agent_settings_load(&app->store, s, NULL) : AGENT_ERR_STORE;
+        if (s) {
+            agent_settings_wipe(s);
+            port_free(s);
+        }
+        if (ar != AGENT_ERR_NOT_FOUND)
+            return ar; /* provisioned already (or broken: say so, change nothing) */
+    } else if (sr != STORE_ERR_NOT_STORE) {
+        LOG(PORT_LOG_ERROR, "store mount failed: %s", store_status_str(sr));
+        return AGENT_ERR_STORE;
+    }
+    LOG(PORT_LOG_INFO, "new device: provisioning from the built-in manifest");
+    sr = store_format(&app->store, &app->flash, app->work, sizeof app->work);
+    if (sr != STORE_OK) {
+        LOG(PORT_LOG_ERROR, "store format failed: %s", store_status_str(sr));
+        return AGENT_ERR_STORE;
+    }
+    if (port_wall_clock(&now) != PORT_OK) {
+        LOG(PORT_LOG_ERROR, "no wall clock: certificates cannot be checked");
+        return AGENT_ERR_INVALID;
+    }
+    return app_provision(&app->store, now);
+}
+
+static int endpoint_host(const char *url, char *host, size_t cap, uint16_t *port)
+{
+    const char *p = url + 8; /* "https://", checked by provisioning */
+    size_t n = strcspn(p, ":/");
+    if (strncmp(url, "https://", 8) != 0 || n == 0 || n >= cap)
+        return -1;
+    memcpy(host, p, n);
+    host[n] = 0;
+    *port = 443;
+    if (p[n] == ':') {
+        char *end;
+        unsigned long v = strtoul(p + n + 1, &end, 10);
+        if (v == 0 || v > 65535 || (*end && *end != '/'))
+            return -1;
+        *port = (uint16_t)v;
+    }
+    return 0;
+}
+
+static void on_event(void *ctx, const agent_event_t *ev)
+{
+    app_t *app = ctx;
+    static const char *const kinds[] = {"delivered", "failed", "dead", "retry"};
+    switch (ev->kind) {
+    case AGENT_EV_DELIVERED: app->delivered++; break;
+    case AGENT_EV_FAILED: app->failed++; break;
+    case AGENT_EV_DEAD: app->dead++; break;
+    case AGENT_EV_RETRY: app->retries++; break;
+    }
+    LOG(PORT_LOG_INFO, "%s %s %s: %s", kinds[ev->kind], ev->domain, ev->what,
+        ev->detail ? ev->detail : "");
+}
+
+agent_status_t app_start(app_t *app)
+{
+    agent_config_t cfg;
+    agent_status_t rc = agent_settings_load(&app->store, &app->settings, &app->ca_pem);
+    if (rc != AGENT_OK) {
+        LOG(PORT_LOG_ERROR, "settings: %s", agent_status_str(rc));
+        return rc;
+    }
+    agent_config_default(&cfg);
+    if (endpoint_host(app->settings.endpoint, app->host, sizeof app->host, &cfg.port) != 0 ||
+        app->ca_pem == NULL) {
+        LOG(PORT_LOG_ERROR, "settings: endpoint or CA bundle unusable");
+        return AGENT_ERR_INVALID;
+    }
+    cfg.host = app->host;
+    cfg.tls = true;
+    cfg.ca_pem = (const uint8_t *)app->ca_pem;
+    cfg.ca_pem_len = strlen(app->ca_pem) + 1;
+    cfg.credentials.access_key_id = app->settings.access_key_id;
+    cfg.credentials.access_key_secret = app->settings.access_key_secret;
+    cfg.credentials.security_token =
+        app->settings.security_token[0] ? app->settings.security_token : NULL;
+    cfg.signature = app->settings.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
+    cfg.policy = app->settings.policy;
+    cfg.rate_milli = app->settings.rate_milli;
+    cfg.event = on_event;
+    cfg.event_ctx = app;
+    rc = agent_new(&app->agent, &app->store, &cfg);
+    /* http copies the CA bundle: the settings' copy is not needed again. */
+    port_free(app->ca_pem);
+    app->ca_pem = NULL;
+    return rc;
+}
+
+static bool count_entry(void *arg, const queue_entry_t *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+    return true;
+}
+
+unsigned app_queue_left(app_t *app)
+{
+    unsigned n = 0;
+    (void)queue_foreach(&app->store, count_entry, &n);
+    return n;
+}
+
+/* Sleep until the next SysTick: the agent asked for a pause. */
+static void idle_until(uint64_t t)
+{
+    while (port_monotonic_ms() < t)
+        __asm__ volatile("wfi");
+}
+
+unsigned app_deliver(app_t *app, uint32_t max_ms)
+{
+    uint64_t deadline = port_monotonic_ms() + max_ms;
+    for (;;) {
+        uint64_t now = port_monotonic_ms();
+        uint32_t w = agent_poll(app->agent, now);
+        if (w == UINT32_MAX)
+            break;
+        now = port_monotonic_ms();
+        if (now + w > deadline)
+            break;
+        if (w)
+            idle_until(now + w);
+    }
+    agent_counters(app->agent, &app->counters);
+    return app_queue_left(app);
+}
+
+void app_stop(app_t *app)
+{
+    agent_free(app->agent);
+    app->agent = NULL;
+    agent_settings_wipe(&app->settings);
+}

@@ -1,0 +1,66 @@
+/*
+ * The Cortex-M application: boot, factory provisioning from the manifest
+ * built into the image, and the agent's delivery loop. main.c (the product
+ * image) and tests/target/scenario.c (the firmware scenario under QEMU) both
+ * run it.
+ */
+#ifndef CDNAGENT_FW_APP_H
+#define CDNAGENT_FW_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "store.h"
+
+/* A file built into the image (tools/embed.py): the manifest and the PEM
+ * files it names. data is NUL-terminated; len excludes the NUL. */
+typedef struct {
+    const char *name;
+    const char *data;
+    size_t len;
+} app_blob_t;
+extern const app_blob_t app_blobs[];
+extern const size_t app_blob_count;
+
+/* Look up a built-in file by name; NULL if the image has none. */
+const app_blob_t *app_blob(const char *name);
+
+/* Sizes of the RAM-backed NOR the image keeps its store in. A board keeps
+ * it in its own flash; the geometry then comes from the manifest. */
+#define APP_FLASH_MAX (64u * 1024u)
+#define APP_SECTORS_MAX 32u
+
+typedef struct {
+    port_flash_t flash;
+    store_t store;
+    uint8_t work[STORE_WORK_SIZE(APP_SECTORS_MAX)];
+    agent_settings_t settings;
+    char *ca_pem;
+    char host[AGENT_ENDPOINT_MAX + 1];
+    agent_t *agent;
+    agent_counters_t counters;
+    uint32_t delivered, failed, dead, retries;
+} app_t;
+
+/* Apply the built-in manifest ("manifest.json") to a freshly formatted
+ * store: settings (secrets sealed), every domain's headers and certificate
+ * queued. Errors are logged with the manifest path of the bad field.
+ * Returns AGENT_OK or the first error. */
+agent_status_t app_provision(store_t *st, int64_t now_utc);
+
+/* Mount the store, or format and provision it when the device is new. */
+agent_status_t app_boot(app_t *app);
+
+/* Load the settings and create the agent (HTTPS client included). */
+agent_status_t app_start(app_t *app);
+
+/* Poll the agent until nothing is due within max_ms or the queue is empty;
+ * returns the number of queue entries left. */
+unsigned app_deliver(app_t *app, uint32_t max_ms);
+
+unsigned app_queue_left(app_t *app);
+
+void app_stop(app_t *app);
+
+#endif

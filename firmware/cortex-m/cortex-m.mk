@@ -1,0 +1,138 @@
+# Cortex-M build (second pass, run by the top-level Makefile after
+# tools/fetch_sources.sh has put the third-party sources in $(TP)).
+#
+# Two variants of every object:
+#   fw   the product image (make firmware): mbedTLS as a TLS client only.
+#   tgt  the on-target tests and the firmware scenario: mbedTLS also gets the
+#        server side for the scenario's in-image TLS peer, which changes
+#        mbedTLS's structs, so everything is compiled again for it.
+BUILD      ?= build
+CROSS_CC   ?= arm-none-eabi-gcc
+CROSS_SIZE ?= arm-none-eabi-size
+PYTHON     ?= python3
+TP         := $(BUILD)/third_party
+
+COMP_SRCS  := $(sort $(wildcard components/*/src/*.c))
+PORT_SRCS  := $(sort $(wildcard port/cortex-m/*.c))
+APP_SRCS   := $(filter-out firmware/cortex-m/main.c,$(sort $(wildcard firmware/cortex-m/*.c)))
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+TGT_SRCS   := $(sort $(wildcard tests/target/*.c))
+# The unit tests that run on the target (the others need a file system or
+# sockets).
+TGT_UNITS  := test_sign test_store test_store_powerloss test_queue_agent test_cdnapi test_retry
+
+MBEDTLS_SRCS := $(sort $(wildcard $(TP)/mbedtls/library/*.c))
+CJSON_SRCS   := $(TP)/cjson/cJSON.c
+HTTPP_SRCS   := $(TP)/http-parser/http_parser.c
+CMOCKA_SRCS  := $(TP)/cmocka/src/cmocka.c
+
+ARCH   := -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
+OPT    := -Os -g -ffunction-sections -fdata-sections
+WARN   := -Wall -Wextra -Werror
+CM_INC := $(BUILD)/cm-include
+INCS   := -Iport -Iport/cortex-m $(addprefix -I,$(wildcard components/*/include)) \
+          -Ifirmware/cortex-m -I$(TP)/mbedtls/include -I$(CM_INC) -I$(TP)/http-parser
+DEFS_fw  := -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"'
+DEFS_tgt := $(DEFS_fw) -DCDNAGENT_MBEDTLS_PEER -DCDNAGENT_TARGET
+# Our code: C11 without extensions in components/, like the host build.
+OWN_CFLAGS  = -std=c11 $(WARN) $(if $(filter components/%,$<),-pedantic-errors,) $(ARCH) $(OPT) \
+              -fstack-usage $(INCS) -Itests/support -I$(TP)/cmocka/include
+# Third-party code is compiled as its upstream does: no -Werror on it.
+TP_CFLAGS   = -std=gnu99 -w $(ARCH) $(OPT) -fstack-usage $(INCS) -I$(TP)/cmocka/include \
+              -DHAVE_INTTYPES_H -DHAVE_SIGNAL_H -DHAVE_STRINGS_H
+LDFLAGS := $(ARCH) --specs=nano.specs -nostartfiles -T firmware/cortex-m/mps2.ld \
+           -Wl,--gc-sections -Wl,--no-warn-rwx-segments
+
+# Files built into the images: the device's manifest and the PEM files it
+# names (from the throw-away test PKI), plus, for the scenario, the peer's
+# server certificate and the recorded cdnsim responses.
+FW_MANIFEST ?= tests/target/manifest.json
+PKI       := $(BUILD)/testpki
+GEN       := $(BUILD)/cm-gen
+FW_BLOBS  := manifest.json=$(FW_MANIFEST) ca.crt=$(PKI)/ca.crt \
+             cdn.example.com.crt=$(PKI)/cdn.example.com.crt cdn.example.com.key=$(PKI)/cdn.example.com.key
+TGT_BLOBS := $(FW_BLOBS) server.crt=$(PKI)/server.crt server.key=$(PKI)/server.key \
+             recorded.json=tests/target/recorded.json
+
+$(PKI)/done.v2: tools/cdnsim/mkcerts.sh
+	sh tools/cdnsim/mkcerts.sh $(PKI)
+
+$(GEN)/fw_blobs.c: $(PKI)/done.v2 $(FW_MANIFEST) tools/embed.py
+	@mkdir -p $(@D)
+	$(PYTHON) tools/embed.py $@ $(FW_BLOBS)
+$(GEN)/tgt_blobs.c: $(PKI)/done.v2 $(FW_MANIFEST) tests/target/recorded.json tools/embed.py
+	@mkdir -p $(@D)
+	$(PYTHON) tools/embed.py $@ $(TGT_BLOBS)
+
+objs = $(patsubst %.c,$(BUILD)/cm-$(1)/obj/%.o,$(2))
+
+.PHONY: firmware target-images size
+.SECONDARY:
+
+$(CM_INC)/.stamp:
+	@mkdir -p $(CM_INC)
+	ln -sfn $(abspath $(TP)/cjson) $(CM_INC)/cjson
+	@touch $@
+
+define cm_variant
+$(BUILD)/cm-$(1)/obj/$(TP)/%.o: $(TP)/%.c $(CM_INC)/.stamp
+	@mkdir -p $$(@D)
+	@echo "  CC[$(1)] $$<"
+	@$(CROSS_CC) $$(TP_CFLAGS) $$(DEFS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/cm-$(1)/obj/%.o: %.c $(CM_INC)/.stamp
+	@mkdir -p $$(@D)
+	@echo "  CC[$(1)] $$<"
+	@$(CROSS_CC) $$(OWN_CFLAGS) $$(DEFS_$(1)) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/cm-$(1)/libmbedtls.a: $(call objs,$(1),$(MBEDTLS_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+$(BUILD)/cm-$(1)/libcjson.a: $(call objs,$(1),$(CJSON_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+$(BUILD)/cm-$(1)/libhttp_parser.a: $(call objs,$(1),$(HTTPP_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+$(BUILD)/cm-$(1)/libcdnagent.a: $(call objs,$(1),$(COMP_SRCS) $(PORT_SRCS) $(APP_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+
+LIBS_$(1) := $(BUILD)/cm-$(1)/libcdnagent.a $(BUILD)/cm-$(1)/libmbedtls.a \
+             $(BUILD)/cm-$(1)/libcjson.a $(BUILD)/cm-$(1)/libhttp_parser.a
+endef
+$(eval $(call cm_variant,fw))
+$(eval $(call cm_variant,tgt))
+
+# The product image: the agent, the port, the libraries, firmware/cortex-m.
+$(BUILD)/cm-fw/cdnagent.elf: $(call objs,fw,firmware/cortex-m/main.c $(GEN)/fw_blobs.c) $(LIBS_fw) firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(LIBS_fw) -lc -lgcc -Wl,--end-group
+	@$(CROSS_SIZE) $@
+
+firmware: $(BUILD)/cm-fw/cdnagent.elf
+
+# On-target unit tests: each tests/unit/test_X.c with its main renamed, run
+# by tests/target/unit_main.c (TAP output over semihosting).
+$(BUILD)/cm-tgt/unit/%.o: tests/unit/%.c $(CM_INC)/.stamp
+	@mkdir -p $(@D)
+	@echo "  CC[tgt] $<"
+	@$(CROSS_CC) $(OWN_CFLAGS) $(DEFS_tgt) -Dmain=unit_test_main -MMD -MP -c $< -o $@
+
+TGT_COMMON := $(call objs,tgt,$(SUPPORT_SRCS) $(filter-out tests/target/scenario.c,$(TGT_SRCS)) \
+                $(CMOCKA_SRCS) $(GEN)/tgt_blobs.c)
+
+$(BUILD)/cm-tgt/%.elf: $(BUILD)/cm-tgt/unit/%.o $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group
+
+$(BUILD)/cm-tgt/scenario.elf: $(call objs,tgt,tests/target/scenario.c) $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group
+
+target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf
+
+size: $(BUILD)/cm-fw/cdnagent.elf
+	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) --map $(BUILD)/cm-fw/cdnagent.elf.map \
+	    --scenario-log $(BUILD)/cm-tgt/scenario.log
+
+-include $(shell find $(BUILD)/cm-fw $(BUILD)/cm-tgt -name '*.d' -type f 2>/dev/null)
