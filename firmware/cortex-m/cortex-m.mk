@@ -116,15 +116,16 @@ $(BUILD)/cm-tgt/unit/%.o: tests/unit/%.c $(CM_INC)/.stamp
 	@echo "  CC[tgt] $<"
 	@$(CROSS_CC) $(OWN_CFLAGS) $(DEFS_tgt) -Dmain=unit_test_main -MMD -MP -c $< -o $@
 
-TGT_COMMON := $(call objs,tgt,$(SUPPORT_SRCS) $(filter-out tests/target/scenario.c,$(TGT_SRCS)) \
-                $(CMOCKA_SRCS) $(GEN)/tgt_blobs.c)
+TGT_COMMON := $(call objs,tgt,$(GEN)/tgt_blobs.c)
+UNIT_OBJS  := $(call objs,tgt,tests/target/unit_main.c $(SUPPORT_SRCS) $(CMOCKA_SRCS))
+SCEN_OBJS  := $(call objs,tgt,$(filter-out tests/target/unit_main.c,$(TGT_SRCS)))
 
-$(BUILD)/cm-tgt/%.elf: $(BUILD)/cm-tgt/unit/%.o $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
+$(BUILD)/cm-tgt/%.elf: $(BUILD)/cm-tgt/unit/%.o $(UNIT_OBJS) $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
 	@echo "  LD $@"
 	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
 	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group
 
-$(BUILD)/cm-tgt/scenario.elf: $(call objs,tgt,tests/target/scenario.c) $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
+$(BUILD)/cm-tgt/scenario.elf: $(SCEN_OBJS) $(TGT_COMMON) $(LIBS_tgt) firmware/cortex-m/mps2.ld
 	@echo "  LD $@"
 	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
 	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group

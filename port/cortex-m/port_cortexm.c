@@ -122,11 +122,15 @@ void port_log(port_log_level_t level, const char *component, const char *fmt, ..
 
 /* Heap: newlib-nano malloc with a size prefix so use can be counted. */
 typedef union {
-    size_t size;
+    struct {
+        size_t size;
+        bool excluded;
+    } h;
     long long align;
     void *p;
 } heap_prefix_t;
 static size_t heap_in_use, heap_peak;
+static bool heap_excluding;
 
 void *port_malloc(size_t size)
 {
@@ -136,10 +140,13 @@ void *port_malloc(size_t size)
     p = malloc(sizeof(heap_prefix_t) + size);
     if (p == NULL)
         return NULL;
-    p->size = size;
-    heap_in_use += size;
-    if (heap_in_use > heap_peak)
-        heap_peak = heap_in_use;
+    p->h.size = size;
+    p->h.excluded = heap_excluding;
+    if (!heap_excluding) {
+        heap_in_use += size;
+        if (heap_in_use > heap_peak)
+            heap_peak = heap_in_use;
+    }
     return p + 1;
 }
 
@@ -160,7 +167,8 @@ void port_free(void *ptr)
     if (ptr == NULL)
         return;
     p = (heap_prefix_t *)ptr - 1;
-    heap_in_use -= p->size;
+    if (!p->h.excluded)
+        heap_in_use -= p->h.size;
     free(p);
 }
 
@@ -170,6 +178,16 @@ void port_cortexm_heap_stats(size_t *in_use, size_t *peak)
         *in_use = heap_in_use;
     if (peak)
         *peak = heap_peak;
+}
+
+void port_cortexm_heap_reset_peak(void)
+{
+    heap_peak = heap_in_use;
+}
+
+void port_cortexm_heap_exclude(bool on)
+{
+    heap_excluding = on;
 }
 
 /* ------------------------------------------------ RAM-backed NOR flash -- */

@@ -49,5 +49,14 @@ size_t port_cortexm_stack_peak(void);
 /* Repaint the unused stack so the next peak is measured from here. */
 void port_cortexm_stack_reset(void);
 void port_cortexm_heap_stats(size_t *in_use, size_t *peak);
+/* Bytes the allocator has taken from the RAM so far (its high-water mark:
+ * what the heap really costs, allocator overhead and fragmentation
+ * included). */
+size_t port_cortexm_heap_arena(void);
+/* Start a new peak from what is in use now. */
+void port_cortexm_heap_reset_peak(void);
+/* While on, allocations are left out of the figures (they belong to the
+ * firmware scenario's in-image test peer, not to the agent). */
+void port_cortexm_heap_exclude(bool on);
 
 #endif

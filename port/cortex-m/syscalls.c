@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "port.h"
+#include "port_cortexm.h"
 #include "semihost.h"
 
 extern char __heap_start__, __heap_end__;
@@ -25,9 +26,15 @@ int _kill(int pid, int sig);
 int _getpid(void);
 int _gettimeofday(struct timeval *tv, void *tz);
 
+static char *brk = &__heap_start__;
+
+size_t port_cortexm_heap_arena(void)
+{
+    return (size_t)(brk - &__heap_start__);
+}
+
 void *_sbrk(ptrdiff_t incr)
 {
-    static char *brk = &__heap_start__;
     char *prev = brk;
     /* The heap never grows into the stack: a failed malloc instead of a
      * silent overwrite. */
@@ -113,4 +120,15 @@ int _gettimeofday(struct timeval *tv, void *tz)
     tv->tv_sec = (time_t)now;
     tv->tv_usec = 0;
     return 0;
+}
+
+/* There is no file system: opening a file fails with ENOENT. */
+int _open(const char *path, int flags, int mode);
+int _open(const char *path, int flags, int mode)
+{
+    (void)path;
+    (void)flags;
+    (void)mode;
+    errno = ENOENT;
+    return -1;
 }

@@ -216,7 +216,7 @@ static void test_v1_get_and_post_sts(void **state)
     {
         const char *body = strstr(post, "\r\n\r\n") + 4;
         char cl[64];
-        snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", strlen(body));
+        snprintf(cl, sizeof cl, "\r\nContent-Length: %lu\r\n", (unsigned long)strlen(body));
         assert_non_null(strstr(post, cl));
         snprintf(want, sizeof want, "&Signature=%s", encsig);
         assert_string_equal(body + strlen(body) - strlen(want), want);

@@ -17,7 +17,8 @@
  * model after operation i. The recovered store must accept a new put, and the
  * emulator must never have seen a 0->1 program.
  *
- * Run at write_size 1, 4, 8 and 16; each prints "# powerloss: ..." with the
+ * Run at write_size 1, 4, 8 and 16 (on the Cortex-M target: 1 and 8); each
+ * prints "# powerloss: ..." with the
  * number of cut points exercised (asserted >= 1000 per geometry).
  */
 #include <setjmp.h>
@@ -28,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -272,10 +272,10 @@ static void describe_op(const op_t *op, char *out, size_t cap)
     o += (size_t)snprintf(out + o, cap - o, "%s%s", names[op->type],
                           op->abort ? "(abort)" : "");
     for (int i = 0; i < op->nsub && o < cap; i++)
-        o += (size_t)snprintf(out + o, cap - o, " %s[slot %d klen %zu vlen %zu]",
+        o += (size_t)snprintf(out + o, cap - o, " %s[slot %d klen %lu vlen %lu]",
                               op->sub[i].kind == SUB_PUT ? "put" : "del", op->sub[i].slot,
-                              g_key_len[op->sub[i].slot],
-                              op->sub[i].kind == SUB_PUT ? op->sub[i].len : 0);
+                              (unsigned long)g_key_len[op->sub[i].slot],
+                              (unsigned long)(op->sub[i].kind == SUB_PUT ? op->sub[i].len : 0));
 }
 
 /* ------------------------------------------------ traced flash device -- */
@@ -439,24 +439,26 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
     for (int j = 0; j < NSLOTS; j++) {
         if (m->present[j]) {
             if (o->rc[j] != STORE_OK) {
-                snprintf(why, cap, "slot %d: get=%d, want value of len %zu", j, o->rc[j],
-                         m->len[j]);
+                snprintf(why, cap, "slot %d: get=%d, want value of len %lu", j, o->rc[j],
+                         (unsigned long)m->len[j]);
                 return false;
             }
             if (o->len[j] != m->len[j] || memcmp(o->val[j], m->val[j], m->len[j]) != 0) {
-                snprintf(why, cap, "slot %d: value differs (got len %zu, want len %zu)", j,
-                         o->len[j], m->len[j]);
+                snprintf(why, cap, "slot %d: value differs (got len %lu, want len %lu)", j,
+                         (unsigned long)o->len[j], (unsigned long)m->len[j]);
                 return false;
             }
         } else if (o->rc[j] != STORE_NOT_FOUND) {
-            snprintf(why, cap, "slot %d: get=%d len %zu, want not-found", j, o->rc[j], o->len[j]);
+            snprintf(why, cap, "slot %d: get=%d len %lu, want not-found", j, o->rc[j],
+                     (unsigned long)o->len[j]);
             return false;
         }
     }
     if (probe) {
         if (o->probe_rc != STORE_OK || o->probe_len != probe_len ||
             memcmp(o->probe_val, probe, probe_len) != 0) {
-            snprintf(why, cap, "probe key: get=%d len %zu", o->probe_rc, o->probe_len);
+            snprintf(why, cap, "probe key: get=%d len %lu", o->probe_rc,
+                     (unsigned long)o->probe_len);
             return false;
         }
     } else if (o->probe_rc != STORE_NOT_FOUND) {
@@ -471,7 +473,8 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
     for (int i = 0; i < o->n_iter; i++) {
         int j = slot_of(o->it[i].key, o->it[i].key_len);
         if (j < 0) {
-            snprintf(why, cap, "iterate: unknown key of len %zu", o->it[i].key_len);
+            snprintf(why, cap, "iterate: unknown key of len %lu",
+                     (unsigned long)o->it[i].key_len);
             return false;
         }
         if (seen[j]) {
@@ -485,14 +488,14 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
                 return false;
             }
         } else if (!m->present[j] || o->it[i].value_len != m->len[j]) {
-            snprintf(why, cap, "iterate: slot %d (present=%d) value_len %zu want %zu", j,
-                     m->present[j], o->it[i].value_len, m->len[j]);
+            snprintf(why, cap, "iterate: slot %d (present=%d) value_len %lu want %lu", j,
+                     m->present[j], (unsigned long)o->it[i].value_len, (unsigned long)m->len[j]);
             return false;
         }
     }
     size_t want = model_count(m) + (probe ? 1 : 0);
     if ((size_t)o->n_iter != want) {
-        snprintf(why, cap, "iterate: %d keys, want %zu", o->n_iter, want);
+        snprintf(why, cap, "iterate: %d keys, want %lu", o->n_iter, (unsigned long)want);
         return false;
     }
     return true;
@@ -503,7 +506,7 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
 /* Run op against the store; returns the first non-OK status, or STORE_OK.
  * A transaction that hits STORE_FULL is aborted. With before != NULL (the
  * reference run) a read inside the open transaction must see the old state. */
-static int run_op(store_t *st, const op_t *op, const model_t *before, uint32_t w, int i)
+static int run_op(store_t *st, const op_t *op, const model_t *before, unsigned w, int i)
 {
     int rc;
     if (op->type == OP_PUT)
@@ -530,10 +533,11 @@ static int run_op(store_t *st, const op_t *op, const model_t *before, uint32_t w
             if (grc != STORE_OK || len != before->len[s0] ||
                 memcmp(buf, before->val[s0], len) != 0)
                 fail_msg("w=%u op %d: a read inside an open txn does not see the old value "
-                         "(get=%d len %zu want %zu)", w, i, grc, len, before->len[s0]);
+                         "(get=%d len %lu want %lu)", (unsigned)w, i, grc, (unsigned long)len,
+                         (unsigned long)before->len[s0]);
         } else if (grc != STORE_NOT_FOUND) {
             fail_msg("w=%u op %d: a read inside an open txn sees an uncommitted put (get=%d)",
-                     w, i, grc);
+                     (unsigned)w, i, grc);
         }
     }
     if (rc == STORE_OK)
@@ -541,7 +545,7 @@ static int run_op(store_t *st, const op_t *op, const model_t *before, uint32_t w
     if (rc == STORE_FULL) {
         int arc = store_txn_abort(st); /* closes it if commit did not */
         if (before && arc != STORE_OK && arc != STORE_ERR_TXN)
-            fail_msg("w=%u op %d: txn_abort after STORE_FULL returned %d", w, i, arc);
+            fail_msg("w=%u op %d: txn_abort after STORE_FULL returned %d", (unsigned)w, i, arc);
     }
     return rc;
 }
@@ -583,7 +587,7 @@ static void reboot_and_mount(rig_t *g, store_mount_report_t *rep)
         fail_msg("remount after power cut failed: %d (%s)", rc, store_status_str(rc));
 }
 
-static void run_campaign(uint32_t w, uint64_t seed)
+static void run_campaign(unsigned w, uint64_t seed)
 {
     rig_t g;
     snap_t pre, post;
@@ -591,9 +595,8 @@ static void run_campaign(uint32_t w, uint64_t seed)
     uint64_t cut_points = 0, erases_total = 0, fulls = 0, txns = 0, chunked = 0;
     uint64_t spurious_full = 0, full_then_fits = 0;
     char first_spurious[1400] = "";
-    struct timespec t0, t1;
+    uint64_t t0 = port_monotonic_ms();
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     keys_init();
     memset(&g, 0, sizeof g);
     assert_int_equal(emu_flash_init(&g.emu, SECTOR_SIZE, SECTOR_COUNT, w), 0);
@@ -678,10 +681,12 @@ static void run_campaign(uint32_t w, uint64_t seed)
             } else if (rrc != STORE_FULL) {
                 if (spurious_full++ == 0)
                     snprintf(first_spurious, sizeof first_spurious,
-                             "op %d (%s) returned STORE_FULL; store_stats before it: free=%u "
-                             "live=%u dead=%u live_records=%u; retried at once it returned %d",
-                             i, desc, pre_stats.free_bytes, pre_stats.live_bytes,
-                             pre_stats.dead_bytes, pre_stats.live_records, rrc);
+                             "op %d (%s) returned STORE_FULL; store_stats before it: free=%lu "
+                             "live=%lu dead=%lu live_records=%lu; retried at once it returned %d",
+                             i, desc, (unsigned long)pre_stats.free_bytes,
+                             (unsigned long)pre_stats.live_bytes,
+                             (unsigned long)pre_stats.dead_bytes,
+                             (unsigned long)pre_stats.live_records, rrc);
             }
             snap_restore(&post, &g);
         } else if (!(g_op.type == OP_DEL && rc == STORE_NOT_FOUND &&
@@ -716,36 +721,41 @@ static void run_campaign(uint32_t w, uint64_t seed)
                 emu_flash_cut_after(&g.emu, k, pos[p]);
                 int crc = run_op(&g.st, &g_op, NULL, w, i);
                 if (crc == STORE_OK || !g.emu.powered_off)
-                    fail_msg("w=%u op %d (%s) cut at step %zu/%zu byte %zu: op returned %d, "
+                    fail_msg("w=%u op %d (%s) cut at step %lu/%lu byte %lu: op returned %d, "
                              "powered_off=%d (the op must fail at the cut)",
-                             w, i, desc, k, nsteps, pos[p], crc, g.emu.powered_off);
+                             (unsigned)w, i, desc, (unsigned long)k, (unsigned long)nsteps,
+                             (unsigned long)pos[p], crc, g.emu.powered_off);
                 emu_flash_power_on(&g.emu);
                 reboot_and_mount(&g, &rep);
                 observe(&g.st, &g_obs);
                 bool was_before = obs_matches(&g_obs, &g_before, NULL, 0, why, sizeof why);
                 bool was_after = obs_matches(&g_obs, &g_after, NULL, 0, why2, sizeof why2);
                 if (!was_before && !was_after)
-                    fail_msg("w=%u op %d (%s) cut at step %zu/%zu (%s addr 0x%x len %u) byte "
-                             "%zu: recovered state is neither before (%s) nor after (%s)",
-                             w, i, desc, k, nsteps, g_trace[k].is_erase ? "erase" : "program",
-                             g_trace[k].addr, g_trace[k].len, pos[p], why, why2);
+                    fail_msg("w=%u op %d (%s) cut at step %lu/%lu (%s addr 0x%lx len %lu) byte "
+                             "%lu: recovered state is neither before (%s) nor after (%s)",
+                             (unsigned)w, i, desc, (unsigned long)k, (unsigned long)nsteps,
+                             g_trace[k].is_erase ? "erase" : "program",
+                             (unsigned long)g_trace[k].addr, (unsigned long)g_trace[k].len,
+                             (unsigned long)pos[p], why, why2);
                 /* still writable after recovery, and nothing else moved */
                 uint8_t probe[24];
                 for (size_t b = 0; b < sizeof probe; b++)
                     probe[b] = (uint8_t)rng_next(&probe_rng);
                 int prc = store_put(&g.st, g_probe_key, PROBE_KEY_LEN, probe, sizeof probe);
                 if (prc != STORE_OK)
-                    fail_msg("w=%u op %d (%s) cut at step %zu byte %zu: put after recovery "
-                             "returned %d (%s)", w, i, desc, k, pos[p], prc, store_status_str(prc));
+                    fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: put after recovery "
+                             "returned %d (%s)", (unsigned)w, i, desc, (unsigned long)k,
+                             (unsigned long)pos[p], prc, store_status_str(prc));
                 observe(&g.st, &g_obs);
                 if (!obs_matches(&g_obs, was_after ? &g_after : &g_before, probe, sizeof probe,
                                  why, sizeof why))
-                    fail_msg("w=%u op %d (%s) cut at step %zu byte %zu: after a put on the "
-                             "recovered store: %s", w, i, desc, k, pos[p], why);
+                    fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: after a put on the "
+                             "recovered store: %s", (unsigned)w, i, desc, (unsigned long)k,
+                             (unsigned long)pos[p], why);
                 if (g.emu.violations != 0)
-                    fail_msg("w=%u op %d (%s) cut at step %zu byte %zu: %llu NOR violations "
-                             "(0->1 program or misaligned)", w, i, desc, k, pos[p],
-                             (unsigned long long)g.emu.violations);
+                    fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: %lu NOR violations "
+                             "(0->1 program or misaligned)", (unsigned)w, i, desc, (unsigned long)k,
+                             (unsigned long)pos[p], (unsigned long)g.emu.violations);
                 cut_points++;
             }
         }
@@ -765,20 +775,19 @@ static void run_campaign(uint32_t w, uint64_t seed)
     if (!obs_matches(&g_obs, &g_before, NULL, 0, why, sizeof why))
         fail_msg("w=%u final state: %s", w, why);
 
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("# powerloss: write_size=%u cut points=%llu (sectors=%ux%u ops=%d txns=%llu "
-           "chunked_puts=%llu full=%llu erases=%llu, %.1fs)\n",
-           w, (unsigned long long)cut_points, SECTOR_COUNT, SECTOR_SIZE, WORKLOAD_OPS,
-           (unsigned long long)txns, (unsigned long long)chunked, (unsigned long long)fulls,
-           (unsigned long long)erases_total, secs);
+    /* Formats that newlib-nano (the Cortex-M build) prints too: no %llu, %zu or %f. */
+    printf("# powerloss: write_size=%u cut points=%lu (sectors=%ux%u ops=%d txns=%lu "
+           "chunked_puts=%lu full=%lu erases=%lu, %lu ms)\n",
+           w, (unsigned long)cut_points, SECTOR_COUNT, SECTOR_SIZE, WORKLOAD_OPS,
+           (unsigned long)txns, (unsigned long)chunked, (unsigned long)fulls,
+           (unsigned long)erases_total, (unsigned long)(port_monotonic_ms() - t0));
     if (full_then_fits)
-        printf("# powerloss: write_size=%u: %llu multi-record operations got STORE_FULL near "
+        printf("# powerloss: write_size=%u: %lu multi-record operations got STORE_FULL near "
                "capacity and fit when retried\n",
-               w, (unsigned long long)full_then_fits);
+               w, (unsigned long)full_then_fits);
     if (spurious_full)
-        printf("# powerloss: write_size=%u: %llu STORE_FULL answers were spurious; first: %s\n",
-               w, (unsigned long long)spurious_full, first_spurious);
+        printf("# powerloss: write_size=%u: %lu STORE_FULL answers were spurious; first: %s\n",
+               w, (unsigned long)spurious_full, first_spurious);
     fflush(stdout);
 
     teardown_owned(NULL); /* pre/post snapshots, work buffer, trace device, flash */
@@ -797,11 +806,13 @@ static void test_powerloss_w1(void **state)
     run_campaign(1, 0x1001);
 }
 
+#if !defined(CDNAGENT_TARGET)
 static void test_powerloss_w4(void **state)
 {
     (void)state;
     run_campaign(4, 0x4004);
 }
+#endif
 
 static void test_powerloss_w8(void **state)
 {
@@ -809,19 +820,27 @@ static void test_powerloss_w8(void **state)
     run_campaign(8, 0x8008);
 }
 
+#if !defined(CDNAGENT_TARGET)
 static void test_powerloss_w16(void **state)
 {
     (void)state;
     run_campaign(16, 0x1616);
 }
+#endif
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_powerloss_w1, teardown_owned),
+#if !defined(CDNAGENT_TARGET)
+        /* On the emulated Cortex-M (make test-target) the campaign is the
+         * smaller one: byte-writable and 8-byte-ECC NOR, ~90 s under QEMU. */
         cmocka_unit_test_teardown(test_powerloss_w4, teardown_owned),
+#endif
         cmocka_unit_test_teardown(test_powerloss_w8, teardown_owned),
+#if !defined(CDNAGENT_TARGET)
         cmocka_unit_test_teardown(test_powerloss_w16, teardown_owned),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -499,18 +499,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_body(self, status, body, ctype="application/json;charset=utf-8", chunked=False,
                   truncate=False):
-        self.send_response_only(status)
-        self.send_header("Server", self.server_version)
-        self.send_header("Date", formatdate(usegmt=True))
-        self.send_header("Content-Type", ctype)
-        self.send_header("x-acs-request-id", getattr(self, "request_id", ""))
+        hdrs = [("Server", self.server_version), ("Date", formatdate(usegmt=True)),
+                ("Content-Type", ctype), ("x-acs-request-id", getattr(self, "request_id", ""))]
         if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
+            hdrs.append(("Transfer-Encoding", "chunked"))
         else:
-            self.send_header("Content-Length", str(len(body)))
+            hdrs.append(("Content-Length", str(len(body))))
         if truncate:
-            self.send_header("Connection", "close")
+            hdrs.append(("Connection", "close"))
             self.close_connection = True
+        # --record: written (and flushed) before the answer leaves, so a client that has
+        # its answer always finds it in the file
+        rec = getattr(self, "record", None)
+        if rec is not None:
+            self.record = None
+            self.server.recorder.write(dict(rec, status=status, headers=[list(h) for h in hdrs],
+                                            body=(body[:len(body) // 2] if truncate else body)
+                                            .decode("utf-8", "replace")))
+        self.send_response_only(status)
+        for name, value in hdrs:
+            self.send_header(name, value)
         self.end_headers()
         if truncate:
             self.wfile.write(body[:len(body) // 2])
@@ -559,13 +567,30 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.dispatch()
 
+    def record_start(self, path, query, body):
+        """--record: what the answer's line says about the request (None when off)."""
+        if self.server.recorder is None or path.startswith("/_sim/"):
+            return None
+        params = {}
+        try:
+            params.update(parse_pairs(query, False))
+            if body and "x-www-form-urlencoded" in self.headers.get("Content-Type", ""):
+                params.update(parse_pairs(body.decode("utf-8", "replace"), True))
+        except Exception:
+            pass
+        # the action the client asked for: x-acs-action (V3) or the Action parameter (V1)
+        action = self.headers.get("x-acs-action") or params.get("Action", "")
+        return {"action": action, "params": params, "method": self.command}
+
     def dispatch(self):
         sim = self.server.sim
         self.request_id = str(uuid.uuid4()).upper()
+        self.record = None
         path, _, query = self.path.partition("?")
         try:
             body = self.read_body()
         except ApiError as e:
+            self.record = self.record_start(path, query, b"")
             self.close_connection = True
             too_big = (self.headers.get("Content-Length") or "0").isdigit() and \
                 int(self.headers.get("Content-Length")) > MAX_BODY_BYTES
@@ -574,6 +599,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path.startswith("/_sim/"):
             return self.control(path, body)
+        self.record = self.record_start(path, query, body)
         self.api(path, query, body)
 
     def control(self, path, body):
@@ -744,9 +770,24 @@ class Handler(BaseHTTPRequestHandler):
         self.log_line(status, action, code + (";fault:" + post if post else ""))
 
 
+class Recorder:
+    """--record FILE: one JSON line per answered API request, appended and flushed."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, obj):
+        line = json.dumps(obj, ensure_ascii=False) + "\n"
+        with self.lock:
+            self.f.write(line)
+            self.f.flush()
+
+
 class Server(ThreadingMixIn, HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    recorder = None
 
     def handle_error(self, request, client_address):
         e = sys.exc_info()[1]
@@ -772,6 +813,8 @@ def main(argv=None):
     ap.add_argument("--qps", type=float, default=10)
     ap.add_argument("--state")
     ap.add_argument("--faults", default="{}", help="JSON object of fault knobs")
+    ap.add_argument("--record", metavar="FILE",
+                    help="append one JSON line per answered API request (request and answer)")
     a = ap.parse_args(argv)
     host, _, port = a.listen.rpartition(":")
     try:
@@ -786,6 +829,8 @@ def main(argv=None):
               a.qps, a.state, faults)
     srv = Server((host, int(port)), Handler)
     srv.sim = sim
+    if a.record:
+        srv.recorder = Recorder(a.record)
     scheme = "http"
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

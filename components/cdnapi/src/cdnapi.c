@@ -237,7 +237,22 @@ static void id_to_text(const cJSON *id, char *out, size_t cap)
     if (cJSON_IsString(id)) {
         copy_field(out, cap, id->valuestring);
     } else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9.0e15) {
-        snprintf(out, cap, "%.0f", id->valuedouble);
+        /* Digits by hand: newlib-nano's printf (the Cortex-M build) has no
+         * %f and no %llu, and an id with a fraction is no id. */
+        uint64_t v = (uint64_t)id->valuedouble;
+        char digits[20];
+        size_t n = 0, i;
+        if ((double)v != id->valuedouble)
+            return;
+        do {
+            digits[n++] = (char)('0' + v % 10u);
+            v /= 10u;
+        } while (v != 0);
+        if (n >= cap)
+            return;
+        for (i = 0; i < n; i++)
+            out[i] = digits[n - 1 - i];
+        out[n] = 0;
     }
 }
 
