@@ -3,7 +3,8 @@
 # A no-op (no apt-get call at all) when everything is already present.
 set -eu
 PKGS="build-essential libmbedtls-dev libcjson-dev libhttp-parser-dev libcmocka-dev
-      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi openssl python3"
+      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi openssl python3
+      qemu-system-arm dpkg-dev"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -905,7 +905,8 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     }
     e->state = QUEUE_IN_FLIGHT;
     queue_update_if_same(a, e);
-    hrec_t sent = h;
+    /* h is what was sent from here on: no copy (2 KB less stack). */
+    const hrec_t *sent = &h;
     unlock(a);
 
     cdnapi_result_t res, unknown;
@@ -928,7 +929,7 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
             nlist = 0;
         }
     } else if (act == ACT_DELETE) {
-        cdnapi_delete_header(&a->api, domain, sent.config_id, &res);
+        cdnapi_delete_header(&a->api, domain, sent->config_id, &res);
         if (res.cls != CDNAPI_SUCCESS &&
             (strcmp(res.code, "InvalidConfigId.NotFound") == 0 || domain_unknown(&res)))
             res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
@@ -936,10 +937,10 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
         const char *dom = domain;
         cdnapi_header_t hd;
         memset(&hd, 0, sizeof hd);
-        strcpy(hd.key, sent.key);
-        strcpy(hd.value, sent.desired);
+        strcpy(hd.key, sent->key);
+        strcpy(hd.value, sent->desired);
         if (act == ACT_MODIFY)
-            strcpy(hd.config_id, sent.config_id);
+            strcpy(hd.config_id, sent->config_id);
         int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &hd, 1, &got, 1, &res);
         if (n < 1 && res.cls == CDNAPI_SUCCESS) {
             res.cls = CDNAPI_RETRYABLE; /* no ConfigId came back: look it up */
@@ -1021,12 +1022,12 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     if (act == ACT_DELETE) {
         now.flags &= (uint8_t)~HF_DELIVERED;
         now.config_id[0] = now.delivered[0] = 0;
-        snprintf(detail, sizeof detail, "deleted ConfigId %s", sent.config_id);
+        snprintf(detail, sizeof detail, "deleted ConfigId %.24s", sent->config_id);
     } else {
         now.flags |= HF_DELIVERED;
-        snprintf(now.config_id, sizeof now.config_id, "%s",
-                 act == ACT_MODIFY ? sent.config_id : got.config_id);
-        strcpy(now.delivered, sent.desired);
+        snprintf(now.config_id, sizeof now.config_id, "%.24s",
+                 act == ACT_MODIFY ? sent->config_id : got.config_id);
+        strcpy(now.delivered, sent->desired);
         snprintf(detail, sizeof detail, "%s ConfigId %s", act == ACT_ADD ? "added" : "modified",
                  now.config_id);
     }
