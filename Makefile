@@ -120,7 +120,7 @@ target-images: deps $(TP)/.fetched
 test-target: target-images
 	@$(PYTHON) tests/run_tests.py --build $(BUILD) --only test_target
 
-size: firmware target-images
+size: deps $(TP)/.fetched
 	@$(CM_MAKE) size
 
 # ----------------------------------------------------------- the two jobs --

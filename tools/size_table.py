@@ -1,46 +1,222 @@
 #!/usr/bin/env python3
-"""Print text/data/bss per component from the Cortex-M4 -Os object files.
+"""make size: the footprint of the linked Cortex-M image.
 
-Figures are sums over each component's object files (compiled with
--ffunction-sections); the linker's --gc-sections can only make a linked
-image smaller than this, so the table is an upper bound.
+Flash and static RAM come from the linker map of the product image
+(build/cm-fw/cdnagent.elf.map: arm-none-eabi-gcc -Os, newlib-nano,
+--gc-sections, so only code that is really linked is counted), grouped by
+component, port, application and third-party library. Peak heap and stack
+come from the firmware scenario's log under QEMU (build/cm-tgt/scenario.log,
+written by make test-target): for each API call, the heap in use at its peak
+(port_malloc: the agent, mbedTLS and cJSON) and the stack watermark. The
+largest -fstack-usage frames are listed beside the measured stack.
 """
 import argparse
+import glob
 import os
-import subprocess
+import re
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def owners():
+    """Object file basename -> group name, from the source tree."""
+    own = {}
+    for src in glob.glob(os.path.join(ROOT, "components", "*", "src", "*.c")):
+        own[os.path.basename(src)[:-2] + ".o"] = os.path.basename(
+            os.path.dirname(os.path.dirname(src)))
+    for src in glob.glob(os.path.join(ROOT, "port", "cortex-m", "*.c")):
+        own[os.path.basename(src)[:-2] + ".o"] = "port/cortex-m"
+    for src in glob.glob(os.path.join(ROOT, "firmware", "cortex-m", "*.c")):
+        own[os.path.basename(src)[:-2] + ".o"] = "app (firmware/cortex-m)"
+    return own
+
+
+LIBS = [("libmbedtls.a", "mbedTLS 2.28"), ("libcjson.a", "cJSON 1.7"),
+        ("libhttp_parser.a", "http-parser 2.9"), ("libc_nano.a", "newlib-nano + libgcc"),
+        ("libg_nano.a", "newlib-nano + libgcc"), ("libgcc.a", "newlib-nano + libgcc"),
+        ("libnosys.a", "newlib-nano + libgcc")]
+
+
+def group_of(path, own):
+    base = os.path.basename(path)
+    for lib, name in LIBS:
+        if lib in path:
+            return name
+    m = re.search(r"\(([^)]+\.o)\)$", path)
+    if m:
+        base = m.group(1)
+    if "fw_blobs" in base:
+        return "built-in manifest + PEMs"
+    if base in ("crt0.o", "crti.o", "crtn.o", "crtbegin.o", "crtend.o"):
+        return "newlib-nano + libgcc"
+    return own.get(base, "other: " + base)
+
+
+def parse_map(path, own):
+    """Return {group: [text, data, bss]} and the RAM-NOR stand-in size."""
+    sizes = {}
+    nor = 0
+    out_sec = None
+    pending = None
+    line_re = re.compile(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*)$")
+    in_map = False
+    for raw in open(path):
+        line = raw.rstrip("\n")
+        if line.startswith("Linker script and memory map"):
+            in_map = True
+            continue
+        if not in_map:
+            continue
+        m = re.match(r"^(\.[A-Za-z0-9_.]+)\s", line) or re.match(r"^(\.[A-Za-z0-9_.]+)$", line)
+        if m and not line.startswith(" "):
+            out_sec = m.group(1)
+            pending = None
+            continue
+        sm = re.match(r"^ (\.[^\s]+|COMMON)\s*(.*)$", line)
+        if sm:
+            pending = sm.group(1)
+            rest = sm.group(2)
+            if not rest:
+                continue
+            line = "                " + rest
+        lm = line_re.match(line)
+        if not lm or pending is None:
+            continue
+        size = int(lm.group(1), 16)
+        obj = lm.group(2).strip()
+        in_sec = pending
+        pending = None
+        if size == 0 or out_sec in (".heap", ".stack") or obj.startswith("linker stubs"):
+            continue
+        if out_sec in (".text", ".ARM.exidx", ".rodata"):
+            col = 0
+        elif out_sec == ".data":
+            col = 1
+        elif out_sec == ".bss":
+            col = 2
+        else:
+            continue
+        if in_sec == ".bss.flash_mem":
+            nor += size  # the NOR stand-in: a board keeps the store in flash
+            continue
+        g = group_of(obj, own)
+        sizes.setdefault(g, [0, 0, 0])[col] += size
+    return sizes, nor
+
+
+def parse_scenario(path):
+    calls, whole = [], {}
+    if not path or not os.path.isfile(path):
+        return calls, whole
+    for line in open(path):
+        m = re.match(r"# figure: call=(\S+) heap_peak=(\d+) stack_peak=(\d+) handshake=(\d)", line)
+        if m:
+            calls.append((m.group(1) + (" + TLS handshake" if m.group(4) == "1" else ""),
+                          int(m.group(2)), int(m.group(3))))
+        m = re.match(r"# figure: heap_arena=(\d+) stack_peak_whole_run=(\d+)", line)
+        if m:
+            whole = {"arena": int(m.group(1)), "stack": int(m.group(2))}
+    return calls, whole
+
+
+def top_frames(objdir, n=6):
+    frames = []
+    for su in glob.glob(os.path.join(objdir, "**", "*.su"), recursive=True):
+        for line in open(su):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2 and parts[1].isdigit():
+                where = parts[0].split(":")
+                frames.append((int(parts[1]), where[-1], os.path.relpath(where[0], ROOT)
+                               if os.path.isabs(where[0]) else where[0]))
+    frames.sort(reverse=True)
+    return frames[:n]
+
+
+COMPONENT_ORDER = ["sign", "http", "cdnapi", "retry", "store", "queue", "vault", "agent"]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="arm-none-eabi-size")
-    ap.add_argument("objdir", help="build/cm4/obj/components")
+    ap.add_argument("--map", required=True)
+    ap.add_argument("--scenario-log")
+    ap.add_argument("--objdir", default=None, help="where the .su files are")
     args = ap.parse_args()
-    if not os.path.isdir(args.objdir):
-        print("size: no objects under %s (build them with make cross-check)" % args.objdir,
-              file=sys.stderr)
+    if not os.path.isfile(args.map):
+        print("size: %s missing (make firmware)" % args.map, file=sys.stderr)
         return 1
-    rows = []
-    for comp in sorted(os.listdir(args.objdir)):
-        objs = []
-        for dirpath, _, files in os.walk(os.path.join(args.objdir, comp)):
-            objs += [os.path.join(dirpath, f) for f in files if f.endswith(".o")]
-        if not objs:
-            continue
-        out = subprocess.run([args.size, "-B"] + sorted(objs), check=True,
-                             stdout=subprocess.PIPE, text=True).stdout
-        text = data = bss = 0
-        for line in out.splitlines()[1:]:
-            parts = line.split()
-            text += int(parts[0]); data += int(parts[1]); bss += int(parts[2])
-        rows.append((comp, text, data, bss))
-    print("Cortex-M4, arm-none-eabi-gcc -mthumb -Os -ffunction-sections (object sums)")
-    print("%-12s %8s %8s %8s %10s" % ("component", "text", "data", "bss", "flash"))
-    tt = td = tb = 0
-    for comp, t, d, b in rows:
-        print("%-12s %8d %8d %8d %10d" % (comp, t, d, b, t + d))
-        tt += t; td += d; tb += b
-    print("%-12s %8d %8d %8d %10d" % ("total", tt, td, tb, tt + td))
+    own = owners()
+    sizes, nor = parse_map(args.map, own)
+    comps = [c for c in COMPONENT_ORDER if c in sizes] + sorted(
+        c for c in set(own.values()) if c in sizes and c not in COMPONENT_ORDER
+        and "/" not in c and not c.startswith("app"))
+    rest = ["port/cortex-m", "app (firmware/cortex-m)", "built-in manifest + PEMs"]
+    libs = ["mbedTLS 2.28", "cJSON 1.7", "http-parser 2.9", "newlib-nano + libgcc"]
+    others = sorted(g for g in sizes if g not in comps + rest + libs)
+
+    def row(name, t, d, b):
+        print("| %-26s | %8d | %6d | %7d | %9d |" % (name, t, d, b, t + d))
+
+    print("Cortex-M4 image %s (arm-none-eabi-gcc -Os, newlib-nano, --gc-sections)"
+          % os.path.relpath(args.map[:-4], ROOT))
+    print()
+    print("| %-26s | %8s | %6s | %7s | %9s |" % ("part", "text", "data", "bss", "flash"))
+    print("|%s|%s|%s|%s|%s|" % ("-" * 28, "-" * 10, "-" * 8, "-" * 9, "-" * 11))
+    tot = [0, 0, 0]
+    own_tot = [0, 0, 0]
+    for c in comps:
+        t, d, b = sizes[c]
+        row(c, t, d, b)
+        for i in range(3):
+            own_tot[i] += sizes[c][i]
+    row("= agent's own code", *own_tot)
+    for g in rest + libs + others:
+        if g in sizes:
+            row(g, *sizes[g])
+    for g in sizes:
+        for i in range(3):
+            tot[i] += sizes[g][i]
+    row("= whole image", *tot)
+    print()
+    print("Not in the table: the store's NOR (%d KB of RAM standing in for flash under QEMU;"
+          " a board keeps it in its flash), the heap and the stack (below)." % (nor // 1024))
+
+    calls, whole = parse_scenario(args.scenario_log)
+    own_static = own_tot[1] + own_tot[2]
+    app_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2]
+                     for g in ("app (firmware/cortex-m)", "port/cortex-m"))
+    lib_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2] for g in libs)
+    print()
+    if not calls:
+        print("RAM: no scenario log at %s (make test-target writes it)" % args.scenario_log)
+    else:
+        print("RAM per API call in the firmware scenario (QEMU mps2-an386; heap = port_malloc"
+              " in use at the peak, agent + mbedTLS + cJSON; stack = watermark):")
+        print()
+        print("| %-46s | %10s | %10s |" % ("call", "peak heap", "peak stack"))
+        print("|%s|%s|%s|" % ("-" * 48, "-" * 12, "-" * 12))
+        for i, (a, h, s) in enumerate(calls):
+            print("| %-46s | %10d | %10d |" % ("%d. %s" % (i + 1, a), h, s))
+        cert = [c for c in calls if c[0].startswith("SetDomainServerCertificate")]
+        worst = max(calls, key=lambda c: c[1] + c[2])
+        static = own_static + app_static + lib_static
+        print()
+        print("Static RAM (.data + .bss): agent components %d B, app + port %d B, libraries %d B."
+              % (own_static, app_static, lib_static))
+        if cert:
+            _, ch, cs = cert[0]
+            print("Certificate push%s: peak heap %d B + peak stack %d B + static %d B = %d B"
+                  % (" (with its TLS handshake)" if "handshake" in cert[0][0] else "",
+                     ch, cs, static, ch + cs + static))
+        print("Worst call (%s): peak heap %d B + peak stack %d B + static %d B = %d B"
+              % (worst[0], worst[1], worst[2], static, worst[1] + worst[2] + static))
+    objdir = args.objdir or os.path.join(os.path.dirname(args.map), "obj")
+    frames = top_frames(objdir)
+    if frames:
+        print()
+        print("Largest stack frames (-fstack-usage): " + ", ".join(
+            "%s %d B" % (fn, sz) for sz, fn, _ in frames))
     return 0
 
 

@@ -132,7 +132,16 @@ $(BUILD)/cm-tgt/scenario.elf: $(SCEN_OBJS) $(TGT_COMMON) $(LIBS_tgt) firmware/co
 
 target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf
 
-size: $(BUILD)/cm-fw/cdnagent.elf
+QEMU := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+        -semihosting-config enable=on,target=native -kernel
+
+# The RAM figures come from a run of the firmware scenario (make
+# test-target writes the same log).
+$(BUILD)/cm-tgt/scenario.log: $(BUILD)/cm-tgt/scenario.elf
+	$(QEMU) $< > $@.tmp 2>&1 || { cat $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+size: $(BUILD)/cm-fw/cdnagent.elf $(BUILD)/cm-tgt/scenario.log
 	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) --map $(BUILD)/cm-fw/cdnagent.elf.map \
 	    --scenario-log $(BUILD)/cm-tgt/scenario.log
 

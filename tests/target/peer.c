@@ -40,6 +40,7 @@ static struct {
     cJSON *rec;
     const cJSON *steps;
     unsigned nsteps, answered, mismatches, handshakes;
+    int close_after; /* answer of this step says Connection: close (-1: never) */
     char last_action[64];
 } P;
 
@@ -248,6 +249,8 @@ static size_t build_response(const cJSON *step, bool ok)
             value = date;
         n += (size_t)snprintf(P.resp + n, RESP_MAX - n, "%s: %s\r\n", name, value);
     }
+    if ((int)P.answered == P.close_after)
+        n += (size_t)snprintf(P.resp + n, RESP_MAX - n, "Connection: close\r\n");
     if (!ok)
         n += (size_t)snprintf(P.resp + n, RESP_MAX - n,
                               "Date: %s\r\nContent-Type: application/json\r\nContent-Length: %lu\r\n",
@@ -427,6 +430,7 @@ int peer_start(void)
     }
     port_cortexm_heap_exclude(true);
     memset(&P, 0, sizeof P);
+    P.close_after = -1;
     P.rec = cJSON_ParseWithLength(rec->data, rec->len);
     P.steps = cJSON_GetObjectItemCaseSensitive(P.rec, "steps");
     P.nsteps = (unsigned)cJSON_GetArraySize(P.steps);
@@ -480,3 +484,8 @@ unsigned peer_steps(void) { return P.nsteps; }
 unsigned peer_mismatches(void) { return P.mismatches; }
 unsigned peer_handshakes(void) { return P.handshakes; }
 const char *peer_last_action(void) { return P.last_action; }
+
+void peer_close_after(unsigned step)
+{
+    P.close_after = (int)step;
+}

@@ -18,6 +18,10 @@
 int peer_start(void);
 void peer_stop(void);
 
+/* Answer step (0-based) with "Connection: close", as servers do with idle
+ * or long-lived connections: the next call needs a new TLS handshake. */
+void peer_close_after(unsigned step);
+
 /* Steps answered, steps in the recording, requests that did not match. */
 unsigned peer_answered(void);
 unsigned peer_steps(void);
