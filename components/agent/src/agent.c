@@ -905,8 +905,13 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     }
     e->state = QUEUE_IN_FLIGHT;
     queue_update_if_same(a, e);
-    /* h is what was sent from here on: no copy (2 KB less stack). */
-    const hrec_t *sent = &h;
+    /* What is sent, kept in the request's own struct: the record h is
+     * re-read into after the call (one record on the stack, not three). */
+    cdnapi_header_t sent;
+    memset(&sent, 0, sizeof sent);
+    strcpy(sent.key, h.key);
+    strcpy(sent.value, h.desired);
+    strcpy(sent.config_id, h.config_id);
     unlock(a);
 
     cdnapi_result_t res, unknown;
@@ -929,19 +934,18 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
             nlist = 0;
         }
     } else if (act == ACT_DELETE) {
-        cdnapi_delete_header(&a->api, domain, sent->config_id, &res);
+        cdnapi_delete_header(&a->api, domain, sent.config_id, &res);
         if (res.cls != CDNAPI_SUCCESS &&
             (strcmp(res.code, "InvalidConfigId.NotFound") == 0 || domain_unknown(&res)))
             res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
     } else {
         const char *dom = domain;
-        cdnapi_header_t hd;
-        memset(&hd, 0, sizeof hd);
-        strcpy(hd.key, sent->key);
-        strcpy(hd.value, sent->desired);
-        if (act == ACT_MODIFY)
-            strcpy(hd.config_id, sent->config_id);
-        int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &hd, 1, &got, 1, &res);
+        char id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+        strcpy(id, sent.config_id);
+        if (act != ACT_MODIFY)
+            sent.config_id[0] = 0; /* an add carries no ConfigId */
+        int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &sent, 1, &got, 1, &res);
+        strcpy(sent.config_id, id);
         if (n < 1 && res.cls == CDNAPI_SUCCESS) {
             res.cls = CDNAPI_RETRYABLE; /* no ConfigId came back: look it up */
             snprintf(res.code, sizeof res.code, "Local.NoConfigId");
@@ -949,8 +953,8 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     }
 
     lock(a);
-    hrec_t now;
-    if (hrec_load(a->st, e->target, &now, a->buf) != STORE_OK) {
+    hrec_t *now = &h;
+    if (hrec_load(a->st, e->target, now, a->buf) != STORE_OK) {
         port_free(list);
         unlock(a);
         return 0;
@@ -958,9 +962,9 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     if (res.cls != CDNAPI_SUCCESS) {
         if (act == ACT_MODIFY && strcmp(res.code, "InvalidConfigId.NotFound") == 0) {
             /* deleted behind our back: add it again */
-            now.flags &= (uint8_t)~(HF_DELIVERED | HF_UNSURE);
-            now.config_id[0] = now.delivered[0] = 0;
-            hrec_save(a, e->target, &now);
+            now->flags &= (uint8_t)~(HF_DELIVERED | HF_UNSURE);
+            now->config_id[0] = now->delivered[0] = 0;
+            hrec_save(a, e->target, now);
             e->state = QUEUE_PENDING;
             queue_update_if_same(a, e);
             port_free(list);
@@ -968,8 +972,8 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
             return 0;
         }
         if (act != ACT_LIST && reply_was_definitive(&res)) {
-            now.flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
-            hrec_save(a, e->target, &now);
+            now->flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
+            hrec_save(a, e->target, now);
         }
         uint32_t w = handle_failure(a, e, domain, what, &res, now_ms);
         port_free(list);
@@ -980,7 +984,7 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     if (act == ACT_LIST) {
         int first = -1;
         for (int i = 0; i < nlist; i++) {
-            if (!same_header_name(list[i].key, now.key))
+            if (!same_header_name(list[i].key, now->key))
                 continue;
             if (first < 0) {
                 first = i;
@@ -993,19 +997,19 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
                 lock(a);
             }
         }
-        now.flags &= (uint8_t)~HF_UNSURE;
+        now->flags &= (uint8_t)~HF_UNSURE;
         if (first >= 0) {
-            now.flags |= HF_DELIVERED;
-            snprintf(now.config_id, sizeof now.config_id, "%s", list[first].config_id);
-            snprintf(now.delivered, sizeof now.delivered, "%s", list[first].value);
+            now->flags |= HF_DELIVERED;
+            snprintf(now->config_id, sizeof now->config_id, "%s", list[first].config_id);
+            snprintf(now->delivered, sizeof now->delivered, "%s", list[first].value);
             a->counters.adoptions++;
         } else {
-            now.flags &= (uint8_t)~HF_DELIVERED;
-            now.config_id[0] = now.delivered[0] = 0;
+            now->flags &= (uint8_t)~HF_DELIVERED;
+            now->config_id[0] = now->delivered[0] = 0;
         }
         port_free(list);
-        hrec_save(a, e->target, &now);
-        if (unknown.code[0] && (now.flags & HF_DESIRED)) {
+        hrec_save(a, e->target, now);
+        if (unknown.code[0] && (now->flags & HF_DESIRED)) {
             /* The domain is not on the CDN: that is this change's answer. */
             queue_record_failure(e, false, unknown.code, unknown.message, now_ms, &a->cfg.policy, 0);
             queue_update_if_same(a, e);
@@ -1018,24 +1022,24 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
         unlock(a);
         return 0;
     }
-    now.flags &= (uint8_t)~HF_UNSURE;
+    now->flags &= (uint8_t)~HF_UNSURE;
     if (act == ACT_DELETE) {
-        now.flags &= (uint8_t)~HF_DELIVERED;
-        now.config_id[0] = now.delivered[0] = 0;
-        snprintf(detail, sizeof detail, "deleted ConfigId %.24s", sent->config_id);
+        now->flags &= (uint8_t)~HF_DELIVERED;
+        now->config_id[0] = now->delivered[0] = 0;
+        snprintf(detail, sizeof detail, "deleted ConfigId %.24s", sent.config_id);
     } else {
-        now.flags |= HF_DELIVERED;
-        snprintf(now.config_id, sizeof now.config_id, "%.24s",
-                 act == ACT_MODIFY ? sent->config_id : got.config_id);
-        strcpy(now.delivered, sent->desired);
-        snprintf(detail, sizeof detail, "%s ConfigId %s", act == ACT_ADD ? "added" : "modified",
-                 now.config_id);
+        now->flags |= HF_DELIVERED;
+        snprintf(now->config_id, sizeof now->config_id, "%.24s",
+                 act == ACT_MODIFY ? sent.config_id : got.config_id);
+        strcpy(now->delivered, sent.value);
+        snprintf(detail, sizeof detail, "%s ConfigId %.24s", act == ACT_ADD ? "added" : "modified",
+                 now->config_id);
     }
-    if (header_action(&now) == ACT_NONE) {
-        header_settled(a, e->target, &now, e->seq);
+    if (header_action(now) == ACT_NONE) {
+        header_settled(a, e->target, now, e->seq);
         emit(a, AGENT_EV_DELIVERED, domain, what, detail, &res, e->attempts);
     } else {
-        hrec_save(a, e->target, &now); /* edited meanwhile: the new entry goes next */
+        hrec_save(a, e->target, now); /* edited meanwhile: the new entry goes next */
     }
     unlock(a);
     return 0;
