@@ -117,7 +117,7 @@ cross-check firmware: deps $(TP)/.fetched
 target-images: deps $(TP)/.fetched
 	@$(CM_MAKE) target-images
 
-test-target: target-images
+test-target: firmware target-images
 	@$(PYTHON) tests/run_tests.py --build $(BUILD) --only test_target
 
 size: deps $(TP)/.fetched
@@ -136,7 +136,7 @@ $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json
 
 test: deps
 	$(MAKE) --no-print-directory npm-deps
-	$(MAKE) --no-print-directory all unit-tests target-images
+	$(MAKE) --no-print-directory all unit-tests firmware target-images
 	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS)
 
 run: deps

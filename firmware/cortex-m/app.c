@@ -19,13 +19,13 @@ static uint8_t flash_mem[APP_SECTOR_SIZE * APP_SECTOR_COUNT];
 _Static_assert(sizeof flash_mem <= APP_FLASH_MAX, "flash larger than APP_FLASH_MAX");
 _Static_assert(APP_SECTOR_COUNT <= APP_SECTORS_MAX, "more sectors than APP_SECTORS_MAX");
 
-agent_status_t app_boot(app_t *app)
+agent_status_t app_boot(app_t *app, bool erase_flash)
 {
     store_status_t sr;
     int64_t now;
     memset(app, 0, sizeof *app);
     if (port_cortexm_ram_flash(&app->flash, flash_mem, APP_SECTOR_SIZE, APP_SECTOR_COUNT,
-                               APP_WRITE_SIZE) != PORT_OK)
+                               APP_WRITE_SIZE, erase_flash) != PORT_OK)
         return AGENT_ERR_STORE;
     sr = store_mount(&app->store, &app->flash, app->work, sizeof app->work, 0, NULL);
     if (sr == STORE_OK) {

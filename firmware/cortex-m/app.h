@@ -26,8 +26,10 @@ extern const size_t app_blob_count;
 /* Look up a built-in file by name; NULL if the image has none. */
 const app_blob_t *app_blob(const char *name);
 
-/* Sizes of the RAM-backed NOR the image keeps its store in. A board keeps
- * it in its own flash; the geometry then comes from the manifest. */
+/* Sizes of the RAM-backed NOR the image keeps its store in (app.c fixes the
+ * geometry: 16 x 4 KB, 8-byte writes). A board keeps the store in its own
+ * flash with that part's geometry; the manifest's "flash" section describes
+ * the Linux image the host tools write and is not used on the device. */
 #define APP_FLASH_MAX (64u * 1024u)
 #define APP_SECTORS_MAX 32u
 
@@ -44,13 +46,16 @@ typedef struct {
 } app_t;
 
 /* Apply the built-in manifest ("manifest.json") to a freshly formatted
- * store: settings (secrets sealed), every domain's headers and certificate
- * queued. Errors are logged with the manifest path of the bad field.
- * Returns AGENT_OK or the first error. */
+ * store: every domain's headers and certificate queued, then the settings
+ * (secrets sealed) last, as the mark of a finished provisioning. Errors are
+ * logged with the manifest path of the bad field. Returns AGENT_OK or the
+ * first error. */
 agent_status_t app_provision(store_t *st, int64_t now_utc);
 
-/* Mount the store, or format and provision it when the device is new. */
-agent_status_t app_boot(app_t *app);
+/* Mount the store, or format and provision it when the device is new (or
+ * its provisioning never finished). erase_flash: the NOR starts erased (the
+ * RAM NOR at power-on); false keeps what it holds (a warm reboot). */
+agent_status_t app_boot(app_t *app, bool erase_flash);
 
 /* Load the settings and create the agent (HTTPS client included). */
 agent_status_t app_start(app_t *app);

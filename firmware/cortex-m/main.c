@@ -16,11 +16,14 @@ int main(void)
     uint8_t key[PORT_DEVICE_KEY_LEN];
     port_cortexm_init();
     cJSON_InitHooks(&hooks);
-    /* Stand-in for the key a factory programs into OTP. */
+    /* Stand-in for the key a factory programs into OTP. A fresh key every
+     * boot is only right because this image's store is in RAM and starts
+     * empty too; a board with a real flash reads its OTP key here instead,
+     * or the sealed settings would not open after a reboot. */
     if (port_random(key, sizeof key) != PORT_OK)
         return 2;
     port_cortexm_set_device_key(key, 1);
-    if (app_boot(&app) != AGENT_OK || app_start(&app) != AGENT_OK)
+    if (app_boot(&app, true) != AGENT_OK || app_start(&app) != AGENT_OK)
         return 1;
     for (;;)
         (void)app_deliver(&app, UINT32_MAX - 1u);

@@ -190,17 +190,12 @@ agent_status_t app_provision(store_t *st, int64_t now_utc)
         cJSON_Delete(root);
         return AGENT_ERR_INVALID;
     }
-    /* Settings hold a 4 KB STS token: heap, not the caller's stack. */
-    s = port_malloc(sizeof *s);
-    rc = s ? settings_from(root, s, &ca) : AGENT_ERR_STORE;
-    if (rc == AGENT_OK)
-        rc = agent_settings_save(st, s, ca);
-    if (s) {
-        agent_settings_wipe(s);
-        port_free(s);
-    }
+    /* The domains go first and the settings last: the settings are what
+     * makes app_boot treat the device as provisioned, so a provisioning cut
+     * short (power, a bad field) is simply done again at the next boot. */
     ds = cJSON_GetObjectItemCaseSensitive(root, "domains");
-    if (rc == AGENT_OK && !cJSON_IsArray(ds)) {
+    rc = AGENT_OK;
+    if (!cJSON_IsArray(ds)) {
         LOG_ERR("manifest: $.domains: missing or not an array");
         rc = AGENT_ERR_INVALID;
     }
@@ -211,6 +206,16 @@ agent_status_t app_provision(store_t *st, int64_t now_utc)
             if (rc != AGENT_OK)
                 break;
         }
+    /* Settings hold a 4 KB STS token: heap, not the caller's stack. */
+    s = rc == AGENT_OK ? port_malloc(sizeof *s) : NULL;
+    if (rc == AGENT_OK)
+        rc = s ? settings_from(root, s, &ca) : AGENT_ERR_STORE;
+    if (rc == AGENT_OK)
+        rc = agent_settings_save(st, s, ca);
+    if (s) {
+        agent_settings_wipe(s);
+        port_free(s);
+    }
     cJSON_Delete(root);
     return rc;
 }

@@ -131,13 +131,22 @@ typedef union {
 } heap_prefix_t;
 static size_t heap_in_use, heap_peak;
 static bool heap_excluding;
+static void *(*excluded_alloc)(size_t);
+static void (*excluded_free)(void *);
+
+void port_cortexm_set_excluded_heap(void *(*alloc)(size_t), void (*release)(void *))
+{
+    excluded_alloc = alloc;
+    excluded_free = release;
+}
 
 void *port_malloc(size_t size)
 {
     heap_prefix_t *p;
     if (size > SIZE_MAX - sizeof(heap_prefix_t))
         return NULL;
-    p = malloc(sizeof(heap_prefix_t) + size);
+    p = heap_excluding && excluded_alloc ? excluded_alloc(sizeof(heap_prefix_t) + size)
+                                         : malloc(sizeof(heap_prefix_t) + size);
     if (p == NULL)
         return NULL;
     p->h.size = size;
@@ -169,7 +178,10 @@ void port_free(void *ptr)
     p = (heap_prefix_t *)ptr - 1;
     if (!p->h.excluded)
         heap_in_use -= p->h.size;
-    free(p);
+    if (p->h.excluded && excluded_alloc)
+        excluded_free(p);
+    else
+        free(p);
 }
 
 void port_cortexm_heap_stats(size_t *in_use, size_t *peak)
@@ -236,14 +248,15 @@ static port_status_t ram_flash_erase(port_flash_t *dev, uint32_t sector)
 }
 
 port_status_t port_cortexm_ram_flash(port_flash_t *dev, uint8_t *storage, uint32_t sector_size,
-                                     uint32_t sector_count, uint32_t write_size)
+                                     uint32_t sector_count, uint32_t write_size, bool erase)
 {
     if (dev == NULL || storage == NULL || sector_size == 0 ||
         (sector_size & (sector_size - 1u)) != 0 || sector_count < 3 || write_size == 0 ||
         write_size > 32 || sector_size % write_size != 0)
         return PORT_ERR_ARG;
     ram_flash_ctx.mem = storage;
-    memset(storage, 0xFF, (size_t)sector_size * sector_count);
+    if (erase)
+        memset(storage, 0xFF, (size_t)sector_size * sector_count);
     dev->sector_size = sector_size;
     dev->sector_count = sector_count;
     dev->write_size = write_size;

@@ -21,9 +21,10 @@ void port_cortexm_set_wall_clock(int64_t utc_seconds);
 
 /* A NOR flash emulated in RAM with the rules of the real part (erase to
  * 0xFF, program only clears bits, aligned to write_size). storage must hold
- * sector_size * sector_count bytes. Returns PORT_ERR_ARG on bad geometry. */
+ * sector_size * sector_count bytes; erase: start fully erased (false keeps
+ * its content, as a reboot does). Returns PORT_ERR_ARG on bad geometry. */
 port_status_t port_cortexm_ram_flash(port_flash_t *dev, uint8_t *storage, uint32_t sector_size,
-                                     uint32_t sector_count, uint32_t write_size);
+                                     uint32_t sector_count, uint32_t write_size, bool erase);
 
 /* The device key, as a factory would program it into OTP. The mps2 boards
  * have no OTP, so the image sets it at boot; until then port_device_key
@@ -46,6 +47,8 @@ void port_cortexm_set_net(const port_cortexm_net_t *net);
 
 /* Measurements for the footprint table. */
 size_t port_cortexm_stack_peak(void);
+/* Bytes reserved for the stack by the linker script. */
+size_t port_cortexm_stack_size(void);
 /* Repaint the unused stack so the next peak is measured from here. */
 void port_cortexm_stack_reset(void);
 void port_cortexm_heap_stats(size_t *in_use, size_t *peak);
@@ -58,5 +61,9 @@ void port_cortexm_heap_reset_peak(void);
 /* While on, allocations are left out of the figures (they belong to the
  * firmware scenario's in-image test peer, not to the agent). */
 void port_cortexm_heap_exclude(bool on);
+/* Where excluded allocations come from (NULL: the main heap). With a heap
+ * of its own the test peer leaves the main heap's high-water mark
+ * (port_cortexm_heap_arena) to the agent alone. */
+void port_cortexm_set_excluded_heap(void *(*alloc)(size_t), void (*release)(void *));
 
 #endif

@@ -49,6 +49,11 @@ size_t port_cortexm_stack_peak(void)
     return (size_t)((const char *)&__stack_top__ - (const char *)p);
 }
 
+size_t port_cortexm_stack_size(void)
+{
+    return (size_t)((const char *)&__stack_top__ - (const char *)&__stack_limit__);
+}
+
 /* Repaint from the current stack pointer down, so a later peak is measured
  * from this point of the run. */
 void port_cortexm_stack_reset(void)

@@ -2,6 +2,7 @@
 #define _DEFAULT_SOURCE /* strtok_r, strncasecmp, gmtime_r */
 #include "peer.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "app.h"
 #include "port_cortexm.h"
+#include "sign.h"
 
 #define PIPE_MAX (24u * 1024u) /* one direction of the memory "socket" */
 #define REQ_MAX (24u * 1024u)  /* one HTTP request (a certificate push is ~4 KB) */
@@ -43,6 +45,46 @@ static struct {
     int close_after; /* answer of this step says Connection: close (-1: never) */
     char last_action[64];
 } P;
+
+/* The peer's own heap, so the main heap's high-water mark is the agent's:
+ * power-of-two size classes with a free list each, carved from a static
+ * area (mbedTLS's bignum code allocates and frees small blocks all the time,
+ * so blocks must be reused). */
+#define PEER_HEAP_BYTES (256u * 1024u)
+#define PEER_CLASSES 20
+static uint64_t peer_heap[PEER_HEAP_BYTES / 8u];
+static size_t peer_heap_used; /* in 8-byte words */
+static uint64_t *peer_free[PEER_CLASSES];
+
+static void *peer_alloc(size_t n)
+{
+    unsigned c = 4;
+    uint64_t *blk;
+    while (c < PEER_CLASSES && ((size_t)1 << c) < n + 8u)
+        c++;
+    if (c == PEER_CLASSES)
+        return NULL;
+    if (peer_free[c] != NULL) {
+        blk = peer_free[c];
+        peer_free[c] = (uint64_t *)(uintptr_t)blk[1];
+    } else {
+        size_t words = ((size_t)1 << c) / 8u;
+        if (words > PEER_HEAP_BYTES / 8u - peer_heap_used)
+            return NULL;
+        blk = &peer_heap[peer_heap_used];
+        peer_heap_used += words;
+    }
+    blk[0] = c; /* the class, kept in front of the block */
+    return blk + 1;
+}
+
+static void peer_release(void *p)
+{
+    uint64_t *blk = (uint64_t *)p - 1;
+    unsigned c = (unsigned)blk[0];
+    blk[1] = (uint64_t)(uintptr_t)peer_free[c];
+    peer_free[c] = blk;
+}
 
 /* The peer's own stack, so the port's stack watermark sees the agent only. */
 static uint64_t peer_stack[2048];
@@ -219,24 +261,154 @@ static bool check_request(const cJSON *step, const char *method, const char *act
     return ok;
 }
 
+/* A header's value, copied out NUL-terminated ("" when absent). */
+static void header_value(char *head, const char *name, char *out, size_t cap)
+{
+    const char *v = find_header(head, name);
+    size_t n = v ? strcspn(v, "\r") : 0;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, v ? v : "", n);
+    out[n] = 0;
+}
+
+static long days_from_civil(long y, unsigned m, unsigned d)
+{
+    long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}
+
+/* The request's V3 signature, recomputed here from what arrived (host,
+ * action, parameters, x-acs-date, nonce) with the device's secret from the
+ * built-in manifest, must equal the Authorization it carries; and its date
+ * must be the device's clock. This catches on the target what a replay of
+ * parameters alone cannot: a timestamp, nonce or canonical request that the
+ * device's libc formats differently. */
+static bool check_signature(char *head, const char *method, const char *action,
+                            const param_t *ps, int np)
+{
+    static char rebuilt[REQ_MAX];
+    char host[128], date[32], nonce[80], version[32], auth[400];
+    sign_param_t sp[PARAMS_MAX];
+    sign_credentials_t cr = {NULL, NULL, NULL};
+    sign_request_t rq;
+    const app_blob_t *mb = app_blob("manifest.json");
+    cJSON *man = mb ? cJSON_ParseWithLength(mb->data, mb->len) : NULL;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(man, "credentials");
+    const char *want;
+    size_t len = 0;
+    int64_t now = 0;
+    unsigned yy, mo, dd, hh, mi, ss;
+    bool ok = true;
+    int i;
+    header_value(head, "Host", host, sizeof host);
+    header_value(head, "x-acs-date", date, sizeof date);
+    header_value(head, "x-acs-signature-nonce", nonce, sizeof nonce);
+    header_value(head, "x-acs-version", version, sizeof version);
+    header_value(head, "Authorization", auth, sizeof auth);
+    cr.access_key_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "access_key_id"));
+    cr.access_key_secret =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "access_key_secret"));
+    for (i = 0; i < np; i++) {
+        sp[i].name = ps[i].name;
+        sp[i].name_len = strlen(ps[i].name);
+        sp[i].value = ps[i].value;
+        sp[i].value_len = strlen(ps[i].value);
+    }
+    memset(&rq, 0, sizeof rq);
+    rq.credentials = &cr;
+    rq.host = host;
+    rq.action = action;
+    rq.api_version = version;
+    rq.params = sp;
+    rq.param_count = (size_t)np;
+    rq.method = strcmp(method, "GET") == 0 ? SIGN_METHOD_GET : SIGN_METHOD_POST;
+    rq.version = SIGN_V3;
+    rq.timestamp = date;
+    rq.nonce = nonce;
+    if (cr.access_key_id == NULL || cr.access_key_secret == NULL ||
+        sign_build_request(&rq, rebuilt, sizeof rebuilt, &len) != SIGN_OK) {
+        printf("# peer: step %u: cannot re-sign the request (date \"%s\", nonce \"%s\")\n",
+               P.answered, date, nonce);
+        ok = false;
+    } else if ((want = strstr(rebuilt, "\r\nAuthorization: ")) == NULL ||
+               strncmp(want + 17, auth, strlen(auth)) != 0 || want[17 + strlen(auth)] != '\r') {
+        printf("# peer: step %u: the Authorization does not match the request's content\n",
+               P.answered);
+        ok = false;
+    }
+    (void)port_wall_clock(&now);
+    if (sscanf(date, "%4u-%2u-%2uT%2u:%2u:%2uZ", &yy, &mo, &dd, &hh, &mi, &ss) != 6 ||
+        (days_from_civil((long)yy, mo, dd) * 86400L + (long)(hh * 3600u + mi * 60u + ss)) -
+                (long)now >
+            300 ||
+        (long)now - (days_from_civil((long)yy, mo, dd) * 86400L +
+                     (long)(hh * 3600u + mi * 60u + ss)) >
+            300) {
+        printf("# peer: step %u: x-acs-date \"%s\" is not the device's clock\n", P.answered,
+               date);
+        ok = false;
+    }
+    if (cr.access_key_secret)
+        memset((char *)cr.access_key_secret, 0, strlen(cr.access_key_secret));
+    cJSON_Delete(man);
+    return ok;
+}
+
+/* Append to the response; false once it no longer fits (never past RESP_MAX). */
+static bool resp_add(size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    int w;
+    if (*n >= RESP_MAX)
+        return false;
+    va_start(ap, fmt);
+    w = vsnprintf(P.resp + *n, RESP_MAX - *n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= RESP_MAX - *n) {
+        *n = RESP_MAX;
+        return false;
+    }
+    *n += (size_t)w;
+    return true;
+}
+
+/* The recorded answer (Date refreshed), or a 400 when the request did not
+ * match. Returns its length, or 0 when the step is unusable (no status, or
+ * larger than RESP_MAX): the scenario then fails instead of sending junk. */
 static size_t build_response(const cJSON *step, bool ok)
 {
     const cJSON *hs = ok ? cJSON_GetObjectItemCaseSensitive(step, "headers") : NULL;
+    const cJSON *st = ok ? cJSON_GetObjectItemCaseSensitive(step, "status") : NULL;
     const cJSON *h;
     const char *body = ok ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(step, "body"))
                           : "{\"Code\":\"Peer.Mismatch\",\"Message\":\"request differs from the "
                             "recording\",\"RequestId\":\"peer\"}";
-    int status = ok ? cJSON_GetObjectItemCaseSensitive(step, "status")->valueint : 400;
+    int status = 400;
     int64_t now = 0;
     char date[40];
     time_t t;
     struct tm tm;
-    size_t n;
+    size_t n = 0;
+    bool fits;
+    if (ok) {
+        if (!cJSON_IsNumber(st) || st->valueint < 100 || st->valueint > 599) {
+            printf("# peer: step %u has no usable status\n", P.answered);
+            return 0;
+        }
+        status = st->valueint;
+    }
     (void)port_wall_clock(&now);
     t = (time_t)now;
     gmtime_r(&t, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    n = (size_t)snprintf(P.resp, RESP_MAX, "HTTP/1.1 %d %s\r\n", status, status == 200 ? "OK" : "Bad Request");
+    fits = resp_add(&n, "HTTP/1.1 %d %s\r\n", status, status == 200 ? "OK" : "Error");
     cJSON_ArrayForEach(h, hs)
     {
         const char *name = cJSON_GetStringValue(cJSON_GetArrayItem(h, 0));
@@ -247,16 +419,21 @@ static size_t build_response(const cJSON *step, bool ok)
          * from Date, so the replay says the time it is now. */
         if (strcasecmp(name, "Date") == 0)
             value = date;
-        n += (size_t)snprintf(P.resp + n, RESP_MAX - n, "%s: %s\r\n", name, value);
+        fits = fits && resp_add(&n, "%s: %s\r\n", name, value);
     }
     if ((int)P.answered == P.close_after)
-        n += (size_t)snprintf(P.resp + n, RESP_MAX - n, "Connection: close\r\n");
+        fits = fits && resp_add(&n, "Connection: close\r\n");
     if (!ok)
-        n += (size_t)snprintf(P.resp + n, RESP_MAX - n,
-                              "Date: %s\r\nContent-Type: application/json\r\nContent-Length: %lu\r\n",
-                              date, (unsigned long)strlen(body));
-    n += (size_t)snprintf(P.resp + n, RESP_MAX - n, "\r\n%s", body ? body : "");
-    return n < RESP_MAX ? n : RESP_MAX;
+        fits = fits && resp_add(&n, "Date: %s\r\nContent-Type: application/json\r\n"
+                                    "Content-Length: %lu\r\n",
+                                date, (unsigned long)strlen(body));
+    fits = fits && resp_add(&n, "\r\n%s", body ? body : "");
+    if (!fits) {
+        printf("# peer: step %u: the answer is larger than %u bytes\n", P.answered,
+               (unsigned)RESP_MAX);
+        return 0;
+    }
+    return n;
 }
 
 static void answer(size_t head_len, size_t total)
@@ -268,12 +445,18 @@ static void answer(size_t head_len, size_t total)
     const cJSON *step;
     bool ok;
     size_t n, off = 0;
+    char *hdrs;
     head[head_len - 2] = 0; /* keep one CRLF so the last header is found */
+    /* The headers start at the request line's CRLF; the request line is
+     * then cut in place (method, path, query). */
+    hdrs = strstr(head, "\r\n");
+    if (hdrs == NULL)
+        hdrs = head + strlen(head);
     sp = strchr(head, ' ');
     path = sp ? sp + 1 : NULL;
     if (sp)
         *sp = 0;
-    action = find_header(head + (sp ? strlen(head) + 1 : 0), "x-acs-action");
+    action = find_header(hdrs, "x-acs-action");
     if (path && (q = strchr(path, '?')) != NULL) {
         char *end = strchr(q, ' ');
         if (end)
@@ -296,6 +479,7 @@ static void answer(size_t head_len, size_t total)
     }
     step = P.answered < P.nsteps ? cJSON_GetArrayItem(P.steps, (int)P.answered) : NULL;
     ok = step != NULL && np >= 0 && check_request(step, head, action, ps, np);
+    ok = ok && check_signature(hdrs, head, action, ps, np);
     if (step == NULL)
         printf("# peer: request %u (%s) beyond the %u recorded steps\n", P.answered, action,
                P.nsteps);
@@ -303,6 +487,11 @@ static void answer(size_t head_len, size_t total)
         P.mismatches++;
     n = build_response(step, ok);
     P.answered++;
+    if (n == 0) {
+        P.mismatches++;
+        P.broken = true;
+        return;
+    }
     while (off < n) {
         int w = mbedtls_ssl_write(&P.ssl, (const unsigned char *)P.resp + off, n - off);
         if (w <= 0) {
@@ -335,6 +524,10 @@ static void pump(void)
         char *end;
         const char *cl;
         size_t head_len, body_len;
+        if (P.req_len == REQ_MAX) {
+            P.broken = true;
+            return;
+        }
         rc = mbedtls_ssl_read(&P.ssl, (unsigned char *)P.req + P.req_len, REQ_MAX - P.req_len);
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
             return;
@@ -345,14 +538,20 @@ static void pump(void)
         P.req_len += (size_t)rc;
         P.req[P.req_len] = 0;
         end = strstr(P.req, "\r\n\r\n");
-        if (end == NULL) {
-            if (P.req_len == REQ_MAX)
-                P.broken = true;
+        if (end == NULL)
             continue;
-        }
         head_len = (size_t)(end - P.req) + 4;
+        end[2] = 0; /* look for Content-Length in the head only */
         cl = find_header(P.req, "Content-Length");
         body_len = cl ? (size_t)strtoul(cl, NULL, 10) : 0;
+        end[2] = '\r';
+        if (body_len > REQ_MAX - head_len) {
+            printf("# peer: request %u: body of %lu bytes is over the peer's limit\n",
+                   P.answered, (unsigned long)body_len);
+            P.mismatches++;
+            P.broken = true;
+            return;
+        }
         if (P.req_len < head_len + body_len)
             continue;
         answer(head_len, head_len + body_len);
@@ -428,6 +627,7 @@ int peer_start(void)
         printf("# peer: recorded.json, server.crt or server.key not built in\n");
         return -1;
     }
+    port_cortexm_set_excluded_heap(peer_alloc, peer_release);
     port_cortexm_heap_exclude(true);
     memset(&P, 0, sizeof P);
     P.close_after = -1;

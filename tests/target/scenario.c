@@ -125,14 +125,22 @@ int main(void)
     port_cortexm_init();
     cJSON_InitHooks(&hooks);
     port_cortexm_set_device_key(otp_key, 1);
-    printf("1..14\n");
+    printf("1..16\n");
     check(peer_start() == 0, "the in-image TLS peer loads the recording");
     /* The server closes the connection after the third call, so the
      * certificate push (call 4) is measured with its own TLS handshake. */
     peer_close_after(2);
 
     /* factory: provision from the built-in manifest */
-    rc = app_boot(&app);
+    port_cortexm_heap_reset_peak();
+    port_cortexm_stack_reset();
+    rc = app_boot(&app, true);
+    {
+        call_figure_t *f = &figs[nfigs++];
+        snprintf(f->action, sizeof f->action, "provisioning");
+        port_cortexm_heap_stats(NULL, &f->heap_peak);
+        f->stack_peak = port_cortexm_stack_peak();
+    }
     check(rc == AGENT_OK, "a new device provisions itself from the built-in manifest");
     check(app_queue_left(&app) == 4, "provisioning queued 3 headers and the certificate");
     rc = app_start(&app);
@@ -159,7 +167,7 @@ int main(void)
     left = deliver_measured();
     check(left == 0 && app.counters.calls == 6, "second delivery: 2 more calls, queue empty");
     check(peer_answered() == peer_steps() && peer_mismatches() == 0,
-          "every request matched the recorded one (action, method, parameters)");
+          "every request matched the recorded one (action, method, parameters) and carried a valid V3 signature with the device's date");
     check(app.counters.handshakes == 2 && peer_handshakes() == 2,
           "two TLS handshakes: the server closed after call 3, the rest kept alive");
 
@@ -170,26 +178,37 @@ int main(void)
     check(has_header(&view, "X-Origin-Auth", "1001") && has_header(&view, "X-Edge-Region", "1003"),
           "ConfigIds from the service's read-back kept (1001, 1003)");
 
-    /* power cycle: remount the same NOR */
+    /* warm reboot: the same NOR, booted again through the product's path */
     app_stop(&app);
     port_cortexm_heap_stats(&in_use, NULL);
     check(in_use == 0, "no heap left in use after the agent is freed");
-    check(store_mount(&app.store, &app.flash, app.work, sizeof app.work, 0, NULL) == STORE_OK &&
-              app_queue_left(&app) == 0,
-          "after a reboot the store mounts with nothing queued");
+    check(app_boot(&app, false) == AGENT_OK && app_queue_left(&app) == 0,
+          "after a reboot the device boots as provisioned (no new provisioning), nothing queued");
     memset(&view, 0, sizeof view);
     check(agent_visit(&app.store, NULL, &vis) == AGENT_OK && view.delivered_ok == 2 &&
               view.cert_on == 1,
           "after a reboot the delivered state is still there");
+    rc = app_start(&app);
+    check(rc == AGENT_OK, "after a reboot the agent starts: the sealed secrets open again");
+    if (rc == AGENT_OK)
+        app_stop(&app);
     peer_stop();
+    {
+        size_t worst = 0;
+        for (unsigned i = 0; i < nfigs; i++)
+            if (figs[i].stack_peak > worst)
+                worst = figs[i].stack_peak;
+        check(worst > 0 && worst + 4096u < port_cortexm_stack_size(),
+              "the deepest stack stays 4 KB clear of the reserved stack");
+    }
 
     /* figures for the footprint table */
     for (unsigned i = 0; i < nfigs; i++)
         printf("# figure: call=%s heap_peak=%lu stack_peak=%lu handshake=%d\n", figs[i].action,
                (unsigned long)figs[i].heap_peak, (unsigned long)figs[i].stack_peak,
                (int)figs[i].handshake);
-    printf("# figure: heap_arena=%lu stack_peak_whole_run=%lu\n",
-           (unsigned long)port_cortexm_heap_arena(), (unsigned long)port_cortexm_stack_peak());
+    printf("# figure: heap_arena=%lu stack_size=%lu\n", (unsigned long)port_cortexm_heap_arena(),
+           (unsigned long)port_cortexm_stack_size());
     printf("# scenario: %d of %d checks failed\n", failures, test_no);
     fflush(stdout);
     return failures ? 1 : 0;

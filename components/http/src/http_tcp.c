@@ -9,7 +9,9 @@ int http_map_port_status(int st)
 {
     switch (st) {
     case PORT_ERR_DNS: return HTTP_ERR_DNS;
-    case PORT_ERR_CONNECT: return HTTP_ERR_CONNECT;
+    case PORT_ERR_CONNECT:
+    case PORT_ERR_UNSUPPORTED: /* a platform without a network cannot connect */
+        return HTTP_ERR_CONNECT;
     case PORT_ERR_TIMEOUT: return HTTP_ERR_TIMEOUT;
     case PORT_ERR_CLOSED: return HTTP_ERR_CLOSED;
     case PORT_ERR_NOMEM: return HTTP_ERR_NOMEM;
