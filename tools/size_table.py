@@ -114,9 +114,9 @@ def parse_scenario(path):
         if m:
             calls.append((m.group(1) + (" + TLS handshake" if m.group(4) == "1" else ""),
                           int(m.group(2)), int(m.group(3))))
-        m = re.match(r"# figure: heap_arena=(\d+) stack_peak_whole_run=(\d+)", line)
+        m = re.match(r"# figure: heap_arena=(\d+)", line)
         if m:
-            whole = {"arena": int(m.group(1)), "stack": int(m.group(2))}
+            whole = {"arena": int(m.group(1))}
     return calls, whole
 
 
@@ -141,6 +141,7 @@ def main():
     ap.add_argument("--size", default="arm-none-eabi-size")
     ap.add_argument("--map", required=True)
     ap.add_argument("--scenario-log")
+    ap.add_argument("--option-log", help="the scenario built with the 4 KB TLS record option")
     ap.add_argument("--objdir", default=None, help="where the .su files are")
     args = ap.parse_args()
     if not os.path.isfile(args.map):
@@ -177,7 +178,29 @@ def main():
     for g in sizes:
         for i in range(3):
             tot[i] += sizes[g][i]
+    elf = args.map[:-4]
+    try:
+        import subprocess
+        out = subprocess.run([args.size, "-B", elf], check=True, stdout=subprocess.PIPE,
+                             text=True).stdout.splitlines()[1].split()
+        et, ed = int(out[0]), int(out[1])
+        # Identical strings of several objects are merged by the linker: the
+        # rows above count each object's copy, the image holds one.
+        if (et, ed) != (tot[0], tot[1]):
+            row("merged by the linker", et - tot[0], ed - tot[1], 0)
+            tot[0], tot[1] = et, ed
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        print("(could not run %s on %s: the total is the map's sum)" % (args.size, elf))
     row("= whole image", *tot)
+    tp = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.map))), "third_party")
+    vers = []
+    for pkg in ("mbedtls", "cjson", "http-parser"):
+        link = os.path.join(tp, pkg)
+        if os.path.islink(link):
+            vers.append(os.path.basename(os.readlink(link)))
+    if vers:
+        print()
+        print("Third-party sources (Debian bookworm source packages): " + ", ".join(vers))
     print()
     print("Not in the table: the store's NOR (%d KB of RAM standing in for flash under QEMU;"
           " a board keeps it in its flash), the heap and the stack (below)." % (nor // 1024))
@@ -199,18 +222,32 @@ def main():
         for i, (a, h, s) in enumerate(calls):
             print("| %-46s | %10d | %10d |" % ("%d. %s" % (i + 1, a), h, s))
         cert = [c for c in calls if c[0].startswith("SetDomainServerCertificate")]
-        worst = max(calls, key=lambda c: c[1] + c[2])
+        worst_stack = max(c[2] for c in calls)
         static = own_static + app_static + lib_static
         print()
         print("Static RAM (.data + .bss): agent components %d B, app + port %d B, libraries %d B."
               % (own_static, app_static, lib_static))
         if cert:
             _, ch, cs = cert[0]
-            print("Certificate push%s: peak heap %d B + peak stack %d B + static %d B = %d B"
-                  % (" (with its TLS handshake)" if "handshake" in cert[0][0] else "",
-                     ch, cs, static, ch + cs + static))
-        print("Worst call (%s): peak heap %d B + peak stack %d B + static %d B = %d B"
-              % (worst[0], worst[1], worst[2], static, worst[1] + worst[2] + static))
+            print("Certificate push%s on its own: peak heap %d B + its stack %d B + static %d B"
+                  " = %d B" % (" (with its TLS handshake)" if "handshake" in cert[0][0] else "",
+                               ch, cs, static, ch + cs + static))
+        if whole:
+            arena = whole["arena"]
+            print("RAM a device must reserve for the whole scenario: heap high-water %d B"
+                  " (allocator overhead and fragmentation included) + deepest stack %d B"
+                  " + static %d B = %d B" % (arena, worst_stack, static,
+                                             arena + worst_stack + static))
+    ocalls, owhole = parse_scenario(args.option_log)
+    if ocalls and owhole and calls:
+        ocert = [c for c in ocalls if c[0].startswith("SetDomainServerCertificate")]
+        ostack = max(c[2] for c in ocalls)
+        print()
+        print("With the 4 KB incoming TLS record option (max_fragment_length; endpoints that"
+              " honour it only): certificate push peak heap %d B; heap high-water %d B;"
+              " reserved RAM %d B + %d B + %d B = %d B"
+              % (ocert[0][1] if ocert else 0, owhole["arena"], owhole["arena"], ostack, static,
+                 owhole["arena"] + ostack + static))
     objdir = args.objdir or os.path.join(os.path.dirname(args.map), "obj")
     frames = top_frames(objdir)
     if frames:

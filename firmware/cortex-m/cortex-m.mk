@@ -34,6 +34,9 @@ INCS   := -Iport -Iport/cortex-m $(addprefix -I,$(wildcard components/*/include)
           -Ifirmware/cortex-m -I$(TP)/mbedtls/include -I$(CM_INC) -I$(TP)/http-parser
 DEFS_fw  := -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"'
 DEFS_tgt := $(DEFS_fw) -DCDNAGENT_MBEDTLS_PEER -DCDNAGENT_TARGET
+# The scenario once more with the 4 KB incoming TLS record option
+# (mbedtls_config.h), to measure what it saves.
+DEFS_mfl := $(DEFS_tgt) -DCDNAGENT_TLS_IN_4K
 # Our code: C11 without extensions in components/, like the host build.
 OWN_CFLAGS  = -std=c11 $(WARN) $(if $(filter components/%,$<),-pedantic-errors,) $(ARCH) $(OPT) \
               -fstack-usage $(INCS) -Itests/support -I$(TP)/cmocka/include
@@ -99,6 +102,7 @@ LIBS_$(1) := $(BUILD)/cm-$(1)/libcdnagent.a $(BUILD)/cm-$(1)/libmbedtls.a \
 endef
 $(eval $(call cm_variant,fw))
 $(eval $(call cm_variant,tgt))
+$(eval $(call cm_variant,mfl))
 
 # The product image: the agent, the port, the libraries, firmware/cortex-m.
 $(BUILD)/cm-fw/cdnagent.elf: $(call objs,fw,firmware/cortex-m/main.c $(GEN)/fw_blobs.c) $(LIBS_fw) firmware/cortex-m/mps2.ld
@@ -130,7 +134,14 @@ $(BUILD)/cm-tgt/scenario.elf: $(SCEN_OBJS) $(TGT_COMMON) $(LIBS_tgt) firmware/co
 	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
 	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group
 
-target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf
+$(BUILD)/cm-mfl/scenario.elf: $(call objs,mfl,$(filter-out tests/target/unit_main.c,$(TGT_SRCS)) \
+                              $(GEN)/tgt_blobs.c) $(LIBS_mfl) firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(LIBS_mfl) -lc -lgcc -Wl,--end-group
+
+target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf \
+               $(BUILD)/cm-mfl/scenario.elf
 
 QEMU := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
         -semihosting-config enable=on,target=native -kernel
@@ -141,8 +152,12 @@ $(BUILD)/cm-tgt/scenario.log: $(BUILD)/cm-tgt/scenario.elf
 	$(QEMU) $< > $@.tmp 2>&1 || { cat $@.tmp; exit 1; }
 	@mv $@.tmp $@
 
-size: $(BUILD)/cm-fw/cdnagent.elf $(BUILD)/cm-tgt/scenario.log
-	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) --map $(BUILD)/cm-fw/cdnagent.elf.map \
-	    --scenario-log $(BUILD)/cm-tgt/scenario.log
+$(BUILD)/cm-mfl/scenario.log: $(BUILD)/cm-mfl/scenario.elf
+	$(QEMU) $< > $@.tmp 2>&1 || { cat $@.tmp; exit 1; }
+	@mv $@.tmp $@
 
--include $(shell find $(BUILD)/cm-fw $(BUILD)/cm-tgt -name '*.d' -type f 2>/dev/null)
+size: $(BUILD)/cm-fw/cdnagent.elf $(BUILD)/cm-tgt/scenario.log $(BUILD)/cm-mfl/scenario.log
+	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) --map $(BUILD)/cm-fw/cdnagent.elf.map \
+	    --scenario-log $(BUILD)/cm-tgt/scenario.log --option-log $(BUILD)/cm-mfl/scenario.log
+
+-include $(shell find $(BUILD)/cm-fw $(BUILD)/cm-tgt $(BUILD)/cm-mfl -name '*.d' -type f 2>/dev/null)

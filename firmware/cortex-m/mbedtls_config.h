@@ -86,7 +86,15 @@ void port_free(void *ptr);
 #define MBEDTLS_KEY_EXCHANGE_ECDHE_RSA_ENABLED
 #define MBEDTLS_SSL_SERVER_NAME_INDICATION
 #define MBEDTLS_SSL_EXTENDED_MASTER_SECRET
+#if defined(CDNAGENT_TLS_IN_4K)
+/* Build option for endpoints known to honour max_fragment_length: the
+ * client asks for 4 KB records and keeps a 4 KB incoming buffer (12 KB less
+ * heap). make size measures it beside the default. */
+#define MBEDTLS_SSL_MAX_FRAGMENT_LENGTH
+#define MBEDTLS_SSL_IN_CONTENT_LEN 4096
+#else
 #define MBEDTLS_SSL_IN_CONTENT_LEN 16384
+#endif
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 /* AES-256-GCM suites would need SHA-384 (SHA512_C, +5 KB) for nothing the
  * endpoints do not also offer with AES-128-GCM. */
