@@ -26,7 +26,7 @@ PYTHON     ?= python3
 
 COMPONENTS  := $(patsubst components/%/,%,$(sort $(wildcard components/*/)))
 COMP_SRCS   := $(sort $(wildcard components/*/src/*.c))
-PORT_SRCS   := $(sort $(wildcard port/posix/*.c))
+PORT_SRCS   := port/port_common.c $(sort $(wildcard port/posix/*.c))
 FW_SRCS     := $(sort $(wildcard firmware/linux/*.c))
 SUPPORT_SRCS:= $(sort $(wildcard tests/support/*.c))
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))

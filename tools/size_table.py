@@ -25,7 +25,8 @@ def owners():
     for src in glob.glob(os.path.join(ROOT, "components", "*", "src", "*.c")):
         own[os.path.basename(src)[:-2] + ".o"] = os.path.basename(
             os.path.dirname(os.path.dirname(src)))
-    for src in glob.glob(os.path.join(ROOT, "port", "cortex-m", "*.c")):
+    for src in glob.glob(os.path.join(ROOT, "port", "cortex-m", "*.c")) + \
+            glob.glob(os.path.join(ROOT, "port", "*.c")):
         own[os.path.basename(src)[:-2] + ".o"] = "port/cortex-m"
     for src in glob.glob(os.path.join(ROOT, "firmware", "cortex-m", "*.c")):
         own[os.path.basename(src)[:-2] + ".o"] = "app (firmware/cortex-m)"

@@ -54,25 +54,6 @@ agent_status_t app_boot(app_t *app, bool erase_flash)
     return app_provision(&app->store, now);
 }
 
-static int endpoint_host(const char *url, char *host, size_t cap, uint16_t *port)
-{
-    const char *p = url + 8; /* "https://", checked by provisioning */
-    size_t n = strcspn(p, ":/");
-    if (strncmp(url, "https://", 8) != 0 || n == 0 || n >= cap)
-        return -1;
-    memcpy(host, p, n);
-    host[n] = 0;
-    *port = 443;
-    if (p[n] == ':') {
-        char *end;
-        unsigned long v = strtoul(p + n + 1, &end, 10);
-        if (v == 0 || v > 65535 || (*end && *end != '/'))
-            return -1;
-        *port = (uint16_t)v;
-    }
-    return 0;
-}
-
 static void on_event(void *ctx, const agent_event_t *ev)
 {
     app_t *app = ctx;
@@ -96,13 +77,13 @@ agent_status_t app_start(app_t *app)
         return rc;
     }
     agent_config_default(&cfg);
-    if (endpoint_host(app->settings.endpoint, app->host, sizeof app->host, &cfg.port) != 0 ||
-        app->ca_pem == NULL) {
+    if (agent_endpoint_split(app->settings.endpoint, app->host, sizeof app->host, &cfg.port,
+                             &cfg.tls) != AGENT_OK ||
+        !cfg.tls || app->ca_pem == NULL) {
         LOG(PORT_LOG_ERROR, "settings: endpoint or CA bundle unusable");
         return AGENT_ERR_INVALID;
     }
     cfg.host = app->host;
-    cfg.tls = true;
     cfg.ca_pem = (const uint8_t *)app->ca_pem;
     cfg.ca_pem_len = strlen(app->ca_pem) + 1;
     cfg.credentials.access_key_id = app->settings.access_key_id;

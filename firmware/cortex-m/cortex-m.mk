@@ -13,7 +13,7 @@ PYTHON     ?= python3
 TP         := $(BUILD)/third_party
 
 COMP_SRCS  := $(sort $(wildcard components/*/src/*.c))
-PORT_SRCS  := $(sort $(wildcard port/cortex-m/*.c))
+PORT_SRCS  := port/port_common.c $(sort $(wildcard port/cortex-m/*.c))
 APP_SRCS   := $(filter-out firmware/cortex-m/main.c,$(sort $(wildcard firmware/cortex-m/*.c)))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TGT_SRCS   := $(sort $(wildcard tests/target/*.c))

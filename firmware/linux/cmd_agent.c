@@ -540,33 +540,7 @@ static void unlock_cb(void *ctx) { cli_flash_unlock(ctx); }
 
 static int parse_endpoint(const char *url, char *host, size_t cap, uint16_t *port, bool *tls)
 {
-    const char *p = url;
-    if (strncmp(p, "https://", 8) == 0) {
-        *tls = true;
-        *port = 443;
-        p += 8;
-    } else if (strncmp(p, "http://", 7) == 0) {
-        *tls = false;
-        *port = 80;
-        p += 7;
-    } else {
-        return -1;
-    }
-    size_t n = strcspn(p, ":/");
-    if (n == 0 || n >= cap)
-        return -1;
-    memcpy(host, p, n);
-    host[n] = 0;
-    if (p[n] == ':') {
-        char *end;
-        unsigned long v = strtoul(p + n + 1, &end, 10);
-        if (v == 0 || v > 65535 || (*end && *end != '/'))
-            return -1;
-        *port = (uint16_t)v;
-    } else if (p[n] && p[n] != '/') {
-        return -1;
-    }
-    return 0;
+    return agent_endpoint_split(url, host, cap, port, tls) == AGENT_OK ? 0 : -1;
 }
 
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)

@@ -35,24 +35,6 @@ void port_cortexm_init(void)
     }
 }
 
-const char *port_status_str(int status)
-{
-    switch (status) {
-    case PORT_OK: return "ok";
-    case PORT_ERR_ARG: return "bad argument";
-    case PORT_ERR_IO: return "I/O error";
-    case PORT_ERR_TIMEOUT: return "timeout";
-    case PORT_ERR_DNS: return "host name did not resolve";
-    case PORT_ERR_CONNECT: return "connection refused or unreachable";
-    case PORT_ERR_CLOSED: return "connection closed by peer";
-    case PORT_ERR_RESET: return "connection reset";
-    case PORT_ERR_NOMEM: return "out of memory";
-    case PORT_ERR_UNSUPPORTED: return "not supported on this platform";
-    case PORT_ERR_NOT_SET: return "not set";
-    default: return "unknown error";
-    }
-}
-
 uint64_t port_monotonic_ms(void)
 {
     /* 64-bit reads are not atomic on a 32-bit core: read until stable. */
@@ -157,17 +139,6 @@ void *port_malloc(size_t size)
             heap_peak = heap_in_use;
     }
     return p + 1;
-}
-
-void *port_calloc(size_t count, size_t size)
-{
-    void *p;
-    if (size != 0 && count > SIZE_MAX / size)
-        return NULL;
-    p = port_malloc(count * size);
-    if (p != NULL)
-        memset(p, 0, count * size);
-    return p;
 }
 
 void port_free(void *ptr)

@@ -189,6 +189,12 @@ typedef struct {
 
 /* Write settings (and the CA bundle, PEM, <= 16 KB; NULL keeps none) in one
  * store transaction, secrets sealed under the device key. */
+/* Split an endpoint "https://host[:port]" ("http://" too, for tests: *tls
+ * false) into host (NUL-terminated, < cap bytes) and port (443 / 80 when
+ * absent). AGENT_ERR_INVALID when it is not one. */
+agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap, uint16_t *port,
+                                    bool *tls);
+
 agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const char *ca_pem);
 /* Read them back; secrets opened with the device key. AGENT_ERR_NOT_FOUND
  * on an unprovisioned device. ca_pem (may be NULL) receives a heap copy

@@ -6,6 +6,7 @@
  * components/vault records whose additional data is their store key. */
 #include "agent_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/platform_util.h>
@@ -346,4 +347,43 @@ agent_status_t agent_check_sealed(store_t *st, const char *key)
     agent_status_t ar = agent_get_sealed(st, key, &p, &len);
     agent_free_secret(p, len);
     return ar;
+}
+
+agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap, uint16_t *port,
+                                    bool *tls)
+{
+    const char *p = endpoint;
+    size_t n;
+    if (endpoint == NULL || host == NULL || cap == 0 || port == NULL || tls == NULL)
+        return AGENT_ERR_ARG;
+    if (strncmp(p, "https://", 8) == 0) {
+        *tls = true;
+        *port = 443;
+        p += 8;
+    } else if (strncmp(p, "http://", 7) == 0) {
+        *tls = false;
+        *port = 80;
+        p += 7;
+    } else {
+        return AGENT_ERR_INVALID;
+    }
+    n = strcspn(p, ":/");
+    if (n == 0 || n >= cap)
+        return AGENT_ERR_INVALID;
+    for (size_t i = 0; i < n; i++) /* a DNS name or an IPv4 literal */
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+              (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '.'))
+            return AGENT_ERR_INVALID;
+    if (p[n] == ':') {
+        char *end;
+        unsigned long v = strtoul(p + n + 1, &end, 10);
+        if (end == p + n + 1 || v == 0 || v > 65535 || (*end && *end != '/'))
+            return AGENT_ERR_INVALID;
+        *port = (uint16_t)v;
+    } else if (p[n] && p[n] != '/') {
+        return AGENT_ERR_INVALID;
+    }
+    memcpy(host, p, n);
+    host[n] = 0;
+    return AGENT_OK;
 }
