@@ -32,7 +32,7 @@ if ! command -v dpkg-source >/dev/null 2>&1; then
     echo "fetch_sources: dpkg-source missing (apt-get install dpkg-dev)" >&2
     exit 1
 fi
-if [ ! -f "$apt_dir/lists/.updated" ]; then
+update_lists() {
     # shellcheck disable=SC2086
     apt-get -q $APT_OPTS update >"$apt_dir/update.log" 2>&1 || {
         cat "$apt_dir/update.log" >&2
@@ -40,12 +40,21 @@ if [ ! -f "$apt_dir/lists/.updated" ]; then
         exit 1
     }
     touch "$apt_dir/lists/.updated"
-fi
+}
+[ -f "$apt_dir/lists/.updated" ] || update_lists
 for p in $need; do
     work="$out/src-$p"
     rm -rf "$work" && mkdir -p "$work"
+    # Versions are not pinned: Debian keeps only the current one (a security
+    # update replaces it), so lists older than that update name a file that
+    # is gone; then refresh them once and try again. make size prints the
+    # versions used.
     # shellcheck disable=SC2086
     (cd "$work" && apt-get -q $APT_OPTS source "$p" >"$work.log" 2>&1) || {
+        update_lists
+        # shellcheck disable=SC2086
+        (cd "$work" && apt-get -q $APT_OPTS source "$p" >"$work.log" 2>&1)
+    } || {
         cat "$work.log" >&2
         echo "fetch_sources: apt-get source $p failed" >&2
         exit 1
