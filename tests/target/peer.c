@@ -24,6 +24,7 @@
 #define REQ_MAX (24u * 1024u)  /* one HTTP request (a certificate push is ~4 KB) */
 #define RESP_MAX (8u * 1024u)
 #define PARAMS_MAX 24
+#define PEER_CLOCK_SLACK_S 300 /* how far a request's date may be from the clock */
 
 static struct {
     mbedtls_ssl_context ssl;
@@ -92,7 +93,7 @@ static uint64_t peer_stack[2048];
 static void on_peer_stack(void (*fn)(void))
 {
     void *top = peer_stack + sizeof peer_stack / sizeof peer_stack[0];
-    port_cortexm_heap_exclude(true);
+    port_heap_exclude(true);
     __asm__ volatile("mov r4, sp\n\t"
                      "mov sp, %1\n\t"
                      "blx %0\n\t"
@@ -100,7 +101,7 @@ static void on_peer_stack(void (*fn)(void))
                      :
                      : "r"(fn), "r"(top)
                      : "r0", "r1", "r2", "r3", "r4", "r12", "lr", "cc", "memory");
-    port_cortexm_heap_exclude(false);
+    port_heap_exclude(false);
 }
 
 /* ------------------------------------------------- server-side BIO -- */
@@ -272,18 +273,6 @@ static void header_value(char *head, const char *name, char *out, size_t cap)
     out[n] = 0;
 }
 
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-    long era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
-}
-
 /* The request's V3 signature, recomputed here from what arrived (host,
  * action, parameters, x-acs-date, nonce) with the device's secret from the
  * built-in manifest, must equal the Authorization it carries; and its date
@@ -304,7 +293,7 @@ static bool check_signature(char *head, const char *method, const char *action,
     const char *want;
     size_t len = 0;
     int64_t now = 0;
-    unsigned yy, mo, dd, hh, mi, ss;
+    char lo[SIGN_TIMESTAMP_LEN + 1], hi[SIGN_TIMESTAMP_LEN + 1];
     bool ok = true;
     int i;
     header_value(head, "Host", host, sizeof host);
@@ -344,13 +333,11 @@ static bool check_signature(char *head, const char *method, const char *action,
         ok = false;
     }
     (void)port_wall_clock(&now);
-    if (sscanf(date, "%4u-%2u-%2uT%2u:%2u:%2uZ", &yy, &mo, &dd, &hh, &mi, &ss) != 6 ||
-        (days_from_civil((long)yy, mo, dd) * 86400L + (long)(hh * 3600u + mi * 60u + ss)) -
-                (long)now >
-            300 ||
-        (long)now - (days_from_civil((long)yy, mo, dd) * 86400L +
-                     (long)(hh * 3600u + mi * 60u + ss)) >
-            300) {
+    /* Timestamps of one fixed format order as strings: within 5 minutes of
+     * the device clock is between the two bounds. */
+    if (sign_format_timestamp((long long)now - PEER_CLOCK_SLACK_S, lo) != SIGN_OK ||
+        sign_format_timestamp((long long)now + PEER_CLOCK_SLACK_S, hi) != SIGN_OK ||
+        strlen(date) != SIGN_TIMESTAMP_LEN || strcmp(date, lo) < 0 || strcmp(date, hi) > 0) {
         printf("# peer: step %u: x-acs-date \"%s\" is not the device's clock\n", P.answered,
                date);
         ok = false;
@@ -566,9 +553,9 @@ static port_status_t net_connect(void *ctx, const char *host, uint16_t port)
     (void)ctx;
     (void)host;
     (void)port;
-    port_cortexm_heap_exclude(true);
+    port_heap_exclude(true);
     mbedtls_ssl_session_reset(&P.ssl);
-    port_cortexm_heap_exclude(false);
+    port_heap_exclude(false);
     P.c2s_len = P.s2c_off = P.s2c_len = P.req_len = 0;
     P.open = true;
     P.handshake_done = P.broken = false;
@@ -627,8 +614,8 @@ int peer_start(void)
         printf("# peer: recorded.json, server.crt or server.key not built in\n");
         return -1;
     }
-    port_cortexm_set_excluded_heap(peer_alloc, peer_release);
-    port_cortexm_heap_exclude(true);
+    port_heap_set_excluded(peer_alloc, peer_release);
+    port_heap_exclude(true);
     memset(&P, 0, sizeof P);
     P.close_after = -1;
     P.rec = cJSON_ParseWithLength(rec->data, rec->len);
@@ -655,7 +642,7 @@ int peer_start(void)
     }
     if (rc == 0)
         rc = mbedtls_ssl_setup(&P.ssl, &P.conf);
-    port_cortexm_heap_exclude(false);
+    port_heap_exclude(false);
     if (rc != 0) {
         printf("# peer: setup failed (%d, -0x%04x)\n", rc, (unsigned)-rc);
         return -1;
@@ -668,7 +655,7 @@ int peer_start(void)
 void peer_stop(void)
 {
     port_cortexm_set_net(NULL);
-    port_cortexm_heap_exclude(true);
+    port_heap_exclude(true);
     mbedtls_ssl_free(&P.ssl);
     mbedtls_ssl_config_free(&P.conf);
     mbedtls_x509_crt_free(&P.cert);
@@ -676,7 +663,7 @@ void peer_stop(void)
     mbedtls_ctr_drbg_free(&P.drbg);
     cJSON_Delete(P.rec);
     P.rec = NULL;
-    port_cortexm_heap_exclude(false);
+    port_heap_exclude(false);
 }
 
 unsigned peer_answered(void) { return P.answered; }

@@ -22,6 +22,11 @@
 #include "peer.h"
 #include "port_cortexm.h"
 
+/* Agent time a delivery may take before the scenario gives up on it. */
+#define DELIVERY_MAX_MS 60000u
+/* Room the deepest measured stack must leave below the reserved stack. */
+#define STACK_MARGIN 4096u
+
 static app_t app;
 static int test_no, failures;
 
@@ -44,15 +49,15 @@ static unsigned nfigs;
  * agent time), measuring every step that made an API call. */
 static unsigned deliver_measured(void)
 {
-    uint64_t deadline = port_monotonic_ms() + 60000u;
+    uint64_t deadline = port_monotonic_ms() + DELIVERY_MAX_MS;
     while (app_queue_left(&app) > 0 && port_monotonic_ms() < deadline) {
         unsigned before = peer_answered(), hs_before = peer_handshakes();
         size_t heap_peak;
         uint32_t w;
-        port_cortexm_heap_reset_peak();
+        port_heap_reset_peak();
         port_cortexm_stack_reset();
         w = agent_poll(app.agent, port_monotonic_ms());
-        port_cortexm_heap_stats(NULL, &heap_peak);
+        port_heap_stats(NULL, &heap_peak);
         if (peer_answered() != before && nfigs < sizeof figs / sizeof figs[0]) {
             call_figure_t *f = &figs[nfigs++];
             snprintf(f->action, sizeof f->action, "%s", peer_last_action());
@@ -132,13 +137,13 @@ int main(void)
     peer_close_after(2);
 
     /* factory: provision from the built-in manifest */
-    port_cortexm_heap_reset_peak();
+    port_heap_reset_peak();
     port_cortexm_stack_reset();
     rc = app_boot(&app, true);
     {
         call_figure_t *f = &figs[nfigs++];
         snprintf(f->action, sizeof f->action, "provisioning");
-        port_cortexm_heap_stats(NULL, &f->heap_peak);
+        port_heap_stats(NULL, &f->heap_peak);
         f->stack_peak = port_cortexm_stack_peak();
     }
     check(rc == AGENT_OK, "a new device provisions itself from the built-in manifest");
@@ -180,7 +185,7 @@ int main(void)
 
     /* warm reboot: the same NOR, booted again through the product's path */
     app_stop(&app);
-    port_cortexm_heap_stats(&in_use, NULL);
+    port_heap_stats(&in_use, NULL);
     check(in_use == 0, "no heap left in use after the agent is freed");
     check(app_boot(&app, false) == AGENT_OK && app_queue_left(&app) == 0,
           "after a reboot the device boots as provisioned (no new provisioning), nothing queued");
@@ -198,7 +203,7 @@ int main(void)
         for (unsigned i = 0; i < nfigs; i++)
             if (figs[i].stack_peak > worst)
                 worst = figs[i].stack_peak;
-        check(worst > 0 && worst + 4096u < port_cortexm_stack_size(),
+        check(worst > 0 && worst + STACK_MARGIN < port_cortexm_stack_size(),
               "the deepest stack stays 4 KB clear of the reserved stack");
     }
 
