@@ -1,8 +1,86 @@
 /* The parts of port.h that are the same on every platform. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "port.h"
+#include "port_heap.h"
+
+/* Each block carries its size in a prefix so frees can be counted, and
+ * whether it was excluded from the figures. The prefix keeps the block as
+ * aligned as malloc's (the widest scalar types) without max_align_t's
+ * padding: 8 bytes on Cortex-M, 16 on x86-64. */
+typedef union {
+    struct {
+        size_t size;
+        bool excluded;
+    } h;
+    long long ll;
+    long double ld;
+    void *p;
+} heap_prefix_t;
+
+static size_t heap_in_use, heap_peak;
+static bool heap_excluding;
+static void *(*excluded_alloc)(size_t);
+static void (*excluded_free)(void *);
+
+void *port_malloc(size_t size)
+{
+    heap_prefix_t *p;
+    if (size > SIZE_MAX - sizeof(heap_prefix_t))
+        return NULL;
+    p = heap_excluding && excluded_alloc ? excluded_alloc(sizeof(heap_prefix_t) + size)
+                                         : malloc(sizeof(heap_prefix_t) + size);
+    if (p == NULL)
+        return NULL;
+    p->h.size = size;
+    p->h.excluded = heap_excluding;
+    if (!heap_excluding) {
+        heap_in_use += size;
+        if (heap_in_use > heap_peak)
+            heap_peak = heap_in_use;
+    }
+    return p + 1;
+}
+
+void port_free(void *ptr)
+{
+    heap_prefix_t *p;
+    if (ptr == NULL)
+        return;
+    p = (heap_prefix_t *)ptr - 1;
+    if (!p->h.excluded)
+        heap_in_use -= p->h.size;
+    if (p->h.excluded && excluded_alloc)
+        excluded_free(p);
+    else
+        free(p);
+}
+
+void port_heap_stats(size_t *in_use, size_t *peak)
+{
+    if (in_use)
+        *in_use = heap_in_use;
+    if (peak)
+        *peak = heap_peak;
+}
+
+void port_heap_reset_peak(void)
+{
+    heap_peak = heap_in_use;
+}
+
+void port_heap_exclude(bool on)
+{
+    heap_excluding = on;
+}
+
+void port_heap_set_excluded(void *(*alloc)(size_t), void (*release)(void *))
+{
+    excluded_alloc = alloc;
+    excluded_free = release;
+}
 
 const char *port_status_str(int status)
 {

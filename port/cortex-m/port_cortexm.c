@@ -102,76 +102,7 @@ void port_log(port_log_level_t level, const char *component, const char *fmt, ..
     semihost_write(line, (size_t)n);
 }
 
-/* Heap: newlib-nano malloc with a size prefix so use can be counted. */
-typedef union {
-    struct {
-        size_t size;
-        bool excluded;
-    } h;
-    long long align;
-    void *p;
-} heap_prefix_t;
-static size_t heap_in_use, heap_peak;
-static bool heap_excluding;
-static void *(*excluded_alloc)(size_t);
-static void (*excluded_free)(void *);
-
-void port_cortexm_set_excluded_heap(void *(*alloc)(size_t), void (*release)(void *))
-{
-    excluded_alloc = alloc;
-    excluded_free = release;
-}
-
-void *port_malloc(size_t size)
-{
-    heap_prefix_t *p;
-    if (size > SIZE_MAX - sizeof(heap_prefix_t))
-        return NULL;
-    p = heap_excluding && excluded_alloc ? excluded_alloc(sizeof(heap_prefix_t) + size)
-                                         : malloc(sizeof(heap_prefix_t) + size);
-    if (p == NULL)
-        return NULL;
-    p->h.size = size;
-    p->h.excluded = heap_excluding;
-    if (!heap_excluding) {
-        heap_in_use += size;
-        if (heap_in_use > heap_peak)
-            heap_peak = heap_in_use;
-    }
-    return p + 1;
-}
-
-void port_free(void *ptr)
-{
-    heap_prefix_t *p;
-    if (ptr == NULL)
-        return;
-    p = (heap_prefix_t *)ptr - 1;
-    if (!p->h.excluded)
-        heap_in_use -= p->h.size;
-    if (p->h.excluded && excluded_alloc)
-        excluded_free(p);
-    else
-        free(p);
-}
-
-void port_cortexm_heap_stats(size_t *in_use, size_t *peak)
-{
-    if (in_use)
-        *in_use = heap_in_use;
-    if (peak)
-        *peak = heap_peak;
-}
-
-void port_cortexm_heap_reset_peak(void)
-{
-    heap_peak = heap_in_use;
-}
-
-void port_cortexm_heap_exclude(bool on)
-{
-    heap_excluding = on;
-}
+/* The heap is port/port_common.c's counting heap over newlib-nano's malloc. */
 
 /* ------------------------------------------------ RAM-backed NOR flash -- */
 

@@ -7,6 +7,7 @@
 #define CDNAGENT_PORT_CORTEXM_H
 
 #include "port.h"
+#include "port_heap.h"
 
 /* Core clock of the mps2 FPGA images (25 MHz); SysTick ticks at 1 kHz. */
 #define PORT_CORTEXM_CORE_HZ 25000000u
@@ -51,19 +52,9 @@ size_t port_cortexm_stack_peak(void);
 size_t port_cortexm_stack_size(void);
 /* Repaint the unused stack so the next peak is measured from here. */
 void port_cortexm_stack_reset(void);
-void port_cortexm_heap_stats(size_t *in_use, size_t *peak);
-/* Bytes the allocator has taken from the RAM so far (its high-water mark:
- * what the heap really costs, allocator overhead and fragmentation
- * included). */
+/* Heap in use and its peak: port_heap.h. Bytes the allocator has taken from
+ * the RAM so far (its high-water mark: what the heap really costs, allocator
+ * overhead and fragmentation included): */
 size_t port_cortexm_heap_arena(void);
-/* Start a new peak from what is in use now. */
-void port_cortexm_heap_reset_peak(void);
-/* While on, allocations are left out of the figures (they belong to the
- * firmware scenario's in-image test peer, not to the agent). */
-void port_cortexm_heap_exclude(bool on);
-/* Where excluded allocations come from (NULL: the main heap). With a heap
- * of its own the test peer leaves the main heap's high-water mark
- * (port_cortexm_heap_arena) to the agent alone. */
-void port_cortexm_set_excluded_heap(void *(*alloc)(size_t), void (*release)(void *));
 
 #endif

@@ -8,10 +8,7 @@
 
 #include "port.h"
 
-/* Heap figures of port_malloc/port_calloc/port_free since start (or since
- * the last reset): bytes in use now and the high-water mark. */
-void port_posix_heap_stats(size_t *in_use, size_t *peak);
-void port_posix_heap_reset_peak(void);
+/* Heap figures: port/port_heap.h (the same counting heap on every port). */
 
 /* port_wall_clock honours CDNAGENT_CLOCK_SKEW_S (tests' fault injection):
  * an integer offset in seconds (a wrong RTC), or "unset" (no time at all). */

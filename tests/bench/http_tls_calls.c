@@ -11,6 +11,7 @@
 
 #include "http.h"
 #include "port.h"
+#include "port_heap.h"
 #include "port_posix.h"
 
 int main(int argc, char **argv)
@@ -51,8 +52,8 @@ int main(int argc, char **argv)
         o.ca_pem_len = ca_len;
     }
     n = atoi(argv[4]);
-    port_posix_heap_stats(&base, NULL);
-    port_posix_heap_reset_peak();
+    port_heap_stats(&base, NULL);
+    port_heap_reset_peak();
     if (http_tls_new(&tls, &o, &tr) != HTTP_OK) {
         fprintf(stderr, "http_tls_new failed\n");
         return 1;
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
     http_tls_stats(tls, &ts);
     http_client_close(&c);
     http_tls_free(tls);
-    port_posix_heap_stats(&in_use, &peak);
+    port_heap_stats(&in_use, &peak);
     printf("status=%s code=%d calls=%d handshakes=%u resumed=%u peak_heap=%zu body_len=%zu "
            "date=%lld\n", http_err_str(rc), code, i, (unsigned)ts.handshakes,
            (unsigned)ts.resumed_handshakes, peak - base, body_len, (long long)date);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "port_heap.h"
 #include "port_posix.h"
 
 /* A scripted server: each connection serves a list of recv fragments; a NULL
@@ -256,10 +257,10 @@ static void test_huge_content_length_refused_without_allocating(void **state)
     (void)state;
     setup(&s, &c, NULL);
     add(&s, "HTTP/1.1 200 OK\r\nContent-Length: 5242880\r\n\r\nxxxxxxxx");
-    port_posix_heap_stats(&in_use0, &peak);
-    port_posix_heap_reset_peak();
+    port_heap_stats(&in_use0, &peak);
+    port_heap_reset_peak();
     assert_int_equal(http_client_request(&c, REQ, sizeof(REQ) - 1, &r), HTTP_ERR_TOO_LARGE);
-    port_posix_heap_stats(NULL, &peak);
+    port_heap_stats(NULL, &peak);
     assert_true(peak - in_use0 < 1024);
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "port.h"
+#include "port_heap.h"
 #include "port_posix.h"
 
 static void test_monotonic_never_goes_back(void **state)
@@ -53,18 +54,18 @@ static void test_heap_counts_peak_and_release(void **state)
     size_t base, now, peak;
     void *p, *q;
     (void)state;
-    port_posix_heap_stats(&base, NULL);
-    port_posix_heap_reset_peak();
+    port_heap_stats(&base, NULL);
+    port_heap_reset_peak();
     p = port_malloc(1000);
     q = port_calloc(10, 100);
     assert_non_null(p);
     assert_non_null(q);
     assert_int_equal(((unsigned char *)q)[999], 0);
-    port_posix_heap_stats(&now, &peak);
+    port_heap_stats(&now, &peak);
     assert_int_equal(now, base + 2000);
     port_free(p);
     port_free(q);
-    port_posix_heap_stats(&now, &peak);
+    port_heap_stats(&now, &peak);
     assert_int_equal(now, base);
     assert_int_equal(peak, base + 2000);
     assert_null(port_calloc(SIZE_MAX / 2, 4)); /* overflow refused */
