@@ -102,20 +102,6 @@ agent_status_t app_start(app_t *app)
     return rc;
 }
 
-static bool count_entry(void *arg, const queue_entry_t *e)
-{
-    (void)e;
-    (*(unsigned *)arg)++;
-    return true;
-}
-
-unsigned app_queue_left(app_t *app)
-{
-    unsigned n = 0;
-    (void)queue_foreach(&app->store, count_entry, &n);
-    return n;
-}
-
 /* Sleep until the next SysTick: the agent asked for a pause. */
 static void idle_until(uint64_t t)
 {
@@ -138,7 +124,7 @@ unsigned app_deliver(app_t *app, uint32_t max_ms)
             idle_until(now + w);
     }
     agent_counters(app->agent, &app->counters);
-    return app_queue_left(app);
+    return queue_count(&app->store);
 }
 
 void app_stop(app_t *app)

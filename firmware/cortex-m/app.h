@@ -64,8 +64,6 @@ agent_status_t app_start(app_t *app);
  * returns the number of queue entries left. */
 unsigned app_deliver(app_t *app, uint32_t max_ms);
 
-unsigned app_queue_left(app_t *app);
-
 void app_stop(app_t *app);
 
 #endif

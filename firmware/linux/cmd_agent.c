@@ -727,14 +727,6 @@ static void sleep_ms(uint32_t ms)
     nanosleep(&ts, NULL); /* a signal cuts it short: the loop re-checks */
 }
 
-static bool count_cb(void *arg, const queue_entry_t *e)
-{
-    int *n = arg;
-    (void)e;
-    (*n)++;
-    return true;
-}
-
 /* What sync and run share: options, the image, the deliverer lock, the
  * agent; on return the store lock is released for other processes. */
 static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const char *cmd, int mode,
@@ -782,7 +774,7 @@ int cmd_sync(int argc, char **argv, const cli_globals_t *g)
     }
     int left = 0;
     (void)cli_flash_lock(&f);
-    (void)queue_foreach(&f.store, count_cb, &left);
+    left = (int)queue_count(&f.store);
     deliverer_close(&d);
     cli_flash_close(&f);
     if (left) {

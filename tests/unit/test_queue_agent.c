@@ -81,6 +81,7 @@ static int count_entries(store_t *st)
 {
     int n = 0;
     assert_int_equal(queue_foreach(st, count_cb, &n), STORE_OK);
+    assert_int_equal(queue_count(st), (unsigned)n);
     return n;
 }
 

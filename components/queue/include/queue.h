@@ -91,6 +91,9 @@ void queue_record_failure(queue_entry_t *e, bool retryable, const char *code, co
 typedef bool (*queue_visit_fn)(void *arg, const queue_entry_t *e);
 store_status_t queue_foreach(store_t *st, queue_visit_fn fn, void *arg);
 
+/* Number of entries (any state); 0 also when the store cannot be read. */
+unsigned queue_count(store_t *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -170,6 +170,20 @@ store_status_t queue_foreach(store_t *st, queue_visit_fn fn, void *arg)
     return store_iterate(st, "Q", 1, foreach_cb, &c);
 }
 
+static bool count_cb(void *arg, const queue_entry_t *e)
+{
+    (void)e;
+    (*(unsigned *)arg)++;
+    return true;
+}
+
+unsigned queue_count(store_t *st)
+{
+    unsigned n = 0;
+    (void)queue_foreach(st, count_cb, &n);
+    return n;
+}
+
 static bool max_seq_cb(void *arg, const queue_entry_t *e)
 {
     uint32_t *m = arg;
