@@ -545,14 +545,16 @@ static int parse_endpoint(const char *url, char *host, size_t cap, uint16_t *por
 
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
 {
+    queue_policy_t policy;
     memset(o, 0, sizeof *o);
+    queue_policy_default(&policy); /* the agent's defaults, not a copy of them */
     o->sig = SIGN_V3;
     o->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
     o->max_wait_s = 60;
     o->rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
-    o->base_ms = RETRY_DEFAULT_BASE_MS;
-    o->cap_ms = RETRY_DEFAULT_CAP_MS;
-    o->max_attempts = 20;
+    o->base_ms = policy.base_ms;
+    o->cap_ms = policy.cap_ms;
+    o->max_attempts = policy.max_attempts;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;

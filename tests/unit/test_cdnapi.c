@@ -150,19 +150,26 @@ static void t_close(void *c)
     (void)c;
 }
 
+/* A V3-signing client over the scripted transport above. */
+static void api_setup(cdnapi_t *api, http_client_t *http)
+{
+    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    static const sign_credentials_t cred = {"testid", "testsecret", NULL};
+    http_client_init(http, &tr, NULL);
+    memset(api, 0, sizeof *api);
+    api->http = http;
+    api->credentials = &cred;
+    api->host = "cdn.aliyuncs.com";
+    api->signature = SIGN_V3;
+}
+
 static void test_set_header_call(void **state)
 {
-    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
-    sign_credentials_t cred = {"testid", "testsecret", NULL};
     http_client_t http;
-    cdnapi_t api = {0};
+    cdnapi_t api;
     cdnapi_result_t r;
     (void)state;
-    http_client_init(&http, &tr, NULL);
-    api.http = &http;
-    api.credentials = &cred;
-    api.host = "cdn.aliyuncs.com";
-    api.signature = SIGN_V3;
+    api_setup(&api, &http);
 
     sent_len = 0;
     reply_off = 0;
@@ -197,23 +204,17 @@ static void test_set_header_call(void **state)
 
 static void test_batch_set_headers(void **state)
 {
-    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
-    sign_credentials_t cred = {"testid", "testsecret", NULL};
     static cdnapi_header_t h[2];
     static const char *const doms[] = {"a.example.com", "b.example.com"};
     static const char *const bad_dom[] = {"a.example.com,b.example.com"};
     static const char *many[CDNAPI_MAX_BATCH + 1];
     cdnapi_batch_config_t got[4];
     http_client_t http;
-    cdnapi_t api = {0};
+    cdnapi_t api;
     cdnapi_result_t r;
     size_t i;
     (void)state;
-    http_client_init(&http, &tr, NULL);
-    api.http = &http;
-    api.credentials = &cred;
-    api.host = "cdn.aliyuncs.com";
-    api.signature = SIGN_V3;
+    api_setup(&api, &http);
     memset(h, 0, sizeof(h));
     strcpy(h[0].key, "X-A");
     strcpy(h[0].value, "v \"1\"");

@@ -75,6 +75,8 @@ const char *agent_status_str(int status)
     case AGENT_ERR_NOT_FOUND: return "not found";
     case AGENT_ERR_LIMIT: return "limit reached";
     case AGENT_ERR_ARG: return "bad argument";
+    case AGENT_ERR_NO_KEY: return "no device key";
+    case AGENT_ERR_SECRET: return "sealed secret does not open";
     default: return "unknown";
     }
 }
@@ -940,12 +942,9 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
             res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
     } else {
         const char *dom = domain;
-        char id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
-        strcpy(id, sent.config_id);
         if (act != ACT_MODIFY)
-            sent.config_id[0] = 0; /* an add carries no ConfigId */
+            sent.config_id[0] = 0; /* an add carries no ConfigId (nor needs it after) */
         int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &sent, 1, &got, 1, &res);
-        strcpy(sent.config_id, id);
         if (n < 1 && res.cls == CDNAPI_SUCCESS) {
             res.cls = CDNAPI_RETRYABLE; /* no ConfigId came back: look it up */
             snprintf(res.code, sizeof res.code, "Local.NoConfigId");

@@ -99,6 +99,17 @@ static bool is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/* A ConfigId as the service writes it: decimal digits, at most
+ * CDNAPI_MAX_CONFIG_ID_LEN of them ("" passes: no id). */
+static bool config_id_ok(const char *id)
+{
+    size_t i;
+    for (i = 0; id[i]; i++)
+        if (!(id[i] >= '0' && id[i] <= '9') || i >= CDNAPI_MAX_CONFIG_ID_LEN)
+            return false;
+    return true;
+}
+
 static bool ieq(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++) {
@@ -394,16 +405,13 @@ void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_
 {
     sign_param_t p[3];
     http_response_t resp;
-    size_t i;
     if (domain == NULL || domain[0] == 0 || config_id == NULL || config_id[0] == 0) {
         cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
         return;
     }
-    for (i = 0; config_id[i]; i++) {
-        if (!(config_id[i] >= '0' && config_id[i] <= '9') || i >= CDNAPI_MAX_CONFIG_ID_LEN) {
-            cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
-            return;
-        }
+    if (!config_id_ok(config_id)) {
+        cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+        return;
     }
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("ConfigId", config_id);
@@ -522,11 +530,9 @@ int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t n
         if (!cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res)) {
             return -1;
         }
-        for (k = 0; id[k] != 0; k++) {
-            if (id[k] < '0' || id[k] > '9') {
-                cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
-                return -1;
-            }
+        if (!config_id_ok(id)) {
+            cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+            return -1;
         }
     }
 

@@ -201,8 +201,9 @@ static uint32_t remaining_ms(uint64_t deadline)
     return now >= deadline ? 0 : (uint32_t)(deadline - now);
 }
 
-/* One attempt on the current (or a new) connection. *fresh_possible tells
- * whether an early close may be an idle-closed keep-alive connection. */
+/* One attempt on the current (or a new) connection. *stale is set only when
+ * sending on a reused connection failed: nothing reached the server, so the
+ * caller may try once more on a new connection. */
 static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_response_t *resp,
                    uint64_t deadline, bool *stale)
 {
@@ -210,7 +211,7 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
     http_parser parser;
     http_read_state_t st;
     uint8_t buf[HTTP_RECV_CHUNK];
-    size_t sent = 0, received = 0, header_bytes = 0;
+    size_t sent = 0, header_bytes = 0;
     bool reused = c->connected;
     int rc;
 
@@ -285,7 +286,6 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
         if (rc < 0) {
             return rc;
         }
-        received += (size_t)rc;
         fed = http_parser_execute(&parser, &settings, (const char *)buf, (size_t)rc);
         if (st.error != 0) {
             return st.error;

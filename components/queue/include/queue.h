@@ -51,10 +51,12 @@ typedef struct {
     char message[QUEUE_MESSAGE_MAX + 1]; /* last error Message */
 } queue_entry_t;
 
+#define QUEUE_DEFAULT_MAX_ATTEMPTS 20u
+
 typedef struct {
     uint32_t base_ms;      /* backoff base (default 1 s) */
     uint32_t cap_ms;       /* backoff cap (default 5 min) */
-    uint16_t max_attempts; /* retryable failures before DEAD (default 20) */
+    uint16_t max_attempts; /* retryable failures before DEAD (QUEUE_DEFAULT_MAX_ATTEMPTS) */
 } queue_policy_t;
 
 void queue_policy_default(queue_policy_t *p);

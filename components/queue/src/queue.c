@@ -27,7 +27,7 @@ void queue_policy_default(queue_policy_t *p)
 {
     p->base_ms = RETRY_DEFAULT_BASE_MS;
     p->cap_ms = RETRY_DEFAULT_CAP_MS;
-    p->max_attempts = 20;
+    p->max_attempts = QUEUE_DEFAULT_MAX_ATTEMPTS;
 }
 
 static size_t make_key(const char *target, char key[QUEUE_TARGET_MAX + 2])
