@@ -488,18 +488,11 @@ agent_status_t agent_cert_off(store_t *st, const char *domain)
  * certificate record head and report where its PEM starts. */
 static char *load_value(store_t *st, const char *key, size_t *pem_off, crec_t *c)
 {
-    size_t need = 0, len = 0;
-    store_status_t rc = store_get(st, key, 3, NULL, 0, &need);
-    if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    if (agent_get_value(st, key, &raw, &len) != AGENT_OK)
         return NULL;
-    char *b = port_malloc(need + 1);
-    if (!b)
-        return NULL;
-    if (store_get(st, key, 3, b, need, &len) != STORE_OK) {
-        port_free(b);
-        return NULL;
-    }
-    b[len] = 0;
+    char *b = (char *)raw;
     if (c) {
         size_t off;
         if (!crec_decode((const uint8_t *)b, len, c, &off)) {
@@ -839,6 +832,17 @@ static act_t header_action(const hrec_t *h)
     return have ? ACT_DELETE : ACT_NONE;
 }
 
+/* Drop a queue entry that has nothing left to deliver. Called locked. */
+static void queue_drop(agent_t *a, const char *target)
+{
+    if (store_txn_begin(a->st) != STORE_OK)
+        return;
+    if (queue_txn_remove(a->st, target) == STORE_OK)
+        (void)store_txn_commit(a->st);
+    else
+        (void)store_txn_abort(a->st);
+}
+
 /* Desired == delivered: drop the queue entry (and the record of a removed
  * header) in one transaction. Called locked. */
 static void header_settled(agent_t *a, const char *target, const hrec_t *h, uint32_t seq)
@@ -876,12 +880,7 @@ static uint32_t header_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     store_status_t rc = hrec_load(a->st, e->target, &h, a->buf);
     if (rc == STORE_NOT_FOUND || slot < 0 || !domain_name(a->st, (unsigned)slot, domain)) {
         /* an entry without a target (left by a cut edit): nothing to do */
-        if (store_txn_begin(a->st) == STORE_OK) {
-            if (queue_txn_remove(a->st, e->target) == STORE_OK)
-                (void)store_txn_commit(a->st);
-            else
-                (void)store_txn_abort(a->st);
-        }
+        queue_drop(a, e->target);
         unlock(a);
         return 0;
     }
@@ -1061,9 +1060,7 @@ static uint32_t cert_step(agent_t *a, queue_entry_t *e, uint64_t now_ms)
     crec_t want;
     size_t off = 0;
     if (slot < 0 || !domain_name(a->st, (unsigned)slot, domain)) {
-        (void)store_txn_begin(a->st);
-        (void)queue_txn_remove(a->st, e->target);
-        (void)store_txn_commit(a->st);
+        queue_drop(a, e->target); /* the domain is gone: nothing to deliver */
         unlock(a);
         return 0;
     }

@@ -13,4 +13,8 @@ agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size
 /* Wipe and free a heap secret. */
 void agent_free_secret(char *p, size_t len);
 
+/* A whole store value as a heap copy (port_malloc, NUL-terminated after len
+ * bytes). AGENT_ERR_NOT_FOUND, AGENT_ERR_STORE. */
+agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len);
+
 #endif

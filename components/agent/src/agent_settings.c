@@ -58,7 +58,7 @@ agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *pl
     return rc == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
 }
 
-static agent_status_t get_raw(store_t *st, const char *key, uint8_t **out, size_t *len)
+agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len)
 {
     size_t need = 0;
     store_status_t rc = store_get(st, key, strlen(key), NULL, 0, &need);
@@ -84,7 +84,7 @@ agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size
     size_t rl = 0;
     uint32_t id;
     *plain = NULL;
-    agent_status_t ar = get_raw(st, key, &raw, &rl);
+    agent_status_t ar = agent_get_value(st, key, &raw, &rl);
     if (ar != AGENT_OK)
         return ar;
     ar = device_key(k, &id);
@@ -229,7 +229,7 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     }
     if (ca_pem) {
         uint8_t *ca = NULL;
-        ar = get_raw(st, "Gca", &ca, &len);
+        ar = agent_get_value(st, "Gca", &ca, &len);
         if (ar == AGENT_OK)
             *ca_pem = (char *)ca;
         else if (ar != AGENT_ERR_NOT_FOUND) {
@@ -308,7 +308,7 @@ agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old
         uint8_t *raw = NULL;
         size_t rl = 0, pl = 0;
         uint32_t id;
-        ar = get_raw(st, l.names[i], &raw, &rl);
+        ar = agent_get_value(st, l.names[i], &raw, &rl);
         if (ar != AGENT_OK)
             return ar;
         if (vault_key_id(raw, rl, &id) != VAULT_OK || id == new_id) {
