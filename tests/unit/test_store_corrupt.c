@@ -29,46 +29,10 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_owned.h"
 #include "test_rng.h"
 
 /* ------------------------------------------------------------ helpers -- */
-
-/* Every heap block a test holds is registered here, so a failing assertion
- * (which longjmps out of the test) leaks nothing: the teardown frees it. */
-#define MAX_OWNED 32
-static void *g_owned[MAX_OWNED];
-
-static void *own(void *p)
-{
-    if (!p)
-        fail_msg("out of memory");
-    for (int i = 0; i < MAX_OWNED; i++)
-        if (!g_owned[i]) {
-            g_owned[i] = p;
-            return p;
-        }
-    free(p);
-    fail_msg("too many owned blocks");
-    return NULL;
-}
-
-static void owned_free(void *p)
-{
-    for (int i = 0; i < MAX_OWNED; i++)
-        if (g_owned[i] == p)
-            g_owned[i] = NULL;
-    free(p);
-}
-
-static int teardown_owned(void **state)
-{
-    (void)state;
-    for (int i = 0; i < MAX_OWNED; i++) {
-        free(g_owned[i]);
-        g_owned[i] = NULL;
-    }
-    return 0;
-}
 
 typedef struct {
     emu_flash_t emu;
@@ -583,8 +547,7 @@ static void test_bit_flips(void **state)
     char ctx[96];
     rig_init(&g, 1024, 8, 4);
     hm_build(&g, &g_hm, 24, 0xB17);
-    uint8_t *img = own(malloc(g.dev_bytes));
-    assert_non_null(img);
+    uint8_t *img = own(malloc(g.dev_bytes)); /* own() fails the test on NULL */
     memcpy(img, g.emu.mem, g.dev_bytes);
 
     /* baseline: the clean image mounts without damage, fsck agrees */
@@ -685,8 +648,7 @@ static void test_garbage_sector(void **state)
     const uint32_t ss = 1024, sc = 8;
     rig_init(&g, ss, sc, 8);
     hm_build(&g, &g_hm, 40, 0x6A6); /* ~ 90 records: the log wraps, GC has run */
-    uint8_t *img = own(malloc(g.dev_bytes));
-    assert_non_null(img);
+    uint8_t *img = own(malloc(g.dev_bytes)); /* own() fails the test on NULL */
     memcpy(img, g.emu.mem, g.dev_bytes);
     long loc[HKEYS];
     for (int i = 0; i < g_hm.n; i++)
@@ -762,8 +724,7 @@ static void test_truncated_image(void **state)
     const uint32_t ss = 1024, sc = 8;
     rig_init(&g, ss, sc, 4);
     hm_build(&g, &g_hm, 40, 0x7A7);
-    uint8_t *img = own(malloc(g.dev_bytes));
-    assert_non_null(img);
+    uint8_t *img = own(malloc(g.dev_bytes)); /* own() fails the test on NULL */
     memcpy(img, g.emu.mem, g.dev_bytes);
     long loc[HKEYS];
     for (int i = 0; i < g_hm.n; i++)

@@ -34,6 +34,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_owned.h"
 #include "test_rng.h"
 
 #define SECTOR_SIZE 1024u
@@ -52,36 +53,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-/* Every heap block a test holds is registered here, so a failing assertion
- * (which longjmps out of the test) leaks nothing: the teardown frees it. */
-#define MAX_OWNED 32
-static void *g_owned[MAX_OWNED];
-
-static void *own(void *p)
-{
-    if (!p)
-        fail_msg("out of memory");
-    for (int i = 0; i < MAX_OWNED; i++)
-        if (!g_owned[i]) {
-            g_owned[i] = p;
-            return p;
-        }
-    free(p);
-    fail_msg("too many owned blocks");
-    return NULL;
-}
-
-static int teardown_owned(void **state)
-{
-    (void)state;
-    for (int i = 0; i < MAX_OWNED; i++) {
-        free(g_owned[i]);
-        g_owned[i] = NULL;
-    }
-    return 0;
-}
-
-
 static void fill_value(rng_t *r, uint8_t *buf, size_t len)
 {
     uint32_t kind = rng_below(r, 16);
@@ -90,8 +61,7 @@ static void fill_value(rng_t *r, uint8_t *buf, size_t len)
     } else if (kind == 1) {
         memset(buf, 0x00, len);
     } else {
-        for (size_t i = 0; i < len; i++)
-            buf[i] = (uint8_t)rng_next(r);
+        rng_fill(r, buf, len);
     }
 }
 
@@ -603,8 +573,7 @@ static void run_campaign(unsigned w, uint64_t seed)
     own(g.emu.mem);
     own(g.emu.erase_counts);
     g.dev_bytes = (size_t)SECTOR_SIZE * SECTOR_COUNT;
-    g.t = own(calloc(1, sizeof *g.t));
-    assert_non_null(g.t);
+    g.t = own(calloc(1, sizeof *g.t)); /* own() fails the test on NULL */
     g.t->dev = g.emu.dev;
     g.t->dev.read = t_read;
     g.t->dev.program = t_program;
@@ -617,11 +586,6 @@ static void run_campaign(unsigned w, uint64_t seed)
     post.mem = own(malloc(g.dev_bytes));
     pre.work = own(malloc(g.work_size));
     post.work = own(malloc(g.work_size));
-    assert_non_null(g.work);
-    assert_non_null(pre.mem);
-    assert_non_null(post.mem);
-    assert_non_null(pre.work);
-    assert_non_null(post.work);
 
     store_mount_report_t rep;
     assert_int_equal(store_mount(&g.st, &g.t->dev, g.work, g.work_size,
@@ -739,8 +703,7 @@ static void run_campaign(unsigned w, uint64_t seed)
                              (unsigned long)pos[p], why, why2);
                 /* still writable after recovery, and nothing else moved */
                 uint8_t probe[24];
-                for (size_t b = 0; b < sizeof probe; b++)
-                    probe[b] = (uint8_t)rng_next(&probe_rng);
+                rng_fill(&probe_rng, probe, sizeof probe);
                 int prc = store_put(&g.st, g_probe_key, PROBE_KEY_LEN, probe, sizeof probe);
                 if (prc != STORE_OK)
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: put after recovery "

@@ -35,8 +35,11 @@ extern "C" {
 #define STORE_SECTORS_MAX 4096u     /* largest sector_count supported */
 
 /* Work buffer the caller must provide to store_mount(): a per-sector table
- * (16 bytes a sector) plus one scratch buffer of 512 bytes. */
-#define STORE_WORK_SIZE(sector_count) ((size_t)(sector_count) * 16u + 512u)
+ * (STORE_SECTOR_ENTRY_SIZE bytes a sector) plus one scratch buffer. */
+#define STORE_SECTOR_ENTRY_SIZE 16u
+#define STORE_SCRATCH_SIZE 512u
+#define STORE_WORK_SIZE(sector_count) \
+    ((size_t)(sector_count) * STORE_SECTOR_ENTRY_SIZE + STORE_SCRATCH_SIZE)
 
 typedef enum {
     STORE_OK = 0,
@@ -114,8 +117,8 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
 /* Read the value of key into buf (capacity cap). *len receives the value
  * length (also when STORE_ERR_TOO_BIG is returned, so the caller can size a
  * buffer). STORE_ERR_CORRUPT when the newest committed version is damaged:
- * an older version is never returned in its place. Cost: a scan of the
- * record headers (no RAM index). */
+ * an older version is never returned in its place. Cost: two or three
+ * passes over the record headers (no RAM index; see FORMAT.md). */
 store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
                          size_t *len);
 

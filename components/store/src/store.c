@@ -26,17 +26,20 @@
 
 #define SEC_MAGIC 0x31534443u /* "CDS1" little-endian */
 #define FORMAT_VERSION 1u
-#define SEC_HDR_RAW 28u
+#define SEC_HDR_RAW STORE_PROBE_LEN
 #define REC_HDR 28u
 #define REC_CRC_SPAN 20u /* header bytes covered by the record CRC */
-#define SCRATCH_SIZE 512u
+#define SCRATCH_SIZE STORE_SCRATCH_SIZE
+#define SECTOR_SIZE_MIN 512u
+#define SECTOR_SIZE_MAX (1u << 20)
+#define WRITE_SIZE_MAX 32u /* program granularity, as port.h allows */
 #define SEQ_NONE 0u
 
 enum { T_DATA = 0x44, T_COMMIT = 0x43, T_ABORT = 0x41, T_GCDONE = 0x47 };
 enum { F_SELF = 0x01, F_TOMB = 0x02 };
 enum { S_FREE = 0, S_VALID = 1 };
 
-/* One per sector in the work buffer; exactly 16 bytes (STORE_WORK_SIZE). */
+/* One per sector in the work buffer; exactly STORE_SECTOR_ENTRY_SIZE bytes. */
 typedef struct {
     uint32_t seq;
     uint32_t erase_count;
@@ -47,7 +50,7 @@ typedef struct {
     uint8_t obsolete;
 } sec_t;
 
-typedef char sec_t_is_16_bytes[sizeof(sec_t) == 16 ? 1 : -1];
+typedef char sec_t_is_one_entry[sizeof(sec_t) == STORE_SECTOR_ENTRY_SIZE ? 1 : -1];
 
 typedef struct {
     uint8_t type, flags, key_len, op, chunk_idx, reserved;
@@ -494,9 +497,7 @@ static store_status_t head_append(store_t *st, const src_t *s)
 done:;
     sec_t h = sec_get(st, st->head_sector);
     if (h.used_end < st->head_offset)
-        h.used_end = st->head_offset;
-    if (st->tail_end > h.used_end)
-        h.used_end = st->tail_end;
+        h.used_end = st->head_offset; /* >= tail_end: writing resumes at or past it */
     sec_put(st, st->head_sector, &h);
     return STORE_OK;
 }
@@ -785,9 +786,9 @@ static store_status_t write_marker(store_t *st, uint8_t type, uint32_t txn, uint
 static bool geometry_ok(const port_flash_t *dev)
 {
     uint32_t ss = dev->sector_size, ws = dev->write_size;
-    if (ss < 512u || ss > (1u << 20) || (ss & (ss - 1u)) != 0)
+    if (ss < SECTOR_SIZE_MIN || ss > SECTOR_SIZE_MAX || (ss & (ss - 1u)) != 0)
         return false;
-    if (ws == 0 || ws > 32u || (ws & (ws - 1u)) != 0)
+    if (ws == 0 || ws > WRITE_SIZE_MAX || (ws & (ws - 1u)) != 0)
         return false;
     return dev->sector_count >= 3u && dev->sector_count <= STORE_SECTORS_MAX;
 }
@@ -820,8 +821,6 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
 {
     const uint8_t *b = buf;
-    typedef char probe_len_matches[STORE_PROBE_LEN == SEC_HDR_RAW ? 1 : -1];
-    (void)sizeof(probe_len_matches);
     if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24) ||
         get16(b + 4) != FORMAT_VERSION)
         return false;
@@ -937,7 +936,7 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
         if (!rec_read_hdr(st, base + off, base + st->dev->sector_size, &r)) {
             bool pad = true;
             /* Sealed padding (all zero) is not damage; anything else is. */
-            uint8_t unit[32];
+            uint8_t unit[WRITE_SIZE_MAX];
             if (flash_read(st, base + off, unit, st->align) != STORE_OK)
                 return STORE_ERR_IO;
             for (uint32_t k = 0; k < st->align; k++)
