@@ -45,6 +45,9 @@ int cli_ensure_device_key(const cli_globals_t *g);
 
 /* Default flash image path when --flash is not given. */
 #define CLI_DEFAULT_FLASH "cdnagent.flash"
+#define CLI_DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
+#define CLI_DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
+#define CLI_MAX_CA_BYTES (512u * 1024u) /* Debian's whole bundle is 219,597 B */
 
 /* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...)

@@ -43,18 +43,25 @@ static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
     return found ? 0 : -1;
 }
 
+/* flock, waiting through signals (SIGHUP reloads the daemon). */
+static int lock_exclusive(int fd)
+{
+    while (flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
 static int take_lock(const char *path, int *fd)
 {
     /* O_CREAT: the lock must exist before the image does (first use). */
     *fd = open(path, O_RDWR | O_CREAT, 0600);
     if (*fd < 0)
         return -1;
-    while (flock(*fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            close(*fd);
-            *fd = -1;
-            return -1;
-        }
+    if (lock_exclusive(*fd) != 0) {
+        close(*fd);
+        *fd = -1;
+        return -1;
     }
     return 0;
 }
@@ -148,9 +155,8 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
 int cli_flash_lock(cli_flash_t *f)
 {
     if (f->lock_fd >= 0 && !f->locked) {
-        while (flock(f->lock_fd, LOCK_EX) != 0)
-            if (errno != EINTR)
-                return -1;
+        if (lock_exclusive(f->lock_fd) != 0)
+            return -1;
         f->locked = 1;
     }
     /* Another process may have written: read the image and the store afresh. */

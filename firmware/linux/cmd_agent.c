@@ -14,9 +14,6 @@
 #include "cli_flash.h"
 #include "port.h"
 
-#define DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
-#define DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
-#define MAX_FILE_BYTES (512u * 1024u)
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -77,7 +74,6 @@ typedef struct {
     FILE *out;
     int json;
     int n;
-    const char *only_domain;
 } list_ctx_t;
 
 static void list_header_cb(void *arg, const agent_header_view_t *h)
@@ -142,7 +138,7 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
         else
             printf("queued: remove %s header %s\n", pos[1], pos[2]);
     } else {
-        list_ctx_t c = {stdout, json, 0, NULL};
+        list_ctx_t c = {stdout, json, 0};
         agent_visitor_t v = {list_header_cb, NULL, &c};
         if (json)
             putchar('[');
@@ -262,7 +258,7 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
         else
             printf("queued: %s certificate off\n", domain);
     } else {
-        list_ctx_t c = {stdout, json, 0, NULL};
+        list_ctx_t c = {stdout, json, 0};
         agent_visitor_t v = {NULL, show_cert_cb, &c};
         if (json)
             putchar('[');
@@ -311,7 +307,6 @@ typedef struct {
     int json;
     int n;
     uint64_t now;
-    const char *last_domain;
     char domain[AGENT_DOMAIN_MAX + 1];
     int pending, delivered;
 } status_ctx_t;
@@ -629,7 +624,7 @@ static int deliverer_open(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, con
                 agent_status_str(sr));
         return CLI_EXIT_FAILED;
     }
-    const char *endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : DEFAULT_ENDPOINT;
+    const char *endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : CLI_DEFAULT_ENDPOINT;
     if (d->have_set) {
         if (!o->sig_given)
             o->sig = d->set.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
@@ -672,8 +667,8 @@ static int deliverer_open(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, con
     }
     if (cfg.tls && !o->insecure) {
         if (o->ca_file || !flash_ca) {
-            const char *caf = o->ca_file ? o->ca_file : DEFAULT_CA;
-            d->ca = read_text_file(caf, MAX_FILE_BYTES, &d->ca_len);
+            const char *caf = o->ca_file ? o->ca_file : CLI_DEFAULT_CA;
+            d->ca = read_text_file(caf, CLI_MAX_CA_BYTES, &d->ca_len);
             if (!d->ca) {
                 port_free(flash_ca);
                 agent_settings_wipe(&d->set);
@@ -803,7 +798,7 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
     fprintf(stderr, "cdnagent: run: delivering from %s to %s (pid %ld)\n", g->flash_path,
-            o.endpoint ? o.endpoint : d.have_set ? d.set.endpoint : DEFAULT_ENDPOINT,
+            o.endpoint ? o.endpoint : d.have_set ? d.set.endpoint : CLI_DEFAULT_ENDPOINT,
             (long)getpid());
     while (!got_term) {
         if (got_hup) {

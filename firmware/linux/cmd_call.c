@@ -11,9 +11,6 @@
 #include "http.h"
 #include "port.h"
 
-#define CALL_DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
-#define CALL_DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
-#define CALL_MAX_CA_BYTES (512u * 1024u)
 #define CALL_MAX_POSITIONAL 4
 
 static const char CALL_USAGE[] =
@@ -31,12 +28,12 @@ static uint8_t *read_file(const char *path, size_t *len)
     if (f == NULL) {
         return NULL;
     }
-    buf = malloc(CALL_MAX_CA_BYTES + 1);
+    buf = malloc(CLI_MAX_CA_BYTES + 1);
     if (buf == NULL) {
         fclose(f);
         return NULL;
     }
-    n = fread(buf, 1, CALL_MAX_CA_BYTES, f);
+    n = fread(buf, 1, CLI_MAX_CA_BYTES, f);
     fclose(f);
     buf[n] = 0;
     *len = n + 1;
@@ -47,7 +44,7 @@ static uint8_t *read_file(const char *path, size_t *len)
 int cmd_call(int argc, char **argv, const cli_globals_t *g)
 {
     const char *pos[CALL_MAX_POSITIONAL];
-    const char *endpoint = CALL_DEFAULT_ENDPOINT, *ca_file = CALL_DEFAULT_CA, *config_id = NULL;
+    const char *endpoint = CLI_DEFAULT_ENDPOINT, *ca_file = CLI_DEFAULT_CA, *config_id = NULL;
     const char *cert_file = NULL, *key_file = NULL, *cert_name = NULL;
     bool insecure = false, json = false, force = false;
     sign_version_t sigver = SIGN_V3;

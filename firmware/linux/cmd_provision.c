@@ -95,11 +95,6 @@ static void manifest_free(manifest_t *m)
     memset(m, 0, sizeof *m);
 }
 
-static char *slurp(const char *path, size_t max, int *too_big)
-{
-    return cli_read_text(path, max, NULL, too_big);
-}
-
 static void resolve(const char *base, const char *p, char *out, size_t cap)
 {
     if (p[0] == '/' || !base[0])
@@ -264,7 +259,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
         char path[4096];
         int big;
         resolve(base, ca, path, sizeof path);
-        m->ca_pem = slurp(path, AGENT_CA_MAX, &big);
+        m->ca_pem = cli_read_text(path, AGENT_CA_MAX, NULL, &big);
         if (!m->ca_pem)
             err(e, "ca_bundle", big == 1 ? "%s: larger than 16 KB (keep only the roots the device needs)"
                                 : big == 2 ? "%s: not a text (PEM) file"
@@ -411,14 +406,14 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                 int big;
                 if (cf) {
                     resolve(base, cf, path, sizeof path);
-                    md->cert_pem = slurp(path, CDNAPI_MAX_PEM_LEN, &big);
+                    md->cert_pem = cli_read_text(path, CDNAPI_MAX_PEM_LEN, NULL, &big);
                     snprintf(fp, sizeof fp, "%s.cert", cp);
                     if (!md->cert_pem)
                         err(e, fp, big == 1 ? "%s: larger than 12 KB" : "%s: cannot read", path);
                 }
                 if (kf) {
                     resolve(base, kf, path, sizeof path);
-                    md->key_pem = slurp(path, STORE_VALUE_MAX - VAULT_OVERHEAD, &big);
+                    md->key_pem = cli_read_text(path, STORE_VALUE_MAX - VAULT_OVERHEAD, NULL, &big);
                     snprintf(fp, sizeof fp, "%s.key", cp);
                     if (!md->key_pem)
                         err(e, fp, big == 1 ? "%s: too large" : "%s: cannot read", path);
@@ -536,7 +531,7 @@ int cmd_provision(int argc, char **argv, const cli_globals_t *g)
             big = 1;
         }
     } else {
-        text = slurp(manifest, MANIFEST_MAX, &big);
+        text = cli_read_text(manifest, MANIFEST_MAX, NULL, &big);
     }
     if (!text) {
         fprintf(stderr, "cdnagent: provision: %s: %s\n", manifest,

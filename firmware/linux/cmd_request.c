@@ -10,7 +10,6 @@
 
 #include "mbedtls/platform_util.h"
 
-#define REQUEST_DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
 
 static void request_usage(FILE *out)
 {
@@ -55,7 +54,7 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
     sign_param_t params[SIGN_MAX_PARAMS];
     char *owned[SIGN_MAX_PARAMS];
     size_t nparams = 0, nowned = 0;
-    const char *action = NULL, *endpoint = REQUEST_DEFAULT_ENDPOINT, *api_version = NULL;
+    const char *action = NULL, *endpoint = CLI_DEFAULT_ENDPOINT, *api_version = NULL;
     const char *method_opt = NULL, *timestamp = NULL, *nonce = NULL, *provider = NULL;
     const char *key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
     const char *secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");

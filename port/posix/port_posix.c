@@ -17,6 +17,10 @@ uint64_t port_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A Linux box that booted without RTC or NTP sits near 1970; anything
+ * before 2020-01-01 cannot be a real date for this product. */
+#define WALL_CLOCK_MIN_UTC 1577836800
+
 port_status_t port_wall_clock(int64_t *utc_seconds)
 {
     struct timespec ts;
@@ -32,9 +36,7 @@ port_status_t port_wall_clock(int64_t *utc_seconds)
             return PORT_ERR_NOT_SET;
         ts.tv_sec += (time_t)strtoll(skew, NULL, 10);
     }
-    /* A Linux box that booted without RTC or NTP sits near 1970; anything
-     * before 2020 cannot be a real date for this product. */
-    if (ts.tv_sec < 1577836800)
+    if (ts.tv_sec < WALL_CLOCK_MIN_UTC)
         return PORT_ERR_NOT_SET;
     *utc_seconds = (int64_t)ts.tv_sec;
     return PORT_OK;

@@ -87,9 +87,7 @@ def check_faults(upd):
         return ["<not a JSON object>"]
     bad = []
     for k, v in upd.items():
-        if k == "reset":
-            ok = isinstance(v, bool)
-        elif k == "chunked":
+        if k in ("reset", "chunked"):
             ok = isinstance(v, bool)
         elif k == "error_fraction":
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
