@@ -102,8 +102,7 @@ agent_status_t app_start(app_t *app)
     return rc;
 }
 
-/* Sleep until the next SysTick: the agent asked for a pause. */
-static void idle_until(uint64_t t)
+void app_idle_until(uint64_t t)
 {
     while (port_monotonic_ms() < t)
         __asm__ volatile("wfi");
@@ -121,7 +120,7 @@ unsigned app_deliver(app_t *app, uint32_t max_ms)
         if (now + w > deadline)
             break;
         if (w)
-            idle_until(now + w);
+            app_idle_until(now + w);
     }
     agent_counters(app->agent, &app->counters);
     return queue_count(&app->store);

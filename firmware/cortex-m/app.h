@@ -66,4 +66,8 @@ unsigned app_deliver(app_t *app, uint32_t max_ms);
 
 void app_stop(app_t *app);
 
+/* Sleep (WFI, woken by SysTick) until port_monotonic_ms() reaches t: the
+ * agent asked for a pause. */
+void app_idle_until(uint64_t t);
+
 #endif

@@ -67,11 +67,8 @@ static unsigned deliver_measured(void)
         }
         if (w == UINT32_MAX)
             break;
-        if (w) {
-            uint64_t until = port_monotonic_ms() + w;
-            while (port_monotonic_ms() < until)
-                __asm__ volatile("wfi");
-        }
+        if (w)
+            app_idle_until(port_monotonic_ms() + w);
     }
     agent_counters(app.agent, &app.counters);
     return queue_count(&app.store);
