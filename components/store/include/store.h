@@ -80,6 +80,9 @@ typedef struct store {
     uint8_t mounted;
     uint8_t prepared;       /* post-power-cut repairs done */
     uint8_t txn_failed;     /* an op of the open transaction failed */
+    uint8_t read_failed;    /* a flash read failed since the call began: the
+                               scan may have missed records, so get and iterate
+                               answer STORE_ERR_IO, never "not found" */
 } store_t;
 
 /* Mount flags. */

@@ -123,7 +123,10 @@ static uint32_t ring_next(const store_t *st, uint32_t i)
 
 static store_status_t flash_read(store_t *st, uint32_t addr, void *buf, size_t len)
 {
-    return st->dev->read(st->dev, addr, buf, len) == PORT_OK ? STORE_OK : STORE_ERR_IO;
+    if (st->dev->read(st->dev, addr, buf, len) == PORT_OK)
+        return STORE_OK;
+    st->read_failed = 1;
+    return STORE_ERR_IO;
 }
 static store_status_t flash_program(store_t *st, uint32_t addr, const void *buf, size_t len)
 {
@@ -1161,8 +1164,8 @@ static store_status_t check_key(const store_t *st, const void *key, size_t key_l
     return STORE_OK;
 }
 
-store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
-                         size_t *len)
+static store_status_t get_value(store_t *st, const void *key, size_t key_len, void *buf,
+                                size_t cap, size_t *len)
 {
     store_status_t rc = check_key(st, key, key_len);
     if (rc != STORE_OK)
@@ -1199,6 +1202,16 @@ store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf
         got += r.chunk_len;
     }
     return (have[0] & 1u) && got == w.rec.value_len ? STORE_OK : STORE_ERR_CORRUPT;
+}
+
+store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
+                         size_t *len)
+{
+    if (st)
+        st->read_failed = 0;
+    store_status_t rc = get_value(st, key, key_len, buf, cap, len);
+    /* A read that failed may have hidden the record or its newest copy. */
+    return rc != STORE_ERR_ARG && st->read_failed ? STORE_ERR_IO : rc;
 }
 
 static store_status_t check_value(const void *value, size_t value_len)
@@ -1352,7 +1365,10 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
     rec_t r;
     uint8_t key[STORE_KEY_MAX];
     scan_init(&it, UINT32_MAX);
+    st->read_failed = 0;
     while (scan_next(st, &it, &a, &r)) {
+        if (st->read_failed)
+            return STORE_ERR_IO;
         if (r.type != T_DATA || r.chunk_idx != 0 || (r.flags & F_TOMB) || r.key_len < prefix_len)
             continue;
         if (st->txn_id != 0 && r.txn == st->txn_id)
@@ -1363,14 +1379,17 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
             continue;
         winner_t w;
         find_winner(st, key, r.key_len, &w);
-        if (!w.found || w.rec.txn != r.txn || w.rec.op != r.op || !first_copy(st, a, &r))
+        bool first = w.found && w.rec.txn == r.txn && w.rec.op == r.op && first_copy(st, a, &r);
+        if (st->read_failed)
+            return STORE_ERR_IO;
+        if (!first)
             continue;
         scan_t saved = it; /* fn may not modify the store, scanning resumes */
         if (!fn(arg, key, r.key_len, r.value_len))
             break;
         it = saved;
     }
-    return STORE_OK;
+    return st->read_failed ? STORE_ERR_IO : STORE_OK;
 }
 
 store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_counts,
