@@ -57,12 +57,13 @@ agent_status_t app_boot(app_t *app, bool erase_flash)
 static void on_event(void *ctx, const agent_event_t *ev)
 {
     app_t *app = ctx;
-    static const char *const kinds[] = {"delivered", "failed", "dead", "retry"};
+    static const char *const kinds[] = {"delivered", "failed", "blocked", "retry", "store"};
     switch (ev->kind) {
     case AGENT_EV_DELIVERED: app->delivered++; break;
     case AGENT_EV_FAILED: app->failed++; break;
-    case AGENT_EV_DEAD: app->dead++; break;
+    case AGENT_EV_BLOCKED: app->blocked++; break;
     case AGENT_EV_RETRY: app->retries++; break;
+    case AGENT_EV_STORE: app->store_errors++; break;
     }
     LOG(PORT_LOG_INFO, "%s %s %s: %s", kinds[ev->kind], ev->domain, ev->what,
         ev->detail ? ev->detail : "");
@@ -123,7 +124,17 @@ unsigned app_deliver(app_t *app, uint32_t max_ms)
             app_idle_until(now + w);
     }
     agent_counters(app->agent, &app->counters);
-    return queue_count(&app->store);
+    return app_pending(app);
+}
+
+unsigned app_pending(app_t *app)
+{
+    unsigned n = 0;
+    store_status_t rc = queue_count(&app->store, &n);
+    if (rc == STORE_OK)
+        return n;
+    LOG(PORT_LOG_ERROR, "queue unreadable: %s", store_status_str(rc));
+    return APP_PENDING_UNKNOWN;
 }
 
 void app_stop(app_t *app)

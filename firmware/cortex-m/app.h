@@ -42,7 +42,7 @@ typedef struct {
     char host[AGENT_ENDPOINT_MAX + 1];
     agent_t *agent;
     agent_counters_t counters;
-    uint32_t delivered, failed, dead, retries;
+    uint32_t delivered, failed, blocked, retries, store_errors;
 } app_t;
 
 /* Apply the built-in manifest ("manifest.json") to a freshly formatted
@@ -61,8 +61,13 @@ agent_status_t app_boot(app_t *app, bool erase_flash);
 agent_status_t app_start(app_t *app);
 
 /* Poll the agent until nothing is due within max_ms or the queue is empty;
- * returns the number of queue entries left. */
+ * returns the number of queue entries left (app_pending). */
 unsigned app_deliver(app_t *app, uint32_t max_ms);
+
+/* Queue entries left; APP_PENDING_UNKNOWN (logged) when the store cannot
+ * be read, so an unreadable queue never passes for an empty one. */
+#define APP_PENDING_UNKNOWN 0xFFFFFFFFu
+unsigned app_pending(app_t *app);
 
 void app_stop(app_t *app);
 

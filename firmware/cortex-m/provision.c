@@ -113,13 +113,13 @@ static agent_status_t settings_from(const cJSON *root, agent_settings_t *s, cons
         return AGENT_ERR_INVALID;
     }
     if (cJSON_IsObject(rt)) {
-        uint32_t attempts = s->policy.max_attempts;
+        uint32_t attempts = s->policy.warn_every;
         if (!uint_field(rt, "base_ms", 10, 600000, &s->policy.base_ms) ||
             !uint_field(rt, "cap_ms", 10, 86400000, &s->policy.cap_ms) ||
             !uint_field(rt, "max_attempts", 1, 65535, &attempts) ||
             !uint_field(rt, "rate_per_s", 1, 100, &rate))
             return AGENT_ERR_INVALID;
-        s->policy.max_attempts = (uint16_t)attempts;
+        s->policy.warn_every = (uint16_t)attempts;
         if (rate)
             s->rate_milli = rate * 1000u;
     }

@@ -467,16 +467,52 @@ static bool queue_print_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
+static const char QUEUE_USAGE[] =
+    "usage: cdnagent [--flash PATH] queue [--json] | queue retry [DOMAIN [KEY]]";
+
+/* queue retry: failed and blocked changes become pending again. */
+static int queue_retry(int npos, char **pos, const cli_globals_t *g)
+{
+    cli_flash_t f;
+    unsigned n = 0;
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+        return CLI_EXIT_USAGE;
+    agent_status_t ar = agent_retry(&f.store, npos > 1 ? pos[1] : NULL, npos > 2 ? pos[2] : NULL,
+                                    &n);
+    cli_flash_close(&f);
+    if (ar == AGENT_ERR_NOT_FOUND) {
+        fprintf(stderr, "cdnagent: queue retry: no such domain %s\n", pos[1]);
+        return CLI_EXIT_FAILED;
+    }
+    if (ar != AGENT_OK) {
+        fprintf(stderr, "cdnagent: queue retry: %s (nothing was changed)\n", agent_status_str(ar));
+        return CLI_EXIT_FAILED;
+    }
+    printf("queue retry: %u change%s pending again (run sync, or the daemon delivers them)\n", n,
+           n == 1 ? "" : "s");
+    return CLI_EXIT_OK;
+}
+
 int cmd_queue(int argc, char **argv, const cli_globals_t *g)
 {
     qctx_t c = {0, 0, port_monotonic_ms()};
+    char *pos[3];
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             c.json = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            puts(QUEUE_USAGE);
+            return CLI_EXIT_OK;
+        } else if (argv[i][0] != '-' && npos < 3)
+            pos[npos++] = argv[i];
         else
-            return cli_usage_error("queue: unknown argument %s (usage: cdnagent queue [--json])",
-                                   argv[i]);
+            return cli_usage_error("queue: unexpected argument %s\n%s", argv[i], QUEUE_USAGE);
     }
+    if (npos > 0 && strcmp(pos[0], "retry") == 0 && !c.json)
+        return queue_retry(npos, pos, g);
+    if (npos > 0)
+        return cli_usage_error("queue: unknown operation %s\n%s", pos[0], QUEUE_USAGE);
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
         return CLI_EXIT_USAGE;
@@ -488,337 +524,7 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     else if (c.n == 0)
         puts("(queue empty)");
     cli_flash_close(&f);
+    if (rc != STORE_OK)
+        fprintf(stderr, "cdnagent: queue: the store cannot be read: %s\n", store_status_str(rc));
     return rc == STORE_OK ? CLI_EXIT_OK : CLI_EXIT_FAILED;
-}
-
-/* ---------------------------------------------------------- sync / run -- */
-
-typedef struct {
-    const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
-    int insecure, verbose, sig_given, policy_given, rate_given;
-    sign_version_t sig;
-    uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, max_attempts;
-} deliver_opts_t;
-
-static volatile sig_atomic_t got_term, got_hup;
-static void on_term(int sig)
-{
-    (void)sig;
-    got_term = 1;
-}
-static void on_hup(int sig)
-{
-    (void)sig;
-    got_hup = 1;
-}
-
-static void event_cb(void *ctx, const agent_event_t *ev)
-{
-    const deliver_opts_t *o = ctx;
-    if (ev->kind == AGENT_EV_DELIVERED) {
-        printf("delivered %s %s: %s\n", ev->domain, ev->what, ev->detail);
-    } else if (ev->kind == AGENT_EV_RETRY) {
-        if (o->verbose)
-            fprintf(stderr, "retry     %s %s: %s %s (attempt %u)\n", ev->domain, ev->what,
-                    ev->detail, ev->message, ev->attempts);
-        return;
-    } else {
-        printf("%s    %s %s: error: %s: %s (RequestId %s)\n",
-               ev->kind == AGENT_EV_DEAD ? "gave up" : "failed", ev->domain, ev->what, ev->detail,
-               ev->message, ev->request_id[0] ? ev->request_id : "-");
-    }
-    fflush(stdout);
-}
-
-static void lock_cb(void *ctx) { (void)cli_flash_lock(ctx); }
-static void unlock_cb(void *ctx) { cli_flash_unlock(ctx); }
-
-static int parse_endpoint(const char *url, char *host, size_t cap, uint16_t *port, bool *tls)
-{
-    return agent_endpoint_split(url, host, cap, port, tls) == AGENT_OK ? 0 : -1;
-}
-
-static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
-{
-    queue_policy_t policy;
-    memset(o, 0, sizeof *o);
-    queue_policy_default(&policy); /* the agent's defaults, not a copy of them */
-    o->sig = SIGN_V3;
-    o->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
-    o->max_wait_s = 60;
-    o->rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
-    o->base_ms = policy.base_ms;
-    o->cap_ms = policy.cap_ms;
-    o->max_attempts = policy.max_attempts;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        unsigned long v = 0;
-        char *end = NULL;
-        if (strcmp(a, "--endpoint") == 0 && has) {
-            o->endpoint = argv[++i];
-        } else if (strcmp(a, "--ca-file") == 0 && has) {
-            o->ca_file = argv[++i];
-        } else if (strcmp(a, "--insecure") == 0) {
-            o->insecure = 1;
-        } else if (strcmp(a, "-v") == 0) {
-            o->verbose = 1;
-        } else if (strcmp(a, "--signature") == 0 && has) {
-            const char *s = argv[++i];
-            o->sig_given = 1;
-            if (strcmp(s, "v1") == 0)
-                o->sig = SIGN_V1;
-            else if (strcmp(s, "v3") == 0)
-                o->sig = SIGN_V3;
-            else
-                return cli_usage_error("%s: --signature must be v1 or v3", cmd);
-        } else if ((strcmp(a, "--timeout-ms") == 0 || strcmp(a, "--max-wait") == 0 ||
-                    strcmp(a, "--rate") == 0 || strcmp(a, "--backoff-base-ms") == 0 ||
-                    strcmp(a, "--backoff-cap-ms") == 0 || strcmp(a, "--max-attempts") == 0) &&
-                   has) {
-            v = strtoul(argv[++i], &end, 10);
-            if (!*argv[i] || *end || v == 0 || v > 3600000)
-                return cli_usage_error("%s: %s needs a positive number", cmd, a);
-            if (strcmp(a, "--timeout-ms") == 0)
-                o->timeout_ms = (uint32_t)v;
-            else if (strcmp(a, "--max-wait") == 0)
-                o->max_wait_s = (uint32_t)v;
-            else if (strcmp(a, "--rate") == 0)
-                o->rate_milli = (uint32_t)v * 1000u, o->rate_given = 1;
-            else if (strcmp(a, "--backoff-base-ms") == 0)
-                o->base_ms = (uint32_t)v, o->policy_given |= 1;
-            else if (strcmp(a, "--backoff-cap-ms") == 0)
-                o->cap_ms = (uint32_t)v, o->policy_given |= 2;
-            else
-                o->max_attempts = (uint32_t)(v > 65535 ? 65535 : v), o->policy_given |= 4;
-        } else {
-            return cli_usage_error("%s: unknown or incomplete option %s", cmd, a);
-        }
-    }
-    return 0;
-}
-
-typedef struct {
-    agent_t *agent;
-    char host[HTTP_MAX_HOST_LEN + 1];
-    char *ca;
-    size_t ca_len;
-    agent_settings_t set; /* provisioned settings; secrets wiped on close */
-    int have_set;
-} deliverer_t;
-
-/* Build an agent from options and the environment (credentials). */
-static int deliverer_open(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, const char *cmd)
-{
-    memset(d, 0, sizeof *d);
-    agent_config_t cfg;
-    agent_config_default(&cfg);
-    /* What the factory provisioned is the default; options and the
-     * standard environment variables override it. */
-    char *flash_ca = NULL;
-    agent_status_t sr = agent_settings_load(&f->store, &d->set, &flash_ca);
-    if (sr == AGENT_OK) {
-        d->have_set = 1;
-    } else if (sr != AGENT_ERR_NOT_FOUND) {
-        fprintf(stderr, "cdnagent: %s: provisioned settings unreadable: %s\n", cmd,
-                agent_status_str(sr));
-        return CLI_EXIT_FAILED;
-    }
-    const char *endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : CLI_DEFAULT_ENDPOINT;
-    if (d->have_set) {
-        if (!o->sig_given)
-            o->sig = d->set.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
-        if (!(o->policy_given & 1) && d->set.policy.base_ms)
-            o->base_ms = d->set.policy.base_ms;
-        if (!(o->policy_given & 2) && d->set.policy.cap_ms)
-            o->cap_ms = d->set.policy.cap_ms;
-        if (!(o->policy_given & 4) && d->set.policy.max_attempts)
-            o->max_attempts = d->set.policy.max_attempts;
-        if (!o->rate_given && d->set.rate_milli)
-            o->rate_milli = d->set.rate_milli;
-    }
-    if (parse_endpoint(endpoint, d->host, sizeof d->host, &cfg.port, &cfg.tls) != 0) {
-        port_free(flash_ca);
-        agent_settings_wipe(&d->set);
-        return cli_usage_error("%s: --endpoint must be https://host[:port] (or http:// for "
-                               "tests)",
-                               cmd);
-    }
-    cfg.host = d->host;
-    cfg.credentials.access_key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
-    cfg.credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-    cfg.credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-    if (!cfg.credentials.access_key_id || !cfg.credentials.access_key_id[0]) {
-        if (d->have_set) { /* the provisioned pair, unless the environment names one */
-            cfg.credentials.access_key_id = d->set.access_key_id;
-            cfg.credentials.access_key_secret = d->set.access_key_secret;
-            cfg.credentials.security_token = d->set.security_token;
-        }
-    }
-    if (cfg.credentials.security_token && !cfg.credentials.security_token[0])
-        cfg.credentials.security_token = NULL;
-    if (!cfg.credentials.access_key_id || !cfg.credentials.access_key_id[0] ||
-        !cfg.credentials.access_key_secret || !cfg.credentials.access_key_secret[0]) {
-        port_free(flash_ca);
-        agent_settings_wipe(&d->set);
-        return cli_usage_error("%s: no credentials: provision the device or set "
-                               "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                               cmd);
-    }
-    if (cfg.tls && !o->insecure) {
-        if (o->ca_file || !flash_ca) {
-            const char *caf = o->ca_file ? o->ca_file : CLI_DEFAULT_CA;
-            d->ca = read_text_file(caf, CLI_MAX_CA_BYTES, &d->ca_len);
-            if (!d->ca) {
-                port_free(flash_ca);
-                agent_settings_wipe(&d->set);
-                return cli_usage_error("%s: cannot read CA bundle %s: %s", cmd, caf,
-                                       strerror(errno));
-            }
-        } else { /* the bundle the factory wrote into the device */
-            d->ca_len = strlen(flash_ca) + 1;
-            d->ca = malloc(d->ca_len);
-            if (d->ca)
-                memcpy(d->ca, flash_ca, d->ca_len);
-        }
-        cfg.ca_pem = (const uint8_t *)d->ca;
-        cfg.ca_pem_len = d->ca_len;
-    }
-    port_free(flash_ca);
-    if (o->insecure)
-        fprintf(stderr, "cdnagent: WARNING: --insecure: TLS certificates are NOT verified\n");
-    cfg.insecure_no_verify = o->insecure;
-    cfg.signature = o->sig;
-    cfg.http_timeout_ms = o->timeout_ms;
-    cfg.rate_milli = o->rate_milli;
-    cfg.policy.base_ms = o->base_ms;
-    cfg.policy.cap_ms = o->cap_ms;
-    cfg.policy.max_attempts = (uint16_t)o->max_attempts;
-    cfg.lock = lock_cb;
-    cfg.unlock = unlock_cb;
-    cfg.lock_ctx = f;
-    cfg.event = event_cb;
-    cfg.event_ctx = o;
-    if (agent_new(&d->agent, &f->store, &cfg) != AGENT_OK) {
-        free(d->ca);
-        d->ca = NULL;
-        agent_settings_wipe(&d->set);
-        fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s\n", cmd, endpoint);
-        return CLI_EXIT_USAGE;
-    }
-    return 0;
-}
-
-static void deliverer_close(deliverer_t *d)
-{
-    agent_free(d->agent);
-    free(d->ca);
-    agent_settings_wipe(&d->set);
-    d->agent = NULL;
-    d->ca = NULL;
-}
-
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL); /* a signal cuts it short: the loop re-checks */
-}
-
-/* What sync and run share: options, the image, the deliverer lock, the
- * agent; on return the store lock is released for other processes. */
-static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const char *cmd, int mode,
-                         deliver_opts_t *o, cli_flash_t *f, deliverer_t *d)
-{
-    int rc = parse_deliver_opts(argc, argv, o, cmd);
-    if (rc)
-        return rc;
-    o->verbose |= g->verbose;
-    if (cli_flash_open(f, g->flash_path, mode) != 0)
-        return CLI_EXIT_USAGE;
-    if (cli_flash_claim_delivery(f, g->flash_path) != 0) {
-        cli_flash_close(f);
-        return CLI_EXIT_USAGE;
-    }
-    rc = deliverer_open(d, f, o, cmd);
-    if (rc) {
-        cli_flash_close(f);
-        return rc;
-    }
-    cli_flash_unlock(f);
-    return 0;
-}
-
-int cmd_sync(int argc, char **argv, const cli_globals_t *g)
-{
-    deliver_opts_t o;
-    cli_flash_t f;
-    deliverer_t d;
-    int rc = deliver_begin(argc, argv, g, "sync", CLI_FLASH_OPEN_EXISTING, &o, &f, &d);
-    if (rc)
-        return rc;
-    uint64_t deadline = port_monotonic_ms() + (uint64_t)o.max_wait_s * 1000u;
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    for (;;) {
-        uint32_t w = agent_poll(d.agent, port_monotonic_ms());
-        if (got_term || w == UINT32_MAX)
-            break;
-        uint64_t now = port_monotonic_ms();
-        if (now + w > deadline)
-            break; /* only backing-off work left beyond --max-wait */
-        if (w)
-            sleep_ms(w);
-    }
-    int left = 0;
-    (void)cli_flash_lock(&f);
-    left = (int)queue_count(&f.store);
-    deliverer_close(&d);
-    cli_flash_close(&f);
-    if (left) {
-        printf("sync: %d change%s not delivered (see cdnagent status)\n", left, left == 1 ? "" : "s");
-        return CLI_EXIT_FAILED;
-    }
-    printf("sync: everything delivered\n");
-    return CLI_EXIT_OK;
-}
-
-int cmd_run(int argc, char **argv, const cli_globals_t *g)
-{
-    deliver_opts_t o;
-    cli_flash_t f;
-    deliverer_t d;
-    int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_CREATE, &o, &f, &d);
-    if (rc)
-        return rc;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
-    fprintf(stderr, "cdnagent: run: delivering from %s to %s (pid %ld)\n", g->flash_path,
-            o.endpoint ? o.endpoint : d.have_set ? d.set.endpoint : CLI_DEFAULT_ENDPOINT,
-            (long)getpid());
-    while (!got_term) {
-        if (got_hup) {
-            /* Reload: a new CA bundle, endpoint options and credentials. */
-            got_hup = 0;
-            deliverer_close(&d);
-            if (deliverer_open(&d, &f, &o, "run") != 0)
-                break;
-            cli_flash_unlock(&f);
-            fprintf(stderr, "cdnagent: run: reloaded\n");
-        }
-        uint32_t w = agent_poll(d.agent, port_monotonic_ms());
-        /* Idle: look for new edits once a second (the CLI writes them). */
-        if (w > 1000u)
-            w = 1000u;
-        if (w && !got_term)
-            sleep_ms(w);
-    }
-    deliverer_close(&d);
-    cli_flash_close(&f);
-    fprintf(stderr, "cdnagent: run: stopped\n");
-    return got_term ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

@@ -41,6 +41,29 @@ static uint8_t *read_file(const char *path, size_t *len)
 }
 
 
+typedef struct {
+    int json, n;
+} list_print_t;
+
+/* One line (or JSON object) per config of a read-back, however many. */
+static bool print_config_cb(void *arg, const cdnapi_header_t *h)
+{
+    list_print_t *lp = arg;
+    if (lp->json) {
+        fputs(lp->n ? ",{\"ConfigId\":" : "{\"ConfigId\":", stdout);
+        cli_json_str(stdout, h->config_id);
+        fputs(",\"Key\":", stdout);
+        cli_json_str(stdout, h->key);
+        fputs(",\"Value\":", stdout);
+        cli_json_str(stdout, h->value);
+        fputs("}", stdout);
+    } else {
+        printf("%s\t%s\t%s\n", h->config_id, h->key, h->value);
+    }
+    lp->n++;
+    return true;
+}
+
 int cmd_call(int argc, char **argv, const cli_globals_t *g)
 {
     const char *pos[CALL_MAX_POSITIONAL];
@@ -268,28 +291,13 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
             printf("no certificate\n");
         }
     } else {
-        cdnapi_header_t h[CDNAPI_MAX_HEADERS];
-        int n = cdnapi_list_headers(&api, pos[1], h, CDNAPI_MAX_HEADERS, &res);
-        if (n >= 0) {
-            if (json) {
-                fputs("[", stdout);
-            }
-            for (i = 0; i < n; i++) {
-                if (json) {
-                    fputs(i ? ",{\"ConfigId\":" : "{\"ConfigId\":", stdout);
-                    cli_json_str(stdout, h[i].config_id);
-                    fputs(",\"Key\":", stdout);
-                    cli_json_str(stdout, h[i].key);
-                    fputs(",\"Value\":", stdout);
-                    cli_json_str(stdout, h[i].value);
-                    fputs("}", stdout);
-                } else {
-                    printf("%s\t%s\t%s\n", h[i].config_id, h[i].key, h[i].value);
-                }
-            }
-            if (json) {
-                fputs("]\n", stdout);
-            }
+        list_print_t lp = {json, 0};
+        if (json) {
+            fputs("[", stdout);
+        }
+        (void)cdnapi_list_headers(&api, pos[1], print_config_cb, &lp, &res);
+        if (json) {
+            fputs("]\n", stdout);
         }
     }
     http_client_close(&http);

@@ -296,7 +296,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
         if (get_uint(e, rt, "retry", "cap_ms", 10, 86400000, &v) > 0)
             m->set.policy.cap_ms = v;
         if (get_uint(e, rt, "retry", "max_attempts", 1, 65535, &v) > 0)
-            m->set.policy.max_attempts = (uint16_t)v;
+            m->set.policy.warn_every = (uint16_t)v;
         if (get_uint(e, rt, "retry", "rate_per_s", 1, 100, &v) > 0)
             m->set.rate_milli = v * 1000u;
         if (m->set.policy.cap_ms < m->set.policy.base_ms)
@@ -709,7 +709,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
         printf(",\"access_key_secret\":\"<redacted>\",\"signature\":\"%s\",\"ca_certificates\":%d,"
                "\"retry\":{\"base_ms\":%u,\"cap_ms\":%u,\"max_attempts\":%u,\"rate_milli\":%u},"
                "\"items\":[",
-               sig, ncerts, s.policy.base_ms, s.policy.cap_ms, s.policy.max_attempts, s.rate_milli);
+               sig, ncerts, s.policy.base_ms, s.policy.cap_ms, s.policy.warn_every, s.rate_milli);
         agent_visitor_t v = {insp_header, insp_cert, &c};
         (void)agent_visit(&f.store, NULL, &v);
         printf("],\"sealed\":[");
@@ -724,7 +724,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
             printf("credentials: AccessKeyId %s, AccessKeySecret <redacted>\n", s.access_key_id);
             printf("trust:       %d CA certificate%s\n", ncerts, ncerts == 1 ? "" : "s");
             printf("retry:       base %u ms, cap %u ms, %u attempts, %.1f calls/s\n",
-                   s.policy.base_ms, s.policy.cap_ms, s.policy.max_attempts,
+                   s.policy.base_ms, s.policy.cap_ms, s.policy.warn_every,
                    s.rate_milli / 1000.0);
         }
         printf("desired state:\n");

@@ -50,7 +50,7 @@ static unsigned nfigs;
 static unsigned deliver_measured(void)
 {
     uint64_t deadline = port_monotonic_ms() + DELIVERY_MAX_MS;
-    while (queue_count(&app.store) > 0 && port_monotonic_ms() < deadline) {
+    while (app_pending(&app) > 0 && port_monotonic_ms() < deadline) {
         unsigned before = peer_answered(), hs_before = peer_handshakes();
         size_t heap_peak;
         uint32_t w;
@@ -71,7 +71,7 @@ static unsigned deliver_measured(void)
             app_idle_until(port_monotonic_ms() + w);
     }
     agent_counters(app.agent, &app.counters);
-    return queue_count(&app.store);
+    return app_pending(&app);
 }
 
 typedef struct {
@@ -144,7 +144,7 @@ int main(void)
         f->stack_peak = port_cortexm_stack_peak();
     }
     check(rc == AGENT_OK, "a new device provisions itself from the built-in manifest");
-    check(queue_count(&app.store) == 4, "provisioning queued 3 headers and the certificate");
+    check(app_pending(&app) == 4, "provisioning queued 3 headers and the certificate");
     rc = app_start(&app);
     check(rc == AGENT_OK, "the agent starts from the provisioned settings (secrets unsealed)");
     if (rc != AGENT_OK) {
@@ -184,7 +184,7 @@ int main(void)
     app_stop(&app);
     port_heap_stats(&in_use, NULL);
     check(in_use == 0, "no heap left in use after the agent is freed");
-    check(app_boot(&app, false) == AGENT_OK && queue_count(&app.store) == 0,
+    check(app_boot(&app, false) == AGENT_OK && app_pending(&app) == 0,
           "after a reboot the device boots as provisioned (no new provisioning), nothing queued");
     memset(&view, 0, sizeof view);
     check(agent_visit(&app.store, NULL, &vis) == AGENT_OK && view.delivered_ok == 2 &&

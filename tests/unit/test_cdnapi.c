@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -59,7 +60,8 @@ static void test_classify(void **state)
     assert_int_equal(cdnapi_classify(HTTP_OK, 400, "InvalidKey.Malformed"), CDNAPI_PERMANENT_INPUT);
     assert_int_equal(cdnapi_classify(HTTP_ERR_TIMEOUT, 0, NULL), CDNAPI_RETRYABLE);
     assert_int_equal(cdnapi_classify(HTTP_ERR_RESET, 0, NULL), CDNAPI_RETRYABLE);
-    assert_int_equal(cdnapi_classify(HTTP_ERR_CERT_VERIFY, 0, NULL), CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(cdnapi_classify(HTTP_ERR_CERT_VERIFY, 0, NULL), CDNAPI_CONFIGURATION);
+    assert_int_equal(cdnapi_classify(HTTP_ERR_ARG, 0, NULL), CDNAPI_CONFIGURATION);
 }
 
 static void test_parse_reply(void **state)
@@ -82,6 +84,22 @@ static void test_parse_reply(void **state)
     assert_int_equal(r.cls, CDNAPI_RETRYABLE);
 }
 
+typedef struct {
+    int n, stop_after;
+    cdnapi_header_t h[2];
+    cdnapi_header_t last;
+} collect_t;
+
+static bool collect_cb(void *arg, const cdnapi_header_t *h)
+{
+    collect_t *c = arg;
+    if (c->n < 2)
+        c->h[c->n] = *h;
+    c->last = *h;
+    c->n++;
+    return !(c->stop_after && c->n >= c->stop_after);
+}
+
 static void test_parse_header_configs(void **state)
 {
     static const char body[] =
@@ -93,17 +111,46 @@ static void test_parse_header_configs(void **state)
         "\"FunctionArgs\":{\"FunctionArg\":[{\"ArgName\":\"value\",\"ArgValue\":\"two\"},"
         "{\"ArgName\":\"key\",\"ArgValue\":\"X-B\"}]}},"
         "{\"ConfigId\":9,\"FunctionName\":\"https_force\",\"FunctionArgs\":{}}]}}";
-    cdnapi_header_t h[4];
+    collect_t c;
     (void)state;
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), h, 4), 2);
-    assert_string_equal(h[0].config_id, "5001");
-    assert_string_equal(h[0].key, "X-A");
-    assert_string_equal(h[0].value, "1");
-    assert_string_equal(h[1].config_id, "7002");
-    assert_string_equal(h[1].key, "X-B");
-    assert_string_equal(h[1].value, "two");
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), h, 1), 1);
-    assert_int_equal(cdnapi_parse_header_configs("{", 1, h, 4), -1);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), collect_cb, &c), 2);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.h[0].config_id, "5001");
+    assert_string_equal(c.h[0].key, "X-A");
+    assert_string_equal(c.h[0].value, "1");
+    assert_string_equal(c.h[1].config_id, "7002");
+    assert_string_equal(c.h[1].key, "X-B");
+    assert_string_equal(c.h[1].value, "two");
+    /* the visitor stops the walk */
+    memset(&c, 0, sizeof c);
+    c.stop_after = 1;
+    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), collect_cb, &c), 1);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(cdnapi_parse_header_configs("{", 1, collect_cb, &c), -1);
+}
+
+/* A read-back is not cut at any count: 300 configs, every one visited. */
+static void test_parse_many_header_configs(void **state)
+{
+    enum { N = 300 };
+    static char body[N * 160 + 128];
+    size_t o = 0;
+    collect_t c;
+    (void)state;
+    o += (size_t)snprintf(body + o, sizeof body - o, "{\"DomainConfigs\":{\"DomainConfig\":[");
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(body + o, sizeof body - o,
+                              "%s{\"ConfigId\":%d,\"FunctionName\":\"set_req_header\","
+                              "\"FunctionArgs\":{\"FunctionArg\":[{\"ArgName\":\"key\","
+                              "\"ArgValue\":\"X-K%d\"},{\"ArgName\":\"value\",\"ArgValue\":\"v\"}]}}",
+                              i ? "," : "", 1000 + i, i);
+    o += (size_t)snprintf(body + o, sizeof body - o, "]}}");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cdnapi_parse_header_configs(body, o, collect_cb, &c), N);
+    assert_int_equal(c.n, N);
+    assert_string_equal(c.last.key, "X-K299");
+    assert_string_equal(c.last.config_id, "1299");
 }
 
 /* Scripted transport: captures the request, returns one canned reply. */
@@ -200,6 +247,21 @@ static void test_set_header_call(void **state)
     assert_string_equal(r.code, "InvalidTimeStamp.Expired");
     cdnapi_delete_header(&api, "cdn.example.com", "4x", &r);
     assert_string_equal(r.code, "InvalidParameter");
+    /* several ConfigIds in one delete: up to CDNAPI_MAX_DELETE_IDS, no empty ones */
+    static const char *const bad_lists[] = {"1,", ",1", "1,,2", "1,2,3,4,5,6,7,8,9", "1, 2"};
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+        sent_len = 0;
+        cdnapi_delete_header(&api, "cdn.example.com", bad_lists[i], &r);
+        assert_string_equal(r.code, "InvalidParameter");
+        assert_int_equal(sent_len, 0);
+    }
+    sent_len = 0;
+    reply_off = 0;
+    reply = "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n{\"RequestId\":\"OK\"}";
+    cdnapi_delete_header(&api, "cdn.example.com", "1,2,3,4,5,6,7,8", &r);
+    assert_int_equal(r.cls, CDNAPI_SUCCESS);
+    sent[sent_len] = 0;
+    assert_non_null(strstr(sent, "ConfigId=1%2C2%2C3%2C4%2C5%2C6%2C7%2C8"));
 }
 
 static void test_batch_set_headers(void **state)
@@ -290,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_parse_reply),
         cmocka_unit_test(test_parse_header_configs),
+        cmocka_unit_test(test_parse_many_header_configs),
         cmocka_unit_test(test_set_header_call),
         cmocka_unit_test(test_batch_set_headers),
     };

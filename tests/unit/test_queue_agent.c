@@ -52,21 +52,23 @@ static void test_queue_order_and_coalescing(void **state)
     fx_t f;
     fx_init(&f);
     queue_entry_t e;
-    uint32_t wait = 0;
-    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    uint32_t wait = 0, seq = 0;
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_NOT_FOUND);
     assert_int_equal(wait, UINT32_MAX);
-    assert_int_equal(queue_next_seq(&f.st), 1);
+    assert_int_equal(queue_next_seq(&f.st, &seq), STORE_OK);
+    assert_int_equal(seq, 1);
     enqueue(&f.st, "Hb", 2);
     enqueue(&f.st, "Ha", 1);
     enqueue(&f.st, "Hc", 3);
-    assert_true(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
     assert_string_equal(e.target, "Ha");
     /* a newer change to Ha supersedes the queued one: one entry, new seq */
     enqueue(&f.st, "Ha", 4);
     assert_int_equal(count_entries(&f.st), 3);
-    assert_true(queue_next_due(&f.st, 0, 1000, &e, &wait));
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
     assert_string_equal(e.target, "Hb");
-    assert_int_equal(queue_next_seq(&f.st), 5);
+    assert_int_equal(queue_next_seq(&f.st, &seq), STORE_OK);
+    assert_int_equal(seq, 5);
     fx_free(&f);
 }
 
@@ -80,12 +82,14 @@ static bool count_cb(void *arg, const queue_entry_t *e)
 static int count_entries(store_t *st)
 {
     int n = 0;
+    unsigned c = 0;
     assert_int_equal(queue_foreach(st, count_cb, &n), STORE_OK);
-    assert_int_equal(queue_count(st), (unsigned)n);
+    assert_int_equal(queue_count(st, &c), STORE_OK);
+    assert_int_equal(c, (unsigned)n);
     return n;
 }
 
-static void test_queue_backoff_failed_dead(void **state)
+static void test_queue_backoff_failed_blocked(void **state)
 {
     (void)state;
     fx_t f;
@@ -96,43 +100,93 @@ static void test_queue_backoff_failed_dead(void **state)
     uint32_t wait;
     assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
     /* retryable: backoff within [now, now + base] for the first retry */
-    queue_record_failure(&e, true, "ServiceUnavailable", "try later", 5000, &p, UINT32_MAX);
+    queue_record_failure(&e, QUEUE_FAIL_RETRY, "ServiceUnavailable", "try later", 5000, &p,
+                         UINT32_MAX, 1);
     assert_int_equal(e.state, QUEUE_BACKOFF);
     assert_int_equal(e.attempts, 1);
     assert_true(e.next_try_ms >= 5000 && e.next_try_ms <= 5100);
     assert_string_equal(e.code, "ServiceUnavailable");
     assert_int_equal(queue_put(&f.st, &e), STORE_OK);
-    assert_false(queue_next_due(&f.st, 5000, 1000, &e, &wait));
+    assert_int_equal(queue_next_due(&f.st, 5000, 1000, 1, &e, &wait), STORE_NOT_FOUND);
     assert_true(wait > 0 && wait <= 100);
     assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
-    assert_true(queue_next_due(&f.st, e.next_try_ms, 1000, &e, &wait));
+    assert_int_equal(queue_next_due(&f.st, e.next_try_ms, 1000, 1, &e, &wait), STORE_OK);
     /* a wait left from before a reboot is clamped to the cap */
     e.next_try_ms = 1000000000u;
     assert_int_equal(queue_put(&f.st, &e), STORE_OK);
-    assert_false(queue_next_due(&f.st, 10, 1000, &e, &wait));
+    assert_int_equal(queue_next_due(&f.st, 10, 1000, 1, &e, &wait), STORE_NOT_FOUND);
     assert_int_equal(wait, 1000);
     assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
-    /* gives up after max_attempts */
-    queue_record_failure(&e, true, "InternalError", "x", 0, &p, 0);
-    assert_int_equal(e.state, QUEUE_BACKOFF);
-    queue_record_failure(&e, true, "InternalError", "x", 0, &p, 0);
-    assert_int_equal(e.state, QUEUE_DEAD);
+    /* never gives up: thousands of failures later it still backs off, at
+     * most the cap and somewhere inside it (full jitter) */
+    uint64_t longest = 0;
+    for (uint32_t i = 0; i < 5000; i++) {
+        queue_record_failure(&e, QUEUE_FAIL_RETRY, "InternalError", "x", 0, &p, i * 2654435761u, 1);
+        assert_int_equal(e.state, QUEUE_BACKOFF);
+        assert_true(e.next_try_ms <= 1000);
+        if (e.next_try_ms > longest)
+            longest = e.next_try_ms;
+    }
+    assert_true(longest > 500);
+    assert_int_equal(e.attempts, 5001);
+    /* an entry an older version marked dead is due again */
+    e.state = QUEUE_DEAD;
     assert_int_equal(queue_put(&f.st, &e), STORE_OK);
-    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
-    assert_int_equal(wait, UINT32_MAX); /* dead is never due again */
-    /* permanent: failed at once, attempts untouched, never due */
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
+    assert_string_equal(e.target, "Hx");
+    /* permanent: failed at once, never due */
     enqueue(&f.st, "Hy", 2);
     assert_int_equal(queue_get(&f.st, "Hy", &e), STORE_OK);
-    queue_record_failure(&e, false, "InvalidKey.Malformed", "bad key", 0, &p, 0);
+    queue_record_failure(&e, QUEUE_FAIL_PERMANENT, "InvalidKey.Malformed", "bad key", 0, &p, 0, 1);
     assert_int_equal(e.state, QUEUE_FAILED);
-    assert_int_equal(e.attempts, 0);
     assert_int_equal(queue_put(&f.st, &e), STORE_OK);
-    assert_false(queue_next_due(&f.st, 0, 1000, &e, &wait));
-    /* persisted across a remount with code and message */
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
+    assert_string_equal(e.target, "Hx"); /* Hy is not due */
+    /* blocked: not due under its own epoch, due under any other */
+    assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
+    queue_record_failure(&e, QUEUE_FAIL_BLOCKED, "SignatureDoesNotMatch", "wrong secret", 0, &p, 0,
+                         7);
+    assert_int_equal(e.state, QUEUE_BLOCKED);
+    assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 7, &e, &wait), STORE_NOT_FOUND);
+    assert_int_equal(wait, UINT32_MAX);
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 8, &e, &wait), STORE_OK);
+    assert_string_equal(e.target, "Hx");
+    /* persisted across a remount with state, epoch, code and message */
     assert_int_equal(store_mount(&f.st, &f.emu.dev, f.work, STORE_WORK_SIZE(16), 0, NULL), STORE_OK);
     assert_int_equal(queue_get(&f.st, "Hy", &e), STORE_OK);
     assert_int_equal(e.state, QUEUE_FAILED);
     assert_string_equal(e.message, "bad key");
+    assert_int_equal(queue_get(&f.st, "Hx", &e), STORE_OK);
+    assert_int_equal(e.state, QUEUE_BLOCKED);
+    assert_int_equal(e.epoch, 7);
+    assert_string_equal(e.code, "SignatureDoesNotMatch");
+    /* a reset makes it pending with no history */
+    queue_entry_reset(&e);
+    assert_int_equal(e.state, QUEUE_PENDING);
+    assert_int_equal(e.attempts, 0);
+    assert_string_equal(e.code, "");
+    fx_free(&f);
+}
+
+/* A store that fails to read is an error, never "empty" or "nothing due". */
+static void test_queue_store_errors(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f);
+    enqueue(&f.st, "Ha", 1);
+    queue_entry_t e;
+    uint32_t wait = 0, seq = 0;
+    unsigned n = 0;
+    f.emu.powered_off = 1; /* every flash operation fails from now on */
+    assert_int_not_equal(queue_count(&f.st, &n), STORE_OK);
+    assert_int_not_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
+    assert_int_not_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_NOT_FOUND);
+    assert_int_not_equal(queue_next_seq(&f.st, &seq), STORE_OK);
+    emu_flash_power_on(&f.emu);
+    assert_int_equal(queue_count(&f.st, &n), STORE_OK);
+    assert_int_equal(n, 1);
     fx_free(&f);
 }
 
@@ -235,6 +289,45 @@ static void test_agent_edits(void **state)
     fx_free(&f);
 }
 
+/* queue retry: failed and blocked entries (filtered by domain and header)
+ * become pending; delivered-or-pending ones are left as they are. */
+static void test_agent_retry(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f);
+    cdnapi_result_t res;
+    queue_policy_t p = {100, 1000, 3};
+    const char *keys[] = {"X-A", "X-B", "X-C"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(agent_header_set(&f.st, "a.example.com", keys[i], "v", &res), AGENT_OK);
+    assert_int_equal(agent_header_set(&f.st, "b.example.com", "X-A", "v", &res), AGENT_OK);
+    /* every entry stopped: two failed, two blocked */
+    queue_entry_t e;
+    uint32_t wait;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
+        queue_record_failure(&e, i % 2 ? QUEUE_FAIL_BLOCKED : QUEUE_FAIL_PERMANENT, "Code", "m", 0,
+                             &p, 0, 1);
+        assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+    }
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_NOT_FOUND);
+    unsigned n = 99;
+    assert_int_equal(agent_retry(&f.st, "nosuch.example.com", NULL, &n), AGENT_ERR_NOT_FOUND);
+    assert_int_equal(agent_retry(&f.st, "a.example.com", "X-B", &n), AGENT_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(queue_next_due(&f.st, 0, 1000, 1, &e, &wait), STORE_OK);
+    assert_int_equal(e.state, QUEUE_PENDING);
+    assert_int_equal(e.attempts, 0);
+    assert_int_equal(agent_retry(&f.st, "a.example.com", NULL, &n), AGENT_OK);
+    assert_int_equal(n, 2); /* X-A and X-C; X-B is pending already */
+    assert_int_equal(agent_retry(&f.st, NULL, NULL, &n), AGENT_OK);
+    assert_int_equal(n, 1); /* b.example.com */
+    assert_int_equal(agent_retry(&f.st, NULL, NULL, &n), AGENT_OK);
+    assert_int_equal(n, 0);
+    fx_free(&f);
+}
+
 static void test_endpoint_split(void **state)
 {
     char host[32];
@@ -266,7 +359,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoint_split),
         cmocka_unit_test(test_queue_order_and_coalescing),
-        cmocka_unit_test(test_queue_backoff_failed_dead),
+        cmocka_unit_test(test_queue_backoff_failed_blocked),
+        cmocka_unit_test(test_queue_store_errors),
+        cmocka_unit_test(test_agent_retry),
         cmocka_unit_test(test_agent_edits),
     };
     return cmocka_run_group_tests_name("queue_agent", tests, NULL, NULL);

@@ -6,17 +6,26 @@
  * queue), then write the new desired state and its queue entry in one
  * store transaction. They work offline, on an unprovisioned device.
  *
- * Delivery is agent_poll(agent, now_ms): one bounded step (at most one API
- * call, bounded by the HTTP timeout) that returns how long the caller may
- * sleep before the next step, so it fits a superloop, an RTOS task or the
- * Linux daemon. The store is touched only between lock/unlock hooks and
- * never while a request is on the wire, so another process (the CLI) can
- * edit while the daemon delivers.
+ * Delivery is agent_poll(agent, now_ms): one bounded step that returns how
+ * long the caller may sleep before the next step, so it fits a superloop,
+ * an RTOS task or the Linux daemon. A step has three phases: plan (under
+ * the lock: read the records, write the in-flight mark), call (lock
+ * released: the network only, one API call, or a read-back and the delete
+ * of the duplicates it found), apply (under the lock: record the outcome).
+ * agent_poll is the only owner of the lock, so another process (the CLI)
+ * can edit while the daemon waits on the network.
  *
  * Exactly-once in effect: before a header add or delete whose outcome is
  * unknown (timeout, reset, crash while in flight: the "unsure" mark is
- * written before every such call) the agent reads the domain's configs back
- * and adopts a config with the same key instead of adding a second one.
+ * written before every such call, and nothing is sent when it cannot be)
+ * the agent reads every config of the domain back and adopts the one with
+ * the same key instead of adding a second, deleting any extra copies.
+ *
+ * Nothing is given up: network faults, 5xx and throttling back off to the
+ * cap and go on at the cap; a refused configuration (credentials, trust,
+ * device key) parks the entry as blocked until the configuration changes
+ * (a new agent: see agent_new); a refused input stays failed until the
+ * desired state changes or agent_retry asks again.
  */
 #ifndef CDNAGENT_AGENT_H
 #define CDNAGENT_AGENT_H
@@ -49,6 +58,9 @@ typedef enum {
     AGENT_ERR_ARG = -5,
     AGENT_ERR_NO_KEY = -6,   /* no device key to seal/open secrets (port_device_key) */
     AGENT_ERR_SECRET = -7,   /* a sealed secret failed to open: tampered or other key */
+    AGENT_ERR_NOMEM = -8,    /* out of memory (port_malloc) */
+    AGENT_ERR_CORRUPT = -9,  /* a stored record failed its CRC or does not decode */
+    AGENT_ERR_TRANSPORT = -10, /* the TLS/TCP client could not be set up (e.g. CA bundle) */
 } agent_status_t;
 
 const char *agent_status_str(int status);
@@ -72,6 +84,12 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
                               const char *cert_pem, const char *key_pem, int64_t now_utc,
                               cdnapi_result_t *res);
 agent_status_t agent_cert_off(store_t *st, const char *domain);
+
+/* Ask again for changes the agent stopped on: failed and blocked entries
+ * (domain NULL: all; key NULL: the domain's headers and certificate) become
+ * pending with no history. *count (may be NULL) receives how many.
+ * AGENT_ERR_NOT_FOUND when the domain (or header) is unknown. */
+agent_status_t agent_retry(store_t *st, const char *domain, const char *key, unsigned *count);
 
 /* ------------------------------------------------------------ status -- */
 
@@ -106,16 +124,24 @@ agent_status_t agent_visit(store_t *st, const char *domain, const agent_visitor_
 
 /* ---------------------------------------------------------- delivery -- */
 
-typedef enum { AGENT_EV_DELIVERED, AGENT_EV_FAILED, AGENT_EV_DEAD, AGENT_EV_RETRY } agent_ev_kind_t;
+typedef enum {
+    AGENT_EV_DELIVERED, /* the CDN holds the desired state of domain/what */
+    AGENT_EV_FAILED,    /* refused input: waits for a new change or agent_retry */
+    AGENT_EV_BLOCKED,   /* refused configuration: waits for a new configuration */
+    AGENT_EV_RETRY,     /* a retryable failure: backing off (warn: worth a warning) */
+    AGENT_EV_STORE,     /* the store failed (domain ""): every step pauses */
+} agent_ev_kind_t;
 
 typedef struct {
     agent_ev_kind_t kind;
     const char *domain;
-    const char *what;      /* "header X-Key" / "certificate" */
-    const char *detail;    /* e.g. "add ConfigId 1234", or the error Code */
-    const char *message;   /* server Message for failures */
+    const char *what;      /* "header X-Key" / "certificate" / "store" */
+    const char *detail;    /* e.g. "added ConfigId 1234", or the error Code */
+    const char *message;   /* server (or local) Message for failures */
     const char *request_id;
     uint16_t attempts;
+    bool warn;             /* RETRY after every policy.warn_every attempts */
+    uint32_t retry_in_ms;  /* RETRY, STORE: the wait before the next try */
 } agent_event_t;
 
 typedef struct {
@@ -123,19 +149,31 @@ typedef struct {
     const char *host;          /* API host name */
     uint16_t port;             /* 443 */
     bool tls;                  /* false only for tests */
+    /* NULL: the agent sets up its own TLS (or, tls false, TCP) client for
+     * host:port through the port. Else this transport (borrowed; the
+     * coreHTTP pattern), e.g. a device's own stack or a test script. */
+    const http_transport_t *transport;
     const uint8_t *ca_pem;     /* CA bundle (NUL-terminated), copied by http */
     size_t ca_pem_len;
     bool insecure_no_verify;   /* explicit opt-out, warns on every call */
     sign_credentials_t credentials; /* borrowed for the agent's lifetime */
     sign_version_t signature;
     uint32_t http_timeout_ms;
+    /* Largest reply body accepted (0: HTTP_DEFAULT_MAX_BODY_BYTES). It bounds
+     * the read-back of a domain: about 200 bytes a config with short values. */
+    size_t max_reply_bytes;
     queue_policy_t policy;
     uint32_t rate_milli;       /* calls/s x 1000; default 10/s */
     /* Around every store access (NULL on a device with one owner). On
-     * Linux: flock the flash file and remount, so CLI edits are seen. */
-    void (*lock)(void *ctx);
+     * Linux: flock the flash file and remount, so CLI edits are seen. lock
+     * returns 0 when the store is locked and current; anything else stops
+     * the step (nothing is sent) and pauses delivery like a store error. */
+    int (*lock)(void *ctx);
     void (*unlock)(void *ctx);
     void *lock_ctx;
+    /* Wall clock (UTC seconds), true when trustworthy; NULL: port_wall_clock. */
+    bool (*wall_clock)(void *ctx, int64_t *utc);
+    void *clock_ctx;
     void (*event)(void *ctx, const agent_event_t *ev);
     void *event_ctx;
 } agent_config_t;
@@ -144,13 +182,24 @@ void agent_config_default(agent_config_t *cfg);
 
 typedef struct agent agent_t; /* opaque; see agent_new */
 
-/* Allocate the agent and its HTTP/TLS client. store is borrowed. */
+/* Allocate the agent and its HTTP/TLS client. store is borrowed. Every
+ * agent has a configuration epoch of its own: entries blocked by an earlier
+ * agent (an earlier run, or before a reload) are tried again by this one.
+ * AGENT_ERR_TRANSPORT: the TLS client refused its options (CA bundle). */
 agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg);
 void agent_free(agent_t *a);
 
 /* One bounded step. Returns milliseconds until the agent wants the next
- * step (0: at once). UINT32_MAX: nothing left that will ever be due. */
+ * step (0: at once). UINT32_MAX: nothing left that will be due under this
+ * configuration (the queue is empty, or holds only failed or blocked work,
+ * or the agent is halted: see agent_halted). */
 uint32_t agent_poll(agent_t *a, uint64_t now_ms);
+
+/* The service refused this agent's configuration as a whole (signature,
+ * AccessKeyId, STS token, server certificate): the agent makes no call until
+ * it is replaced by one with a new configuration. True then, with the
+ * refusal's Code and Message (valid until agent_free). */
+bool agent_halted(const agent_t *a, const char **code, const char **message);
 
 typedef struct {
     uint32_t calls;          /* API calls made */
@@ -159,6 +208,8 @@ typedef struct {
     uint32_t clock_fixes;    /* clock corrections from the server Date */
     uint32_t adoptions;      /* configs adopted by read-back after an unknown outcome */
     uint32_t handshakes;     /* TLS handshakes */
+    uint32_t duplicates_removed; /* extra copies of a header deleted after a read-back */
+    uint32_t store_errors;   /* steps stopped by a store or lock failure */
 } agent_counters_t;
 
 void agent_counters(const agent_t *a, agent_counters_t *c);
@@ -183,7 +234,7 @@ typedef struct {
     char access_key_secret[AGENT_SECRET_MAX + 1]; /* RAM only; wipe after use */
     char security_token[AGENT_STS_MAX + 1];       /* "" = none */
     uint8_t signature;                            /* sign_version_t */
-    queue_policy_t policy;
+    queue_policy_t policy; /* on flash: base, cap, warn_every (manifest retry.max_attempts) */
     uint32_t rate_milli;
 } agent_settings_t;
 
@@ -202,6 +253,11 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
 agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_pem);
 /* Wipe the secrets of s. */
 void agent_settings_wipe(agent_settings_t *s);
+
+/* A digest of the stored settings as they are on flash (sealed secrets
+ * included as ciphertext, nothing opened): it changes whenever the settings
+ * are rewritten, so a daemon can notice re-provisioning and reload. */
+agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp);
 
 /* Re-seal every sealed record under a new device key (rotation). Records
  * already under new_id are left alone, so an interrupted rotation resumes.

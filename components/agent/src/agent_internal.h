@@ -1,8 +1,78 @@
-/* agent: what agent.c and agent_settings.c share (not public). */
+/* agent: what the agent's source files share (not public).
+ *
+ *   agent.c          new/free/poll, configuration, clock, lock, events
+ *   agent_record.c   store keys and the records' codecs, domain slots
+ *   agent_edit.c     edits (header, certificate) and queue retry
+ *   agent_view.c     agent_visit (status)
+ *   agent_deliver.c  one delivery step: plan (locked), call, apply (locked)
+ *   agent_settings.c provisioned settings and sealed records
+ */
 #ifndef CDNAGENT_AGENT_INTERNAL_H
 #define CDNAGENT_AGENT_INTERNAL_H
 
 #include "agent.h"
+
+/* ------------------------------------------------------ store keys -- */
+/* Every store key the agent writes starts with one of these bytes (keys
+ * are <= 12 bytes; <ss> is a domain slot in two hex digits). 'Q' belongs to
+ * components/queue, whose targets are the header and certificate keys. */
+#define AGENT_KEY_DOMAIN 'D'         /* D<ss>: the domain name of slot ss */
+#define AGENT_KEY_HEADER 'H'         /* H<ss><hash8>: a header record (hrec) */
+#define AGENT_KEY_CERT 'C'           /* C<ss>: the desired certificate (crec + PEM) */
+#define AGENT_KEY_CERT_KEY 'K'       /* K<ss>: its private key, sealed (vault) */
+#define AGENT_KEY_CERT_DELIVERED 'c' /* c<ss>: the delivered certificate (crec + sha256) */
+#define AGENT_KEY_SETTINGS 'G'       /* G...: provisioned settings (agent_settings.c) */
+#define AGENT_SLOT_KEY_LEN 3u        /* D<ss>, C<ss>, K<ss>, c<ss> */
+#define AGENT_HEADER_KEY_LEN 11u     /* H<ss><hash8> */
+
+/* --------------------------------------------------------- records -- */
+#define AGENT_REC_VERSION 1u
+#define HF_DESIRED 0x01u   /* a value is wanted on the CDN */
+#define HF_DELIVERED 0x02u /* config_id / delivered describe what the CDN holds */
+#define HF_UNSURE 0x04u    /* a request went out whose outcome is not known */
+#define CF_ON 0x01u
+#define CF_PRESENT 0x02u
+#define HREC_MAX                                                                                   \
+    (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
+#define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 65u)
+
+typedef struct {
+    uint8_t flags;
+    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char desired[CDNAPI_MAX_VALUE_LEN + 1];
+    char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+    char delivered[CDNAPI_MAX_VALUE_LEN + 1];
+} hrec_t;
+
+typedef struct {
+    uint8_t flags;
+    char name[AGENT_CERT_NAME_MAX + 1];
+    char sha256[65];
+} crec_t;
+
+bool agent_same_header_name(const char *a, const char *b);
+size_t hrec_encode(const hrec_t *h, uint8_t out[HREC_MAX]);
+size_t crec_encode(const crec_t *c, uint8_t *out);
+bool crec_decode(const uint8_t *b, size_t len, crec_t *c, size_t *pem_off);
+
+/* Keys: tag + slot ("C07"), a header's target ("H07a1b2c3d4"). */
+void agent_slot_key(char out[AGENT_SLOT_KEY_LEN + 1], char tag, unsigned slot);
+void agent_header_target(char out[AGENT_HEADER_KEY_LEN + 1], unsigned slot, const char *key);
+/* The slot a key names, -1 when it names none. */
+int agent_slot_of_key(const uint8_t *key, size_t key_len);
+
+/* Slot of domain; with create, a new slot is written inside the open txn.
+ * AGENT_ERR_NOT_FOUND, AGENT_ERR_LIMIT, AGENT_ERR_STORE. */
+agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, unsigned *slot);
+/* The domain name of slot (STORE_NOT_FOUND when the slot is free). */
+store_status_t agent_domain_name(store_t *st, unsigned slot, char out[AGENT_DOMAIN_MAX + 1]);
+/* Read and decode a header record; buf holds HREC_MAX bytes.
+ * STORE_ERR_CORRUPT when it does not decode. */
+store_status_t hrec_load(store_t *st, const char *target, hrec_t *h, uint8_t *buf);
+/* A whole value as a NUL-terminated heap string; with c, also decode the
+ * certificate record head and report where its PEM starts. */
+agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off,
+                               crec_t *c);
 
 /* Inside an open store transaction: seal plain under the device key with
  * the store key as additional data, and put it. */
@@ -12,9 +82,86 @@ agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *pl
 agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size_t *len);
 /* Wipe and free a heap secret. */
 void agent_free_secret(char *p, size_t len);
-
 /* A whole store value as a heap copy (port_malloc, NUL-terminated after len
- * bytes). AGENT_ERR_NOT_FOUND, AGENT_ERR_STORE. */
+ * bytes). AGENT_ERR_NOT_FOUND, AGENT_ERR_STORE, AGENT_ERR_NOMEM. */
 agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len);
+
+/* ------------------------------------------------------- delivery -- */
+typedef enum { ACT_NONE, ACT_LIST, ACT_ADD, ACT_MODIFY, ACT_DELETE, ACT_CERT } agent_act_t;
+
+/* One delivery step's working state: planned under the lock, used by the
+ * unlocked call, applied under the lock again. It lives in the agent (heap)
+ * so that a device's delivery stack holds none of it. */
+typedef struct {
+    queue_entry_t e;
+    agent_act_t act;
+    char domain[AGENT_DOMAIN_MAX + 1];
+    char what[CDNAPI_MAX_KEY_LEN + 8]; /* "header X-Key" / "certificate" */
+    hrec_t rec;                        /* the header record, as last read */
+    cdnapi_header_t req;               /* sent (add/modify/delete); adopted (read-back) */
+    cdnapi_result_t res;               /* the call's outcome */
+    char new_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* ConfigId an add returned */
+    /* read-back: the copy to keep (req), the copies to delete */
+    bool found, more_dups;
+    unsigned ndups;
+    char dups[CDNAPI_MAX_DELETE_IDS * (CDNAPI_MAX_CONFIG_ID_LEN + 1)];
+    cdnapi_result_t dup_res;
+    /* certificate: the desired record (heap) and its opened key (heap, wiped) */
+    crec_t want;
+    char *cert;
+    size_t pem_off;
+    char *key;
+    size_t key_len;
+} agent_step_t;
+
+struct agent {
+    store_t *st;
+    agent_config_t cfg;
+    http_tcp_t tcp;
+    http_tls_t *tls;
+    http_transport_t tr;
+    http_client_t http;
+    cdnapi_t api;
+    char hostport[HTTP_MAX_HOST_LEN + 8];
+    char ts[SIGN_TIMESTAMP_LEN + 1];
+    retry_bucket_t bucket;
+    uint32_t epoch; /* this configuration's epoch: entries blocked under another resume */
+    bool have_base;
+    int64_t base_utc;
+    uint64_t base_mono;
+    uint32_t clock_fixes_in_row;
+    uint32_t throttled_in_row;
+    uint32_t store_failures_in_row;
+    uint64_t pause_until; /* no step before this (throttling, store trouble) */
+    bool halted;          /* the configuration was refused: no call until a new agent */
+    char halt_code[CDNAPI_CODE_LEN];
+    char halt_message[CDNAPI_MESSAGE_LEN];
+    agent_counters_t counters;
+    agent_step_t step;
+    uint8_t buf[HREC_MAX]; /* record encode/decode; owned by the step under the lock */
+};
+
+typedef enum { PLAN_IDLE, PLAN_CALL, PLAN_NO_CLOCK } agent_plan_t;
+
+/* Called locked: pick the due entry and prepare its call (the in-flight
+ * mark written). PLAN_IDLE: *wait_ms until the next step. */
+agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms);
+/* Called unlocked: the network part of the planned step, nothing else. */
+void agent_deliver_call(agent_t *a, uint64_t now_ms);
+/* Called locked: record the outcome. Returns the wait until the next step. */
+uint32_t agent_deliver_apply(agent_t *a, uint64_t now_ms);
+/* Free what a step holds on the heap (the apply phase could not run). */
+void agent_deliver_discard(agent_t *a);
+
+/* Helpers of agent.c the delivery uses. */
+bool agent_now_utc(agent_t *a, uint64_t now_ms, int64_t *utc);
+void agent_clock_from_server(agent_t *a, int64_t server_utc, uint64_t now_ms);
+void agent_sign_time(agent_t *a, uint64_t now_ms);
+uint32_t agent_random32(void);
+void agent_emit(agent_t *a, agent_ev_kind_t kind, const char *detail, const cdnapi_result_t *res,
+                uint64_t now_ms);
+/* A store operation failed: pause every step for a growing, jittered
+ * while, and say so. Returns the pause. */
+uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing);
 
 #endif

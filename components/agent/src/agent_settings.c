@@ -64,15 +64,18 @@ agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size
     store_status_t rc = store_get(st, key, strlen(key), NULL, 0, &need);
     if (rc == STORE_NOT_FOUND)
         return AGENT_ERR_NOT_FOUND;
+    if (rc == STORE_ERR_CORRUPT)
+        return AGENT_ERR_CORRUPT;
     if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
         return AGENT_ERR_STORE;
     *out = port_malloc(need + 1);
     if (!*out)
-        return AGENT_ERR_STORE;
-    if (store_get(st, key, strlen(key), *out, need, len) != STORE_OK) {
+        return AGENT_ERR_NOMEM;
+    rc = store_get(st, key, strlen(key), *out, need, len);
+    if (rc != STORE_OK) {
         port_free(*out);
         *out = NULL;
-        return AGENT_ERR_STORE;
+        return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
     }
     (*out)[*len] = 0;
     return AGENT_OK;
@@ -135,8 +138,8 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     set[0] = SET_VERSION;
     set[1] = s->signature;
     {
-        set[2] = (uint8_t)s->policy.max_attempts;
-        set[3] = (uint8_t)(s->policy.max_attempts >> 8);
+        set[2] = (uint8_t)s->policy.warn_every;
+        set[3] = (uint8_t)(s->policy.warn_every >> 8);
     }
     put32(set + 4, s->policy.base_ms);
     put32(set + 8, s->policy.cap_ms);
@@ -199,7 +202,7 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
         set[0] != SET_VERSION)
         return AGENT_ERR_STORE;
     s->signature = set[1];
-    s->policy.max_attempts = (uint16_t)(set[2] | (set[3] << 8));
+    s->policy.warn_every = (uint16_t)(set[2] | (set[3] << 8));
     s->policy.base_ms = get32(set + 4);
     s->policy.cap_ms = get32(set + 8);
     s->rate_milli = get32(set + 12);
@@ -245,6 +248,46 @@ typedef struct {
     agent_sealed_fn fn;
     void *arg;
 } sealed_ctx_t;
+
+typedef struct {
+    store_t *st;
+    uint32_t h;
+    store_status_t rc;
+    uint8_t *buf;
+} stamp_ctx_t;
+
+static uint32_t fnv1a(uint32_t h, const uint8_t *p, size_t n)
+{
+    while (n--)
+        h = (h ^ *p++) * 16777619u;
+    return h;
+}
+
+static bool stamp_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    stamp_ctx_t *c = arg;
+    size_t len = 0;
+    (void)value_len;
+    c->rc = store_get(c->st, key, key_len, c->buf, STORE_VALUE_MAX, &len);
+    if (c->rc != STORE_OK)
+        return false;
+    c->h = fnv1a(fnv1a(c->h, key, key_len), c->buf, len);
+    return true;
+}
+
+agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp)
+{
+    stamp_ctx_t c = {st, 2166136261u, STORE_OK, port_malloc(STORE_VALUE_MAX)};
+    const char prefix[1] = {AGENT_KEY_SETTINGS};
+    if (!c.buf)
+        return AGENT_ERR_NOMEM;
+    store_status_t rc = store_iterate(st, prefix, 1, stamp_cb, &c);
+    port_free(c.buf);
+    if (rc != STORE_OK || c.rc != STORE_OK)
+        return AGENT_ERR_STORE;
+    *stamp = c.h;
+    return AGENT_OK;
+}
 
 static bool is_sealed_key(const uint8_t *key, size_t kl)
 {

@@ -4,9 +4,10 @@
  * building through sign, transport through http, JSON results parsed with
  * cJSON into typed results, and error classification for the retry queue.
  *
- * Limits: CDNAPI_MAX_HEADERS configs per list, CDNAPI_MAX_KEY_LEN /
- * CDNAPI_MAX_VALUE_LEN per header, raw Code/Message/RequestId truncated to
- * their buffers. Certificates: PEMs up to CDNAPI_MAX_PEM_LEN each.
+ * Limits: CDNAPI_MAX_KEY_LEN / CDNAPI_MAX_VALUE_LEN per header, raw
+ * Code/Message/RequestId truncated to their buffers, certificates' PEMs up to
+ * CDNAPI_MAX_PEM_LEN each. A read-back visits every config of the reply: the
+ * only bound is the HTTP client's body limit (http_limits_t).
  */
 #ifndef CDNAGENT_CDNAPI_H
 #define CDNAGENT_CDNAPI_H
@@ -22,7 +23,6 @@
 extern "C" {
 #endif
 
-#define CDNAPI_MAX_HEADERS 16u
 #define CDNAPI_MAX_KEY_LEN 64u
 #define CDNAPI_MAX_VALUE_LEN 1024u
 #define CDNAPI_MAX_DOMAIN_LEN 253u
@@ -38,6 +38,8 @@ typedef enum {
     CDNAPI_CLOCK,             /* InvalidTimeStamp.Expired: fix the clock first */
     CDNAPI_PERMANENT_INPUT,   /* request rejected (or refused locally) as invalid */
     CDNAPI_PERMANENT_CREDENTIALS, /* signature, key id, RAM permission */
+    CDNAPI_CONFIGURATION,     /* the caller's setup: server certificate not trusted by the
+                                 CA bundle, signing inputs missing; fixed by reconfiguring */
 } cdnapi_class_t;
 
 const char *cdnapi_class_str(cdnapi_class_t c);
@@ -97,16 +99,26 @@ bool cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *
 /* Parse a JSON reply: error fields into res, classification. */
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);
 
-/* Parse DescribeCdnDomainConfigs JSON into set_req_header entries. Returns
- * the number found (<= max), or -1 when the JSON is malformed. */
-int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_t *out, size_t max);
+/* Called for every set_req_header config of a read-back, in reply order.
+ * h is valid during the call only. Return false to stop the walk. */
+typedef bool (*cdnapi_header_fn)(void *arg, const cdnapi_header_t *h);
+
+/* Walk DescribeCdnDomainConfigs JSON: fn for each set_req_header entry.
+ * Returns the number visited, or -1 when the JSON is malformed. */
+int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn, void *arg);
 
 /* Operations. They validate first, then call; res always describes the outcome. */
 void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const char *value,
                        const char *config_id /* NULL = add */, cdnapi_result_t *res);
-void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_id,
+/* DeleteSpecificConfig of set_req_header configs: config_ids is one ConfigId
+ * or up to CDNAPI_MAX_DELETE_IDS of them joined by commas (the service
+ * deletes all or, when one is unknown, none). */
+#define CDNAPI_MAX_DELETE_IDS 8u
+void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
                           cdnapi_result_t *res);
-int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
+/* Read back every set_req_header config of domain (fn for each). Returns
+ * how many were visited, -1 on failure (res says why). */
+int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn, void *arg,
                         cdnapi_result_t *res);
 
 /* BatchSetCdnDomainConfig with set_req_header functions: every header of

@@ -29,6 +29,7 @@ const char *cdnapi_class_str(cdnapi_class_t c)
     case CDNAPI_CLOCK: return "clock";
     case CDNAPI_PERMANENT_INPUT: return "permanent-input";
     case CDNAPI_PERMANENT_CREDENTIALS: return "permanent-credentials";
+    case CDNAPI_CONFIGURATION: return "configuration";
     default: return "unknown";
     }
 }
@@ -41,9 +42,11 @@ static bool starts(const char *s, const char *prefix)
 cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *code)
 {
     if (http_status != HTTP_OK) {
-        /* A refused certificate or a bad argument will not heal by itself. */
+        /* An untrusted server certificate or a transport set up with bad
+         * arguments will not heal by itself, nor is the change at fault:
+         * the device's configuration (CA bundle, endpoint) is. */
         if (http_status == HTTP_ERR_CERT_VERIFY || http_status == HTTP_ERR_ARG) {
-            return CDNAPI_PERMANENT_INPUT;
+            return CDNAPI_CONFIGURATION;
         }
         return CDNAPI_RETRYABLE;
     }
@@ -108,6 +111,24 @@ static bool config_id_ok(const char *id)
         if (!(id[i] >= '0' && id[i] <= '9') || i >= CDNAPI_MAX_CONFIG_ID_LEN)
             return false;
     return true;
+}
+
+/* 1..CDNAPI_MAX_DELETE_IDS ConfigIds joined by single commas. */
+static bool config_id_list_ok(const char *ids)
+{
+    size_t n = 0, run = 0;
+    for (; *ids; ids++) {
+        if (*ids == ',') {
+            if (run == 0)
+                return false;
+            run = 0;
+        } else if (*ids >= '0' && *ids <= '9' && run < CDNAPI_MAX_CONFIG_ID_LEN) {
+            n += run++ == 0;
+        } else {
+            return false;
+        }
+    }
+    return run > 0 && n <= CDNAPI_MAX_DELETE_IDS;
 }
 
 static bool ieq(const char *a, const char *b)
@@ -267,49 +288,80 @@ static void id_to_text(const cJSON *id, char *out, size_t cap)
     }
 }
 
-int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_t *out, size_t max)
+/* One set_req_header entry of a read-back into h; false when cfg is not one. */
+static bool header_config(const cJSON *cfg, cdnapi_header_t *h)
+{
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cfg, "FunctionName");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"), "FunctionArg");
+    const cJSON *arg;
+    if (!cJSON_IsString(fn) || strcmp(fn->valuestring, "set_req_header") != 0) {
+        return false;
+    }
+    memset(h, 0, sizeof(*h));
+    id_to_text(cJSON_GetObjectItemCaseSensitive(cfg, "ConfigId"), h->config_id,
+               sizeof(h->config_id));
+    cJSON_ArrayForEach(arg, args)
+    {
+        const cJSON *an = cJSON_GetObjectItemCaseSensitive(arg, "ArgName");
+        const cJSON *av = cJSON_GetObjectItemCaseSensitive(arg, "ArgValue");
+        if (!cJSON_IsString(an) || !cJSON_IsString(av)) {
+            continue;
+        }
+        if (strcmp(an->valuestring, "key") == 0) {
+            copy_field(h->key, sizeof(h->key), av->valuestring);
+        } else if (strcmp(an->valuestring, "value") == 0) {
+            copy_field(h->value, sizeof(h->value), av->valuestring);
+        } /* other args (e.g. a newer "operation") are ignored */
+    }
+    return true;
+}
+
+int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn, void *arg)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *cfgs, *cfg;
+    cdnapi_header_t *h;
     int n = 0;
     if (root == NULL) {
+        return -1;
+    }
+    /* One entry at a time, on the heap: 1.1 KB that a device's delivery
+     * stack need not hold. */
+    h = port_malloc(sizeof(*h));
+    if (h == NULL) {
+        cJSON_Delete(root);
         return -1;
     }
     cfgs = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(root, "DomainConfigs"), "DomainConfig");
     cJSON_ArrayForEach(cfg, cfgs)
     {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cfg, "FunctionName");
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"), "FunctionArg");
-        const cJSON *arg;
-        cdnapi_header_t h;
-        if (!cJSON_IsString(fn) || strcmp(fn->valuestring, "set_req_header") != 0) {
+        if (!header_config(cfg, h)) {
             continue;
         }
-        memset(&h, 0, sizeof(h));
-        id_to_text(cJSON_GetObjectItemCaseSensitive(cfg, "ConfigId"), h.config_id,
-                   sizeof(h.config_id));
-        cJSON_ArrayForEach(arg, args)
-        {
-            const cJSON *an = cJSON_GetObjectItemCaseSensitive(arg, "ArgName");
-            const cJSON *av = cJSON_GetObjectItemCaseSensitive(arg, "ArgValue");
-            if (!cJSON_IsString(an) || !cJSON_IsString(av)) {
-                continue;
-            }
-            if (strcmp(an->valuestring, "key") == 0) {
-                copy_field(h.key, sizeof(h.key), av->valuestring);
-            } else if (strcmp(an->valuestring, "value") == 0) {
-                copy_field(h.value, sizeof(h.value), av->valuestring);
-            } /* other args (e.g. a newer "operation") are ignored */
-        }
-        if ((size_t)n < max) {
-            out[n] = h;
-        }
         n++;
+        if (fn != NULL && !fn(arg, h)) {
+            break;
+        }
     }
+    port_free(h);
     cJSON_Delete(root);
-    return n > (int)max ? (int)max : n;
+    return n;
+}
+
+/* Why a request could not be signed: no clock, no entropy or crypto (may
+ * pass), a request over the limits (the change itself), or missing inputs
+ * such as credentials (the configuration). */
+static cdnapi_class_t sign_failure_class(sign_status_t ss)
+{
+    switch (ss) {
+    case SIGN_ERR_CLOCK: return CDNAPI_CLOCK;
+    case SIGN_ERR_RANDOM:
+    case SIGN_ERR_CRYPTO: return CDNAPI_RETRYABLE;
+    case SIGN_ERR_ARG: return CDNAPI_CONFIGURATION;
+    default: return CDNAPI_PERMANENT_INPUT;
+    }
 }
 
 /* Sign, send, and parse the common reply fields. On success the caller may
@@ -336,7 +388,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.timestamp = api->timestamp;
     ss = sign_build_request(&req, NULL, 0, &len);
     if (ss != SIGN_ERR_TOO_SMALL || len + 1 > CDNAPI_REQUEST_MAX) {
-        res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
+        res->cls = sign_failure_class(ss);
         copy_field(res->code, sizeof(res->code), "Local.Sign");
         copy_field(res->message, sizeof(res->message),
                    ss == SIGN_ERR_TOO_SMALL ? "request larger than the limit" : sign_status_str(ss));
@@ -351,7 +403,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     ss = sign_build_request(&req, buf, len + 1, &len);
     if (ss != SIGN_OK) {
         port_free(buf);
-        res->cls = ss == SIGN_ERR_CLOCK ? CDNAPI_CLOCK : CDNAPI_PERMANENT_INPUT;
+        res->cls = sign_failure_class(ss);
         copy_field(res->code, sizeof(res->code), "Local.Sign");
         copy_field(res->message, sizeof(res->message), sign_status_str(ss));
         return false;
@@ -400,27 +452,28 @@ void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const
     http_response_free(&resp);
 }
 
-void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_id,
+void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
                           cdnapi_result_t *res)
 {
     sign_param_t p[3];
     http_response_t resp;
-    if (domain == NULL || domain[0] == 0 || config_id == NULL || config_id[0] == 0) {
+    if (domain == NULL || domain[0] == 0 || config_ids == NULL || config_ids[0] == 0) {
         cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
         return;
     }
-    if (!config_id_ok(config_id)) {
-        cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
+    if (!config_id_list_ok(config_ids)) {
+        cdnapi_local_error(res, "InvalidParameter",
+                           "ConfigId must be decimal numbers joined by commas (at most 8)");
         return;
     }
     p[0] = cdnapi_param("DomainName", domain);
-    p[1] = cdnapi_param("ConfigId", config_id);
+    p[1] = cdnapi_param("ConfigId", config_ids);
     p[2] = cdnapi_param("FunctionName", "set_req_header");
     (void)call(api, "DeleteSpecificConfig", p, 3, res, &resp);
     http_response_free(&resp);
 }
 
-int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out, size_t max,
+int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn, void *arg,
                         cdnapi_result_t *res)
 {
     sign_param_t p[2];
@@ -433,7 +486,7 @@ int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_t *out,
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("FunctionNames", "set_req_header");
     if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp)) {
-        n = cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, out, max);
+        n = cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, fn, arg);
         if (n < 0) {
             res->cls = CDNAPI_RETRYABLE;
             copy_field(res->code, sizeof(res->code), "BadResponse");

@@ -7,8 +7,13 @@
  * Entries are keyed by their target: a newer change to the same target
  * overwrites the queued entry (coalescing), whatever state it was in.
  * Delivered entries are removed; the desired/delivered state records say
- * what was delivered. Failed (permanent) and dead (gave up) entries stay,
- * with the server's Code and Message, until the target changes again.
+ * what was delivered. Nothing is ever given up: retryable failures back off
+ * up to the cap and go on at the cap; failed (permanent input) entries wait
+ * for a new change or queue_txn_requeue; blocked entries wait for the
+ * configuration to change (a new epoch, see queue_next_due).
+ *
+ * Every function that reads the store returns its status: an I/O error or
+ * a damaged image is never mistaken for "empty" or "nothing due".
  *
  * Times are the port's monotonic milliseconds. After a reboot they are
  * meaningless, so queue_next_due clamps any wait longer than the backoff
@@ -35,8 +40,10 @@ typedef enum {
     QUEUE_PENDING = 0,   /* waiting for its first attempt */
     QUEUE_IN_FLIGHT = 1, /* a request is (or was, before a crash) on the wire */
     QUEUE_BACKOFF = 2,   /* failed, retryable: next attempt at next_try_ms */
-    QUEUE_FAILED = 3,    /* permanent error from the server or local checks */
-    QUEUE_DEAD = 4,      /* gave up after max_attempts retryable failures */
+    QUEUE_FAILED = 3,    /* permanent input error: waits for a new change or a requeue */
+    QUEUE_DEAD = 4,      /* written by older versions only (they gave up); due again */
+    QUEUE_BLOCKED = 5,   /* blocked on configuration (credentials, trust, device key):
+                            due again under another epoch */
 } queue_state_t;
 
 const char *queue_state_str(int state);
@@ -45,18 +52,22 @@ typedef struct {
     char target[QUEUE_TARGET_MAX + 1];
     uint32_t seq;            /* enqueue order: lower goes first */
     uint8_t state;           /* queue_state_t */
-    uint16_t attempts;       /* failed attempts so far */
-    uint64_t next_try_ms;    /* monotonic; 0 = due now */
+    uint16_t attempts;       /* failed attempts so far (saturates at UINT16_MAX) */
+    union {
+        uint64_t next_try_ms;  /* BACKOFF: monotonic time of the next try; 0 = due now */
+        uint64_t epoch;        /* BLOCKED: the configuration epoch it was blocked under */
+    };
     char code[QUEUE_CODE_MAX + 1];       /* last error Code ("" = none) */
     char message[QUEUE_MESSAGE_MAX + 1]; /* last error Message */
 } queue_entry_t;
 
-#define QUEUE_DEFAULT_MAX_ATTEMPTS 20u
+#define QUEUE_DEFAULT_WARN_EVERY 20u
 
 typedef struct {
-    uint32_t base_ms;      /* backoff base (default 1 s) */
-    uint32_t cap_ms;       /* backoff cap (default 5 min) */
-    uint16_t max_attempts; /* retryable failures before DEAD (QUEUE_DEFAULT_MAX_ATTEMPTS) */
+    uint32_t base_ms;    /* backoff base (default 1 s) */
+    uint32_t cap_ms;     /* backoff cap (default 5 min): retries go on at the cap, forever */
+    uint16_t warn_every; /* a retryable failure is worth a warning every this many
+                            attempts (QUEUE_DEFAULT_WARN_EVERY); never a give-up */
 } queue_policy_t;
 
 void queue_policy_default(queue_policy_t *p);
@@ -74,27 +85,43 @@ store_status_t queue_put(store_t *st, const queue_entry_t *e);
 store_status_t queue_txn_put(store_t *st, const queue_entry_t *e);
 
 /* The next seq to hand out: one more than the highest stored. */
-uint32_t queue_next_seq(store_t *st);
+store_status_t queue_next_seq(store_t *st, uint32_t *seq);
 
-/* The entry to work on now: the lowest seq among PENDING, IN_FLIGHT and
- * due BACKOFF entries. Returns true and fills e; otherwise false and
- * *wait_ms says when the earliest backoff ends (UINT32_MAX: nothing left
- * that will ever be due: empty, or only FAILED/DEAD). */
-bool queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, queue_entry_t *e,
-                    uint32_t *wait_ms);
+/* The entry to work on now: the lowest seq among PENDING, IN_FLIGHT, DEAD,
+ * due BACKOFF entries and BLOCKED entries parked under an epoch other than
+ * `epoch` (the caller's configuration epoch: a new one resumes them).
+ * STORE_OK: e filled. STORE_NOT_FOUND: nothing due now; *wait_ms (may be
+ * NULL) says when the earliest backoff ends (UINT32_MAX: nothing left that
+ * will be due under this epoch: empty, or only FAILED and BLOCKED entries).
+ * Any other status: the store could not be read (nothing is known). */
+store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uint32_t epoch,
+                              queue_entry_t *e, uint32_t *wait_ms);
 
-/* Record a failed attempt. retryable: attempts+1, BACKOFF with a full-jitter
- * delay (retry_backoff_delay_ms), or DEAD when the policy's attempts are
- * used up; otherwise FAILED. random32: any uniform random value. */
-void queue_record_failure(queue_entry_t *e, bool retryable, const char *code, const char *message,
-                          uint64_t now_ms, const queue_policy_t *policy, uint32_t random32);
+typedef enum {
+    QUEUE_FAIL_RETRY,     /* transport, 5xx, throttling: back off, then again, forever */
+    QUEUE_FAIL_PERMANENT, /* the input is refused: FAILED until it changes */
+    QUEUE_FAIL_BLOCKED,   /* the configuration is wrong: BLOCKED under epoch */
+} queue_failure_t;
 
-/* Visit every entry (any state). fn returns false to stop. */
+/* Record a failed attempt: attempts+1 and, by kind, BACKOFF with a
+ * full-jitter delay (retry_backoff_delay_ms, capped by policy->cap_ms),
+ * FAILED, or BLOCKED under epoch. random32: any uniform random value. */
+void queue_record_failure(queue_entry_t *e, queue_failure_t kind, const char *code,
+                          const char *message, uint64_t now_ms, const queue_policy_t *policy,
+                          uint32_t random32, uint32_t epoch);
+
+/* Make e due again at once with no history (queue retry): PENDING,
+ * attempts 0, no Code. The caller writes it back (queue_put). */
+void queue_entry_reset(queue_entry_t *e);
+
+/* Visit every entry (any state). fn returns false to stop. An entry whose
+ * value is damaged (CRC, or not a queue entry) is skipped here and reported
+ * by fsck; any other read error stops the walk and is returned. */
 typedef bool (*queue_visit_fn)(void *arg, const queue_entry_t *e);
 store_status_t queue_foreach(store_t *st, queue_visit_fn fn, void *arg);
 
-/* Number of entries (any state); 0 also when the store cannot be read. */
-unsigned queue_count(store_t *st);
+/* Number of entries (any state) in *n. */
+store_status_t queue_count(store_t *st, unsigned *n);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,7 @@ const char *queue_state_str(int state)
     case QUEUE_BACKOFF: return "backing-off";
     case QUEUE_FAILED: return "failed";
     case QUEUE_DEAD: return "dead";
+    case QUEUE_BLOCKED: return "blocked";
     default: return "unknown";
     }
 }
@@ -27,7 +28,7 @@ void queue_policy_default(queue_policy_t *p)
 {
     p->base_ms = RETRY_DEFAULT_BASE_MS;
     p->cap_ms = RETRY_DEFAULT_CAP_MS;
-    p->max_attempts = QUEUE_DEFAULT_MAX_ATTEMPTS;
+    p->warn_every = QUEUE_DEFAULT_WARN_EVERY;
 }
 
 static size_t make_key(const char *target, char key[QUEUE_TARGET_MAX + 2])
@@ -77,7 +78,7 @@ static bool decode(const uint8_t *b, size_t len, const uint8_t *key, size_t key_
                    queue_entry_t *e)
 {
     memset(e, 0, sizeof *e);
-    if (len < 18 || b[0] != QUEUE_VERSION || b[1] > QUEUE_DEAD || key_len < 2 ||
+    if (len < 18 || b[0] != QUEUE_VERSION || b[1] > QUEUE_BLOCKED || key_len < 2 ||
         key_len - 1 > QUEUE_TARGET_MAX)
         return false;
     size_t cl = b[16];
@@ -148,6 +149,7 @@ typedef struct {
     store_t *st;
     queue_visit_fn fn;
     void *arg;
+    store_status_t rc;
 } foreach_ctx_t;
 
 static bool foreach_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
@@ -158,16 +160,21 @@ static bool foreach_cb(void *arg, const uint8_t *key, size_t key_len, size_t val
     queue_entry_t e;
     if (value_len > sizeof buf)
         return true; /* not ours: skip */
-    if (store_get(c->st, key, key_len, buf, sizeof buf, &len) != STORE_OK ||
-        !decode(buf, len, key, key_len, &e))
+    store_status_t rc = store_get(c->st, key, key_len, buf, sizeof buf, &len);
+    if (rc == STORE_ERR_CORRUPT || (rc == STORE_OK && !decode(buf, len, key, key_len, &e)))
         return true; /* a damaged entry is reported by fsck, not fatal here */
+    if (rc != STORE_OK) {
+        c->rc = rc;
+        return false;
+    }
     return c->fn(c->arg, &e);
 }
 
 store_status_t queue_foreach(store_t *st, queue_visit_fn fn, void *arg)
 {
-    foreach_ctx_t c = {st, fn, arg};
-    return store_iterate(st, "Q", 1, foreach_cb, &c);
+    foreach_ctx_t c = {st, fn, arg, STORE_OK};
+    store_status_t rc = store_iterate(st, "Q", 1, foreach_cb, &c);
+    return rc != STORE_OK ? rc : c.rc;
 }
 
 static bool count_cb(void *arg, const queue_entry_t *e)
@@ -177,11 +184,10 @@ static bool count_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
-unsigned queue_count(store_t *st)
+store_status_t queue_count(store_t *st, unsigned *n)
 {
-    unsigned n = 0;
-    (void)queue_foreach(st, count_cb, &n);
-    return n;
+    *n = 0;
+    return queue_foreach(st, count_cb, n);
 }
 
 static bool max_seq_cb(void *arg, const queue_entry_t *e)
@@ -192,16 +198,18 @@ static bool max_seq_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
-uint32_t queue_next_seq(store_t *st)
+store_status_t queue_next_seq(store_t *st, uint32_t *seq)
 {
     uint32_t m = 0;
-    (void)queue_foreach(st, max_seq_cb, &m);
-    return m + 1u;
+    store_status_t rc = queue_foreach(st, max_seq_cb, &m);
+    *seq = m + 1u;
+    return rc;
 }
 
 typedef struct {
     uint64_t now;
     uint32_t cap;
+    uint32_t epoch;
     bool found;
     queue_entry_t best;
     uint64_t earliest;
@@ -210,7 +218,7 @@ typedef struct {
 static bool due_cb(void *arg, const queue_entry_t *e)
 {
     due_ctx_t *c = arg;
-    if (e->state == QUEUE_FAILED || e->state == QUEUE_DEAD)
+    if (e->state == QUEUE_FAILED || (e->state == QUEUE_BLOCKED && e->epoch == c->epoch))
         return true;
     uint64_t at = e->state == QUEUE_BACKOFF ? e->next_try_ms : 0;
     if (at > c->now + c->cap) /* a time from before a reboot */
@@ -226,26 +234,29 @@ static bool due_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
-bool queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, queue_entry_t *e,
-                    uint32_t *wait_ms)
+store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uint32_t epoch,
+                              queue_entry_t *e, uint32_t *wait_ms)
 {
     due_ctx_t c;
     memset(&c, 0, sizeof c);
     c.now = now_ms;
     c.cap = cap_ms;
+    c.epoch = epoch;
     c.earliest = UINT64_MAX;
-    (void)queue_foreach(st, due_cb, &c);
+    store_status_t rc = queue_foreach(st, due_cb, &c);
+    if (rc != STORE_OK)
+        return rc;
     if (c.found) {
         *e = c.best;
         if (wait_ms)
             *wait_ms = 0;
-        return true;
+        return STORE_OK;
     }
     if (wait_ms)
         *wait_ms = c.earliest == UINT64_MAX ? UINT32_MAX
                    : c.earliest - now_ms > UINT32_MAX - 1u ? UINT32_MAX - 1u
                                                             : (uint32_t)(c.earliest - now_ms);
-    return false;
+    return STORE_NOT_FOUND;
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -258,24 +269,35 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
-void queue_record_failure(queue_entry_t *e, bool retryable, const char *code, const char *message,
-                          uint64_t now_ms, const queue_policy_t *policy, uint32_t random32)
+void queue_record_failure(queue_entry_t *e, queue_failure_t kind, const char *code,
+                          const char *message, uint64_t now_ms, const queue_policy_t *policy,
+                          uint32_t random32, uint32_t epoch)
 {
     copy_str(e->code, sizeof e->code, code);
     copy_str(e->message, sizeof e->message, message);
-    if (!retryable) {
-        e->state = QUEUE_FAILED;
-        e->next_try_ms = 0;
-        return;
-    }
     if (e->attempts < UINT16_MAX)
         e->attempts++;
-    if (e->attempts >= policy->max_attempts) {
-        e->state = QUEUE_DEAD;
+    if (kind == QUEUE_FAIL_PERMANENT) {
+        e->state = QUEUE_FAILED;
         e->next_try_ms = 0;
-        return;
+    } else if (kind == QUEUE_FAIL_BLOCKED) {
+        e->state = QUEUE_BLOCKED;
+        e->epoch = epoch;
+    } else {
+        /* The exponent saturates long before attempts does: past the cap
+         * every retry waits uniform(0, cap). */
+        uint32_t d = retry_backoff_delay_ms(e->attempts - 1u, policy->base_ms, policy->cap_ms,
+                                            random32);
+        e->state = QUEUE_BACKOFF;
+        e->next_try_ms = now_ms + d;
     }
-    uint32_t d = retry_backoff_delay_ms(e->attempts - 1u, policy->base_ms, policy->cap_ms, random32);
-    e->state = QUEUE_BACKOFF;
-    e->next_try_ms = now_ms + d;
+}
+
+void queue_entry_reset(queue_entry_t *e)
+{
+    e->state = QUEUE_PENDING;
+    e->attempts = 0;
+    e->next_try_ms = 0;
+    e->code[0] = 0;
+    e->message[0] = 0;
 }

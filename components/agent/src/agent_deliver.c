@@ -1,0 +1,634 @@
+/* agent: one delivery step in three phases; see agent_internal.h.
+ *
+ *   plan   (locked)   pick the due entry, read its records, write the
+ *                     in-flight mark; nothing is sent when a write fails
+ *   call   (unlocked) the network only
+ *   apply  (locked)   re-read the records (an edit may have come in) and
+ *                     record the outcome
+ *
+ * Every store write is checked: a failed one pauses delivery
+ * (agent_store_trouble) and leaves what is on flash consistent, because the
+ * in-flight ("unsure") mark is written before a call and cleared only by a
+ * definite answer.
+ */
+#include "agent_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/sha256.h>
+
+#include "port.h"
+
+#define CLOCK_FIXES_IN_ROW_MAX 3u
+#define THROTTLE_PAUSE_MS 1000u
+
+/* ------------------------------------------------------------ helpers -- */
+
+static uint32_t trouble(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
+{
+    return agent_store_trouble(a, now_ms, rc, doing);
+}
+
+/* Write back the entry after an attempt, unless the target was edited
+ * meanwhile (then the new entry, with its new seq, stands). */
+static store_status_t entry_update(agent_t *a)
+{
+    queue_entry_t cur;
+    store_status_t rc = queue_get(a->st, a->step.e.target, &cur);
+    if (rc == STORE_NOT_FOUND)
+        return STORE_OK; /* removed by an edit: nothing left to say */
+    if (rc != STORE_OK)
+        return rc;
+    return cur.seq == a->step.e.seq ? queue_put(a->st, &a->step.e) : STORE_OK;
+}
+
+static store_status_t rec_save(agent_t *a)
+{
+    const char *t = a->step.e.target;
+    size_t n = hrec_encode(&a->step.rec, a->buf);
+    return store_put(a->st, t, strlen(t), a->buf, n);
+}
+
+/* Inside one transaction: the record (or its removal when neither desired
+ * nor delivered) and, when the entry is still this step's, the entry's end. */
+static store_status_t settle_txn(agent_t *a, const char *rec_key, const uint8_t *rec,
+                                 size_t rec_len)
+{
+    const char *t = a->step.e.target;
+    queue_entry_t cur;
+    store_status_t rc = queue_get(a->st, t, &cur);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return rc;
+    bool same = rc == STORE_OK && cur.seq == a->step.e.seq;
+    rc = store_txn_begin(a->st);
+    if (rc != STORE_OK)
+        return rc;
+    rc = rec ? store_txn_put(a->st, rec_key, strlen(rec_key), rec, rec_len)
+             : store_txn_delete(a->st, rec_key, strlen(rec_key));
+    if (rc == STORE_OK && same)
+        rc = queue_txn_remove(a->st, t);
+    if (rc == STORE_OK)
+        return store_txn_commit(a->st);
+    (void)store_txn_abort(a->st);
+    return rc;
+}
+
+/* Desired == delivered: end the entry (and a removed header's record). */
+static store_status_t header_settle(agent_t *a)
+{
+    const hrec_t *h = &a->step.rec;
+    if (!(h->flags & (HF_DESIRED | HF_DELIVERED)))
+        return settle_txn(a, a->step.e.target, NULL, 0);
+    size_t n = hrec_encode(h, a->buf);
+    return settle_txn(a, a->step.e.target, a->buf, n);
+}
+
+/* An entry with nothing to deliver (its records are gone): drop it. */
+static store_status_t entry_drop(agent_t *a)
+{
+    store_status_t rc = store_txn_begin(a->st);
+    if (rc != STORE_OK)
+        return rc;
+    rc = queue_txn_remove(a->st, a->step.e.target);
+    if (rc == STORE_OK)
+        return store_txn_commit(a->st);
+    (void)store_txn_abort(a->st);
+    return rc;
+}
+
+static uint32_t checked(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
+{
+    return rc == STORE_OK ? 0 : trouble(a, now_ms, rc, doing);
+}
+
+/* A 4xx reply means the change did not apply, with one exception:
+ * SignatureNonceUsed says this very request already reached the server (a
+ * transport resent it after the connection dropped), so it may well have
+ * applied: the outcome stays unknown and is read back. */
+static bool reply_was_definitive(const cdnapi_result_t *res)
+{
+    return res->http_status == HTTP_OK && res->status_code >= 400 && res->status_code < 500 &&
+           strcmp(res->code, "SignatureNonceUsed") != 0;
+}
+
+/* The CDN does not know the domain: it holds no configs for it. */
+static bool domain_unknown(const cdnapi_result_t *res)
+{
+    return strcmp(res->code, "InvalidDomain.NotFound") == 0;
+}
+
+static bool config_id_gone(const cdnapi_result_t *res)
+{
+    return strcmp(res->code, "InvalidConfigId.NotFound") == 0;
+}
+
+static queue_failure_t failure_kind(const cdnapi_result_t *res)
+{
+    switch (res->cls) {
+    case CDNAPI_PERMANENT_INPUT: return QUEUE_FAIL_PERMANENT;
+    case CDNAPI_PERMANENT_CREDENTIALS:
+    case CDNAPI_CONFIGURATION: return QUEUE_FAIL_BLOCKED;
+    default: return QUEUE_FAIL_RETRY;
+    }
+}
+
+/* A refusal that every call of this configuration would meet (the server
+ * certificate, the signature, the key, the token): calling on only wastes
+ * the account's rate. Permission refusals (Forbidden*) may concern one
+ * domain only and block just their entry. */
+static bool refuses_every_call(const cdnapi_result_t *res)
+{
+    if (strncmp(res->code, "Local.", 6) == 0)
+        return false; /* a record of this entry (its sealed key), not the setup */
+    return res->cls == CDNAPI_CONFIGURATION ||
+           (res->cls == CDNAPI_PERMANENT_CREDENTIALS && strncmp(res->code, "Forbidden", 9) != 0);
+}
+
+static void note_throttling(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
+{
+    if (strncmp(res->code, "Throttling", 10) != 0) {
+        a->throttled_in_row = 0;
+        return;
+    }
+    a->counters.throttled++;
+    a->throttled_in_row++;
+    if (a->throttled_in_row > a->counters.max_throttled_in_row)
+        a->counters.max_throttled_in_row = a->throttled_in_row;
+    retry_bucket_throttled(&a->bucket, now_ms);
+    /* The service counts calls over a one-second window: let it drain
+     * completely, so the next call is not refused again. */
+    a->pause_until = now_ms + THROTTLE_PAUSE_MS;
+}
+
+static void halt(agent_t *a, const cdnapi_result_t *res)
+{
+    a->halted = true;
+    snprintf(a->halt_code, sizeof a->halt_code, "%s", res->code);
+    snprintf(a->halt_message, sizeof a->halt_message, "%s", res->message);
+    port_log(PORT_LOG_ERROR, "agent", "delivery stopped until the configuration changes: %s: %s",
+             res->code, res->message);
+}
+
+/* A failed call: throttling, clock, backoff, blocked, permanent. */
+static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
+{
+    queue_entry_t *e = &a->step.e;
+    note_throttling(a, res, now_ms);
+    if (res->cls == CDNAPI_CLOCK && res->has_server_date &&
+        a->clock_fixes_in_row < CLOCK_FIXES_IN_ROW_MAX) {
+        a->clock_fixes_in_row++;
+        agent_clock_from_server(a, res->server_date, now_ms);
+        e->state = QUEUE_PENDING; /* retry at once with the right time */
+        return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    }
+    const char *code = res->code[0] ? res->code : http_err_str(res->http_status);
+    queue_failure_t kind = failure_kind(res);
+    queue_record_failure(e, kind, code, res->message, now_ms, &a->cfg.policy, agent_random32(),
+                         a->epoch);
+    store_status_t rc = entry_update(a);
+    if (kind == QUEUE_FAIL_BLOCKED && refuses_every_call(res))
+        halt(a, res);
+    agent_emit(a, kind == QUEUE_FAIL_PERMANENT ? AGENT_EV_FAILED
+                  : kind == QUEUE_FAIL_BLOCKED ? AGENT_EV_BLOCKED
+                                               : AGENT_EV_RETRY,
+               code, res, now_ms);
+    return checked(a, now_ms, rc, "writing a queue entry");
+}
+
+/* A failure found locally before any call (no server words to quote). */
+static uint32_t local_failure(agent_t *a, queue_failure_t kind, const char *code,
+                              const char *message, uint64_t now_ms)
+{
+    cdnapi_result_t r;
+    memset(&r, 0, sizeof r);
+    r.cls = kind == QUEUE_FAIL_PERMANENT ? CDNAPI_PERMANENT_INPUT
+            : kind == QUEUE_FAIL_BLOCKED ? CDNAPI_PERMANENT_CREDENTIALS
+                                         : CDNAPI_RETRYABLE;
+    snprintf(r.code, sizeof r.code, "%s", code);
+    snprintf(r.message, sizeof r.message, "%s", message);
+    snprintf(r.request_id, sizeof r.request_id, "local");
+    r.http_status = HTTP_OK;
+    return failure(a, &r, now_ms);
+}
+
+static void succeeded(agent_t *a)
+{
+    a->throttled_in_row = 0;
+    a->clock_fixes_in_row = 0;
+    retry_bucket_succeeded(&a->bucket);
+}
+
+/* --------------------------------------------------------- headers -- */
+
+static agent_act_t header_action(const hrec_t *h)
+{
+    bool want = h->flags & HF_DESIRED, have = h->flags & HF_DELIVERED;
+    if ((h->flags & HF_UNSURE) && !have)
+        return ACT_LIST; /* an add may have landed: look before adding again */
+    if (want)
+        return !have ? ACT_ADD : strcmp(h->desired, h->delivered) != 0 ? ACT_MODIFY : ACT_NONE;
+    return have ? ACT_DELETE : ACT_NONE;
+}
+
+/* The entry's records: PLAN_CALL when they are there, else what to do. */
+static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
+{
+    agent_step_t *s = &a->step;
+    int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
+    store_status_t rc = hrec_load(a->st, s->e.target, &s->rec, a->buf);
+    store_status_t dr = slot < 0 ? STORE_NOT_FOUND
+                        : rc == STORE_OK ? agent_domain_name(a->st, (unsigned)slot, s->domain)
+                                         : rc;
+    if (rc == STORE_NOT_FOUND || dr == STORE_NOT_FOUND) {
+        /* an entry without a target (left by a cut edit): nothing to do */
+        *wait = checked(a, now_ms, entry_drop(a), "dropping a queue entry");
+        return PLAN_IDLE;
+    }
+    if (rc == STORE_ERR_CORRUPT || dr == STORE_ERR_CORRUPT) {
+        *wait = local_failure(a, QUEUE_FAIL_PERMANENT, "Local.StoreCorrupt",
+                              "the header record is damaged: set the header again", now_ms);
+        return PLAN_IDLE;
+    }
+    if (rc != STORE_OK || dr != STORE_OK) {
+        *wait = trouble(a, now_ms, rc != STORE_OK ? rc : dr, "reading a header record");
+        return PLAN_IDLE;
+    }
+    snprintf(s->what, sizeof s->what, "header %s", s->rec.key);
+    return PLAN_CALL;
+}
+
+static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
+{
+    agent_step_t *s = &a->step;
+    if (header_read(a, now_ms, wait) != PLAN_CALL)
+        return PLAN_IDLE;
+    s->act = header_action(&s->rec);
+    if (s->act == ACT_NONE) {
+        s->rec.flags &= (uint8_t)~HF_UNSURE;
+        *wait = checked(a, now_ms, header_settle(a), "settling a header");
+        return PLAN_IDLE;
+    }
+    if (s->act != ACT_LIST) {
+        /* Write the doubt down before the request can land: no mark, no call. */
+        s->rec.flags |= HF_UNSURE;
+        store_status_t rc = rec_save(a);
+        if (rc != STORE_OK) {
+            *wait = trouble(a, now_ms, rc, "writing the in-flight mark (nothing was sent)");
+            return PLAN_IDLE;
+        }
+    }
+    memset(&s->req, 0, sizeof s->req);
+    strcpy(s->req.key, s->rec.key);
+    strcpy(s->req.value, s->rec.desired);
+    if (s->act == ACT_MODIFY || s->act == ACT_DELETE)
+        strcpy(s->req.config_id, s->rec.config_id);
+    return PLAN_CALL;
+}
+
+/* Read-back visitor: the copy of our header to keep, the others to delete.
+ * The copy already holding the desired value is kept when there is one. */
+static bool readback_cb(void *arg, const cdnapi_header_t *h)
+{
+    agent_step_t *s = arg;
+    const char *loser;
+    if (!agent_same_header_name(h->key, s->rec.key))
+        return true;
+    if (!s->found) {
+        s->found = true;
+        s->req = *h;
+        return true;
+    }
+    loser = h->config_id;
+    char keep_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+    if (strcmp(s->req.value, s->rec.desired) != 0 && strcmp(h->value, s->rec.desired) == 0) {
+        strcpy(keep_id, s->req.config_id);
+        s->req = *h;
+        loser = keep_id;
+    }
+    if (s->ndups == CDNAPI_MAX_DELETE_IDS || !loser[0]) {
+        s->more_dups = true; /* the next read-back deletes the rest */
+        return true;
+    }
+    size_t n = strlen(s->dups);
+    snprintf(s->dups + n, sizeof s->dups - n, "%s%s", n ? "," : "", loser);
+    s->ndups++;
+    return true;
+}
+
+static void readback_call(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    s->found = s->more_dups = false;
+    s->ndups = 0;
+    s->dups[0] = 0;
+    memset(&s->req, 0, sizeof s->req);
+    memset(&s->dup_res, 0, sizeof s->dup_res);
+    if (cdnapi_list_headers(&a->api, s->domain, readback_cb, s, &s->res) < 0 || !s->ndups)
+        return;
+    /* Extra copies from earlier unknown outcomes go in one call. */
+    a->counters.calls++;
+    agent_sign_time(a, now_ms);
+    cdnapi_delete_header(&a->api, s->domain, s->dups, &s->dup_res);
+}
+
+static void header_call(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    cdnapi_batch_config_t got;
+    const char *dom = s->domain;
+    s->new_id[0] = 0;
+    if (s->act == ACT_LIST) {
+        readback_call(a, now_ms);
+    } else if (s->act == ACT_DELETE) {
+        cdnapi_delete_header(&a->api, s->domain, s->req.config_id, &s->res);
+    } else {
+        memset(&got, 0, sizeof got);
+        int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &s->req, 1, &got, 1, &s->res);
+        if (n >= 1)
+            strcpy(s->new_id, got.config_id);
+    }
+}
+
+/* After a read-back: what the CDN holds is known; adopt it. */
+static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->rec;
+    bool unknown_domain = s->res.cls != CDNAPI_SUCCESS && domain_unknown(&s->res);
+    if (s->res.cls != CDNAPI_SUCCESS && !unknown_domain)
+        return failure(a, &s->res, now_ms);
+    succeeded(a);
+    if (s->ndups && s->dup_res.cls != CDNAPI_SUCCESS) {
+        /* The record stays unsure: the next attempt reads back again. A
+         * copy deleted meanwhile is no reason to stop. */
+        if (config_id_gone(&s->dup_res) || s->dup_res.cls == CDNAPI_PERMANENT_INPUT)
+            s->dup_res.cls = CDNAPI_RETRYABLE;
+        return failure(a, &s->dup_res, now_ms);
+    }
+    a->counters.duplicates_removed += s->ndups;
+    if (s->more_dups) {
+        s->e.state = QUEUE_PENDING; /* more copies than one call deletes: again */
+        return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    }
+    h->flags &= (uint8_t)~(HF_UNSURE | HF_DELIVERED);
+    h->config_id[0] = h->delivered[0] = 0;
+    if (s->found) {
+        h->flags |= HF_DELIVERED;
+        snprintf(h->config_id, sizeof h->config_id, "%s", s->req.config_id);
+        snprintf(h->delivered, sizeof h->delivered, "%s", s->req.value);
+        a->counters.adoptions++;
+    }
+    store_status_t rc = rec_save(a);
+    if (rc != STORE_OK)
+        return trouble(a, now_ms, rc, "recording a read-back");
+    if (unknown_domain && (h->flags & HF_DESIRED))
+        return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
+    s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
+    return checked(a, now_ms, entry_update(a), "writing a queue entry");
+}
+
+/* The change was refused or its outcome is unknown. */
+static uint32_t change_failed(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->rec;
+    if (s->act == ACT_MODIFY && config_id_gone(&s->res)) {
+        /* deleted behind our back: add it again */
+        h->flags &= (uint8_t)~(HF_DELIVERED | HF_UNSURE);
+        h->config_id[0] = h->delivered[0] = 0;
+        store_status_t rc = rec_save(a);
+        s->e.state = QUEUE_PENDING;
+        if (rc == STORE_OK)
+            rc = entry_update(a);
+        return checked(a, now_ms, rc, "recording a lost ConfigId");
+    }
+    if (reply_was_definitive(&s->res)) {
+        h->flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
+        store_status_t rc = rec_save(a);
+        if (rc != STORE_OK)
+            return trouble(a, now_ms, rc, "clearing the in-flight mark");
+    }
+    return failure(a, &s->res, now_ms);
+}
+
+static uint32_t change_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->rec;
+    char detail[96];
+    if (s->act == ACT_DELETE && s->res.cls != CDNAPI_SUCCESS &&
+        (config_id_gone(&s->res) || domain_unknown(&s->res)))
+        s->res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
+    if (s->res.cls != CDNAPI_SUCCESS)
+        return change_failed(a, now_ms);
+    if (s->act == ACT_ADD && !s->new_id[0]) {
+        s->res.cls = CDNAPI_RETRYABLE; /* applied, but no ConfigId: read it back */
+        snprintf(s->res.code, sizeof s->res.code, "Local.NoConfigId");
+        return failure(a, &s->res, now_ms);
+    }
+    succeeded(a);
+    h->flags &= (uint8_t)~HF_UNSURE;
+    if (s->act == ACT_DELETE) {
+        h->flags &= (uint8_t)~HF_DELIVERED;
+        h->config_id[0] = h->delivered[0] = 0;
+        snprintf(detail, sizeof detail, "deleted ConfigId %.24s", s->req.config_id);
+    } else {
+        h->flags |= HF_DELIVERED;
+        snprintf(h->config_id, sizeof h->config_id, "%.24s",
+                 s->act == ACT_MODIFY ? s->req.config_id : s->new_id);
+        strcpy(h->delivered, s->req.value);
+        snprintf(detail, sizeof detail, "%s ConfigId %.24s",
+                 s->act == ACT_ADD ? "added" : "modified", h->config_id);
+    }
+    if (header_action(h) != ACT_NONE) /* edited meanwhile: the new entry goes next */
+        return checked(a, now_ms, rec_save(a), "recording a delivery");
+    store_status_t rc = header_settle(a);
+    if (rc != STORE_OK)
+        return trouble(a, now_ms, rc, "recording a delivery");
+    agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
+    return 0;
+}
+
+static uint32_t header_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    store_status_t rc = hrec_load(a->st, s->e.target, &s->rec, a->buf);
+    if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
+        return rc == STORE_NOT_FOUND ? 0 : trouble(a, now_ms, rc, "reading a header record");
+    return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
+}
+
+/* ------------------------------------------------------ certificate -- */
+
+static void cert_release(agent_step_t *s)
+{
+    agent_free_secret(s->key, s->key_len);
+    port_free(s->cert);
+    s->key = s->cert = NULL;
+    s->key_len = 0;
+}
+
+/* A certificate's records could not be used: say why, from the status. */
+static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
+{
+    cert_release(&a->step);
+    switch (ar) {
+    case AGENT_ERR_SECRET:
+        return local_failure(a, QUEUE_FAIL_BLOCKED, "Local.SecretRefused",
+                             "the sealed private key does not open (tampered, or another device "
+                             "key)", now_ms);
+    case AGENT_ERR_NO_KEY:
+        return local_failure(a, QUEUE_FAIL_BLOCKED, "Local.NoDeviceKey",
+                             "no device key to open the private key", now_ms);
+    case AGENT_ERR_CORRUPT:
+    case AGENT_ERR_NOT_FOUND:
+        return local_failure(a, QUEUE_FAIL_PERMANENT, "Local.StoreCorrupt",
+                             "the certificate record is damaged: set the certificate again",
+                             now_ms);
+    default:
+        return trouble(a, now_ms, ar == AGENT_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_IO,
+                       "reading a certificate record");
+    }
+}
+
+static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
+{
+    agent_step_t *s = &a->step;
+    char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
+    int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
+    store_status_t dr = slot < 0 ? STORE_NOT_FOUND : agent_domain_name(a->st, (unsigned)slot,
+                                                                       s->domain);
+    if (dr != STORE_OK) {
+        *wait = dr == STORE_NOT_FOUND /* the domain is gone: nothing to deliver */
+                    ? checked(a, now_ms, entry_drop(a), "dropping a queue entry")
+                    : trouble(a, now_ms, dr, "reading a domain record");
+        return PLAN_IDLE;
+    }
+    agent_slot_key(ck, AGENT_KEY_CERT, (unsigned)slot);
+    agent_slot_key(kk, AGENT_KEY_CERT_KEY, (unsigned)slot);
+    s->act = ACT_CERT;
+    snprintf(s->what, sizeof s->what, "certificate");
+    agent_status_t ar = agent_load_cert(a->st, ck, &s->cert, &s->pem_off, &s->want);
+    if (ar == AGENT_OK && (s->want.flags & CF_ON))
+        ar = agent_get_sealed(a->st, kk, &s->key, &s->key_len);
+    if (ar != AGENT_OK) {
+        *wait = cert_unusable(a, ar, now_ms);
+        return PLAN_IDLE;
+    }
+    s->e.state = QUEUE_IN_FLIGHT;
+    store_status_t rc = entry_update(a);
+    if (rc != STORE_OK) {
+        cert_release(s);
+        *wait = trouble(a, now_ms, rc, "writing a queue entry (nothing was sent)");
+        return PLAN_IDLE;
+    }
+    return PLAN_CALL;
+}
+
+static void cert_call(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    int64_t utc = 0;
+    if (s->want.flags & CF_ON) {
+        (void)agent_now_utc(a, now_ms, &utc);
+        cdnapi_set_cert(&a->api, s->domain, s->want.name[0] ? s->want.name : NULL,
+                        s->cert + s->pem_off, s->key, false, utc, &s->res);
+    } else {
+        cdnapi_cert_off(&a->api, s->domain, &s->res);
+    }
+    agent_free_secret(s->key, s->key_len); /* the private key lives no longer than the call */
+    s->key = NULL;
+    s->key_len = 0;
+}
+
+static void sha256_hex(const char *pem, char out[65])
+{
+    static const char hx[] = "0123456789abcdef";
+    uint8_t d[32];
+    if (mbedtls_sha256_ret((const unsigned char *)pem, strlen(pem), d, 0) != 0)
+        memset(d, 0, sizeof d);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hx[d[i] >> 4];
+        out[2 * i + 1] = hx[d[i] & 15u];
+    }
+    out[64] = 0;
+}
+
+static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    if (s->res.cls != CDNAPI_SUCCESS) {
+        cert_release(s);
+        return failure(a, &s->res, now_ms);
+    }
+    succeeded(a);
+    bool on = s->want.flags & CF_ON;
+    crec_t have;
+    char dk[AGENT_SLOT_KEY_LEN + 1], detail[96];
+    uint8_t b[CREC_HEAD_MAX];
+    memset(&have, 0, sizeof have);
+    have.flags = (uint8_t)(CF_PRESENT | (on ? CF_ON : 0));
+    strcpy(have.name, s->want.name);
+    if (on)
+        sha256_hex(s->cert + s->pem_off, have.sha256);
+    cert_release(s);
+    int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
+    agent_slot_key(dk, AGENT_KEY_CERT_DELIVERED, (unsigned)slot);
+    store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
+    if (rc != STORE_OK)
+        return trouble(a, now_ms, rc, "recording a certificate delivery");
+    snprintf(detail, sizeof detail, "%s%s%s", on ? "on" : "off", on && have.name[0] ? " " : "",
+             on ? have.name : "");
+    agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
+    return 0;
+}
+
+/* ------------------------------------------------------------ phases -- */
+
+agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
+{
+    agent_step_t *s = &a->step;
+    int64_t utc;
+    store_status_t rc = queue_next_due(a->st, now_ms, a->cfg.policy.cap_ms, a->epoch, &s->e,
+                                       wait_ms);
+    if (rc == STORE_NOT_FOUND)
+        return PLAN_IDLE;
+    if (rc != STORE_OK) {
+        *wait_ms = trouble(a, now_ms, rc, "reading the queue");
+        return PLAN_IDLE;
+    }
+    if (!agent_now_utc(a, now_ms, &utc))
+        return PLAN_NO_CLOCK;
+    if (!retry_bucket_take(&a->bucket, now_ms, wait_ms)) {
+        if (*wait_ms == 0)
+            *wait_ms = 1;
+        return PLAN_IDLE;
+    }
+    a->store_failures_in_row = 0;
+    if (s->e.target[0] == AGENT_KEY_HEADER)
+        return header_plan(a, now_ms, wait_ms);
+    return cert_plan(a, now_ms, wait_ms);
+}
+
+void agent_deliver_call(agent_t *a, uint64_t now_ms)
+{
+    agent_sign_time(a, now_ms);
+    a->counters.calls++;
+    if (a->step.act == ACT_CERT)
+        cert_call(a, now_ms);
+    else
+        header_call(a, now_ms);
+}
+
+uint32_t agent_deliver_apply(agent_t *a, uint64_t now_ms)
+{
+    if (a->step.act == ACT_CERT)
+        return cert_apply(a, now_ms);
+    return header_apply(a, now_ms);
+}
+
+void agent_deliver_discard(agent_t *a)
+{
+    cert_release(&a->step);
+}

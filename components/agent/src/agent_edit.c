@@ -1,0 +1,319 @@
+/* agent: edits of the desired state and queue retry; see agent.h.
+ *
+ * An edit writes the new desired state and its queue entry in one store
+ * transaction: both land, or neither. */
+#include "agent_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "port.h"
+
+static agent_status_t fail_txn(store_t *st, agent_status_t rc)
+{
+    (void)store_txn_abort(st);
+    return rc;
+}
+
+static agent_status_t txn_enqueue(store_t *st, const char *target)
+{
+    uint32_t seq;
+    if (queue_next_seq(st, &seq) != STORE_OK || queue_txn_enqueue(st, target, seq) != STORE_OK)
+        return AGENT_ERR_STORE;
+    return AGENT_OK;
+}
+
+/* The header record to edit (new when there is none); buf: HREC_MAX. */
+static agent_status_t edit_load(store_t *st, const char *target, const char *key, bool adding,
+                                hrec_t *h, uint8_t *buf)
+{
+    store_status_t rc = hrec_load(st, target, h, buf);
+    if (rc == STORE_NOT_FOUND) {
+        if (!adding)
+            return AGENT_ERR_NOT_FOUND;
+        memset(h, 0, sizeof *h);
+        strcpy(h->key, key);
+        return AGENT_OK;
+    }
+    if (rc != STORE_OK)
+        return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
+    if (!agent_same_header_name(h->key, key))
+        return AGENT_ERR_LIMIT; /* 32-bit name hash clash */
+    if (!adding && !(h->flags & HF_DESIRED))
+        return AGENT_ERR_NOT_FOUND;
+    return AGENT_OK;
+}
+
+static agent_status_t header_edit_txn(store_t *st, const char *domain, const char *key,
+                                      const char *value /* NULL = remove */, uint8_t *buf)
+{
+    hrec_t h;
+    char target[AGENT_HEADER_KEY_LEN + 1];
+    unsigned slot;
+    agent_status_t ar = agent_domain_slot(st, domain, value != NULL, &slot);
+    if (ar != AGENT_OK)
+        return ar;
+    agent_header_target(target, slot, key);
+    ar = edit_load(st, target, key, value != NULL, &h, buf);
+    if (ar != AGENT_OK)
+        return ar;
+    if (value) {
+        h.flags |= HF_DESIRED;
+        strcpy(h.desired, value);
+        strcpy(h.key, key); /* the newest spelling is the one delivered */
+    } else {
+        h.flags &= (uint8_t)~HF_DESIRED;
+        h.desired[0] = 0;
+    }
+    /* Never delivered and not in doubt: removing it is the end of it
+     * (an add that was never sent and its delete cancel out). */
+    if (!value && !(h.flags & (HF_DELIVERED | HF_UNSURE))) {
+        if (store_txn_delete(st, target, strlen(target)) != STORE_OK ||
+            queue_txn_remove(st, target) != STORE_OK)
+            return AGENT_ERR_STORE;
+        return AGENT_OK;
+    }
+    size_t n = hrec_encode(&h, buf);
+    if (store_txn_put(st, target, strlen(target), buf, n) != STORE_OK)
+        return AGENT_ERR_STORE;
+    return txn_enqueue(st, target);
+}
+
+static agent_status_t header_edit(store_t *st, const char *domain, const char *key,
+                                  const char *value)
+{
+    uint8_t *buf = port_malloc(HREC_MAX);
+    if (!buf)
+        return AGENT_ERR_NOMEM;
+    agent_status_t ar = AGENT_ERR_STORE;
+    if (store_txn_begin(st) == STORE_OK) {
+        ar = header_edit_txn(st, domain, key, value, buf);
+        if (ar != AGENT_OK)
+            (void)store_txn_abort(st);
+        else if (store_txn_commit(st) != STORE_OK)
+            ar = AGENT_ERR_STORE;
+    }
+    port_free(buf);
+    return ar;
+}
+
+bool agent_domain_name_ok(const char *domain)
+{
+    size_t n = domain ? strlen(domain) : 0;
+    if (n == 0 || n > AGENT_DOMAIN_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)domain[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '*'))
+            return false;
+    }
+    return true;
+}
+
+static void local_error(cdnapi_result_t *res, const char *code, const char *msg)
+{
+    memset(res, 0, sizeof *res);
+    res->cls = CDNAPI_PERMANENT_INPUT;
+    snprintf(res->code, sizeof res->code, "%s", code);
+    snprintf(res->message, sizeof res->message, "%s", msg);
+}
+
+agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,
+                                const char *value, cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    if (!st)
+        return AGENT_ERR_ARG;
+    if (!cdnapi_validate_header(domain, key, value, r))
+        return AGENT_ERR_INVALID;
+    if (!agent_domain_name_ok(domain)) {
+        local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
+        return AGENT_ERR_INVALID;
+    }
+    return header_edit(st, domain, key, value);
+}
+
+agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key)
+{
+    if (!st || !domain || !key || !*key || strlen(key) > CDNAPI_MAX_KEY_LEN)
+        return AGENT_ERR_ARG;
+    return header_edit(st, domain, key, NULL);
+}
+
+/* Inside the open txn: the desired certificate record (and its sealed key,
+ * or the key's removal when off). */
+static agent_status_t cert_records_txn(store_t *st, unsigned slot, const char *name,
+                                       const char *cert_pem, const char *key_pem)
+{
+    char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
+    agent_slot_key(ck, AGENT_KEY_CERT, slot);
+    agent_slot_key(kk, AGENT_KEY_CERT_KEY, slot);
+    size_t nl = name ? strlen(name) : 0, pl = cert_pem ? strlen(cert_pem) : 0;
+    uint8_t *val = port_malloc(3 + nl + pl);
+    if (!val)
+        return AGENT_ERR_NOMEM;
+    crec_t c;
+    memset(&c, 0, sizeof c);
+    c.flags = cert_pem ? CF_ON : 0;
+    if (nl)
+        memcpy(c.name, name, nl);
+    size_t n = crec_encode(&c, val);
+    if (pl)
+        memcpy(val + n, cert_pem, pl);
+    store_status_t rc = store_txn_put(st, ck, AGENT_SLOT_KEY_LEN, val, n + pl);
+    port_free(val);
+    if (rc != STORE_OK)
+        return AGENT_ERR_STORE;
+    if (cert_pem)
+        return agent_txn_put_sealed(st, kk, key_pem, strlen(key_pem));
+    rc = store_txn_delete(st, kk, AGENT_SLOT_KEY_LEN);
+    return rc == STORE_OK || rc == STORE_NOT_FOUND ? AGENT_OK : AGENT_ERR_STORE;
+}
+
+static agent_status_t cert_edit(store_t *st, const char *domain, const char *name,
+                                const char *cert_pem, const char *key_pem)
+{
+    unsigned slot;
+    char target[AGENT_SLOT_KEY_LEN + 1];
+    if (store_txn_begin(st) != STORE_OK)
+        return AGENT_ERR_STORE;
+    agent_status_t ar = agent_domain_slot(st, domain, true, &slot);
+    if (ar == AGENT_OK)
+        ar = cert_records_txn(st, slot, name, cert_pem, key_pem);
+    agent_slot_key(target, AGENT_KEY_CERT, slot);
+    if (ar == AGENT_OK)
+        ar = txn_enqueue(st, target);
+    if (ar != AGENT_OK)
+        return fail_txn(st, ar);
+    return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+}
+
+agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
+                              const char *cert_pem, const char *key_pem, int64_t now_utc,
+                              cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    if (!st || !cert_pem || !key_pem)
+        return AGENT_ERR_ARG;
+    if (!agent_domain_name_ok(domain)) {
+        local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
+        return AGENT_ERR_INVALID;
+    }
+    if (strlen(cert_pem) > CDNAPI_MAX_PEM_LEN || strlen(key_pem) > STORE_VALUE_MAX) {
+        local_error(r, "Certificate.TooLarge", "certificate chain over 12 KB or key over 16 KB");
+        return AGENT_ERR_INVALID;
+    }
+    if (name && strlen(name) > AGENT_CERT_NAME_MAX) {
+        local_error(r, "InvalidCertName.Malformed", "certificate name longer than 64 bytes");
+        return AGENT_ERR_INVALID;
+    }
+    if (!cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r))
+        return AGENT_ERR_INVALID;
+    return cert_edit(st, domain, name, cert_pem, key_pem);
+}
+
+agent_status_t agent_cert_off(store_t *st, const char *domain)
+{
+    if (!st || !agent_domain_name_ok(domain))
+        return AGENT_ERR_ARG;
+    return cert_edit(st, domain, NULL, NULL, NULL);
+}
+
+agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem)
+{
+    unsigned slot;
+    char kk[AGENT_SLOT_KEY_LEN + 1];
+    *key_pem = NULL;
+    agent_status_t ar = agent_domain_slot(st, domain, false, &slot);
+    if (ar != AGENT_OK)
+        return ar;
+    agent_slot_key(kk, AGENT_KEY_CERT_KEY, slot);
+    return agent_get_sealed(st, kk, key_pem, NULL);
+}
+
+/* ------------------------------------------------------------- retry -- */
+
+/* Entries are collected a batch at a time (the store cannot be written
+ * while it is iterated), then reset; a reset entry is pending and is not
+ * collected again, so the passes end. */
+#define RETRY_BATCH 16u
+
+typedef struct {
+    char prefix[AGENT_HEADER_KEY_LEN + 1]; /* "" all, "H07"/"C07" slot, or one target */
+    bool whole_slot;                       /* prefix is a slot: match H<ss>... and C<ss> */
+    unsigned n;
+    char targets[RETRY_BATCH][QUEUE_TARGET_MAX + 1];
+} retry_ctx_t;
+
+static bool retry_match(const retry_ctx_t *c, const char *target)
+{
+    if (!c->prefix[0])
+        return true;
+    if (c->whole_slot)
+        return memcmp(target + 1, c->prefix + 1, 2) == 0 &&
+               (target[0] == AGENT_KEY_HEADER || target[0] == AGENT_KEY_CERT);
+    return strcmp(target, c->prefix) == 0;
+}
+
+static bool retry_collect_cb(void *arg, const queue_entry_t *e)
+{
+    retry_ctx_t *c = arg;
+    bool stopped = e->state == QUEUE_FAILED || e->state == QUEUE_BLOCKED ||
+                   e->state == QUEUE_DEAD;
+    if (!stopped || !retry_match(c, e->target))
+        return true;
+    strcpy(c->targets[c->n++], e->target);
+    return c->n < RETRY_BATCH;
+}
+
+static agent_status_t retry_filter(store_t *st, const char *domain, const char *key,
+                                   retry_ctx_t *c)
+{
+    unsigned slot;
+    memset(c, 0, sizeof *c);
+    if (!domain)
+        return AGENT_OK;
+    agent_status_t ar = agent_domain_slot(st, domain, false, &slot);
+    if (ar != AGENT_OK)
+        return ar;
+    if (!key) {
+        agent_slot_key(c->prefix, AGENT_KEY_HEADER, slot);
+        c->whole_slot = true;
+        return AGENT_OK;
+    }
+    if (strlen(key) > CDNAPI_MAX_KEY_LEN)
+        return AGENT_ERR_ARG;
+    agent_header_target(c->prefix, slot, key);
+    return AGENT_OK;
+}
+
+agent_status_t agent_retry(store_t *st, const char *domain, const char *key, unsigned *count)
+{
+    retry_ctx_t c;
+    unsigned total = 0;
+    if (!st)
+        return AGENT_ERR_ARG;
+    agent_status_t ar = retry_filter(st, domain, key, &c);
+    if (ar != AGENT_OK)
+        return ar;
+    do {
+        c.n = 0;
+        if (queue_foreach(st, retry_collect_cb, &c) != STORE_OK)
+            return AGENT_ERR_STORE;
+        for (unsigned i = 0; i < c.n; i++) {
+            queue_entry_t e;
+            if (queue_get(st, c.targets[i], &e) != STORE_OK)
+                return AGENT_ERR_STORE;
+            queue_entry_reset(&e);
+            if (queue_put(st, &e) != STORE_OK)
+                return AGENT_ERR_STORE;
+            total++;
+        }
+    } while (c.n == RETRY_BATCH);
+    if (count)
+        *count = total;
+    return AGENT_OK;
+}

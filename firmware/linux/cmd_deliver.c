@@ -1,0 +1,533 @@
+/* cdnagent sync|run: the agent's delivery loop on the Linux image.
+ *
+ * sync delivers until the queue is empty (exit 0, and only when the store
+ * says so), or until only work that waits longer than --max-wait is left,
+ * or until the configuration is refused (exit 1 with the reason).
+ *
+ * run is the daemon. It reloads its configuration on SIGHUP and by itself
+ * when the provisioned settings, the CA bundle file or the device key file
+ * change; a configuration that does not load is reported and the one in use
+ * is kept. A new configuration is a new agent, so changes it had parked as
+ * blocked are tried again. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "cli_flash.h"
+#include "port.h"
+
+/* Largest reply accepted: it bounds a domain's read-back, about 5,000
+ * header configs with short values. */
+#define CLI_MAX_REPLY_BYTES (1024u * 1024u)
+/* How often run looks for new edits and a changed configuration. */
+#define RUN_IDLE_CHECK_MS 1000u
+
+typedef struct {
+    const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
+    int insecure, verbose, sig_given, policy_given, rate_given;
+    sign_version_t sig;
+    uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
+} deliver_opts_t;
+
+static volatile sig_atomic_t got_term, got_hup;
+static void on_term(int sig)
+{
+    (void)sig;
+    got_term = 1;
+}
+static void on_hup(int sig)
+{
+    (void)sig;
+    got_hup = 1;
+}
+
+static void print_retry(const agent_event_t *ev, int verbose)
+{
+    if (verbose)
+        fprintf(stderr, "retry     %s %s: %s %s (attempt %u, next in %.1f s)\n", ev->domain,
+                ev->what, ev->detail, ev->message, ev->attempts, ev->retry_in_ms / 1000.0);
+    else if (ev->warn)
+        fprintf(stderr,
+                "cdnagent: warning: %s %s: still not delivered after %u attempts: %s: %s "
+                "(retrying; next in %.1f s)\n",
+                ev->domain, ev->what, ev->attempts, ev->detail, ev->message,
+                ev->retry_in_ms / 1000.0);
+}
+
+static void event_cb(void *ctx, const agent_event_t *ev)
+{
+    const deliver_opts_t *o = ctx;
+    const char *rid = ev->request_id[0] ? ev->request_id : "-";
+    switch (ev->kind) {
+    case AGENT_EV_DELIVERED:
+        printf("delivered %s %s: %s\n", ev->domain, ev->what, ev->detail);
+        break;
+    case AGENT_EV_RETRY:
+        print_retry(ev, o->verbose);
+        return;
+    case AGENT_EV_FAILED:
+        printf("failed    %s %s: error: %s: %s (RequestId %s)\n", ev->domain, ev->what,
+               ev->detail, ev->message, rid);
+        break;
+    case AGENT_EV_BLOCKED:
+        printf("blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
+               "(credentials, CA bundle, endpoint, device key): it is tried again when the "
+               "configuration changes, on SIGHUP, or by the next sync\n",
+               ev->domain, ev->what, ev->detail, ev->message, rid);
+        break;
+    case AGENT_EV_STORE:
+        fprintf(stderr, "cdnagent: store error %s: %s; delivery paused for %.1f s\n",
+                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
+        return;
+    }
+    fflush(stdout);
+}
+
+static int lock_cb(void *ctx) { return cli_flash_lock(ctx); }
+static void unlock_cb(void *ctx) { cli_flash_unlock(ctx); }
+
+static int parse_number(const char *cmd, const char *opt, const char *text, uint32_t *out)
+{
+    char *end = NULL;
+    unsigned long v = strtoul(text, &end, 10);
+    if (!*text || *end || v == 0 || v > 3600000)
+        return cli_usage_error("%s: %s needs a number from 1 to 3600000", cmd, opt);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A numeric option into its field; returns 1 when a is not one. */
+static int number_option(deliver_opts_t *o, const char *cmd, const char *a, const char *v, int *rc)
+{
+    uint32_t n = 0;
+    static const char *const names[] = {"--timeout-ms", "--max-wait", "--rate",
+                                        "--backoff-base-ms", "--backoff-cap-ms", "--warn-every",
+                                        "--max-attempts", NULL};
+    int k = 0;
+    while (names[k] && strcmp(a, names[k]) != 0)
+        k++;
+    if (!names[k])
+        return 1;
+    *rc = parse_number(cmd, a, v, &n);
+    if (*rc)
+        return 0;
+    switch (k) {
+    case 0: o->timeout_ms = n; break;
+    case 1: o->max_wait_s = n; break;
+    case 2: o->rate_milli = n * 1000u, o->rate_given = 1; break;
+    case 3: o->base_ms = n, o->policy_given |= 1; break;
+    case 4: o->cap_ms = n, o->policy_given |= 2; break;
+    default: /* --max-attempts: its old name; nothing gives up any more */
+        o->warn_every = n > 65535 ? 65535 : n, o->policy_given |= 4;
+        break;
+    }
+    return 0;
+}
+
+static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
+{
+    queue_policy_t policy;
+    memset(o, 0, sizeof *o);
+    queue_policy_default(&policy); /* the agent's defaults, not a copy of them */
+    o->sig = SIGN_V3;
+    o->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+    o->max_wait_s = 60;
+    o->rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
+    o->base_ms = policy.base_ms;
+    o->cap_ms = policy.cap_ms;
+    o->warn_every = policy.warn_every;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc, rc = 0;
+        if (strcmp(a, "--endpoint") == 0 && has) {
+            o->endpoint = argv[++i];
+        } else if (strcmp(a, "--ca-file") == 0 && has) {
+            o->ca_file = argv[++i];
+        } else if (strcmp(a, "--insecure") == 0) {
+            o->insecure = 1;
+        } else if (strcmp(a, "-v") == 0) {
+            o->verbose = 1;
+        } else if (strcmp(a, "--signature") == 0 && has) {
+            const char *s = argv[++i];
+            o->sig_given = 1;
+            if (strcmp(s, "v1") == 0)
+                o->sig = SIGN_V1;
+            else if (strcmp(s, "v3") == 0)
+                o->sig = SIGN_V3;
+            else
+                return cli_usage_error("%s: --signature must be v1 or v3", cmd);
+        } else if (has && number_option(o, cmd, a, argv[i + 1], &rc) == 0) {
+            if (rc)
+                return rc;
+            i++;
+        } else {
+            return cli_usage_error("%s: unknown or incomplete option %s", cmd, a);
+        }
+    }
+    return 0;
+}
+
+/* Heap-allocated: the agent borrows its credentials and CA from it, so it
+ * must never move while the agent lives. */
+typedef struct {
+    agent_t *agent;
+    char host[HTTP_MAX_HOST_LEN + 1];
+    char *ca;
+    size_t ca_len;
+    const char *ca_path;  /* the bundle's file, NULL when it came from the image */
+    const char *endpoint; /* the endpoint in use, for messages */
+    agent_settings_t set; /* provisioned settings; secrets wiped on close */
+    int have_set;
+} deliverer_t;
+
+static void deliverer_close(deliverer_t *d)
+{
+    if (!d)
+        return;
+    agent_free(d->agent);
+    free(d->ca);
+    agent_settings_wipe(&d->set);
+    free(d);
+}
+
+/* Policy, signature and rate: options first, then the provisioned values. */
+static void settle_options(deliver_opts_t *o, const deliverer_t *d, agent_config_t *cfg)
+{
+    uint32_t base = o->base_ms, cap = o->cap_ms, warn = o->warn_every, rate = o->rate_milli;
+    sign_version_t sig = o->sig;
+    if (d->have_set) {
+        if (!o->sig_given)
+            sig = d->set.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
+        if (!(o->policy_given & 1) && d->set.policy.base_ms)
+            base = d->set.policy.base_ms;
+        if (!(o->policy_given & 2) && d->set.policy.cap_ms)
+            cap = d->set.policy.cap_ms;
+        if (!(o->policy_given & 4) && d->set.policy.warn_every)
+            warn = d->set.policy.warn_every;
+        if (!o->rate_given && d->set.rate_milli)
+            rate = d->set.rate_milli;
+    }
+    cfg->signature = sig;
+    cfg->http_timeout_ms = o->timeout_ms;
+    cfg->rate_milli = rate;
+    cfg->policy.base_ms = base;
+    cfg->policy.cap_ms = cap;
+    cfg->policy.warn_every = (uint16_t)(warn > 65535 ? 65535 : warn);
+}
+
+/* Credentials: the environment's pair, else the provisioned one. */
+static int pick_credentials(deliverer_t *d, agent_config_t *cfg, const char *cmd)
+{
+    cfg->credentials.access_key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+    cfg->credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    cfg->credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+    if ((!cfg->credentials.access_key_id || !cfg->credentials.access_key_id[0]) && d->have_set) {
+        cfg->credentials.access_key_id = d->set.access_key_id;
+        cfg->credentials.access_key_secret = d->set.access_key_secret;
+        cfg->credentials.security_token = d->set.security_token;
+    }
+    if (cfg->credentials.security_token && !cfg->credentials.security_token[0])
+        cfg->credentials.security_token = NULL;
+    if (!cfg->credentials.access_key_id || !cfg->credentials.access_key_id[0] ||
+        !cfg->credentials.access_key_secret || !cfg->credentials.access_key_secret[0])
+        return cli_usage_error("%s: no credentials: provision the device or set "
+                               "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                               cmd);
+    return 0;
+}
+
+/* The CA bundle: --ca-file, else the image's, else the system's. */
+static int pick_ca(deliverer_t *d, const deliver_opts_t *o, char *flash_ca, const char *cmd)
+{
+    if (!o->ca_file && flash_ca) {
+        d->ca_len = strlen(flash_ca) + 1;
+        d->ca = malloc(d->ca_len);
+        if (!d->ca)
+            return cli_usage_error("%s: out of memory for the CA bundle", cmd);
+        memcpy(d->ca, flash_ca, d->ca_len);
+        return 0;
+    }
+    d->ca_path = o->ca_file ? o->ca_file : CLI_DEFAULT_CA;
+    int why;
+    d->ca = cli_read_text(d->ca_path, CLI_MAX_CA_BYTES, &d->ca_len, &why);
+    if (!d->ca)
+        return cli_usage_error("%s: cannot read CA bundle %s: %s", cmd, d->ca_path,
+                               why == CLI_READ_ERRNO ? strerror(errno)
+                               : why == CLI_READ_TOO_BIG ? "larger than 512 KB"
+                                                         : "not a text file");
+    return 0;
+}
+
+/* Everything the agent needs from the image, the options and the
+ * environment; the store must be locked. */
+static int deliverer_setup(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, agent_config_t *cfg,
+                           const char *cmd)
+{
+    char *flash_ca = NULL;
+    agent_status_t sr = agent_settings_load(&f->store, &d->set, &flash_ca);
+    if (sr == AGENT_OK) {
+        d->have_set = 1;
+    } else if (sr != AGENT_ERR_NOT_FOUND) {
+        fprintf(stderr, "cdnagent: %s: provisioned settings unreadable: %s\n", cmd,
+                agent_status_str(sr));
+        return CLI_EXIT_FAILED;
+    }
+    d->endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : CLI_DEFAULT_ENDPOINT;
+    settle_options(o, d, cfg);
+    int rc = 0;
+    if (agent_endpoint_split(d->endpoint, d->host, sizeof d->host, &cfg->port, &cfg->tls) !=
+        AGENT_OK)
+        rc = cli_usage_error("%s: --endpoint must be https://host[:port] (or http:// for tests)",
+                             cmd);
+    if (!rc)
+        rc = pick_credentials(d, cfg, cmd);
+    if (!rc && cfg->tls && !o->insecure)
+        rc = pick_ca(d, o, flash_ca, cmd);
+    port_free(flash_ca);
+    cfg->host = d->host;
+    cfg->ca_pem = (const uint8_t *)d->ca;
+    cfg->ca_pem_len = d->ca_len;
+    return rc;
+}
+
+/* Build an agent from the image, options and environment. *out is NULL on
+ * failure (the message is printed). */
+static int deliverer_open(deliverer_t **out, cli_flash_t *f, deliver_opts_t *o, const char *cmd)
+{
+    deliverer_t *d = calloc(1, sizeof *d);
+    agent_config_t cfg;
+    *out = NULL;
+    if (!d)
+        return cli_usage_error("%s: out of memory", cmd);
+    agent_config_default(&cfg);
+    int rc = deliverer_setup(d, f, o, &cfg, cmd);
+    if (rc) {
+        deliverer_close(d);
+        return rc;
+    }
+    if (o->insecure)
+        fprintf(stderr, "cdnagent: WARNING: --insecure: TLS certificates are NOT verified\n");
+    cfg.insecure_no_verify = o->insecure;
+    cfg.max_reply_bytes = CLI_MAX_REPLY_BYTES;
+    cfg.lock = lock_cb;
+    cfg.unlock = unlock_cb;
+    cfg.lock_ctx = f;
+    cfg.event = event_cb;
+    cfg.event_ctx = o;
+    agent_status_t ar = agent_new(&d->agent, &f->store, &cfg);
+    if (ar != AGENT_OK) {
+        fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s: %s%s%s\n", cmd,
+                d->endpoint, agent_status_str(ar), d->ca_path ? " (CA bundle " : "",
+                d->ca_path ? d->ca_path : "");
+        if (d->ca_path)
+            fputs(")\n", stderr);
+        deliverer_close(d);
+        return CLI_EXIT_USAGE;
+    }
+    *out = d;
+    return 0;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short: the loop re-checks */
+}
+
+/* What sync and run share: options, the image, the deliverer lock, the
+ * agent; on return the store lock is released for other processes. */
+static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const char *cmd, int mode,
+                         deliver_opts_t *o, cli_flash_t *f, deliverer_t **d)
+{
+    int rc = parse_deliver_opts(argc, argv, o, cmd);
+    if (rc)
+        return rc;
+    o->verbose |= g->verbose;
+    if (cli_flash_open(f, g->flash_path, mode) != 0)
+        return CLI_EXIT_USAGE;
+    if (cli_flash_claim_delivery(f, g->flash_path) != 0) {
+        cli_flash_close(f);
+        return CLI_EXIT_USAGE;
+    }
+    rc = deliverer_open(d, f, o, cmd);
+    if (rc) {
+        cli_flash_close(f);
+        return rc;
+    }
+    cli_flash_unlock(f);
+    return 0;
+}
+
+/* What is left once sync stops, as the store says it. */
+static int sync_report(cli_flash_t *f, const deliverer_t *d)
+{
+    unsigned left = 0;
+    const char *code, *message;
+    if (cli_flash_lock(f) != 0) {
+        fprintf(stderr, "cdnagent: sync: the store cannot be read to check what is left\n");
+        return CLI_EXIT_FAILED;
+    }
+    store_status_t rc = queue_count(&f->store, &left);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "cdnagent: sync: the queue cannot be read: %s (see cdnagent fsck)\n",
+                store_status_str(rc));
+        return CLI_EXIT_FAILED;
+    }
+    if (agent_halted(d->agent, &code, &message))
+        printf("sync: delivery blocked: %s: %s; fix the configuration and run sync again\n",
+               code, message);
+    if (left) {
+        printf("sync: %u change%s not delivered (see cdnagent status)\n", left,
+               left == 1 ? "" : "s");
+        return CLI_EXIT_FAILED;
+    }
+    printf("sync: everything delivered\n");
+    return CLI_EXIT_OK;
+}
+
+int cmd_sync(int argc, char **argv, const cli_globals_t *g)
+{
+    deliver_opts_t o;
+    cli_flash_t f;
+    deliverer_t *d;
+    int rc = deliver_begin(argc, argv, g, "sync", CLI_FLASH_OPEN_EXISTING, &o, &f, &d);
+    if (rc)
+        return rc;
+    uint64_t deadline = port_monotonic_ms() + (uint64_t)o.max_wait_s * 1000u;
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    for (;;) {
+        uint32_t w = agent_poll(d->agent, port_monotonic_ms());
+        if (got_term || w == UINT32_MAX)
+            break;
+        uint64_t now = port_monotonic_ms();
+        if (now + w > deadline)
+            break; /* only backing-off work left beyond --max-wait */
+        if (w)
+            sleep_ms(w);
+    }
+    rc = sync_report(&f, d);
+    deliverer_close(d);
+    cli_flash_close(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------- run -- */
+
+/* What run watches: a change of any of these is a new configuration. */
+typedef struct {
+    uint32_t settings;
+    struct stat ca, key;
+    int ca_ok, key_ok;
+} config_stamp_t;
+
+static int same_file_state(const struct stat *a, int a_ok, const struct stat *b, int b_ok)
+{
+    if (a_ok != b_ok)
+        return 0;
+    return !a_ok || (a->st_ino == b->st_ino && a->st_size == b->st_size &&
+                     a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+                     a->st_mtim.tv_nsec == b->st_mtim.tv_nsec);
+}
+
+/* Stamp the configuration; -1 when the store cannot be read now. */
+static int config_stamp(cli_flash_t *f, const deliverer_t *d, const cli_globals_t *g,
+                        config_stamp_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->ca_ok = d->ca_path && stat(d->ca_path, &s->ca) == 0;
+    s->key_ok = stat(g->device_key_path, &s->key) == 0;
+    if (cli_flash_lock(f) != 0)
+        return -1;
+    agent_status_t ar = agent_settings_stamp(&f->store, &s->settings);
+    cli_flash_unlock(f);
+    return ar == AGENT_OK ? 0 : -1;
+}
+
+static int config_changed(const config_stamp_t *a, const config_stamp_t *b)
+{
+    return a->settings != b->settings || !same_file_state(&a->ca, a->ca_ok, &b->ca, b->ca_ok) ||
+           !same_file_state(&a->key, a->key_ok, &b->key, b->key_ok);
+}
+
+/* Replace the agent by one with the configuration as it is now; keep the
+ * old one when the new one does not load. */
+static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const char *why)
+{
+    deliverer_t *fresh = NULL;
+    if (cli_flash_lock(f) != 0) {
+        fprintf(stderr, "cdnagent: run: %s: the store cannot be read; keeping the configuration "
+                        "in use\n", why);
+        return;
+    }
+    int rc = deliverer_open(&fresh, f, o, "run");
+    cli_flash_unlock(f);
+    if (rc || !fresh) {
+        fprintf(stderr, "cdnagent: run: %s: the new configuration does not load (see above); "
+                        "keeping the one in use\n", why);
+        return;
+    }
+    deliverer_close(*d);
+    *d = fresh;
+    fprintf(stderr, "cdnagent: run: reloaded (%s)\n", why);
+}
+
+static void run_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+int cmd_run(int argc, char **argv, const cli_globals_t *g)
+{
+    deliver_opts_t o;
+    cli_flash_t f;
+    deliverer_t *d;
+    config_stamp_t was, now;
+    int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_CREATE, &o, &f, &d);
+    if (rc)
+        return rc;
+    run_signals();
+    fprintf(stderr, "cdnagent: run: delivering from %s to %s (pid %ld)\n", g->flash_path,
+            d->endpoint, (long)getpid());
+    int have_stamp = config_stamp(&f, d, g, &was) == 0;
+    uint64_t next_check = port_monotonic_ms() + RUN_IDLE_CHECK_MS;
+    while (!got_term) {
+        if (got_hup) {
+            got_hup = 0;
+            run_reload(&d, &f, &o, "SIGHUP");
+            have_stamp = config_stamp(&f, d, g, &was) == 0;
+        } else if (port_monotonic_ms() >= next_check) {
+            next_check = port_monotonic_ms() + RUN_IDLE_CHECK_MS;
+            if (config_stamp(&f, d, g, &now) == 0) {
+                if (have_stamp && config_changed(&was, &now)) {
+                    run_reload(&d, &f, &o, "the configuration changed");
+                    have_stamp = config_stamp(&f, d, g, &now) == 0;
+                }
+                was = now;
+            }
+        }
+        uint32_t w = agent_poll(d->agent, port_monotonic_ms());
+        /* Idle: look for new edits once a second (the CLI writes them). */
+        if (w > RUN_IDLE_CHECK_MS)
+            w = RUN_IDLE_CHECK_MS;
+        if (w && !got_term && !got_hup)
+            sleep_ms(w);
+    }
+    deliverer_close(d);
+    cli_flash_close(&f);
+    fprintf(stderr, "cdnagent: run: stopped\n");
+    return CLI_EXIT_OK;
+}
