@@ -19,7 +19,7 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TGT_SRCS   := $(sort $(wildcard tests/target/*.c))
 # The unit tests that run on the target (the others need a file system or
 # sockets).
-TGT_UNITS  := test_sign test_store test_store_powerloss test_queue_agent test_cdnapi test_retry
+TGT_UNITS  := test_sign test_store test_store_powerloss test_queue_agent test_agent_poll test_cdnapi test_retry
 
 MBEDTLS_SRCS := $(sort $(wildcard $(TP)/mbedtls/library/*.c))
 CJSON_SRCS   := $(TP)/cjson/cJSON.c

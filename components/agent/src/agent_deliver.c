@@ -102,14 +102,27 @@ static uint32_t checked(agent_t *a, uint64_t now_ms, store_status_t rc, const ch
     return rc == STORE_OK ? 0 : trouble(a, now_ms, rc, doing);
 }
 
-/* A 4xx reply means the change did not apply, with one exception:
- * SignatureNonceUsed says this very request already reached the server (a
- * transport resent it after the connection dropped), so it may well have
- * applied: the outcome stays unknown and is read back. */
-static bool reply_was_definitive(const cdnapi_result_t *res)
+/* Did the change certainly not apply? A 4xx reply says so, with one
+ * exception: SignatureNonceUsed says this very request already reached the
+ * server (a transport resent it after the connection dropped), so it may
+ * well have applied. A transport that failed before the request left (no
+ * connection, no name, no handshake, an untrusted server, a request refused
+ * locally) sent nothing. Anything else stays unknown and is read back. */
+static bool did_not_apply(const cdnapi_result_t *res)
 {
-    return res->http_status == HTTP_OK && res->status_code >= 400 && res->status_code < 500 &&
-           strcmp(res->code, "SignatureNonceUsed") != 0;
+    switch (res->http_status) {
+    case HTTP_OK: /* status 0: refused or failed locally, before any byte left */
+        return res->status_code == 0 || (res->status_code >= 400 && res->status_code < 500 &&
+                                          strcmp(res->code, "SignatureNonceUsed") != 0);
+    case HTTP_ERR_CONNECT:
+    case HTTP_ERR_DNS:
+    case HTTP_ERR_TLS_HANDSHAKE:
+    case HTTP_ERR_CERT_VERIFY:
+    case HTTP_ERR_ARG:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* The CDN does not know the domain: it holds no configs for it. */
@@ -403,7 +416,7 @@ static uint32_t change_failed(agent_t *a, uint64_t now_ms)
             rc = entry_update(a);
         return checked(a, now_ms, rc, "recording a lost ConfigId");
     }
-    if (reply_was_definitive(&s->res)) {
+    if (did_not_apply(&s->res)) {
         h->flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK)
