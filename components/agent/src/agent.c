@@ -254,22 +254,33 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
         return UINT32_MAX; /* nothing will be due under this configuration */
     if (now_ms < a->pause_until)
         return (uint32_t)(a->pause_until - now_ms);
-    if (lock(a) != 0)
+    if (!agent_deliver_work(a, true))
+        return agent_store_trouble(a, now_ms, STORE_ERR_NOMEM, "allocating a record buffer");
+    if (lock(a) != 0) {
+        (void)agent_deliver_work(a, false);
         return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store (nothing was sent)");
+    }
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
     unlock(a);
+    (void)agent_deliver_work(a, false);
     if (plan == PLAN_NO_CLOCK)
         return fetch_server_date(a, now_ms);
     if (plan != PLAN_CALL)
         return wait;
     agent_deliver_call(a, now_ms);
+    /* Without the lock or the work area the outcome cannot be written: the
+     * in-flight mark stands, so the next step reads back before anything is
+     * sent again. */
+    if (!agent_deliver_work(a, true)) {
+        agent_deliver_discard(a);
+        return agent_store_trouble(a, now_ms, STORE_ERR_NOMEM, "allocating a record buffer");
+    }
     if (lock(a) != 0) {
-        /* The outcome cannot be written: the in-flight mark stands, so the
-         * next step reads back before anything is sent again. */
         agent_deliver_discard(a);
         return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store after a call");
     }
     wait = agent_deliver_apply(a, now_ms);
     unlock(a);
+    (void)agent_deliver_work(a, false);
     return wait;
 }

@@ -46,8 +46,9 @@ static store_status_t entry_update(agent_t *a)
 static store_status_t rec_save(agent_t *a)
 {
     const char *t = a->step.e.target;
-    size_t n = hrec_encode(&a->step.rec, a->buf);
-    return store_put(a->st, t, strlen(t), a->buf, n);
+    agent_rec_work_t *w = a->step.w;
+    size_t n = hrec_encode(&w->rec, w->buf);
+    return store_put(a->st, t, strlen(t), w->buf, n);
 }
 
 /* Inside one transaction: the record (or its removal when neither desired
@@ -77,11 +78,11 @@ static store_status_t settle_txn(agent_t *a, const char *rec_key, const uint8_t 
 /* Desired == delivered: end the entry (and a removed header's record). */
 static store_status_t header_settle(agent_t *a)
 {
-    const hrec_t *h = &a->step.rec;
-    if (!(h->flags & (HF_DESIRED | HF_DELIVERED)))
+    agent_rec_work_t *w = a->step.w;
+    if (!(w->rec.flags & (HF_DESIRED | HF_DELIVERED)))
         return settle_txn(a, a->step.e.target, NULL, 0);
-    size_t n = hrec_encode(h, a->buf);
-    return settle_txn(a, a->step.e.target, a->buf, n);
+    size_t n = hrec_encode(&w->rec, w->buf);
+    return settle_txn(a, a->step.e.target, w->buf, n);
 }
 
 /* An entry with nothing to deliver (its records are gone): drop it. */
@@ -249,7 +250,7 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
 {
     agent_step_t *s = &a->step;
     int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
-    store_status_t rc = hrec_load(a->st, s->e.target, &s->rec, a->buf);
+    store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     store_status_t dr = slot < 0 ? STORE_NOT_FOUND
                         : rc == STORE_OK ? agent_domain_name(a->st, (unsigned)slot, s->domain)
                                          : rc;
@@ -267,24 +268,25 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
         *wait = trouble(a, now_ms, rc != STORE_OK ? rc : dr, "reading a header record");
         return PLAN_IDLE;
     }
-    snprintf(s->what, sizeof s->what, "header %s", s->rec.key);
+    snprintf(s->what, sizeof s->what, "header %s", s->w->rec.key);
     return PLAN_CALL;
 }
 
 static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
 {
     agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
     if (header_read(a, now_ms, wait) != PLAN_CALL)
         return PLAN_IDLE;
-    s->act = header_action(&s->rec);
+    s->act = header_action(h);
     if (s->act == ACT_NONE) {
-        s->rec.flags &= (uint8_t)~HF_UNSURE;
+        h->flags &= (uint8_t)~HF_UNSURE;
         *wait = checked(a, now_ms, header_settle(a), "settling a header");
         return PLAN_IDLE;
     }
     if (s->act != ACT_LIST) {
         /* Write the doubt down before the request can land: no mark, no call. */
-        s->rec.flags |= HF_UNSURE;
+        h->flags |= HF_UNSURE;
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK) {
             *wait = trouble(a, now_ms, rc, "writing the in-flight mark (nothing was sent)");
@@ -292,31 +294,32 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         }
     }
     memset(&s->req, 0, sizeof s->req);
-    strcpy(s->req.key, s->rec.key);
-    strcpy(s->req.value, s->rec.desired);
+    strcpy(s->req.key, h->key);
+    strcpy(s->req.value, h->desired);
     if (s->act == ACT_MODIFY || s->act == ACT_DELETE)
-        strcpy(s->req.config_id, s->rec.config_id);
+        strcpy(s->req.config_id, h->config_id);
     return PLAN_CALL;
 }
 
 /* Read-back visitor: the copy of our header to keep, the others to delete.
- * The copy already holding the desired value is kept when there is one. */
+ * The copy already holding the desired value (req.value) is kept when there
+ * is one. */
 static bool readback_cb(void *arg, const cdnapi_header_t *h)
 {
     agent_step_t *s = arg;
     const char *loser;
-    if (!agent_same_header_name(h->key, s->rec.key))
+    if (!agent_same_header_name(h->key, s->req.key))
         return true;
     if (!s->found) {
         s->found = true;
-        s->req = *h;
+        s->kept = *h;
         return true;
     }
     loser = h->config_id;
     char keep_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
-    if (strcmp(s->req.value, s->rec.desired) != 0 && strcmp(h->value, s->rec.desired) == 0) {
-        strcpy(keep_id, s->req.config_id);
-        s->req = *h;
+    if (strcmp(s->kept.value, s->req.value) != 0 && strcmp(h->value, s->req.value) == 0) {
+        strcpy(keep_id, s->kept.config_id);
+        s->kept = *h;
         loser = keep_id;
     }
     if (s->ndups == CDNAPI_MAX_DELETE_IDS || !loser[0]) {
@@ -335,7 +338,7 @@ static void readback_call(agent_t *a, uint64_t now_ms)
     s->found = s->more_dups = false;
     s->ndups = 0;
     s->dups[0] = 0;
-    memset(&s->req, 0, sizeof s->req);
+    memset(&s->kept, 0, sizeof s->kept);
     memset(&s->dup_res, 0, sizeof s->dup_res);
     if (cdnapi_list_headers(&a->api, s->domain, readback_cb, s, &s->res) < 0 || !s->ndups)
         return;
@@ -367,7 +370,7 @@ static void header_call(agent_t *a, uint64_t now_ms)
 static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
-    hrec_t *h = &s->rec;
+    hrec_t *h = &s->w->rec;
     bool unknown_domain = s->res.cls != CDNAPI_SUCCESS && domain_unknown(&s->res);
     if (s->res.cls != CDNAPI_SUCCESS && !unknown_domain)
         return failure(a, &s->res, now_ms);
@@ -388,8 +391,8 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     h->config_id[0] = h->delivered[0] = 0;
     if (s->found) {
         h->flags |= HF_DELIVERED;
-        snprintf(h->config_id, sizeof h->config_id, "%s", s->req.config_id);
-        snprintf(h->delivered, sizeof h->delivered, "%s", s->req.value);
+        snprintf(h->config_id, sizeof h->config_id, "%s", s->kept.config_id);
+        snprintf(h->delivered, sizeof h->delivered, "%s", s->kept.value);
         a->counters.adoptions++;
     }
     store_status_t rc = rec_save(a);
@@ -405,7 +408,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
 static uint32_t change_failed(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
-    hrec_t *h = &s->rec;
+    hrec_t *h = &s->w->rec;
     if (s->act == ACT_MODIFY && config_id_gone(&s->res)) {
         /* deleted behind our back: add it again */
         h->flags &= (uint8_t)~(HF_DELIVERED | HF_UNSURE);
@@ -428,7 +431,7 @@ static uint32_t change_failed(agent_t *a, uint64_t now_ms)
 static uint32_t change_apply(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
-    hrec_t *h = &s->rec;
+    hrec_t *h = &s->w->rec;
     char detail[96];
     if (s->act == ACT_DELETE && s->res.cls != CDNAPI_SUCCESS &&
         (config_id_gone(&s->res) || domain_unknown(&s->res)))
@@ -466,7 +469,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
 static uint32_t header_apply(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
-    store_status_t rc = hrec_load(a->st, s->e.target, &s->rec, a->buf);
+    store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
         return rc == STORE_NOT_FOUND ? 0 : trouble(a, now_ms, rc, "reading a header record");
     return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
@@ -644,4 +647,17 @@ uint32_t agent_deliver_apply(agent_t *a, uint64_t now_ms)
 void agent_deliver_discard(agent_t *a)
 {
     cert_release(&a->step);
+    (void)agent_deliver_work(a, false);
+}
+
+bool agent_deliver_work(agent_t *a, bool take)
+{
+    if (!take) {
+        port_free(a->step.w);
+        a->step.w = NULL;
+        return true;
+    }
+    if (!a->step.w)
+        a->step.w = port_malloc(sizeof *a->step.w);
+    return a->step.w != NULL;
 }

@@ -89,6 +89,14 @@ agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size
 /* ------------------------------------------------------- delivery -- */
 typedef enum { ACT_NONE, ACT_LIST, ACT_ADD, ACT_MODIFY, ACT_DELETE, ACT_CERT } agent_act_t;
 
+/* A header record and its codec buffer: needed under the lock only (plan,
+ * apply), so they are on the heap only then, not through the call, when
+ * TLS and the request are at their peak. */
+typedef struct {
+    hrec_t rec;
+    uint8_t buf[HREC_MAX];
+} agent_rec_work_t;
+
 /* One delivery step's working state: planned under the lock, used by the
  * unlocked call, applied under the lock again. It lives in the agent (heap)
  * so that a device's delivery stack holds none of it. */
@@ -97,11 +105,12 @@ typedef struct {
     agent_act_t act;
     char domain[AGENT_DOMAIN_MAX + 1];
     char what[CDNAPI_MAX_KEY_LEN + 8]; /* "header X-Key" / "certificate" */
-    hrec_t rec;                        /* the header record, as last read */
-    cdnapi_header_t req;               /* sent (add/modify/delete); adopted (read-back) */
+    agent_rec_work_t *w;               /* plan and apply only (agent_deliver_work) */
+    cdnapi_header_t req;               /* sent; read-back: the key and the desired value */
     cdnapi_result_t res;               /* the call's outcome */
     char new_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* ConfigId an add returned */
-    /* read-back: the copy to keep (req), the copies to delete */
+    /* read-back: the copy to keep, the copies to delete */
+    cdnapi_header_t kept;
     bool found, more_dups;
     unsigned ndups;
     char dups[CDNAPI_MAX_DELETE_IDS * (CDNAPI_MAX_CONFIG_ID_LEN + 1)];
@@ -138,7 +147,6 @@ struct agent {
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;
     agent_step_t step;
-    uint8_t buf[HREC_MAX]; /* record encode/decode; owned by the step under the lock */
 };
 
 typedef enum { PLAN_IDLE, PLAN_CALL, PLAN_NO_CLOCK } agent_plan_t;
@@ -152,6 +160,9 @@ void agent_deliver_call(agent_t *a, uint64_t now_ms);
 uint32_t agent_deliver_apply(agent_t *a, uint64_t now_ms);
 /* Free what a step holds on the heap (the apply phase could not run). */
 void agent_deliver_discard(agent_t *a);
+/* Take (true) or give back (false) the record work area around a locked
+ * phase; false when it cannot be had (out of memory). */
+bool agent_deliver_work(agent_t *a, bool take);
 
 /* Helpers of agent.c the delivery uses. */
 bool agent_now_utc(agent_t *a, uint64_t now_ms, int64_t *utc);
