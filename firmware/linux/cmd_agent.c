@@ -308,7 +308,7 @@ typedef struct {
     int n;
     uint64_t now;
     char domain[AGENT_DOMAIN_MAX + 1];
-    int pending, delivered;
+    int pending, delivered, failed, blocked;
 } status_ctx_t;
 
 static void status_domain_line(status_ctx_t *c, const char *domain)
@@ -319,12 +319,23 @@ static void status_domain_line(status_ctx_t *c, const char *domain)
     }
 }
 
+/* Tally a change by where it stands: delivered, waiting, or stopped. */
+static void status_count(status_ctx_t *c, const queue_entry_t *q)
+{
+    if (!q)
+        c->delivered++;
+    else if (q->state == QUEUE_FAILED)
+        c->failed++;
+    else if (q->state == QUEUE_BLOCKED)
+        c->blocked++;
+    else
+        c->pending++;
+}
+
 static void status_header_cb(void *arg, const agent_header_view_t *h)
 {
     status_ctx_t *c = arg;
-    bool done = !h->queue;
-    c->pending += !done;
-    c->delivered += done;
+    status_count(c, h->queue);
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"header\",\"domain\":", c->n ? "," : "");
         cli_json_str(c->out, h->domain);
@@ -369,9 +380,7 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
 static void status_cert_cb(void *arg, const agent_cert_view_t *v)
 {
     status_ctx_t *c = arg;
-    bool done = !v->queue;
-    c->pending += !done;
-    c->delivered += done;
+    status_count(c, v->queue);
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"certificate\",\"domain\":", c->n ? "," : "");
         cli_json_str(c->out, v->domain);
@@ -433,11 +442,16 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
         fputs("{\"items\":[", stdout);
     agent_status_t ar = agent_visit(&f.store, domain, &v);
     if (json)
-        printf("],\"delivered\":%d,\"pending\":%d}\n", c.delivered, c.pending);
+        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d}\n",
+               c.delivered, c.pending, c.failed, c.blocked);
     else if (c.n == 0)
         puts("(nothing configured)");
     else
-        printf("%d delivered, %d pending\n", c.delivered, c.pending);
+        printf("%d delivered, %d pending, %d failed, %d blocked%s\n", c.delivered, c.pending,
+               c.failed, c.blocked,
+               c.failed || c.blocked ? " (cdnagent queue retry asks again; blocked changes "
+                                       "resume when the configuration changes)"
+                                     : "");
     cli_flash_close(&f);
     if (ar == AGENT_ERR_NOT_FOUND) {
         fprintf(stderr, "cdnagent: status: no such domain %s\n", domain);

@@ -288,6 +288,20 @@ static void fx_free(fx_t *f)
     free(f->work);
 }
 
+/* A fresh device and agent, and the service's script for the test. */
+static void fx_begin(fx_t *f, const exchange_t *script, size_t n)
+{
+    fx_init(f);
+    svc_script(script, n);
+}
+
+/* The script was played out exactly; the device goes. */
+static void fx_end(fx_t *f)
+{
+    svc_done();
+    fx_free(f);
+}
+
 /* Poll until nothing is due; time jumps over every wait. */
 static unsigned fx_settle(fx_t *f, unsigned max_steps)
 {
@@ -366,8 +380,7 @@ static void test_add_modify_delete(void **state)
         {DELETE, "ConfigId=1001", NULL, 200, NULL, FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 3);
+    fx_begin(&f, script, 3);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
     hview_t v = header_view(&f, "X-A");
@@ -388,8 +401,7 @@ static void test_add_modify_delete(void **state)
     assert_false(v.found);
     assert_int_equal(fx_queued(&f), 0);
     assert_int_equal(f.events[AGENT_EV_DELIVERED], 3);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 static void test_config_id_gone(void **state)
@@ -401,8 +413,7 @@ static void test_config_id_gone(void **state)
         {BATCH, "v2", "configId", 200, ADDED(1002), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 3);
+    fx_begin(&f, script, 3);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
     set_header(&f, "X-A", "v2");
@@ -411,8 +422,7 @@ static void test_config_id_gone(void **state)
     assert_string_equal(v.config_id, "1002");
     assert_string_equal(v.delivered, "v2");
     assert_false(v.queued);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* A read-back listing n_before other headers, then ours (and copies). */
@@ -452,8 +462,7 @@ static void test_unknown_outcome_adopted(void **state)
         {DESCRIBE, "set_req_header", NULL, 200, rb, FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 2);
+    fx_begin(&f, script, 2);
     set_header(&f, "X-A", "v1");
     assert_int_equal(agent_poll(f.a, f.now), 0); /* the add: outcome unknown */
     hview_t v = header_view(&f, "X-A");
@@ -468,9 +477,8 @@ static void test_unknown_outcome_adopted(void **state)
     agent_counters(f.a, &c);
     assert_int_equal(c.adoptions, 1);
     assert_int_equal(c.duplicates_removed, 0);
-    svc_done();
     free(rb);
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* Three copies on the CDN: the one with the desired value is kept, the
@@ -486,8 +494,7 @@ static void test_duplicates_removed(void **state)
         {DELETE, "ConfigId=1005%2C1007", NULL, 200, NULL, FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 3);
+    fx_begin(&f, script, 3);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
     hview_t v = header_view(&f, "X-A");
@@ -496,9 +503,8 @@ static void test_duplicates_removed(void **state)
     agent_counters_t c;
     agent_counters(f.a, &c);
     assert_int_equal(c.duplicates_removed, 2);
-    svc_done();
     free(rb);
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* The duplicate delete fails: the header stays unsure and is read back
@@ -515,17 +521,15 @@ static void test_duplicate_delete_fails(void **state)
         {DESCRIBE, NULL, NULL, 200, one, FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 4);
+    fx_begin(&f, script, 4);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
     hview_t v = header_view(&f, "X-A");
     assert_true(!v.unsure && !v.queued);
     assert_string_equal(v.config_id, "1005");
-    svc_done();
     free(two);
     free(one);
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* Throttling: every call pauses for the service's one-second window. */
@@ -537,8 +541,7 @@ static void test_throttling_pause(void **state)
         {BATCH, NULL, NULL, 200, ADDED(1001), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 2);
+    fx_begin(&f, script, 2);
     set_header(&f, "X-A", "v1");
     assert_int_equal(agent_poll(f.a, f.now), 0);
     uint32_t w = agent_poll(f.a, f.now + 500);
@@ -551,8 +554,7 @@ static void test_throttling_pause(void **state)
     agent_counters(f.a, &c);
     assert_int_equal(c.throttled, 1);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* A device clock two hours behind: InvalidTimeStamp.Expired with the
@@ -569,8 +571,7 @@ static void test_clock_correction(void **state)
         {BATCH, "x-acs-date: 2026-11-29T16:30:", NULL, 200, ADDED(1002), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 4);
+    fx_begin(&f, script, 4);
     f.wall_offset -= 7200;
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
@@ -585,8 +586,7 @@ static void test_clock_correction(void **state)
     set_header(&f, "X-B", "v1");
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* A wrong secret: the entry is parked as blocked, the agent stops calling
@@ -601,8 +601,7 @@ static void test_credentials_parked_and_resumed(void **state)
         {BATCH, "X-B", NULL, 200, ADDED(1002), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 3);
+    fx_begin(&f, script, 3);
     set_header(&f, "X-A", "v1");
     set_header(&f, "X-B", "v1");
     fx_settle(&f, 20);
@@ -622,8 +621,7 @@ static void test_credentials_parked_and_resumed(void **state)
     fx_agent(&f); /* fixed credentials: a new configuration */
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* A refused input stays failed (no retry) until the change is made again
@@ -636,8 +634,7 @@ static void test_permanent_failure(void **state)
         {BATCH, NULL, NULL, 200, ADDED(1001), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 2);
+    fx_begin(&f, script, 2);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 20);
     assert_int_equal(agent_poll(f.a, f.now + 3600000u), UINT32_MAX);
@@ -650,8 +647,7 @@ static void test_permanent_failure(void **state)
     assert_int_equal(n, 1);
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* Transport failures never give up: hundreds of refused connections, then
@@ -665,15 +661,13 @@ static void test_outage_never_gives_up(void **state)
         script[i] = (exchange_t){BATCH, NULL, NULL, 0, NULL, FATE_NO_CONNECT, NULL};
     script[OUTAGE] = (exchange_t){BATCH, NULL, NULL, 200, ADDED(1001), FATE_REPLY, NULL};
     fx_t f;
-    fx_init(&f);
-    svc_script(script, OUTAGE + 1);
+    fx_begin(&f, script, OUTAGE + 1);
     set_header(&f, "X-A", "v1");
     fx_settle(&f, 4 * OUTAGE + 20); /* a call, a backoff, a token wait each */
     assert_int_equal(fx_queued(&f), 0);
     /* a refused connection sent nothing: no read-back, just the add again */
     assert_int_equal(f.events[AGENT_EV_RETRY], OUTAGE);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 static void fill_store(fx_t *f, unsigned *n)
@@ -701,8 +695,7 @@ static void test_store_full_at_unsure_mark(void **state)
         {BATCH, NULL, NULL, 200, ADDED(1001), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 1);
+    fx_begin(&f, script, 1);
     set_header(&f, "X-A", "a value long enough that its record needs room of its own");
     unsigned junk = 0;
     fill_store(&f, &junk);
@@ -721,8 +714,7 @@ static void test_store_full_at_unsure_mark(void **state)
     fx_settle(&f, 30);
     assert_int_equal(svc.requests, 1);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 /* The lock (a remount on Linux) fails: the step stops before anything is
@@ -734,8 +726,7 @@ static void test_lock_failure(void **state)
         {BATCH, NULL, NULL, 200, ADDED(1001), FATE_REPLY, NULL},
     };
     fx_t f;
-    fx_init(&f);
-    svc_script(script, 1);
+    fx_begin(&f, script, 1);
     set_header(&f, "X-A", "v1");
     f.lock_fails = 1;
     uint32_t w = agent_poll(f.a, f.now);
@@ -745,8 +736,7 @@ static void test_lock_failure(void **state)
     f.lock_fails = 0;
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 typedef struct {
@@ -799,8 +789,7 @@ static void test_certificate(void **state)
     fx_t f;
     cdnapi_result_t res;
     device_key();
-    fx_init(&f);
-    svc_script(script, 3);
+    fx_begin(&f, script, 3);
     assert_int_equal(agent_cert_set(&f.st, DOM, "v1", CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
     fx_settle(&f, 20);
     cview_t v = cert_view(&f);
@@ -816,8 +805,7 @@ static void test_certificate(void **state)
     assert_int_equal(v.q.state, QUEUE_FAILED);
     assert_string_equal(v.q.code, "Certificate.MissMatch");
     assert_int_equal(f.events[AGENT_EV_FAILED], 1);
-    svc_done();
-    fx_free(&f);
+    fx_end(&f);
 }
 
 int main(void)
