@@ -138,12 +138,18 @@ static int get_uint(errs_t *e, const cJSON *obj, const char *path, const char *n
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v)
         return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) {
+    if (!cJSON_IsNumber(v)) {
         err(e, p, "must be a whole number");
         return -1;
     }
-    if (v->valuedouble < lo || v->valuedouble > hi) {
+    /* Range first: converting a double outside the target type's range
+     * (1e300) to an integer is undefined behaviour. */
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi)) {
         err(e, p, "must be between %.0f and %.0f", lo, hi);
+        return -1;
+    }
+    if (v->valuedouble != (double)(uint32_t)v->valuedouble) {
+        err(e, p, "must be a whole number");
         return -1;
     }
     *out = (uint32_t)v->valuedouble;

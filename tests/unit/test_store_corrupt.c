@@ -996,6 +996,113 @@ static void test_endurance(void **state)
     rig_free(&g);
 }
 
+/* ------------------------------------------------- transaction ids -- */
+
+/* CRC-32 (IEEE, reflected), as FORMAT.md specifies it, to re-seal a
+ * crafted record header. */
+static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
+{
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The one record holding value (once in the image): its header address. */
+static size_t record_of_value(const rig_t *g, const char *key, const char *value)
+{
+    const uint8_t *v = find_bytes(g->emu.mem, g->dev_bytes, (const uint8_t *)value,
+                                  strlen(value));
+    assert_non_null(v);
+    assert_null(find_bytes(v + 1, g->dev_bytes - (size_t)(v + 1 - g->emu.mem),
+                           (const uint8_t *)value, strlen(value)));
+    return (size_t)(v - g->emu.mem) - strlen(key) - 28u; /* header, key, data */
+}
+
+/* Give the record of value (key of klen bytes) another transaction id and
+ * re-seal both CRCs, as a foreign or fuzzed image may hold it. */
+static void set_record_txn(rig_t *g, const char *key, const char *value, uint32_t txn)
+{
+    uint8_t *h = g->emu.mem + record_of_value(g, key, value);
+    put_le32(h + 12, txn);
+    uint32_t crc = crc32_ieee(0, h, 20);
+    crc = crc32_ieee(crc, h + 28, strlen(key) + strlen(value));
+    put_le32(h + 20, crc);
+    put_le32(h + 24, crc32_ieee(0, h, 24));
+}
+
+/* Fuzzer finding (issue 14): the record with the highest id rots (valid
+ * header, bad data CRC) while it is not the torn end of the head (here a
+ * later record carries an older id, as GC copies do). Mount took the next
+ * id only from intact records, so the next put after a reboot reused the
+ * damaged record's id and lost to it (CORRUPT, NOT_FOUND or an older
+ * value). The new put must win, also after fsck and another reboot. */
+static void test_put_after_damaged_newest(void **state)
+{
+    (void)state;
+    rig_t g;
+    rig_init(&g, 1024, 8, 8);
+    assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, NULL), STORE_OK);
+    assert_int_equal(store_put(&g.st, "k", 1, "first-value-AAAA", 16), STORE_OK);
+    assert_int_equal(store_put(&g.st, "k", 1, "second-value-BBBB", 17), STORE_OK);
+    assert_int_equal(store_put(&g.st, "z", 1, "zz-older-id", 11), STORE_OK);
+    set_record_txn(&g, "z", "zz-older-id", 1);
+    size_t at = record_of_value(&g, "k", "second-value-BBBB");
+    g.emu.mem[at + 28 + 1 + 3] &= 0xF0; /* rot in the data: the header stays valid */
+    assert_int_equal(rig_mount(&g, 0, NULL), STORE_OK);
+    uint8_t buf[32];
+    size_t len = 0;
+    assert_int_equal(store_get(&g.st, "k", 1, buf, sizeof buf, &len), STORE_ERR_CORRUPT);
+    check_value(&g.st, "z", 1, "zz-older-id", 11);
+    assert_int_equal(store_put(&g.st, "k", 1, "third-value-CCCC", 16), STORE_OK);
+    check_value(&g.st, "k", 1, "third-value-CCCC", 16);
+    store_mount_report_t rep;
+    assert_int_equal(store_fsck(&g.st, &rep), STORE_ERR_CORRUPT); /* the rot is reported */
+    check_value(&g.st, "k", 1, "third-value-CCCC", 16);
+    assert_int_equal(store_put(&g.st, "k", 1, "fourth-value-DDDD", 17), STORE_OK);
+    assert_int_equal(rig_mount(&g, 0, NULL), STORE_OK);
+    check_value(&g.st, "k", 1, "fourth-value-DDDD", 17);
+    rig_free(&g);
+}
+
+/* Fuzzer finding (issue 14): a valid record with id 0xFFFFFFFF made the
+ * next id 0, so new puts lost to every old record and a transaction could
+ * get id 0 ("none"). Now the ids are used up: reads go on, writes are
+ * refused with their own status, and nothing on flash changes. */
+static void test_txn_id_top(void **state)
+{
+    (void)state;
+    rig_t g;
+    rig_init(&g, 1024, 8, 8);
+    assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, NULL), STORE_OK);
+    assert_int_equal(store_put(&g.st, "a", 1, "value-of-a-XYZW", 15), STORE_OK);
+    assert_int_equal(store_put(&g.st, "top", 3, "value-at-the-top", 16), STORE_OK);
+    set_record_txn(&g, "top", "value-at-the-top", 0xFFFFFFFFu);
+    assert_int_equal(rig_mount(&g, 0, NULL), STORE_OK);
+    check_value(&g.st, "top", 3, "value-at-the-top", 16);
+    check_value(&g.st, "a", 1, "value-of-a-XYZW", 15);
+    uint8_t *before = own(malloc(g.dev_bytes));
+    memcpy(before, g.emu.mem, g.dev_bytes);
+    assert_int_equal(store_put(&g.st, "a", 1, "newer", 5), STORE_ERR_IDS_USED);
+    assert_int_equal(store_delete(&g.st, "a", 1), STORE_ERR_IDS_USED);
+    assert_int_equal(store_txn_begin(&g.st), STORE_ERR_IDS_USED);
+    assert_memory_equal(before, g.emu.mem, g.dev_bytes);
+    check_value(&g.st, "a", 1, "value-of-a-XYZW", 15);
+    assert_string_equal(store_status_str(STORE_ERR_IDS_USED),
+                        "transaction ids used up (reformat the image)");
+    owned_free(before);
+    rig_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,6 +1116,8 @@ int main(void)
         cmocka_unit_test_teardown(test_fill_to_full_small, teardown_owned),
         cmocka_unit_test_teardown(test_fill_to_full_chunked, teardown_owned),
         cmocka_unit_test_teardown(test_endurance, teardown_owned),
+        cmocka_unit_test_teardown(test_put_after_damaged_newest, teardown_owned),
+        cmocka_unit_test_teardown(test_txn_id_top, teardown_owned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

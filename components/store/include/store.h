@@ -54,6 +54,7 @@ typedef enum {
     STORE_ERR_TOO_BIG = -9,   /* value larger than STORE_VALUE_MAX / buffer too small */
     STORE_ERR_TXN = -10,      /* transaction misuse (none open, already open, too many ops) */
     STORE_ERR_NOT_MOUNTED = -11,
+    STORE_ERR_IDS_USED = -12,  /* every transaction id is used (FORMAT.md): read-only */
 } store_status_t;
 
 /* Name of a status, e.g. "full". Never NULL. */

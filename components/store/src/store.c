@@ -307,7 +307,7 @@ typedef struct {
 static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *w)
 {
     uint32_t hash = crc32_update(0, key, key_len);
-    uint32_t bound = UINT32_MAX;
+    uint64_t bound = (uint64_t)UINT32_MAX + 1u; /* above every id, the top one included */
     w->found = false;
     for (;;) {
         scan_t it;
@@ -316,7 +316,7 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
         bool have = false;
         scan_init(&it, UINT32_MAX);
         while (scan_next(st, &it, &a, &r)) {
-            if (r.txn >= bound || (st->txn_id != 0 && r.txn == st->txn_id))
+            if ((uint64_t)r.txn >= bound || (st->txn_id != 0 && r.txn == st->txn_id))
                 continue;
             if (!key_matches(st, a, &r, key, key_len, hash))
                 continue;
@@ -769,7 +769,7 @@ static store_status_t write_op(store_t *st, uint32_t txn, uint8_t op, bool self,
                    .value_len = (uint16_t)(tomb ? 0 : value_len),
                    .chunk_off = (uint16_t)off,
                    .txn = txn};
-        rc = append_record(st, &r, key, (const uint8_t *)value + off);
+        rc = append_record(st, &r, key, value ? (const uint8_t *)value + off : NULL);
         if (rc != STORE_OK)
             return rc;
         off += n;
@@ -916,6 +916,27 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
     return STORE_OK;
 }
 
+/* Ids run 1..UINT32_MAX and never wrap: next_seq 0 means all are used (an
+ * image with a record at the top of the range: crafted, or 2^32 writes), and
+ * the store then refuses writes (STORE_ERR_IDS_USED) rather than hand out an
+ * id older than what is on flash, or 0, which means "no transaction". */
+static void note_txn_seen(store_t *st, uint32_t txn)
+{
+    if (txn == UINT32_MAX)
+        st->next_seq = 0;
+    else if (st->next_seq != 0 && txn >= st->next_seq)
+        st->next_seq = txn + 1u;
+}
+
+static store_status_t take_txn(store_t *st, uint32_t *txn)
+{
+    if (st->next_seq == 0)
+        return STORE_ERR_IDS_USED;
+    *txn = st->next_seq;
+    st->next_seq = st->next_seq == UINT32_MAX ? 0 : st->next_seq + 1u;
+    return STORE_OK;
+}
+
 /* Scan one valid sector: its write end, the highest txn id, markers, and
  * (with verify) damage. Returns the end of the last intact record. */
 static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_report_t *rep,
@@ -957,14 +978,17 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
         uint32_t len = rec_len(st, &r);
         if (off + len > ext_end)
             ext_end = off + len;
+        /* Every record a lookup can see (a valid header is enough for
+         * find_winner) must stay older than the next write, damaged data or
+         * not: otherwise a new put reuses its id and may lose to it. */
+        if (r.type != T_GCDONE)
+            note_txn_seen(st, r.txn);
         if (!rec_crc_ok(st, base + off, &r)) {
             damaged_here++;
             damaged_after_good++;
             off += len;
             continue;
         }
-        if (r.txn >= st->next_seq && r.type != T_GCDONE)
-            st->next_seq = r.txn + 1u;
         if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i) {
             sec_t v = sec_get(st, r.value_len);
             if (v.state == S_VALID && v.seq == r.txn) {
@@ -1151,6 +1175,7 @@ const char *store_status_str(int status)
     case STORE_ERR_TOO_BIG: return "value too big";
     case STORE_ERR_TXN: return "transaction misuse";
     case STORE_ERR_NOT_MOUNTED: return "store not mounted";
+    case STORE_ERR_IDS_USED: return "transaction ids used up (reformat the image)";
     default: return "unknown store status";
     }
 }
@@ -1233,7 +1258,10 @@ store_status_t store_put(store_t *st, const void *key, size_t key_len, const voi
         return rc;
     if (st->txn_id != 0)
         return STORE_ERR_TXN;
-    uint32_t txn = st->next_seq++;
+    uint32_t txn;
+    rc = take_txn(st, &txn);
+    if (rc != STORE_OK)
+        return rc;
     bool multi = false;
     st->txn_id = txn; /* GC must keep the chunks already written */
     rc = write_op(st, txn, 0, true, key, key_len, value, value_len, false, &multi);
@@ -1251,10 +1279,17 @@ store_status_t store_delete(store_t *st, const void *key, size_t key_len)
     if (st->txn_id != 0)
         return STORE_ERR_TXN;
     winner_t w;
+    uint32_t txn;
+    st->read_failed = 0;
     find_winner(st, key, key_len, &w);
+    if (st->read_failed)
+        return STORE_ERR_IO; /* a copy the lookup could not read may exist */
     if (!w.found || (w.rec.flags & F_TOMB))
         return STORE_NOT_FOUND;
-    return write_op(st, st->next_seq++, 0, true, key, key_len, NULL, 0, true, NULL);
+    rc = take_txn(st, &txn);
+    if (rc != STORE_OK)
+        return rc;
+    return write_op(st, txn, 0, true, key, key_len, NULL, 0, true, NULL);
 }
 
 store_status_t store_txn_begin(store_t *st)
@@ -1263,7 +1298,9 @@ store_status_t store_txn_begin(store_t *st)
         return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
     if (st->txn_id != 0)
         return STORE_ERR_TXN;
-    st->txn_id = st->next_seq++;
+    store_status_t rc = take_txn(st, &st->txn_id);
+    if (rc != STORE_OK)
+        return rc;
     st->txn_ops = 0;
     st->txn_failed = 0;
     return STORE_OK;
@@ -1463,8 +1500,8 @@ store_status_t store_fsck(store_t *st, store_mount_report_t *report)
     st->txn_id = txn;
     st->txn_ops = ops;
     st->txn_failed = failed;
-    if (txn >= st->next_seq)
-        st->next_seq = txn + 1u;
+    if (txn != 0)
+        note_txn_seen(st, txn);
     if (report)
         *report = rep;
     return rep.records_damaged || rep.sectors_bad || rep.sectors_missing ? STORE_ERR_CORRUPT
