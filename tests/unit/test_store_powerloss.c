@@ -14,8 +14,13 @@
  * at that point, the operation must fail, power comes back, the store is
  * remounted from scratch and its whole content (store_get of every key of the
  * key universe + store_iterate) must equal exactly the model before or the
- * model after operation i. The recovered store must accept a new put, and the
- * emulator must never have seen a 0->1 program.
+ * model after operation i. The recovered store must accept a new put, every
+ * key the interrupted operation was writing must take a new value and read it
+ * back (at once, after fsck, after another reboot), and the emulator must
+ * never have seen a 0->1 program. For cuts inside a garbage collection the
+ * cut is replayed with the newest record (the previous op's put) rotted as
+ * well, then the same put-again check runs: the damaged record a lookup sees
+ * must never win over a newer write.
  *
  * Run at write_size 1, 4, 8 and 16 (on the Cortex-M target: 1 and 8); each
  * prints "# powerloss: ..." with the
@@ -557,13 +562,95 @@ static void reboot_and_mount(rig_t *g, store_mount_report_t *rep)
         fail_msg("remount after power cut failed: %d (%s)", rc, store_status_str(rc));
 }
 
+/* Random bytes, not a fill pattern (the workload also writes all-0x00 and
+ * all-0xFF values, which also match padding and erased flash). */
+static bool distinctive(const uint8_t *v, size_t len)
+{
+    size_t same = 0;
+    for (size_t i = 1; i < len; i++)
+        same += v[i] == v[i - 1];
+    return same < len / 4;
+}
+
+/* Bit rot in every stored copy of value (random bytes, so found only where
+ * it was written, and in GC copies of it). NOR loses charge: a programmed
+ * bit (0) drifts back to erased (1), so one 0 bit of a value byte becomes 1.
+ * Returns the copies rotted. */
+static int rot_value(rig_t *g, const uint8_t *value, size_t len)
+{
+    int n = 0;
+    for (size_t i = 0; i + len <= g->dev_bytes; i++) {
+        if (g->emu.mem[i] != value[0] || memcmp(g->emu.mem + i, value, len) != 0)
+            continue;
+        for (size_t b = len / 2; b < len; b++) {
+            uint8_t zeros = (uint8_t)~g->emu.mem[i + b];
+            if (zeros) {
+                g->emu.mem[i + b] |= (uint8_t)(zeros & (uint8_t)-zeros);
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+/* After a cut and its recovery: every key the interrupted op was writing
+ * takes a new value at once, and reads it back, then again after fsck and
+ * after another reboot. This is where a store that restored its id counter
+ * too low would show it: the new write would reuse an id still on flash and
+ * lose to the record it was meant to replace. Returns a failure text, or
+ * NULL. */
+static const char *reput_check(rig_t *g, const op_t *op, rng_t *r, char *why, size_t cap)
+{
+    static uint8_t vals[STORE_TXN_OPS_MAX][SMALL_MAX], got[VAL_CAP];
+    store_mount_report_t rep;
+    size_t lens[STORE_TXN_OPS_MAX];
+    for (int k = 0; k < op->nsub; k++) {
+        int slot = op->sub[k].slot;
+        lens[k] = 1 + rng_below(r, SMALL_MAX - 1);
+        rng_fill(r, vals[k], lens[k]);
+        int rc = store_put(&g->st, g_keys[slot], g_key_len[slot], vals[k], lens[k]);
+        if (rc != STORE_OK) {
+            snprintf(why, cap, "put again to slot %d returned %d (%s)", slot, rc,
+                     store_status_str(rc));
+            return why;
+        }
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        for (int k = 0; k < op->nsub; k++) {
+            int slot = op->sub[k].slot;
+            size_t len = 0;
+            int rc = store_get(&g->st, g_keys[slot], g_key_len[slot], got, sizeof got, &len);
+            /* a key written twice by one op keeps its last new value */
+            int last = k;
+            for (int j = k + 1; j < op->nsub; j++)
+                if (op->sub[j].slot == slot)
+                    last = j;
+            if (rc != STORE_OK || len != lens[last] || memcmp(got, vals[last], len) != 0) {
+                snprintf(why, cap, "%s: slot %d put again reads back %d (%s), %lu bytes",
+                         pass == 0 ? "at once" : pass == 1 ? "after fsck" : "after a reboot",
+                         slot, rc, store_status_str(rc), (unsigned long)len);
+                return why;
+            }
+        }
+        if (pass == 0)
+            (void)store_fsck(&g->st, &rep); /* it may report the cut's torn bytes */
+        else if (pass == 1)
+            reboot_and_mount(g, &rep);
+    }
+    return NULL;
+}
+
 static void run_campaign(unsigned w, uint64_t seed)
 {
     rig_t g;
     snap_t pre, post;
     char why[256], why2[256], desc[1024];
     uint64_t cut_points = 0, erases_total = 0, fulls = 0, txns = 0, chunked = 0;
-    uint64_t spurious_full = 0, full_then_fits = 0;
+    uint64_t spurious_full = 0, full_then_fits = 0, rot_checks = 0;
+    /* the value of the last single small put: the newest record on flash */
+    static uint8_t newest[SMALL_MAX];
+    size_t newest_len = 0;
     char first_spurious[1400] = "";
     uint64_t t0 = port_monotonic_ms();
 
@@ -617,6 +704,10 @@ static void run_campaign(unsigned w, uint64_t seed)
         size_t nsteps = g.t->n;
         assert_int_equal(nsteps, g.emu.ops - ops0);
         memcpy(g_trace, g.t->ent, nsteps * sizeof g_trace[0]);
+        size_t first_erase = nsteps;
+        for (size_t k = 0; k < nsteps && first_erase == nsteps; k++)
+            if (g_trace[k].is_erase)
+                first_erase = k;
         for (uint32_t s = 0; s < SECTOR_COUNT; s++)
             er1 += g.emu.erase_counts[s];
         erases_total += er1 - er0;
@@ -715,6 +806,27 @@ static void run_campaign(unsigned w, uint64_t seed)
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: after a put on the "
                              "recovered store: %s", (unsigned)w, i, desc, (unsigned long)k,
                              (unsigned long)pos[p], why);
+                if (reput_check(&g, &g_op, &probe_rng, why, sizeof why))
+                    fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: %s", (unsigned)w, i, desc,
+                             (unsigned long)k, (unsigned long)pos[p], why);
+                /* Cut during GC, and the newest record rots: GC copies (older
+                 * ids) now follow it, so it is no torn end of the head but a
+                 * damaged record a lookup sees. A put after the reboot must
+                 * get a newer id than it and win. */
+                if (newest_len && k > first_erase) {
+                    snap_restore(&pre, &g);
+                    emu_flash_cut_after(&g.emu, k, pos[p]);
+                    (void)run_op(&g.st, &g_op, NULL, w, i);
+                    emu_flash_power_on(&g.emu);
+                    if (rot_value(&g, newest, newest_len) > 0) {
+                        reboot_and_mount(&g, &rep);
+                        if (reput_check(&g, &g_op, &probe_rng, why, sizeof why))
+                            fail_msg("w=%u op %d (%s) cut at step %lu byte %lu, the newest record "
+                                     "rotted: %s", (unsigned)w, i, desc, (unsigned long)k,
+                                     (unsigned long)pos[p], why);
+                        rot_checks++;
+                    }
+                }
                 if (g.emu.violations != 0)
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: %lu NOR violations "
                              "(0->1 program or misaligned)", (unsigned)w, i, desc, (unsigned long)k,
@@ -724,6 +836,12 @@ static void run_campaign(unsigned w, uint64_t seed)
         }
         snap_restore(&post, &g);
         g_before = g_after;
+        newest_len = 0;
+        if (rc == STORE_OK && g_op.type == OP_PUT && g_op.sub[0].slot != BIG_SLOT &&
+            g_op.sub[0].len >= 8 && distinctive(g_op.sub[0].val, g_op.sub[0].len)) {
+            newest_len = g_op.sub[0].len;
+            memcpy(newest, g_op.sub[0].val, newest_len);
+        }
     }
 
     /* the final clean image has no damage */
@@ -739,9 +857,10 @@ static void run_campaign(unsigned w, uint64_t seed)
         fail_msg("w=%u final state: %s", w, why);
 
     /* Formats that newlib-nano (the Cortex-M build) prints too: no %llu, %zu or %f. */
-    printf("# powerloss: write_size=%u cut points=%lu (sectors=%ux%u ops=%d txns=%lu "
-           "chunked_puts=%lu full=%lu erases=%lu, %lu ms)\n",
-           w, (unsigned long)cut_points, SECTOR_COUNT, SECTOR_SIZE, WORKLOAD_OPS,
+    printf("# powerloss: write_size=%u cut points=%lu, rot-after-GC-cut checks=%lu "
+           "(sectors=%ux%u ops=%d txns=%lu chunked_puts=%lu full=%lu erases=%lu, %lu ms)\n",
+           w, (unsigned long)cut_points, (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE,
+           WORKLOAD_OPS,
            (unsigned long)txns, (unsigned long)chunked, (unsigned long)fulls,
            (unsigned long)erases_total, (unsigned long)(port_monotonic_ms() - t0));
     if (full_then_fits)
@@ -761,6 +880,7 @@ static void run_campaign(unsigned w, uint64_t seed)
     assert_true(fulls <= WORKLOAD_OPS / 4);
     assert_int_equal(spurious_full, 0);
     assert_true(cut_points >= MIN_CUT_POINTS);
+    assert_true(rot_checks >= 20);
 }
 
 static void test_powerloss_w1(void **state)
