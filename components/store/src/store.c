@@ -175,7 +175,11 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
     uint8_t b[REC_HDR];
     if (addr + REC_HDR > end || flash_read(st, addr, b, REC_HDR) != STORE_OK)
         return false;
-    if (get32(b + 24) != crc32_update(0, b, 24))
+    /* A header that fails its CRC is read once more before it is taken for
+     * garbage: a transient flip must not make a good record vanish (and a
+     * scan then seal or drop it). Garbage costs one read more. */
+    if (get32(b + 24) != crc32_update(0, b, 24) &&
+        (flash_read(st, addr, b, REC_HDR) != STORE_OK || get32(b + 24) != crc32_update(0, b, 24)))
         return false;
     r->type = b[0];
     r->flags = b[1];
@@ -203,8 +207,16 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
     return addr + rec_len(st, r) <= end;
 }
 
-/* Recompute the record CRC from flash (header prefix, key, data). */
+/* Recompute the record CRC from flash (header prefix, key, data), twice
+ * before calling the record damaged (see rec_read_hdr). */
+static bool rec_crc_once(store_t *st, uint32_t addr, const rec_t *r);
+
 static bool rec_crc_ok(store_t *st, uint32_t addr, const rec_t *r)
+{
+    return rec_crc_once(st, addr, r) || rec_crc_once(st, addr, r);
+}
+
+static bool rec_crc_once(store_t *st, uint32_t addr, const rec_t *r)
 {
     uint8_t *buf = scratch(st);
     uint32_t total = REC_HDR + r->key_len + r->chunk_len;
@@ -279,6 +291,12 @@ static bool key_matches(store_t *st, uint32_t addr, const rec_t *r, const void *
     uint8_t k[STORE_KEY_MAX];
     if (r->type != T_DATA || r->key_len != key_len || r->key_hash != hash)
         return false;
+    if (flash_read(st, addr + REC_HDR, k, key_len) != STORE_OK)
+        return false;
+    if (memcmp(k, key, key_len) == 0)
+        return true;
+    /* Same length and hash but other bytes: almost surely a flipped read,
+     * which must not hide the record. Once more. */
     if (flash_read(st, addr + REC_HDR, k, key_len) != STORE_OK)
         return false;
     return memcmp(k, key, key_len) == 0;
@@ -381,8 +399,12 @@ static store_status_t erase_sector(store_t *st, uint32_t i)
     s.blank = 0;
     s.used_end = 0;
     sec_put(st, i, &s);
-    if (st->dev->erase(st->dev, i) != PORT_OK)
+    /* Once more at once (a transient failure), then the next write erases
+     * it again (prepare_writes): a half-erased spare reads as damage. */
+    if (st->dev->erase(st->dev, i) != PORT_OK && st->dev->erase(st->dev, i) != PORT_OK) {
+        st->prepared = 0;
         return STORE_ERR_IO;
+    }
     s.erase_count = ec + 1u;
     s.count_known = 1;
     s.blank = 1;
@@ -421,8 +443,17 @@ static store_status_t src_bytes(store_t *st, const src_t *s, uint32_t off, uint8
     return STORE_OK;
 }
 
-/* Can the record be programmed over what is at addr (only 1->0 needed)? */
+/* Can the record be programmed over what is at addr (only 1->0 needed)?
+ * A flipped read could say yes wrongly and make a program over data: a yes
+ * is confirmed by a second read. */
+static bool src_fits_over_once(store_t *st, const src_t *s, uint32_t addr);
+
 static bool src_fits_over(store_t *st, const src_t *s, uint32_t addr)
+{
+    return src_fits_over_once(st, s, addr) && src_fits_over_once(st, s, addr);
+}
+
+static bool src_fits_over_once(store_t *st, const src_t *s, uint32_t addr)
 {
     uint8_t *a = scratch(st), *b = scratch(st) + SCRATCH_SIZE / 2;
     for (uint32_t off = 0; off < s->len; off += SCRATCH_SIZE / 2) {
@@ -436,9 +467,34 @@ static bool src_fits_over(store_t *st, const src_t *s, uint32_t addr)
     return true;
 }
 
+/* A record copied from flash, read whole into b: do its bytes match their
+ * own header and record CRCs? */
+static bool copy_bytes_ok(const uint8_t *b, uint32_t len)
+{
+    uint32_t body = REC_HDR + (uint32_t)b[2] + get16(b + 6); /* key_len, chunk_len */
+    if (body > len || get32(b + 24) != crc32_update(0, b, 24))
+        return false;
+    uint32_t crc = crc32_update(0, b, REC_CRC_SPAN);
+    return crc32_update(crc, b + REC_HDR, body - REC_HDR) == get32(b + 20);
+}
+
 static store_status_t src_program(store_t *st, const src_t *s, uint32_t addr)
 {
     uint8_t *b = scratch(st);
+    /* A GC copy is checked before it is programmed (read again when the
+     * check fails): a flipped read would otherwise write a bad copy that
+     * fills the head and leaves no room to copy the record again. */
+    if (s->flash_addr != UINT32_MAX && s->len <= SCRATCH_SIZE) {
+        for (int tries = 0;; tries++) {
+            if (flash_read(st, s->flash_addr, b, s->len) != STORE_OK)
+                return STORE_ERR_IO;
+            if (copy_bytes_ok(b, s->len))
+                break;
+            if (tries == 1)
+                return STORE_ERR_IO;
+        }
+        return flash_program(st, addr, b, s->len);
+    }
     for (uint32_t off = 0; off < s->len; off += SCRATCH_SIZE) {
         uint32_t n = s->len - off < SCRATCH_SIZE ? s->len - off : SCRATCH_SIZE;
         store_status_t rc = src_bytes(st, s, off, b, n);
@@ -469,6 +525,25 @@ static store_status_t seal_tail(store_t *st)
     return STORE_OK;
 }
 
+/* A program that failed may have written part of its bytes: the range is an
+ * interrupted write, as mount would find it, so the next append seals it or
+ * writes past it instead of programming other bytes over it. */
+static store_status_t torn_at(store_t *st, uint32_t at, uint32_t len, store_status_t rc)
+{
+    uint32_t end = at + len;
+    if (st->tail_at >= st->tail_end || at < st->tail_at)
+        st->tail_at = at;
+    if (end > st->tail_end)
+        st->tail_end = end;
+    if (st->head_offset < st->tail_end)
+        st->head_offset = st->tail_end;
+    sec_t h = sec_get(st, st->head_sector);
+    if (h.used_end < st->head_offset)
+        h.used_end = st->head_offset;
+    sec_put(st, st->head_sector, &h);
+    return rc;
+}
+
 /* Append one record to the head (the caller made room). An interrupted
  * write left at the tail is reused when this record's bytes can be
  * programmed over it (an interrupted GC copy being redone), else sealed. */
@@ -479,7 +554,7 @@ static store_status_t head_append(store_t *st, const src_t *s)
         if (st->tail_at + s->len <= sec_usable_end(st, true) && src_fits_over(st, s, base + st->tail_at)) {
             store_status_t rc = src_program(st, s, base + st->tail_at);
             if (rc != STORE_OK)
-                return rc;
+                return torn_at(st, st->tail_at, s->len, rc);
             st->tail_at += s->len;
             if (st->tail_at >= st->tail_end) {
                 st->head_offset = st->tail_at;
@@ -494,7 +569,7 @@ static store_status_t head_append(store_t *st, const src_t *s)
     {
         store_status_t rc = src_program(st, s, base + st->head_offset);
         if (rc != STORE_OK)
-            return rc;
+            return torn_at(st, st->head_offset, s->len, rc);
         st->head_offset += s->len;
     }
 done:;
@@ -541,6 +616,14 @@ static bool data_live(store_t *st, uint32_t victim, uint32_t addr, const rec_t *
         return true; /* the open transaction still needs it */
     if (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK)
         return false;
+    /* The key decides what is live: a flipped read of it would send the
+     * lookup after another key and drop this record with the victim. */
+    if (crc32_update(0, key, r->key_len) != r->key_hash &&
+        (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK ||
+         crc32_update(0, key, r->key_len) != r->key_hash)) {
+        st->read_failed = 1;
+        return false;
+    }
     winner_t w;
     find_winner(st, key, r->key_len, &w);
     if (!w.found || w.rec.txn != r->txn || w.rec.op != r->op)
@@ -569,11 +652,24 @@ static bool commit_live(store_t *st, uint32_t victim, const rec_t *c)
     return false;
 }
 
+/* A GC that stopped half-way must be finished before anything else is
+ * appended (prepare_writes does it), or later writes fill the head and
+ * leave no room for the victim's live records. */
+static store_status_t gc_failed(store_t *st, store_status_t rc)
+{
+    st->prepared = 0;
+    return rc;
+}
+
 /* Copy what is live in victim into the head, mark it done, erase it. */
 static store_status_t gc_sector(store_t *st, uint32_t victim)
 {
     sec_t v = sec_get(st, victim);
     uint32_t base = sec_base(st, victim);
+    /* The victim is erased only when every read of it and of the lookups
+     * deciding what is live worked, and every copy reads back intact:
+     * otherwise it stays, and the next write resumes this GC. */
+    st->read_failed = 0;
     for (uint32_t off = st->hdr_size; off + REC_HDR <= v.used_end;) {
         rec_t r;
         if (!rec_read_hdr(st, base + off, base + v.used_end, &r)) {
@@ -594,18 +690,22 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
                 return STORE_FULL; /* cannot happen while the reserve rule holds */
             src_t s = {.hdr = NULL, .flash_addr = base + off, .len = len};
             store_status_t rc = head_append(st, &s);
+            if (rc == STORE_OK && !copy_exists_elsewhere(st, victim, &r))
+                rc = STORE_ERR_IO; /* the copy does not read back: keep the original */
             if (rc != STORE_OK)
-                return rc;
+                return gc_failed(st, rc);
         }
         off += len;
     }
+    if (st->read_failed)
+        return gc_failed(st, STORE_ERR_IO);
     uint8_t hdr[REC_HDR];
     rec_t m = {.type = T_GCDONE, .value_len = victim, .txn = v.seq};
     rec_build(&m, NULL, NULL, hdr);
     src_t s = {.hdr = hdr, .flash_addr = UINT32_MAX, .len = st->marker_len};
     store_status_t rc = head_append(st, &s);
     if (rc != STORE_OK)
-        return rc;
+        return gc_failed(st, rc);
     v.obsolete = 1;
     sec_put(st, victim, &v);
     return erase_sector(st, victim);
@@ -634,8 +734,11 @@ static store_status_t rotate(store_t *st)
     if (rc != STORE_OK)
         return rc;
     uint32_t seq = st->sector_seq + 1u;
-    if (write_sector_header(st, next, seq, n.erase_count) != STORE_OK)
+    if (write_sector_header(st, next, seq, n.erase_count) != STORE_OK) {
+        n.blank = 0; /* part of a header may be there: erase it again first */
+        sec_put(st, next, &n);
         return STORE_ERR_IO;
+    }
     n.state = S_VALID;
     n.seq = seq;
     n.blank = 0;
@@ -662,6 +765,10 @@ static store_status_t prepare_writes(store_t *st)
     store_status_t rc;
     if (n.state == S_VALID) {
         rc = n.obsolete ? erase_sector(st, next) : gc_sector(st, next);
+        if (rc != STORE_OK)
+            return rc;
+    } else if (!n.blank) {
+        rc = erase_sector(st, next); /* an erase that failed, or was cut */
         if (rc != STORE_OK)
             return rc;
     }
@@ -839,8 +946,10 @@ static bool read_sector_header(store_t *st, uint32_t i, sec_t *s, uint32_t *coun
     uint8_t b[SEC_HDR_RAW];
     if (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK)
         return false;
-    if (get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24))
-        return false;
+    if ((get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24)) &&
+        (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK || get32(b) != SEC_MAGIC ||
+         get32(b + 24) != crc32_update(0, b, 24)))
+        return false; /* read twice: a flip must not turn a sector into a free one */
     if (count)
         *count = get32(b + 20);
     if (get16(b + 4) != FORMAT_VERSION || get16(b + 6) != st->dev->write_size ||
@@ -852,7 +961,23 @@ static bool read_sector_header(store_t *st, uint32_t i, sec_t *s, uint32_t *coun
 }
 
 /* Offset just past the last programmed byte of sector i (aligned). */
+static store_status_t programmed_end_once(store_t *st, uint32_t i, uint32_t *end);
+
+/* Where programming ends in sector i. A flip can only make it look too
+ * early (a programmed byte read as 0xFF) or too late: of two reads the later
+ * answer is the safe one, since writing past it never programs over data. */
 static store_status_t programmed_end(store_t *st, uint32_t i, uint32_t *end)
+{
+    uint32_t again = 0;
+    store_status_t rc = programmed_end_once(st, i, end);
+    if (rc == STORE_OK)
+        rc = programmed_end_once(st, i, &again);
+    if (rc == STORE_OK && again > *end)
+        *end = again;
+    return rc;
+}
+
+static store_status_t programmed_end_once(store_t *st, uint32_t i, uint32_t *end)
 {
     uint8_t *b = scratch(st);
     uint32_t ss = st->dev->sector_size;
@@ -1026,6 +1151,9 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
     memset(&rep, 0, sizeof rep);
     bool any = false;
     uint32_t recorded = 0;
+    /* A read that fails makes a sector look free or a record look torn;
+     * a mount built on that would seal or reuse acknowledged data. */
+    st->read_failed = 0;
     for (uint32_t i = 0; i < dev->sector_count; i++) {
         sec_t s = {0};
         uint32_t count = 0;
@@ -1048,6 +1176,8 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         }
         sec_put(st, i, &s);
     }
+    if (st->read_failed)
+        return STORE_ERR_IO;
     if (!any) {
         if (!(flags & STORE_MOUNT_FORMAT_IF_EMPTY))
             return STORE_ERR_NOT_STORE;
@@ -1064,6 +1194,8 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
             continue;
         uint32_t good, end;
         rc = mount_scan_sector(st, i, &rep, &good, &end);
+        if (rc == STORE_OK && st->read_failed)
+            rc = STORE_ERR_IO;
         if (rc != STORE_OK)
             return rc;
         if (i == st->head_sector) {
@@ -1129,6 +1261,8 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         if (open_members && !closed)
             rep.txns_discarded = 1;
     }
+    if (st->read_failed)
+        return STORE_ERR_IO;
     if (recorded > dev->sector_count)
         rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
     st->mounted = 1;
@@ -1189,6 +1323,21 @@ static store_status_t check_key(const store_t *st, const void *key, size_t key_l
     return STORE_OK;
 }
 
+/* Read one chunk's data into out and check the record CRC over the header
+ * prefix, the key and those bytes. STORE_ERR_CORRUPT when it fails. */
+static store_status_t read_chunk_checked(store_t *st, uint32_t addr, const rec_t *r,
+                                         const void *key, uint8_t *out)
+{
+    uint8_t hdr[REC_HDR];
+    if (flash_read(st, addr, hdr, REC_HDR) != STORE_OK ||
+        (r->chunk_len && flash_read(st, addr + REC_HDR + r->key_len, out, r->chunk_len) != STORE_OK))
+        return STORE_ERR_IO;
+    uint32_t crc = crc32_update(0, hdr, REC_CRC_SPAN);
+    crc = crc32_update(crc, key, r->key_len);
+    crc = crc32_update(crc, out, r->chunk_len);
+    return crc == r->crc ? STORE_OK : STORE_ERR_CORRUPT;
+}
+
 static store_status_t get_value(store_t *st, const void *key, size_t key_len, void *buf,
                                 size_t cap, size_t *len)
 {
@@ -1218,11 +1367,15 @@ static store_status_t get_value(store_t *st, const void *key, size_t key_len, vo
             continue;
         uint64_t bit = (uint64_t)1 << (r.chunk_idx % 64u);
         uint64_t *word = &have[r.chunk_idx / 64u];
-        if ((*word & bit) || r.value_len != w.rec.value_len || !rec_crc_ok(st, a, &r))
+        if ((*word & bit) || r.value_len != w.rec.value_len)
             continue;
-        if (r.chunk_len && flash_read(st, a + REC_HDR + r.key_len, (uint8_t *)buf + r.chunk_off,
-                                      r.chunk_len) != STORE_OK)
-            return STORE_ERR_IO;
+        /* The CRC is checked over the very bytes handed out: a bit that
+         * flips between a check and a second read would pass unseen. */
+        store_status_t rc = read_chunk_checked(st, a, &r, key, (uint8_t *)buf + r.chunk_off);
+        if (rc == STORE_ERR_CORRUPT)
+            continue;
+        if (rc != STORE_OK)
+            return rc;
         *word |= bit;
         got += r.chunk_len;
     }
@@ -1492,16 +1645,24 @@ store_status_t store_fsck(store_t *st, store_mount_report_t *report)
     store_mount_report_t rep;
     store_status_t rc =
         store_mount(&copy, st->dev, st->work, st->work_size, STORE_MOUNT_COUNT_LIVE, &rep);
-    if (rc != STORE_OK)
-        return rc;
     uint32_t txn = st->txn_id, ops = st->txn_ops;
     uint8_t failed = st->txn_failed;
+    if (rc != STORE_OK) {
+        /* The check used the live store's work buffer: rebuild the live
+         * table, or stop serving from one that is half-built. */
+        if (store_mount(&copy, st->dev, st->work, st->work_size, 0, NULL) != STORE_OK) {
+            st->mounted = 0;
+            return rc;
+        }
+    }
     *st = copy;
     st->txn_id = txn;
     st->txn_ops = ops;
     st->txn_failed = failed;
     if (txn != 0)
         note_txn_seen(st, txn);
+    if (rc != STORE_OK)
+        return rc;
     if (report)
         *report = rep;
     return rep.records_damaged || rep.sectors_bad || rep.sectors_missing ? STORE_ERR_CORRUPT
