@@ -808,6 +808,62 @@ static void test_certificate(void **state)
     fx_end(&f);
 }
 
+/* The public edges: every status has a name, agent_new refuses what it
+ * cannot work with (and says which), a fresh agent is not halted. */
+static void test_api_edges(void **state)
+{
+    (void)state;
+    static const int codes[] = {AGENT_OK,        AGENT_ERR_INVALID, AGENT_ERR_STORE,
+                                AGENT_ERR_NOT_FOUND, AGENT_ERR_LIMIT, AGENT_ERR_ARG,
+                                AGENT_ERR_NO_KEY, AGENT_ERR_SECRET,  AGENT_ERR_NOMEM,
+                                AGENT_ERR_CORRUPT, AGENT_ERR_TRANSPORT};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        assert_string_not_equal(agent_status_str(codes[i]), "unknown");
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(agent_status_str(codes[i]), agent_status_str(codes[j]));
+    }
+    assert_string_equal(agent_status_str(12345), "unknown");
+
+    fx_t f;
+    fx_init(&f);
+    agent_t *a = NULL;
+    agent_config_t cfg = f.cfg;
+    assert_int_equal(agent_new(NULL, &f.st, &cfg), AGENT_ERR_ARG);
+    assert_int_equal(agent_new(&a, NULL, &cfg), AGENT_ERR_ARG);
+    cfg.host = NULL;
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_ARG);
+    cfg = f.cfg;
+    cfg.credentials.access_key_secret = NULL;
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_ARG);
+    /* a host that cannot be named in a request */
+    static char long_host[HTTP_MAX_HOST_LEN + 16];
+    memset(long_host, 'h', sizeof long_host - 1);
+    cfg = f.cfg;
+    cfg.host = long_host;
+    cfg.port = 8443;
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_ARG);
+    /* its own TLS client, with a CA bundle that is no certificate */
+    static const char not_pem[] = "-----BEGIN CERTIFICATE-----\nnot base64\n"
+                                  "-----END CERTIFICATE-----\n";
+    cfg = f.cfg;
+    cfg.transport = NULL;
+    cfg.tls = true;
+    cfg.ca_pem = (const uint8_t *)not_pem;
+    cfg.ca_pem_len = sizeof not_pem;
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_TRANSPORT);
+    assert_null(a);
+    const char *code = "x", *msg = "x";
+    assert_false(agent_halted(f.a, &code, &msg));
+    assert_string_equal(code, "");
+    assert_string_equal(msg, "");
+    agent_counters_t c;
+    agent_counters(f.a, &c);
+    assert_int_equal(c.calls, 0);
+    assert_int_equal(c.handshakes, 0);
+    agent_free(NULL); /* a no-op, like free */
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -824,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_store_full_at_unsure_mark),
         cmocka_unit_test(test_lock_failure),
         cmocka_unit_test(test_certificate),
+        cmocka_unit_test(test_api_edges),
     };
     return cmocka_run_group_tests_name("agent_poll", tests, NULL, NULL);
 }
