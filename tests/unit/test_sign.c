@@ -338,6 +338,35 @@ static void test_bad_input(void **state)
     assert_string_equal(sign_status_str(SIGN_ERR_CLOCK), "wall clock not set");
 }
 
+/* Found by tests/fuzz/fuzz_sign (tests/fuzz/regress/sign): DEL (0x7f) is a
+ * control character too, and every one of these fields is sent as (part of)
+ * a header line. */
+static void test_header_fields_refuse_del(void **state)
+{
+    static char buf[2048];
+    size_t len = 0;
+    sign_credentials_t cr = {"id", "secret", "token"};
+    sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
+                        SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", "static_sts"};
+    const char **fields[] = {&r.host, &r.action, &r.api_version, &r.nonce,
+                             &r.credentials_provider, &cr.access_key_id, &cr.security_token};
+    (void)state;
+    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *keep = *fields[i];
+        *fields[i] = "cdn.aliyuncs.c\x7fm";
+        for (int v = 0; v < 2; v++) {
+            if (v && fields[i] == &r.credentials_provider)
+                continue; /* V1 does not send it */
+            r.version = v ? SIGN_V1 : SIGN_V3;
+            assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
+            assert_int_equal(sign_build_request(&r, NULL, 0, &len), SIGN_ERR_ARG);
+        }
+        r.version = SIGN_V3;
+        *fields[i] = keep;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_long_value_and_size_query),
         cmocka_unit_test(test_generated_nonce_and_clock),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_header_fields_refuse_del),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -454,8 +454,8 @@ static int bounded_field(const char *s, size_t max)
     n = strlen(s);
     if (n == 0 || n > max)
         return 0;
-    for (size_t i = 0; i < n; i++) /* no CR/LF/space: these go into headers */
-        if ((unsigned char)s[i] <= ' ')
+    for (size_t i = 0; i < n; i++) /* no control byte or space: these go into headers */
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
             return 0;
     return 1;
 }
