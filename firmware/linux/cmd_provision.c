@@ -220,7 +220,13 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
 
     const char *ep = get_str(e, root, "", "endpoint", 1, AGENT_ENDPOINT_MAX);
     if (ep) {
-        if (strncmp(ep, "https://", 8) != 0 || !ep[8] || strchr(ep + 8, '/') || strchr(ep, ' '))
+        /* The agent's own parser decides: a manifest it accepts is an
+         * endpoint every later sync can use. */
+        char host[HTTP_MAX_HOST_LEN + 1];
+        uint16_t port;
+        bool tls = false;
+        if (strncmp(ep, "https://", 8) != 0 || strchr(ep + 8, '/') ||
+            agent_endpoint_split(ep, host, sizeof host, &port, &tls) != AGENT_OK || !tls)
             err(e, "endpoint", "must be https://host[:port] (verified TLS only)");
         else
             snprintf(m->set.endpoint, sizeof m->set.endpoint, "%s", ep);

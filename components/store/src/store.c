@@ -1114,7 +1114,11 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
             off += len;
             continue;
         }
-        if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i) {
+        /* A GC_DONE marker retires a sector older than the one holding it
+         * (GC copies the oldest into the head); one that names a newer
+         * sequence is from a foreign image and would drop live data. */
+        if (r.type == T_GCDONE && r.value_len < st->dev->sector_count && r.value_len != i &&
+            r.txn < s.seq) {
             sec_t v = sec_get(st, r.value_len);
             if (v.state == S_VALID && v.seq == r.txn) {
                 v.obsolete = 1;
@@ -1371,7 +1375,8 @@ static store_status_t get_value(store_t *st, const void *key, size_t key_len, vo
             continue;
         /* The CRC is checked over the very bytes handed out: a bit that
          * flips between a check and a second read would pass unseen. */
-        store_status_t rc = read_chunk_checked(st, a, &r, key, (uint8_t *)buf + r.chunk_off);
+        store_status_t rc =
+            read_chunk_checked(st, a, &r, key, buf ? (uint8_t *)buf + r.chunk_off : NULL);
         if (rc == STORE_ERR_CORRUPT)
             continue;
         if (rc != STORE_OK)
