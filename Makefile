@@ -7,6 +7,8 @@
 #   make test-target  the on-target tests and firmware scenario under qemu-system-arm
 #   make size     flash/RAM of the linked Cortex-M image per component and library
 #   make bench    build and run the benchmarks under tests/bench/
+#   make fuzz     the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each (needs clang)
+#   make coverage components/ line and branch coverage of the host tests (gcovr)
 #   make deps     install what is missing (Debian packages, pinned npm SDKs)
 #
 # Components, unit tests, benchmarks and CLI sources are found by wildcard:
@@ -57,7 +59,7 @@ objs = $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(2))
 all: $(BUILD)/cdnagent
 
 help:
-	@sed -n '3,9p' Makefile
+	@sed -n '3,11p' Makefile
 
 # ------------------------------------------------------------ host build --
 define variant_rules
@@ -123,6 +125,106 @@ test-target: firmware target-images
 size: deps $(TP)/.fetched
 	@$(CM_MAKE) size
 
+# --------------------------------------------------------------- fuzzing --
+# make fuzz: one libFuzzer harness per tests/fuzz/fuzz_NAME.c, built with
+# clang (-fsanitize=fuzzer,address,undefined) into $(BUILD)/fuzz/, each run
+# FUZZ_SECONDS on its corpus $(BUILD)/fuzz/corpus/NAME (seeded from
+# tests/fuzz/corpus/NAME); crashes land in $(BUILD)/fuzz/crashes/NAME/.
+# http-parser and cJSON are compiled from the fetched Debian sources with
+# the same instrumentation, so the fuzzer sees inside them; mbedTLS is the
+# system library. make test replays tests/fuzz/corpus and tests/fuzz/regress
+# through replay binaries built with $(CC) like the asan variant (no clang
+# needed there). Details: tests/fuzz/README.md.
+#   make fuzz FUZZ_TARGETS="http sign" FUZZ_SECONDS=600 FUZZ_FLAGS="-fork=1 -ignore_crashes=1"
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 120
+FUZZ_FLAGS   ?=
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+# Largest input per harness: a store image up to 64 KB plus its script; a
+# settings record up to one store value; the rest replies and manifests.
+FUZZ_MAXLEN_store    := 66000
+FUZZ_MAXLEN_settings := 20000
+FUZZ_MAXLEN_http     := 16384
+FUZZ_MAXLEN_cdnapi   := 16384
+FUZZ_MAXLEN_manifest := 16384
+FUZZ_MAXLEN_sign     := 8192
+# A refused secret logs one line per input: discard the harness's stderr
+# (libFuzzer's own output and the sanitizer reports are kept).
+FUZZ_OPTS_settings   := -close_fd_mask=2
+# Objects a harness needs beyond the components (the manifest harness
+# includes firmware/linux/cmd_provision.c, which calls cli_flash.c).
+FUZZ_EXTRA_manifest  := firmware/linux/cli_flash.c
+
+FZ          := $(BUILD)/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_COV    := -fsanitize=fuzzer-no-link -fsanitize-coverage-ignorelist=tests/fuzz/coverage-ignore.txt
+CFLAGS_fuzz := -std=c11 $(WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) $(FUZZ_COV)
+# Third-party code is compiled as its upstream does: no -Werror on it.
+CFLAGS_fuzz_tp := -std=gnu99 -w -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) $(FUZZ_COV)
+FUZZ_INC    := -I$(FZ)/include $(INCLUDES) -Iport/posix -Itests/support
+FUZZ_LIBS   := -lmbedtls -lmbedx509 -lmbedcrypto
+FUZZ_BINS   := $(addprefix $(FZ)/fuzz_,$(FUZZ_NAMES))
+FUZZ_REPLAY_BINS := $(addprefix $(BUILD)/replay/bin/fuzz_,$(FUZZ_NAMES))
+fobjs = $(patsubst %.c,$(FZ)/obj/%.o,$(1))
+
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-check
+
+# The fetched headers shadow the system's, so the instrumented cJSON and
+# http-parser are what every object is compiled against.
+$(FZ)/include/.stamp: | $(TP)/.fetched
+	@mkdir -p $(FZ)/include
+	ln -sfn $(abspath $(TP)/cjson) $(FZ)/include/cjson
+	ln -sfn $(abspath $(TP)/http-parser/http_parser.h) $(FZ)/include/http_parser.h
+	@touch $@
+
+$(FZ)/obj/%.o: %.c | $(FZ)/include/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS_fuzz) $(COMP_STRICT) $(FUZZ_INC) -MMD -MP -c $< -o $@
+
+$(FZ)/obj/third_party/http_parser.o: | $(FZ)/include/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS_fuzz_tp) -I$(FZ)/include -c $(TP)/http-parser/http_parser.c -o $@
+
+$(FZ)/obj/third_party/cJSON.o: | $(FZ)/include/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS_fuzz_tp) -I$(FZ)/include -c $(TP)/cjson/cJSON.c -o $@
+
+$(FZ)/libcdnagent.a: $(call fobjs,$(COMP_SRCS) $(PORT_SRCS) $(SUPPORT_SRCS)) \
+                     $(FZ)/obj/third_party/http_parser.o $(FZ)/obj/third_party/cJSON.o
+	rm -f $@ && ar rcs $@ $^
+
+define fuzz_rules
+$(FZ)/fuzz_$(1): $(FZ)/obj/tests/fuzz/fuzz_$(1).o $(call fobjs,$(FUZZ_EXTRA_$(1))) $(FZ)/libcdnagent.a
+	$$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $$(FUZZ_LIBS)
+
+$(BUILD)/replay/bin/fuzz_$(1): $(BUILD)/asan/obj/tests/fuzz/fuzz_$(1).o \
+        $(BUILD)/asan/obj/tests/fuzz/replay_main.o \
+        $(call objs,asan,$(FUZZ_EXTRA_$(1)) $(SUPPORT_SRCS)) $(BUILD)/asan/libcdnagent.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_asan) -o $$@ $$^ $$(HOST_LIBS)
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_rules,$(n))))
+
+# clang from Debian (libFuzzer comes with it), installed on first use.
+fuzz-check: deps
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "fuzz: installing clang"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang; }
+
+fuzz-build: fuzz-check $(FUZZ_BINS)
+
+fuzz-replay: $(FUZZ_REPLAY_BINS)
+
+# One harness at a time, each for FUZZ_SECONDS; a crash does not stop the
+# others, the status says whether any harness crashed.
+fuzz: fuzz-build
+	@rc=0; $(foreach n,$(FUZZ_TARGETS),tests/fuzz/run.sh $(FZ) $(FUZZ_SECONDS) $(n) \
+	  $(FUZZ_MAXLEN_$(n)) $(FUZZ_OPTS_$(n)) $(FUZZ_FLAGS) || rc=1;) exit $$rc
+
+-include $(shell find $(FZ)/obj -name '*.d' -type f 2>/dev/null)
+
+include tests/coverage.mk
+
 # ----------------------------------------------------------- the two jobs --
 deps:
 	@tools/deps.sh
@@ -136,8 +238,8 @@ $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json
 
 test: deps
 	$(MAKE) --no-print-directory npm-deps
-	$(MAKE) --no-print-directory all unit-tests firmware target-images
-	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS)
+	$(MAKE) --no-print-directory all unit-tests fuzz-replay firmware target-images
+	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS) $(FUZZ_REPLAY_BINS)
 
 run: deps
 	$(MAKE) --no-print-directory npm-deps all

@@ -74,6 +74,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--only", help="run only tests whose label contains this")
+    ap.add_argument("--skip", action="append", default=[],
+                    help="leave out tests whose label contains this (repeatable)")
+    ap.add_argument("--cdnagent", help="the CLI binary the integration tests run "
+                    "(default BUILD/cdnagent; make coverage passes an instrumented one)")
     ap.add_argument("unit", nargs="*", help="unit test binaries")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -81,7 +85,8 @@ def main():
     env = dict(os.environ)
     env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
     env["CDNAGENT_BUILD"] = build
-    env["CDNAGENT"] = os.path.join(build, "cdnagent")
+    env["CDNAGENT"] = os.path.abspath(args.cdnagent) if args.cdnagent else \
+        os.path.join(build, "cdnagent")
     env["CDNAGENT_ROOT"] = ROOT
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -99,6 +104,8 @@ def main():
     total_pass = total_fail = 0
     for label, argv, timeout in jobs:
         if args.only and args.only not in label:
+            continue
+        if any(s in label for s in args.skip):
             continue
         p, f = run_one(label, argv, env, timeout)
         total_pass += p
