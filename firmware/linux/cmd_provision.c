@@ -454,6 +454,26 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
 
 /* --------------------------------------------------------- provision -- */
 
+/* Write the manifest's settings, headers and certificates into a formatted
+ * store. *stage names what failed (the fuzz harness drives this too). */
+static agent_status_t provision_store(store_t *st, const manifest_t *m, const char **stage)
+{
+    *stage = "settings";
+    agent_status_t ar = agent_settings_save(st, &m->set, m->ca_pem);
+    for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
+        const m_domain_t *d = &m->domains[i];
+        *stage = "headers";
+        for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
+            ar = agent_header_set(st, d->name, d->headers[h].key, d->headers[h].value, NULL);
+        if (ar == AGENT_OK && d->cert_pem) {
+            *stage = "certificate";
+            ar = agent_cert_set(st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cert_pem,
+                                d->key_pem, now_utc(), NULL);
+        }
+    }
+    return ar;
+}
+
 static int write_image(const manifest_t *m, const char *out_path)
 {
     /* A new image is built beside its destination and renamed into place,
@@ -472,19 +492,7 @@ static int write_image(const manifest_t *m, const char *out_path)
     int rc = CLI_EXIT_FAILED;
     const char *stage = "format";
     if (work && store_format(&st, &dev, work, ws) == STORE_OK) {
-        stage = "settings";
-        agent_status_t ar = agent_settings_save(&st, &m->set, m->ca_pem);
-        for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
-            const m_domain_t *d = &m->domains[i];
-            stage = "headers";
-            for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
-                ar = agent_header_set(&st, d->name, d->headers[h].key, d->headers[h].value, NULL);
-            if (ar == AGENT_OK && d->cert_pem) {
-                stage = "certificate";
-                ar = agent_cert_set(&st, d->name, d->cert_name[0] ? d->cert_name : NULL,
-                                    d->cert_pem, d->key_pem, now_utc(), NULL);
-            }
-        }
+        agent_status_t ar = provision_store(&st, m, &stage);
         if (ar == AGENT_OK)
             rc = CLI_EXIT_OK;
         else

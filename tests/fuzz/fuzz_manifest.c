@@ -161,19 +161,8 @@ static void check_provisions(const manifest_t *m)
     store_status_t sr = store_format(&st, &emu.dev, work, ws);
     FZ_CHECK(sr == STORE_OK, "store_format on the manifest's geometry %u x %u/%u: %s",
              m->sector_size, m->sector_count, m->write_size, store_status_str(sr));
-    const char *stage = "settings";
-    agent_status_t ar = agent_settings_save(&st, &m->set, m->ca_pem);
-    for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
-        const m_domain_t *d = &m->domains[i];
-        stage = "headers";
-        for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
-            ar = agent_header_set(&st, d->name, d->headers[h].key, d->headers[h].value, NULL);
-        if (ar == AGENT_OK && d->cert_pem) {
-            stage = "certificate";
-            ar = agent_cert_set(&st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cert_pem,
-                                d->key_pem, now_utc(), NULL);
-        }
-    }
+    const char *stage = "format";
+    agent_status_t ar = provision_store(&st, m, &stage);
     FZ_CHECK(ar == AGENT_OK || ar == AGENT_ERR_STORE,
              "an accepted manifest does not provision: writing %s: %s", stage,
              agent_status_str(ar));
