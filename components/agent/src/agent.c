@@ -216,20 +216,16 @@ void agent_clock_from_server(agent_t *a, int64_t server_utc, uint64_t now_ms)
     port_log(PORT_LOG_WARN, "agent", "clock corrected from the server's Date header");
 }
 
-/* Sign with the corrected clock once there is one; else with the wall
- * clock (cdnapi reads it through sign when the timestamp is NULL). */
+/* A corrected or an injected clock is pinned into the request; otherwise
+ * sign reads the port's wall clock itself (timestamp NULL). */
 void agent_sign_time(agent_t *a, uint64_t now_ms)
 {
     int64_t utc;
-    if (a->have_base && agent_now_utc(a, now_ms, &utc) &&
-        sign_format_timestamp(utc, a->ts) == SIGN_OK) {
-        a->api.timestamp = a->ts;
-    } else if (!a->have_base && a->cfg.wall_clock && wall_clock(a, &utc) &&
-               sign_format_timestamp(utc, a->ts) == SIGN_OK) {
-        a->api.timestamp = a->ts; /* the injected clock, not the port's */
-    } else {
-        a->api.timestamp = NULL;
-    }
+    bool pinned = a->have_base || a->cfg.wall_clock;
+    a->api.timestamp = pinned && agent_now_utc(a, now_ms, &utc) &&
+                               sign_format_timestamp(utc, a->ts) == SIGN_OK
+                           ? a->ts
+                           : NULL;
 }
 
 /* No clock at all: an unsigned GET of the API host answers with a Date. */

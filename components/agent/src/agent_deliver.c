@@ -25,11 +25,6 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static uint32_t trouble(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
-{
-    return agent_store_trouble(a, now_ms, rc, doing);
-}
-
 /* Write back the entry after an attempt, unless the target was edited
  * meanwhile (then the new entry, with its new seq, stands). */
 static store_status_t entry_update(agent_t *a)
@@ -100,7 +95,7 @@ static store_status_t entry_drop(agent_t *a)
 
 static uint32_t checked(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
 {
-    return rc == STORE_OK ? 0 : trouble(a, now_ms, rc, doing);
+    return rc == STORE_OK ? 0 : agent_store_trouble(a, now_ms, rc, doing);
 }
 
 /* Did the change certainly not apply? A 4xx reply says so, with one
@@ -265,7 +260,7 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
         return PLAN_IDLE;
     }
     if (rc != STORE_OK || dr != STORE_OK) {
-        *wait = trouble(a, now_ms, rc != STORE_OK ? rc : dr, "reading a header record");
+        *wait = agent_store_trouble(a, now_ms, rc != STORE_OK ? rc : dr, "reading a header record");
         return PLAN_IDLE;
     }
     snprintf(s->what, sizeof s->what, "header %s", s->w->rec.key);
@@ -289,7 +284,7 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         h->flags |= HF_UNSURE;
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK) {
-            *wait = trouble(a, now_ms, rc, "writing the in-flight mark (nothing was sent)");
+            *wait = agent_store_trouble(a, now_ms, rc, "writing the in-flight mark (nothing was sent)");
             return PLAN_IDLE;
         }
     }
@@ -397,7 +392,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     }
     store_status_t rc = rec_save(a);
     if (rc != STORE_OK)
-        return trouble(a, now_ms, rc, "recording a read-back");
+        return agent_store_trouble(a, now_ms, rc, "recording a read-back");
     if (unknown_domain && (h->flags & HF_DESIRED))
         return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
     s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
@@ -423,7 +418,7 @@ static uint32_t change_failed(agent_t *a, uint64_t now_ms)
         h->flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK)
-            return trouble(a, now_ms, rc, "clearing the in-flight mark");
+            return agent_store_trouble(a, now_ms, rc, "clearing the in-flight mark");
     }
     return failure(a, &s->res, now_ms);
 }
@@ -461,7 +456,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
         return checked(a, now_ms, rec_save(a), "recording a delivery");
     store_status_t rc = header_settle(a);
     if (rc != STORE_OK)
-        return trouble(a, now_ms, rc, "recording a delivery");
+        return agent_store_trouble(a, now_ms, rc, "recording a delivery");
     agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
     return 0;
 }
@@ -471,7 +466,7 @@ static uint32_t header_apply(agent_t *a, uint64_t now_ms)
     agent_step_t *s = &a->step;
     store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
-        return rc == STORE_NOT_FOUND ? 0 : trouble(a, now_ms, rc, "reading a header record");
+        return rc == STORE_NOT_FOUND ? 0 : agent_store_trouble(a, now_ms, rc, "reading a header record");
     return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
 }
 
@@ -503,7 +498,7 @@ static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
                              "the certificate record is damaged: set the certificate again",
                              now_ms);
     default:
-        return trouble(a, now_ms, ar == AGENT_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_IO,
+        return agent_store_trouble(a, now_ms, ar == AGENT_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_IO,
                        "reading a certificate record");
     }
 }
@@ -518,7 +513,7 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     if (dr != STORE_OK) {
         *wait = dr == STORE_NOT_FOUND /* the domain is gone: nothing to deliver */
                     ? checked(a, now_ms, entry_drop(a), "dropping a queue entry")
-                    : trouble(a, now_ms, dr, "reading a domain record");
+                    : agent_store_trouble(a, now_ms, dr, "reading a domain record");
         return PLAN_IDLE;
     }
     agent_slot_key(ck, AGENT_KEY_CERT, (unsigned)slot);
@@ -536,7 +531,7 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     store_status_t rc = entry_update(a);
     if (rc != STORE_OK) {
         cert_release(s);
-        *wait = trouble(a, now_ms, rc, "writing a queue entry (nothing was sent)");
+        *wait = agent_store_trouble(a, now_ms, rc, "writing a queue entry (nothing was sent)");
         return PLAN_IDLE;
     }
     return PLAN_CALL;
@@ -593,7 +588,7 @@ static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
     agent_slot_key(dk, AGENT_KEY_CERT_DELIVERED, (unsigned)slot);
     store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
     if (rc != STORE_OK)
-        return trouble(a, now_ms, rc, "recording a certificate delivery");
+        return agent_store_trouble(a, now_ms, rc, "recording a certificate delivery");
     snprintf(detail, sizeof detail, "%s%s%s", on ? "on" : "off", on && have.name[0] ? " " : "",
              on ? have.name : "");
     agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
@@ -611,7 +606,7 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     if (rc == STORE_NOT_FOUND)
         return PLAN_IDLE;
     if (rc != STORE_OK) {
-        *wait_ms = trouble(a, now_ms, rc, "reading the queue");
+        *wait_ms = agent_store_trouble(a, now_ms, rc, "reading the queue");
         return PLAN_IDLE;
     }
     if (!agent_now_utc(a, now_ms, &utc))
