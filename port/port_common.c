@@ -24,12 +24,24 @@ static size_t heap_in_use, heap_peak;
 static bool heap_excluding;
 static void *(*excluded_alloc)(size_t);
 static void (*excluded_free)(void *);
+static long fail_countdown = -1; /* allocations left before the injected failure */
+static bool fail_sticky;
+static unsigned long alloc_calls;
 
 void *port_malloc(size_t size)
 {
     heap_prefix_t *p;
     if (size > SIZE_MAX - sizeof(heap_prefix_t))
         return NULL;
+    if (!heap_excluding) {
+        alloc_calls++;
+        if (fail_countdown == 0) {
+            fail_countdown = fail_sticky ? 0 : -1;
+            return NULL;
+        }
+        if (fail_countdown > 0)
+            fail_countdown--;
+    }
     p = heap_excluding && excluded_alloc ? excluded_alloc(sizeof(heap_prefix_t) + size)
                                          : malloc(sizeof(heap_prefix_t) + size);
     if (p == NULL)
@@ -74,6 +86,18 @@ void port_heap_reset_peak(void)
 void port_heap_exclude(bool on)
 {
     heap_excluding = on;
+}
+
+void port_heap_fail_at(long nth, bool sticky)
+{
+    fail_countdown = nth < 0 ? -1 : nth;
+    fail_sticky = sticky;
+    alloc_calls = 0;
+}
+
+unsigned long port_heap_allocs(void)
+{
+    return alloc_calls;
 }
 
 void port_heap_set_excluded(void *(*alloc)(size_t), void (*release)(void *))

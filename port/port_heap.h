@@ -22,4 +22,13 @@ void port_heap_exclude(bool on);
  * heap of its own leaves the allocator's high-water mark to the agent. */
 void port_heap_set_excluded(void *(*alloc)(size_t), void (*release)(void *));
 
+/* Fault injection for tests (the littlefs and coreHTTP way of reaching
+ * every out-of-memory path): allocation number `nth` (0-based, counted from
+ * this call, excluded allocations not counted) returns NULL, and with
+ * `sticky` every one after it too. nth < 0 disarms. Also restarts the count
+ * port_heap_allocs reports, so a test can first count a call's allocations
+ * and then fail each of them in turn. */
+void port_heap_fail_at(long nth, bool sticky);
+unsigned long port_heap_allocs(void);
+
 #endif

@@ -78,6 +78,8 @@ def main():
                     help="leave out tests whose label contains this (repeatable)")
     ap.add_argument("--cdnagent", help="the CLI binary the integration tests run "
                     "(default BUILD/cdnagent; make coverage passes an instrumented one)")
+    ap.add_argument("--helpers", help="directory whose bench/ and tools/ hold the helper "
+                    "programs the integration tests run (default BUILD/host)")
     ap.add_argument("unit", nargs="*", help="unit test binaries")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -88,6 +90,8 @@ def main():
     env["CDNAGENT"] = os.path.abspath(args.cdnagent) if args.cdnagent else \
         os.path.join(build, "cdnagent")
     env["CDNAGENT_ROOT"] = ROOT
+    env["CDNAGENT_HELPERS"] = os.path.abspath(args.helpers) if args.helpers else \
+        os.path.join(build, "host")
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 
