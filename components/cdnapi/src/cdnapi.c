@@ -523,10 +523,16 @@ static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
         cJSON_Delete(v);
         return false;
     }
-    /* Non-NULL items: these adds cannot fail and take ownership. */
+    /* Array adds of non-NULL items cannot fail and take ownership; an
+     * object add copies its key and fails without taking ownership when
+     * that copy finds no memory. */
     (void)cJSON_AddItemToArray(args, k);
     (void)cJSON_AddItemToArray(args, v);
-    (void)cJSON_AddItemToObject(f, "functionArgs", args);
+    if (!cJSON_AddItemToObject(f, "functionArgs", args)) {
+        cJSON_Delete(args);
+        cJSON_Delete(f);
+        return false;
+    }
     (void)cJSON_AddItemToArray(funcs, f);
     if (cJSON_AddStringToObject(f, "functionName", "set_req_header") == NULL) {
         return false;
@@ -678,7 +684,13 @@ bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *inf
     p[0] = cdnapi_param("DomainName", domain);
     if (call(api, "DescribeDomainCertificateInfo", p, 1, res, &resp)) {
         cJSON *root = cJSON_ParseWithLength((const char *)resp.body, resp.body_len);
-        const cJSON *first = cJSON_GetArrayItem(
+        const cJSON *first;
+        if (root == NULL) {
+            /* Out of memory or not JSON: unknown, never "no certificate". */
+            res->cls = CDNAPI_RETRYABLE;
+            copy_field(res->code, sizeof(res->code), "BadResponse");
+        }
+        first = cJSON_GetArrayItem(
             cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(root, "CertInfos"), "CertInfo"), 0);
         if (cJSON_IsObject(first)) {
