@@ -22,6 +22,11 @@ struct http_tls {
     uint16_t port;
     uint64_t deadline;  /* of the current I/O, for the bio callbacks */
     int last_io;        /* last port error seen by a bio callback */
+    bool broken;        /* a record mbedTLS had to send did not leave, or the
+                           peer broke the protocol: the connection is
+                           unusable (a next write could flush a stale record,
+                           or reach a peer that hung up, and report the
+                           request sent) */
     http_tls_stats_t stats;
     mbedtls_ssl_context ssl;
     mbedtls_ssl_config conf;
@@ -46,17 +51,16 @@ static uint32_t tls_left(const http_tls_t *t)
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     http_tls_t *t = ctx;
-    uint32_t left = tls_left(t);
     int n;
-    if (left == 0) {
-        t->last_io = PORT_ERR_TIMEOUT;
-        return MBEDTLS_ERR_SSL_TIMEOUT;
-    }
-    n = port_tcp_send(&t->conn, buf, len, left);
+    /* With no time left the socket is still offered the bytes once: a
+     * zero-timeout idle check may have to answer the peer (an alert, a
+     * refused renegotiation), and a few bytes always fit. */
+    n = port_tcp_send(&t->conn, buf, len, tls_left(t));
     if (n > 0) {
         return n;
     }
     t->last_io = n;
+    t->broken = true;
     return n == PORT_ERR_TIMEOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
 }
 
@@ -98,6 +102,7 @@ static int tls_connect(void *ctx, uint32_t timeout_ms)
 
     t->deadline = port_monotonic_ms() + timeout_ms;
     t->last_io = 0;
+    t->broken = false;
     memset(&t->conn, 0, sizeof(t->conn));
     st = port_tcp_connect(&t->conn, t->host, t->port, timeout_ms);
     if (st != PORT_OK) {
@@ -159,6 +164,9 @@ static int tls_send(void *ctx, const uint8_t *buf, size_t len, uint32_t timeout_
 {
     http_tls_t *t = ctx;
     int n;
+    if (t->broken) {
+        return HTTP_ERR_RESET; /* nothing of this request left */
+    }
     t->deadline = port_monotonic_ms() + timeout_ms;
     t->last_io = 0;
     do {
@@ -176,6 +184,9 @@ static int tls_recv(void *ctx, uint8_t *buf, size_t len, uint32_t timeout_ms)
     int n;
     t->deadline = port_monotonic_ms() + timeout_ms;
     t->last_io = 0;
+    if (t->broken) {
+        return HTTP_ERR_RESET;
+    }
     do {
         n = mbedtls_ssl_read(&t->ssl, buf, len);
     } while (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE);
@@ -185,9 +196,13 @@ static int tls_recv(void *ctx, uint8_t *buf, size_t len, uint32_t timeout_ms)
     if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
         return HTTP_ERR_CLOSED;
     }
+    if (t->broken) {
+        return HTTP_ERR_RESET; /* not idle: an answer to the peer is stuck */
+    }
     if (n == MBEDTLS_ERR_SSL_TIMEOUT || t->last_io == PORT_ERR_TIMEOUT) {
         return HTTP_ERR_TIMEOUT;
     }
+    t->broken = true;
     if (t->last_io == PORT_ERR_RESET || t->last_io == PORT_ERR_CLOSED) {
         return HTTP_ERR_RESET;
     }
