@@ -494,12 +494,20 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
     agent_status_t ar = agent_retry(&f.store, npos > 1 ? pos[1] : NULL, npos > 2 ? pos[2] : NULL,
                                     &n);
     cli_flash_close(&f);
+    if (ar == AGENT_ERR_NOT_FOUND && npos > 2) {
+        fprintf(stderr, "cdnagent: queue retry: no header %s on domain %s (see: cdnagent status %s)\n",
+                pos[2], pos[1], pos[1]);
+        return CLI_EXIT_FAILED;
+    }
     if (ar == AGENT_ERR_NOT_FOUND) {
         fprintf(stderr, "cdnagent: queue retry: no such domain %s\n", pos[1]);
         return CLI_EXIT_FAILED;
     }
     if (ar != AGENT_OK) {
-        fprintf(stderr, "cdnagent: queue retry: %s (nothing was changed)\n", agent_status_str(ar));
+        /* Entries are reset one by one: those before the failure stay reset,
+         * and running the command again finishes the rest. */
+        fprintf(stderr, "cdnagent: queue retry: %s after %u change%s were made pending again; "
+                "run it again to finish\n", agent_status_str(ar), n, n == 1 ? "" : "s");
         return CLI_EXIT_FAILED;
     }
     printf("queue retry: %u change%s pending again (run sync, or the daemon delivers them)\n", n,

@@ -88,7 +88,9 @@ agent_status_t agent_cert_off(store_t *st, const char *domain);
 /* Ask again for changes the agent stopped on: failed and blocked entries
  * (domain NULL: all; key NULL: the domain's headers and certificate) become
  * pending with no history. *count (may be NULL) receives how many.
- * AGENT_ERR_NOT_FOUND when the domain (or header) is unknown. */
+ * AGENT_ERR_NOT_FOUND when the domain (or header) is unknown. Entries are
+ * reset one at a time: after a failure, *count says how many were, and a
+ * second call finishes the rest. */
 agent_status_t agent_retry(store_t *st, const char *domain, const char *key, unsigned *count);
 
 /* ------------------------------------------------------------ status -- */

@@ -290,30 +290,57 @@ static agent_status_t retry_filter(store_t *st, const char *domain, const char *
     return AGENT_OK;
 }
 
+/* Whether the header key has a record at target: a retry naming a header
+ * nobody set is a mistake to report, not "nothing to retry". */
+static agent_status_t header_known(store_t *st, const char *target, const char *key)
+{
+    agent_rec_work_t *w = port_malloc(sizeof *w);
+    if (!w)
+        return AGENT_ERR_NOMEM;
+    store_status_t rc = hrec_load(st, target, &w->rec, w->buf);
+    bool same = rc == STORE_OK && agent_same_header_name(w->rec.key, key);
+    port_free(w);
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND)
+        return same ? AGENT_OK : AGENT_ERR_NOT_FOUND;
+    return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
+}
+
+/* One pass of up to RETRY_BATCH stopped entries; *more when the batch was full. */
+static agent_status_t retry_batch(store_t *st, retry_ctx_t *c, unsigned *total, bool *more)
+{
+    c->n = 0;
+    if (queue_foreach(st, retry_collect_cb, c) != STORE_OK)
+        return AGENT_ERR_STORE;
+    for (unsigned i = 0; i < c->n; i++) {
+        queue_entry_t e;
+        if (queue_get(st, c->targets[i], &e) != STORE_OK)
+            return AGENT_ERR_STORE;
+        queue_entry_reset(&e);
+        if (queue_put(st, &e) != STORE_OK)
+            return AGENT_ERR_STORE;
+        (*total)++;
+    }
+    *more = c->n == RETRY_BATCH;
+    return AGENT_OK;
+}
+
 agent_status_t agent_retry(store_t *st, const char *domain, const char *key, unsigned *count)
 {
     retry_ctx_t c;
     unsigned total = 0;
+    bool more = true;
+    if (count)
+        *count = 0;
     if (!st)
         return AGENT_ERR_ARG;
     agent_status_t ar = retry_filter(st, domain, key, &c);
-    if (ar != AGENT_OK)
-        return ar;
-    do {
-        c.n = 0;
-        if (queue_foreach(st, retry_collect_cb, &c) != STORE_OK)
-            return AGENT_ERR_STORE;
-        for (unsigned i = 0; i < c.n; i++) {
-            queue_entry_t e;
-            if (queue_get(st, c.targets[i], &e) != STORE_OK)
-                return AGENT_ERR_STORE;
-            queue_entry_reset(&e);
-            if (queue_put(st, &e) != STORE_OK)
-                return AGENT_ERR_STORE;
-            total++;
-        }
-    } while (c.n == RETRY_BATCH);
+    while (ar == AGENT_OK && more)
+        ar = retry_batch(st, &c, &total, &more);
+    /* Entries are reset one at a time: on a failure, count says how many
+     * already were (calling again finishes the rest). */
     if (count)
         *count = total;
-    return AGENT_OK;
+    if (ar == AGENT_OK && key && total == 0)
+        ar = header_known(st, c.prefix, key);
+    return ar;
 }

@@ -46,8 +46,11 @@ agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *pl
     }
     uint8_t *out = port_malloc(len + VAULT_OVERHEAD);
     size_t n = 0;
-    vault_status_t vs = out ? vault_seal(k, id, key, plain, len, out, len + VAULT_OVERHEAD, &n)
-                            : VAULT_ERR_ARG;
+    if (out == NULL) {
+        mbedtls_platform_zeroize(k, sizeof k);
+        return AGENT_ERR_NOMEM;
+    }
+    vault_status_t vs = vault_seal(k, id, key, plain, len, out, len + VAULT_OVERHEAD, &n);
     mbedtls_platform_zeroize(k, sizeof k);
     if (vs != VAULT_OK) {
         port_free(out);
@@ -95,7 +98,9 @@ agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size
         char *p = port_malloc(rl + 1);
         size_t pl = 0;
         vault_status_t vs = p ? vault_open(k, id, key, raw, rl, p, rl, &pl) : VAULT_ERR_ARG;
-        if (vs == VAULT_OK) {
+        if (p == NULL) {
+            ar = AGENT_ERR_NOMEM; /* not a refusal: the secret was never tried */
+        } else if (vs == VAULT_OK) {
             p[pl] = 0;
             *plain = p;
             if (len)
@@ -177,13 +182,14 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
 }
 
-static bool get_text(store_t *st, const char *key, char *out, size_t cap)
+/* A text record into out (NUL-terminated); the store's answer. */
+static store_status_t get_text(store_t *st, const char *key, char *out, size_t cap)
 {
     size_t len = 0;
-    if (store_get(st, key, strlen(key), out, cap - 1, &len) != STORE_OK)
-        return false;
-    out[len] = 0;
-    return true;
+    store_status_t rc = store_get(st, key, strlen(key), out, cap - 1, &len);
+    if (rc == STORE_OK)
+        out[len] = 0;
+    return rc;
 }
 
 agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_pem)
@@ -195,9 +201,16 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     memset(s, 0, sizeof *s);
     if (ca_pem)
         *ca_pem = NULL;
-    if (!get_text(st, "Gend", s->endpoint, sizeof s->endpoint))
+    /* Only a store that answers "no such record" is unprovisioned: a
+     * failed read must never look like a new device (which gets formatted). */
+    store_status_t rc = get_text(st, "Gend", s->endpoint, sizeof s->endpoint);
+    if (rc == STORE_NOT_FOUND)
         return AGENT_ERR_NOT_FOUND;
-    if (!get_text(st, "Gkid", s->access_key_id, sizeof s->access_key_id) ||
+    if (rc == STORE_ERR_CORRUPT)
+        return AGENT_ERR_CORRUPT;
+    if (rc == STORE_OK)
+        rc = get_text(st, "Gkid", s->access_key_id, sizeof s->access_key_id);
+    if (rc != STORE_OK ||
         store_get(st, "Gset", 4, set, sizeof set, &len) != STORE_OK || len != sizeof set ||
         set[0] != SET_VERSION)
         return AGENT_ERR_STORE;
@@ -360,13 +373,17 @@ agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old
         }
         char *p = port_malloc(rl + 1);
         uint8_t *out = port_malloc(rl);
-        vault_status_t vs = (p && out) ? vault_open(old_key, old_id, l.names[i], raw, rl, p, rl, &pl)
-                                       : VAULT_ERR_ARG;
+        if (p == NULL || out == NULL) {
+            port_free(p);
+            port_free(out);
+            port_free(raw);
+            return AGENT_ERR_NOMEM;
+        }
+        vault_status_t vs = vault_open(old_key, old_id, l.names[i], raw, rl, p, rl, &pl);
         size_t on = 0;
         if (vs == VAULT_OK)
             vs = vault_seal(new_key, new_id, l.names[i], p, pl, out, rl, &on);
-        if (p)
-            mbedtls_platform_zeroize(p, rl);
+        mbedtls_platform_zeroize(p, rl);
         port_free(p);
         port_free(raw);
         store_status_t rc = vs == VAULT_OK ? store_put(st, l.names[i], strlen(l.names[i]), out, on)

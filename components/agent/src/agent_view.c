@@ -105,9 +105,9 @@ static agent_status_t visit_all(visit_ctx_t *c)
 {
     const char hp[1] = {AGENT_KEY_HEADER}, dp[1] = {AGENT_KEY_DOMAIN};
     if (store_iterate(c->st, hp, 1, visit_header_cb, c) != STORE_OK || c->rc != STORE_OK)
-        return AGENT_ERR_STORE;
+        return c->rc == STORE_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
     if (store_iterate(c->st, dp, 1, visit_cert_cb, c) != STORE_OK || c->rc != STORE_OK)
-        return AGENT_ERR_STORE;
+        return c->rc == STORE_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
     return AGENT_OK;
 }
 
