@@ -72,7 +72,10 @@ const char *agent_status_str(int status);
 bool agent_domain_name_ok(const char *domain);
 
 /* Desired header value for domain (add or change). res (may be NULL)
- * receives the local validation error with the service's Code. */
+ * receives the local validation error with the service's Code. A damaged
+ * header record (delivery fails it, asking for this) is replaced by one in
+ * doubt, so the next delivery step reads the CDN back first; so does
+ * agent_header_rm. */
 agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,
                                 const char *value, cdnapi_result_t *res);
 /* Remove a header. A header that was never delivered simply disappears

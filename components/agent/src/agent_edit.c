@@ -35,8 +35,18 @@ static agent_status_t edit_load(store_t *st, const char *target, const char *key
         strcpy(h->key, key);
         return AGENT_OK;
     }
+    if (rc == STORE_ERR_CORRUPT) {
+        /* The user's way out of a damaged record (delivery fails it and
+         * says "set the header again"): a new record, in doubt, so the next
+         * step reads the CDN back before it adds or deletes anything. */
+        port_log(PORT_LOG_WARN, "agent", "header record %s was damaged: replaced", target);
+        memset(h, 0, sizeof *h);
+        strcpy(h->key, key);
+        h->flags = HF_UNSURE;
+        return AGENT_OK;
+    }
     if (rc != STORE_OK)
-        return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
+        return AGENT_ERR_STORE;
     if (!agent_same_header_name(h->key, key))
         return AGENT_ERR_LIMIT; /* 32-bit name hash clash */
     if (!adding && !(h->flags & HF_DESIRED))
