@@ -444,13 +444,17 @@ static store_status_t src_bytes(store_t *st, const src_t *s, uint32_t off, uint8
 }
 
 /* Can the record be programmed over what is at addr (only 1->0 needed)?
- * A flipped read could say yes wrongly and make a program over data: a yes
- * is confirmed by a second read. */
+ * A flipped read either way costs: a wrong yes programs over data, a wrong
+ * no wastes the tail, room the ring's rule does not allow for (a GC that
+ * then cannot finish). So the answer is two agreeing reads of three. */
 static bool src_fits_over_once(store_t *st, const src_t *s, uint32_t addr);
 
 static bool src_fits_over(store_t *st, const src_t *s, uint32_t addr)
 {
-    return src_fits_over_once(st, s, addr) && src_fits_over_once(st, s, addr);
+    bool first = src_fits_over_once(st, s, addr);
+    if (src_fits_over_once(st, s, addr) == first)
+        return first;
+    return src_fits_over_once(st, s, addr);
 }
 
 static bool src_fits_over_once(store_t *st, const src_t *s, uint32_t addr)
@@ -566,6 +570,11 @@ static store_status_t head_append(store_t *st, const src_t *s)
         if (rc != STORE_OK)
             return rc;
     }
+    /* Callers made room by the ring's rule; only tails wasted by failed
+     * flash operations can eat it. Never program past the head sector:
+     * its neighbour is the GC victim. */
+    if (st->head_offset + s->len > st->dev->sector_size)
+        return STORE_ERR_IO;
     {
         store_status_t rc = src_program(st, s, base + st->head_offset);
         if (rc != STORE_OK)
@@ -687,7 +696,7 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
         if (keep) {
             if (st->head_offset + len > sec_usable_end(st, true) &&
                 !(st->tail_at < st->tail_end && st->tail_at + len <= sec_usable_end(st, true)))
-                return STORE_FULL; /* cannot happen while the reserve rule holds */
+                return gc_failed(st, STORE_ERR_IO); /* only tails wasted by faults */
             src_t s = {.hdr = NULL, .flash_addr = base + off, .len = len};
             store_status_t rc = head_append(st, &s);
             if (rc == STORE_OK && !copy_exists_elsewhere(st, victim, &r))
