@@ -8,7 +8,8 @@
 #   make size     flash/RAM of the linked Cortex-M image per component and library
 #   make bench    build and run the benchmarks under tests/bench/
 #   make fuzz     the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each (needs clang)
-#   make coverage components/ line and branch coverage of the host tests (gcovr)
+#   make coverage components/ line and branch coverage of the host tests (gcovr);
+#                 make test runs it too and fails below the floor (tests/COVERAGE.md)
 #   make deps     install what is missing (Debian packages, pinned npm SDKs)
 #
 # Components, unit tests, benchmarks and CLI sources are found by wildcard:
@@ -238,8 +239,10 @@ $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json
 
 test: deps
 	$(MAKE) --no-print-directory npm-deps
-	$(MAKE) --no-print-directory all unit-tests fuzz-replay firmware target-images
-	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS) $(FUZZ_REPLAY_BINS)
+	$(MAKE) --no-print-directory all unit-tests fuzz-replay firmware target-images coverage-bins
+	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS) $(FUZZ_REPLAY_BINS) \
+	    $(COV_UNIT_BINS) --cov-dir $(COV_DIR) --cov-floor $(COV_LINES),$(COV_BRANCHES) \
+	    $(addprefix --cov-skip ,$(COV_SKIP))
 
 run: deps
 	$(MAKE) --no-print-directory npm-deps all

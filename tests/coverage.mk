@@ -4,12 +4,12 @@
 #
 # Included by the top-level Makefile; uses its variables and variant_rules.
 
-COV_LINES    ?= 95
-COV_BRANCHES ?= 90
+COV_LINES    ?= 98
+COV_BRANCHES ?= 95
 COV_DIR      := $(BUILD)/cov
-# Integration tests that do not run the host CLI (QEMU images, the SDK
-# referee, the simulator alone) add nothing to components/ coverage.
-COV_SKIP     := test_target test_cdnsim test_sdk_conformance
+# Integration tests that do not run the host CLI (the QEMU images and their
+# recording, the simulator and its SDK referee) add nothing to components/.
+COV_SKIP     := test_target test_target_recording test_cdnsim test_cdnsim_referee
 
 CFLAGS_cov  := -std=c11 $(WARN) -O0 -g --coverage
 LDFLAGS_cov := --coverage
@@ -29,26 +29,20 @@ $(COV_DIR)/tools/%: $(COV_DIR)/obj/tests/tools/%.o $(COV_DIR)/libcdnagent.a
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_cov) -o $@ $^ $(HOST_LIBS)
 
-.PHONY: coverage coverage-report coverage-deps
-# gcovr from Debian, installed on first use like tools/deps.sh does.
-coverage-deps: deps
-	@command -v gcovr >/dev/null 2>&1 || { echo "coverage: installing gcovr"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcovr; }
+.PHONY: coverage coverage-report coverage-bins
+# Everything the instrumented pass runs (make test builds it too).
+coverage-bins: $(COV_HELPERS) $(COV_UNIT_BINS) $(COV_DIR)/cdnagent
 
-coverage: coverage-deps
-	$(MAKE) --no-print-directory npm-deps all $(COV_HELPERS) $(COV_UNIT_BINS) $(COV_DIR)/cdnagent
-	@find $(COV_DIR) -name '*.gcda' -delete
-	@$(PYTHON) tests/run_tests.py --build $(BUILD) --cdnagent $(COV_DIR)/cdnagent --helpers $(COV_DIR) \
-	    $(addprefix --skip ,$(COV_SKIP)) $(COV_UNIT_BINS)
-	@$(MAKE) --no-print-directory coverage-report
+# The instrumented pass alone: unit tests, then the integration tests with
+# the instrumented CLI, then the floor (make test runs the same pass after
+# its own, so CI holds the floor).
+coverage: deps
+	$(MAKE) --no-print-directory npm-deps all coverage-bins
+	@$(PYTHON) tests/run_tests.py --build $(BUILD) --cov-only --cov-dir $(COV_DIR) \
+	    --cov-floor $(COV_LINES),$(COV_BRANCHES) $(addprefix --cov-skip ,$(COV_SKIP)) \
+	    $(COV_UNIT_BINS)
 
-# The report alone (after a run): per file, then the uncovered lines, then the
-# floor check; COV_LINES / COV_BRANCHES set the floor.
-coverage-report: coverage-deps
-	@cd $(COV_DIR) && gcovr --root $(CURDIR) --object-directory obj/components \
-	    --filter '$(CURDIR)/components/' --exclude-unreachable-branches \
-	    --exclude-throw-branches --print-summary --txt $(CURDIR)/$(COV_DIR)/coverage.txt \
-	    --fail-under-line $(COV_LINES) \
-	    --fail-under-branch $(COV_BRANCHES) $(CURDIR)/$(COV_DIR)/obj/components \
-	    > $(CURDIR)/$(COV_DIR)/summary.txt; \
-	    rc=$$?; cat $(CURDIR)/$(COV_DIR)/summary.txt; exit $$rc
+# The report and floor alone, from the counts of the last run.
+coverage-report: deps
+	@$(PYTHON) tests/coverage_floor.py --cov-dir $(COV_DIR) --lines $(COV_LINES) \
+	    --branches $(COV_BRANCHES)

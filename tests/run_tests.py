@@ -11,6 +11,12 @@ Environment passed to integration tests:
   CDNAGENT_BUILD  the build directory (absolute)
   CDNAGENT        the host CLI binary (absolute)
   CDNAGENT_ROOT   the repository root (absolute)
+  CDNAGENT_HELPERS  the directory whose bench/ and tools/ hold the helper
+                  programs (BUILD/host, or the instrumented BUILD/cov)
+
+With --cov-dir the integration tests run a second time with the
+instrumented CLI and helpers, and a last job checks the coverage floor of
+components/ (tests/coverage_floor.py).
 """
 import argparse
 import os
@@ -80,6 +86,13 @@ def main():
                     "(default BUILD/cdnagent; make coverage passes an instrumented one)")
     ap.add_argument("--helpers", help="directory whose bench/ and tools/ hold the helper "
                     "programs the integration tests run (default BUILD/host)")
+    ap.add_argument("--cov-dir", help="an instrumented build (BUILD/cov): run the integration "
+                    "tests again with its CLI and helpers, then check the coverage floor")
+    ap.add_argument("--cov-skip", action="append", default=[],
+                    help="integration tests left out of the instrumented pass (repeatable)")
+    ap.add_argument("--cov-only", action="store_true",
+                    help="only the instrumented pass (make coverage)")
+    ap.add_argument("--cov-floor", default="98,95", help="LINES,BRANCHES percent (default 98,95)")
     ap.add_argument("unit", nargs="*", help="unit test binaries")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -98,20 +111,36 @@ def main():
     jobs = []
     for b in args.unit:
         variant = os.path.basename(os.path.dirname(os.path.dirname(b)))
-        jobs.append(("unit[%s] %s" % (variant, os.path.basename(b)), [os.path.abspath(b)], 300))
+        jobs.append(("unit[%s] %s" % (variant, os.path.basename(b)), [os.path.abspath(b)], 300,
+                     env))
     idir = os.path.join(ROOT, "tests", "integration")
-    for name in sorted(os.listdir(idir)) if os.path.isdir(idir) else []:
-        path = os.path.join(idir, name)
-        if name.startswith("test_") and os.access(path, os.X_OK) and os.path.isfile(path):
-            jobs.append(("integration " + name, [path], 900))
+    scripts = [n for n in sorted(os.listdir(idir)) if n.startswith("test_") and
+               os.access(os.path.join(idir, n), os.X_OK) and
+               os.path.isfile(os.path.join(idir, n))] if os.path.isdir(idir) else []
+    if not args.cov_only:
+        jobs += [("integration " + n, [os.path.join(idir, n)], 900, env) for n in scripts]
+    if args.cov_dir:
+        cov = os.path.abspath(args.cov_dir)
+        # Counts start from zero: only this run's tests make the figure.
+        for top, _, files in os.walk(cov):
+            for f in files:
+                if f.endswith(".gcda"):
+                    os.unlink(os.path.join(top, f))
+        cenv = dict(env, CDNAGENT=os.path.join(cov, "cdnagent"), CDNAGENT_HELPERS=cov)
+        jobs += [("integration[cov] " + n, [os.path.join(idir, n)], 900, cenv)
+                 for n in scripts if n not in args.cov_skip]
+        lines, branches = args.cov_floor.split(",")
+        jobs.append(("coverage floor of components/",
+                     [sys.executable, os.path.join(ROOT, "tests", "coverage_floor.py"),
+                      "--cov-dir", cov, "--lines", lines, "--branches", branches], 300, env))
 
     total_pass = total_fail = 0
-    for label, argv, timeout in jobs:
+    for label, argv, timeout, job_env in jobs:
         if args.only and args.only not in label:
             continue
         if any(s in label for s in args.skip):
             continue
-        p, f = run_one(label, argv, env, timeout)
+        p, f = run_one(label, argv, job_env, timeout)
         total_pass += p
         total_fail += f
     print("%d passed, %d failed" % (total_pass, total_fail))

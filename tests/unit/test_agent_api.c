@@ -2136,6 +2136,30 @@ static void test_regress_retry_unknown_header(void **state)
     /* The other name of a hash clash is not the header on record. */
     assert_int_equal(agent_header_set(&f->st, DOM, CLASH_A, "1", NULL), AGENT_OK);
     assert_int_equal(agent_retry(&f->st, DOM, CLASH_B, &n), AGENT_ERR_NOT_FOUND);
+    /* Finding out needs memory and a read: neither failure is "unknown". */
+    port_heap_fail_at(-1, false);
+    assert_int_equal(agent_retry(&f->st, DOM, "X-Nope", &n), AGENT_ERR_NOT_FOUND);
+    port_heap_fail_at((long)port_heap_allocs() - 1, false);
+    assert_int_equal(agent_retry(&f->st, DOM, "X-Nope", &n), AGENT_ERR_NOMEM);
+    port_heap_fail_at(-1, false);
+    uint64_t r0 = f->emu.reads;
+    assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_OK);
+    emu_flash_fault_arm(&f->emu, EMU_FAULT_READ_ERROR, f->emu.reads - r0 - 1, 0);
+    assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_ERR_STORE);
+    emu_flash_fault_clear(&f->emu);
+    put_raw(f, htarget(0, "X-A"), "junk", 4); /* a record that does not decode */
+    assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_ERR_CORRUPT);
+}
+
+/* A damaged endpoint record is damage, not "not provisioned". */
+static void test_regress_settings_damaged_endpoint(void **state)
+{
+    fx_t *f = *state;
+    agent_settings_t got;
+    settings_init(&g_set, false);
+    assert_int_equal(agent_settings_save(&f->st, &g_set, NULL), AGENT_OK);
+    assert_true(damage(f, g_set.endpoint, strlen(g_set.endpoint)) > 0);
+    assert_int_equal(agent_settings_load(&f->st, &got, NULL), AGENT_ERR_CORRUPT);
 }
 
 static void ignore_header(void *arg, const agent_header_view_t *v)
@@ -2206,6 +2230,7 @@ int main(void)
         T(test_regress_settings_read_error_is_not_unprovisioned),
         T(test_regress_secret_nomem_is_nomem),
         T(test_regress_retry_unknown_header),
+        T(test_regress_settings_damaged_endpoint),
         T(test_regress_visit_nomem),
     };
     return cmocka_run_group_tests_name("agent_api", tests, NULL, NULL);
