@@ -1,8 +1,9 @@
 /* Fuzz harness: the NOR key-value store (components/store) on an image
  * the fuzzer writes.
  *
- * Input: geometry (sector size 512..4096, 4..16 sectors, write size 1, 4
- * or 8), a two-byte image length, that many bytes of raw flash image (the
+ * Input: geometry (sector size 512..4096, 4..16 sectors, the top bit of
+ * that byte: with the RAM index; write size 1, 4 or 8), a two-byte image
+ * length, that many bytes of raw flash image (the
  * rest of the device stays erased), then a script. The store is mounted
  * without formatting; fsck, iterate and a get of every key seen run on
  * what the image holds; then the script drives puts, deletes, one or more
@@ -24,7 +25,11 @@
  *  - STORE_FULL changes nothing;
  *  - a key that read back a value keeps it until the script touches it
  *    (also across GC and remounts), and iterate lists a key with a known
- *    value once, with its length, and no key known to be absent.
+ *    value once, with its length, and no key known to be absent;
+ *  - the RAM index changes no answer: right after mount, the same image
+ *    mounted the other way (with the index when this run has none, and the
+ *    reverse) gives the same status and bytes for every get and lists the
+ *    same keys with the same lengths.
  * Keys whose state a failed operation left open (an I/O error) are not
  * checked until they are written again. */
 #include <stdarg.h>
@@ -73,6 +78,41 @@ static void trace(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* What iterate listed, as (key, length) pairs in a comparable order. */
+typedef struct {
+    uint8_t key[STORE_KEY_MAX];
+    size_t key_len, len;
+} listed_t;
+
+typedef struct {
+    listed_t items[64];
+    int n;
+    bool overflow;
+} listing_t;
+
+static bool list_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    listing_t *l = arg;
+    if (l->n == (int)(sizeof l->items / sizeof l->items[0])) {
+        l->overflow = true;
+        return false;
+    }
+    memcpy(l->items[l->n].key, key, key_len);
+    l->items[l->n].key_len = key_len;
+    l->items[l->n++].len = value_len;
+    return true;
+}
+
+static int listed_cmp(const void *a, const void *b)
+{
+    const listed_t *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    if (c != 0)
+        return c;
+    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
 }
 
 static void trace_report(const char *what, store_status_t rc, const store_mount_report_t *r)
@@ -333,13 +373,62 @@ static void do_txn(store_t *st, fuzz_in_t *in, uint32_t salt)
         free(ops[i].v);
 }
 
+/* The image mounted the other way (index on/off) answers exactly as st. */
+static void check_index_differential(store_t *st, const uint8_t *image, size_t dev_size,
+                                     uint32_t ss, uint32_t nsec, uint32_t ws, bool indexed)
+{
+    static listing_t mine, theirs;
+    static uint8_t other_buf[STORE_VALUE_MAX + 16];
+    emu_flash_t emu2;
+    store_t st2;
+    size_t work2_size = indexed ? STORE_WORK_SIZE(nsec) : STORE_WORK_SIZE_INDEXED(nsec, 64);
+    void *work2;
+    if (emu_flash_init(&emu2, ss, nsec, ws) != 0)
+        return;
+    memcpy(emu2.mem, image, dev_size);
+    work2 = malloc(work2_size);
+    if (work2 && store_mount(&st2, &emu2.dev, work2, work2_size, 0, NULL) == STORE_OK) {
+        for (int i = 0; i < nkeys; i++) {
+            size_t len1 = 0, len2 = 0;
+            store_status_t a = store_get(st, keys[i].key, keys[i].key_len, getbuf,
+                                         sizeof getbuf, &len1);
+            store_status_t b = store_get(&st2, keys[i].key, keys[i].key_len, other_buf,
+                                         sizeof other_buf, &len2);
+            FZ_CHECK(a == b && (a != STORE_OK || (len1 == len2 && memcmp(getbuf, other_buf,
+                                                                          len1) == 0)),
+                     "with and without the RAM index, get of key %d answers %s (%zu B) and %s "
+                     "(%zu B)", i, store_status_str(a), len1, store_status_str(b), len2);
+        }
+        memset(&mine, 0, sizeof mine);
+        memset(&theirs, 0, sizeof theirs);
+        store_status_t a = store_iterate(st, NULL, 0, list_cb, &mine);
+        store_status_t b = store_iterate(&st2, NULL, 0, list_cb, &theirs);
+        FZ_CHECK(a == b, "with and without the RAM index, iterate answers %s and %s",
+                 store_status_str(a), store_status_str(b));
+        if (a == STORE_OK && !mine.overflow && !theirs.overflow) {
+            qsort(mine.items, (size_t)mine.n, sizeof mine.items[0], listed_cmp);
+            qsort(theirs.items, (size_t)theirs.n, sizeof theirs.items[0], listed_cmp);
+            FZ_CHECK(mine.n == theirs.n, "with and without the RAM index, iterate lists %d "
+                     "and %d keys", mine.n, theirs.n);
+            for (int i = 0; i < mine.n && i < theirs.n; i++)
+                FZ_CHECK(listed_cmp(&mine.items[i], &theirs.items[i]) == 0 &&
+                             mine.items[i].len == theirs.items[i].len,
+                         "with and without the RAM index, iterate lists other keys or lengths");
+        }
+    }
+    free(work2);
+    emu_flash_free(&emu2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t write_sizes[3] = {1, 4, 8};
     static uint8_t snapshot[4096 * 16];
     fuzz_in_t in = {data, size};
     uint32_t ss = 512u << (fz_u8(&in) & 3);
-    uint32_t nsec = 4u + fz_u8(&in) % 13u;
+    uint8_t nsec_byte = fz_u8(&in);
+    uint32_t nsec = 4u + nsec_byte % 13u;
+    bool indexed = (nsec_byte & 0x80u) != 0;
     uint32_t ws = write_sizes[fz_u8(&in) % 3];
     size_t dev_size = (size_t)ss * nsec;
     emu_flash_t emu;
@@ -347,7 +436,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     store_mount_report_t rep;
 
     tracing = getenv("FUZZ_TRACE") != NULL;
-    trace("device %u x %u B, write size %u", nsec, ss, ws);
+    trace("device %u x %u B, write size %u%s", nsec, ss, ws, indexed ? ", RAM index" : "");
     if (emu_flash_init(&emu, ss, nsec, ws) != 0)
         return 0;
     const uint8_t *img;
@@ -355,7 +444,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (img_len > dev_size)
         img_len = dev_size;
     memcpy(emu.mem, img, img_len);
-    size_t work_size = STORE_WORK_SIZE(nsec);
+    /* 64 entries: more than the keys a script reaches (an image may hold
+     * more: the index then switches off, which must change no answer). */
+    size_t work_size = indexed ? STORE_WORK_SIZE_INDEXED(nsec, 64) : STORE_WORK_SIZE(nsec);
     void *work = malloc(work_size);
     if (!work) {
         emu_flash_free(&emu);
@@ -409,6 +500,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(memcmp(snapshot, emu.mem, dev_size) == 0 && emu.ops == 0,
              "mount/fsck/iterate/get changed the image (%llu programs/erases)",
              (unsigned long long)emu.ops);
+    where = "index differential";
+    check_index_differential(&st, snapshot, dev_size, ss, nsec, ws, indexed);
 
     for (uint32_t step = 0; step < MAX_OPS && in.left; step++) {
         switch (fz_u8(&in) % 8) {

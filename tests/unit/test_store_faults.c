@@ -81,6 +81,7 @@
  * because the image parser below must read the image the way the store
  * wrote it. */
 static uint32_t g_nsec = 7, g_w = 4, g_align = 4;
+static uint32_t g_index_keys; /* 0: mounted without the RAM index */
 #define HOT_UPDATES 26
 #define VAL_CAP 1024u
 #define MAXC (HOT_UPDATES + 16) /* legal states of a key: old + every failed write since */
@@ -734,7 +735,7 @@ static void run_init(run_t *r)
     assert_int_equal(emu_flash_init(&r->emu, SECTOR_SIZE, g_nsec, g_w), 0);
     own(r->emu.mem);
     own(r->emu.erase_counts);
-    r->work_size = STORE_WORK_SIZE(g_nsec);
+    r->work_size = STORE_WORK_SIZE_INDEXED(g_nsec, g_index_keys);
     r->work = own(malloc(r->work_size));
     r->dev = r->emu.dev;
     r->dev.read = w_read;
@@ -905,8 +906,9 @@ static void sig_add(const run_t *r)
     g_sigs[g_nsigs++].count = 1;
 }
 
-static void run_campaign(uint32_t w, uint32_t nsec)
+static void run_campaign(uint32_t w, uint32_t nsec, uint32_t index_keys)
 {
+    g_index_keys = index_keys;
     g_w = w;
     g_align = w < 4 ? 4 : w;
     g_nsec = nsec;
@@ -953,10 +955,11 @@ static void run_campaign(uint32_t w, uint32_t nsec)
     /* Formats newlib-nano prints too: no %llu, %zu or %f. Every operation
      * gets the two kinds of its class (reads: error, flip; programs: clean,
      * partial; erases: clean, partial), hence "x 2 kinds". */
-    printf("# fault campaign: %lu injection points x 2 kinds walked, %lu lies "
+    printf("# fault campaign%s: %lu injection points x 2 kinds walked, %lu lies "
            "(write_size=%lu, %lux%u B; %lu reads + %lu programs + %lu erases, every one hit "
            "by each kind of its class: %lu runs; %lu faults never reached; %lu ms)\n",
-           (unsigned long)(nreads + nprog + nerase), (unsigned long)lies, (unsigned long)w,
+           index_keys ? " (RAM index)" : "", (unsigned long)(nreads + nprog + nerase),
+           (unsigned long)lies, (unsigned long)w,
            (unsigned long)nsec, SECTOR_SIZE, (unsigned long)nreads, (unsigned long)nprog,
            (unsigned long)nerase, (unsigned long)runs, (unsigned long)unfired,
            (unsigned long)(port_monotonic_ms() - t0));
@@ -981,7 +984,15 @@ static void run_campaign(uint32_t w, uint32_t nsec)
 static void test_fault_campaign_w4(void **state)
 {
     (void)state;
-    run_campaign(4, 7);
+    run_campaign(4, 7, 0);
+}
+
+/* The same walk with the RAM index on: a read that fails or flips inside an
+ * index lookup or update must not make the index lie either. */
+static void test_fault_campaign_w4_index(void **state)
+{
+    (void)state;
+    run_campaign(4, 7, 32);
 }
 
 /* 16-byte program granularity (flash with per-word ECC): padding, sealing
@@ -989,7 +1000,7 @@ static void test_fault_campaign_w4(void **state)
 static void test_fault_campaign_w16(void **state)
 {
     (void)state;
-    run_campaign(16, 8);
+    run_campaign(16, 8, 64);
 }
 
 /* ------------------------------------------------ lie reproductions --
@@ -1393,6 +1404,7 @@ int main(void)
         cmocka_unit_test_teardown(test_emu_fault_hooks, teardown_owned),
         cmocka_unit_test_teardown(test_fault_campaign_w4, teardown_owned),
         cmocka_unit_test_teardown(test_fault_campaign_w16, teardown_owned),
+        cmocka_unit_test_teardown(test_fault_campaign_w4_index, teardown_owned),
         /* reproductions of the lies found: each FAILS until store.c is fixed */
         cmocka_unit_test_teardown(test_lie_gc_read_error_loses_live_record, teardown_owned),
         cmocka_unit_test_teardown(test_lie_gc_read_flip_loses_live_record, teardown_owned),

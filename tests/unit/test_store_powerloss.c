@@ -641,7 +641,9 @@ static const char *reput_check(rig_t *g, const op_t *op, rng_t *r, char *why, si
     return NULL;
 }
 
-static void run_campaign(unsigned w, uint64_t seed)
+/* index_keys: 0 mounts without the RAM index; otherwise the work buffer
+ * holds that many entries and the index must stay on to the end. */
+static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
 {
     rig_t g;
     snap_t pre, post;
@@ -667,7 +669,7 @@ static void run_campaign(unsigned w, uint64_t seed)
     g.t->dev.erase = t_erase;
     g.t->dev.ctx = g.t;
     g.t->emu = &g.emu;
-    g.work_size = STORE_WORK_SIZE(SECTOR_COUNT);
+    g.work_size = STORE_WORK_SIZE_INDEXED(SECTOR_COUNT, index_keys);
     g.work = own(malloc(g.work_size));
     pre.mem = own(malloc(g.dev_bytes));
     post.mem = own(malloc(g.dev_bytes));
@@ -857,9 +859,12 @@ static void run_campaign(unsigned w, uint64_t seed)
         fail_msg("w=%u final state: %s", w, why);
 
     /* Formats that newlib-nano (the Cortex-M build) prints too: no %llu, %zu or %f. */
-    printf("# powerloss: write_size=%u cut points=%lu, rot-after-GC-cut checks=%lu "
+    store_stats_t end_stats;
+    assert_int_equal(store_stats(&g.st, &end_stats, NULL, 0), STORE_OK);
+    assert_int_equal(end_stats.index_on, index_keys > 0);
+    printf("# powerloss: write_size=%u%s cut points=%lu, rot-after-GC-cut checks=%lu "
            "(sectors=%ux%u ops=%d txns=%lu chunked_puts=%lu full=%lu erases=%lu, %lu ms)\n",
-           w, (unsigned long)cut_points, (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE,
+           w, index_keys ? " (RAM index)" : "", (unsigned long)cut_points, (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE,
            WORKLOAD_OPS,
            (unsigned long)txns, (unsigned long)chunked, (unsigned long)fulls,
            (unsigned long)erases_total, (unsigned long)(port_monotonic_ms() - t0));
@@ -886,28 +891,28 @@ static void run_campaign(unsigned w, uint64_t seed)
 static void test_powerloss_w1(void **state)
 {
     (void)state;
-    run_campaign(1, 0x1001);
+    run_campaign(1, 0x1001, 0);
 }
 
 #if !defined(CDNAGENT_TARGET)
 static void test_powerloss_w4(void **state)
 {
     (void)state;
-    run_campaign(4, 0x4004);
+    run_campaign(4, 0x4004, 2u * NSLOTS);
 }
 #endif
 
 static void test_powerloss_w8(void **state)
 {
     (void)state;
-    run_campaign(8, 0x8008);
+    run_campaign(8, 0x8008, 0);
 }
 
 #if !defined(CDNAGENT_TARGET)
 static void test_powerloss_w16(void **state)
 {
     (void)state;
-    run_campaign(16, 0x1616);
+    run_campaign(16, 0x1616, 2u * NSLOTS);
 }
 #endif
 

@@ -13,6 +13,11 @@
  * Memory: the store never allocates. The caller hands store_mount() a work
  * buffer of at least STORE_WORK_SIZE(dev->sector_count) bytes that must live as long as the
  * store is mounted; it holds the sector table and one scratch sector-chunk.
+ * A larger buffer, STORE_WORK_SIZE_INDEXED(sector_count, keys), also holds
+ * a RAM index of STORE_INDEX_ENTRY_SIZE bytes a key, built in the mount
+ * pass: gets, deletes and the live-key walk then find a record without
+ * scanning the flash. Without it (a device that cannot spare the RAM) every
+ * lookup scans record headers, as it always did; answers are the same.
  *
  * Not thread-safe: one caller at a time per store_t.
  */
@@ -40,6 +45,13 @@ extern "C" {
 #define STORE_SCRATCH_SIZE 512u
 #define STORE_WORK_SIZE(sector_count) \
     ((size_t)(sector_count) * STORE_SECTOR_ENTRY_SIZE + STORE_SCRATCH_SIZE)
+/* The RAM index: one entry per key on flash (live keys, plus deleted keys
+ * whose tombstone GC has not dropped yet: size it with room to spare). An
+ * index that overflows is switched off until the next mount (lookups scan);
+ * store_stats says whether it is on. */
+#define STORE_INDEX_ENTRY_SIZE 8u
+#define STORE_WORK_SIZE_INDEXED(sector_count, keys) \
+    (STORE_WORK_SIZE(sector_count) + (size_t)(keys) * STORE_INDEX_ENTRY_SIZE)
 
 typedef enum {
     STORE_OK = 0,
@@ -84,6 +96,14 @@ typedef struct store {
     uint8_t read_failed;    /* a flash read failed since the call began: the
                                scan may have missed records, so get and iterate
                                answer STORE_ERR_IO, never "not found" */
+    uint8_t idx_state;      /* RAM index: none, on, or lost (rebuilt on the next call) */
+    uint8_t op_n;           /* op_addr entries of the put or transaction being written */
+    uint32_t idx_cap;       /* entries the work buffer holds (0: no index) */
+    uint32_t idx_n;         /* entries in use */
+    uint32_t idx_rebuilds;  /* times a lost index was rebuilt since mount */
+    uint32_t last_append;   /* flash address of the record head_append wrote last */
+    uint32_t op_addr[STORE_TXN_OPS_MAX]; /* first record of each op being written: the
+                                            index learns them when they commit */
 } store_t;
 
 /* Mount flags. */
@@ -121,8 +141,9 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
 /* Read the value of key into buf (capacity cap). *len receives the value
  * length (also when STORE_ERR_TOO_BIG is returned, so the caller can size a
  * buffer). STORE_ERR_CORRUPT when the newest committed version is damaged:
- * an older version is never returned in its place. Cost: two or three
- * passes over the record headers (no RAM index; see FORMAT.md). */
+ * an older version is never returned in its place. Cost: with the RAM
+ * index, a binary search and a read of the record; without it, two or
+ * three passes over the record headers. */
 store_status_t store_get(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
                          size_t *len);
 
@@ -160,6 +181,12 @@ typedef struct {
     uint32_t live_records;
     uint32_t erase_min;    /* smallest per-sector erase count */
     uint32_t erase_max;    /* largest per-sector erase count */
+    uint32_t index_keys;   /* keys in the RAM index, when it is on */
+    uint32_t index_capacity; /* 0: mounted without an index */
+    bool index_on;         /* false: no index, or it overflowed (lookups scan) */
+    uint32_t index_rebuilds; /* since mount: times the index met something it could
+                                not follow (a failed read, a damaged record GC
+                                dropped) and was rebuilt from flash */
 } store_stats_t;
 
 /* Totals; if erase_counts is non-NULL it receives one count per sector

@@ -17,8 +17,9 @@
  *    copy and its original are interchangeable and an interrupted GC is
  *    harmless; before erasing the victim a GC_DONE marker names it, so a torn
  *    erase can never bring back records the GC dropped.
- *  - No RAM index: lookups scan record headers. The caller's work buffer
- *    holds 16 bytes a sector plus a 512-byte scratch buffer, nothing else.
+ *  - Lookups scan record headers, unless the caller's work buffer has room
+ *    past its 16 bytes a sector and 512-byte scratch: that room holds a
+ *    RAM index (8 bytes a key) rebuilt at mount and kept exact by writes.
  */
 #include "store.h"
 
@@ -243,6 +244,7 @@ typedef struct {
     uint32_t sec;
     uint32_t off;
     uint32_t skip_sec; /* sector to leave out, or UINT32_MAX */
+    uint32_t last_sec; /* the last sector to walk */
 } scan_t;
 
 static void scan_init(scan_t *it, uint32_t skip_sec)
@@ -250,13 +252,14 @@ static void scan_init(scan_t *it, uint32_t skip_sec)
     it->sec = 0;
     it->off = 0;
     it->skip_sec = skip_sec;
+    it->last_sec = UINT32_MAX;
 }
 
 static bool sec_readable(const sec_t *s) { return s->state == S_VALID && !s->obsolete; }
 
 static bool scan_next(store_t *st, scan_t *it, uint32_t *addr, rec_t *r)
 {
-    while (it->sec < st->dev->sector_count) {
+    while (it->sec < st->dev->sector_count && it->sec <= it->last_sec) {
         sec_t s = sec_get(st, it->sec);
         if (!sec_readable(&s) || it->sec == it->skip_sec) {
             it->sec++;
@@ -316,7 +319,8 @@ static bool txn_committed(store_t *st, uint32_t txn)
 
 typedef struct {
     bool found;
-    rec_t rec; /* header of one record of the winning (txn, op) */
+    rec_t rec;     /* header of one record of the winning (txn, op) */
+    uint32_t addr; /* where that record is */
 } winner_t;
 
 /* The committed version of key with the highest (txn, op); the open
@@ -329,7 +333,7 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
     w->found = false;
     for (;;) {
         scan_t it;
-        uint32_t a;
+        uint32_t a, best_addr = 0;
         rec_t r, best = {0};
         bool have = false;
         scan_init(&it, UINT32_MAX);
@@ -338,8 +342,10 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
                 continue;
             if (!key_matches(st, a, &r, key, key_len, hash))
                 continue;
-            if (!have || r.txn > best.txn || (r.txn == best.txn && r.op > best.op)) {
+            if (!have || r.txn > best.txn || (r.txn == best.txn && r.op > best.op) ||
+                (r.txn == best.txn && r.op == best.op && best.chunk_idx != 0 && r.chunk_idx == 0)) {
                 best = r;
+                best_addr = a;
                 have = true;
             }
         }
@@ -348,10 +354,354 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
         if ((best.flags & F_SELF) || txn_committed(st, best.txn)) {
             w->found = true;
             w->rec = best;
+            w->addr = best_addr;
             return;
         }
         bound = best.txn;
     }
+}
+
+/* ------------------------------------------------------------- index -- */
+
+/* The optional RAM index: one 8-byte entry per key, its CRC-32 (the
+ * records' key_hash) and the flash address of a record of its current
+ * version (chunk 0 when that has a valid header), sorted by hash. Deleted
+ * keys have no entry, so "absent from the index" answers "not found"
+ * without a scan: the index must be exact, and every write keeps it so. It
+ * is rebuilt from flash at every mount (FORMAT.md does not change), and
+ * whenever something it cannot follow happens (an entry that does not name
+ * a valid record, a GC dropping a record it names), it is marked lost and
+ * rebuilt at the start of the next call; until then lookups scan. */
+
+enum { IDX_NONE = 0, IDX_ON, IDX_LOST, IDX_FULL };
+/* Low bits of an address (records are 4-aligned), used while building. */
+#define IDX_PENDING 0x1u /* the candidate's transaction is not known to be committed */
+#define IDX_TOMB 0x2u    /* the candidate is a tombstone */
+#define IDX_FLAGS 0x3u
+#define IDX_DROP UINT32_MAX
+
+static uint8_t *idx_at(const store_t *st, uint32_t i)
+{
+    return st->work + (size_t)st->dev->sector_count * STORE_SECTOR_ENTRY_SIZE +
+           (size_t)i * STORE_INDEX_ENTRY_SIZE;
+}
+static uint32_t idx_key(const store_t *st, uint32_t i) { return get32(idx_at(st, i)); }
+static uint32_t idx_addr(const store_t *st, uint32_t i) { return get32(idx_at(st, i) + 4); }
+static void idx_put(store_t *st, uint32_t i, uint32_t key, uint32_t addr)
+{
+    put32(idx_at(st, i), key);
+    put32(idx_at(st, i) + 4, addr);
+}
+
+static void idx_lose(store_t *st)
+{
+    if (st->idx_state == IDX_ON)
+        st->idx_state = IDX_LOST;
+}
+
+/* First entry in [lo, hi) whose sort key is >= key. */
+static uint32_t idx_lower(const store_t *st, uint32_t lo, uint32_t hi, uint32_t key)
+{
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2u;
+        if (idx_key(st, mid) < key)
+            lo = mid + 1u;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Does the entry's address hold a DATA record of key? 1 yes (r is its
+ * header), 0 another key, -1 no answer: no valid record there (the index
+ * is wrong) or a read failed (a failed read must never pass for "another
+ * key": a write would then add a second entry for the key). */
+static int idx_entry_is(store_t *st, uint32_t addr, const void *key, size_t key_len,
+                        uint32_t hash, rec_t *r)
+{
+    uint32_t a = addr & ~IDX_FLAGS, sec = a / st->dev->sector_size;
+    uint8_t failed_before = st->read_failed;
+    int m = -1;
+    st->read_failed = 0;
+    if (sec < st->dev->sector_count &&
+        rec_read_hdr(st, a, sec_base(st, sec) + st->dev->sector_size, r) && r->type == T_DATA)
+        m = key_matches(st, a, r, key, key_len, hash) ? 1 : 0;
+    if (st->read_failed)
+        m = -1;
+    st->read_failed |= failed_before;
+    return m;
+}
+
+/* Find key among the first idx_n entries. 1: *pos is its entry and r the
+ * record it names; 0: absent, *pos is where it belongs; -1: no answer. */
+static int idx_find(store_t *st, const void *key, size_t key_len, uint32_t hash, uint32_t *pos,
+                    rec_t *r)
+{
+    uint32_t i = idx_lower(st, 0, st->idx_n, hash);
+    for (; i < st->idx_n && idx_key(st, i) == hash; i++) {
+        int m = idx_entry_is(st, idx_addr(st, i), key, key_len, hash, r);
+        if (m != 0) {
+            *pos = i;
+            return m;
+        }
+    }
+    *pos = i;
+    return 0;
+}
+
+static bool idx_insert(store_t *st, uint32_t pos, uint32_t key, uint32_t addr)
+{
+    if (st->idx_n >= st->idx_cap)
+        return false;
+    memmove(idx_at(st, pos + 1u), idx_at(st, pos),
+            (size_t)(st->idx_n - pos) * STORE_INDEX_ENTRY_SIZE);
+    idx_put(st, pos, key, addr);
+    st->idx_n++;
+    return true;
+}
+
+static void idx_remove(store_t *st, uint32_t pos)
+{
+    memmove(idx_at(st, pos), idx_at(st, pos + 1u),
+            (size_t)(st->idx_n - pos - 1u) * STORE_INDEX_ENTRY_SIZE);
+    st->idx_n--;
+}
+
+/* A write of key committed: its current version starts at addr, or it was
+ * deleted. An index that cannot follow is lost (rebuilt next call). */
+static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr, bool tomb)
+{
+    uint32_t hash = crc32_update(0, key, key_len), pos;
+    rec_t cur;
+    if (st->idx_state != IDX_ON)
+        return;
+    int f = idx_find(st, key, key_len, hash, &pos, &cur);
+    if (f < 0)
+        idx_lose(st);
+    else if (tomb && f == 1)
+        idx_remove(st, pos);
+    else if (!tomb && f == 1)
+        idx_put(st, pos, hash, addr);
+    else if (!tomb && !idx_insert(st, pos, hash, addr))
+        st->idx_state = IDX_FULL;
+}
+
+/* The same for a transaction's op, known only by its first record. */
+static void idx_note_at(store_t *st, uint32_t addr)
+{
+    uint8_t key[STORE_KEY_MAX];
+    uint32_t sec = addr / st->dev->sector_size;
+    rec_t r;
+    if (st->idx_state != IDX_ON)
+        return;
+    if (sec >= st->dev->sector_count ||
+        !rec_read_hdr(st, addr, sec_base(st, sec) + st->dev->sector_size, &r) ||
+        r.type != T_DATA || flash_read(st, addr + REC_HDR, key, r.key_len) != STORE_OK ||
+        crc32_update(0, key, r.key_len) != r.key_hash) {
+        idx_lose(st);
+        return;
+    }
+    idx_note(st, key, r.key_len, addr, (r.flags & F_TOMB) != 0);
+}
+
+/* GC moved a record from src to dst (or found it already copied there). */
+static void idx_moved(store_t *st, const rec_t *r, uint32_t src, uint32_t dst)
+{
+    for (unsigned i = 0; i < st->op_n; i++)
+        if (st->op_addr[i] == src)
+            st->op_addr[i] = dst;
+    if (st->idx_state != IDX_ON || r->type != T_DATA)
+        return;
+    for (uint32_t i = idx_lower(st, 0, st->idx_n, r->key_hash);
+         i < st->idx_n && idx_key(st, i) == r->key_hash; i++)
+        if (idx_addr(st, i) == src)
+            idx_put(st, i, r->key_hash, dst);
+}
+
+/* Before GC erases victim: an entry still naming a record there (one the
+ * GC dropped, a damaged current version) has no answer any more. */
+static void idx_check_victim(store_t *st, uint32_t victim)
+{
+    for (uint32_t i = 0; st->idx_state == IDX_ON && i < st->idx_n; i++)
+        if (idx_addr(st, i) / st->dev->sector_size == victim)
+            idx_lose(st);
+}
+
+/* Heapsort of entries [lo, hi) by (key, addr): in place, no recursion. */
+static bool idx_less(const store_t *st, uint32_t i, uint32_t j)
+{
+    uint32_t a = idx_key(st, i), b = idx_key(st, j);
+    return a < b || (a == b && idx_addr(st, i) < idx_addr(st, j));
+}
+
+static void idx_swap(store_t *st, uint32_t i, uint32_t j)
+{
+    uint32_t k = idx_key(st, i), a = idx_addr(st, i);
+    idx_put(st, i, idx_key(st, j), idx_addr(st, j));
+    idx_put(st, j, k, a);
+}
+
+static void idx_sift(store_t *st, uint32_t lo, uint32_t root, uint32_t n)
+{
+    for (;;) {
+        uint32_t child = 2u * root + 1u, top = root;
+        if (child < n && idx_less(st, lo + top, lo + child))
+            top = child;
+        if (child + 1u < n && idx_less(st, lo + top, lo + child + 1u))
+            top = child + 1u;
+        if (top == root)
+            return;
+        idx_swap(st, lo + root, lo + top);
+        root = top;
+    }
+}
+
+static void idx_sort(store_t *st, uint32_t lo, uint32_t hi)
+{
+    uint32_t n = hi - lo;
+    for (uint32_t i = n / 2u; i-- > 0;)
+        idx_sift(st, lo, i, n);
+    for (uint32_t end = n; end > 1u; end--) {
+        idx_swap(st, lo, lo + end - 1u);
+        idx_sift(st, lo, 0, end - 1u);
+    }
+}
+
+/* Build, pass 1: for every key on flash, the record of its newest version
+ * (committed or not: pass 2 decides), with its flags in the low bits. */
+static bool idx_collect(store_t *st)
+{
+    uint8_t key[STORE_KEY_MAX];
+    scan_t it;
+    uint32_t a, pos;
+    rec_t r, cur;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r)) {
+        if (r.type != T_DATA)
+            continue;
+        if (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK)
+            return false;
+        /* A key that does not hash to its header's key_hash is matched by
+         * no lookup (key_matches): read once more, then leave it out. */
+        if (crc32_update(0, key, r.key_len) != r.key_hash &&
+            (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
+             crc32_update(0, key, r.key_len) != r.key_hash))
+            continue;
+        uint32_t tag = a | ((r.flags & F_SELF) ? 0u : IDX_PENDING) |
+                       ((r.flags & F_TOMB) ? IDX_TOMB : 0u);
+        int f = idx_find(st, key, r.key_len, r.key_hash, &pos, &cur);
+        if (f < 0)
+            return false;
+        if (f == 0) {
+            if (!idx_insert(st, pos, r.key_hash, tag))
+                return false;
+        } else if (r.txn > cur.txn || (r.txn == cur.txn && r.op > cur.op) ||
+                   (r.txn == cur.txn && r.op == cur.op && cur.chunk_idx != 0 && r.chunk_idx == 0)) {
+            idx_put(st, pos, r.key_hash, tag);
+        }
+    }
+    return true;
+}
+
+/* Pass 2 for entries [p, n) whose transaction is unknown: keyed by that
+ * transaction id, sorted, then one scan of the COMMIT records settles
+ * them. A newest version that never committed hides the key's real
+ * current version, which a lookup of the old kind finds (rare: a
+ * transaction cut by power or aborted). Entries end keyed by hash again. */
+static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
+{
+    scan_t it;
+    uint32_t a;
+    rec_t r;
+    for (uint32_t i = p; i < n; i++) {
+        uint32_t at = idx_addr(st, i) & ~IDX_FLAGS;
+        if (!rec_read_hdr(st, at, sec_base(st, at / st->dev->sector_size) + st->dev->sector_size,
+                          &r))
+            return false;
+        idx_put(st, i, r.txn, idx_addr(st, i));
+    }
+    idx_sort(st, p, n);
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r)) {
+        if (r.type != T_COMMIT || !rec_crc_ok(st, a, &r))
+            continue;
+        for (uint32_t i = idx_lower(st, p, n, r.txn); i < n && idx_key(st, i) == r.txn; i++)
+            idx_put(st, i, r.txn, idx_addr(st, i) & ~IDX_PENDING);
+    }
+    for (uint32_t i = p; i < n; i++) {
+        uint8_t key[STORE_KEY_MAX];
+        uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
+        if (!rec_read_hdr(st, at, sec_base(st, at / st->dev->sector_size) + st->dev->sector_size,
+                          &r) ||
+            flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
+            return false;
+        if (tag & IDX_PENDING) {
+            winner_t w;
+            find_winner(st, key, r.key_len, &w);
+            tag = !w.found ? IDX_DROP : w.addr | ((w.rec.flags & F_TOMB) ? IDX_TOMB : 0u);
+        }
+        idx_put(st, i, r.key_hash, tag);
+    }
+    return true;
+}
+
+/* Build the index from flash: collect, settle, drop deleted keys, sort. */
+static void idx_build(store_t *st)
+{
+    uint32_t p, i = 0, kept = 0;
+    st->idx_n = 0;
+    st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE;
+    if (st->idx_cap == 0)
+        return;
+    if (!idx_collect(st)) {
+        st->idx_state = st->read_failed ? IDX_LOST : IDX_FULL;
+        return;
+    }
+    p = st->idx_n;
+    while (i < p) {
+        if (idx_addr(st, i) & IDX_PENDING)
+            idx_swap(st, i, --p);
+        else
+            i++;
+    }
+    if (p < st->idx_n && !idx_settle(st, p, st->idx_n)) {
+        st->idx_state = IDX_LOST;
+        return;
+    }
+    for (i = 0; i < st->idx_n; i++) {
+        uint32_t tag = idx_addr(st, i);
+        if (tag != IDX_DROP && !(tag & IDX_TOMB))
+            idx_put(st, kept++, idx_key(st, i), tag & ~IDX_FLAGS);
+    }
+    st->idx_n = kept;
+    idx_sort(st, 0, kept);
+    if (st->read_failed)
+        st->idx_state = IDX_LOST; /* a lookup in the build may have missed a record */
+}
+
+/* At the start of a call: an index lost since is built again. */
+static void idx_refresh(store_t *st)
+{
+    if (st->idx_state == IDX_LOST && st->txn_id == 0) {
+        st->idx_rebuilds++;
+        idx_build(st);
+    }
+}
+
+/* The current version of key: the index's answer when it has one. */
+static void find_current(store_t *st, const void *key, size_t key_len, winner_t *w)
+{
+    if (st->idx_state == IDX_ON) {
+        uint32_t pos;
+        int f = idx_find(st, key, key_len, crc32_update(0, key, key_len), &pos, &w->rec);
+        if (f >= 0) {
+            w->found = f == 1;
+            w->addr = w->found ? idx_addr(st, pos) : 0;
+            return;
+        }
+        idx_lose(st);
+    }
+    find_winner(st, key, key_len, w);
 }
 
 /* ---------------------------------------------------------- writing -- */
@@ -559,6 +909,7 @@ static store_status_t head_append(store_t *st, const src_t *s)
             store_status_t rc = src_program(st, s, base + st->tail_at);
             if (rc != STORE_OK)
                 return torn_at(st, st->tail_at, s->len, rc);
+            st->last_append = base + st->tail_at;
             st->tail_at += s->len;
             if (st->tail_at >= st->tail_end) {
                 st->head_offset = st->tail_at;
@@ -579,6 +930,7 @@ static store_status_t head_append(store_t *st, const src_t *s)
         store_status_t rc = src_program(st, s, base + st->head_offset);
         if (rc != STORE_OK)
             return torn_at(st, st->head_offset, s->len, rc);
+        st->last_append = base + st->head_offset;
         st->head_offset += s->len;
     }
 done:;
@@ -589,18 +941,28 @@ done:;
     return STORE_OK;
 }
 
-static bool copy_exists_elsewhere(store_t *st, uint32_t victim, const rec_t *r)
+/* A verified copy of r outside the victim. GC copies only ever go to the
+ * head (an interrupted GC resumes into the head it began with: see
+ * prepare_writes and rotate), so only the head is searched: one sector, not
+ * the store. A copy somewhere else would only be copied once more. */
+static bool copy_exists_elsewhere(store_t *st, uint32_t victim, const rec_t *r, uint32_t *at)
 {
     scan_t it;
     uint32_t a;
     rec_t o;
+    if (st->head_sector == victim)
+        return false;
     scan_init(&it, victim);
+    it.sec = st->head_sector;
+    it.last_sec = st->head_sector;
     while (scan_next(st, &it, &a, &o)) {
         if (o.type != r->type || o.txn != r->txn || o.crc != r->crc || o.op != r->op ||
             o.chunk_idx != r->chunk_idx || o.key_hash != r->key_hash)
             continue;
-        if (rec_crc_ok(st, a, &o))
+        if (rec_crc_ok(st, a, &o)) {
+            *at = a;
             return true;
+        }
     }
     return false;
 }
@@ -633,8 +995,12 @@ static bool data_live(store_t *st, uint32_t victim, uint32_t addr, const rec_t *
         st->read_failed = 1;
         return false;
     }
+    /* A tombstone is never in the index (deleted keys have no entry). */
     winner_t w;
-    find_winner(st, key, r->key_len, &w);
+    if (r->flags & F_TOMB)
+        find_winner(st, key, r->key_len, &w);
+    else
+        find_current(st, key, r->key_len, &w);
     if (!w.found || w.rec.txn != r->txn || w.rec.op != r->op)
         return false;
     if (r->flags & F_TOMB) /* a delete matters only while something older exists */
@@ -687,11 +1053,14 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
         }
         uint32_t len = rec_len(st, &r);
         bool keep = false;
+        uint32_t copy;
         if ((r.type == T_DATA || r.type == T_COMMIT) && rec_crc_ok(st, base + off, &r)) {
             keep = r.type == T_DATA ? data_live(st, victim, base + off, &r)
                                     : commit_live(st, victim, &r);
-            if (keep && copy_exists_elsewhere(st, victim, &r))
+            if (keep && copy_exists_elsewhere(st, victim, &r, &copy)) {
                 keep = false; /* already copied before a power cut */
+                idx_moved(st, &r, base + off, copy);
+            }
         }
         if (keep) {
             if (st->head_offset + len > sec_usable_end(st, true) &&
@@ -699,10 +1068,11 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
                 return gc_failed(st, STORE_ERR_IO); /* only tails wasted by faults */
             src_t s = {.hdr = NULL, .flash_addr = base + off, .len = len};
             store_status_t rc = head_append(st, &s);
-            if (rc == STORE_OK && !copy_exists_elsewhere(st, victim, &r))
+            if (rc == STORE_OK && !copy_exists_elsewhere(st, victim, &r, &copy))
                 rc = STORE_ERR_IO; /* the copy does not read back: keep the original */
             if (rc != STORE_OK)
                 return gc_failed(st, rc);
+            idx_moved(st, &r, base + off, st->last_append);
         }
         off += len;
     }
@@ -715,6 +1085,7 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
     store_status_t rc = head_append(st, &s);
     if (rc != STORE_OK)
         return gc_failed(st, rc);
+    idx_check_victim(st, victim);
     v.obsolete = 1;
     sec_put(st, victim, &v);
     return erase_sector(st, victim);
@@ -888,6 +1259,12 @@ static store_status_t write_op(store_t *st, uint32_t txn, uint8_t op, bool self,
         rc = append_record(st, &r, key, value ? (const uint8_t *)value + off : NULL);
         if (rc != STORE_OK)
             return rc;
+        if (idx == 0 && op < STORE_TXN_OPS_MAX) {
+            /* GC may move it before the op commits: idx_moved follows it */
+            st->op_addr[op] = st->last_append;
+            if (st->op_n <= op)
+                st->op_n = (uint8_t)(op + 1u);
+        }
         off += n;
         idx++;
     } while (off < (tomb ? 0 : value_len));
@@ -933,6 +1310,9 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
     uint32_t room = sec_usable_end(st, false) - st->hdr_size - st->del_reserve;
     uint32_t chunk = room - REC_HDR - STORE_KEY_MAX - (st->align - 1u);
     st->chunk_max = chunk > STORE_VALUE_MAX ? STORE_VALUE_MAX : chunk;
+    /* What is past the sector table and the scratch is the RAM index. */
+    size_t spare = (work_size - STORE_WORK_SIZE(dev->sector_count)) / STORE_INDEX_ENTRY_SIZE;
+    st->idx_cap = spare > UINT32_MAX / 2u ? UINT32_MAX / 2u : (uint32_t)spare;
     memset(work, 0, work_size);
     return STORE_OK;
 }
@@ -1046,6 +1426,7 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
     st->head_offset = st->hdr_size;
     st->next_seq = 1;
     st->prepared = 1; /* nothing to repair */
+    st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE; /* empty and exact */
     st->mounted = 1;
     return STORE_OK;
 }
@@ -1278,6 +1659,9 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         return STORE_ERR_IO;
     if (recorded > dev->sector_count)
         rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
+    idx_build(st);
+    if (st->read_failed)
+        return STORE_ERR_IO;
     st->mounted = 1;
     if (report && (flags & STORE_MOUNT_COUNT_LIVE)) {
         store_iterate(st, NULL, 0, iter_count_cb, &rep.records_live);
@@ -1360,12 +1744,20 @@ static store_status_t get_value(store_t *st, const void *key, size_t key_len, vo
     if (!len || (cap && !buf))
         return STORE_ERR_ARG;
     winner_t w;
-    find_winner(st, key, key_len, &w);
+    idx_refresh(st);
+    find_current(st, key, key_len, &w);
     if (!w.found || (w.rec.flags & F_TOMB))
         return STORE_NOT_FOUND;
     *len = w.rec.value_len;
     if (w.rec.value_len > cap)
         return STORE_ERR_TOO_BIG;
+    if (w.rec.chunk_idx == 0 && w.rec.chunk_len == w.rec.value_len) {
+        /* One record holds it all: read it where the lookup found it. A
+         * damaged one may have an intact GC copy: the scan below finds it. */
+        rc = read_chunk_checked(st, w.addr, &w.rec, key, buf);
+        if (rc != STORE_ERR_CORRUPT)
+            return rc;
+    }
     /* Chunks are identified by index; the value is complete when indices
      * 0..last are all present and their lengths add up to value_len. */
     uint64_t have[4] = {0, 0, 0, 0}; /* one bit per chunk index (u8) */
@@ -1430,11 +1822,16 @@ store_status_t store_put(store_t *st, const void *key, size_t key_len, const voi
     if (rc != STORE_OK)
         return rc;
     bool multi = false;
+    idx_refresh(st);
+    st->op_n = 0;
     st->txn_id = txn; /* GC must keep the chunks already written */
     rc = write_op(st, txn, 0, true, key, key_len, value, value_len, false, &multi);
     if (rc == STORE_OK && multi)
         rc = write_marker(st, T_COMMIT, txn, 1);
     st->txn_id = 0;
+    if (rc == STORE_OK)
+        idx_note(st, key, key_len, st->op_addr[0], false);
+    st->op_n = 0;
     return rc;
 }
 
@@ -1448,7 +1845,8 @@ store_status_t store_delete(store_t *st, const void *key, size_t key_len)
     winner_t w;
     uint32_t txn;
     st->read_failed = 0;
-    find_winner(st, key, key_len, &w);
+    idx_refresh(st);
+    find_current(st, key, key_len, &w);
     if (st->read_failed)
         return STORE_ERR_IO; /* a copy the lookup could not read may exist */
     if (!w.found || (w.rec.flags & F_TOMB))
@@ -1456,7 +1854,12 @@ store_status_t store_delete(store_t *st, const void *key, size_t key_len)
     rc = take_txn(st, &txn);
     if (rc != STORE_OK)
         return rc;
-    return write_op(st, txn, 0, true, key, key_len, NULL, 0, true, NULL);
+    st->op_n = 0;
+    rc = write_op(st, txn, 0, true, key, key_len, NULL, 0, true, NULL);
+    if (rc == STORE_OK)
+        idx_note(st, key, key_len, 0, true);
+    st->op_n = 0;
+    return rc;
 }
 
 store_status_t store_txn_begin(store_t *st)
@@ -1465,11 +1868,13 @@ store_status_t store_txn_begin(store_t *st)
         return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
     if (st->txn_id != 0)
         return STORE_ERR_TXN;
+    idx_refresh(st);
     store_status_t rc = take_txn(st, &st->txn_id);
     if (rc != STORE_OK)
         return rc;
     st->txn_ops = 0;
     st->txn_failed = 0;
+    st->op_n = 0;
     return STORE_OK;
 }
 
@@ -1516,7 +1921,11 @@ store_status_t store_txn_commit(store_t *st)
     if (st->txn_ops > 0)
         rc = write_marker(st, T_COMMIT, st->txn_id, st->txn_ops);
     st->txn_id = 0;
+    /* Ops land in order: a key written twice ends with its last op. */
+    for (uint32_t i = 0; rc == STORE_OK && i < st->txn_ops; i++)
+        idx_note_at(st, st->op_addr[i]);
     st->txn_ops = 0;
+    st->op_n = 0;
     return rc;
 }
 
@@ -1531,6 +1940,7 @@ store_status_t store_txn_abort(store_t *st)
     st->txn_id = 0;
     st->txn_ops = 0;
     st->txn_failed = 0;
+    st->op_n = 0;
     /* Only so mount does not report a deliberate abort as a power cut; the
      * members are garbage either way. No room for the marker is fine; a
      * flash failure is still reported. */
@@ -1557,6 +1967,35 @@ static bool first_copy(store_t *st, uint32_t addr, const rec_t *r)
     return true;
 }
 
+/* The live-key walk over the index: one header and key read a key. */
+static store_status_t iterate_indexed(store_t *st, const void *prefix, size_t prefix_len,
+                                      store_iter_fn fn, void *arg)
+{
+    uint8_t key[STORE_KEY_MAX];
+    rec_t r;
+    for (uint32_t i = 0; i < st->idx_n; i++) {
+        uint32_t a = idx_addr(st, i), sec = a / st->dev->sector_size;
+        /* The key is checked against its hash (read again once) so that a
+         * flipped read never lists a key nobody wrote. */
+        if (!rec_read_hdr(st, a, sec_base(st, sec) + st->dev->sector_size, &r) ||
+            r.type != T_DATA || flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
+            (crc32_update(0, key, r.key_len) != r.key_hash &&
+             (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
+              crc32_update(0, key, r.key_len) != r.key_hash))) {
+            idx_lose(st); /* no answer from this entry: rebuilt next call */
+            return STORE_ERR_IO;
+        }
+        /* Without a chunk 0 the value has no start: not listed (get
+         * answers CORRUPT), as the scan does. */
+        if (r.chunk_idx != 0 || r.key_len < prefix_len ||
+            (prefix_len && memcmp(key, prefix, prefix_len) != 0))
+            continue;
+        if (!fn(arg, key, r.key_len, r.value_len))
+            break;
+    }
+    return st->read_failed ? STORE_ERR_IO : STORE_OK;
+}
+
 store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len, store_iter_fn fn,
                              void *arg)
 {
@@ -1564,6 +2003,10 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
         return STORE_ERR_ARG;
     if (!st->mounted)
         return STORE_ERR_NOT_MOUNTED;
+    st->read_failed = 0;
+    idx_refresh(st);
+    if (st->idx_state == IDX_ON)
+        return iterate_indexed(st, prefix, prefix_len, fn, arg);
     scan_t it;
     uint32_t a;
     rec_t r;
@@ -1604,6 +2047,11 @@ store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_co
     if (!st->mounted)
         return STORE_ERR_NOT_MOUNTED;
     memset(stats, 0, sizeof *stats);
+    idx_refresh(st);
+    stats->index_capacity = st->idx_cap;
+    stats->index_on = st->idx_state == IDX_ON;
+    stats->index_keys = stats->index_on ? st->idx_n : 0;
+    stats->index_rebuilds = st->idx_rebuilds;
     uint32_t n = st->dev->sector_count;
     stats->erase_min = UINT32_MAX;
     uint32_t free_sectors = 0;
