@@ -32,11 +32,14 @@ const app_blob_t *app_blob(const char *name);
  * the Linux image the host tools write and is not used on the device. */
 #define APP_FLASH_MAX (64u * 1024u)
 #define APP_SECTORS_MAX 32u
+/* Keys the store's RAM index holds (8 bytes each): lookups without a scan
+ * for up to this many keys; past it the store scans, as without an index. */
+#define APP_INDEX_KEYS 256u
 
 typedef struct {
     port_flash_t flash;
     store_t store;
-    uint8_t work[STORE_WORK_SIZE(APP_SECTORS_MAX)];
+    uint8_t work[STORE_WORK_SIZE_INDEXED(APP_SECTORS_MAX, APP_INDEX_KEYS)];
     agent_settings_t settings;
     char *ca_pem;
     char host[AGENT_ENDPOINT_MAX + 1];

@@ -131,7 +131,11 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
         fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
         return -1;
     }
-    size_t work_size = STORE_WORK_SIZE(f->dev.sector_count);
+    /* With the store's RAM index for as many keys as the image can hold
+     * records (every record takes at least CLI_RECORD_MIN bytes), so it
+     * never overflows: 64 KB of RAM for the default 256 KB image. */
+    size_t keys = (size_t)f->dev.sector_count * f->dev.sector_size / CLI_RECORD_MIN;
+    size_t work_size = STORE_WORK_SIZE_INDEXED(f->dev.sector_count, keys);
     f->work_size = work_size;
     f->work = malloc(work_size);
     if (!f->work) {

@@ -14,6 +14,9 @@
 #define CLI_FLASH_SECTOR_SIZE 4096u
 #define CLI_FLASH_SECTOR_COUNT 64u
 #define CLI_FLASH_WRITE_SIZE 8u
+/* The smallest record the store writes (28-byte header and a 1-byte key,
+ * aligned): the image's bytes over this bound the keys the index needs. */
+#define CLI_RECORD_MIN 32u
 
 typedef struct {
     port_flash_t dev;
