@@ -408,6 +408,27 @@ static void check_index_differential(store_t *st, const uint8_t *image, size_t d
         if (a == STORE_OK && !mine.overflow && !theirs.overflow) {
             qsort(mine.items, (size_t)mine.n, sizeof mine.items[0], listed_cmp);
             qsort(theirs.items, (size_t)theirs.n, sizeof theirs.items[0], listed_cmp);
+            /* every key either lists reads the same from both */
+            for (int side = 0; side < 2; side++) {
+                const listing_t *l = side == 0 ? &mine : &theirs;
+                for (int i = 0; i < l->n; i++) {
+                    size_t len1 = 0, len2 = 0;
+                    const listed_t *it = &l->items[i];
+                    store_status_t g1 = store_get(st, it->key, it->key_len, getbuf,
+                                                  sizeof getbuf, &len1);
+                    store_status_t g2 = store_get(&st2, it->key, it->key_len, other_buf,
+                                                  sizeof other_buf, &len2);
+                    trace("walk %s the index lists %.*s (%zu B): get %s / %s",
+                          (side == 0) == indexed ? "with" : "without", (int)it->key_len,
+                          (const char *)it->key, it->len, store_status_str(g1),
+                          store_status_str(g2));
+                    FZ_CHECK(g1 == g2 && (g1 != STORE_OK || (len1 == len2 &&
+                                                             memcmp(getbuf, other_buf,
+                                                                    len1) == 0)),
+                             "with and without the RAM index, get of a listed key answers "
+                             "%s and %s", store_status_str(g1), store_status_str(g2));
+                }
+            }
             FZ_CHECK(mine.n == theirs.n, "with and without the RAM index, iterate lists %d "
                      "and %d keys", mine.n, theirs.n);
             for (int i = 0; i < mine.n && i < theirs.n; i++)

@@ -1951,7 +1951,8 @@ store_status_t store_txn_abort(store_t *st)
 
 /* First occurrence in scan order of the record identity at addr? Copies
  * made by an interrupted GC must not be reported twice. */
-static bool first_copy(store_t *st, uint32_t addr, const rec_t *r)
+static bool first_copy(store_t *st, uint32_t addr, const rec_t *r, const void *key,
+                       size_t key_len)
 {
     scan_t it;
     uint32_t a;
@@ -1960,8 +1961,14 @@ static bool first_copy(store_t *st, uint32_t addr, const rec_t *r)
     while (scan_next(st, &it, &a, &o)) {
         if (a == addr)
             return true;
-        if (o.type == r->type && o.txn == r->txn && o.op == r->op && o.chunk_idx == r->chunk_idx &&
-            o.crc == r->crc)
+        if (o.type != r->type || o.txn != r->txn || o.op != r->op ||
+            o.chunk_idx != r->chunk_idx || o.crc != r->crc)
+            continue;
+        /* An earlier copy counts only if it is what the caller counts: a
+         * copy of the key (the walk lists keys), or an intact record (the
+         * stats count bytes). A copy whose key bytes rotted is neither, and
+         * must not hide the good copy after it. */
+        if (key ? key_matches(st, a, &o, key, key_len, r->key_hash) : rec_crc_ok(st, a, &o))
             return false;
     }
     return true;
@@ -2026,7 +2033,8 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
             continue;
         winner_t w;
         find_winner(st, key, r.key_len, &w);
-        bool first = w.found && w.rec.txn == r.txn && w.rec.op == r.op && first_copy(st, a, &r);
+        bool first = w.found && w.rec.txn == r.txn && w.rec.op == r.op &&
+                     first_copy(st, a, &r, key, r.key_len);
         if (st->read_failed)
             return STORE_ERR_IO;
         if (!first)
@@ -2073,11 +2081,12 @@ store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_co
     while (scan_next(st, &it, &a, &r)) {
         uint32_t len = rec_len(st, &r);
         bool live = false;
-        if (r.type == T_DATA && rec_crc_ok(st, a, &r) && first_copy(st, a, &r)) {
+        if (r.type == T_DATA && rec_crc_ok(st, a, &r) && first_copy(st, a, &r, NULL, 0)) {
             live = data_live(st, UINT32_MAX, a, &r);
             if (live && r.chunk_idx == 0 && !(r.flags & F_TOMB))
                 stats->live_records++;
-        } else if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) && first_copy(st, a, &r)) {
+        } else if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) &&
+                   first_copy(st, a, &r, NULL, 0)) {
             live = commit_live(st, UINT32_MAX, &r);
         }
         if (live)
