@@ -46,3 +46,7 @@ coverage: deps
 coverage-report: deps
 	@$(PYTHON) tests/coverage_floor.py --cov-dir $(COV_DIR) --lines $(COV_LINES) \
 	    --branches $(COV_BRANCHES)
+
+# Header dependencies of the instrumented objects (the top-level Makefile
+# reads those of its own variants only): a changed header rebuilds them.
+-include $(shell find $(COV_DIR)/obj -name '*.d' -type f 2>/dev/null)

@@ -36,31 +36,12 @@
 #include "port_posix.h"
 #include "queue.h"
 #include "store.h"
+#include "test_pki.h"
 #include "vault.h"
 
-#define DOM "cdn.example.com"
-#define NOW_UTC 1795964400 /* 2026-11-29T15:00:00Z: inside the test certificate's validity */
+#define DOM TEST_PKI_DOMAIN
+#define NOW_UTC TEST_PKI_NOW_UTC
 
-/* A self-signed P-256 certificate for cdn.example.com, 2026-11-29 to 2046
- * (the one test_agent_poll.c uses). */
-static const char CERT_PEM[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBpTCCAUugAwIBAgIUSWierc4+5ZWp4FsayXvfL4pRuNUwCgYIKoZIzj0EAwIw\n"
-    "GjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMB4XDTI2MTEyOTE0NTQwN1oXDTQ2\n"
-    "MTEyNDE0NTQwN1owGjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMFkwEwYHKoZI\n"
-    "zj0CAQYIKoZIzj0DAQcDQgAE/QWB7X970J6dSmP7DzSaWrc+Ph0h1kq2x0hZwPS3\n"
-    "Z3T2EDSkotKpfFNWwz3/Cx6HSYijxx12uF96R7Tq2C7nfKNvMG0wHQYDVR0OBBYE\n"
-    "FCH1RCDVVPtpKD7oUtowZzubCz4+MB8GA1UdIwQYMBaAFCH1RCDVVPtpKD7oUtow\n"
-    "ZzubCz4+MA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYIPY2RuLmV4YW1wbGUu\n"
-    "Y29tMAoGCCqGSM49BAMCA0gAMEUCIQCFfy6RwxXzUWqOSIlbz+xb/f3d9trQgFRX\n"
-    "o/r7qHSmyQIgYkNON82leu3IHMic72Lgej2kfqdyc1TXjS12B5zLpN4=\n"
-    "-----END CERTIFICATE-----\n";
-static const char KEY_PEM[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7rAC6ZUcHl6AuEs+\n"
-    "L4yj1DsvHdWVV9aEG52vVpdau3mhRANCAAT9BYHtf3vQnp1KY/sPNJpatz4+HSHW\n"
-    "SrbHSFnA9LdndPYQNKSi0ql8U1bDPf8LHodJiKPHHXa4X3pHtOrYLud8\n"
-    "-----END PRIVATE KEY-----\n";
 
 /* Two header names whose lower-cased FNV-1a hashes are equal (0x0114b4e3):
  * they would share one record key, so the second is refused. */
@@ -548,26 +529,26 @@ static void test_edit_refusals(void **state)
     long_key[CDNAPI_MAX_KEY_LEN] = 0; /* 64 bytes: a name, just not a known one */
     assert_int_equal(agent_header_rm(&f->st, DOM, long_key), AGENT_ERR_NOT_FOUND);
 
-    assert_int_equal(agent_cert_set(NULL, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(NULL, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_ARG);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", NULL, KEY_PEM, NOW_UTC, &res), AGENT_ERR_ARG);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, NULL, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", NULL, TEST_KEY_PEM, NOW_UTC, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, NULL, NOW_UTC, &res),
                      AGENT_ERR_ARG);
-    assert_int_equal(agent_cert_set(&f->st, NULL, "n", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, NULL, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_INVALID);
     assert_string_equal(res.code, "InvalidDomainName.Malformed");
-    assert_int_equal(agent_cert_set(&f->st, "", "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL),
+    assert_int_equal(agent_cert_set(&f->st, "", "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_INVALID);
     /* a chain over 12 KB, a key over 16 KB: refused before any parsing */
     char *big = malloc(STORE_VALUE_MAX + 2);
     assert_non_null(big);
     memset(big, 'A', STORE_VALUE_MAX + 1);
     big[CDNAPI_MAX_PEM_LEN + 1] = 0;
-    agent_status_t r1 = agent_cert_set(&f->st, DOM, "n", big, KEY_PEM, NOW_UTC, &res);
+    agent_status_t r1 = agent_cert_set(&f->st, DOM, "n", big, TEST_KEY_PEM, NOW_UTC, &res);
     bool r1_code = strcmp(res.code, "Certificate.TooLarge") == 0;
     big[CDNAPI_MAX_PEM_LEN + 1] = 'A';
     big[STORE_VALUE_MAX + 1] = 0;
-    agent_status_t r2 = agent_cert_set(&f->st, DOM, "n", CERT_PEM, big, NOW_UTC, &res);
+    agent_status_t r2 = agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, big, NOW_UTC, &res);
     bool r2_code = strcmp(res.code, "Certificate.TooLarge") == 0;
     free(big);
     assert_int_equal(r1, AGENT_ERR_INVALID);
@@ -577,11 +558,11 @@ static void test_edit_refusals(void **state)
     char long_name[AGENT_CERT_NAME_MAX + 2];
     memset(long_name, 'n', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = 0;
-    assert_int_equal(agent_cert_set(&f->st, DOM, long_name, CERT_PEM, KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, DOM, long_name, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_INVALID);
     assert_string_equal(res.code, "InvalidCertName.Malformed");
     /* a certificate for another domain: the service's code, locally */
-    assert_int_equal(agent_cert_set(&f->st, "other.example.com", "n", CERT_PEM, KEY_PEM, NOW_UTC,
+    assert_int_equal(agent_cert_set(&f->st, "other.example.com", "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
                                     &res),
                      AGENT_ERR_INVALID);
     assert_string_not_equal(res.code, "");
@@ -830,7 +811,7 @@ static void test_domain_slots(void **state)
     assert_int_equal(agent_header_set(&f->st, "full.example.com", "X-A", "1", NULL),
                      AGENT_ERR_LIMIT);
     assert_int_equal(agent_cert_off(&f->st, "full.example.com"), AGENT_ERR_LIMIT);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_LIMIT);
     assert_true(digest(f) == d);
     key = (char *)"untouched"; /* a NULL domain is no domain, however many there are */
@@ -894,7 +875,7 @@ static void test_edits_inside_open_txn(void **state)
     assert_int_equal(store_txn_begin(&f->st), STORE_OK);
     assert_int_equal(agent_header_set(&f->st, DOM, "X-B", "1", NULL), AGENT_ERR_STORE);
     assert_int_equal(agent_header_rm(&f->st, DOM, "X-A"), AGENT_ERR_STORE);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_STORE);
     assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE);
     assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE);
@@ -931,7 +912,7 @@ static void test_edits_full_store(void **state)
     assert_int_equal(agent_header_set(&f->st, "new.example.com", "X-A", "1", NULL),
                      AGENT_ERR_STORE);
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "2", NULL), AGENT_ERR_STORE);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_STORE);
     assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE);
     assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE);
@@ -969,7 +950,7 @@ static void edit_base(fx_t *f)
 {
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
     put_hrec(f, 0, "X-Del", HF_DESIRED | HF_DELIVERED, "v", "1234", "v");
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", CERT_PEM, KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
     settings_init(&g_set, true);
     assert_int_equal(agent_settings_save(&f->st, &g_set, NULL), AGENT_OK);
 }
@@ -997,7 +978,7 @@ static agent_status_t op_rm_pending(fx_t *f, campaign_t *c)
 static agent_status_t op_cert_set(fx_t *f, campaign_t *c)
 {
     (void)c;
-    return agent_cert_set(&f->st, DOM, "v2", CERT_PEM, KEY_PEM, NOW_UTC, NULL);
+    return agent_cert_set(&f->st, DOM, "v2", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL);
 }
 static agent_status_t op_cert_off(fx_t *f, campaign_t *c)
 {
@@ -1048,14 +1029,14 @@ static void test_cert_records_and_key(void **state)
     fx_t *f = *state;
     char *key = NULL;
     cdnapi_result_t res;
-    assert_int_equal(agent_cert_set(&f->st, DOM, NULL, CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     assert_int_equal(visit(f, DOM), AGENT_OK);
     assert_int_equal(g_seen.nc, 1);
     const cview_t *c = seen_c(DOM);
     assert_true(c->desired_on && c->desired_present && !c->delivered_present && c->queued);
     assert_string_equal(c->desired_name, "");
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_OK);
-    assert_string_equal(key, KEY_PEM);
+    assert_string_equal(key, TEST_KEY_PEM);
     agent_free_secret(key, strlen(key));
     /* the private key is sealed: its PEM is nowhere on the flash */
     assert_null(find_bytes(f, "MIGHAgEAMBMGByqGSM49", 20));
@@ -1076,18 +1057,18 @@ static void test_cert_records_and_key(void **state)
     /* no device key: the certificate cannot be sealed, nothing is written */
     uint64_t d = digest(f);
     port_posix_set_device_key_path(NULL);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v2", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v2", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_NO_KEY);
     /* a key file others can read protects nothing: refused */
     port_posix_set_device_key_path(f->key1);
     assert_int_equal(chmod(f->key1, 0644), 0);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v2", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v2", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_SECRET);
     assert_int_equal(chmod(f->key1, 0600), 0);
     assert_true(digest(f) == d);
 
     /* a key sealed under another device key, or tampered with, does not open */
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v3", CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     port_posix_set_device_key_path(f->key2);
     key = (char *)"x";
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_ERR_SECRET);
@@ -1135,7 +1116,7 @@ static agent_status_t op_cert_key(fx_t *f, campaign_t *c)
     (void)c;
     agent_status_t ar = agent_cert_key(&f->st, DOM, &key);
     if (ar == AGENT_OK) {
-        assert_string_equal(key, KEY_PEM);
+        assert_string_equal(key, TEST_KEY_PEM);
         agent_free_secret(key, strlen(key));
     } else {
         assert_null(key);
@@ -1820,7 +1801,7 @@ static void sealed_base(fx_t *f)
 {
     settings_init(&g_set, true);
     assert_int_equal(agent_settings_save(&f->st, &g_set, CA), AGENT_OK);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", CERT_PEM, KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
     put_raw(f, "K05", "plain", 5);
     put_raw(f, "K06", "", 0);
     put_raw(f, "K00x", "ignored", 7);
@@ -1839,7 +1820,7 @@ static void test_sealed_visit_and_check(void **state)
     r = sealed_find("Gsts");
     assert_true(r && r->id == 1 && r->len == strlen(g_set.security_token) + VAULT_OVERHEAD);
     r = sealed_find("K00");
-    assert_true(r && r->id == 1 && r->len == strlen(KEY_PEM) + VAULT_OVERHEAD);
+    assert_true(r && r->id == 1 && r->len == strlen(TEST_KEY_PEM) + VAULT_OVERHEAD);
     r = sealed_find("K05");
     assert_true(r && r->id == UINT32_MAX && r->len == 5);
     r = sealed_find("K06");
@@ -1914,7 +1895,7 @@ static void assert_all_open_under(fx_t *f, const char *path, const char *other)
     assert_same_settings(&s, &g_set);
     agent_settings_wipe(&s);
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_OK);
-    assert_string_equal(key, KEY_PEM);
+    assert_string_equal(key, TEST_KEY_PEM);
     agent_free_secret(key, strlen(key));
     port_posix_set_device_key_path(other);
     assert_int_equal(agent_check_sealed(&f->st, "Gaks"), AGENT_ERR_SECRET);
@@ -2108,11 +2089,11 @@ static void test_regress_secret_nomem_is_nomem(void **state)
     port_heap_fail_at(-1, false);
     before = digest(f);
     port_heap_fail_at(1, false);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL),
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_NOMEM);
     port_heap_fail_at(-1, false);
     assert_true(digest(f) == before); /* nothing landed */
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
     port_heap_fail_at(1, false);
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_ERR_NOMEM);
     port_heap_fail_at(-1, false);
@@ -2182,7 +2163,7 @@ static void test_regress_visit_nomem(void **state)
     agent_visitor_t v = {ignore_header, ignore_cert, NULL};
     unsigned long n, i;
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", CERT_PEM, KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
     port_heap_fail_at(-1, false);
     assert_int_equal(agent_visit(&f->st, NULL, &v), AGENT_OK);
     n = port_heap_allocs();

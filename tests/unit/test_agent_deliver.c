@@ -45,29 +45,11 @@
 #include "port_posix.h"
 #include "queue.h"
 #include "store.h"
+#include "test_pki.h"
 
-#define DOM "cdn.example.com"
-#define NOW_UTC 1795964400 /* 2026-11-29T15:00:00Z: inside the test certificate's validity */
+#define DOM TEST_PKI_DOMAIN
+#define NOW_UTC TEST_PKI_NOW_UTC
 
-/* A self-signed P-256 certificate for cdn.example.com, 2026-11-29 to 2046. */
-static const char CERT_PEM[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBpTCCAUugAwIBAgIUSWierc4+5ZWp4FsayXvfL4pRuNUwCgYIKoZIzj0EAwIw\n"
-    "GjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMB4XDTI2MTEyOTE0NTQwN1oXDTQ2\n"
-    "MTEyNDE0NTQwN1owGjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMFkwEwYHKoZI\n"
-    "zj0CAQYIKoZIzj0DAQcDQgAE/QWB7X970J6dSmP7DzSaWrc+Ph0h1kq2x0hZwPS3\n"
-    "Z3T2EDSkotKpfFNWwz3/Cx6HSYijxx12uF96R7Tq2C7nfKNvMG0wHQYDVR0OBBYE\n"
-    "FCH1RCDVVPtpKD7oUtowZzubCz4+MB8GA1UdIwQYMBaAFCH1RCDVVPtpKD7oUtow\n"
-    "ZzubCz4+MA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYIPY2RuLmV4YW1wbGUu\n"
-    "Y29tMAoGCCqGSM49BAMCA0gAMEUCIQCFfy6RwxXzUWqOSIlbz+xb/f3d9trQgFRX\n"
-    "o/r7qHSmyQIgYkNON82leu3IHMic72Lgej2kfqdyc1TXjS12B5zLpN4=\n"
-    "-----END CERTIFICATE-----\n";
-static const char KEY_PEM[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7rAC6ZUcHl6AuEs+\n"
-    "L4yj1DsvHdWVV9aEG52vVpdau3mhRANCAAT9BYHtf3vQnp1KY/sPNJpatz4+HSHW\n"
-    "SrbHSFnA9LdndPYQNKSi0ql8U1bDPf8LHodJiKPHHXa4X3pHtOrYLud8\n"
-    "-----END PRIVATE KEY-----\n";
 
 #define BATCH "BatchSetCdnDomainConfig"
 #define DESCRIBE "DescribeCdnDomainConfigs"
@@ -2034,7 +2016,7 @@ static void test_cert_without_name(void **state)
     fx_t f;
     device_key_new(1);
     fx_begin(&f);
-    assert_int_equal(agent_cert_set(&f.st, DOM, NULL, CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     settle(&f, 20);
     assert_string_equal(cdn_log(), SETCERT);
     assert_true(cdn.cert_on);
@@ -2042,7 +2024,7 @@ static void test_cert_without_name(void **state)
     cview_t v = cview(&f);
     assert_true(v.delivered_on && !v.queued);
     assert_string_equal(v.delivered_name, "");
-    sha256_hex(CERT_PEM, want);
+    sha256_hex(TEST_CERT_PEM, want);
     assert_string_equal(v.sha, want);
     const ev_t *e = last_ev(&f);
     assert_int_equal(e->kind, AGENT_EV_DELIVERED);
@@ -2065,7 +2047,7 @@ static void test_cert_key_not_opened(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                          AGENT_OK);
         set_header(&f, "X-A", "v1");
         if (i == 0)
@@ -2104,7 +2086,7 @@ static void test_cert_records_damaged(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                          AGENT_OK);
         if (i == 0)
             assert_int_equal(store_delete(&f.st, "K00", 3), STORE_OK); /* the key is gone */
@@ -2120,7 +2102,7 @@ static void test_cert_records_damaged(void **state)
         queue_entry_t q;
         assert_int_equal(queue_get(&f.st, "C00", &q), STORE_OK);
         assert_int_equal(q.state, QUEUE_FAILED);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                          AGENT_OK);
         settle(&f, 20);
         assert_true(cview(&f).delivered_on);
@@ -2140,7 +2122,7 @@ static void test_cert_writes_refused(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", CERT_PEM, KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                          AGENT_OK);
         g_txn_lock = at_apply ? -1 : 1;
         f.on_lock = open_txn_at_lock;
@@ -2415,7 +2397,7 @@ static void cert_prepare(fx_t *f)
 {
     cdnapi_result_t res;
     device_key_new(1);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "c1", CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     set_header(f, "X-A", "v1");
 }
 

@@ -22,32 +22,14 @@
 #include "port.h"
 #include "queue.h"
 #include "store.h"
+#include "test_pki.h"
 #ifndef CDNAGENT_TARGET
 #include "port_posix.h"
 #endif
 
-#define DOM "cdn.example.com"
-#define NOW_UTC 1795964400 /* 2026-11-29T15:00:00Z: inside the test certificate's validity */
+#define DOM TEST_PKI_DOMAIN
+#define NOW_UTC TEST_PKI_NOW_UTC
 
-/* A self-signed P-256 certificate for cdn.example.com, 2026-11-29 to 2046. */
-static const char CERT_PEM[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBpTCCAUugAwIBAgIUSWierc4+5ZWp4FsayXvfL4pRuNUwCgYIKoZIzj0EAwIw\n"
-    "GjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMB4XDTI2MTEyOTE0NTQwN1oXDTQ2\n"
-    "MTEyNDE0NTQwN1owGjEYMBYGA1UEAwwPY2RuLmV4YW1wbGUuY29tMFkwEwYHKoZI\n"
-    "zj0CAQYIKoZIzj0DAQcDQgAE/QWB7X970J6dSmP7DzSaWrc+Ph0h1kq2x0hZwPS3\n"
-    "Z3T2EDSkotKpfFNWwz3/Cx6HSYijxx12uF96R7Tq2C7nfKNvMG0wHQYDVR0OBBYE\n"
-    "FCH1RCDVVPtpKD7oUtowZzubCz4+MB8GA1UdIwQYMBaAFCH1RCDVVPtpKD7oUtow\n"
-    "ZzubCz4+MA8GA1UdEwEB/wQFMAMBAf8wGgYDVR0RBBMwEYIPY2RuLmV4YW1wbGUu\n"
-    "Y29tMAoGCCqGSM49BAMCA0gAMEUCIQCFfy6RwxXzUWqOSIlbz+xb/f3d9trQgFRX\n"
-    "o/r7qHSmyQIgYkNON82leu3IHMic72Lgej2kfqdyc1TXjS12B5zLpN4=\n"
-    "-----END CERTIFICATE-----\n";
-static const char KEY_PEM[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7rAC6ZUcHl6AuEs+\n"
-    "L4yj1DsvHdWVV9aEG52vVpdau3mhRANCAAT9BYHtf3vQnp1KY/sPNJpatz4+HSHW\n"
-    "SrbHSFnA9LdndPYQNKSi0ql8U1bDPf8LHodJiKPHHXa4X3pHtOrYLud8\n"
-    "-----END PRIVATE KEY-----\n";
 
 /* ------------------------------------------------------ the service -- */
 
@@ -790,7 +772,7 @@ static void test_certificate(void **state)
     cdnapi_result_t res;
     device_key();
     fx_begin(&f, script, 3);
-    assert_int_equal(agent_cert_set(&f.st, DOM, "v1", CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     fx_settle(&f, 20);
     cview_t v = cert_view(&f);
     assert_true(v.found && v.delivered_on && !v.queued);
@@ -798,7 +780,7 @@ static void test_certificate(void **state)
     fx_settle(&f, 20);
     v = cert_view(&f);
     assert_true(!v.delivered_on && !v.queued);
-    assert_int_equal(agent_cert_set(&f.st, DOM, "v3", CERT_PEM, KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
     fx_settle(&f, 20);
     v = cert_view(&f);
     assert_true(v.queued);
