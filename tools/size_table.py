@@ -249,6 +249,7 @@ def main():
               " reserved RAM %d B + %d B + %d B = %d B"
               % (ocert[0][1] if ocert else 0, owhole["arena"], owhole["arena"], ostack, static,
                  owhole["arena"] + ostack + static))
+    index_line()
     objdir = args.objdir or os.path.join(os.path.dirname(args.map), "obj")
     frames = top_frames(objdir)
     if frames:
@@ -256,6 +257,29 @@ def main():
         print("Largest stack frames (-fstack-usage): " + ", ".join(
             "%s %d B" % (fn, sz) for sz, fn, _ in frames))
     return 0
+
+
+def header_define(path, name):
+    """The integer value of `#define name N` in a header, or None."""
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"#define\s+%s\s+(\d+)u?\b" % name, line)
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def index_line():
+    """The store's RAM index: its cost a key, for 256 keys, and what the image holds."""
+    entry = header_define(os.path.join(ROOT, "components", "store", "include", "store.h"),
+                          "STORE_INDEX_ENTRY_SIZE")
+    keys = header_define(os.path.join(ROOT, "firmware", "cortex-m", "app.h"), "APP_INDEX_KEYS")
+    if entry is None or keys is None:
+        return
+    print()
+    print("Store RAM index: %d B a key, %d B for 256 keys; this image holds %d keys (%d B,"
+          " in the app's static RAM above); past them the store scans." % (
+              entry, 256 * entry, keys, keys * entry))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,11 @@ const app_blob_t *app_blob(const char *name);
 #define APP_FLASH_MAX (64u * 1024u)
 #define APP_SECTORS_MAX 32u
 /* Keys the store's RAM index holds (8 bytes each): lookups without a scan
- * for up to this many keys; past it the store scans, as without an index. */
-#define APP_INDEX_KEYS 256u
+ * for up to this many keys; past it the store scans, as without an index.
+ * 64 covers the built-in manifest's records several times over and keeps the
+ * certificate push within its 48 KB of RAM; a gateway with hundreds of
+ * rules gives it more (256 keys: 2 KB). */
+#define APP_INDEX_KEYS 64u
 
 typedef struct {
     port_flash_t flash;
