@@ -153,6 +153,7 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
         cli_flash_close(f);
         return -1;
     }
+    f->current = 1;
     return 0;
 }
 
@@ -163,10 +164,20 @@ int cli_flash_lock(cli_flash_t *f)
             return -1;
         f->locked = 1;
     }
-    /* Another process may have written: read the image and the store afresh. */
-    if (!f->is_mtd && port_flash_file_reload(&f->dev) != PORT_OK)
+    /* Another process may have written: read the image afresh. When no byte
+     * changed since this process held the lock, the store mounted in RAM
+     * is still exact and the remount (every record read, the index built)
+     * is skipped; an MTD device has no copy to compare and is remounted. */
+    int changed = 1;
+    if (!f->is_mtd && port_flash_file_reload(&f->dev, &changed) != PORT_OK) {
+        f->current = 0;
         return -1;
-    return store_mount(&f->store, &f->dev, f->work, f->work_size, 0, NULL) == STORE_OK ? 0 : -1;
+    }
+    if (!changed && f->current && f->store.mounted && f->store.txn_id == 0)
+        return 0;
+    f->current = store_mount(&f->store, &f->dev, f->work, f->work_size, 0, NULL) == STORE_OK;
+    f->remounts++;
+    return f->current ? 0 : -1;
 }
 
 void cli_flash_unlock(cli_flash_t *f)

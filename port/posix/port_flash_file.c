@@ -77,23 +77,36 @@ static port_status_t flash_file_erase(port_flash_t *dev, uint32_t sector)
     return write_through(f, base, dev->sector_size);
 }
 
-static port_status_t load(flash_file_t *f)
+/* Read the file into the RAM copy; *changed (may be NULL) says whether
+ * any byte differs from what the copy held. Read in chunks and compared
+ * before they are copied, so no second image-sized buffer is needed. */
+static port_status_t load(flash_file_t *f, int *changed)
 {
+    uint8_t chunk[16384];
+    if (changed)
+        *changed = 0;
     for (size_t done = 0; done < f->size;) {
-        ssize_t n = pread(f->fd, f->mem + done, f->size - done, (off_t)done);
+        size_t want = f->size - done < sizeof chunk ? f->size - done : sizeof chunk;
+        ssize_t n = pread(f->fd, chunk, want, (off_t)done);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
             return PORT_ERR_IO;
+        }
+        /* without changed (the first load) the copy holds nothing yet */
+        if (!changed || memcmp(f->mem + done, chunk, (size_t)n) != 0) {
+            memcpy(f->mem + done, chunk, (size_t)n);
+            if (changed)
+                *changed = 1;
         }
         done += (size_t)n;
     }
     return PORT_OK;
 }
 
-port_status_t port_flash_file_reload(port_flash_t *dev)
+port_status_t port_flash_file_reload(port_flash_t *dev, int *changed)
 {
-    return dev && dev->ctx ? load(ff_of(dev)) : PORT_ERR_ARG;
+    return dev && dev->ctx ? load(ff_of(dev), changed) : PORT_ERR_ARG;
 }
 
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
@@ -157,7 +170,7 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
         memset(f->mem, 0xFF, f->size); /* a new device comes erased */
         rc = write_through(f, 0, f->size);
     } else {
-        rc = load(f);
+        rc = load(f, NULL);
     }
     if (rc != PORT_OK)
         port_flash_file_close(dev);

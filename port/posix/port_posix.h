@@ -26,8 +26,11 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
                                    uint32_t sector_count, uint32_t write_size, int create);
 void port_flash_file_close(port_flash_t *dev);
 /* The image is cached in RAM (written through on every program/erase); when
- * another process may have written the file, re-read it before use. */
-port_status_t port_flash_file_reload(port_flash_t *dev);
+ * another process may have written the file, re-read it before use.
+ * *changed (may be NULL) says whether any byte differed from the cached
+ * copy: the image's generation, by content, so an unchanged image need not
+ * be mounted again (a counter can miss a write; equal bytes cannot). */
+port_status_t port_flash_file_reload(port_flash_t *dev, int *changed);
 
 /* Flash backend on a Linux MTD char device (/dev/mtdN): geometry from
  * MEMGETINFO, erase via MEMERASE. NOR-like devices only (write size <= 32).

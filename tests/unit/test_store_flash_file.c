@@ -47,12 +47,29 @@ static void test_file_backend(void **state)
     port_flash_t other;
     assert_int_equal(port_flash_file_open(&other, path, 4096, 0, 4, 0), PORT_OK);
     uint8_t z[4] = {0x12, 0x34, 0x56, 0x78};
+    int changed = -1;
+    /* nobody else wrote: a reload says so (the CLI then keeps its mount) */
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 0);
+    assert_int_equal(dev.program(&dev, 12288, z, 4), PORT_OK); /* its own write */
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 0);
     assert_int_equal(other.program(&other, 8192, z, 4), PORT_OK);
     assert_int_equal(dev.read(&dev, 8192, b, 4), PORT_OK);
     assert_memory_equal(b, w, 4); /* still the cached (erased) bytes */
-    assert_int_equal(port_flash_file_reload(&dev), PORT_OK);
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 1); /* the other handle's write is seen */
     assert_int_equal(dev.read(&dev, 8192, b, 4), PORT_OK);
     assert_memory_equal(b, z, 4);
+    /* an erase by the other handle is a change too, even at the last byte */
+    assert_int_equal(other.program(&other, 4096 * 5 - 4, z, 4), PORT_OK);
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(other.erase(&other, 4), PORT_OK);
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(changed, 0);
     port_flash_file_close(&other);
     port_flash_file_close(&dev);
     /* a size that is not a multiple of the sector size is refused */
