@@ -523,6 +523,23 @@ static void test_queue_damaged_values(void **state)
     assert_string_equal(e.target, "Hok");
     assert_int_equal(queue_next_seq(&f.st, &seq), STORE_OK);
     assert_int_equal(seq, 51);
+    /* inside a transaction: its id, above every stored seq, and no read */
+    {
+        uint32_t id = 0;
+        uint64_t reads;
+        assert_int_equal(store_txn_current(&f.st, &id), STORE_ERR_TXN);
+        assert_int_equal(store_txn_current(NULL, &id), STORE_ERR_ARG);
+        assert_int_equal(store_txn_current(&f.st, NULL), STORE_ERR_ARG);
+        assert_int_equal(store_txn_begin(&f.st), STORE_OK);
+        assert_int_equal(store_txn_current(&f.st, &id), STORE_OK);
+        reads = f.emu.reads;
+        assert_int_equal(queue_next_seq(&f.st, &seq), STORE_OK);
+        assert_int_equal(f.emu.reads, reads);
+        assert_int_equal(seq, id);
+        /* (the 50 above was written by hand; seqs the queue hands out
+         * come from earlier transactions, so they stay below it) */
+        assert_int_equal(store_txn_abort(&f.st), STORE_OK);
+    }
     /* a full-size entry (64-byte Code, 160-byte Message) round-trips */
     {
         queue_entry_t big = entry("Hbig", 7, QUEUE_FAILED, 0), back;

@@ -84,7 +84,10 @@ store_status_t queue_put(store_t *st, const queue_entry_t *e);
 /* Same as queue_put inside an open store transaction. */
 store_status_t queue_txn_put(store_t *st, const queue_entry_t *e);
 
-/* The next seq to hand out: one more than the highest stored. */
+/* The next seq to hand out, above every stored one. Inside an open store
+ * transaction it is that transaction's id (ids only grow, and every stored
+ * seq came from an earlier transaction or from the count before them): no
+ * read at all. Outside one: one more than the highest stored (a walk). */
 store_status_t queue_next_seq(store_t *st, uint32_t *seq);
 
 /* The entry to work on now: the lowest seq among PENDING, IN_FLIGHT, DEAD,

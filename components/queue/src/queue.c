@@ -201,6 +201,10 @@ static bool max_seq_cb(void *arg, const queue_entry_t *e)
 store_status_t queue_next_seq(store_t *st, uint32_t *seq)
 {
     uint32_t m = 0;
+    if (store_txn_current(st, &m) == STORE_OK) {
+        *seq = m;
+        return STORE_OK;
+    }
     store_status_t rc = queue_foreach(st, max_seq_cb, &m);
     *seq = m + 1u;
     return rc;

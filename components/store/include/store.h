@@ -172,6 +172,9 @@ store_status_t store_txn_put(store_t *st, const void *key, size_t key_len, const
                              size_t value_len);
 store_status_t store_txn_delete(store_t *st, const void *key, size_t key_len);
 store_status_t store_txn_commit(store_t *st);
+/* The open transaction's id (FORMAT.md: ids only grow, never reused):
+ * STORE_ERR_TXN when none is open. */
+store_status_t store_txn_current(const store_t *st, uint32_t *id);
 store_status_t store_txn_abort(store_t *st);
 
 typedef struct {

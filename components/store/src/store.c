@@ -1907,6 +1907,18 @@ store_status_t store_txn_delete(store_t *st, const void *key, size_t key_len)
     return txn_op(st, key, key_len, NULL, 0, true);
 }
 
+store_status_t store_txn_current(const store_t *st, uint32_t *id)
+{
+    if (!st || !id)
+        return STORE_ERR_ARG;
+    if (!st->mounted)
+        return STORE_ERR_NOT_MOUNTED;
+    if (st->txn_id == 0)
+        return STORE_ERR_TXN;
+    *id = st->txn_id;
+    return STORE_OK;
+}
+
 store_status_t store_txn_commit(store_t *st)
 {
     if (!st || !st->mounted)
