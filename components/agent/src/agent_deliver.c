@@ -601,8 +601,8 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
 {
     agent_step_t *s = &a->step;
     int64_t utc;
-    store_status_t rc = queue_next_due(a->st, now_ms, a->cfg.policy.cap_ms, a->epoch, &s->e,
-                                       wait_ms);
+    store_status_t rc = queue_next_due_cached(a->st, &a->due, now_ms, a->cfg.policy.cap_ms,
+                                              a->epoch, &s->e, wait_ms);
     if (rc == STORE_NOT_FOUND)
         return PLAN_IDLE;
     if (rc != STORE_OK) {

@@ -135,6 +135,7 @@ struct agent {
     char ts[SIGN_TIMESTAMP_LEN + 1];
     retry_bucket_t bucket;
     uint32_t epoch; /* this configuration's epoch: entries blocked under another resume */
+    queue_due_cache_t due; /* the lowest-seq queue entries: a step rarely walks the queue */
     bool have_base;
     int64_t base_utc;
     uint64_t base_mono;

@@ -100,6 +100,28 @@ store_status_t queue_next_seq(store_t *st, uint32_t *seq);
 store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uint32_t epoch,
                               queue_entry_t *e, uint32_t *wait_ms);
 
+/* A small memory of the lowest-seq entries, so that the next due entry is
+ * usually found with a lookup or two instead of a walk of the queue. Valid
+ * across other processes' edits: an entry enqueued or changed later takes
+ * a higher seq (queue_next_seq), and every cached entry is read again before
+ * it is used. Zero it before first use (and to drop it). */
+#define QUEUE_DUE_CACHE 32u
+typedef struct {
+    unsigned n; /* cached entries, by ascending seq */
+    struct {
+        char target[QUEUE_TARGET_MAX + 1];
+        uint32_t seq;
+    } e[QUEUE_DUE_CACHE];
+} queue_due_cache_t;
+
+/* queue_next_due, with the same answers, through cache: the cached entries
+ * are read in seq order and the first due one is the answer (no entry
+ * outside the cache has a lower seq). Only when none of them is due (or the
+ * cache is empty) is the queue walked, which also refills the cache. */
+store_status_t queue_next_due_cached(store_t *st, queue_due_cache_t *cache, uint64_t now_ms,
+                                     uint32_t cap_ms, uint32_t epoch, queue_entry_t *e,
+                                     uint32_t *wait_ms);
+
 typedef enum {
     QUEUE_FAIL_RETRY,     /* transport, 5xx, throttling: back off, then again, forever */
     QUEUE_FAIL_PERMANENT, /* the input is refused: FAILED until it changes */

@@ -217,16 +217,44 @@ typedef struct {
     bool found;
     queue_entry_t best;
     uint64_t earliest;
+    queue_due_cache_t *cache; /* refilled by the walk (may be NULL) */
 } due_ctx_t;
+
+/* When e can be worked on: 0 now, UINT64_MAX never under this epoch. */
+static uint64_t due_at(const queue_entry_t *e, uint64_t now, uint32_t cap, uint32_t epoch)
+{
+    if (e->state == QUEUE_FAILED || (e->state == QUEUE_BLOCKED && e->epoch == epoch))
+        return UINT64_MAX;
+    uint64_t at = e->state == QUEUE_BACKOFF ? e->next_try_ms : 0;
+    return at > now + cap ? now + cap : at; /* a time from before a reboot */
+}
+
+/* Keep the QUEUE_DUE_CACHE lowest seqs seen by the walk. */
+static void cache_offer(queue_due_cache_t *c, const queue_entry_t *e)
+{
+    unsigned i = c->n;
+    if (c->n == QUEUE_DUE_CACHE && e->seq >= c->e[QUEUE_DUE_CACHE - 1u].seq)
+        return;
+    if (c->n < QUEUE_DUE_CACHE)
+        c->n++;
+    else
+        i = QUEUE_DUE_CACHE - 1u;
+    while (i > 0 && c->e[i - 1u].seq > e->seq) {
+        c->e[i] = c->e[i - 1u];
+        i--;
+    }
+    memcpy(c->e[i].target, e->target, sizeof c->e[i].target);
+    c->e[i].seq = e->seq;
+}
 
 static bool due_cb(void *arg, const queue_entry_t *e)
 {
     due_ctx_t *c = arg;
-    if (e->state == QUEUE_FAILED || (e->state == QUEUE_BLOCKED && e->epoch == c->epoch))
+    if (c->cache)
+        cache_offer(c->cache, e);
+    uint64_t at = due_at(e, c->now, c->cap, c->epoch);
+    if (at == UINT64_MAX)
         return true;
-    uint64_t at = e->state == QUEUE_BACKOFF ? e->next_try_ms : 0;
-    if (at > c->now + c->cap) /* a time from before a reboot */
-        at = c->now + c->cap;
     if (at <= c->now) {
         if (!c->found || e->seq < c->best.seq) {
             c->best = *e;
@@ -238,8 +266,9 @@ static bool due_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
-store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uint32_t epoch,
-                              queue_entry_t *e, uint32_t *wait_ms)
+static store_status_t next_due_walk(store_t *st, queue_due_cache_t *cache, uint64_t now_ms,
+                                    uint32_t cap_ms, uint32_t epoch, queue_entry_t *e,
+                                    uint32_t *wait_ms)
 {
     due_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -247,7 +276,12 @@ store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uin
     c.cap = cap_ms;
     c.epoch = epoch;
     c.earliest = UINT64_MAX;
+    c.cache = cache;
+    if (cache)
+        cache->n = 0;
     store_status_t rc = queue_foreach(st, due_cb, &c);
+    if (rc != STORE_OK && cache)
+        cache->n = 0; /* a walk cut short saw only some of the lowest */
     if (rc != STORE_OK)
         return rc;
     if (c.found) {
@@ -261,6 +295,46 @@ store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uin
                    : c.earliest - now_ms > UINT32_MAX - 1u ? UINT32_MAX - 1u
                                                             : (uint32_t)(c.earliest - now_ms);
     return STORE_NOT_FOUND;
+}
+
+store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uint32_t epoch,
+                              queue_entry_t *e, uint32_t *wait_ms)
+{
+    return next_due_walk(st, NULL, now_ms, cap_ms, epoch, e, wait_ms);
+}
+
+store_status_t queue_next_due_cached(store_t *st, queue_due_cache_t *cache, uint64_t now_ms,
+                                     uint32_t cap_ms, uint32_t epoch, queue_entry_t *e,
+                                     uint32_t *wait_ms)
+{
+    unsigned kept = 0;
+    if (cache->n > QUEUE_DUE_CACHE)
+        cache->n = 0;
+    for (unsigned i = 0; i < cache->n; i++) {
+        queue_entry_t got;
+        store_status_t rc = queue_get(st, cache->e[i].target, &got);
+        if (rc != STORE_OK && rc != STORE_NOT_FOUND && rc != STORE_ERR_CORRUPT) {
+            cache->n = 0;
+            return rc;
+        }
+        /* gone, damaged (the walk skips those too) or enqueued again with
+         * a higher seq: no longer among the lowest */
+        if (rc != STORE_OK || got.seq != cache->e[i].seq)
+            continue;
+        if (due_at(&got, now_ms, cap_ms, epoch) <= now_ms) {
+            /* the lowest due: everything before it in the cache is gone or
+             * not due, and nothing outside the cache has a lower seq */
+            memmove(&cache->e[kept], &cache->e[i], (cache->n - i) * sizeof cache->e[0]);
+            cache->n = kept + (cache->n - i);
+            *e = got;
+            if (wait_ms)
+                *wait_ms = 0;
+            return STORE_OK;
+        }
+        cache->e[kept++] = cache->e[i];
+    }
+    /* nothing due among the lowest: the whole queue decides (and the wait) */
+    return next_due_walk(st, cache, now_ms, cap_ms, epoch, e, wait_ms);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
