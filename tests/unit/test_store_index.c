@@ -347,6 +347,23 @@ static void test_walk_prefix(void **state)
     memset(&w, 0, sizeof w);
     assert_int_equal(store_iterate(&d.st, NULL, 0, walk_cb, &w), STORE_OK);
     assert_int_equal(w.others, 1);
+    /* keys sort by their first byte: the last byte value, and a prefix
+     * byte nobody starts with, walk exactly their own keys */
+    assert_int_equal(store_put(&d.st, "\xff\x01", 2, "x", 1), STORE_OK);
+    assert_int_equal(store_put(&d.st, "\xfe", 1, "y", 1), STORE_OK);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(store_iterate(&d.st, "\xff", 1, walk_cb, &w), STORE_OK);
+    assert_int_equal(w.others, 1);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(store_iterate(&d.st, "\xfe", 1, walk_cb, &w), STORE_OK);
+    assert_int_equal(w.others, 1);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(store_iterate(&d.st, "a", 1, walk_cb, &w), STORE_OK);
+    assert_int_equal(w.others + w.seen[1], 0);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(store_iterate(&d.st, "k", 1, walk_cb, &w), STORE_OK);
+    assert_int_equal(w.seen[1], 1);
+    assert_int_equal(w.others, 0);
     dev_close(&d);
 }
 

@@ -363,9 +363,12 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
 
 /* ------------------------------------------------------------- index -- */
 
-/* The optional RAM index: one 8-byte entry per key, its CRC-32 (the
- * records' key_hash) and the flash address of a record of its current
- * version (chunk 0 when that has a valid header), sorted by hash. Deleted
+/* The optional RAM index: one 8-byte entry per key, a sort key (the key's
+ * first byte, then the top 24 bits of its CRC-32, the records' key_hash)
+ * and the flash address of a record of its current version (chunk 0 when
+ * that has a valid header), sorted. The first byte leading the sort key
+ * keeps keys of one prefix byte together, so a walk of one prefix (the
+ * queue's "Q", a domain's "H") reads only its own keys. Deleted
  * keys have no entry, so "absent from the index" answers "not found"
  * without a scan: the index must be exact, and every write keeps it so. It
  * is rebuilt from flash at every mount (FORMAT.md does not change), and
@@ -386,6 +389,10 @@ static uint8_t *idx_at(const store_t *st, uint32_t i)
            (size_t)i * STORE_INDEX_ENTRY_SIZE;
 }
 static uint32_t idx_key(const store_t *st, uint32_t i) { return get32(idx_at(st, i)); }
+static uint32_t idx_sort_key(uint8_t first, uint32_t hash)
+{
+    return ((uint32_t)first << 24) | (hash >> 8);
+}
 static uint32_t idx_addr(const store_t *st, uint32_t i) { return get32(idx_at(st, i) + 4); }
 static void idx_put(store_t *st, uint32_t i, uint32_t key, uint32_t addr)
 {
@@ -437,8 +444,9 @@ static int idx_entry_is(store_t *st, uint32_t addr, const void *key, size_t key_
 static int idx_find(store_t *st, const void *key, size_t key_len, uint32_t hash, uint32_t *pos,
                     rec_t *r)
 {
-    uint32_t i = idx_lower(st, 0, st->idx_n, hash);
-    for (; i < st->idx_n && idx_key(st, i) == hash; i++) {
+    uint32_t sk = idx_sort_key(*(const uint8_t *)key, hash);
+    uint32_t i = idx_lower(st, 0, st->idx_n, sk);
+    for (; i < st->idx_n && idx_key(st, i) == sk; i++) {
         int m = idx_entry_is(st, idx_addr(st, i), key, key_len, hash, r);
         if (m != 0) {
             *pos = i;
@@ -472,6 +480,7 @@ static void idx_remove(store_t *st, uint32_t pos)
 static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr, bool tomb)
 {
     uint32_t hash = crc32_update(0, key, key_len), pos;
+    uint32_t sk = idx_sort_key(*(const uint8_t *)key, hash);
     rec_t cur;
     if (st->idx_state != IDX_ON)
         return;
@@ -481,8 +490,8 @@ static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr
     else if (tomb && f == 1)
         idx_remove(st, pos);
     else if (!tomb && f == 1)
-        idx_put(st, pos, hash, addr);
-    else if (!tomb && !idx_insert(st, pos, hash, addr))
+        idx_put(st, pos, sk, addr);
+    else if (!tomb && !idx_insert(st, pos, sk, addr))
         st->idx_state = IDX_FULL;
 }
 
@@ -510,12 +519,17 @@ static void idx_moved(store_t *st, const rec_t *r, uint32_t src, uint32_t dst)
     for (unsigned i = 0; i < st->op_n; i++)
         if (st->op_addr[i] == src)
             st->op_addr[i] = dst;
+    uint8_t first;
     if (st->idx_state != IDX_ON || r->type != T_DATA)
         return;
-    for (uint32_t i = idx_lower(st, 0, st->idx_n, r->key_hash);
-         i < st->idx_n && idx_key(st, i) == r->key_hash; i++)
+    if (flash_read(st, dst + REC_HDR, &first, 1) != STORE_OK) {
+        idx_lose(st); /* cannot tell where its entry sorts */
+        return;
+    }
+    uint32_t sk = idx_sort_key(first, r->key_hash);
+    for (uint32_t i = idx_lower(st, 0, st->idx_n, sk); i < st->idx_n && idx_key(st, i) == sk; i++)
         if (idx_addr(st, i) == src)
-            idx_put(st, i, r->key_hash, dst);
+            idx_put(st, i, sk, dst);
 }
 
 /* Before GC erases victim: an entry still naming a record there (one the
@@ -592,12 +606,13 @@ static bool idx_collect(store_t *st)
         int f = idx_find(st, key, r.key_len, r.key_hash, &pos, &cur);
         if (f < 0)
             return false;
+        uint32_t sk = idx_sort_key(key[0], r.key_hash);
         if (f == 0) {
-            if (!idx_insert(st, pos, r.key_hash, tag))
+            if (!idx_insert(st, pos, sk, tag))
                 return false;
         } else if (r.txn > cur.txn || (r.txn == cur.txn && r.op > cur.op) ||
                    (r.txn == cur.txn && r.op == cur.op && cur.chunk_idx != 0 && r.chunk_idx == 0)) {
-            idx_put(st, pos, r.key_hash, tag);
+            idx_put(st, pos, sk, tag);
         }
     }
     return true;
@@ -640,7 +655,7 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
             find_winner(st, key, r.key_len, &w);
             tag = !w.found ? IDX_DROP : w.addr | ((w.rec.flags & F_TOMB) ? IDX_TOMB : 0u);
         }
-        idx_put(st, i, r.key_hash, tag);
+        idx_put(st, i, idx_sort_key(key[0], r.key_hash), tag);
     }
     return true;
 }
@@ -1992,7 +2007,14 @@ static store_status_t iterate_indexed(store_t *st, const void *prefix, size_t pr
 {
     uint8_t key[STORE_KEY_MAX];
     rec_t r;
-    for (uint32_t i = 0; i < st->idx_n; i++) {
+    uint32_t from = 0, to = st->idx_n;
+    if (prefix_len) { /* only the keys that share the prefix's first byte */
+        uint8_t first = *(const uint8_t *)prefix;
+        from = idx_lower(st, 0, st->idx_n, idx_sort_key(first, 0));
+        if (first < 0xFFu)
+            to = idx_lower(st, from, st->idx_n, idx_sort_key((uint8_t)(first + 1u), 0));
+    }
+    for (uint32_t i = from; i < to; i++) {
         uint32_t a = idx_addr(st, i), sec = a / st->dev->sector_size;
         /* The key is checked against its hash (read again once) so that a
          * flipped read never lists a key nobody wrote. */
