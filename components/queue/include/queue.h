@@ -105,7 +105,9 @@ store_status_t queue_next_due(store_t *st, uint64_t now_ms, uint32_t cap_ms, uin
  * across other processes' edits: an entry enqueued or changed later takes
  * a higher seq (queue_next_seq), and every cached entry is read again before
  * it is used. Zero it before first use (and to drop it). */
+#ifndef QUEUE_DUE_CACHE /* a build may choose: 21 bytes an entry, in the agent's heap */
 #define QUEUE_DUE_CACHE 32u
+#endif
 typedef struct {
     unsigned n; /* cached entries, by ascending seq */
     struct {
