@@ -173,10 +173,9 @@ int cli_flash_lock(cli_flash_t *f)
         f->current = 0;
         return -1;
     }
-    if (!changed && f->current && f->store.mounted && f->store.txn_id == 0)
+    if (!changed && f->current)
         return 0;
     f->current = store_mount(&f->store, &f->dev, f->work, f->work_size, 0, NULL) == STORE_OK;
-    f->remounts++;
     return f->current ? 0 : -1;
 }
 

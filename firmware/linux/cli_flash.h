@@ -28,7 +28,6 @@ typedef struct {
     int deliver_fd;              /* PATH.deliver.lock, held by sync/run */
     int locked;
     int current;                 /* the mounted store matches the image as last read */
-    unsigned long remounts;      /* mounts under the lock (the cost an unchanged image skips) */
     store_mount_report_t report; /* what mount found */
 } cli_flash_t;
 

@@ -305,6 +305,30 @@ static bool key_matches(store_t *st, uint32_t addr, const rec_t *r, const void *
     return memcmp(k, key, key_len) == 0;
 }
 
+/* A record header read where the index or a walk says one is: within the
+ * sector that holds addr. */
+static bool rec_read_at(store_t *st, uint32_t addr, rec_t *r)
+{
+    uint32_t sec = addr / st->dev->sector_size;
+    return sec < st->dev->sector_count &&
+           rec_read_hdr(st, addr, sec_base(st, sec) + st->dev->sector_size, r);
+}
+
+/* The key of the record at addr into key, checked against the header's
+ * key_hash and read once more when it does not match (a flipped read must
+ * not send a lookup after another key). STORE_ERR_IO: a read failed;
+ * STORE_ERR_CORRUPT: the key bytes do not hash to key_hash. */
+static store_status_t read_key_checked(store_t *st, uint32_t addr, const rec_t *r, uint8_t *key)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        if (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK)
+            return STORE_ERR_IO;
+        if (crc32_update(0, key, r->key_len) == r->key_hash)
+            return STORE_OK;
+    }
+    return STORE_ERR_CORRUPT;
+}
+
 static bool txn_committed(store_t *st, uint32_t txn)
 {
     scan_t it;
@@ -426,12 +450,11 @@ static uint32_t idx_lower(const store_t *st, uint32_t lo, uint32_t hi, uint32_t 
 static int idx_entry_is(store_t *st, uint32_t addr, const void *key, size_t key_len,
                         uint32_t hash, rec_t *r)
 {
-    uint32_t a = addr & ~IDX_FLAGS, sec = a / st->dev->sector_size;
+    uint32_t a = addr & ~IDX_FLAGS;
     uint8_t failed_before = st->read_failed;
     int m = -1;
     st->read_failed = 0;
-    if (sec < st->dev->sector_count &&
-        rec_read_hdr(st, a, sec_base(st, sec) + st->dev->sector_size, r) && r->type == T_DATA)
+    if (rec_read_at(st, a, r) && r->type == T_DATA)
         m = key_matches(st, a, r, key, key_len, hash) ? 1 : 0;
     if (st->read_failed)
         m = -1;
@@ -479,11 +502,12 @@ static void idx_remove(store_t *st, uint32_t pos)
  * deleted. An index that cannot follow is lost (rebuilt next call). */
 static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr, bool tomb)
 {
-    uint32_t hash = crc32_update(0, key, key_len), pos;
-    uint32_t sk = idx_sort_key(*(const uint8_t *)key, hash);
+    uint32_t hash, sk, pos;
     rec_t cur;
     if (st->idx_state != IDX_ON)
         return;
+    hash = crc32_update(0, key, key_len);
+    sk = idx_sort_key(*(const uint8_t *)key, hash);
     int f = idx_find(st, key, key_len, hash, &pos, &cur);
     if (f < 0)
         idx_lose(st);
@@ -499,14 +523,11 @@ static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr
 static void idx_note_at(store_t *st, uint32_t addr)
 {
     uint8_t key[STORE_KEY_MAX];
-    uint32_t sec = addr / st->dev->sector_size;
     rec_t r;
     if (st->idx_state != IDX_ON)
         return;
-    if (sec >= st->dev->sector_count ||
-        !rec_read_hdr(st, addr, sec_base(st, sec) + st->dev->sector_size, &r) ||
-        r.type != T_DATA || flash_read(st, addr + REC_HDR, key, r.key_len) != STORE_OK ||
-        crc32_update(0, key, r.key_len) != r.key_hash) {
+    if (!rec_read_at(st, addr, &r) || r.type != T_DATA ||
+        read_key_checked(st, addr, &r, key) != STORE_OK) {
         idx_lose(st);
         return;
     }
@@ -593,13 +614,12 @@ static bool idx_collect(store_t *st)
     while (scan_next(st, &it, &a, &r)) {
         if (r.type != T_DATA)
             continue;
-        if (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK)
-            return false;
         /* A key that does not hash to its header's key_hash is matched by
-         * no lookup (key_matches): read once more, then leave it out. */
-        if (crc32_update(0, key, r.key_len) != r.key_hash &&
-            (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
-             crc32_update(0, key, r.key_len) != r.key_hash))
+         * no lookup (key_matches): left out. */
+        store_status_t kr = read_key_checked(st, a, &r, key);
+        if (kr == STORE_ERR_IO)
+            return false;
+        if (kr != STORE_OK)
             continue;
         uint32_t tag = a | ((r.flags & F_SELF) ? 0u : IDX_PENDING) |
                        ((r.flags & F_TOMB) ? IDX_TOMB : 0u);
@@ -629,9 +649,7 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
     uint32_t a;
     rec_t r;
     for (uint32_t i = p; i < n; i++) {
-        uint32_t at = idx_addr(st, i) & ~IDX_FLAGS;
-        if (!rec_read_hdr(st, at, sec_base(st, at / st->dev->sector_size) + st->dev->sector_size,
-                          &r))
+        if (!rec_read_at(st, idx_addr(st, i) & ~IDX_FLAGS, &r))
             return false;
         idx_put(st, i, r.txn, idx_addr(st, i));
     }
@@ -646,9 +664,7 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
     for (uint32_t i = p; i < n; i++) {
         uint8_t key[STORE_KEY_MAX];
         uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
-        if (!rec_read_hdr(st, at, sec_base(st, at / st->dev->sector_size) + st->dev->sector_size,
-                          &r) ||
-            flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
+        if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
             return false;
         if (tag & IDX_PENDING) {
             winner_t w;
@@ -1000,13 +1016,10 @@ static bool data_live(store_t *st, uint32_t victim, uint32_t addr, const rec_t *
     uint8_t key[STORE_KEY_MAX];
     if (st->txn_id != 0 && r->txn == st->txn_id)
         return true; /* the open transaction still needs it */
-    if (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK)
-        return false;
     /* The key decides what is live: a flipped read of it would send the
-     * lookup after another key and drop this record with the victim. */
-    if (crc32_update(0, key, r->key_len) != r->key_hash &&
-        (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK ||
-         crc32_update(0, key, r->key_len) != r->key_hash)) {
+     * lookup after another key and drop this record with the victim, so a
+     * key that does not check stops the GC as a failed read does. */
+    if (read_key_checked(st, addr, r, key) != STORE_OK) {
         st->read_failed = 1;
         return false;
     }
@@ -2015,14 +2028,11 @@ static store_status_t iterate_indexed(store_t *st, const void *prefix, size_t pr
             to = idx_lower(st, from, st->idx_n, idx_sort_key((uint8_t)(first + 1u), 0));
     }
     for (uint32_t i = from; i < to; i++) {
-        uint32_t a = idx_addr(st, i), sec = a / st->dev->sector_size;
-        /* The key is checked against its hash (read again once) so that a
-         * flipped read never lists a key nobody wrote. */
-        if (!rec_read_hdr(st, a, sec_base(st, sec) + st->dev->sector_size, &r) ||
-            r.type != T_DATA || flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
-            (crc32_update(0, key, r.key_len) != r.key_hash &&
-             (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK ||
-              crc32_update(0, key, r.key_len) != r.key_hash))) {
+        uint32_t a = idx_addr(st, i);
+        /* The key is checked against its hash so that a flipped read never
+         * lists a key nobody wrote. */
+        if (!rec_read_at(st, a, &r) || r.type != T_DATA ||
+            read_key_checked(st, a, &r, key) != STORE_OK) {
             idx_lose(st); /* no answer from this entry: rebuilt next call */
             return STORE_ERR_IO;
         }
