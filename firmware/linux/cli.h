@@ -62,6 +62,7 @@ int cli_usage_error(const char *fmt, ...)
 int cmd_request(int argc, char **argv, const cli_globals_t *g);
 int cmd_call(int argc, char **argv, const cli_globals_t *g);
 int cmd_fsck(int argc, char **argv, const cli_globals_t *g);
+int cmd_format(int argc, char **argv, const cli_globals_t *g);
 int cmd_header(int argc, char **argv, const cli_globals_t *g);
 int cmd_cert(int argc, char **argv, const cli_globals_t *g);
 int cmd_status(int argc, char **argv, const cli_globals_t *g);

@@ -13,24 +13,23 @@
 #include <unistd.h>
 
 /* An image carries no sidecar: its geometry is read back from the first
- * valid sector header, trying every sector size the store supports. */
+ * valid sector header, at any multiple of the smallest sector size the
+ * store supports (one sequential pass: a header claiming sector size S
+ * counts only at a multiple of S). */
 static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
 {
+    enum { PROBE_STEP = 512 };
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return -1;
     struct stat sb;
     int found = 0;
     if (fstat(fileno(fp), &sb) == 0) {
-        for (uint32_t cand = 512; cand <= (1u << 20) && !found; cand <<= 1) {
-            for (off_t off = 0; off + STORE_PROBE_LEN <= sb.st_size && !found; off += cand) {
-                uint8_t b[STORE_PROBE_LEN];
-                if (fseeko(fp, off, SEEK_SET) != 0 || fread(b, 1, sizeof b, fp) != sizeof b)
-                    break;
-                if (store_probe_header(b, sizeof b, ss, ws) && *ss == cand)
-                    found = sb.st_size % cand == 0 ? 1 : 2;
-            }
-        }
+        uint8_t b[PROBE_STEP];
+        for (off_t off = 0; !found && fread(b, 1, sizeof b, fp) == sizeof b; off += PROBE_STEP)
+            if (store_probe_header(b, STORE_PROBE_LEN, ss, ws) && *ss >= PROBE_STEP &&
+                *ss <= (1u << 20) && (*ss & (*ss - 1)) == 0 && off % *ss == 0)
+                found = sb.st_size % *ss == 0 ? 1 : 2;
     }
     fclose(fp);
     if (found == 2) {
@@ -66,12 +65,12 @@ static int take_lock(const char *path, int *fd)
     return 0;
 }
 
-int cli_flash_open(cli_flash_t *f, const char *path, int mode)
+static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flash_geometry_t *geo)
 {
     memset(f, 0, sizeof *f);
     f->lock_fd = f->deliver_fd = -1;
     struct stat sb;
-    if (stat(path, &sb) != 0 && mode != CLI_FLASH_CREATE && strncmp(path, "/dev/", 5) != 0) {
+    if (stat(path, &sb) != 0 && mode == CLI_FLASH_OPEN_EXISTING && strncmp(path, "/dev/", 5) != 0) {
         fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
         return -1;
     }
@@ -90,6 +89,13 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
     f->locked = 1;
     /* A file only the lock created (empty) counts as not existing yet. */
     int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
+    if (exists && mode == CLI_FLASH_NEW) {
+        fprintf(stderr,
+                "cdnagent: flash %s: already exists; format never overwrites an image "
+                "(remove it first, or choose another --flash path)\n",
+                path);
+        return -1;
+    }
     port_status_t ps;
     if (strncmp(path, "/dev/mtd", 8) == 0) {
         ps = port_flash_mtd_open(&f->dev, path);
@@ -120,9 +126,9 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
             fprintf(stderr, "cdnagent: flash %s: %s\n", path, port_status_str(ps));
             return -1;
         }
-    } else if (mode == CLI_FLASH_CREATE) {
-        ps = port_flash_file_open(&f->dev, path, CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT,
-                                  CLI_FLASH_WRITE_SIZE, 1);
+    } else if (mode == CLI_FLASH_CREATE || mode == CLI_FLASH_NEW) {
+        ps = port_flash_file_open(&f->dev, path, geo->sector_size, geo->sector_count,
+                                  geo->write_size, 1);
         if (ps != PORT_OK) {
             fprintf(stderr, "cdnagent: flash %s: cannot create: %s\n", path, port_status_str(ps));
             return -1;
@@ -157,6 +163,18 @@ int cli_flash_open(cli_flash_t *f, const char *path, int mode)
     return 0;
 }
 
+int cli_flash_open(cli_flash_t *f, const char *path, int mode)
+{
+    static const cli_flash_geometry_t dflt = {CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT,
+                                              CLI_FLASH_WRITE_SIZE};
+    return open_image(f, path, mode, &dflt);
+}
+
+int cli_flash_create(cli_flash_t *f, const char *path, const cli_flash_geometry_t *geo)
+{
+    return open_image(f, path, CLI_FLASH_NEW, geo);
+}
+
 int cli_flash_lock(cli_flash_t *f)
 {
     if (f->lock_fd >= 0 && !f->locked) {
@@ -182,6 +200,8 @@ int cli_flash_lock(cli_flash_t *f)
 void cli_flash_unlock(cli_flash_t *f)
 {
     if (f->lock_fd >= 0 && f->locked) {
+        if (!f->is_mtd)
+            port_flash_file_release(&f->dev);
         flock(f->lock_fd, LOCK_UN);
         f->locked = 0;
     }

@@ -34,13 +34,21 @@ typedef struct {
 enum {
     CLI_FLASH_OPEN_EXISTING = 0, /* the image must exist and hold a store */
     CLI_FLASH_CREATE = 1,        /* create (and format) an image on first use */
+    CLI_FLASH_NEW = 2,           /* create an image; refuse one that exists */
 };
+
+typedef struct {
+    uint32_t sector_size, sector_count, write_size;
+} cli_flash_geometry_t;
 
 /* Open path and mount the store. On failure prints one line to stderr
  * ("cdnagent: flash PATH: reason") and returns non-zero; nothing is written
  * to an existing image that does not hold a store. */
 int cli_flash_open(cli_flash_t *f, const char *path, int mode);
 void cli_flash_close(cli_flash_t *f);
+/* Create and format a new image of the given geometry (cdnagent format);
+ * an existing non-empty file is refused and left untouched. */
+int cli_flash_create(cli_flash_t *f, const char *path, const cli_flash_geometry_t *geo);
 
 /* Store-level concurrency between processes (the CLI and the daemon):
  * every access to the store happens under an exclusive flock(2) on the

@@ -28,6 +28,7 @@ static const struct {
     {"provision", cmd_provision, "write a device image from a JSON manifest: provision MANIFEST (then --flash is the output)"},
     {"inspect", cmd_inspect, "what a device holds (secrets redacted) [--json]"},
     {"rotate-device-key", cmd_rotate_key, "re-seal every secret under a new device key"},
+    {"format", cmd_format, "create an empty image of a chosen size: format [--sectors N] [--sector-size B] [--write-size W]"},
     {"fsck", cmd_fsck, "check the config store on --flash (records, free space, wear, damage)"},
     {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };

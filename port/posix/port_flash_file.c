@@ -4,12 +4,21 @@
  * program and erase: reads are then memory copies instead of one system
  * call per record header (the store scans headers a lot). Another process
  * may write the file (the CLI beside a daemon): port_flash_file_reload
- * re-reads it, and callers do that whenever they take the image's lock. */
+ * re-reads it, and callers do that whenever they take the image's lock.
+ *
+ * Re-reading a 4 MB image at every lock would cost more than the work done
+ * under it, so writers keep a generation: PATH.gen holds a 64-bit counter
+ * that every handle increments before its first write after an open or a
+ * reload (before: a writer killed mid-write has still announced it). A
+ * reload that finds the counter and the image's size, mtime and ctime as
+ * this handle last left them skips the read. Without a usable PATH.gen
+ * (read-only directory, a foreign file) every reload reads and compares. */
 #include "port_posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +30,11 @@ typedef struct {
     int fd;
     uint8_t *mem;
     size_t size;
+    int gen_fd;         /* PATH.gen, or -1: every reload reads the image */
+    int gen_bumped;     /* this handle announced a write since it last loaded */
+    int gen_known;      /* gen_seen and seen describe the file */
+    uint64_t gen_seen;  /* the counter as this handle last saw or wrote it */
+    struct stat seen;   /* the image as this handle last loaded or wrote it */
 } flash_file_t;
 
 static flash_file_t *ff_of(port_flash_t *dev) { return dev->ctx; }
@@ -52,6 +66,53 @@ static port_status_t write_through(flash_file_t *f, size_t off, size_t len)
     return PORT_OK;
 }
 
+/* PATH.gen: 8 bytes, little-endian; missing or short reads as 0. */
+static int gen_read(flash_file_t *f, uint64_t *g)
+{
+    uint8_t b[8] = {0};
+    ssize_t n;
+    do
+        n = pread(f->gen_fd, b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    *g = 0;
+    for (int i = 7; i >= 0; i--)
+        *g = (*g << 8) | b[i];
+    return 0;
+}
+
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Before this handle's first write since it loaded: counter + 1 (the
+ * caller holds the lock, so the counter is still gen_seen). A counter that
+ * cannot be written leaves readers the stat check and this handle the
+ * full compare (gen_known 0). */
+static void gen_announce(flash_file_t *f)
+{
+    if (f->gen_bumped)
+        return;
+    f->gen_bumped = 1;
+    if (f->gen_fd < 0 || !f->gen_known)
+        return;
+    uint64_t g = f->gen_seen + 1u;
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(g >> (8 * i));
+    ssize_t n;
+    do
+        n = pwrite(f->gen_fd, b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof b)
+        f->gen_known = 0;
+    f->gen_seen = g;
+}
+
 static port_status_t flash_file_program(port_flash_t *dev, uint32_t addr, const void *buf,
                                         size_t len)
 {
@@ -62,6 +123,7 @@ static port_status_t flash_file_program(port_flash_t *dev, uint32_t addr, const 
     for (size_t i = 0; i < len; i++)
         if ((uint8_t)(src[i] & ~f->mem[addr + i]))
             return PORT_ERR_IO; /* NOR cannot turn 0 into 1: nothing written */
+    gen_announce(f);
     for (size_t i = 0; i < len; i++)
         f->mem[addr + i] &= src[i];
     return write_through(f, addr, len);
@@ -73,6 +135,7 @@ static port_status_t flash_file_erase(port_flash_t *dev, uint32_t sector)
     if (sector >= dev->sector_count)
         return PORT_ERR_ARG;
     size_t base = (size_t)sector * dev->sector_size;
+    gen_announce(f);
     memset(f->mem + base, 0xFF, dev->sector_size);
     return write_through(f, base, dev->sector_size);
 }
@@ -104,9 +167,55 @@ static port_status_t load(flash_file_t *f, int *changed)
     return PORT_OK;
 }
 
+/* load() and remember the generation and stat it read at. The counter is
+ * read first: a writer announces before writing, so bytes read after a
+ * counter value are at least as new as that value. */
+static port_status_t load_current(flash_file_t *f, int *changed)
+{
+    uint64_t g = 0;
+    int have_gen = f->gen_fd >= 0 && gen_read(f, &g) == 0;
+    port_status_t rc = load(f, changed);
+    f->gen_bumped = 0;
+    f->gen_known = rc == PORT_OK && have_gen && fstat(f->fd, &f->seen) == 0;
+    f->gen_seen = g;
+    return rc;
+}
+
+port_status_t port_flash_file_release(port_flash_t *dev)
+{
+    if (!dev || !dev->ctx)
+        return PORT_ERR_ARG;
+    flash_file_t *f = ff_of(dev);
+    if (f->gen_bumped && fstat(f->fd, &f->seen) != 0)
+        f->gen_known = 0;
+    return PORT_OK;
+}
+
 port_status_t port_flash_file_reload(port_flash_t *dev, int *changed)
 {
-    return dev && dev->ctx ? load(ff_of(dev), changed) : PORT_ERR_ARG;
+    if (!dev || !dev->ctx)
+        return PORT_ERR_ARG;
+    flash_file_t *f = ff_of(dev);
+    uint64_t g;
+    struct stat now;
+    if (f->gen_known && gen_read(f, &g) == 0 && g == f->gen_seen && fstat(f->fd, &now) == 0 &&
+        same_stat(&now, &f->seen)) {
+        f->gen_bumped = 0;
+        if (changed)
+            *changed = 0;
+        return PORT_OK;
+    }
+    return load_current(f, changed);
+}
+
+static int open_gen(const char *path)
+{
+    char gp[4096];
+    int n = snprintf(gp, sizeof gp, "%s.gen", path);
+    if (n < 0 || (size_t)n >= sizeof gp)
+        return -1;
+    int fd = open(gp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    return fd >= 0 ? fd : open(gp, O_RDONLY | O_CLOEXEC);
 }
 
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
@@ -141,6 +250,7 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
         return PORT_ERR_NOMEM;
     }
     f->fd = fd;
+    f->gen_fd = open_gen(path);
     if (fresh) {
         f->size = (size_t)sector_count * sector_size;
     } else {
@@ -168,9 +278,13 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
     port_status_t rc;
     if (fresh) {
         memset(f->mem, 0xFF, f->size); /* a new device comes erased */
+        f->gen_known = f->gen_fd >= 0 && gen_read(f, &f->gen_seen) == 0;
+        gen_announce(f);
         rc = write_through(f, 0, f->size);
+        if (rc == PORT_OK)
+            rc = port_flash_file_release(dev);
     } else {
-        rc = load(f, NULL);
+        rc = load_current(f, NULL);
     }
     if (rc != PORT_OK)
         port_flash_file_close(dev);
@@ -182,6 +296,8 @@ void port_flash_file_close(port_flash_t *dev)
     flash_file_t *f = dev->ctx;
     if (f) {
         close(f->fd);
+        if (f->gen_fd >= 0)
+            close(f->gen_fd);
         free(f->mem);
         free(f);
     }

@@ -26,11 +26,20 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
                                    uint32_t sector_count, uint32_t write_size, int create);
 void port_flash_file_close(port_flash_t *dev);
 /* The image is cached in RAM (written through on every program/erase); when
- * another process may have written the file, re-read it before use.
- * *changed (may be NULL) says whether any byte differed from the cached
- * copy: the image's generation, by content, so an unchanged image need not
- * be mounted again (a counter can miss a write; equal bytes cannot). */
+ * another process may have written the file, re-read it before use: every
+ * handle reloads when it takes the image's lock and writes only while it
+ * holds it. *changed (may be NULL) says whether the image changed since
+ * this handle last loaded or wrote it, so an unchanged image need not be
+ * mounted again. Writers announce themselves in PATH.gen (a counter bumped
+ * before a handle's first write after a load; created 0600 beside the
+ * image): a reload that finds the counter and the file's size, mtime and
+ * ctime unchanged reads nothing. Otherwise (or without a usable PATH.gen)
+ * it reads the whole image and *changed says whether any byte differed. */
 port_status_t port_flash_file_reload(port_flash_t *dev, int *changed);
+/* Before giving up the lock: remember the file as this handle's writes
+ * left it, so its next reload can tell them from another writer's without
+ * reading (optional: without it that reload reads the image). */
+port_status_t port_flash_file_release(port_flash_t *dev);
 
 /* Flash backend on a Linux MTD char device (/dev/mtdN): geometry from
  * MEMGETINFO, erase via MEMERASE. NOR-like devices only (write size <= 32).

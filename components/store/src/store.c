@@ -65,9 +65,69 @@ typedef struct {
 
 /* ------------------------------------------------------------ helpers -- */
 
+/* CRC-32 (IEEE, reflected). STORE_CRC_TABLE picks speed against flash: 16
+ * (the default: a nibble table, 64 B, two lookups a byte) or 256 (a byte
+ * table, 1 KB, one lookup a byte: about twice as fast, for hosts and
+ * gateways whose mount reads thousands of records). */
+#ifndef STORE_CRC_TABLE
+#define STORE_CRC_TABLE 16
+#endif
+#if STORE_CRC_TABLE == 256
 static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
 {
-    /* Nibble table: 64 bytes of table instead of 1 KB, fast enough here. */
+    static const uint32_t tab[256] = {
+        0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
+        0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
+        0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
+        0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
+        0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
+        0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
+        0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
+        0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
+        0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
+        0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
+        0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
+        0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
+        0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
+        0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
+        0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
+        0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
+        0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
+        0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
+        0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
+        0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
+        0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
+        0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
+        0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
+        0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
+        0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
+        0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
+        0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
+        0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
+        0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
+        0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
+        0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
+        0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
+        0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
+        0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
+        0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
+        0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
+        0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
+        0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
+        0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
+        0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
+        0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
+        0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
+        0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du};
+    const uint8_t *p = data;
+    crc = ~crc;
+    while (len--)
+        crc = (crc >> 8) ^ tab[(crc ^ *p++) & 0xFFu];
+    return ~crc;
+}
+#elif STORE_CRC_TABLE == 16
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
+{
     static const uint32_t tab[16] = {
         0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
         0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
@@ -81,6 +141,9 @@ static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
     }
     return ~crc;
 }
+#else
+#error "STORE_CRC_TABLE must be 16 or 256"
+#endif
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -341,6 +404,14 @@ static bool txn_committed(store_t *st, uint32_t txn)
     return false;
 }
 
+/* Of two versions of one key: does a win over b? Higher (txn, op); of
+ * copies of one write, chunk 0 (where a value's reads start). */
+static bool rec_newer(const rec_t *a, const rec_t *b)
+{
+    return a->txn > b->txn || (a->txn == b->txn && a->op > b->op) ||
+           (a->txn == b->txn && a->op == b->op && b->chunk_idx != 0 && a->chunk_idx == 0);
+}
+
 typedef struct {
     bool found;
     rec_t rec;     /* header of one record of the winning (txn, op) */
@@ -366,8 +437,7 @@ static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *
                 continue;
             if (!key_matches(st, a, &r, key, key_len, hash))
                 continue;
-            if (!have || r.txn > best.txn || (r.txn == best.txn && r.op > best.op) ||
-                (r.txn == best.txn && r.op == best.op && best.chunk_idx != 0 && r.chunk_idx == 0)) {
+            if (!have || rec_newer(&r, &best)) {
                 best = r;
                 best_addr = a;
                 have = true;
@@ -602,14 +672,67 @@ static void idx_sort(store_t *st, uint32_t lo, uint32_t hi)
     }
 }
 
+/* Entries [lo, hi) share a sort key: keep, for each distinct key among
+ * them, the newest version's entry; the others become IDX_DROP. Runs are
+ * short (one key's versions, rarely two keys), so each entry is compared
+ * with the few kept before it. false: a read failed. */
+static bool idx_dedupe_run(store_t *st, uint32_t lo, uint32_t hi)
+{
+    for (uint32_t i = lo + 1u; i < hi; i++) {
+        uint8_t ki[STORE_KEY_MAX], kj[STORE_KEY_MAX];
+        rec_t ri, rj;
+        uint32_t ai = idx_addr(st, i) & ~IDX_FLAGS;
+        /* Keys read against their hash: a flipped byte must not make two
+         * versions of one key look like two keys. */
+        if (!rec_read_at(st, ai, &ri) || read_key_checked(st, ai, &ri, ki) != STORE_OK)
+            return false;
+        for (uint32_t j = lo; j < i; j++) {
+            uint32_t aj = idx_addr(st, j) & ~IDX_FLAGS;
+            if (idx_addr(st, j) == IDX_DROP)
+                continue;
+            if (!rec_read_at(st, aj, &rj) || read_key_checked(st, aj, &rj, kj) != STORE_OK)
+                return false;
+            if (rj.key_len != ri.key_len || memcmp(ki, kj, ri.key_len) != 0)
+                continue;
+            if (rec_newer(&ri, &rj))
+                idx_put(st, j, idx_key(st, j), idx_addr(st, i));
+            idx_put(st, i, idx_key(st, i), IDX_DROP);
+            break;
+        }
+    }
+    return true;
+}
+
+/* Sort the collected entries and keep one per key: the array holds each
+ * version met so far until this runs (when it fills, and at the end). */
+static bool idx_compact(store_t *st)
+{
+    uint32_t kept = 0;
+    idx_sort(st, 0, st->idx_n);
+    for (uint32_t lo = 0, hi; lo < st->idx_n; lo = hi) {
+        for (hi = lo + 1u; hi < st->idx_n && idx_key(st, hi) == idx_key(st, lo); hi++)
+            ;
+        if (hi - lo > 1u && !idx_dedupe_run(st, lo, hi))
+            return false;
+    }
+    for (uint32_t i = 0; i < st->idx_n; i++)
+        if (idx_addr(st, i) != IDX_DROP)
+            idx_put(st, kept++, idx_key(st, i), idx_addr(st, i));
+    st->idx_n = kept;
+    return true;
+}
+
 /* Build, pass 1: for every key on flash, the record of its newest version
- * (committed or not: pass 2 decides), with its flags in the low bits. */
-static bool idx_collect(store_t *st)
+ * (committed or not: pass 2 decides), with its flags in the low bits.
+ * Every version is appended and the array compacted when full, so the pass
+ * costs O(n log n) whatever the order records are met in. 0 done, 1 more
+ * keys than entries, -1 a read failed or disagreed with an earlier one. */
+static int idx_collect(store_t *st)
 {
     uint8_t key[STORE_KEY_MAX];
     scan_t it;
-    uint32_t a, pos;
-    rec_t r, cur;
+    uint32_t a;
+    rec_t r;
     scan_init(&it, UINT32_MAX);
     while (scan_next(st, &it, &a, &r)) {
         if (r.type != T_DATA)
@@ -618,23 +741,32 @@ static bool idx_collect(store_t *st)
          * no lookup (key_matches): left out. */
         store_status_t kr = read_key_checked(st, a, &r, key);
         if (kr == STORE_ERR_IO)
-            return false;
+            return -1;
         if (kr != STORE_OK)
             continue;
         uint32_t tag = a | ((r.flags & F_SELF) ? 0u : IDX_PENDING) |
                        ((r.flags & F_TOMB) ? IDX_TOMB : 0u);
-        int f = idx_find(st, key, r.key_len, r.key_hash, &pos, &cur);
-        if (f < 0)
-            return false;
-        uint32_t sk = idx_sort_key(key[0], r.key_hash);
-        if (f == 0) {
-            if (!idx_insert(st, pos, sk, tag))
-                return false;
-        } else if (r.txn > cur.txn || (r.txn == cur.txn && r.op > cur.op) ||
-                   (r.txn == cur.txn && r.op == cur.op && cur.chunk_idx != 0 && r.chunk_idx == 0)) {
-            idx_put(st, pos, sk, tag);
-        }
+        if (st->idx_n == st->idx_cap && !idx_compact(st))
+            return -1;
+        if (st->idx_n == st->idx_cap)
+            return 1;
+        idx_put(st, st->idx_n++, idx_sort_key(key[0], r.key_hash), tag);
     }
+    return idx_compact(st) ? 0 : -1;
+}
+
+/* An entry still pending after the COMMIT records were checked: its
+ * newest version never committed, so the key's current version is older
+ * (or it has none): the tag of that, or IDX_DROP. */
+static bool idx_settle_uncommitted(store_t *st, uint32_t at, uint32_t *tag)
+{
+    uint8_t key[STORE_KEY_MAX];
+    rec_t r;
+    winner_t w;
+    if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
+        return false;
+    find_winner(st, key, r.key_len, &w);
+    *tag = !w.found ? IDX_DROP : w.addr | ((w.rec.flags & F_TOMB) ? IDX_TOMB : 0u);
     return true;
 }
 
@@ -662,50 +794,92 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
             idx_put(st, i, r.txn, idx_addr(st, i) & ~IDX_PENDING);
     }
     for (uint32_t i = p; i < n; i++) {
-        uint8_t key[STORE_KEY_MAX];
+        uint8_t first;
         uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
-        if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
+        if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, &first, 1) != STORE_OK)
             return false;
-        if (tag & IDX_PENDING) {
-            winner_t w;
-            find_winner(st, key, r.key_len, &w);
-            tag = !w.found ? IDX_DROP : w.addr | ((w.rec.flags & F_TOMB) ? IDX_TOMB : 0u);
-        }
-        idx_put(st, i, idx_sort_key(key[0], r.key_hash), tag);
+        if ((tag & IDX_PENDING) && !idx_settle_uncommitted(st, at, &tag))
+            return false;
+        idx_put(st, i, idx_sort_key(first, r.key_hash), tag);
     }
     return true;
 }
 
-/* Build the index from flash: collect, settle, drop deleted keys, sort. */
-static void idx_build(store_t *st)
+/* Pass 2 in place, when the ids of every COMMIT record fit in the unused
+ * part of the index ([idx_n, idx_cap), one entry each): one scan lists
+ * them, sorted; each pending entry is then looked up by its record's id.
+ * The entries keep their order, so no sort follows. 0 done, -1 a read
+ * failed, 1 no room (the caller settles the other way). */
+static int idx_settle_listed(store_t *st)
 {
-    uint32_t p, i = 0, kept = 0;
-    st->idx_n = 0;
-    st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE;
-    if (st->idx_cap == 0)
-        return;
-    if (!idx_collect(st)) {
-        st->idx_state = st->read_failed ? IDX_LOST : IDX_FULL;
-        return;
+    uint32_t n = st->idx_n, c = 0, a;
+    scan_t it;
+    rec_t r;
+    scan_init(&it, UINT32_MAX);
+    while (scan_next(st, &it, &a, &r)) {
+        if (r.type != T_COMMIT || !rec_crc_ok(st, a, &r))
+            continue;
+        if (c == st->idx_cap - n)
+            return 1;
+        idx_put(st, n + c++, r.txn, 0);
     }
-    p = st->idx_n;
+    idx_sort(st, n, n + c);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
+        if (!(tag & IDX_PENDING))
+            continue;
+        if (!rec_read_at(st, at, &r))
+            return -1;
+        uint32_t k = idx_lower(st, n, n + c, r.txn);
+        if (k < n + c && idx_key(st, k) == r.txn)
+            tag &= ~IDX_PENDING;
+        else if (!idx_settle_uncommitted(st, at, &tag))
+            return -1;
+        idx_put(st, i, idx_key(st, i), tag);
+    }
+    return 0;
+}
+
+/* Pass 2 without room for the COMMIT list: pending entries moved to the
+ * end and settled there by idx_settle; the caller sorts again. */
+static bool idx_settle_partitioned(store_t *st)
+{
+    uint32_t p = st->idx_n, i = 0;
     while (i < p) {
         if (idx_addr(st, i) & IDX_PENDING)
             idx_swap(st, i, --p);
         else
             i++;
     }
-    if (p < st->idx_n && !idx_settle(st, p, st->idx_n)) {
+    return p == st->idx_n || idx_settle(st, p, st->idx_n);
+}
+
+/* Build the index from flash: collect, settle, drop deleted keys. */
+static void idx_build(store_t *st)
+{
+    uint32_t kept = 0;
+    st->idx_n = 0;
+    st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE;
+    if (st->idx_cap == 0)
+        return;
+    int collected = idx_collect(st);
+    if (collected != 0) {
+        st->idx_state = collected < 0 || st->read_failed ? IDX_LOST : IDX_FULL;
+        return;
+    }
+    int listed = idx_settle_listed(st);
+    if (listed < 0 || (listed > 0 && !idx_settle_partitioned(st))) {
         st->idx_state = IDX_LOST;
         return;
     }
-    for (i = 0; i < st->idx_n; i++) {
+    for (uint32_t i = 0; i < st->idx_n; i++) {
         uint32_t tag = idx_addr(st, i);
         if (tag != IDX_DROP && !(tag & IDX_TOMB))
             idx_put(st, kept++, idx_key(st, i), tag & ~IDX_FLAGS);
     }
     st->idx_n = kept;
-    idx_sort(st, 0, kept);
+    if (listed > 0)
+        idx_sort(st, 0, kept);
     if (st->read_failed)
         st->idx_state = IDX_LOST; /* a lookup in the build may have missed a record */
 }
@@ -1341,7 +1515,9 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
     /* What is past the sector table and the scratch is the RAM index. */
     size_t spare = (work_size - STORE_WORK_SIZE(dev->sector_count)) / STORE_INDEX_ENTRY_SIZE;
     st->idx_cap = spare > UINT32_MAX / 2u ? UINT32_MAX / 2u : (uint32_t)spare;
-    memset(work, 0, work_size);
+    /* The index part is written before it is read: not touching it keeps a
+     * large, mostly unused index from costing its pages at every mount. */
+    memset(work, 0, STORE_WORK_SIZE(dev->sector_count));
     return STORE_OK;
 }
 
@@ -1402,7 +1578,15 @@ static store_status_t programmed_end_once(store_t *st, uint32_t i, uint32_t *end
         uint32_t n = top < SCRATCH_SIZE ? top : SCRATCH_SIZE;
         if (flash_read(st, sec_base(st, i) + top - n, b, n) != STORE_OK)
             return STORE_ERR_IO;
-        for (uint32_t k = n; k > 0; k--) {
+        uint32_t k = n;
+        /* Eight bytes a test while erased (n is a multiple of 8: sector
+         * and scratch sizes are powers of two of at least 512). */
+        for (uint64_t w = UINT64_MAX; k >= 8; k -= 8) {
+            memcpy(&w, b + k - 8, 8);
+            if (w != UINT64_MAX)
+                break;
+        }
+        for (; k > 0; k--) {
             if (b[k - 1] != 0xFF) {
                 *end = align_up(top - n + k, st->align);
                 return STORE_OK;
