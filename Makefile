@@ -7,6 +7,7 @@
 #   make test-target  the on-target tests and firmware scenario under qemu-system-arm
 #   make size     flash/RAM of the linked Cortex-M image per component and library
 #   make bench    build and run the benchmarks under tests/bench/
+#   make bench-scale  cdnagent sync beside @alicloud/pop-core at 100..5,000 changes
 #   make fuzz     the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each (needs clang)
 #   make coverage components/ line and branch coverage of the host tests (gcovr);
 #                 make test runs it too and fails below the floor (tests/COVERAGE.md)
@@ -55,7 +56,7 @@ VARIANTS := host asan
 
 objs = $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps npm-deps run test unit-tests cross-check firmware target-images test-target size bench clean help
+.PHONY: all deps npm-deps run test unit-tests cross-check firmware target-images test-target size bench bench-scale clean help
 .DEFAULT_GOAL := all
 # Keep intermediate objects so rebuilds stay incremental.
 .SECONDARY:
@@ -253,6 +254,12 @@ run: deps
 
 bench: $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+# cdnagent beside @alicloud/pop-core at 100, 1,000 and 5,000 queued changes
+# (tests/bench/scale.py; several minutes, loopback only)
+bench-scale: deps
+	$(MAKE) --no-print-directory npm-deps all $(BENCH_BINS)
+	@CDNAGENT_BUILD=$(BUILD) $(PYTHON) tests/bench/scale.py
 
 clean:
 	rm -rf $(BUILD)

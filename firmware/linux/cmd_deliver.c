@@ -321,6 +321,9 @@ static int deliverer_open(deliverer_t **out, cli_flash_t *f, deliver_opts_t *o, 
     cfg.lock_ctx = f;
     cfg.event = event_cb;
     cfg.event_ctx = o;
+    /* The daemon idles between changes: it keeps room for the largest value
+     * erased then, so no edit or outcome waits for GC (sync just exits). */
+    cfg.gc_ahead_sectors = strcmp(cmd, "run") == 0 ? AGENT_GC_AHEAD_AUTO : 0;
     agent_status_t ar = agent_new(&d->agent, &f->store, &cfg);
     if (ar != AGENT_OK) {
         fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s: %s%s%s\n", cmd,

@@ -503,6 +503,11 @@ static int write_image(const manifest_t *m, const char *out_path)
     }
     port_flash_file_close(&dev);
     free(work);
+    /* the build's writer generation (port_posix.h) means nothing once the
+     * image is renamed: the image's own PATH.gen counts from here on */
+    char gen[4200];
+    snprintf(gen, sizeof gen, "%s.gen", tmp);
+    unlink(gen);
     if (rc == CLI_EXIT_OK && rename(tmp, out_path) != 0) {
         fprintf(stderr, "cdnagent: provision: cannot move the image into place: %s\n",
                 strerror(errno));

@@ -11,8 +11,9 @@
  * that every handle increments before its first write after an open or a
  * reload (before: a writer killed mid-write has still announced it). A
  * reload that finds the counter and the image's size, mtime and ctime as
- * this handle last left them skips the read. Without a usable PATH.gen
- * (read-only directory, a foreign file) every reload reads and compares. */
+ * this handle last left them skips the read. PATH.gen is made by the first
+ * write, so read-only use leaves no file; without a usable one (read-only
+ * directory, a foreign file) every reload reads and compares. */
 #include "port_posix.h"
 
 #include <errno.h>
@@ -30,7 +31,8 @@ typedef struct {
     int fd;
     uint8_t *mem;
     size_t size;
-    int gen_fd;         /* PATH.gen, or -1: every reload reads the image */
+    int gen_fd;         /* PATH.gen, or -1: none yet (every reload reads the image) */
+    char *gen_path;
     int gen_bumped;     /* this handle announced a write since it last loaded */
     int gen_known;      /* gen_seen and seen describe the file */
     uint64_t gen_seen;  /* the counter as this handle last saw or wrote it */
@@ -89,18 +91,33 @@ static int same_stat(const struct stat *a, const struct stat *b)
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* Before this handle's first write since it loaded: counter + 1 (the
- * caller holds the lock, so the counter is still gen_seen). A counter that
- * cannot be written leaves readers the stat check and this handle the
- * full compare (gen_known 0). */
+/* PATH.gen is created by the first write (a reader never creates files
+ * beside the image); a handle that found none looks again at each load. */
+static void open_gen(flash_file_t *f, int create)
+{
+    if (f->gen_fd >= 0 || !f->gen_path)
+        return;
+    f->gen_fd = open(f->gen_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (f->gen_fd < 0 && !create)
+        f->gen_fd = open(f->gen_path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Before this handle's first write since it loaded: counter + 1 (read
+ * afresh: the caller holds the lock, nobody else moves it). A counter
+ * that cannot be written leaves readers the stat check and this handle
+ * the full compare (gen_known 0). */
 static void gen_announce(flash_file_t *f)
 {
+    uint64_t g;
     if (f->gen_bumped)
         return;
     f->gen_bumped = 1;
-    if (f->gen_fd < 0 || !f->gen_known)
+    open_gen(f, 1);
+    if (f->gen_fd < 0 || gen_read(f, &g) != 0) {
+        f->gen_known = 0;
         return;
-    uint64_t g = f->gen_seen + 1u;
+    }
+    g++;
     uint8_t b[8];
     for (int i = 0; i < 8; i++)
         b[i] = (uint8_t)(g >> (8 * i));
@@ -108,8 +125,7 @@ static void gen_announce(flash_file_t *f)
     do
         n = pwrite(f->gen_fd, b, sizeof b, 0);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof b)
-        f->gen_known = 0;
+    f->gen_known = n == (ssize_t)sizeof b;
     f->gen_seen = g;
 }
 
@@ -173,6 +189,7 @@ static port_status_t load(flash_file_t *f, int *changed)
 static port_status_t load_current(flash_file_t *f, int *changed)
 {
     uint64_t g = 0;
+    open_gen(f, 0);
     int have_gen = f->gen_fd >= 0 && gen_read(f, &g) == 0;
     port_status_t rc = load(f, changed);
     f->gen_bumped = 0;
@@ -208,16 +225,6 @@ port_status_t port_flash_file_reload(port_flash_t *dev, int *changed)
     return load_current(f, changed);
 }
 
-static int open_gen(const char *path)
-{
-    char gp[4096];
-    int n = snprintf(gp, sizeof gp, "%s.gen", path);
-    if (n < 0 || (size_t)n >= sizeof gp)
-        return -1;
-    int fd = open(gp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    return fd >= 0 ? fd : open(gp, O_RDONLY | O_CLOEXEC);
-}
-
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create)
 {
@@ -250,7 +257,7 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
         return PORT_ERR_NOMEM;
     }
     f->fd = fd;
-    f->gen_fd = open_gen(path);
+    f->gen_fd = -1;
     if (fresh) {
         f->size = (size_t)sector_count * sector_size;
     } else {
@@ -268,6 +275,13 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
         free(f);
         return PORT_ERR_NOMEM;
     }
+    /* without room for the name: no generation, every reload compares */
+    size_t plen = strlen(path);
+    f->gen_path = malloc(plen + sizeof ".gen");
+    if (f->gen_path) {
+        memcpy(f->gen_path, path, plen);
+        memcpy(f->gen_path + plen, ".gen", sizeof ".gen");
+    }
     dev->sector_size = sector_size;
     dev->sector_count = (uint32_t)(f->size / sector_size);
     dev->write_size = write_size;
@@ -278,7 +292,6 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
     port_status_t rc;
     if (fresh) {
         memset(f->mem, 0xFF, f->size); /* a new device comes erased */
-        f->gen_known = f->gen_fd >= 0 && gen_read(f, &f->gen_seen) == 0;
         gen_announce(f);
         rc = write_through(f, 0, f->size);
         if (rc == PORT_OK)
@@ -298,6 +311,7 @@ void port_flash_file_close(port_flash_t *dev)
         close(f->fd);
         if (f->gen_fd >= 0)
             close(f->gen_fd);
+        free(f->gen_path);
         free(f->mem);
         free(f);
     }

@@ -2,7 +2,8 @@
 """cdnagent beside the official SDK as the number of header rules grows (issue 15).
 
 For each N (default 100, 1000, 5000), in one run, on loopback only:
-  1. a fresh image (`cdnagent format --sectors 1024`, 4 MB), N `cdnagent header set`
+  1. a fresh image sized for N (`cdnagent format --sectors S`: 256 KB at 100,
+     2 MB at 5,000), N `cdnagent header set`
      over 50 domains; the CPU of one `header set` is sampled when the image holds
      10, 1,000 and 5,000 records (whichever N reaches; the median of 5 sets each);
   2. `cdnagent sync` of those N changes to a fresh cdnsim (plain HTTP, --qps 100000);
@@ -40,6 +41,7 @@ ENV = dict(os.environ, ALIBABA_CLOUD_ACCESS_KEY_ID="testid",
            ALIBABA_CLOUD_ACCESS_KEY_SECRET="testsecret")
 ENV.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
 DOMAINS = ["d%02d.example.com" % i for i in range(50)]
+CURRENT = os.path.join(os.environ.get("CDNAGENT_BUILD", os.path.join(ROOT, "build")), "cdnagent")
 SAMPLES = (10, 1000, 5000)   # records in the image when `header set` is timed
 SAMPLE_SETS = 5
 
@@ -97,12 +99,20 @@ def fill(binary, flash, n):
     return {s: statistics.median(v) * 1000 for s, v in sets.items()}
 
 
+def sectors_for(n):
+    """4 KB sectors for N queued changes: about 160 B of live records each
+    (the desired header and its queue entry) and room for GC to work in."""
+    return max(64, n * 400 // 4096 + 32)
+
+
 def measure_agent(binary, n, tmp):
     flash = os.path.join(tmp, "%s.%d.flash" % (os.path.basename(binary), n))
     for f in (flash, flash + ".key"):
         if os.path.exists(f):
             os.unlink(f)
-    rc, _, err, _ = run([binary, "--flash", flash, "format", "--sectors", "1024"])
+    # the image is made by the current build (older ones have no `format`;
+    # the on-flash format is the same)
+    rc, _, err, _ = run([CURRENT, "--flash", flash, "format", "--sectors", str(sectors_for(n))])
     if rc != 0:
         raise SystemExit("format failed: " + err.strip())
     sets = fill(binary, flash, n)
@@ -130,6 +140,16 @@ def measure_popcore(n):
             "rss_kb": ru.ru_maxrss, "wall": wall, "ok": ok}
 
 
+def measure_floor(n):
+    """System CPU per exchange of the simplest client (floor_client.py)."""
+    with Sim(tls=False, qps=100000, domains=DOMAINS) as sim:
+        rc, _, err, ru = run([sys.executable, os.path.join(HERE, "floor_client.py"), "127.0.0.1",
+                              str(sim.port), str(n)])
+        if rc != 0:
+            raise SystemExit("floor client failed: " + err.strip())
+    return ru.ru_stime * 1000 / n
+
+
 def label(b):
     return os.path.relpath(b, ROOT) if b.startswith(ROOT) else b
 
@@ -145,6 +165,9 @@ def main():
     rows, first = [], {}
     with tempfile.TemporaryDirectory(prefix="scale.") as tmp:
         for n in args.n:
+            floor = measure_floor(n)
+            print("N=%-5d floor: %.3f ms system CPU per exchange for the simplest client "
+                  "(floor_client.py); no client can use less" % (n, floor), flush=True)
             peer = measure_popcore(n)
             print("N=%-5d pop-core 1.8.0: %.3f ms CPU per call (calls only; %.3f with Node's "
                   "start), peak RSS %.1f MB, %.1f s, delivered exactly: %s" % (

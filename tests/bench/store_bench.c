@@ -194,6 +194,8 @@ static void key_of(char *k, size_t cap, size_t *kl, unsigned i)
  * that cost the most, next to the mean. A put that turns the ring pays for
  * one sector's GC; the goal is that none pays more than one erase and one
  * sector's copy (plus its own record). */
+#define WORST_AHEAD 4u /* an 8 KB value spans 3 sectors' records; one more for the small */
+
 static void bench_worst_put(void)
 {
     enum { SECTORS = 16, PUTS = 4000, BIG_KEYS = 3, SMALL_KEYS = 60 };
@@ -201,13 +203,15 @@ static void bench_worst_put(void)
     uint8_t val[64];
     char key[32];
     size_t kl;
-    for (int mode = 0; mode < 2; mode++) {
+    static const char *const label[] = {"without", "with the index", "+ GC ahead"};
+    for (int mode = 0; mode < 3; mode++) {
         rig_t g;
         uint64_t max_erase = 0, max_prog = 0, max_bytes = 0, max_reads = 0, sum_bytes = 0;
+        uint64_t step_erase = 0, step_bytes = 0, steps = 0;
         double max_t = 0, sum_t = 0;
         unsigned turns = 0;
         rig_open(&g, 4096, SECTORS);
-        if (mode == 1) { /* remount with the RAM index */
+        if (mode >= 1) { /* remount with the RAM index */
             free(g.work);
             g.work_size = STORE_WORK_SIZE_INDEXED(SECTORS, 256);
             g.work = malloc(g.work_size);
@@ -226,6 +230,19 @@ static void bench_worst_put(void)
             } else {
                 key_of(key, sizeof key, &kl, (unsigned)(rnd() % SMALL_KEYS));
                 fill(val, 32);
+            }
+            /* mode 2: idle time before each put, GC run ahead until it has
+             * WORST_AHEAD erased sectors ready (or cannot add one) */
+            for (bool more = mode == 2; more;) {
+                uint64_t e1 = g.emu.erases, b1 = g.emu.bytes_programmed;
+                int grc = store_gc_ahead(&g.st, WORST_AHEAD, &more);
+                if (grc != STORE_OK)
+                    die("gc ahead", grc);
+                steps += g.emu.erases > e1;
+                if (g.emu.erases - e1 > step_erase)
+                    step_erase = g.emu.erases - e1;
+                if (g.emu.bytes_programmed - b1 > step_bytes)
+                    step_bytes = g.emu.bytes_programmed - b1;
             }
             uint64_t e0 = g.emu.erases, p0 = g.emu.programs, b0 = g.emu.bytes_programmed;
             uint64_t r0 = g.emu.reads;
@@ -250,9 +267,15 @@ static void bench_worst_put(void)
             sum_bytes += db;
         }
         printf("%-16s %8u %10lu %10lu %14lu %12lu %12.1f us %10.1f us %12.0f B\n",
-               mode ? "with the index" : "without", turns, (unsigned long)max_erase,
+               label[mode], turns, (unsigned long)max_erase,
                (unsigned long)max_prog, (unsigned long)max_bytes, (unsigned long)max_reads,
                max_t * 1e6, sum_t / PUTS * 1e6, (double)sum_bytes / PUTS);
+        if (mode == 2)
+            printf("  (idle GC ahead, %u sectors: %lu steps, each at most %lu erase(s) and "
+                   "%lu B programmed)\n",
+                   (unsigned)WORST_AHEAD, (unsigned long)steps, (unsigned long)step_erase,
+                   (unsigned long)step_bytes);
+        printf("  (erases in the whole run, wear: %lu)\n", (unsigned long)g.emu.erases);
         rig_close(&g);
     }
 }

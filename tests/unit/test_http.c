@@ -183,6 +183,40 @@ static void test_connection_close_honoured(void **state)
     http_response_free(&r);
 }
 
+/* The client's own "Connection: close" ends the connection after the
+ * answer even when the server's answer does not repeat it (cdnsim's, and
+ * many servers'): reusing it raced the server's close and came back as a
+ * reset (found when cdnsim stopped delaying its answers, issue 15). Other
+ * headers that merely mention the word do not. */
+static void test_request_connection_close_honoured(void **state)
+{
+    static const uint8_t closing[] =
+        "POST / HTTP/1.1\r\nHost: x\r\ncOnNeCtIoN:  keep-alive, Close\r\nContent-Length: 0\r\n\r\n";
+    static const uint8_t mention[] =
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Connection: close\r\nX-Note: Connection: close\r\n\r\n"
+        "Connection: close";
+    script_t s;
+    http_client_t c;
+    http_response_t r;
+    (void)state;
+    setup(&s, &c, NULL);
+    add(&s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");
+    add(&s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB");
+    add(&s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nC");
+    assert_int_equal(http_client_request(&c, closing, sizeof(closing) - 1, &r), HTTP_OK);
+    assert_true(r.keep_alive); /* the server would keep it: the client does not */
+    assert_false(c.connected);
+    http_response_free(&r);
+    assert_int_equal(http_client_request(&c, mention, sizeof(mention) - 1, &r), HTTP_OK);
+    assert_string_equal((char *)r.body, "B");
+    assert_true(c.connected);
+    http_response_free(&r);
+    assert_int_equal(http_client_request(&c, REQ, sizeof(REQ) - 1, &r), HTTP_OK);
+    assert_string_equal((char *)r.body, "C");
+    http_response_free(&r);
+    assert_int_equal(s.connects, 2);
+}
+
 static void test_idle_closed_connection_reconnects(void **state)
 {
     script_t s;
@@ -341,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_keep_alive_reuses_one_connection),
         cmocka_unit_test(test_connection_close_honoured),
+        cmocka_unit_test(test_request_connection_close_honoured),
         cmocka_unit_test(test_idle_closed_connection_reconnects),
         cmocka_unit_test(test_truncated_is_reset_not_retried),
         cmocka_unit_test(test_garbage_is_protocol_error),

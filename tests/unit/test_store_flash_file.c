@@ -168,6 +168,34 @@ static void test_generation_counts_sessions(void **state)
     drop_image(path, &dev, &other);
 }
 
+/* Reading leaves no file beside the image: PATH.gen comes with a write. */
+static void test_generation_made_by_first_write(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/store_gen_XXXXXX";
+    char gp[64];
+    port_flash_t dev, other;
+    make_image(path, &dev, &other);
+    snprintf(gp, sizeof gp, "%s.gen", path);
+    port_flash_file_close(&other);
+    port_flash_file_close(&dev);
+    assert_int_equal(unlink(gp), 0);
+    assert_int_equal(port_flash_file_open(&dev, path, 4096, 0, 4, 0), PORT_OK);
+    uint8_t b[4];
+    int changed = -1;
+    assert_int_equal(dev.read(&dev, 0, b, 4), PORT_OK);
+    assert_int_equal(port_flash_file_reload(&dev, &changed), PORT_OK);
+    assert_int_equal(port_flash_file_release(&dev), PORT_OK);
+    assert_int_equal(access(gp, F_OK), -1);
+    uint8_t z[4] = {0, 1, 2, 3};
+    assert_int_equal(dev.program(&dev, 4096, z, 4), PORT_OK);
+    assert_int_equal(access(gp, F_OK), 0);
+    assert_true(gen_value(path) == 1);
+    port_flash_file_close(&dev);
+    unlink(path);
+    unlink(gp);
+}
+
 /* A writer that does not announce (a tool writing the file directly) is
  * still seen: the file's mtime/ctime moved. */
 static void test_generation_stat_catches_foreign_writer(void **state)
@@ -230,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_file_backend),
         cmocka_unit_test(test_generation_counts_sessions),
         cmocka_unit_test(test_generation_stat_catches_foreign_writer),
+        cmocka_unit_test(test_generation_made_by_first_write),
         cmocka_unit_test(test_generation_unusable_falls_back_to_compare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

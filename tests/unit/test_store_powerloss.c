@@ -117,7 +117,7 @@ static size_t model_count(const model_t *m)
 
 /* ----------------------------------------------------------- workload -- */
 
-enum { OP_PUT, OP_DEL, OP_TXN };
+enum { OP_PUT, OP_DEL, OP_TXN, OP_GC };
 enum { SUB_PUT, SUB_DEL };
 
 typedef struct {
@@ -217,6 +217,9 @@ static void gen_op(rng_t *r, const model_t *cur, op_t *op)
             deleted[k] = false;
         }
         op->nsub = n;
+    } else if (c < 92) { /* idle GC ahead of need: changes nothing a reader sees */
+        op->type = OP_GC;
+        op->nsub = 0;
     } else { /* hot keys: frequent small updates drive GC */
         op->type = OP_PUT;
         gen_put(r, op, 0, (int)rng_below(r, 3), BIG_MAX);
@@ -243,7 +246,7 @@ static void apply_op(model_t *m, const op_t *op)
 static void describe_op(const op_t *op, char *out, size_t cap)
 {
     size_t o = 0;
-    static const char *names[] = {"put", "delete", "txn"};
+    static const char *names[] = {"put", "delete", "txn", "gc-ahead"};
     o += (size_t)snprintf(out + o, cap - o, "%s%s", names[op->type],
                           op->abort ? "(abort)" : "");
     for (int i = 0; i < op->nsub && o < cap; i++)
@@ -484,6 +487,8 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
 static int run_op(store_t *st, const op_t *op, const model_t *before, unsigned w, int i)
 {
     int rc;
+    if (op->type == OP_GC)
+        return store_gc_ahead(st, 3, NULL);
     if (op->type == OP_PUT)
         return store_put(st, g_keys[op->sub[0].slot], g_key_len[op->sub[0].slot],
                          op->sub[0].val, op->sub[0].len);
@@ -648,7 +653,7 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
     rig_t g;
     snap_t pre, post;
     char why[256], why2[256], desc[1024];
-    uint64_t cut_points = 0, erases_total = 0, fulls = 0, txns = 0, chunked = 0;
+    uint64_t cut_points = 0, erases_total = 0, fulls = 0, txns = 0, chunked = 0, gc_steps = 0;
     uint64_t spurious_full = 0, full_then_fits = 0, rot_checks = 0;
     /* the value of the last single small put: the newest record on flash */
     static uint8_t newest[SMALL_MAX];
@@ -713,6 +718,7 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
         for (uint32_t s = 0; s < SECTOR_COUNT; s++)
             er1 += g.emu.erase_counts[s];
         erases_total += er1 - er0;
+        gc_steps += g_op.type == OP_GC && er1 > er0; /* an idle GC that collected */
 
         g_after = g_before;
         if (rc == STORE_OK) {
@@ -863,11 +869,14 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
     assert_int_equal(store_stats(&g.st, &end_stats, NULL, 0), STORE_OK);
     assert_int_equal(end_stats.index_on, index_keys > 0);
     printf("# powerloss: write_size=%u%s cut points=%lu, rot-after-GC-cut checks=%lu "
-           "(sectors=%ux%u ops=%d txns=%lu chunked_puts=%lu full=%lu erases=%lu, %lu ms)\n",
+           "(sectors=%ux%u ops=%d txns=%lu chunked_puts=%lu full=%lu erases=%lu "
+           "idle-GC steps that collected=%lu, %lu ms)\n",
            w, index_keys ? " (RAM index)" : "", (unsigned long)cut_points, (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE,
            WORKLOAD_OPS,
            (unsigned long)txns, (unsigned long)chunked, (unsigned long)fulls,
-           (unsigned long)erases_total, (unsigned long)(port_monotonic_ms() - t0));
+           (unsigned long)erases_total, (unsigned long)gc_steps,
+           (unsigned long)(port_monotonic_ms() - t0));
+    assert_true(gc_steps > 0); /* power was cut inside idle GC steps too */
     if (full_then_fits)
         printf("# powerloss: write_size=%u: %lu multi-record operations got STORE_FULL near "
                "capacity and fit when retried\n",

@@ -243,6 +243,32 @@ static uint32_t fetch_server_date(agent_t *a, uint64_t now_ms)
     return ok ? 0 : a->cfg.policy.base_ms;
 }
 
+/* Sectors store_gc_ahead keeps ready: the configured count, or for AUTO
+ * enough for a STORE_VALUE_MAX value in chunks (about 200 B of each sector
+ * go to its header, reserves and chunk headers) and one more. */
+static uint32_t gc_ahead_target(const agent_t *a)
+{
+    uint32_t n = a->cfg.gc_ahead_sectors;
+    if (n != AGENT_GC_AHEAD_AUTO)
+        return n;
+    uint32_t per = a->st->dev->sector_size > 400u ? a->st->dev->sector_size - 200u : 200u;
+    return (STORE_VALUE_MAX + per - 1u) / per + 1u;
+}
+
+/* Idle (nothing due now): one bounded GC step ahead of need, and another
+ * soon while there is more to do. A failure is logged and left to the next
+ * write, which meets it and reports it. */
+static uint32_t gc_ahead_step(agent_t *a, uint32_t wait)
+{
+    bool more = false;
+    store_status_t rc = store_gc_ahead(a->st, gc_ahead_target(a), &more);
+    if (rc != STORE_OK) {
+        port_log(PORT_LOG_WARN, "agent", "idle GC: %s", store_status_str(rc));
+        return wait;
+    }
+    return more && wait > AGENT_GC_AHEAD_PACE_MS ? AGENT_GC_AHEAD_PACE_MS : wait;
+}
+
 uint32_t agent_poll(agent_t *a, uint64_t now_ms)
 {
     uint32_t wait = UINT32_MAX;
@@ -257,6 +283,8 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
         return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store (nothing was sent)");
     }
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
+    if (plan != PLAN_CALL && plan != PLAN_NO_CLOCK && wait > 0 && a->cfg.gc_ahead_sectors)
+        wait = gc_ahead_step(a, wait);
     unlock(a);
     (void)agent_deliver_work(a, false);
     if (plan == PLAN_NO_CLOCK)

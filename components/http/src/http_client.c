@@ -309,6 +309,41 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
     return HTTP_OK;
 }
 
+static bool ascii_eq_nocase(const uint8_t *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = a[i], y = (uint8_t)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (uint8_t)(x - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* Does the request's header block carry "Connection: close"? A client that
+ * sends it must not send again on the connection (RFC 9112 9.6), whether
+ * or not the server's answer repeats it: reusing it races the server's
+ * close and turns a fine call into a reset. */
+static bool request_closes(const uint8_t *req, size_t len)
+{
+    static const char name[] = "connection:", token[] = "close";
+    for (size_t i = 0; i + 1 < len;) {
+        size_t end = i;
+        while (end + 1 < len && !(req[end] == '\r' && req[end + 1] == '\n'))
+            end++;
+        if (end == i)
+            return false; /* the blank line: end of the headers */
+        if (end - i > sizeof name - 1 && ascii_eq_nocase(req + i, name, sizeof name - 1)) {
+            for (size_t k = i + sizeof name - 1; k + sizeof token - 1 <= end; k++)
+                if (ascii_eq_nocase(req + k, token, sizeof token - 1))
+                    return true;
+        }
+        i = end + 2;
+    }
+    return false;
+}
+
 int http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
                         http_response_t *resp)
 {
@@ -327,7 +362,7 @@ int http_client_request(http_client_t *client, const uint8_t *request, size_t re
     for (tries = 0; tries < 2; tries++) {
         rc = attempt(client, request, request_len, resp, deadline, &stale);
         if (rc == HTTP_OK) {
-            if (!resp->keep_alive) {
+            if (!resp->keep_alive || request_closes(request, request_len)) {
                 http_client_close(client);
             }
             return HTTP_OK;

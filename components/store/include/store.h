@@ -102,6 +102,8 @@ typedef struct store {
     uint32_t idx_n;         /* entries in use */
     uint32_t idx_rebuilds;  /* times a lost index was rebuilt since mount */
     uint32_t last_append;   /* flash address of the record head_append wrote last */
+    uint32_t ahead_turns;   /* ring turns store_gc_ahead made since a write or since
+                               it last readied a sector: a whole ring's worth ends it */
     uint32_t op_addr[STORE_TXN_OPS_MAX]; /* first record of each op being written: the
                                             index learns them when they commit */
 } store_t;
@@ -176,6 +178,18 @@ store_status_t store_txn_commit(store_t *st);
  * STORE_ERR_TXN when none is open. */
 store_status_t store_txn_current(const store_t *st, uint32_t *id);
 store_status_t store_txn_abort(store_t *st);
+
+/* Garbage collection ahead of need, for idle time: keep `sectors` erased
+ * sectors ready after the head, so the puts that turn the ring into them
+ * erase nothing and copy nothing (a value of V bytes needs about
+ * V / (sector - 200 B) + 1 of them). One call collects at most the oldest
+ * sector: its live records are copied into the head and it is erased (at
+ * most one erase and one sector's copy, the same step a ring turn takes),
+ * and only when those records fit in the head as it is; otherwise it does
+ * nothing. *more (may be NULL) says whether another call would add one
+ * more. STORE_ERR_TXN inside a transaction. Without calls the store works
+ * as before: a put collects what it needs itself. */
+store_status_t store_gc_ahead(store_t *st, uint32_t sectors, bool *more);
 
 typedef struct {
     uint32_t free_bytes;   /* writable without GC plus reclaimable by GC */

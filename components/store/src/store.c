@@ -672,6 +672,39 @@ static void idx_sort(store_t *st, uint32_t lo, uint32_t hi)
     }
 }
 
+/* Sort entries [lo, hi) by sort key alone, using the unused entries
+ * [spare, spare + room) as scratch when they are enough: a stable LSD radix
+ * sort, eight passes of four bits (16 counters on the stack), linear where
+ * the heapsort is not; otherwise the heapsort. Order among equal keys does
+ * not matter to any user of the index. */
+static void idx_sort_spare(store_t *st, uint32_t lo, uint32_t hi, uint32_t spare, uint32_t room)
+{
+    uint32_t n = hi - lo;
+    if (room < n || n < 64u) {
+        idx_sort(st, lo, hi);
+        return;
+    }
+    uint32_t from = lo, to = spare;
+    for (unsigned shift = 0; shift < 32u; shift += 4u) {
+        uint32_t count[16] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            count[(idx_key(st, from + i) >> shift) & 15u]++;
+        for (uint32_t b = 0, sum = 0; b < 16u; b++) {
+            uint32_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t key = idx_key(st, from + i);
+            idx_put(st, to + count[(key >> shift) & 15u]++, key, idx_addr(st, from + i));
+        }
+        uint32_t t = from;
+        from = to;
+        to = t;
+    }
+    /* eight passes: the sorted entries are back in [lo, hi) */
+}
+
 /* Entries [lo, hi) share a sort key: keep, for each distinct key among
  * them, the newest version's entry; the others become IDX_DROP. Runs are
  * short (one key's versions, rarely two keys), so each entry is compared
@@ -704,11 +737,12 @@ static bool idx_dedupe_run(store_t *st, uint32_t lo, uint32_t hi)
 }
 
 /* Sort the collected entries and keep one per key: the array holds each
- * version met so far until this runs (when it fills, and at the end). */
-static bool idx_compact(store_t *st)
+ * version met so far until this runs (when it fills, and at the end).
+ * listed: entries at the array's end that hold the transaction list. */
+static bool idx_compact(store_t *st, uint32_t listed)
 {
     uint32_t kept = 0;
-    idx_sort(st, 0, st->idx_n);
+    idx_sort_spare(st, 0, st->idx_n, st->idx_n, st->idx_cap - st->idx_n - listed);
     for (uint32_t lo = 0, hi; lo < st->idx_n; lo = hi) {
         for (hi = lo + 1u; hi < st->idx_n && idx_key(st, hi) == idx_key(st, lo); hi++)
             ;
@@ -727,7 +761,72 @@ static bool idx_compact(store_t *st)
  * Every version is appended and the array compacted when full, so the pass
  * costs O(n log n) whatever the order records are met in. 0 done, 1 more
  * keys than entries, -1 a read failed or disagreed with an earlier one. */
-static int idx_collect(store_t *st)
+/* The newest transaction on flash and whether it has members and a
+ * COMMIT or ABORT (mount reports one with members and neither as cut by
+ * power). Records may be noted in any order. */
+typedef struct {
+    uint32_t top;
+    bool open_members, closed;
+    bool complete; /* every record was noted */
+} top_txn_t;
+
+static void top_txn_note(top_txn_t *t, const rec_t *r)
+{
+    if (r->type == T_GCDONE || r->txn < t->top)
+        return;
+    if (r->txn > t->top) {
+        t->top = r->txn;
+        t->open_members = t->closed = false;
+    }
+    if (r->type == T_DATA && !(r->flags & F_SELF))
+        t->open_members = true;
+    if (r->type == T_COMMIT || r->type == T_ABORT)
+        t->closed = true;
+}
+
+#define IDX_UNLISTED UINT32_MAX /* the transaction list did not fit */
+
+/* Pass 1 also lists, at the free end of the array, the id of every valid
+ * COMMIT (kind 0) and of every transaction with members (kind 1, once per
+ * run of its records), so pass 2 needs no scan. When the list would take
+ * room a key needs, it is given up (*t = IDX_UNLISTED). false: a read
+ * failed in a compaction. */
+static bool idx_list_txn(store_t *st, uint32_t *t, uint32_t txn, uint32_t kind)
+{
+    if (*t == IDX_UNLISTED)
+        return true;
+    if (kind == 1u && *t > 0 && idx_key(st, st->idx_cap - *t) == txn &&
+        idx_addr(st, st->idx_cap - *t) == 1u)
+        return true;
+    if (st->idx_n + *t == st->idx_cap) {
+        if (!idx_compact(st, *t))
+            return false;
+        if (st->idx_n + *t == st->idx_cap) {
+            *t = IDX_UNLISTED;
+            return true;
+        }
+    }
+    (*t)++;
+    idx_put(st, st->idx_cap - *t, txn, kind);
+    return true;
+}
+
+/* Room for one more key entry: compact, then give up the list. false
+ * when neither frees any (more keys than entries). */
+static int idx_make_room(store_t *st, uint32_t *t)
+{
+    uint32_t listed = *t == IDX_UNLISTED ? 0 : *t;
+    if (st->idx_n + listed < st->idx_cap)
+        return 0;
+    if (!idx_compact(st, listed))
+        return -1;
+    if (st->idx_n + listed < st->idx_cap)
+        return 0;
+    *t = IDX_UNLISTED;
+    return st->idx_n < st->idx_cap ? 0 : 1;
+}
+
+static int idx_collect(store_t *st, uint32_t *t, top_txn_t *top)
 {
     uint8_t key[STORE_KEY_MAX];
     scan_t it;
@@ -735,6 +834,10 @@ static int idx_collect(store_t *st)
     rec_t r;
     scan_init(&it, UINT32_MAX);
     while (scan_next(st, &it, &a, &r)) {
+        if (top)
+            top_txn_note(top, &r);
+        if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) && !idx_list_txn(st, t, r.txn, 0))
+            return -1;
         if (r.type != T_DATA)
             continue;
         /* A key that does not hash to its header's key_hash is matched by
@@ -744,15 +847,18 @@ static int idx_collect(store_t *st)
             return -1;
         if (kr != STORE_OK)
             continue;
+        if (!(r.flags & F_SELF) && !idx_list_txn(st, t, r.txn, 1))
+            return -1;
         uint32_t tag = a | ((r.flags & F_SELF) ? 0u : IDX_PENDING) |
                        ((r.flags & F_TOMB) ? IDX_TOMB : 0u);
-        if (st->idx_n == st->idx_cap && !idx_compact(st))
-            return -1;
-        if (st->idx_n == st->idx_cap)
-            return 1;
+        int room = idx_make_room(st, t);
+        if (room != 0)
+            return room;
         idx_put(st, st->idx_n++, idx_sort_key(key[0], r.key_hash), tag);
     }
-    return idx_compact(st) ? 0 : -1;
+    if (top)
+        top->complete = true;
+    return idx_compact(st, *t == IDX_UNLISTED ? 0 : *t) ? 0 : -1;
 }
 
 /* An entry still pending after the COMMIT records were checked: its
@@ -805,6 +911,42 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
     return true;
 }
 
+/* Pass 2 from the list pass 1 made ([idx_cap - t, idx_cap)): sorted, the
+ * transactions with members but no COMMIT (nearly always none) are kept
+ * at its start, and only when there are any is a pending entry's record
+ * read to see whether it is one of them. The entries keep their order. */
+static bool idx_settle_from_list(store_t *st, uint32_t t)
+{
+    uint32_t lo = st->idx_cap - t, u = 0;
+    idx_sort_spare(st, lo, st->idx_cap, st->idx_n, lo - st->idx_n);
+    for (uint32_t i = lo; i < st->idx_cap;) {
+        uint32_t txn = idx_key(st, i);
+        bool committed = false, member = false;
+        for (; i < st->idx_cap && idx_key(st, i) == txn; i++) {
+            committed = committed || idx_addr(st, i) == 0u;
+            member = member || idx_addr(st, i) == 1u;
+        }
+        if (member && !committed)
+            idx_put(st, lo + u++, txn, 1);
+    }
+    for (uint32_t i = 0; i < st->idx_n; i++) {
+        uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
+        rec_t r;
+        if (!(tag & IDX_PENDING))
+            continue;
+        tag &= ~IDX_PENDING;
+        if (u > 0) {
+            if (!rec_read_at(st, at, &r))
+                return false;
+            uint32_t k = idx_lower(st, lo, lo + u, r.txn);
+            if (k < lo + u && idx_key(st, k) == r.txn && !idx_settle_uncommitted(st, at, &tag))
+                return false;
+        }
+        idx_put(st, i, idx_key(st, i), tag);
+    }
+    return true;
+}
+
 /* Pass 2 in place, when the ids of every COMMIT record fit in the unused
  * part of the index ([idx_n, idx_cap), one entry each): one scan lists
  * them, sorted; each pending entry is then looked up by its record's id.
@@ -823,7 +965,7 @@ static int idx_settle_listed(store_t *st)
             return 1;
         idx_put(st, n + c++, r.txn, 0);
     }
-    idx_sort(st, n, n + c);
+    idx_sort_spare(st, n, n + c, n + c, st->idx_cap - n - c);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
         if (!(tag & IDX_PENDING))
@@ -854,20 +996,23 @@ static bool idx_settle_partitioned(store_t *st)
     return p == st->idx_n || idx_settle(st, p, st->idx_n);
 }
 
-/* Build the index from flash: collect, settle, drop deleted keys. */
-static void idx_build(store_t *st)
+/* Build the index from flash: collect, settle, drop deleted keys. top
+ * (may be NULL) notes every record the build's scan meets. */
+static void idx_build(store_t *st, top_txn_t *top)
 {
     uint32_t kept = 0;
     st->idx_n = 0;
     st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE;
     if (st->idx_cap == 0)
         return;
-    int collected = idx_collect(st);
+    uint32_t t = 0;
+    int collected = idx_collect(st, &t, top);
     if (collected != 0) {
         st->idx_state = collected < 0 || st->read_failed ? IDX_LOST : IDX_FULL;
         return;
     }
-    int listed = idx_settle_listed(st);
+    int listed = t != IDX_UNLISTED ? (idx_settle_from_list(st, t) ? 0 : -1)
+                                   : idx_settle_listed(st);
     if (listed < 0 || (listed > 0 && !idx_settle_partitioned(st))) {
         st->idx_state = IDX_LOST;
         return;
@@ -879,7 +1024,7 @@ static void idx_build(store_t *st)
     }
     st->idx_n = kept;
     if (listed > 0)
-        idx_sort(st, 0, kept);
+        idx_sort_spare(st, 0, kept, kept, st->idx_cap - kept);
     if (st->read_failed)
         st->idx_state = IDX_LOST; /* a lookup in the build may have missed a record */
 }
@@ -889,7 +1034,7 @@ static void idx_refresh(store_t *st)
 {
     if (st->idx_state == IDX_LOST && st->txn_id == 0) {
         st->idx_rebuilds++;
-        idx_build(st);
+        idx_build(st, NULL);
     }
 }
 
@@ -1238,8 +1383,9 @@ static store_status_t gc_failed(store_t *st, store_status_t rc)
     return rc;
 }
 
-/* Copy what is live in victim into the head, mark it done, erase it. */
-static store_status_t gc_sector(store_t *st, uint32_t victim)
+/* Copy what is live in victim into the head, mark it done, erase it. With
+ * dry, only add up in *dry the bytes that copy would program. */
+static store_status_t gc_sector_run(store_t *st, uint32_t victim, uint32_t *dry)
 {
     sec_t v = sec_get(st, victim);
     uint32_t base = sec_base(st, victim);
@@ -1261,10 +1407,13 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
                                     : commit_live(st, victim, &r);
             if (keep && copy_exists_elsewhere(st, victim, &r, &copy)) {
                 keep = false; /* already copied before a power cut */
-                idx_moved(st, &r, base + off, copy);
+                if (!dry)
+                    idx_moved(st, &r, base + off, copy);
             }
         }
-        if (keep) {
+        if (keep && dry) {
+            *dry += len;
+        } else if (keep) {
             if (st->head_offset + len > sec_usable_end(st, true) &&
                 !(st->tail_at < st->tail_end && st->tail_at + len <= sec_usable_end(st, true)))
                 return gc_failed(st, STORE_ERR_IO); /* only tails wasted by faults */
@@ -1280,6 +1429,8 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
     }
     if (st->read_failed)
         return gc_failed(st, STORE_ERR_IO);
+    if (dry)
+        return STORE_OK;
     uint8_t hdr[REC_HDR];
     rec_t m = {.type = T_GCDONE, .value_len = victim, .txn = v.seq};
     rec_build(&m, NULL, NULL, hdr);
@@ -1291,6 +1442,11 @@ static store_status_t gc_sector(store_t *st, uint32_t victim)
     v.obsolete = 1;
     sec_put(st, victim, &v);
     return erase_sector(st, victim);
+}
+
+static store_status_t gc_sector(store_t *st, uint32_t victim)
+{
+    return gc_sector_run(st, victim, NULL);
 }
 
 /* Make the head a fresh sector: the ring turns by one. */
@@ -1368,6 +1524,7 @@ static store_status_t prepare_writes(store_t *st)
 
 static store_status_t make_room(store_t *st, uint32_t len)
 {
+    st->ahead_turns = 0; /* a write: idle GC may turn the ring again */
     store_status_t rc = prepare_writes(st);
     if (rc != STORE_OK)
         return rc;
@@ -1845,33 +2002,24 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
             sec_put(st, i, &s);
         }
     }
-    /* The newest transaction, if it never committed, was cut by power. */
-    {
+    /* The newest transaction, if it never committed, was cut by power:
+     * seen by the index build's scan, or by a scan of its own. */
+    top_txn_t top = {0};
+    idx_build(st, &top);
+    if (!top.complete) {
         scan_t it;
-        uint32_t a, top = 0;
+        uint32_t a;
         rec_t r;
-        bool open_members = false, closed = false;
         scan_init(&it, UINT32_MAX);
-        while (scan_next(st, &it, &a, &r)) {
-            if (r.type == T_GCDONE || r.txn < top)
-                continue;
-            if (r.txn > top) {
-                top = r.txn;
-                open_members = closed = false;
-            }
-            if (r.type == T_DATA && !(r.flags & F_SELF))
-                open_members = true;
-            if (r.type == T_COMMIT || r.type == T_ABORT)
-                closed = true;
-        }
-        if (open_members && !closed)
-            rep.txns_discarded = 1;
+        while (scan_next(st, &it, &a, &r))
+            top_txn_note(&top, &r);
     }
+    if (top.open_members && !top.closed)
+        rep.txns_discarded = 1;
     if (st->read_failed)
         return STORE_ERR_IO;
     if (recorded > dev->sector_count)
         rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
-    idx_build(st);
     if (st->read_failed)
         return STORE_ERR_IO;
     st->mounted = 1;
@@ -2171,6 +2319,69 @@ store_status_t store_txn_abort(store_t *st)
     if (ops > 0 && write_marker(st, T_ABORT, txn, ops) == STORE_ERR_IO)
         return STORE_ERR_IO;
     return STORE_OK;
+}
+
+/* Bytes GC of the oldest sector after the erased ones ahead of the head
+ * would copy (UINT32_MAX: none to collect). */
+static store_status_t gc_ahead_need(store_t *st, uint32_t *ready, uint32_t *victim,
+                                    uint32_t *need)
+{
+    *ready = 0;
+    *victim = ring_next(st, st->head_sector);
+    while (*victim != st->head_sector && sec_get(st, *victim).blank) {
+        (*ready)++;
+        *victim = ring_next(st, *victim);
+    }
+    sec_t v = sec_get(st, *victim);
+    *need = UINT32_MAX;
+    if (*victim == st->head_sector || v.state != S_VALID || v.obsolete)
+        return STORE_OK;
+    *need = 0;
+    return gc_sector_run(st, *victim, need);
+}
+
+static bool gc_ahead_fits(const store_t *st, uint32_t need)
+{
+    return need != UINT32_MAX && st->tail_at >= st->tail_end &&
+           st->head_offset + need + st->marker_len <= sec_usable_end(st, true);
+}
+
+store_status_t store_gc_ahead(store_t *st, uint32_t sectors, bool *more)
+{
+    uint32_t ready, victim, need;
+    if (more)
+        *more = false;
+    if (!st || !st->mounted)
+        return st ? STORE_ERR_NOT_MOUNTED : STORE_ERR_ARG;
+    if (st->txn_id != 0)
+        return STORE_ERR_TXN;
+    store_status_t rc = prepare_writes(st);
+    if (rc == STORE_OK) {
+        idx_refresh(st);
+        rc = gc_ahead_need(st, &ready, &victim, &need);
+    }
+    if (rc != STORE_OK || ready >= sectors || need == UINT32_MAX)
+        return rc;
+    if (gc_ahead_fits(st, need)) {
+        /* the oldest's live records into the head as it is: one more erased */
+        rc = gc_sector(st, victim);
+        st->ahead_turns = 0;
+        if (rc == STORE_OK && more)
+            *more = ready + 1u < sectors;
+        return rc;
+    }
+    /* The head is too full: turn the ring, as a put would (the spare becomes
+     * the head and the oldest is collected into it), so a later call has an
+     * emptier head to collect into. Sectors full of live data (a large
+     * value's chunks) only move along; a whole ring of turns without one
+     * more erased sector means the live data leaves no more room. */
+    if (ready < 1u || st->ahead_turns >= st->dev->sector_count)
+        return STORE_OK;
+    st->ahead_turns++;
+    rc = rotate(st);
+    if (rc == STORE_OK && more)
+        *more = st->ahead_turns < st->dev->sector_count;
+    return rc;
 }
 
 /* First occurrence in scan order of the record identity at addr? Copies
