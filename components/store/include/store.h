@@ -113,6 +113,13 @@ typedef struct store {
 #define STORE_MOUNT_COUNT_LIVE 0x2u      /* also fill records_live/records_dead of the
                                             report: a liveness pass over every record,
                                             quadratic in the record count (fsck does it) */
+#define STORE_MOUNT_QUICK 0x4u           /* check the data CRCs of the head sector only
+                                            (the headers of every record are checked
+                                            as always): a damaged record elsewhere is
+                                            found when it is read (reads always check
+                                            it) and records_damaged does not count it;
+                                            fsck checks everything. For a one-shot
+                                            process mounting a large image */
 
 /* What mount (and fsck) found. */
 typedef struct {

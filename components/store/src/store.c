@@ -1823,8 +1823,9 @@ static store_status_t take_txn(store_t *st, uint32_t *txn)
 
 /* Scan one valid sector: its write end, the highest txn id, markers, and
  * (with verify) damage. Returns the end of the last intact record. */
-static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_report_t *rep,
-                                        uint32_t *last_good, uint32_t *torn_end)
+static store_status_t mount_scan_sector(store_t *st, uint32_t i, bool verify,
+                                        store_mount_report_t *rep, uint32_t *last_good,
+                                        uint32_t *torn_end)
 {
     sec_t s = sec_get(st, i);
     uint32_t pend;
@@ -1867,7 +1868,9 @@ static store_status_t mount_scan_sector(store_t *st, uint32_t i, store_mount_rep
          * not: otherwise a new put reuses its id and may lose to it. */
         if (r.type != T_GCDONE)
             note_txn_seen(st, r.txn);
-        if (!rec_crc_ok(st, base + off, &r)) {
+        /* Without verify only GC_DONE markers are checked here (they retire
+         * sectors); a damaged record is caught when it is read instead. */
+        if ((verify || r.type == T_GCDONE) && !rec_crc_ok(st, base + off, &r)) {
             damaged_here++;
             damaged_after_good++;
             off += len;
@@ -1956,7 +1959,10 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         if (s.state != S_VALID)
             continue;
         uint32_t good, end;
-        rc = mount_scan_sector(st, i, &rep, &good, &end);
+        /* The head's records are always checked: where its last intact
+         * record ends is where the next write goes. */
+        bool verify = !(flags & STORE_MOUNT_QUICK) || i == st->head_sector;
+        rc = mount_scan_sector(st, i, verify, &rep, &good, &end);
         if (rc == STORE_OK && st->read_failed)
             rc = STORE_ERR_IO;
         if (rc != STORE_OK)
