@@ -387,7 +387,10 @@ static void check_index_differential(store_t *st, const uint8_t *image, size_t d
         return;
     memcpy(emu2.mem, image, dev_size);
     work2 = malloc(work2_size);
-    if (work2 && store_mount(&st2, &emu2.dev, work2, work2_size, 0, NULL) == STORE_OK) {
+    /* ... and quick (STORE_MOUNT_QUICK: data CRCs checked at read, not at
+     * mount), which must change no answer either */
+    if (work2 && store_mount(&st2, &emu2.dev, work2, work2_size, STORE_MOUNT_QUICK, NULL) ==
+                     STORE_OK) {
         for (int i = 0; i < nkeys; i++) {
             size_t len1 = 0, len2 = 0;
             store_status_t a = store_get(st, keys[i].key, keys[i].key_len, getbuf,
@@ -450,7 +453,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t nsec_byte = fz_u8(&in);
     uint32_t nsec = 4u + nsec_byte % 13u;
     bool indexed = (nsec_byte & 0x80u) != 0;
-    uint32_t ws = write_sizes[fz_u8(&in) % 3];
+    uint8_t ws_byte = fz_u8(&in);
+    uint32_t ws = write_sizes[ws_byte % 3];
+    uint32_t mount_flags = (ws_byte & 0x80u) ? STORE_MOUNT_QUICK : 0;
     size_t dev_size = (size_t)ss * nsec;
     emu_flash_t emu;
     store_t st;
@@ -478,7 +483,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     where = "mount";
     memset(&rep, 0, sizeof rep);
-    store_status_t mrc = store_mount(&st, &emu.dev, work, work_size, 0, &rep);
+    store_status_t mrc = store_mount(&st, &emu.dev, work, work_size, mount_flags, &rep);
     trace_report("mount", mrc, &rep);
     if (mrc != STORE_OK) {
         FZ_CHECK(memcmp(snapshot, emu.mem, dev_size) == 0 && emu.ops == 0,
@@ -525,7 +530,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_index_differential(&st, snapshot, dev_size, ss, nsec, ws, indexed);
 
     for (uint32_t step = 0; step < MAX_OPS && in.left; step++) {
-        switch (fz_u8(&in) % 8) {
+        uint8_t op = fz_u8(&in);
+        switch (op % 8) {
         case 0:
         case 1:
             where = "put";
@@ -545,6 +551,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 verify_all(&st);
             break;
         case 5:
+            if (op & 0x80u) { /* idle GC ahead of need: no answer may change */
+                bool more = false;
+                where = "gc ahead";
+                store_status_t grc = store_gc_ahead(&st, 1u + ((op >> 3) & 7u), &more);
+                trace("gc ahead: %s%s", store_status_str(grc), more ? " (more)" : "");
+                FZ_CHECK(grc == STORE_OK || grc == STORE_ERR_IO || grc == STORE_ERR_TXN ||
+                             grc == STORE_ERR_IDS_USED || grc == STORE_ERR_CORRUPT,
+                         "gc ahead says %s", store_status_str(grc));
+                verify_all(&st);
+                break;
+            }
             where = "get";
             verify(&st, pick_key(&in));
             break;
