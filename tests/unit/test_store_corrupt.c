@@ -29,6 +29,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_crc.h"
 #include "test_owned.h"
 #include "test_rng.h"
 
@@ -1007,16 +1008,6 @@ static void test_endurance(void **state)
 
 /* CRC-32 (IEEE, reflected), as FORMAT.md specifies it, to re-seal a
  * crafted record header. */
-static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
-{
-    crc = ~crc;
-    while (n--) {
-        crc ^= *p++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -1041,10 +1032,10 @@ static void set_record_txn(rig_t *g, const char *key, const char *value, uint32_
 {
     uint8_t *h = g->emu.mem + record_of_value(g, key, value);
     put_le32(h + 12, txn);
-    uint32_t crc = crc32_ieee(0, h, 20);
-    crc = crc32_ieee(crc, h + 28, strlen(key) + strlen(value));
+    uint32_t crc = test_crc32(0, h, 20);
+    crc = test_crc32(crc, h + 28, strlen(key) + strlen(value));
     put_le32(h + 20, crc);
-    put_le32(h + 24, crc32_ieee(0, h, 24));
+    put_le32(h + 24, test_crc32(0, h, 24));
 }
 
 /* Fuzzer finding (issue 14): the record with the highest id rots (valid

@@ -35,6 +35,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_crc.h"
 #include "test_owned.h"
 
 /* ------------------------------------------------------- format facts -- */
@@ -48,17 +49,6 @@
 #define F_SELF 0x01
 #define VLEN 100u /* test values: one record of align(28 + 1 + 100) = 132 bytes */
 #define RLEN 132u
-
-static uint32_t crc32_ieee(uint32_t crc, const uint8_t *p, size_t n)
-{
-    crc = ~crc;
-    while (n--) {
-        crc ^= *p++;
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
 
 static void le16(uint8_t *p, uint16_t v)
 {
@@ -76,41 +66,10 @@ static uint32_t rd32(const uint8_t *p)
            ((uint32_t)p[3] << 24);
 }
 
-/* Set the 4 bytes at buf[pos] so that crc32(buf, len) == target. CRC-32 is
- * affine in the message bits, and 4 adjacent bytes span all 32 output bits:
- * solve the 32x32 system over GF(2). */
+/* Set the 4 bytes at buf[pos] so that crc32(buf, len) == target. */
 static void forge_crc(uint8_t *buf, size_t len, size_t pos, uint32_t target)
 {
-    memset(buf + pos, 0, 4);
-    uint32_t base = crc32_ieee(0, buf, len);
-    uint32_t vec[32] = {0}, combo[32] = {0};
-    bool have[32] = {false};
-    for (int i = 0; i < 32; i++) {
-        buf[pos + i / 8] ^= (uint8_t)(1u << (i % 8));
-        uint32_t v = crc32_ieee(0, buf, len) ^ base, c = 1u << i;
-        buf[pos + i / 8] ^= (uint8_t)(1u << (i % 8));
-        for (int b = 31; b >= 0 && v; b--) {
-            if (!((v >> b) & 1u))
-                continue;
-            if (!have[b]) {
-                have[b] = true;
-                vec[b] = v;
-                combo[b] = c;
-                break;
-            }
-            v ^= vec[b];
-            c ^= combo[b];
-        }
-    }
-    uint32_t d = target ^ base, x = 0;
-    for (int b = 31; b >= 0; b--)
-        if ((d >> b) & 1u) {
-            assert_true(have[b]);
-            d ^= vec[b];
-            x ^= combo[b];
-        }
-    le32(buf + pos, x);
-    assert_int_equal(crc32_ieee(0, buf, len), target);
+    assert_true(test_crc_forge(buf, len, pos, target));
 }
 
 typedef struct {
@@ -134,19 +93,19 @@ static size_t rec_image(uint8_t *out, const fields_t *f, const void *key, const 
     le16(out + 8, f->value_len);
     le16(out + 10, f->chunk_off);
     le32(out + 12, f->txn);
-    le32(out + 16, f->key_len ? crc32_ieee(0, key, f->key_len) : 0);
+    le32(out + 16, f->key_len ? test_crc32(0, key, f->key_len) : 0);
     if (f->key_len)
         memcpy(out + REC_HDR, key, f->key_len);
     if (f->chunk_len)
         memcpy(out + REC_HDR + f->key_len, data, f->chunk_len);
-    uint32_t crc = crc32_ieee(0, out, 20);
-    le32(out + 20, crc32_ieee(crc, out + REC_HDR, f->key_len + f->chunk_len));
-    le32(out + 24, crc32_ieee(0, out, 24));
+    uint32_t crc = test_crc32(0, out, 20);
+    le32(out + 20, test_crc32(crc, out + REC_HDR, f->key_len + f->chunk_len));
+    le32(out + 24, test_crc32(0, out, 24));
     return len;
 }
 
 /* Re-seal only the header CRC (bytes 24..27) of a record or sector header. */
-static void reseal_hdr(uint8_t *h) { le32(h + 24, crc32_ieee(0, h, 24)); }
+static void reseal_hdr(uint8_t *h) { le32(h + 24, test_crc32(0, h, 24)); }
 
 /* ---------------------------------------------------------------- rig -- */
 
@@ -345,7 +304,7 @@ static void assert_data_at(const rig_t *g, uint32_t addr, char key)
     assert_int_equal(h[0], T_DATA);
     assert_int_equal(h[2], 1);
     assert_int_equal(h[REC_HDR], (uint8_t)key);
-    assert_int_equal(rd32(h + 24), crc32_ieee(0, h, 24));
+    assert_int_equal(rd32(h + 24), test_crc32(0, h, 24));
 }
 
 static bool all_erased(const rig_t *g, uint32_t addr, size_t n)
@@ -727,7 +686,7 @@ static void test_keys_with_equal_hash(void **state)
     uint8_t k1[8], k2[8];
     memcpy(k1, "key-abcd", 8);
     memcpy(k2, "KEY-", 4);
-    forge_crc(k2, 8, 4, crc32_ieee(0, k1, 8));
+    forge_crc(k2, 8, 4, test_crc32(0, k1, 8));
     assert_memory_not_equal(k1, k2, 8);
     rig_t g;
     rig_init(&g, 512, 4, 4);
@@ -1372,8 +1331,8 @@ static void test_top_id_first(void **state)
     uint8_t *r = g.emu.mem + 28;
     assert_int_equal(r[0], T_DATA);
     le32(r + 12, UINT32_MAX);
-    uint32_t crc = crc32_ieee(0, r, 20);
-    le32(r + 20, crc32_ieee(crc, r + REC_HDR, 4));
+    uint32_t crc = test_crc32(0, r, 20);
+    le32(r + 20, test_crc32(crc, r + REC_HDR, 4));
     reseal_hdr(r);
     assert_int_equal(rig_mount(&g, 0, NULL), STORE_OK);
     expect_kv(&g.st, "top", 3, "T", 1);
@@ -1399,8 +1358,8 @@ static void test_last_id(void **state)
     assert_int_equal(store_put(&g.st, "a", 1, "A", 1), STORE_OK); /* [28, 60) */
     uint8_t *r = g.emu.mem + 28;
     le32(r + 12, UINT32_MAX - 1u);
-    uint32_t crc = crc32_ieee(0, r, 20);
-    le32(r + 20, crc32_ieee(crc, r + REC_HDR, 2));
+    uint32_t crc = test_crc32(0, r, 20);
+    le32(r + 20, test_crc32(crc, r + REC_HDR, 2));
     reseal_hdr(r);
     assert_int_equal(rig_mount(&g, 0, NULL), STORE_OK);
     expect_kv(&g.st, "a", 1, "A", 1);

@@ -610,14 +610,16 @@ static void idx_moved(store_t *st, const rec_t *r, uint32_t src, uint32_t dst)
     for (unsigned i = 0; i < st->op_n; i++)
         if (st->op_addr[i] == src)
             st->op_addr[i] = dst;
-    uint8_t first;
+    uint8_t key[STORE_KEY_MAX];
     if (st->idx_state != IDX_ON || r->type != T_DATA)
         return;
-    if (flash_read(st, dst + REC_HDR, &first, 1) != STORE_OK) {
+    /* the key read against its hash: a flipped first byte would look in
+     * the wrong place and leave the entry naming the victim */
+    if (read_key_checked(st, dst, r, key) != STORE_OK) {
         idx_lose(st); /* cannot tell where its entry sorts */
         return;
     }
-    uint32_t sk = idx_sort_key(first, r->key_hash);
+    uint32_t sk = idx_sort_key(key[0], r->key_hash);
     for (uint32_t i = idx_lower(st, 0, st->idx_n, sk); i < st->idx_n && idx_key(st, i) == sk; i++)
         if (idx_addr(st, i) == src)
             idx_put(st, i, sk, dst);
@@ -869,8 +871,8 @@ static bool idx_settle_uncommitted(store_t *st, uint32_t at, uint32_t *tag)
     uint8_t key[STORE_KEY_MAX];
     rec_t r;
     winner_t w;
-    if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, key, r.key_len) != STORE_OK)
-        return false;
+    if (!rec_read_at(st, at, &r) || read_key_checked(st, at, &r, key) != STORE_OK)
+        return false; /* (a key that no longer matches its hash: a flip, or rot) */
     find_winner(st, key, r.key_len, &w);
     *tag = !w.found ? IDX_DROP : w.addr | ((w.rec.flags & F_TOMB) ? IDX_TOMB : 0u);
     return true;
@@ -900,13 +902,13 @@ static bool idx_settle(store_t *st, uint32_t p, uint32_t n)
             idx_put(st, i, r.txn, idx_addr(st, i) & ~IDX_PENDING);
     }
     for (uint32_t i = p; i < n; i++) {
-        uint8_t first;
+        uint8_t key[STORE_KEY_MAX];
         uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
-        if (!rec_read_at(st, at, &r) || flash_read(st, at + REC_HDR, &first, 1) != STORE_OK)
+        if (!rec_read_at(st, at, &r) || read_key_checked(st, at, &r, key) != STORE_OK)
             return false;
         if ((tag & IDX_PENDING) && !idx_settle_uncommitted(st, at, &tag))
             return false;
-        idx_put(st, i, idx_sort_key(first, r.key_hash), tag);
+        idx_put(st, i, idx_sort_key(key[0], r.key_hash), tag);
     }
     return true;
 }
@@ -2472,9 +2474,12 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
             continue;
         if (st->txn_id != 0 && r.txn == st->txn_id)
             continue;
-        if (flash_read(st, a + REC_HDR, key, r.key_len) != STORE_OK)
+        /* against its hash: a flipped byte would look up another key, find
+         * no version of it and leave this one out of the walk */
+        store_status_t kr = read_key_checked(st, a, &r, key);
+        if (kr == STORE_ERR_IO)
             return STORE_ERR_IO;
-        if (prefix_len && memcmp(key, prefix, prefix_len) != 0)
+        if (kr != STORE_OK || (prefix_len && memcmp(key, prefix, prefix_len) != 0))
             continue;
         winner_t w;
         find_winner(st, key, r.key_len, &w);
