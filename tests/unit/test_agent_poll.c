@@ -792,6 +792,68 @@ static void test_certificate(void **state)
 
 /* The public edges: every status has a name, agent_new refuses what it
  * cannot work with (and says which), a fresh agent is not halted. */
+static uint64_t fx_erases(const fx_t *f)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < f->emu.dev.sector_count; i++)
+        n += f->emu.erase_counts[i];
+    return n;
+}
+
+/* Idle time readies erased sectors (store_gc_ahead) when configured: one
+ * bounded step a poll, polled again soon while there is more; off, an idle
+ * poll touches nothing; a step that fails is left to the next write. */
+static void test_idle_gc_ahead(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f, NULL, 0);
+    /* turn the ring a few times with records that die */
+    uint8_t v[600];
+    memset(v, 0x42, sizeof v);
+    for (int i = 0; i < 400; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "Z%d", i % 7);
+        assert_int_equal(store_put(&f.st, k, strlen(k), v, sizeof v), STORE_OK);
+    }
+    uint64_t e0 = fx_erases(&f);
+    assert_int_equal(agent_poll(f.a, f.now), UINT32_MAX); /* off: nothing to do */
+    assert_int_equal(fx_erases(&f), e0);
+
+    agent_free(f.a);
+    f.cfg.gc_ahead_sectors = AGENT_GC_AHEAD_AUTO;
+    assert_int_equal(agent_new(&f.a, &f.st, &f.cfg), AGENT_OK);
+    unsigned steps = 0;
+    for (uint32_t w = 0; w != UINT32_MAX; steps++) {
+        uint64_t before = fx_erases(&f);
+        assert_true(steps < 64);
+        w = agent_poll(f.a, f.now);
+        assert_true(fx_erases(&f) - before <= 1);
+        assert_true(w == UINT32_MAX || w == AGENT_GC_AHEAD_PACE_MS);
+        f.now += w == UINT32_MAX ? 0 : w;
+    }
+    assert_true(steps > 2);
+    assert_true(fx_erases(&f) > e0);
+    /* ready: the next idle poll erases nothing */
+    e0 = fx_erases(&f);
+    assert_int_equal(agent_poll(f.a, f.now), UINT32_MAX);
+    assert_int_equal(fx_erases(&f), e0);
+
+    /* a step that fails (the flash stops writing mid-step): logged, the
+     * poll's answer unchanged */
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(store_put(&f.st, "Z0", 2, v, sizeof v), STORE_OK);
+    emu_flash_cut_after(&f.emu, 0, 0);
+    uint32_t w = agent_poll(f.a, f.now);
+    assert_true(f.emu.powered_off); /* the step tried to write */
+    assert_int_equal(w, UINT32_MAX);
+    emu_flash_power_on(&f.emu);
+    /* and the next write meets it, repairs and works */
+    set_header(&f, "X-After", "1");
+    assert_int_equal(fx_queued(&f), 1);
+    fx_end(&f);
+}
+
 static void test_api_edges(void **state)
 {
     (void)state;
@@ -862,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_store_full_at_unsure_mark),
         cmocka_unit_test(test_lock_failure),
         cmocka_unit_test(test_certificate),
+        cmocka_unit_test(test_idle_gc_ahead),
         cmocka_unit_test(test_api_edges),
     };
     return cmocka_run_group_tests_name("agent_poll", tests, NULL, NULL);
