@@ -115,8 +115,8 @@ int cmd_format(int argc, char **argv, const cli_globals_t *g)
                  "  --sectors N      3..4096 sectors (default 64)\n"
                  "  --sector-size B  erase unit, a power of two 512..65536 (default 4096)\n"
                  "  --write-size W   program unit, 1, 2, 4, 8, 16 or 32 (default 8)\n"
-                 "The default 256 KB holds about 1,000 header rules; a gateway with many\n"
-                 "domains takes e.g. --sectors 1024 (4 MB, about 15,000 rules).\n"
+                 "The default 256 KB holds about 1,500 queued header rules; a gateway with\n"
+                 "many domains takes e.g. --sectors 1024 (4 MB, about 24,000).\n"
                  "provision takes the same geometry from the manifest's \"flash\" object.");
             return CLI_EXIT_OK;
         } else
