@@ -195,9 +195,22 @@ static bool iterate_with_fault(fx_t *f, size_t keys, emu_fault_kind_t kind, uint
     return fired;
 }
 
+/* Reads of one clean run of the walk, to spread the faults over them. */
+static uint64_t iterate_reads(fx_t *f, size_t keys)
+{
+    uint64_t n = 0;
+    while (iterate_with_fault(f, keys, EMU_FAULT_READ_FLIP, n))
+        n = n * 2 + 1; /* doubling: only a bound is needed */
+    return n;
+}
+
 static void fault_walk(fx_t *f, size_t keys)
 {
     static const emu_fault_kind_t kinds[] = {EMU_FAULT_READ_ERROR, EMU_FAULT_READ_FLIP};
+    /* the scan's walk reads quadratically many times: at most about 300
+     * of its reads are hit, spread evenly (the mount and the indexed walk
+     * are hit at every read) */
+    uint64_t step = iterate_reads(f, 0) / 300u + 1u;
     for (int k = 0; k < 2; k++) {
         uint64_t n = 0;
         while (mount_with_fault(f, keys, kinds[k], n))
@@ -205,7 +218,7 @@ static void fault_walk(fx_t *f, size_t keys)
         assert_true(n > 20); /* the mount read something */
         for (n = 0; iterate_with_fault(f, keys, kinds[k], n); n++)
             ;
-        for (n = 0; iterate_with_fault(f, 0, kinds[k], n); n++)
+        for (n = k; iterate_with_fault(f, 0, kinds[k], n); n += step)
             ;
     }
 }
@@ -330,12 +343,129 @@ static void test_uncommitted_newest_versions(void **state)
     fx_free(f);
 }
 
+/* Differential over random images (puts, deletes, values over several
+ * chunks, committed, aborted and never-committed transactions, GC): every
+ * index capacity from 1 entry to more than the keys, mounted plain and
+ * quick, answers every get exactly as the scan does (contributed by a
+ * review of issue 15's index build). */
+#define DIFF_SECTORS 12u
+#define DIFF_KEYS 40
+
+static uint32_t diff_rng = 99u;
+static uint32_t diff_rnd(void)
+{
+    diff_rng ^= diff_rng << 13;
+    diff_rng ^= diff_rng >> 17;
+    diff_rng ^= diff_rng << 5;
+    return diff_rng;
+}
+
+static void diff_key(int k, char *b) { snprintf(b, 16, "%c%d", 'a' + k % 3, k); }
+
+/* A random history on st; the last transaction sometimes left open. */
+static void diff_history(store_t *st, emu_flash_t *emu, uint8_t *work, bool leave_open)
+{
+    static uint8_t v[3000];
+    char key[16];
+    int ops = 50 + (int)(diff_rnd() % 400);
+    for (int i = 0; i < ops; i++) {
+        diff_key((int)(diff_rnd() % DIFF_KEYS), key);
+        size_t len = diff_rnd() % 8 == 0 ? 800 + diff_rnd() % 1500 : diff_rnd() % 40;
+        for (size_t j = 0; j < len; j++)
+            v[j] = (uint8_t)diff_rnd();
+        uint32_t c = diff_rnd() % 10;
+        if (c < 6) {
+            (void)store_put(st, key, strlen(key), v, len);
+        } else if (c < 8) {
+            (void)store_delete(st, key, strlen(key));
+        } else {
+            assert_int_equal(store_txn_begin(st), STORE_OK);
+            int m = 1 + (int)(diff_rnd() % 4);
+            for (int q = 0; q < m; q++) {
+                diff_key((int)(diff_rnd() % DIFF_KEYS), key);
+                if (diff_rnd() % 3)
+                    (void)store_txn_put(st, key, strlen(key), v, diff_rnd() % 40);
+                else
+                    (void)store_txn_delete(st, key, strlen(key));
+            }
+            store_status_t rc = STORE_OK;
+            if (c == 8)
+                rc = store_txn_commit(st);
+            else if (diff_rnd() % 2)
+                rc = store_txn_abort(st);
+            else /* left open: the remount drops it */
+                assert_int_equal(store_mount(st, &emu->dev, work, STORE_WORK_SIZE(DIFF_SECTORS), 0,
+                                             NULL),
+                                 STORE_OK);
+            if (rc != STORE_OK)
+                (void)store_txn_abort(st);
+        }
+    }
+    if (leave_open && store_txn_begin(st) == STORE_OK) {
+        diff_key(1, key);
+        (void)store_txn_put(st, key, strlen(key), "zz", 2);
+        diff_key(2, key);
+        (void)store_txn_delete(st, key, strlen(key));
+    }
+}
+
+static void test_random_images_every_capacity(void **state)
+{
+    (void)state;
+    static uint8_t got[3000], ref[DIFF_KEYS][3000];
+    size_t reflen[DIFF_KEYS];
+    store_status_t refrc[DIFF_KEYS];
+    char key[16];
+    for (int round = 0; round < 16; round++) {
+        emu_flash_t emu;
+        store_t st;
+        uint8_t *work = malloc(STORE_WORK_SIZE_INDEXED(DIFF_SECTORS, 300));
+        assert_non_null(work);
+        assert_int_equal(emu_flash_init(&emu, 1024, DIFF_SECTORS, 4), 0);
+        assert_int_equal(store_mount(&st, &emu.dev, work, STORE_WORK_SIZE(DIFF_SECTORS),
+                                     STORE_MOUNT_FORMAT_IF_EMPTY, NULL),
+                         STORE_OK);
+        diff_history(&st, &emu, work, round % 2 == 1);
+        assert_int_equal(store_mount(&st, &emu.dev, work, STORE_WORK_SIZE(DIFF_SECTORS), 0, NULL),
+                         STORE_OK);
+        for (int k = 0; k < DIFF_KEYS; k++) {
+            diff_key(k, key);
+            refrc[k] = store_get(&st, key, strlen(key), ref[k], sizeof ref[k], &reflen[k]);
+        }
+        /* every capacity around the live key count, a few far above it */
+        for (uint32_t cap = 1; cap <= 300; cap += (cap < 48 ? 1 : 37)) {
+            size_t ws = STORE_WORK_SIZE_INDEXED(DIFF_SECTORS, cap);
+            for (int quick = 0; quick < 2; quick++) {
+                assert_int_equal(store_mount(&st, &emu.dev, work, ws,
+                                             quick ? STORE_MOUNT_QUICK : 0, NULL),
+                                 STORE_OK);
+                for (int k = 0; k < DIFF_KEYS; k++) {
+                    size_t len = 0;
+                    diff_key(k, key);
+                    store_status_t rc = store_get(&st, key, strlen(key), got, sizeof got, &len);
+                    if (rc != refrc[k] ||
+                        (rc == STORE_OK && (len != reflen[k] || memcmp(got, ref[k], len) != 0)))
+                        fail_msg("round %d, index of %u, %s mount: key %s says %s, the scan %s",
+                                 round, cap, quick ? "quick" : "plain", key,
+                                 store_status_str(rc), store_status_str(refrc[k]));
+                }
+                store_stats_t s;
+                assert_int_equal(store_stats(&st, &s, NULL, 0), STORE_OK);
+                assert_int_equal(s.index_rebuilds, 0);
+            }
+        }
+        emu_flash_free(&emu);
+        free(work);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_colliding_sort_keys),
         cmocka_unit_test(test_small_index_compacts_and_settles_by_scan),
         cmocka_unit_test(test_uncommitted_newest_versions),
+        cmocka_unit_test(test_random_images_every_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,8 +102,9 @@ typedef struct store {
     uint32_t idx_n;         /* entries in use */
     uint32_t idx_rebuilds;  /* times a lost index was rebuilt since mount */
     uint32_t last_append;   /* flash address of the record head_append wrote last */
-    uint32_t ahead_turns;   /* ring turns store_gc_ahead made since a write or since
-                               it last readied a sector: a whole ring's worth ends it */
+    uint32_t ahead_turns;   /* store_gc_ahead steps since a write or since the most
+                               erased sectors ever ready grew: a ring's worth ends it */
+    uint32_t ahead_best;    /* the most erased sectors ready since the last write */
     uint32_t op_addr[STORE_TXN_OPS_MAX]; /* first record of each op being written: the
                                             index learns them when they commit */
 } store_t;

@@ -1496,6 +1496,54 @@ static store_status_t rotate(store_t *st)
 }
 
 /* Before the first write after mount: finish what a power cut left. */
+/* The oldest sector past the erased ones after the head (store_gc_ahead's
+ * victim), or the head itself when there is none. */
+static uint32_t ahead_victim(const store_t *st, uint32_t *ready)
+{
+    uint32_t v = ring_next(st, st->head_sector);
+    *ready = 0;
+    while (v != st->head_sector && sec_get(st, v).blank) {
+        (*ready)++;
+        v = ring_next(st, v);
+    }
+    return v;
+}
+
+/* A GC ahead of need (store_gc_ahead) copies the oldest sector past the
+ * erased ones into the head; cut short (power, a flash error), its copies
+ * end the head and the victim is still valid. Finished now, into that same
+ * head, before anything else is written: once the head moves on, GC would
+ * no longer find those copies (it looks in the head only) and would copy
+ * the records once more. Nothing else puts a victim's record last in the
+ * head while erased sectors lie between them. */
+static store_status_t resume_gc_ahead(store_t *st)
+{
+    uint32_t ready, victim = ahead_victim(st, &ready), a, at = 0;
+    sec_t v = sec_get(st, victim);
+    if (ready == 0 || victim == st->head_sector || v.state != S_VALID || v.obsolete)
+        return STORE_OK;
+    scan_t it;
+    rec_t r, last = {0};
+    bool have = false;
+    scan_init(&it, UINT32_MAX);
+    it.sec = it.last_sec = st->head_sector;
+    while (scan_next(st, &it, &a, &r)) {
+        last = r;
+        have = true;
+    }
+    if (!have || (last.type != T_DATA && last.type != T_COMMIT))
+        return STORE_OK;
+    /* is the head's last record one of the victim's, copied? */
+    scan_init(&it, UINT32_MAX);
+    it.sec = it.last_sec = victim;
+    while (scan_next(st, &it, &a, &r)) {
+        if (r.type == last.type && r.txn == last.txn && r.op == last.op && r.crc == last.crc &&
+            r.chunk_idx == last.chunk_idx && copy_exists_elsewhere(st, victim, &r, &at))
+            return gc_sector(st, victim);
+    }
+    return STORE_OK;
+}
+
 static store_status_t prepare_writes(store_t *st)
 {
     if (st->prepared)
@@ -1520,13 +1568,16 @@ static store_status_t prepare_writes(store_t *st)
                 return rc;
         }
     }
+    rc = resume_gc_ahead(st);
+    if (rc != STORE_OK)
+        return rc;
     st->prepared = 1;
     return STORE_OK;
 }
 
 static store_status_t make_room(store_t *st, uint32_t len)
 {
-    st->ahead_turns = 0; /* a write: idle GC may turn the ring again */
+    st->ahead_turns = st->ahead_best = 0; /* a write: idle GC may work again */
     store_status_t rc = prepare_writes(st);
     if (rc != STORE_OK)
         return rc;
@@ -2334,12 +2385,7 @@ store_status_t store_txn_abort(store_t *st)
 static store_status_t gc_ahead_need(store_t *st, uint32_t *ready, uint32_t *victim,
                                     uint32_t *need)
 {
-    *ready = 0;
-    *victim = ring_next(st, st->head_sector);
-    while (*victim != st->head_sector && sec_get(st, *victim).blank) {
-        (*ready)++;
-        *victim = ring_next(st, *victim);
-    }
+    *victim = ahead_victim(st, ready);
     sec_t v = sec_get(st, *victim);
     *need = UINT32_MAX;
     if (*victim == st->head_sector || v.state != S_VALID || v.obsolete)
@@ -2370,25 +2416,36 @@ store_status_t store_gc_ahead(store_t *st, uint32_t sectors, bool *more)
     }
     if (rc != STORE_OK || ready >= sectors || need == UINT32_MAX)
         return rc;
+    /* Progress is an erased sector more than ever since the last write;
+     * steps without it (a turn that uses one up, the collect that wins it
+     * back) are limited to a ring's worth, so an idle loop cannot wear the
+     * flash for nothing. */
+    if (ready > st->ahead_best) {
+        st->ahead_best = ready;
+        st->ahead_turns = 0;
+    }
+    if (st->ahead_turns >= st->dev->sector_count)
+        return STORE_OK;
+    st->ahead_turns++;
     if (gc_ahead_fits(st, need)) {
         /* the oldest's live records into the head as it is: one more erased */
         rc = gc_sector(st, victim);
-        st->ahead_turns = 0;
-        if (rc == STORE_OK && more)
-            *more = ready + 1u < sectors;
-        return rc;
-    }
-    /* The head is too full: turn the ring, as a put would (the spare becomes
-     * the head and the oldest is collected into it), so a later call has an
-     * emptier head to collect into. Sectors full of live data (a large
-     * value's chunks) only move along; a whole ring of turns without one
-     * more erased sector means the live data leaves no more room. */
-    if (ready < 1u || st->ahead_turns >= st->dev->sector_count)
+        ready++;
+    } else if (ready >= 1u) {
+        /* The head is too full: turn the ring, as a put would (the spare
+         * becomes the head, the oldest is collected into it), so a later
+         * call has an emptier head to collect into. */
+        rc = rotate(st);
+        ready--;
+    } else {
         return STORE_OK;
-    st->ahead_turns++;
-    rc = rotate(st);
+    }
+    if (rc == STORE_OK && ready > st->ahead_best) {
+        st->ahead_best = ready;
+        st->ahead_turns = 0;
+    }
     if (rc == STORE_OK && more)
-        *more = st->ahead_turns < st->dev->sector_count;
+        *more = ready < sectors && st->ahead_turns < st->dev->sector_count;
     return rc;
 }
 
