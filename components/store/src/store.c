@@ -2079,8 +2079,6 @@ store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t wo
         return STORE_ERR_IO;
     if (recorded > dev->sector_count)
         rep.sectors_missing = recorded - dev->sector_count; /* truncated image */
-    if (st->read_failed)
-        return STORE_ERR_IO;
     st->mounted = 1;
     if (report && (flags & STORE_MOUNT_COUNT_LIVE)) {
         store_iterate(st, NULL, 0, iter_count_cb, &rep.records_live);
