@@ -6,7 +6,7 @@
 #   make firmware     the Cortex-M4 image (QEMU mps2-an386), build/cm-fw/cdnagent.elf
 #   make test-target  the on-target tests and firmware scenario under qemu-system-arm
 #   make size     flash/RAM of the linked Cortex-M image per component and library
-#   make bench    build and run the benchmarks under tests/bench/
+#   make bench    build and run the benchmarks under tests/bench/ (bench-scale last)
 #   make bench-scale  cdnagent sync beside @alicloud/pop-core at 100..5,000 changes
 #   make fuzz     the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each (needs clang)
 #   make coverage components/ line and branch coverage of the host tests (gcovr);
@@ -254,11 +254,14 @@ run: deps
 	$(MAKE) --no-print-directory npm-deps all
 	@tools/demo.sh $(BUILD)
 
-bench: $(BENCH_BINS)
+# The C benchmarks, then cdnagent beside the official SDK (bench-scale).
+bench: deps
+	$(MAKE) --no-print-directory npm-deps all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+	@CDNAGENT_BUILD=$(BUILD) $(PYTHON) tests/bench/scale.py
 
 # cdnagent beside @alicloud/pop-core at 100, 1,000 and 5,000 queued changes
-# (tests/bench/scale.py; several minutes, loopback only)
+# (tests/bench/scale.py; about two minutes, loopback only)
 bench-scale: deps
 	$(MAKE) --no-print-directory npm-deps all $(BENCH_BINS)
 	@CDNAGENT_BUILD=$(BUILD) $(PYTHON) tests/bench/scale.py
