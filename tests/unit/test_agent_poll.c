@@ -820,6 +820,19 @@ static void test_idle_gc_ahead(void **state)
     assert_int_equal(agent_poll(f.a, f.now), UINT32_MAX); /* off: nothing to do */
     assert_int_equal(fx_erases(&f), e0);
 
+    /* a count of its own: two sectors, a step or two */
+    agent_free(f.a);
+    f.cfg.gc_ahead_sectors = 2;
+    assert_int_equal(agent_new(&f.a, &f.st, &f.cfg), AGENT_OK);
+    unsigned two = 0;
+    for (uint32_t w = 0; w != UINT32_MAX; two++) {
+        assert_true(two < 8);
+        w = agent_poll(f.a, f.now);
+        f.now += w == UINT32_MAX ? 0 : w;
+    }
+    uint64_t e_two = fx_erases(&f);
+    assert_true(e_two > e0);
+
     agent_free(f.a);
     f.cfg.gc_ahead_sectors = AGENT_GC_AHEAD_AUTO;
     assert_int_equal(agent_new(&f.a, &f.st, &f.cfg), AGENT_OK);
@@ -833,7 +846,7 @@ static void test_idle_gc_ahead(void **state)
         f.now += w == UINT32_MAX ? 0 : w;
     }
     assert_true(steps > 2);
-    assert_true(fx_erases(&f) > e0);
+    assert_true(fx_erases(&f) > e_two); /* AUTO asks for more than two */
     /* ready: the next idle poll erases nothing */
     e0 = fx_erases(&f);
     assert_int_equal(agent_poll(f.a, f.now), UINT32_MAX);
