@@ -852,10 +852,22 @@ static void test_idle_gc_ahead(void **state)
     assert_int_equal(agent_poll(f.a, f.now), UINT32_MAX);
     assert_int_equal(fx_erases(&f), e0);
 
-    /* a step that fails (the flash stops writing mid-step): logged, the
-     * poll's answer unchanged */
+    /* garbage again; a plan that cannot read the store pauses the agent
+     * and does no GC in that step */
     for (int i = 0; i < 40; i++)
         assert_int_equal(store_put(&f.st, "Z0", 2, v, sizeof v), STORE_OK);
+    e0 = fx_erases(&f);
+    emu_flash_fault_arm(&f.emu, EMU_FAULT_READ_ERROR, 0, 0);
+    uint32_t paused = agent_poll(f.a, f.now);
+    assert_true(f.emu.fault_fired);
+    emu_flash_fault_clear(&f.emu);
+    assert_true(paused != UINT32_MAX && paused > 0);
+    assert_int_equal(fx_erases(&f), e0);
+    assert_true(f.events[AGENT_EV_STORE] > 0);
+    f.now += paused;
+
+    /* a step that fails (the flash stops writing mid-step): logged, the
+     * poll's answer unchanged */
     emu_flash_cut_after(&f.emu, 0, 0);
     uint32_t w = agent_poll(f.a, f.now);
     assert_true(f.emu.powered_off); /* the step tried to write */

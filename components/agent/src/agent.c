@@ -251,7 +251,7 @@ static uint32_t gc_ahead_target(const agent_t *a)
     uint32_t n = a->cfg.gc_ahead_sectors;
     if (n != AGENT_GC_AHEAD_AUTO)
         return n;
-    uint32_t per = a->st->dev->sector_size > 400u ? a->st->dev->sector_size - 200u : 200u;
+    uint32_t per = a->st->dev->sector_size - 200u; /* sectors are >= 512 B (store.h) */
     return (STORE_VALUE_MAX + per - 1u) / per + 1u;
 }
 
@@ -283,7 +283,8 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
         return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store (nothing was sent)");
     }
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
-    if (plan != PLAN_CALL && plan != PLAN_NO_CLOCK && wait > 0 && a->cfg.gc_ahead_sectors)
+    /* idle, and the plan met no store trouble (that pauses the agent) */
+    if (plan == PLAN_IDLE && wait > 0 && a->cfg.gc_ahead_sectors && now_ms >= a->pause_until)
         wait = gc_ahead_step(a, wait);
     unlock(a);
     (void)agent_deliver_work(a, false);
