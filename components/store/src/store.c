@@ -949,41 +949,6 @@ static bool idx_settle_from_list(store_t *st, uint32_t t)
     return true;
 }
 
-/* Pass 2 in place, when the ids of every COMMIT record fit in the unused
- * part of the index ([idx_n, idx_cap), one entry each): one scan lists
- * them, sorted; each pending entry is then looked up by its record's id.
- * The entries keep their order, so no sort follows. 0 done, -1 a read
- * failed, 1 no room (the caller settles the other way). */
-static int idx_settle_listed(store_t *st)
-{
-    uint32_t n = st->idx_n, c = 0, a;
-    scan_t it;
-    rec_t r;
-    scan_init(&it, UINT32_MAX);
-    while (scan_next(st, &it, &a, &r)) {
-        if (r.type != T_COMMIT || !rec_crc_ok(st, a, &r))
-            continue;
-        if (c == st->idx_cap - n)
-            return 1;
-        idx_put(st, n + c++, r.txn, 0);
-    }
-    idx_sort_spare(st, n, n + c, n + c, st->idx_cap - n - c);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t tag = idx_addr(st, i), at = tag & ~IDX_FLAGS;
-        if (!(tag & IDX_PENDING))
-            continue;
-        if (!rec_read_at(st, at, &r))
-            return -1;
-        uint32_t k = idx_lower(st, n, n + c, r.txn);
-        if (k < n + c && idx_key(st, k) == r.txn)
-            tag &= ~IDX_PENDING;
-        else if (!idx_settle_uncommitted(st, at, &tag))
-            return -1;
-        idx_put(st, i, idx_key(st, i), tag);
-    }
-    return 0;
-}
-
 /* Pass 2 without room for the COMMIT list: pending entries moved to the
  * end and settled there by idx_settle; the caller sorts again. */
 static bool idx_settle_partitioned(store_t *st)
@@ -1013,8 +978,8 @@ static void idx_build(store_t *st, top_txn_t *top)
         st->idx_state = collected < 0 || st->read_failed ? IDX_LOST : IDX_FULL;
         return;
     }
-    int listed = t != IDX_UNLISTED ? (idx_settle_from_list(st, t) ? 0 : -1)
-                                   : idx_settle_listed(st);
+    /* the list given up for room: the COMMIT records are scanned instead */
+    int listed = t != IDX_UNLISTED ? (idx_settle_from_list(st, t) ? 0 : -1) : 1;
     if (listed < 0 || (listed > 0 && !idx_settle_partitioned(st))) {
         st->idx_state = IDX_LOST;
         return;
