@@ -48,7 +48,7 @@ HOST_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lhttp_parser
 # heap: a walk of the queue every 256 deliveries instead of every 32); the
 # unit tests (asan) keep the small defaults the Cortex-M image is near, so
 # both are tested.
-CFLAGS_host := -std=c11 $(WARN) -O2 -g -DSTORE_CRC_TABLE=256 -DQUEUE_DUE_CACHE=256u
+CFLAGS_host := -std=c11 $(WARN) -O2 -g -DUTIL_CRC32_TABLE=256 -DQUEUE_DUE_CACHE=256u
 CFLAGS_asan := -std=c11 $(WARN) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS_host :=

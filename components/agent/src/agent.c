@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <mbedtls/platform_util.h>
-
+#include "crypto.h"
 #include "port.h"
 
 const char *agent_status_str(int status)
@@ -114,7 +113,7 @@ void agent_free(agent_t *a)
     http_client_close(&a->http);
     if (a->tls)
         http_tls_free(a->tls);
-    mbedtls_platform_zeroize(a, sizeof *a);
+    crypto_wipe(a, sizeof *a);
     port_free(a);
 }
 

@@ -16,8 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
-
+#include "crypto.h"
 #include "port.h"
 
 #define CLOCK_FIXES_IN_ROW_MAX 3u
@@ -553,12 +552,15 @@ static void cert_call(agent_t *a, uint64_t now_ms)
     s->key_len = 0;
 }
 
+/* The hex digest of the delivered certificate, "" when the hash failed (the
+ * record then says "unknown" rather than a digest of nothing). */
 static void sha256_hex(const char *pem, char out[65])
 {
     static const char hx[] = "0123456789abcdef";
-    uint8_t d[32];
-    if (mbedtls_sha256_ret((const unsigned char *)pem, strlen(pem), d, 0) != 0)
-        memset(d, 0, sizeof d);
+    uint8_t d[CRYPTO_SHA256_LEN];
+    out[0] = 0;
+    if (crypto_sha256(pem, strlen(pem), d) != CRYPTO_OK)
+        return;
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hx[d[i] >> 4];
         out[2 * i + 1] = hx[d[i] & 15u];

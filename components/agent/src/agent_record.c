@@ -14,32 +14,19 @@
 #include <string.h>
 
 #include "port.h"
-
-static char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
+#include "util.h"
 
 static uint32_t fnv1a_lower(const char *s)
 {
     uint32_t h = 2166136261u;
     for (; *s; s++)
-        h = (h ^ (unsigned char)lower(*s)) * 16777619u;
+        h = (h ^ (unsigned char)util_ascii_lower(*s)) * 16777619u;
     return h;
 }
 
 bool agent_same_header_name(const char *a, const char *b)
 {
-    for (; *a && *b; a++, b++)
-        if (lower(*a) != lower(*b))
-            return false;
-    return *a == *b;
-}
-
-static void put16(uint8_t *p, size_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    return util_ascii_eq_nocase(a, b);
 }
 
 /* Put a length-prefixed string (the inverse of take()). */
@@ -47,7 +34,7 @@ static size_t give(uint8_t *out, size_t o, int lenbytes, const char *src)
 {
     size_t n = strlen(src);
     if (lenbytes == 2)
-        put16(out + o, n);
+        util_put_le16(out + o, (uint16_t)n);
     else
         out[o] = (uint8_t)n;
     memcpy(out + o + (size_t)lenbytes, src, n);
@@ -70,9 +57,7 @@ static bool take(const uint8_t *b, size_t len, size_t *o, int lenbytes, char *ds
 {
     if (*o + (size_t)lenbytes > len)
         return false;
-    size_t n = b[*o];
-    if (lenbytes == 2)
-        n |= (size_t)b[*o + 1] << 8;
+    size_t n = (size_t)util_get_le(b + *o, (unsigned)lenbytes);
     *o += (size_t)lenbytes;
     if (n >= cap || *o + n > len)
         return false;

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/platform_util.h>
-
+#include "crypto.h"
 #include "port.h"
+#include "util.h"
 #include "vault.h"
 
 #define SET_VERSION 1u
@@ -19,7 +19,7 @@
 void agent_free_secret(char *p, size_t len)
 {
     if (p) {
-        mbedtls_platform_zeroize(p, len);
+        crypto_wipe(p, len);
         port_free(p);
     }
 }
@@ -29,7 +29,7 @@ static agent_status_t device_key(uint8_t key[VAULT_KEY_LEN], uint32_t *id)
     port_status_t ps = port_device_key(key, id);
     if (ps == PORT_OK)
         return AGENT_OK;
-    mbedtls_platform_zeroize(key, VAULT_KEY_LEN);
+    crypto_wipe(key, VAULT_KEY_LEN);
     return ps == PORT_ERR_NOT_SET ? AGENT_ERR_NO_KEY : AGENT_ERR_SECRET;
 }
 
@@ -41,17 +41,17 @@ agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *pl
     if (ar != AGENT_OK)
         return ar;
     if (len + VAULT_OVERHEAD > STORE_VALUE_MAX) {
-        mbedtls_platform_zeroize(k, sizeof k);
+        crypto_wipe(k, sizeof k);
         return AGENT_ERR_ARG;
     }
     uint8_t *out = port_malloc(len + VAULT_OVERHEAD);
     size_t n = 0;
     if (out == NULL) {
-        mbedtls_platform_zeroize(k, sizeof k);
+        crypto_wipe(k, sizeof k);
         return AGENT_ERR_NOMEM;
     }
     vault_status_t vs = vault_seal(k, id, key, plain, len, out, len + VAULT_OVERHEAD, &n);
-    mbedtls_platform_zeroize(k, sizeof k);
+    crypto_wipe(k, sizeof k);
     if (vs != VAULT_OK) {
         port_free(out);
         return AGENT_ERR_SECRET;
@@ -112,25 +112,15 @@ agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size
                      vault_status_str(vs));
         }
     }
-    mbedtls_platform_zeroize(k, sizeof k);
+    crypto_wipe(k, sizeof k);
     port_free(raw);
     return ar;
 }
 
 void agent_settings_wipe(agent_settings_t *s)
 {
-    mbedtls_platform_zeroize(s->access_key_secret, sizeof s->access_key_secret);
-    mbedtls_platform_zeroize(s->security_token, sizeof s->security_token);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    crypto_wipe(s->access_key_secret, sizeof s->access_key_secret);
+    crypto_wipe(s->security_token, sizeof s->security_token);
 }
 
 agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const char *ca_pem)
@@ -142,13 +132,10 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
         return AGENT_ERR_ARG;
     set[0] = SET_VERSION;
     set[1] = s->signature;
-    {
-        set[2] = (uint8_t)s->policy.warn_every;
-        set[3] = (uint8_t)(s->policy.warn_every >> 8);
-    }
-    put32(set + 4, s->policy.base_ms);
-    put32(set + 8, s->policy.cap_ms);
-    put32(set + 12, s->rate_milli);
+    util_put_le16(set + 2, s->policy.warn_every);
+    util_put_le32(set + 4, s->policy.base_ms);
+    util_put_le32(set + 8, s->policy.cap_ms);
+    util_put_le32(set + 12, s->rate_milli);
     if (store_txn_begin(st) != STORE_OK)
         return AGENT_ERR_STORE;
     agent_status_t ar = AGENT_OK;
@@ -215,10 +202,10 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
         set[0] != SET_VERSION)
         return AGENT_ERR_STORE;
     s->signature = set[1];
-    s->policy.warn_every = (uint16_t)(set[2] | (set[3] << 8));
-    s->policy.base_ms = get32(set + 4);
-    s->policy.cap_ms = get32(set + 8);
-    s->rate_milli = get32(set + 12);
+    s->policy.warn_every = util_get_le16(set + 2);
+    s->policy.base_ms = util_get_le32(set + 4);
+    s->policy.cap_ms = util_get_le32(set + 8);
+    s->rate_milli = util_get_le32(set + 12);
     char *p = NULL;
     size_t pl = 0;
     agent_status_t ar = agent_get_sealed(st, "Gaks", &p, &pl);
@@ -383,7 +370,7 @@ agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old
         size_t on = 0;
         if (vs == VAULT_OK)
             vs = vault_seal(new_key, new_id, l.names[i], p, pl, out, rl, &on);
-        mbedtls_platform_zeroize(p, rl);
+        crypto_wipe(p, rl);
         port_free(p);
         port_free(raw);
         store_status_t rc = vs == VAULT_OK ? store_put(st, l.names[i], strlen(l.names[i]), out, on)

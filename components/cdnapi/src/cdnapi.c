@@ -8,6 +8,7 @@
 
 #include "cdnapi_internal.h"
 #include "port.h"
+#include "util.h"
 
 /* Largest signed request: two percent-encoded PEMs (x3 worst case) plus
  * headers; the buffer is sized exactly per request, up to this bound. */
@@ -131,18 +132,6 @@ static bool config_id_list_ok(const char *ids)
     return run > 0 && n <= CDNAPI_MAX_DELETE_IDS;
 }
 
-static bool ieq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = (char)((*a >= 'A' && *a <= 'Z') ? *a + 32 : *a);
-        char y = (char)((*b >= 'A' && *b <= 'Z') ? *b + 32 : *b);
-        if (x != y) {
-            return false;
-        }
-    }
-    return *a == *b;
-}
-
 static bool iprefix(const char *s, const char *p)
 {
     for (; *p; s++, p++) {
@@ -165,7 +154,7 @@ static bool name_reserved(const char *key)
 {
     size_t i;
     for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        if (ieq(key, reserved[i])) {
+        if (util_ascii_eq_nocase(key, reserved[i])) {
             return true;
         }
     }

@@ -8,34 +8,17 @@
 #include "cdnapi.h"
 #include "cdnapi_internal.h"
 #include "port.h"
+#include "util.h"
 
 static int64_t x509_time_utc(const mbedtls_x509_time *t)
 {
-    /* days_from_civil, as in http_parse_date, for the notAfter check. */
-    int64_t y = t->year - (t->mon <= 2);
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t mp = (t->mon + 9) % 12;
-    int64_t doy = (153 * mp + 2) / 5 + t->day - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = era * 146097 + doe - 719468;
-    return days * 86400 + t->hour * 3600 + t->min * 60 + t->sec;
+    return util_days_from_civil(t->year, (unsigned)t->mon, (unsigned)t->day) * 86400 +
+           t->hour * 3600 + t->min * 60 + t->sec;
 }
 
 static bool name_eq(const char *a, size_t alen, const char *b, size_t blen)
 {
-    size_t i;
-    if (alen != blen) {
-        return false;
-    }
-    for (i = 0; i < alen; i++) {
-        char x = (char)((a[i] >= 'A' && a[i] <= 'Z') ? a[i] + 32 : a[i]);
-        char y = (char)((b[i] >= 'A' && b[i] <= 'Z') ? b[i] + 32 : b[i]);
-        if (x != y) {
-            return false;
-        }
-    }
-    return true;
+    return alen == blen && util_ascii_eq_nocase_n(a, b, alen);
 }
 
 /* "*.example.com" covers exactly one extra label: a.example.com, not

@@ -7,6 +7,7 @@
 #include <http_parser.h>
 
 #include "port.h"
+#include "util.h"
 
 /* Only these header names matter; longer names are skipped, never stored. */
 #define HTTP_FIELD_MAX 16u
@@ -47,11 +48,6 @@ typedef struct {
     char date[HTTP_DATE_MAX];
 } http_read_state_t;
 
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
-
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_read_state_t *st = p->data;
@@ -62,7 +58,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     }
     for (i = 0; i < len; i++) {
         if (st->field_len < HTTP_FIELD_MAX) {
-            st->field[st->field_len] = (char)lower((unsigned char)at[i]);
+            st->field[st->field_len] = util_ascii_lower(at[i]);
         }
         st->field_len++;
     }
@@ -309,18 +305,6 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
     return HTTP_OK;
 }
 
-static bool ascii_eq_nocase(const uint8_t *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t x = a[i], y = (uint8_t)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (uint8_t)(x - 'A' + 'a');
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Does the request's header block carry "Connection: close"? A client that
  * sends it must not send again on the connection (RFC 9112 9.6), whether
  * or not the server's answer repeats it: reusing it races the server's
@@ -334,9 +318,9 @@ static bool request_closes(const uint8_t *req, size_t len)
             end++;
         if (end == i)
             return false; /* the blank line: end of the headers */
-        if (end - i > sizeof name - 1 && ascii_eq_nocase(req + i, name, sizeof name - 1)) {
+        if (end - i > sizeof name - 1 && util_ascii_eq_nocase_n((const char *)req + i, name, sizeof name - 1)) {
             for (size_t k = i + sizeof name - 1; k + sizeof token - 1 <= end; k++)
-                if (ascii_eq_nocase(req + k, token, sizeof token - 1))
+                if (util_ascii_eq_nocase_n((const char *)req + k, token, sizeof token - 1))
                     return true;
         }
         i = end + 2;
@@ -381,18 +365,6 @@ int http_client_request(http_client_t *client, const uint8_t *request, size_t re
 
 /* ------------------------------------------------------------- Date -- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    int64_t era;
-    unsigned yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool digits(const char *s, size_t n, unsigned *out)
 {
     unsigned v = 0;
@@ -428,6 +400,6 @@ bool http_parse_date(const char *t, size_t len, int64_t *utc_seconds)
     if (mon == 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) {
         return false;
     }
-    *utc_seconds = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600 + mm * 60 + ss;
+    *utc_seconds = util_days_from_civil(year, mon + 1u, day) * 86400 + hh * 3600 + mm * 60 + ss;
     return true;
 }

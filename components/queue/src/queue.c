@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "retry.h"
+#include "util.h"
 
 /* Store key: 'Q' + target. Value (little-endian):
  *   u8 version(1) | u8 state | u16 attempts | u32 seq | u64 next_try_ms |
@@ -41,20 +42,6 @@ static size_t make_key(const char *target, char key[QUEUE_TARGET_MAX + 2])
     return n + 1;
 }
 
-static void put_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static size_t encode(const queue_entry_t *e, uint8_t *out)
 {
     size_t cl = strlen(e->code), ml = strlen(e->message);
@@ -64,9 +51,9 @@ static size_t encode(const queue_entry_t *e, uint8_t *out)
         ml = QUEUE_MESSAGE_MAX;
     out[0] = QUEUE_VERSION;
     out[1] = e->state;
-    put_le(out + 2, e->attempts, 2);
-    put_le(out + 4, e->seq, 4);
-    put_le(out + 8, e->next_try_ms, 8);
+    util_put_le(out + 2, e->attempts, 2);
+    util_put_le(out + 4, e->seq, 4);
+    util_put_le(out + 8, e->next_try_ms, 8);
     out[16] = (uint8_t)cl;
     memcpy(out + 17, e->code, cl);
     out[17 + cl] = (uint8_t)ml;
@@ -89,9 +76,9 @@ static bool decode(const uint8_t *b, size_t len, const uint8_t *key, size_t key_
         return false;
     memcpy(e->target, key + 1, key_len - 1);
     e->state = b[1];
-    e->attempts = (uint16_t)get_le(b + 2, 2);
-    e->seq = (uint32_t)get_le(b + 4, 4);
-    e->next_try_ms = get_le(b + 8, 8);
+    e->attempts = (uint16_t)util_get_le(b + 2, 2);
+    e->seq = (uint32_t)util_get_le(b + 4, 4);
+    e->next_try_ms = util_get_le(b + 8, 8);
     memcpy(e->code, b + 17, cl);
     memcpy(e->message, b + 18 + cl, ml);
     return true;

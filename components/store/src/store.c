@@ -22,6 +22,7 @@
  *    RAM index (8 bytes a key) rebuilt at mount and kept exact by writes.
  */
 #include "store.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -64,105 +65,6 @@ typedef struct {
 } rec_t;
 
 /* ------------------------------------------------------------ helpers -- */
-
-/* CRC-32 (IEEE, reflected). STORE_CRC_TABLE picks speed against flash: 16
- * (the default: a nibble table, 64 B, two lookups a byte) or 256 (a byte
- * table, 1 KB, one lookup a byte: about twice as fast, for hosts and
- * gateways whose mount reads thousands of records). */
-#ifndef STORE_CRC_TABLE
-#define STORE_CRC_TABLE 16
-#endif
-#if STORE_CRC_TABLE == 256
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
-{
-    static const uint32_t tab[256] = {
-        0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
-        0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
-        0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
-        0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
-        0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
-        0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
-        0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
-        0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
-        0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
-        0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
-        0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
-        0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
-        0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
-        0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
-        0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
-        0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
-        0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
-        0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
-        0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
-        0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
-        0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
-        0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
-        0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
-        0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
-        0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
-        0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
-        0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
-        0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
-        0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
-        0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
-        0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
-        0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
-        0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
-        0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
-        0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
-        0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
-        0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
-        0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
-        0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
-        0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
-        0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
-        0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
-        0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du};
-    const uint8_t *p = data;
-    crc = ~crc;
-    while (len--)
-        crc = (crc >> 8) ^ tab[(crc ^ *p++) & 0xFFu];
-    return ~crc;
-}
-#elif STORE_CRC_TABLE == 16
-static uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
-{
-    static const uint32_t tab[16] = {
-        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
-        0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
-        0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
-    const uint8_t *p = data;
-    crc = ~crc;
-    while (len--) {
-        crc ^= *p++;
-        crc = (crc >> 4) ^ tab[crc & 15u];
-        crc = (crc >> 4) ^ tab[crc & 15u];
-    }
-    return ~crc;
-}
-#else
-#error "STORE_CRC_TABLE must be 16 or 256"
-#endif
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
 
 static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1u) & ~(a - 1u); }
 
@@ -210,24 +112,24 @@ static void rec_encode(const rec_t *r, uint8_t out[REC_HDR])
     out[3] = r->op;
     out[4] = r->chunk_idx;
     out[5] = 0xFF;
-    put16(out + 6, r->chunk_len);
-    put16(out + 8, r->value_len);
-    put16(out + 10, r->chunk_off);
-    put32(out + 12, r->txn);
-    put32(out + 16, r->key_hash);
-    put32(out + 20, r->crc);
-    put32(out + 24, crc32_update(0, out, 24));
+    util_put_le16(out + 6, r->chunk_len);
+    util_put_le16(out + 8, r->value_len);
+    util_put_le16(out + 10, r->chunk_off);
+    util_put_le32(out + 12, r->txn);
+    util_put_le32(out + 16, r->key_hash);
+    util_put_le32(out + 20, r->crc);
+    util_put_le32(out + 24, util_crc32_update(0, out, 24));
 }
 
 /* Fill r->key_hash and r->crc and encode the header. */
 static void rec_build(rec_t *r, const void *key, const void *data, uint8_t out[REC_HDR])
 {
-    r->key_hash = r->key_len ? crc32_update(0, key, r->key_len) : 0;
+    r->key_hash = r->key_len ? util_crc32_update(0, key, r->key_len) : 0;
     r->crc = 0;
     rec_encode(r, out);
-    uint32_t crc = crc32_update(0, out, REC_CRC_SPAN);
-    crc = crc32_update(crc, key, r->key_len);
-    crc = crc32_update(crc, data, r->chunk_len);
+    uint32_t crc = util_crc32_update(0, out, REC_CRC_SPAN);
+    crc = util_crc32_update(crc, key, r->key_len);
+    crc = util_crc32_update(crc, data, r->chunk_len);
     r->crc = crc;
     rec_encode(r, out);
 }
@@ -242,8 +144,8 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
     /* A header that fails its CRC is read once more before it is taken for
      * garbage: a transient flip must not make a good record vanish (and a
      * scan then seal or drop it). Garbage costs one read more. */
-    if (get32(b + 24) != crc32_update(0, b, 24) &&
-        (flash_read(st, addr, b, REC_HDR) != STORE_OK || get32(b + 24) != crc32_update(0, b, 24)))
+    if (util_get_le32(b + 24) != util_crc32_update(0, b, 24) &&
+        (flash_read(st, addr, b, REC_HDR) != STORE_OK || util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
         return false;
     r->type = b[0];
     r->flags = b[1];
@@ -251,12 +153,12 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
     r->op = b[3];
     r->chunk_idx = b[4];
     r->reserved = b[5];
-    r->chunk_len = get16(b + 6);
-    r->value_len = get16(b + 8);
-    r->chunk_off = get16(b + 10);
-    r->txn = get32(b + 12);
-    r->key_hash = get32(b + 16);
-    r->crc = get32(b + 20);
+    r->chunk_len = util_get_le16(b + 6);
+    r->value_len = util_get_le16(b + 8);
+    r->chunk_off = util_get_le16(b + 10);
+    r->txn = util_get_le32(b + 12);
+    r->key_hash = util_get_le32(b + 16);
+    r->crc = util_get_le32(b + 20);
     if (r->type != T_DATA && r->type != T_COMMIT && r->type != T_ABORT && r->type != T_GCDONE)
         return false;
     if (r->key_len > STORE_KEY_MAX || r->chunk_len > st->chunk_max)
@@ -287,12 +189,12 @@ static bool rec_crc_once(store_t *st, uint32_t addr, const rec_t *r)
     uint8_t hdr[REC_HDR];
     if (flash_read(st, addr, hdr, REC_HDR) != STORE_OK)
         return false;
-    uint32_t crc = crc32_update(0, hdr, REC_CRC_SPAN);
+    uint32_t crc = util_crc32_update(0, hdr, REC_CRC_SPAN);
     for (uint32_t off = REC_HDR; off < total;) {
         uint32_t n = total - off < SCRATCH_SIZE ? total - off : SCRATCH_SIZE;
         if (flash_read(st, addr + off, buf, n) != STORE_OK)
             return false;
-        crc = crc32_update(crc, buf, n);
+        crc = util_crc32_update(crc, buf, n);
         off += n;
     }
     return crc == r->crc;
@@ -386,7 +288,7 @@ static store_status_t read_key_checked(store_t *st, uint32_t addr, const rec_t *
     for (int tries = 0; tries < 2; tries++) {
         if (flash_read(st, addr + REC_HDR, key, r->key_len) != STORE_OK)
             return STORE_ERR_IO;
-        if (crc32_update(0, key, r->key_len) == r->key_hash)
+        if (util_crc32_update(0, key, r->key_len) == r->key_hash)
             return STORE_OK;
     }
     return STORE_ERR_CORRUPT;
@@ -423,7 +325,7 @@ typedef struct {
  * belongs to a multi-record transaction, more only after aborted ones. */
 static void find_winner(store_t *st, const void *key, size_t key_len, winner_t *w)
 {
-    uint32_t hash = crc32_update(0, key, key_len);
+    uint32_t hash = util_crc32_update(0, key, key_len);
     uint64_t bound = (uint64_t)UINT32_MAX + 1u; /* above every id, the top one included */
     w->found = false;
     for (;;) {
@@ -482,16 +384,16 @@ static uint8_t *idx_at(const store_t *st, uint32_t i)
     return st->work + (size_t)st->dev->sector_count * STORE_SECTOR_ENTRY_SIZE +
            (size_t)i * STORE_INDEX_ENTRY_SIZE;
 }
-static uint32_t idx_key(const store_t *st, uint32_t i) { return get32(idx_at(st, i)); }
+static uint32_t idx_key(const store_t *st, uint32_t i) { return util_get_le32(idx_at(st, i)); }
 static uint32_t idx_sort_key(uint8_t first, uint32_t hash)
 {
     return ((uint32_t)first << 24) | (hash >> 8);
 }
-static uint32_t idx_addr(const store_t *st, uint32_t i) { return get32(idx_at(st, i) + 4); }
+static uint32_t idx_addr(const store_t *st, uint32_t i) { return util_get_le32(idx_at(st, i) + 4); }
 static void idx_put(store_t *st, uint32_t i, uint32_t key, uint32_t addr)
 {
-    put32(idx_at(st, i), key);
-    put32(idx_at(st, i) + 4, addr);
+    util_put_le32(idx_at(st, i), key);
+    util_put_le32(idx_at(st, i) + 4, addr);
 }
 
 static void idx_lose(store_t *st)
@@ -576,7 +478,7 @@ static void idx_note(store_t *st, const void *key, size_t key_len, uint32_t addr
     rec_t cur;
     if (st->idx_state != IDX_ON)
         return;
-    hash = crc32_update(0, key, key_len);
+    hash = util_crc32_update(0, key, key_len);
     sk = idx_sort_key(*(const uint8_t *)key, hash);
     int f = idx_find(st, key, key_len, hash, &pos, &cur);
     if (f < 0)
@@ -1010,7 +912,7 @@ static void find_current(store_t *st, const void *key, size_t key_len, winner_t 
 {
     if (st->idx_state == IDX_ON) {
         uint32_t pos;
-        int f = idx_find(st, key, key_len, crc32_update(0, key, key_len), &pos, &w->rec);
+        int f = idx_find(st, key, key_len, util_crc32_update(0, key, key_len), &pos, &w->rec);
         if (f >= 0) {
             w->found = f == 1;
             w->addr = w->found ? idx_addr(st, pos) : 0;
@@ -1034,14 +936,14 @@ static store_status_t write_sector_header(store_t *st, uint32_t i, uint32_t seq,
 {
     uint8_t *b = scratch(st);
     memset(b, 0xFF, st->hdr_size);
-    put32(b, SEC_MAGIC);
-    put16(b + 4, FORMAT_VERSION);
-    put16(b + 6, (uint16_t)st->dev->write_size);
-    put32(b + 8, st->dev->sector_size);
-    put32(b + 12, seq);
-    put32(b + 16, ec);
-    put32(b + 20, st->dev->sector_count); /* a truncated image is noticed at mount */
-    put32(b + 24, crc32_update(0, b, 24));
+    util_put_le32(b, SEC_MAGIC);
+    util_put_le16(b + 4, FORMAT_VERSION);
+    util_put_le16(b + 6, (uint16_t)st->dev->write_size);
+    util_put_le32(b + 8, st->dev->sector_size);
+    util_put_le32(b + 12, seq);
+    util_put_le32(b + 16, ec);
+    util_put_le32(b + 20, st->dev->sector_count); /* a truncated image is noticed at mount */
+    util_put_le32(b + 24, util_crc32_update(0, b, 24));
     return flash_program(st, sec_base(st, i), b, st->hdr_size);
 }
 
@@ -1142,11 +1044,11 @@ static bool src_fits_over_once(store_t *st, const src_t *s, uint32_t addr)
  * own header and record CRCs? */
 static bool copy_bytes_ok(const uint8_t *b, uint32_t len)
 {
-    uint32_t body = REC_HDR + (uint32_t)b[2] + get16(b + 6); /* key_len, chunk_len */
-    if (body > len || get32(b + 24) != crc32_update(0, b, 24))
+    uint32_t body = REC_HDR + (uint32_t)b[2] + util_get_le16(b + 6); /* key_len, chunk_len */
+    if (body > len || util_get_le32(b + 24) != util_crc32_update(0, b, 24))
         return false;
-    uint32_t crc = crc32_update(0, b, REC_CRC_SPAN);
-    return crc32_update(crc, b + REC_HDR, body - REC_HDR) == get32(b + 20);
+    uint32_t crc = util_crc32_update(0, b, REC_CRC_SPAN);
+    return util_crc32_update(crc, b + REC_HDR, body - REC_HDR) == util_get_le32(b + 20);
 }
 
 static store_status_t src_program(store_t *st, const src_t *s, uint32_t addr)
@@ -1286,7 +1188,7 @@ static bool copy_exists_elsewhere(store_t *st, uint32_t victim, const rec_t *r, 
 
 static bool key_elsewhere(store_t *st, uint32_t victim, const uint8_t *key, size_t key_len)
 {
-    uint32_t hash = crc32_update(0, key, key_len);
+    uint32_t hash = util_crc32_update(0, key, key_len);
     scan_t it;
     uint32_t a;
     rec_t o;
@@ -1699,13 +1601,13 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
 {
     const uint8_t *b = buf;
-    if (!b || len < SEC_HDR_RAW || get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24) ||
-        get16(b + 4) != FORMAT_VERSION)
+    if (!b || len < SEC_HDR_RAW || util_get_le32(b) != SEC_MAGIC || util_get_le32(b + 24) != util_crc32_update(0, b, 24) ||
+        util_get_le16(b + 4) != FORMAT_VERSION)
         return false;
     if (sector_size)
-        *sector_size = get32(b + 8);
+        *sector_size = util_get_le32(b + 8);
     if (write_size)
-        *write_size = get16(b + 6);
+        *write_size = util_get_le16(b + 6);
     return true;
 }
 
@@ -1714,17 +1616,17 @@ static bool read_sector_header(store_t *st, uint32_t i, sec_t *s, uint32_t *coun
     uint8_t b[SEC_HDR_RAW];
     if (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK)
         return false;
-    if ((get32(b) != SEC_MAGIC || get32(b + 24) != crc32_update(0, b, 24)) &&
-        (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK || get32(b) != SEC_MAGIC ||
-         get32(b + 24) != crc32_update(0, b, 24)))
+    if ((util_get_le32(b) != SEC_MAGIC || util_get_le32(b + 24) != util_crc32_update(0, b, 24)) &&
+        (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK || util_get_le32(b) != SEC_MAGIC ||
+         util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
         return false; /* read twice: a flip must not turn a sector into a free one */
     if (count)
-        *count = get32(b + 20);
-    if (get16(b + 4) != FORMAT_VERSION || get16(b + 6) != st->dev->write_size ||
-        get32(b + 8) != st->dev->sector_size)
+        *count = util_get_le32(b + 20);
+    if (util_get_le16(b + 4) != FORMAT_VERSION || util_get_le16(b + 6) != st->dev->write_size ||
+        util_get_le32(b + 8) != st->dev->sector_size)
         return false;
-    s->seq = get32(b + 12);
-    s->erase_count = get32(b + 16);
+    s->seq = util_get_le32(b + 12);
+    s->erase_count = util_get_le32(b + 16);
     return true;
 }
 
@@ -2111,9 +2013,9 @@ static store_status_t read_chunk_checked(store_t *st, uint32_t addr, const rec_t
     if (flash_read(st, addr, hdr, REC_HDR) != STORE_OK ||
         (r->chunk_len && flash_read(st, addr + REC_HDR + r->key_len, out, r->chunk_len) != STORE_OK))
         return STORE_ERR_IO;
-    uint32_t crc = crc32_update(0, hdr, REC_CRC_SPAN);
-    crc = crc32_update(crc, key, r->key_len);
-    crc = crc32_update(crc, out, r->chunk_len);
+    uint32_t crc = util_crc32_update(0, hdr, REC_CRC_SPAN);
+    crc = util_crc32_update(crc, key, r->key_len);
+    crc = util_crc32_update(crc, out, r->chunk_len);
     return crc == r->crc ? STORE_OK : STORE_ERR_CORRUPT;
 }
 
@@ -2144,7 +2046,7 @@ static store_status_t get_value(store_t *st, const void *key, size_t key_len, vo
      * 0..last are all present and their lengths add up to value_len. */
     uint64_t have[4] = {0, 0, 0, 0}; /* one bit per chunk index (u8) */
     uint32_t got = 0;
-    uint32_t hash = crc32_update(0, key, key_len);
+    uint32_t hash = util_crc32_update(0, key, key_len);
     scan_t it;
     uint32_t a;
     rec_t r;

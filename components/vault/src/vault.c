@@ -7,6 +7,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "port.h"
+#include "util.h"
 
 #define VAULT_VERSION 1u
 #define VAULT_ALG_AES256GCM 1u
@@ -24,24 +25,13 @@ const char *vault_status_str(int status)
     }
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 vault_status_t vault_key_id(const uint8_t *sealed, size_t len, uint32_t *key_id)
 {
     if (!sealed || len < VAULT_OVERHEAD || sealed[0] != 'V' || sealed[1] != 'S' ||
         sealed[2] != VAULT_VERSION || sealed[3] != VAULT_ALG_AES256GCM)
         return VAULT_ERR_FORMAT;
     if (key_id)
-        *key_id = get32(sealed + 4);
+        *key_id = util_get_le32(sealed + 4);
     return VAULT_OK;
 }
 
@@ -55,7 +45,7 @@ vault_status_t vault_seal(const uint8_t key[VAULT_KEY_LEN], uint32_t key_id, con
     out[1] = 'S';
     out[2] = VAULT_VERSION;
     out[3] = VAULT_ALG_AES256GCM;
-    put32(out + 4, key_id);
+    util_put_le32(out + 4, key_id);
     uint8_t *nonce = out + 8;
     /* A repeated nonce under one key breaks GCM: never fall back. */
     if (port_random(nonce, VAULT_NONCE_LEN) != PORT_OK)

@@ -1,0 +1,100 @@
+/*
+ * util.h — the small helpers every component shares: little-endian load and
+ * store (every on-flash record is little-endian), CRC-32, ASCII case folding
+ * (HTTP field names, header keys, JSON codes), civil-date arithmetic (HTTP
+ * Date, certificate validity).
+ *
+ * No state, no allocation, no I/O, nothing from the port: util requires
+ * nothing, and every other component may require it. The load/store helpers
+ * are static inline, so a component that uses two of them pays for two.
+ */
+#ifndef CDNAGENT_UTIL_H
+#define CDNAGENT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------ little-endian -- */
+
+static inline void util_put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void util_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint16_t util_get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t util_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* The low `bytes` bytes of v (1..8), for fields of odd widths. */
+static inline void util_put_le(uint8_t *p, uint64_t v, unsigned bytes)
+{
+    for (unsigned i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t util_get_le(const uint8_t *p, unsigned bytes)
+{
+    uint64_t v = 0;
+    while (bytes--)
+        v = (v << 8) | p[bytes];
+    return v;
+}
+
+/* ------------------------------------------------------------ CRC-32 -- */
+
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): crc is 0 to start, or
+ * the result of the previous call to continue. UTIL_CRC32_TABLE picks speed
+ * against flash: 16 (the default: a nibble table, 64 B, two lookups a byte)
+ * or 256 (a byte table, 1 KB, one lookup a byte: about twice as fast, for
+ * hosts and gateways whose store mounts read thousands of records). */
+uint32_t util_crc32_update(uint32_t crc, const void *data, size_t len);
+
+/* ----------------------------------------------------- ASCII letters -- */
+
+/* A-Z to a-z; every other byte as it is (no locale, no UTF-8 folding: the
+ * names compared are protocol tokens). */
+static inline char util_ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* NUL-terminated strings equal but for the case of ASCII letters. */
+bool util_ascii_eq_nocase(const char *a, const char *b);
+
+/* The first n bytes of a and b equal but for the case of ASCII letters
+ * (NUL bytes compare like any other). */
+bool util_ascii_eq_nocase_n(const char *a, const char *b, size_t n);
+
+/* ------------------------------------------------------- civil dates -- */
+
+/* Days from 1970-01-01 to year-month-day of the proleptic Gregorian
+ * calendar (month 1..12, day 1..31; negative before 1970). Exact for every
+ * year an int64_t day count holds; no table, no time zone. */
+int64_t util_days_from_civil(int64_t year, unsigned month, unsigned day);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDNAGENT_UTIL_H */

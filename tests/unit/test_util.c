@@ -1,0 +1,145 @@
+/* Unit tests of components/util (endian, CRC-32, ASCII case, civil dates)
+ * and components/crypto (SHA-256, wipe), each against values computed
+ * independently of the code under test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "crypto.h"
+#include "test_crc.h"
+#include "util.h"
+
+static void test_le_fixed_widths(void **state)
+{
+    uint8_t b[8];
+    (void)state;
+    util_put_le16(b, 0xBEEFu);
+    assert_int_equal(b[0], 0xEF);
+    assert_int_equal(b[1], 0xBE);
+    assert_int_equal(util_get_le16(b), 0xBEEFu);
+    util_put_le32(b, 0x12345678u);
+    assert_memory_equal(b, "\x78\x56\x34\x12", 4);
+    assert_int_equal(util_get_le32(b), 0x12345678u);
+    util_put_le32(b, 0xFFFFFFFFu);
+    assert_int_equal(util_get_le32(b), 0xFFFFFFFFu);
+}
+
+static void test_le_any_width_round_trips(void **state)
+{
+    uint8_t b[9];
+    (void)state;
+    for (unsigned w = 1; w <= 8; w++) {
+        uint64_t v = 0x8877665544332211ull;
+        uint64_t mask = w == 8 ? UINT64_MAX : ((1ull << (8 * w)) - 1u);
+        memset(b, 0xAA, sizeof b);
+        util_put_le(b, v, w);
+        assert_int_equal(b[0], 0x11);
+        assert_int_equal(b[w], 0xAA); /* writes exactly w bytes */
+        assert_true(util_get_le(b, w) == (v & mask));
+    }
+    assert_true(util_get_le(b, 0) == 0);
+}
+
+static void test_crc32_check_value_and_chaining(void **state)
+{
+    const char *check = "123456789";
+    uint8_t data[300];
+    (void)state;
+    /* The CRC-32 check value of the catalogue (IEEE 802.3, as zlib). */
+    assert_int_equal(util_crc32_update(0, check, 9), 0xCBF43926u);
+    assert_int_equal(util_crc32_update(0, check, 0), 0);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7u + 3u);
+    uint32_t whole = util_crc32_update(0, data, sizeof data);
+    assert_int_equal(whole, test_crc32(0, data, sizeof data));
+    for (size_t cut = 0; cut <= sizeof data; cut += 37)
+        assert_int_equal(util_crc32_update(util_crc32_update(0, data, cut), data + cut,
+                                           sizeof data - cut),
+                         whole);
+}
+
+static void test_ascii_case(void **state)
+{
+    (void)state;
+    assert_int_equal(util_ascii_lower('A'), 'a');
+    assert_int_equal(util_ascii_lower('Z'), 'z');
+    assert_int_equal(util_ascii_lower('@'), '@'); /* 'A' - 1 */
+    assert_int_equal(util_ascii_lower('['), '['); /* 'Z' + 1 */
+    assert_int_equal(util_ascii_lower((char)0xC4), (char)0xC4); /* no locale folding */
+    assert_true(util_ascii_eq_nocase("Content-Length", "content-LENGTH"));
+    assert_true(util_ascii_eq_nocase("", ""));
+    assert_false(util_ascii_eq_nocase("Host", "Hos"));
+    assert_false(util_ascii_eq_nocase("Hos", "Host"));
+    assert_false(util_ascii_eq_nocase("X-a", "X-b"));
+    assert_true(util_ascii_eq_nocase_n("CLOSE, x", "close, y", 5));
+    assert_false(util_ascii_eq_nocase_n("CLOSE", "clone", 5));
+    assert_true(util_ascii_eq_nocase_n("a\0b", "A\0B", 3)); /* NUL is a byte like any */
+    assert_true(util_ascii_eq_nocase_n("x", "y", 0));
+}
+
+static void test_days_from_civil(void **state)
+{
+    (void)state;
+    assert_true(util_days_from_civil(1970, 1, 1) == 0);
+    assert_true(util_days_from_civil(1969, 12, 31) == -1);
+    assert_true(util_days_from_civil(2000, 2, 29) == 11016); /* a leap day of a 400 year */
+    assert_true(util_days_from_civil(2000, 3, 1) == 11017);
+    assert_true(util_days_from_civil(1900, 3, 1) - util_days_from_civil(1900, 2, 28) == 1);
+    assert_true(util_days_from_civil(2038, 1, 19) == 24855); /* the 32-bit time_t edge */
+    assert_true(util_days_from_civil(2026, 11, 29) == 20786);
+    assert_true(util_days_from_civil(1600, 1, 1) == -135140);
+    /* Consecutive days over four centuries, across every month end. */
+    int64_t prev = util_days_from_civil(1899, 12, 31);
+    static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int64_t y = 1900; y < 2300; y++) {
+        for (unsigned m = 1; m <= 12; m++) {
+            unsigned n = mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+            for (unsigned d = 1; d <= n; d++) {
+                int64_t v = util_days_from_civil(y, m, d);
+                assert_true(v == prev + 1);
+                prev = v;
+            }
+        }
+    }
+}
+
+static void test_crypto_sha256_and_wipe(void **state)
+{
+    uint8_t d[CRYPTO_SHA256_LEN];
+    /* FIPS 180-2 example: SHA-256("abc"). */
+    static const uint8_t abc[CRYPTO_SHA256_LEN] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    char secret[16] = "0123456789abcde";
+    (void)state;
+    assert_int_equal(crypto_sha256("abc", 3, d), CRYPTO_OK);
+    assert_memory_equal(d, abc, sizeof abc);
+    assert_int_equal(crypto_sha256(NULL, 0, d), CRYPTO_OK); /* the empty message */
+    assert_int_equal(d[0], 0xe3);
+    assert_int_equal(crypto_sha256(NULL, 1, d), CRYPTO_ERR_ARG);
+    assert_int_equal(crypto_sha256("abc", 3, NULL), CRYPTO_ERR_ARG);
+    crypto_wipe(secret, sizeof secret);
+    for (size_t i = 0; i < sizeof secret; i++)
+        assert_int_equal(secret[i], 0);
+    crypto_wipe(NULL, 4); /* no-op */
+    assert_string_equal(crypto_status_str(CRYPTO_OK), "ok");
+    assert_string_equal(crypto_status_str(CRYPTO_ERR_BACKEND), "crypto backend failure");
+    assert_string_equal(crypto_status_str(CRYPTO_ERR_ARG), "bad argument");
+    assert_string_equal(crypto_status_str((crypto_status_t)42), "unknown");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_le_fixed_widths),
+        cmocka_unit_test(test_le_any_width_round_trips),
+        cmocka_unit_test(test_crc32_check_value_and_chaining),
+        cmocka_unit_test(test_ascii_case),
+        cmocka_unit_test(test_days_from_civil),
+        cmocka_unit_test(test_crypto_sha256_and_wipe),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
