@@ -38,6 +38,28 @@ BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
 TOOL_SRCS   := $(sort $(wildcard tests/tools/*.c))
 
 INCLUDES := -Iport $(addprefix -I,$(wildcard components/*/include))
+
+# Declared dependencies (ESP-IDF's REQUIRES): components/NAME/component.mk
+# sets NAME_REQUIRES (components whose public headers and functions NAME
+# uses) and NAME_LIBS (third-party libraries: mbedtls cjson http_parser). A
+# component compiles with its own include/ and src/, the public headers of
+# what it requires (and what those require: public headers include them),
+# and the port's contract, port.h, alone ($(PORT_API)); never port/posix nor
+# tests/support. tools/check_layering.py, run by make test, checks the
+# includes each file names and the functions each object calls.
+include $(sort $(wildcard components/*/component.mk))
+PORT_API     := $(BUILD)/port-api
+reqs_closure  = $(sort $(foreach r,$($(1)_REQUIRES),$(r) $(call reqs_closure,$(r))))
+comp_inc      = -I$(PORT_API) -Icomponents/$(1)/include -Icomponents/$(1)/src \
+                $(foreach r,$(call reqs_closure,$(1)),-Icomponents/$(r)/include)
+comp_of       = $(word 2,$(subst /, ,$(1)))
+# What the source being compiled may see: a component its declaration,
+# everything else (port, firmware, tests) every public header.
+src_inc       = $(if $(filter components/%,$(1)),$(call comp_inc,$(call comp_of,$(1))),$(INCLUDES) -Iport/posix -Itests/support)
+
+$(PORT_API)/port.h: port/port.h
+	@mkdir -p $(@D)
+	ln -sfn $(abspath port/port.h) $@
 WARN     := -Wall -Wextra -Werror
 # Components are strict C11: no compiler extensions, nothing from POSIX.
 COMP_STRICT = $(if $(filter components/%,$<),-pedantic-errors,-D_DEFAULT_SOURCE)
@@ -70,9 +92,9 @@ help:
 
 # ------------------------------------------------------------ host build --
 define variant_rules
-$(BUILD)/$(1)/obj/%.o: %.c
+$(BUILD)/$(1)/obj/%.o: %.c | $(PORT_API)/port.h
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_$(1)) $$(COMP_STRICT) $$(INCLUDES) -Iport/posix -Itests/support -MMD -MP -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) $$(COMP_STRICT) $$(call src_inc,$$<) -MMD -MP -c $$< -o $$@
 
 $(BUILD)/$(1)/libcdnagent.a: $(call objs,$(1),$(COMP_SRCS) $(PORT_SRCS))
 	@mkdir -p $$(@D)

@@ -39,9 +39,23 @@ DEFS_tgt := $(DEFS_fw) -DCDNAGENT_MBEDTLS_PEER -DCDNAGENT_TARGET
 # The scenario once more with the 4 KB incoming TLS record option
 # (mbedtls_config.h), to measure what it saves.
 DEFS_mfl := $(DEFS_tgt) -DCDNAGENT_TLS_IN_4K
+# Declared dependencies, as in the host build (Makefile): a component sees
+# its own headers, those of what it requires, port.h alone, and the
+# third-party headers of the libraries it declares.
+include $(sort $(wildcard components/*/component.mk))
+PORT_API     := $(BUILD)/port-api
+reqs_closure  = $(sort $(foreach r,$($(1)_REQUIRES),$(r) $(call reqs_closure,$(r))))
+LIB_INC_mbedtls     := -I$(TP)/mbedtls/include -Ifirmware/cortex-m
+LIB_INC_cjson       := -I$(CM_INC)
+LIB_INC_http_parser := -I$(TP)/http-parser
+comp_inc      = -I$(PORT_API) -Icomponents/$(1)/include -Icomponents/$(1)/src \
+                $(foreach r,$(call reqs_closure,$(1)),-Icomponents/$(r)/include) \
+                $(foreach l,$(sort $(foreach c,$(1) $(call reqs_closure,$(1)),$($(c)_LIBS))),$(LIB_INC_$(l)))
+comp_of       = $(word 2,$(subst /, ,$(1)))
+src_inc       = $(if $(filter components/%,$(1)),$(call comp_inc,$(call comp_of,$(1))),$(INCS) -Itests/support -I$(TP)/cmocka/include)
 # Our code: C11 without extensions in components/, like the host build.
 OWN_CFLAGS  = -std=c11 $(WARN) $(if $(filter components/%,$<),-pedantic-errors,) $(ARCH) $(OPT) \
-              -fstack-usage $(INCS) -Itests/support -I$(TP)/cmocka/include
+              -fstack-usage $(call src_inc,$<)
 # Third-party code is compiled as its upstream does: no -Werror on it.
 TP_CFLAGS   = -std=gnu99 -w $(ARCH) $(OPT) -fstack-usage $(INCS) -I$(TP)/cmocka/include \
               -DHAVE_INTTYPES_H -DHAVE_SIGNAL_H -DHAVE_STRINGS_H
@@ -74,6 +88,10 @@ objs = $(patsubst %.c,$(BUILD)/cm-$(1)/obj/%.o,$(2))
 .PHONY: firmware target-images size
 .SECONDARY:
 
+$(PORT_API)/port.h: port/port.h
+	@mkdir -p $(@D)
+	ln -sfn $(abspath port/port.h) $@
+
 $(CM_INC)/.stamp:
 	@mkdir -p $(CM_INC)
 	ln -sfn $(abspath $(TP)/cjson) $(CM_INC)/cjson
@@ -85,7 +103,7 @@ $(BUILD)/cm-$(1)/obj/$(TP)/%.o: $(TP)/%.c $(CM_INC)/.stamp
 	@echo "  CC[$(1)] $$<"
 	@$(CROSS_CC) $$(TP_CFLAGS) $$(DEFS_$(1)) -MMD -MP -c $$< -o $$@
 
-$(BUILD)/cm-$(1)/obj/%.o: %.c $(CM_INC)/.stamp
+$(BUILD)/cm-$(1)/obj/%.o: %.c $(CM_INC)/.stamp | $(PORT_API)/port.h
 	@mkdir -p $$(@D)
 	@echo "  CC[$(1)] $$<"
 	@$(CROSS_CC) $$(OWN_CFLAGS) $$(DEFS_$(1)) -MMD -MP -c $$< -o $$@

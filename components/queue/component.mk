@@ -1,0 +1,3 @@
+# queue: the durable retry queue, entries in the store.
+queue_REQUIRES := store retry util
+queue_LIBS     :=

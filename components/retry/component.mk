@@ -1,0 +1,3 @@
+# retry: backoff with jitter and the token bucket; pure arithmetic.
+retry_REQUIRES :=
+retry_LIBS     :=

@@ -1,0 +1,3 @@
+# vault: secrets sealed with AES-256-GCM under the device key.
+vault_REQUIRES := util
+vault_LIBS     := mbedtls
