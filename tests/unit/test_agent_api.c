@@ -1945,7 +1945,7 @@ static void test_reseal_many(void **state)
     for (unsigned s = 1; s < AGENT_MAX_DOMAINS + 4; s += 8) {
         assert_int_equal(store_txn_begin(&f->st), STORE_OK);
         for (unsigned i = s; i < s + 8 && i < AGENT_MAX_DOMAINS + 4; i++) {
-            agent_slot_key(k, AGENT_KEY_CERT_KEY, i);
+            agent_slot_key(k, STORE_KEY_CERT_KEY, i);
             assert_int_equal(agent_txn_put_sealed(&f->st, k, "secret", 6), AGENT_OK);
         }
         assert_int_equal(store_txn_commit(&f->st), STORE_OK);
@@ -1962,7 +1962,7 @@ static void test_reseal_many(void **state)
     assert_all_open_under(f, f->key2, f->key1);
     port_posix_set_device_key_path(f->key2);
     for (unsigned i = 0; i < AGENT_MAX_DOMAINS + 4; i++) {
-        agent_slot_key(k, AGENT_KEY_CERT_KEY, i);
+        agent_slot_key(k, STORE_KEY_CERT_KEY, i);
         assert_int_equal(agent_check_sealed(&f->st, k), AGENT_OK);
     }
 }

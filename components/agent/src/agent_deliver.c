@@ -515,8 +515,8 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
                     : agent_store_trouble(a, now_ms, dr, "reading a domain record");
         return PLAN_IDLE;
     }
-    agent_slot_key(ck, AGENT_KEY_CERT, (unsigned)slot);
-    agent_slot_key(kk, AGENT_KEY_CERT_KEY, (unsigned)slot);
+    agent_slot_key(ck, STORE_KEY_CERT, (unsigned)slot);
+    agent_slot_key(kk, STORE_KEY_CERT_KEY, (unsigned)slot);
     s->act = ACT_CERT;
     snprintf(s->what, sizeof s->what, "certificate");
     agent_status_t ar = agent_load_cert(a->st, ck, &s->cert, &s->pem_off, &s->want);
@@ -587,7 +587,7 @@ static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
         sha256_hex(s->cert + s->pem_off, have.sha256);
     cert_release(s);
     int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
-    agent_slot_key(dk, AGENT_KEY_CERT_DELIVERED, (unsigned)slot);
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
     store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
     if (rc != STORE_OK)
         return agent_store_trouble(a, now_ms, rc, "recording a certificate delivery");
@@ -619,7 +619,7 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
         return PLAN_IDLE;
     }
     a->store_failures_in_row = 0;
-    if (s->e.target[0] == AGENT_KEY_HEADER)
+    if (s->e.target[0] == STORE_KEY_HEADER)
         return header_plan(a, now_ms, wait_ms);
     return cert_plan(a, now_ms, wait_ms);
 }

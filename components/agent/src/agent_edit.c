@@ -158,8 +158,8 @@ static agent_status_t cert_records_txn(store_t *st, unsigned slot, const char *n
                                        const char *cert_pem, const char *key_pem)
 {
     char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
-    agent_slot_key(ck, AGENT_KEY_CERT, slot);
-    agent_slot_key(kk, AGENT_KEY_CERT_KEY, slot);
+    agent_slot_key(ck, STORE_KEY_CERT, slot);
+    agent_slot_key(kk, STORE_KEY_CERT_KEY, slot);
     size_t nl = name ? strlen(name) : 0, pl = cert_pem ? strlen(cert_pem) : 0;
     uint8_t *val = port_malloc(3 + nl + pl);
     if (!val)
@@ -192,7 +192,7 @@ static agent_status_t cert_edit(store_t *st, const char *domain, const char *nam
     agent_status_t ar = agent_domain_slot(st, domain, true, &slot);
     if (ar == AGENT_OK)
         ar = cert_records_txn(st, slot, name, cert_pem, key_pem);
-    agent_slot_key(target, AGENT_KEY_CERT, slot);
+    agent_slot_key(target, STORE_KEY_CERT, slot);
     if (ar == AGENT_OK)
         ar = txn_enqueue(st, target);
     if (ar != AGENT_OK)
@@ -240,7 +240,7 @@ agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem)
     agent_status_t ar = agent_domain_slot(st, domain, false, &slot);
     if (ar != AGENT_OK)
         return ar;
-    agent_slot_key(kk, AGENT_KEY_CERT_KEY, slot);
+    agent_slot_key(kk, STORE_KEY_CERT_KEY, slot);
     return agent_get_sealed(st, kk, key_pem, NULL);
 }
 
@@ -264,7 +264,7 @@ static bool retry_match(const retry_ctx_t *c, const char *target)
         return true;
     if (c->whole_slot)
         return memcmp(target + 1, c->prefix + 1, 2) == 0 &&
-               (target[0] == AGENT_KEY_HEADER || target[0] == AGENT_KEY_CERT);
+               (target[0] == STORE_KEY_HEADER || target[0] == STORE_KEY_CERT);
     return strcmp(target, c->prefix) == 0;
 }
 
@@ -290,7 +290,7 @@ static agent_status_t retry_filter(store_t *st, const char *domain, const char *
     if (ar != AGENT_OK)
         return ar;
     if (!key) {
-        agent_slot_key(c->prefix, AGENT_KEY_HEADER, slot);
+        agent_slot_key(c->prefix, STORE_KEY_HEADER, slot);
         c->whole_slot = true;
         return AGENT_OK;
     }

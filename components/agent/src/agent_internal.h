@@ -11,17 +11,11 @@
 #define CDNAGENT_AGENT_INTERNAL_H
 
 #include "agent.h"
+#include "store_keys.h"
 
 /* ------------------------------------------------------ store keys -- */
-/* Every store key the agent writes starts with one of these bytes (keys
- * are <= 12 bytes; <ss> is a domain slot in two hex digits). 'Q' belongs to
- * components/queue, whose targets are the header and certificate keys. */
-#define AGENT_KEY_DOMAIN 'D'         /* D<ss>: the domain name of slot ss */
-#define AGENT_KEY_HEADER 'H'         /* H<ss><hash8>: a header record (hrec) */
-#define AGENT_KEY_CERT 'C'           /* C<ss>: the desired certificate (crec + PEM) */
-#define AGENT_KEY_CERT_KEY 'K'       /* K<ss>: its private key, sealed (vault) */
-#define AGENT_KEY_CERT_DELIVERED 'c' /* c<ss>: the delivered certificate (crec + sha256) */
-#define AGENT_KEY_SETTINGS 'G'       /* G...: provisioned settings (agent_settings.c) */
+/* The prefixes are declared in store_keys.h, the namespace's one registry
+ * (keys are <= 12 bytes; <ss> is a domain slot in two hex digits). */
 #define AGENT_SLOT_KEY_LEN 3u        /* D<ss>, C<ss>, K<ss>, c<ss> */
 #define AGENT_HEADER_KEY_LEN 11u     /* H<ss><hash8> */
 

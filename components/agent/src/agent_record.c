@@ -123,7 +123,7 @@ void agent_slot_key(char out[AGENT_SLOT_KEY_LEN + 1], char tag, unsigned slot)
 void agent_header_target(char out[AGENT_HEADER_KEY_LEN + 1], unsigned slot, const char *key)
 {
     uint32_t h = fnv1a_lower(key);
-    agent_slot_key(out, AGENT_KEY_HEADER, slot);
+    agent_slot_key(out, STORE_KEY_HEADER, slot);
     for (int i = 0; i < 4; i++)
         hex2(out + 3 + 2 * i, (unsigned)(h >> (24 - 8 * i)));
     out[AGENT_HEADER_KEY_LEN] = 0;
@@ -180,7 +180,7 @@ agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, u
     c.st = st;
     c.name = domain;
     c.found = -1;
-    const char prefix[1] = {AGENT_KEY_DOMAIN};
+    const char prefix[1] = {STORE_KEY_DOMAIN};
     if (store_iterate(st, prefix, 1, slot_cb, &c) != STORE_OK || c.rc != STORE_OK)
         return AGENT_ERR_STORE;
     if (c.found >= 0) {
@@ -192,7 +192,7 @@ agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, u
     for (unsigned s = 0; s < AGENT_MAX_DOMAINS; s++) {
         if (!(c.used[s / 64] & ((uint64_t)1 << (s % 64)))) {
             char k[AGENT_SLOT_KEY_LEN + 1];
-            agent_slot_key(k, AGENT_KEY_DOMAIN, s);
+            agent_slot_key(k, STORE_KEY_DOMAIN, s);
             if (store_txn_put(st, k, AGENT_SLOT_KEY_LEN, domain, strlen(domain)) != STORE_OK)
                 return AGENT_ERR_STORE;
             *slot = s;
@@ -206,7 +206,7 @@ store_status_t agent_domain_name(store_t *st, unsigned slot, char out[AGENT_DOMA
 {
     char k[AGENT_SLOT_KEY_LEN + 1];
     size_t len = 0;
-    agent_slot_key(k, AGENT_KEY_DOMAIN, slot);
+    agent_slot_key(k, STORE_KEY_DOMAIN, slot);
     store_status_t rc = store_get(st, k, AGENT_SLOT_KEY_LEN, out, AGENT_DOMAIN_MAX, &len);
     out[rc == STORE_OK ? len : 0] = 0;
     return rc;

@@ -14,6 +14,16 @@
 #include "util.h"
 #include "vault.h"
 
+/* The settings records, all under STORE_KEY_SETTINGS ('G', store_keys.h;
+ * test_store_keys checks every key written against the registry). */
+#define KEY_ENDPOINT "Gend"
+#define KEY_ACCESS_KEY_ID "Gkid"
+#define KEY_ACCESS_KEY_SECRET "Gaks"
+#define KEY_STS_TOKEN "Gsts"
+#define KEY_POLICY "Gset"
+#define KEY_CA "Gca"
+#define KEY_LEN(k) (sizeof k - 1u)
+
 #define SET_VERSION 1u
 
 void agent_free_secret(char *p, size_t len)
@@ -139,25 +149,25 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     if (store_txn_begin(st) != STORE_OK)
         return AGENT_ERR_STORE;
     agent_status_t ar = AGENT_OK;
-    store_status_t rc = store_txn_put(st, "Gend", 4, s->endpoint, strlen(s->endpoint));
+    store_status_t rc = store_txn_put(st, KEY_ENDPOINT, KEY_LEN(KEY_ENDPOINT), s->endpoint, strlen(s->endpoint));
     if (rc == STORE_OK)
-        rc = store_txn_put(st, "Gkid", 4, s->access_key_id, strlen(s->access_key_id));
+        rc = store_txn_put(st, KEY_ACCESS_KEY_ID, KEY_LEN(KEY_ACCESS_KEY_ID), s->access_key_id, strlen(s->access_key_id));
     if (rc == STORE_OK)
-        rc = store_txn_put(st, "Gset", 4, set, sizeof set);
+        rc = store_txn_put(st, KEY_POLICY, KEY_LEN(KEY_POLICY), set, sizeof set);
     if (rc == STORE_OK && ca_pem)
-        rc = store_txn_put(st, "Gca", 3, ca_pem, strlen(ca_pem));
+        rc = store_txn_put(st, KEY_CA, KEY_LEN(KEY_CA), ca_pem, strlen(ca_pem));
     if (rc == STORE_OK && !ca_pem) {
-        rc = store_txn_delete(st, "Gca", 3);
+        rc = store_txn_delete(st, KEY_CA, KEY_LEN(KEY_CA));
         if (rc == STORE_NOT_FOUND)
             rc = STORE_OK;
     }
     if (rc == STORE_OK)
-        ar = agent_txn_put_sealed(st, "Gaks", s->access_key_secret, strlen(s->access_key_secret));
+        ar = agent_txn_put_sealed(st, KEY_ACCESS_KEY_SECRET, s->access_key_secret, strlen(s->access_key_secret));
     if (rc == STORE_OK && ar == AGENT_OK) {
         if (s->security_token[0]) {
-            ar = agent_txn_put_sealed(st, "Gsts", s->security_token, strlen(s->security_token));
+            ar = agent_txn_put_sealed(st, KEY_STS_TOKEN, s->security_token, strlen(s->security_token));
         } else {
-            rc = store_txn_delete(st, "Gsts", 4);
+            rc = store_txn_delete(st, KEY_STS_TOKEN, KEY_LEN(KEY_STS_TOKEN));
             if (rc == STORE_NOT_FOUND)
                 rc = STORE_OK;
         }
@@ -190,15 +200,15 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
         *ca_pem = NULL;
     /* Only a store that answers "no such record" is unprovisioned: a
      * failed read must never look like a new device (which gets formatted). */
-    store_status_t rc = get_text(st, "Gend", s->endpoint, sizeof s->endpoint);
+    store_status_t rc = get_text(st, KEY_ENDPOINT, s->endpoint, sizeof s->endpoint);
     if (rc == STORE_NOT_FOUND)
         return AGENT_ERR_NOT_FOUND;
     if (rc == STORE_ERR_CORRUPT)
         return AGENT_ERR_CORRUPT;
     if (rc == STORE_OK)
-        rc = get_text(st, "Gkid", s->access_key_id, sizeof s->access_key_id);
+        rc = get_text(st, KEY_ACCESS_KEY_ID, s->access_key_id, sizeof s->access_key_id);
     if (rc != STORE_OK ||
-        store_get(st, "Gset", 4, set, sizeof set, &len) != STORE_OK || len != sizeof set ||
+        store_get(st, KEY_POLICY, KEY_LEN(KEY_POLICY), set, sizeof set, &len) != STORE_OK || len != sizeof set ||
         set[0] != SET_VERSION)
         return AGENT_ERR_STORE;
     s->signature = set[1];
@@ -208,7 +218,7 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     s->rate_milli = util_get_le32(set + 12);
     char *p = NULL;
     size_t pl = 0;
-    agent_status_t ar = agent_get_sealed(st, "Gaks", &p, &pl);
+    agent_status_t ar = agent_get_sealed(st, KEY_ACCESS_KEY_SECRET, &p, &pl);
     if (ar != AGENT_OK)
         return ar;
     if (pl >= sizeof s->access_key_secret) {
@@ -217,7 +227,7 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     }
     memcpy(s->access_key_secret, p, pl + 1);
     agent_free_secret(p, pl);
-    ar = agent_get_sealed(st, "Gsts", &p, &pl);
+    ar = agent_get_sealed(st, KEY_STS_TOKEN, &p, &pl);
     if (ar == AGENT_OK) {
         if (pl >= sizeof s->security_token) {
             agent_free_secret(p, pl);
@@ -232,7 +242,7 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     }
     if (ca_pem) {
         uint8_t *ca = NULL;
-        ar = agent_get_value(st, "Gca", &ca, &len);
+        ar = agent_get_value(st, KEY_CA, &ca, &len);
         if (ar == AGENT_OK)
             *ca_pem = (char *)ca;
         else if (ar != AGENT_ERR_NOT_FOUND) {
@@ -278,7 +288,7 @@ static bool stamp_cb(void *arg, const uint8_t *key, size_t key_len, size_t value
 agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp)
 {
     stamp_ctx_t c = {st, 2166136261u, STORE_OK, port_malloc(STORE_VALUE_MAX)};
-    const char prefix[1] = {AGENT_KEY_SETTINGS};
+    const char prefix[1] = {STORE_KEY_SETTINGS};
     if (!c.buf)
         return AGENT_ERR_NOMEM;
     store_status_t rc = store_iterate(st, prefix, 1, stamp_cb, &c);
@@ -291,8 +301,9 @@ agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp)
 
 static bool is_sealed_key(const uint8_t *key, size_t kl)
 {
-    return (kl == 4 && (memcmp(key, "Gaks", 4) == 0 || memcmp(key, "Gsts", 4) == 0)) ||
-           (kl == 3 && key[0] == 'K');
+    return (kl == 4 && (memcmp(key, KEY_ACCESS_KEY_SECRET, 4) == 0 ||
+                        memcmp(key, KEY_STS_TOKEN, 4) == 0)) ||
+           (kl == 3 && key[0] == STORE_KEY_CERT_KEY);
 }
 
 static bool sealed_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
@@ -318,8 +329,9 @@ static bool sealed_cb(void *arg, const uint8_t *key, size_t key_len, size_t valu
 agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg)
 {
     sealed_ctx_t c = {st, fn, arg};
-    if (store_iterate(st, "G", 1, sealed_cb, &c) != STORE_OK ||
-        store_iterate(st, "K", 1, sealed_cb, &c) != STORE_OK)
+    const char settings[1] = {STORE_KEY_SETTINGS}, cert_keys[1] = {STORE_KEY_CERT_KEY};
+    if (store_iterate(st, settings, 1, sealed_cb, &c) != STORE_OK ||
+        store_iterate(st, cert_keys, 1, sealed_cb, &c) != STORE_OK)
         return AGENT_ERR_STORE;
     return AGENT_OK;
 }

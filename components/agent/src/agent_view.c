@@ -68,8 +68,8 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
         return true;
     if (read_failed(c, agent_domain_name(c->st, (unsigned)s, domain)))
         return false;
-    agent_slot_key(ck, AGENT_KEY_CERT, (unsigned)s);
-    agent_slot_key(dk, AGENT_KEY_CERT_DELIVERED, (unsigned)s);
+    agent_slot_key(ck, STORE_KEY_CERT, (unsigned)s);
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)s);
     char *rec = NULL;
     agent_status_t ar = agent_load_cert(c->st, ck, &rec, NULL, &want);
     port_free(rec); /* only the head (name, on/off) is shown */
@@ -81,7 +81,7 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     bool want_ok = ar == AGENT_OK;
     bool have_ok = hr == STORE_OK && crec_decode(c->buf, len, &have, NULL);
     char target[AGENT_SLOT_KEY_LEN + 1];
-    agent_slot_key(target, AGENT_KEY_CERT, (unsigned)s);
+    agent_slot_key(target, STORE_KEY_CERT, (unsigned)s);
     store_status_t qr = queue_get(c->st, target, &q);
     if (read_failed(c, hr) || read_failed(c, qr))
         return false;
@@ -103,7 +103,7 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
 
 static agent_status_t visit_all(visit_ctx_t *c)
 {
-    const char hp[1] = {AGENT_KEY_HEADER}, dp[1] = {AGENT_KEY_DOMAIN};
+    const char hp[1] = {STORE_KEY_HEADER}, dp[1] = {STORE_KEY_DOMAIN};
     if (store_iterate(c->st, hp, 1, visit_header_cb, c) != STORE_OK || c->rc != STORE_OK)
         return c->rc == STORE_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
     if (store_iterate(c->st, dp, 1, visit_cert_cb, c) != STORE_OK || c->rc != STORE_OK)

@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "retry.h"
+#include "store_keys.h"
 #include "util.h"
 
-/* Store key: 'Q' + target. Value (little-endian):
+/* Store key: STORE_KEY_QUEUE ('Q') + target. Value (little-endian):
  *   u8 version(1) | u8 state | u16 attempts | u32 seq | u64 next_try_ms |
  *   u8 code_len | code | u8 message_len | message                          */
 #define QUEUE_VERSION 1u
@@ -37,7 +38,7 @@ static size_t make_key(const char *target, char key[QUEUE_TARGET_MAX + 2])
     size_t n = strlen(target);
     if (n == 0 || n > QUEUE_TARGET_MAX)
         return 0;
-    key[0] = 'Q';
+    key[0] = STORE_KEY_QUEUE;
     memcpy(key + 1, target, n);
     return n + 1;
 }
