@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "util.h"
+
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAILED = 1, /* the operation ran and failed (or found damage) */
@@ -56,7 +58,6 @@ int cli_usage_error(const char *fmt, ...)
 #endif
     ;
 
-#define CDNAGENT_VERSION "0.1.0"
 
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_request(int argc, char **argv, const cli_globals_t *g);

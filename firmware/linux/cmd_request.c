@@ -1,6 +1,7 @@
 /* cmd_request.c — `cdnagent request`: build (and, later, send) one signed
  * OpenAPI request. Today only --dry-run is implemented: sending arrives with
  * the `call` commands. */
+#include "cdnapi.h"
 #include "cli.h"
 #include "sign.h"
 
@@ -204,15 +205,17 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
         sign_credentials_t cr = {key_id, secret, token && token[0] ? token : NULL};
         sign_request_t req = {&cr,    host,    action, api_version, params, nparams,
                               method, version, timestamp, nonce, provider};
-        st = sign_build_request(&req, NULL, 0, &need);
-        if (st == SIGN_ERR_TOO_SMALL) {
+        sign_signed_t sig;
+        st = sign_request(&req, &sig);
+        if (st == SIGN_OK) {
+            need = cdnapi_frame(&req, &sig, NULL, 0);
             out = malloc(need + 1);
             if (!out) {
                 fprintf(stderr, "cdnagent: request: out of memory\n");
                 rc = CLI_EXIT_FAILED;
                 goto done;
             }
-            st = sign_build_request(&req, out, need + 1, &len);
+            len = cdnapi_frame(&req, &sig, out, need + 1);
         }
         if (st != SIGN_OK) {
             if (st == SIGN_ERR_ARG || st == SIGN_ERR_LIMIT)

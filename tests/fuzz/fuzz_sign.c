@@ -6,10 +6,10 @@
  * Timestamp and nonce are pinned, so a build is a pure function of the
  * input.
  *
- * Oracle (sign.h): the size query answers exactly the bytes a build writes
- * (V1: plus SIGN_V1_SIZE_SLACK); a buffer of that size builds, one byte
- * less is refused with TOO_SMALL and an emptied buffer; two builds are
- * byte-identical; a failed query fails the build the same way; and the
+ * Oracle (sign.h, cdnapi_frame): a signing refused is refused again and
+ * frames nothing; the measured frame is exactly the bytes written into a
+ * buffer of that size; one byte less writes the prefix and nothing past it;
+ * two signings with pinned inputs frame byte-identical requests; and the
  * request is well-formed HTTP/1.1: the right method, one CRLF-terminated
  * line per header with no other control byte (no header injection),
  * Host as given, and a body matching Content-Length (V3 POST: 0). */
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "cdnapi.h"
 #include "sign.h"
 
 #define MAX_PARAMS (SIGN_MAX_PARAMS + 2) /* a little past the limit */
@@ -167,19 +168,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.nonce = "fuzz-nonce-0123456789abcdef";
     req.credentials_provider = (flags & F_PROVIDER) ? provider : NULL;
 
-    size_t need = 0, len = 0, len2 = 0;
-    sign_status_t q = sign_build_request(&req, NULL, 0, &need);
-    if (q != SIGN_ERR_TOO_SMALL) {
-        char small[64];
-        FZ_CHECK(q != SIGN_OK, "size query without a buffer returned OK");
-        sign_status_t b = sign_build_request(&req, small, sizeof small, &len);
-        FZ_CHECK(b == q, "size query said %s, a build said %s", sign_status_str(q),
-                 sign_status_str(b));
+    sign_signed_t sig, sig2;
+    sign_status_t q = sign_request(&req, &sig);
+    if (q != SIGN_OK) {
+        FZ_CHECK(sign_request(&req, &sig2) == q, "signing the same input twice: %s, then not",
+                 sign_status_str(q));
+        FZ_CHECK(cdnapi_frame(&req, &sig, NULL, 0) == 0, "a refused signing still frames");
         free(big);
         return 0;
     }
-    FZ_CHECK(need > 0, "size query answered 0 bytes");
-    size_t slack = req.version == SIGN_V1 ? SIGN_V1_SIZE_SLACK : 0;
+    size_t need = cdnapi_frame(&req, &sig, NULL, 0), len;
+    FZ_CHECK(need > 0, "the frame of a signed request measured 0 bytes");
     char *out = malloc(need);
     char *again = malloc(need);
     if (!out || !again) {
@@ -188,23 +187,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(big);
         return 0;
     }
-    sign_status_t b = sign_build_request(&req, out, need, &len);
-    FZ_CHECK(b == SIGN_OK, "build into the size query's %zu bytes failed: %s", need,
-             sign_status_str(b));
-    FZ_CHECK(len + slack == need, "built %zu bytes, the size query said %zu (slack %zu)", len,
-             need, slack);
-    /* Exactly len bytes suffice (no room for the courtesy NUL) ... */
-    b = sign_build_request(&req, again, len, &len2);
-    FZ_CHECK(b == SIGN_OK && len2 == len, "build into exactly %zu bytes: %s, %zu", len,
-             sign_status_str(b), len2);
-    FZ_CHECK(memcmp(out, again, len) == 0, "two builds with pinned inputs differ");
-    /* ... and one byte less does not, leaving nothing that looks valid. */
-    again[0] = 'X';
-    b = sign_build_request(&req, again, len - 1, &len2);
-    FZ_CHECK(b == SIGN_ERR_TOO_SMALL, "build into %zu bytes (one short): %s", len - 1,
-             sign_status_str(b));
-    FZ_CHECK(len2 == need, "a short buffer's size answer %zu, the query said %zu", len2, need);
-    FZ_CHECK(len - 1 == 0 || again[0] == 0, "a refused build left bytes in the buffer");
+    /* Exactly need bytes suffice (no room for the courtesy NUL) ... */
+    len = cdnapi_frame(&req, &sig, out, need);
+    FZ_CHECK(len == need, "framed %zu bytes, measured %zu", len, need);
+    /* ... a second signing with pinned inputs frames the same bytes ... */
+    FZ_CHECK(sign_request(&req, &sig2) == SIGN_OK, "the second signing failed");
+    FZ_CHECK(cdnapi_frame(&req, &sig2, again, need) == need && memcmp(out, again, need) == 0,
+             "two signings with pinned inputs differ");
+    /* ... and one byte less holds the prefix, the length says it was cut. */
+    again[need - 1] = 'X';
+    FZ_CHECK(cdnapi_frame(&req, &sig, again, need - 1) == need, "a short buffer's length");
+    FZ_CHECK(memcmp(out, again, need - 1) == 0 && again[need - 1] == 'X',
+             "a short buffer was written past its end or differs");
     check_request(out, len, &req);
     free(out);
     free(again);

@@ -292,6 +292,7 @@ static bool check_signature(char *head, const char *method, const char *action,
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(man, "credentials");
     const char *want;
     size_t len = 0;
+    sign_signed_t sg;
     int64_t now = 0;
     char lo[SIGN_TIMESTAMP_LEN + 1], hi[SIGN_TIMESTAMP_LEN + 1];
     bool ok = true;
@@ -321,8 +322,12 @@ static bool check_signature(char *head, const char *method, const char *action,
     rq.version = SIGN_V3;
     rq.timestamp = date;
     rq.nonce = nonce;
+    rebuilt[0] = '\r'; /* sign's header lines after a line end, as in the request */
+    rebuilt[1] = '\n';
     if (cr.access_key_id == NULL || cr.access_key_secret == NULL ||
-        sign_build_request(&rq, rebuilt, sizeof rebuilt, &len) != SIGN_OK) {
+        sign_request(&rq, &sg) != SIGN_OK ||
+        (len = sign_encode_headers(&rq, &sg, rebuilt + 2, sizeof rebuilt - 2)) == 0 ||
+        len + 2 >= sizeof rebuilt) {
         printf("# peer: step %u: cannot re-sign the request (date \"%s\", nonce \"%s\")\n",
                P.answered, date, nonce);
         ok = false;

@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include "port.h"
+#include "cdnapi.h"
 #include "sign.h"
+#include "test_request.h"
 
 #define P(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
 
@@ -144,7 +146,7 @@ static void test_v3_run_instances_built(void **state)
                         SIGN_METHOD_POST, SIGN_V3, "2023-10-26T10:22:32Z",
                         "3156853299f313e23d1673dc12e1703d", NULL};
     (void)state;
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_int_equal(strlen(buf), len);
     assert_non_null(strstr(buf, "POST /?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd"
                                 "&RegionId=cn-shanghai HTTP/1.1\r\n"));
@@ -167,7 +169,7 @@ static void test_v3_sts_token(void **state)
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", "00ff", NULL};
     (void)state;
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_non_null(strstr(buf, "\r\nx-acs-security-token: tok+en/==\r\n"));
     assert_non_null(strstr(buf, "SignedHeaders=host;x-acs-accesskey-id;x-acs-action;"));
     assert_non_null(strstr(buf, "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,"));
@@ -194,9 +196,9 @@ static void test_v1_get_and_post_sts(void **state)
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "SetReqHeaderConfig", NULL, q, 3,
                         SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "abc", NULL};
     (void)state;
-    assert_int_equal(sign_build_request(&r, get, sizeof get, &gl), SIGN_OK);
+    assert_int_equal(test_build_request(&r, get, sizeof get, &gl), SIGN_OK);
     r.method = SIGN_METHOD_POST;
-    assert_int_equal(sign_build_request(&r, post, sizeof post, &pl), SIGN_OK);
+    assert_int_equal(test_build_request(&r, post, sizeof post, &pl), SIGN_OK);
 
     assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, all, 12, "testsecret", sig), SIGN_OK);
     sign_percent_encode(sig, strlen(sig), encsig, sizeof encsig);
@@ -224,6 +226,74 @@ static void test_v1_get_and_post_sts(void **state)
     }
 }
 
+/* Signed once, framed twice: with a fresh random nonce on every signing
+ * (the V1 signature's percent-encoded length varies with it), the measured
+ * frame is always exactly the written one. The former two-pass build
+ * needed a documented slack for this. */
+static void test_sign_once_frame_exact(void **state)
+{
+    sign_credentials_t cr = {"id", "secret", NULL};
+    sign_param_t q[1] = {{"DomainName", 10, "a.example.com", 13}};
+    sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, q, 1,
+                        SIGN_METHOD_POST, SIGN_V1, "2026-01-01T00:00:00Z", NULL, NULL};
+    char buf[2048];
+    unsigned sizes_seen = 0;
+    size_t first = 0;
+    (void)state;
+    for (int i = 0; i < 300; i++) {
+        sign_signed_t s;
+        r.version = i % 3 == 2 ? SIGN_V3 : SIGN_V1;
+        r.method = i % 2 ? SIGN_METHOD_GET : SIGN_METHOD_POST;
+        assert_int_equal(sign_request(&r, &s), SIGN_OK);
+        size_t need = cdnapi_frame(&r, &s, NULL, 0);
+        assert_true(need > 0 && need < sizeof buf);
+        memset(buf, 0x5a, sizeof buf);
+        assert_int_equal(cdnapi_frame(&r, &s, buf, need), need); /* exactly, no NUL room */
+        assert_int_equal((unsigned char)buf[need], 0x5a);
+        assert_int_equal(cdnapi_frame(&r, &s, buf, sizeof buf), need);
+        assert_int_equal(strlen(buf), need);
+        assert_non_null(strstr(buf, s.nonce)); /* the one nonce signed is the one sent */
+        if (r.version == SIGN_V1 && r.method == SIGN_METHOD_POST) {
+            if (first == 0)
+                first = need;
+            sizes_seen += need != first;
+        }
+    }
+    /* the test did meet signatures of other encoded lengths */
+    assert_true(sizes_seen > 0);
+}
+
+/* What sign_request refuses, and frames of a request it did not sign. */
+static void test_sign_request_refusals(void **state)
+{
+    sign_credentials_t cr = {"id", "secret", NULL};
+    sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
+                        SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", NULL};
+    sign_signed_t s, unsigned_s;
+    char buf[512];
+    (void)state;
+    memset(&unsigned_s, 0, sizeof unsigned_s);
+    assert_int_equal(sign_request(&r, NULL), SIGN_ERR_ARG);
+    assert_int_equal(sign_request(NULL, &s), SIGN_ERR_ARG);
+    r.timestamp = "2026-01-01 00:00:00";
+    assert_int_equal(sign_request(&r, &s), SIGN_ERR_ARG);
+    assert_int_equal(s.signature[0], 0); /* zeroed on an error */
+    r.timestamp = "2026-01-01T00:00:00Z";
+    assert_int_equal(sign_request(&r, &s), SIGN_OK);
+    assert_int_equal(strlen(s.signature), SIGN_V3_SIGNATURE_LEN);
+    assert_string_equal(s.nonce, "n");
+    assert_int_equal(sign_encode_params(&r, &s, buf, sizeof buf), 0); /* V3, no params */
+    assert_true(sign_encode_headers(&r, &s, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "Authorization: ACS3-HMAC-SHA256 Credential=id,"));
+    assert_int_equal(cdnapi_frame(&r, &unsigned_s, buf, sizeof buf), 0);
+    assert_int_equal(cdnapi_frame(NULL, &s, buf, sizeof buf), 0);
+    assert_int_equal(sign_encode_params(&r, NULL, buf, sizeof buf), 0);
+    assert_int_equal(sign_encode_headers(NULL, &s, buf, sizeof buf), 0);
+    r.version = SIGN_V1;
+    assert_int_equal(cdnapi_frame(&r, &unsigned_s, buf, sizeof buf), 0);
+    assert_int_equal(sign_encode_headers(&r, &s, buf, sizeof buf), 0); /* V1: none */
+}
+
 /* A 12 KB PEM-like value must sign and travel whole, with a size query. */
 static void test_long_value_and_size_query(void **state)
 {
@@ -239,16 +309,16 @@ static void test_long_value_and_size_query(void **state)
         v[i] = (i % 65 == 64) ? '\n' : "ABCD+/=xyz"[i % 10];
     q[0] = (sign_param_t){"ServerCertificate", 17, v, vlen};
     q[1] = (sign_param_t){"DomainName", 10, "a.example.com", 13};
-    assert_int_equal(sign_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
+    assert_int_equal(test_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
     assert_true(need > vlen);
     buf = malloc(need + 1);
     assert_non_null(buf);
     /* far too short: refused, the same bound reported again (pinned nonce) */
-    assert_int_equal(sign_build_request(&r, buf, 100, &len), SIGN_ERR_TOO_SMALL);
+    assert_int_equal(test_build_request(&r, buf, 100, &len), SIGN_ERR_TOO_SMALL);
     assert_int_equal(len, need);
     assert_int_equal(buf[0], '\0');
-    assert_int_equal(sign_build_request(&r, buf, need + 1, &len), SIGN_OK);
-    assert_true(len <= need && len + SIGN_V1_SIZE_SLACK >= need);
+    assert_int_equal(test_build_request(&r, buf, need + 1, &len), SIGN_OK);
+    assert_int_equal(len, need); /* signed once, framed exactly: no slack */
     {
         /* the value is in the body, fully encoded: count the encoded newlines */
         size_t nl = 0;
@@ -261,18 +331,18 @@ static void test_long_value_and_size_query(void **state)
         char *buf2 = malloc(need + 1);
         assert_non_null(buf2);
         v[vlen - 1] = 'Q';
-        assert_int_equal(sign_build_request(&r, buf2, need + 1, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, buf2, need + 1, &len), SIGN_OK);
         assert_string_not_equal(strstr(buf, "&Signature="), strstr(buf2, "&Signature="));
         free(buf2);
     }
     r.version = SIGN_V3;
-    assert_int_equal(sign_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
+    assert_int_equal(test_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
     buf = realloc(buf, need + 1);
     assert_non_null(buf);
     /* V3 is exact: one byte short is refused, the exact size works */
-    assert_int_equal(sign_build_request(&r, buf, need - 1, &len), SIGN_ERR_TOO_SMALL);
+    assert_int_equal(test_build_request(&r, buf, need - 1, &len), SIGN_ERR_TOO_SMALL);
     assert_int_equal(len, need);
-    assert_int_equal(sign_build_request(&r, buf, need, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, buf, need, &len), SIGN_OK);
     assert_int_equal(len, need);
     free(buf);
     free(v);
@@ -287,8 +357,8 @@ static void test_generated_nonce_and_clock(void **state)
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", NULL, NULL};
     (void)state;
-    assert_int_equal(sign_build_request(&r, a, sizeof a, &la), SIGN_OK);
-    assert_int_equal(sign_build_request(&r, b, sizeof b, &lb), SIGN_OK);
+    assert_int_equal(test_build_request(&r, a, sizeof a, &la), SIGN_OK);
+    assert_int_equal(test_build_request(&r, b, sizeof b, &lb), SIGN_OK);
     assert_int_equal(la, lb);
     {
         const char *n = strstr(a, "x-acs-signature-nonce: ") + 23;
@@ -304,9 +374,9 @@ static void test_generated_nonce_and_clock(void **state)
      * and an unset clock surfaces as SIGN_ERR_CLOCK. */
     r.timestamp = NULL;
     if (port_wall_clock(&now) == PORT_OK)
-        assert_int_equal(sign_build_request(&r, a, sizeof a, &la), SIGN_OK);
+        assert_int_equal(test_build_request(&r, a, sizeof a, &la), SIGN_OK);
     else
-        assert_int_equal(sign_build_request(&r, a, sizeof a, &la), SIGN_ERR_CLOCK);
+        assert_int_equal(test_build_request(&r, a, sizeof a, &la), SIGN_ERR_CLOCK);
 }
 
 static void test_bad_input(void **state)
@@ -319,22 +389,22 @@ static void test_bad_input(void **state)
                         SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "n", NULL};
     (void)state;
     r.timestamp = "2026-01-01 00:00:00Z";
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
     r.timestamp = "2026-01-01T00:00:00Z";
     r.host = "evil\r\nX: y";
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
     r.host = "cdn.aliyuncs.com";
     cr.access_key_id = "";
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
     cr.access_key_id = "id";
     for (size_t i = 0; i <= SIGN_MAX_PARAMS; i++)
         many[i] = (sign_param_t){"A", 1, "b", 1};
     r.params = many;
     r.param_count = SIGN_MAX_PARAMS + 1;
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_LIMIT);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_LIMIT);
     r.param_count = 1;
     many[0].value_len = SIGN_MAX_VALUE_LEN + 1;
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_LIMIT);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_LIMIT);
     assert_string_equal(sign_status_str(SIGN_ERR_CLOCK), "wall clock not set");
 }
 
@@ -351,7 +421,7 @@ static void test_header_fields_refuse_del(void **state)
     const char **fields[] = {&r.host, &r.action, &r.api_version, &r.nonce,
                              &r.credentials_provider, &cr.access_key_id, &cr.security_token};
     (void)state;
-    assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const char *keep = *fields[i];
         *fields[i] = "cdn.aliyuncs.c\x7fm";
@@ -359,8 +429,8 @@ static void test_header_fields_refuse_del(void **state)
             if (v && fields[i] == &r.credentials_provider)
                 continue; /* V1 does not send it */
             r.version = v ? SIGN_V1 : SIGN_V3;
-            assert_int_equal(sign_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
-            assert_int_equal(sign_build_request(&r, NULL, 0, &len), SIGN_ERR_ARG);
+            assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
+            assert_int_equal(test_build_request(&r, NULL, 0, &len), SIGN_ERR_ARG);
         }
         r.version = SIGN_V3;
         *fields[i] = keep;
@@ -379,6 +449,8 @@ int main(void)
         cmocka_unit_test(test_v3_sts_token),
         cmocka_unit_test(test_v1_get_and_post_sts),
         cmocka_unit_test(test_long_value_and_size_query),
+        cmocka_unit_test(test_sign_once_frame_exact),
+        cmocka_unit_test(test_sign_request_refusals),
         cmocka_unit_test(test_generated_nonce_and_clock),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_header_fields_refuse_del),

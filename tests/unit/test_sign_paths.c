@@ -37,6 +37,7 @@
 #include "mbedtls/md.h"
 #include "port.h"
 #include "sign.h"
+#include "test_request.h"
 
 #define P(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
 
@@ -224,7 +225,7 @@ static void test_v3_matches_sdk(void **state)
                         "static_sts"};
     (void)state;
     fill_sdk_params(p);
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_int_equal(strlen(out_buf), len);
     assert_non_null(strstr(
         out_buf, "\r\nAuthorization: ACS3-HMAC-SHA256 Credential=LTAI5tPathsKey,SignedHeaders=host;"
@@ -248,7 +249,7 @@ static void test_v3_matches_sdk(void **state)
     r.method = SIGN_METHOD_GET;
     r.credentials_provider = "static_ak";
     r.nonce = "70474bb948a18be1e5d6fa40632a006df0a077eca7acc4e2a8b7ad217dc0d62d";
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_non_null(strstr(out_buf, "SignedHeaders=host;x-acs-action;x-acs-content-sha256;"
                                     "x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;"
                                     "x-acs-version,Signature=bb6692662204dcba0cb78e9a9c5665410939"
@@ -260,7 +261,7 @@ static void test_v3_matches_sdk(void **state)
     r.params = NULL;
     r.param_count = 0;
     r.nonce = "ccd91d590d198df7b537bd82b394ec1a5f2467e8e1ecc16030a4df6ae8d156d6";
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_memory_equal(out_buf, "GET / HTTP/1.1\r\nHost: 127.0.0.1:34313\r\n", 39);
     assert_non_null(strstr(out_buf, ",Signature=9a02daf9c0b81ed5e6a82cc825af064750d9ca19f044ddc2c7ae"
                                     "f5f31d4494a8\r\n\r\n"));
@@ -270,7 +271,7 @@ static void test_v3_matches_sdk(void **state)
         sign_credentials_t empty_tok = {"LTAI5tPathsKey", "paths+secret/=&%", ""};
         size_t l2 = 0;
         r.credentials = &empty_tok;
-        assert_int_equal(sign_build_request(&r, again, sizeof again, &l2), SIGN_OK);
+        assert_int_equal(test_build_request(&r, again, sizeof again, &l2), SIGN_OK);
         assert_int_equal(l2, len);
         assert_string_equal(again, out_buf);
     }
@@ -308,13 +309,13 @@ static void test_v1_matches_sdk(void **state)
                         "6a9642857682a3f9e292301192628e71", NULL};
     (void)state;
     fill_sdk_params(p);
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_memory_equal(out_buf, sdk_get, sizeof sdk_get - 1);
     assert_memory_equal(out_buf + len - 4, "\r\n\r\n", 4);
 
     r.method = SIGN_METHOD_POST;
     r.nonce = "47724152e4935b722ff7074e3f2f3f35";
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_int_equal(len, strlen(out_buf));
     assert_string_equal(strstr(out_buf, "\r\n\r\n") + 4, sdk_post);
     assert_non_null(strstr(out_buf, "\r\nContent-Length: 610\r\n"));
@@ -324,7 +325,7 @@ static void test_v1_matches_sdk(void **state)
     r.params = NULL;
     r.param_count = 0;
     r.nonce = "719ee7f3377900a9a468e45fbfc760b9";
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_string_equal(strstr(out_buf, "\r\n\r\n") + 4, sdk_post_plain);
     assert_non_null(strstr(out_buf, "\r\nContent-Length: 256\r\n"));
     assert_null(strstr(out_buf, "SecurityToken"));
@@ -332,7 +333,7 @@ static void test_v1_matches_sdk(void **state)
     {
         sign_credentials_t empty_tok = {"LTAI5tPathsKey", "paths+secret/=&%", ""};
         r.credentials = &empty_tok;
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         assert_string_equal(strstr(out_buf, "\r\n\r\n") + 4, sdk_post_plain);
     }
 }
@@ -417,15 +418,15 @@ static void test_name_ordering(void **state)
     assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, rev, 3, hdr, 2, NULL, 0, "secret", h2, NULL, 0),
                      SIGN_OK);
     assert_string_equal(h1, h2);
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_memory_equal(out_buf, "GET /?Ke=3&Key=1&KeyA=2 HTTP/1.1\r\n", 34);
 
     /* equal names: stable, and what is sent is what is signed */
     r.params = dup;
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_memory_equal(out_buf, "GET /?A=1&A=2&B=0 HTTP/1.1\r\n", 28);
     r.params = pud;
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_memory_equal(out_buf, "GET /?A=2&A=1&B=0 HTTP/1.1\r\n", 28);
     {
         /* V3: the signature of the built request is the one of the query in
@@ -445,7 +446,7 @@ static void test_name_ordering(void **state)
         assert_non_null(strstr(out_buf, line));
         /* and the order of equal names does matter to the signature */
         r.params = dup;
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         memcpy(sig_a, strstr(out_buf, ",Signature=") + 11, SIGN_V3_SIGNATURE_LEN);
         sig_a[SIGN_V3_SIGNATURE_LEN] = '\0';
         assert_string_not_equal(sig_a, want);
@@ -460,7 +461,7 @@ static void test_name_ordering(void **state)
         char enc[3 * SIGN_V1_SIGNATURE_LEN + 1], line[160];
         r.version = SIGN_V1;
         r.params = dup;
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         assert_memory_equal(out_buf, "GET /?A=1&A=2&AccessKeyId=id&Action=Act&B=0&", 44);
         assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, all, 11, "secret", s1), SIGN_OK);
         sign_percent_encode(s1, strlen(s1), enc, sizeof enc);
@@ -644,11 +645,11 @@ static void expect_refused(const sign_request_t *r, sign_status_t want)
 {
     size_t len = 777;
     poison();
-    assert_int_equal(sign_build_request(r, out_buf, sizeof out_buf, &len), want);
+    assert_int_equal(test_build_request(r, out_buf, sizeof out_buf, &len), want);
     assert_int_equal(len, 0);
     assert_untouched(64);
     len = 777;
-    assert_int_equal(sign_build_request(r, NULL, 0, &len), want);
+    assert_int_equal(test_build_request(r, NULL, 0, &len), want);
     assert_int_equal(len, 0);
 }
 
@@ -666,11 +667,11 @@ static void test_build_arguments(void **state)
 
     /* no request, no out_len, no credentials: refused, nothing written */
     poison();
-    assert_int_equal(sign_build_request(NULL, out_buf, sizeof out_buf, &len), SIGN_ERR_ARG);
-    assert_int_equal(sign_build_request(&ok, out_buf, sizeof out_buf, NULL), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(NULL, out_buf, sizeof out_buf, &len), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(&ok, out_buf, sizeof out_buf, NULL), SIGN_ERR_ARG);
     r = ok;
     r.credentials = NULL;
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_ARG);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_ARG);
     assert_untouched(64);
 
     for (int v = 0; v < 2; v++) {
@@ -701,13 +702,13 @@ static void test_build_arguments(void **state)
         cr.access_key_secret = "secret";
         /* the secret may hold spaces (it only enters HMAC) but not 257 bytes */
         cr.access_key_secret = "sec ret";
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         memset(big, 's', SIGN_MAX_FIELD_LEN + 1);
         big[SIGN_MAX_FIELD_LEN + 1] = '\0';
         cr.access_key_secret = big;
         expect_refused(&r, SIGN_ERR_LIMIT);
         big[SIGN_MAX_FIELD_LEN] = '\0';
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         cr.access_key_secret = "secret";
         /* host: 256 bytes is the limit */
         memset(big, 'h', SIGN_MAX_FIELD_LEN + 1);
@@ -715,7 +716,7 @@ static void test_build_arguments(void **state)
         r.host = big;
         expect_refused(&r, SIGN_ERR_ARG);
         big[SIGN_MAX_FIELD_LEN] = '\0';
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         assert_non_null(strstr(out_buf, big));
         r.host = ok.host;
         /* STS token: 4096 bytes sign, 4097 are over the limit, a space is refused */
@@ -726,7 +727,7 @@ static void test_build_arguments(void **state)
         big[SIGN_MAX_TOKEN_LEN] = '\0';
         {
             static char tokbuf[3 * SIGN_MAX_TOKEN_LEN + 4096];
-            assert_int_equal(sign_build_request(&r, tokbuf, sizeof tokbuf, &len), SIGN_OK);
+            assert_int_equal(test_build_request(&r, tokbuf, sizeof tokbuf, &len), SIGN_OK);
             assert_non_null(strstr(tokbuf, big));
         }
         cr.security_token = "STS.a b";
@@ -765,14 +766,14 @@ static void test_build_arguments(void **state)
         r.nonce = big;
         expect_refused(&r, SIGN_ERR_ARG);
         big[SIGN_NONCE_MAX_LEN] = '\0';
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         assert_non_null(strstr(out_buf, big));
         r.nonce = "";
         expect_refused(&r, SIGN_ERR_ARG);
         r.nonce = ok.nonce;
         /* a custom API version is sent and signed */
         r.api_version = "2014-11-11";
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         assert_non_null(strstr(out_buf, v ? "Version=2014-11-11" : "x-acs-version: 2014-11-11"));
         assert_null(strstr(out_buf, "2018-05-10"));
     }
@@ -783,7 +784,7 @@ static void test_build_arguments(void **state)
     expect_refused(&r, SIGN_ERR_ARG);
     /* V1 does not send it at all */
     r.version = SIGN_V1;
-    assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_null(strstr(out_buf, "static"));
 }
 
@@ -801,29 +802,29 @@ static void test_size_query_edges(void **state)
         for (int m = 0; m < 2; m++) {
             r.version = v ? SIGN_V1 : SIGN_V3;
             r.method = m ? SIGN_METHOD_POST : SIGN_METHOD_GET;
-            assert_int_equal(sign_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
+            assert_int_equal(test_build_request(&r, NULL, 0, &need), SIGN_ERR_TOO_SMALL);
             /* a buffer but size 0: too small and not a byte written */
             poison();
-            assert_int_equal(sign_build_request(&r, out_buf, 0, &len), SIGN_ERR_TOO_SMALL);
+            assert_int_equal(test_build_request(&r, out_buf, 0, &len), SIGN_ERR_TOO_SMALL);
             assert_int_equal(len, need);
             assert_untouched(16);
             /* size 1: only the terminating NUL, so no half request looks valid */
-            assert_int_equal(sign_build_request(&r, out_buf, 1, &len), SIGN_ERR_TOO_SMALL);
+            assert_int_equal(test_build_request(&r, out_buf, 1, &len), SIGN_ERR_TOO_SMALL);
             assert_int_equal(out_buf[0], '\0');
             assert_int_equal((unsigned char)out_buf[1], 0x5a);
             /* built in what the query said; pinned nonce: the size is exact
-             * (V3) or the exact one plus the documented slack (V1) */
+             * for V1 and V3 alike (signed once, framed once: no slack) */
             poison();
-            assert_int_equal(sign_build_request(&r, out_buf, need, &len), SIGN_OK);
-            assert_int_equal(len + (v ? SIGN_V1_SIZE_SLACK : 0), need);
-            /* V1 has room for the NUL; V3 filled the buffer exactly */
-            assert_int_equal((unsigned char)out_buf[len], v ? 0 : 0x5a);
+            assert_int_equal(test_build_request(&r, out_buf, need, &len), SIGN_OK);
+            assert_int_equal(len, need);
+            /* the buffer is filled exactly: no NUL beyond it */
+            assert_int_equal((unsigned char)out_buf[len], 0x5a);
             /* exactly len bytes: OK, and no NUL beyond the buffer */
             poison();
-            assert_int_equal(sign_build_request(&r, out_buf, len, &len), SIGN_OK);
+            assert_int_equal(test_build_request(&r, out_buf, len, &len), SIGN_OK);
             assert_int_equal((unsigned char)out_buf[len], 0x5a);
             /* one more: the NUL is appended, not counted */
-            assert_int_equal(sign_build_request(&r, out_buf, len + 1, &len), SIGN_OK);
+            assert_int_equal(test_build_request(&r, out_buf, len + 1, &len), SIGN_OK);
             assert_int_equal(out_buf[len], '\0');
             assert_int_equal(strlen(out_buf), len);
             if (v && m) /* V1 POST ends with the body: the Signature's '=' */
@@ -848,11 +849,11 @@ static void test_clock_and_entropy(void **state)
         /* no time at all */
         setenv("CDNAGENT_CLOCK_SKEW_S", "unset", 1);
         poison();
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_CLOCK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_CLOCK);
         assert_untouched(64);
         /* a clock past 9999-12-31T23:59:59Z cannot be written as a timestamp */
         setenv("CDNAGENT_CLOCK_SKEW_S", "300000000000", 1);
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_CLOCK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_CLOCK);
         assert_untouched(64);
         /* a sane clock is formatted into the request */
         setenv("CDNAGENT_CLOCK_SKEW_S", "0", 1);
@@ -861,7 +862,7 @@ static void test_clock_and_entropy(void **state)
             char lo[SIGN_TIMESTAMP_LEN + 1], hi[SIGN_TIMESTAMP_LEN + 1], got[SIGN_TIMESTAMP_LEN + 1];
             const char *at;
             assert_int_equal(port_wall_clock(&t0), PORT_OK);
-            assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+            assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
             assert_int_equal(port_wall_clock(&t1), PORT_OK);
             assert_int_equal(sign_format_timestamp((long long)t0, lo), SIGN_OK);
             assert_int_equal(sign_format_timestamp((long long)t1, hi), SIGN_OK);
@@ -905,15 +906,15 @@ static void test_clock_and_entropy(void **state)
             random_errno = errs[k];
             poison();
             len = 777;
-            assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_RANDOM);
+            assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_ERR_RANDOM);
             assert_int_equal(len, 0);
             assert_untouched(64);
         }
         r.nonce = "pinned";
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
         random_errno = 0;
         r.nonce = NULL;
-        assert_int_equal(sign_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
+        assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     }
 }
 
@@ -929,21 +930,21 @@ static void fail_every_md_call(const sign_request_t *r)
     unsigned long n;
     md_arm(-1);
     md_calls = 0;
-    assert_int_equal(sign_build_request(r, good, sizeof good, &good_len), SIGN_OK);
+    assert_int_equal(test_build_request(r, good, sizeof good, &good_len), SIGN_OK);
     n = md_calls;
     assert_true(n >= 3);
     for (unsigned long k = 0; k < n; k++) {
         md_arm((long)k);
         poison();
         len = 777;
-        assert_int_equal(sign_build_request(r, out_buf, sizeof out_buf, &len), SIGN_ERR_CRYPTO);
+        assert_int_equal(test_build_request(r, out_buf, sizeof out_buf, &len), SIGN_ERR_CRYPTO);
         assert_int_equal(len, 0);
         assert_untouched(sizeof out_buf);
         assert_true(md_calls > k);
     }
     md_arm(-1);
     /* and afterwards the same request builds the same bytes */
-    assert_int_equal(sign_build_request(r, out_buf, sizeof out_buf, &len), SIGN_OK);
+    assert_int_equal(test_build_request(r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_int_equal(len, good_len);
     assert_memory_equal(out_buf, good, len);
 }

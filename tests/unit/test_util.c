@@ -80,6 +80,20 @@ static void test_ascii_case(void **state)
     assert_true(util_ascii_eq_nocase_n("x", "y", 0));
 }
 
+static void test_u64_to_dec(void **state)
+{
+    char b[UTIL_U64_DEC_MAX + 1];
+    (void)state;
+    assert_int_equal(util_u64_to_dec(0, b), 1);
+    assert_string_equal(b, "0");
+    assert_int_equal(util_u64_to_dec(10, b), 2);
+    assert_string_equal(b, "10");
+    assert_int_equal(util_u64_to_dec(UINT64_MAX, b), 20);
+    assert_string_equal(b, "18446744073709551615");
+    assert_int_equal(util_u64_to_dec(8999999999999999ull, b), 16);
+    assert_string_equal(b, "8999999999999999");
+}
+
 static void test_days_from_civil(void **state)
 {
     (void)state;
@@ -138,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_le_any_width_round_trips),
         cmocka_unit_test(test_crc32_check_value_and_chaining),
         cmocka_unit_test(test_ascii_case),
+        cmocka_unit_test(test_u64_to_dec),
         cmocka_unit_test(test_days_from_civil),
         cmocka_unit_test(test_crypto_sha256_and_wipe),
     };

@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "sign.h"
+#include "util.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +72,19 @@ typedef struct {
      * device whose clock was never set). Zero-initialise cdnapi_t. */
     const char *timestamp;
 } cdnapi_t;
+
+/* Every request's User-Agent. */
+#define CDNAPI_USER_AGENT "cdnagent/" CDNAGENT_VERSION
+
+/* Frame the HTTP/1.1 request of req, signed once by sign_request into s:
+ * request line (the query for GET and V3), Host, User-Agent, Connection:
+ * keep-alive, Accept (V3), sign's headers, and for V1 POST the form body
+ * with its Content-Type and Content-Length. Returns the length (0 when s is
+ * not a signature of req); writes min(length, out_size) bytes, plus a NUL
+ * when it fits; out NULL measures. The same req and s frame the same bytes
+ * every time, so a measure then a write of that size always fits. */
+size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out,
+                    size_t out_size);
 
 /* Route cJSON allocations through port_malloc/port_free. Call once at start. */
 void cdnapi_init(void);

@@ -258,22 +258,13 @@ static void id_to_text(const cJSON *id, char *out, size_t cap)
     if (cJSON_IsString(id)) {
         copy_field(out, cap, id->valuestring);
     } else if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9.0e15) {
-        /* Digits by hand: newlib-nano's printf (the Cortex-M build) has no
-         * %f and no %llu, and an id with a fraction is no id. */
+        /* Digits by hand (util): newlib-nano's printf (the Cortex-M build)
+         * has no %f and no %llu, and an id with a fraction is no id. */
         uint64_t v = (uint64_t)id->valuedouble;
-        char digits[20];
-        size_t n = 0, i;
-        if ((double)v != id->valuedouble)
+        char digits[UTIL_U64_DEC_MAX + 1];
+        if ((double)v != id->valuedouble || util_u64_to_dec(v, digits) >= cap)
             return;
-        do {
-            digits[n++] = (char)('0' + v % 10u);
-            v /= 10u;
-        } while (v != 0);
-        if (n >= cap)
-            return;
-        for (i = 0; i < n; i++)
-            out[i] = digits[n - 1 - i];
-        out[n] = 0;
+        copy_field(out, cap, digits);
     }
 }
 
@@ -353,16 +344,100 @@ static cdnapi_class_t sign_failure_class(sign_status_t ss)
     }
 }
 
-/* Sign, send, and parse the common reply fields. On success the caller may
- * use resp->body; it must free resp in every case. */
+/* ------------------------------------------------------------ framing -- */
+
+typedef struct {
+    char *buf;
+    size_t size;
+    size_t len;
+} frame_t;
+
+static void put(frame_t *f, const char *s, size_t n)
+{
+    if (f->buf && f->len < f->size)
+        memcpy(f->buf + f->len, s, n < f->size - f->len ? n : f->size - f->len);
+    f->len += n;
+}
+
+static void put_str(frame_t *f, const char *s) { put(f, s, strlen(s)); }
+
+static void put_dec(frame_t *f, size_t v)
+{
+    char t[UTIL_U64_DEC_MAX + 1];
+    put(f, t, util_u64_to_dec(v, t));
+}
+
+static char *room(const frame_t *f, size_t *n)
+{
+    *n = f->buf && f->len < f->size ? f->size - f->len : 0;
+    return *n ? f->buf + f->len : NULL;
+}
+
+static void put_params(frame_t *f, const sign_request_t *req, const sign_signed_t *s)
+{
+    size_t n;
+    char *at = room(f, &n);
+    f->len += sign_encode_params(req, s, at, n);
+}
+
+size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out,
+                    size_t out_size)
+{
+    frame_t f = {out, out_size, 0};
+    size_t n, params = sign_encode_params(req, s, NULL, 0);
+    bool form = req && req->version == SIGN_V1 && req->method == SIGN_METHOD_POST;
+    char *at;
+    /* A signed request always has V1's protocol parameters or V3's headers. */
+    if (req == NULL || (req->version == SIGN_V1 ? params : sign_encode_headers(req, s, NULL, 0)) == 0)
+        return 0;
+    put_str(&f, req->method == SIGN_METHOD_GET ? "GET /" : "POST /");
+    if (!form && params) {
+        put_str(&f, "?");
+        put_params(&f, req, s);
+    }
+    put_str(&f, " HTTP/1.1\r\nHost: ");
+    put_str(&f, req->host);
+    put_str(&f, "\r\nUser-Agent: " CDNAPI_USER_AGENT "\r\nConnection: keep-alive\r\n");
+    if (req->version == SIGN_V3)
+        put_str(&f, "Accept: application/json\r\n");
+    at = room(&f, &n);
+    f.len += sign_encode_headers(req, s, at, n);
+    if (form) {
+        put_str(&f, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ");
+        put_dec(&f, params);
+        put_str(&f, "\r\n\r\n");
+        put_params(&f, req, s);
+    } else {
+        if (req->version == SIGN_V3 && req->method == SIGN_METHOD_POST)
+            put_str(&f, "Content-Length: 0\r\n"); /* POST without a length confuses proxies */
+        put_str(&f, "\r\n");
+    }
+    if (out && f.len < out_size)
+        out[f.len] = '\0';
+    return f.len;
+}
+
+static bool call_failed(cdnapi_result_t *res, cdnapi_class_t cls, const char *code,
+                        const char *message)
+{
+    res->cls = cls;
+    copy_field(res->code, sizeof(res->code), code);
+    copy_field(res->message, sizeof(res->message), message);
+    return false;
+}
+
+/* Sign once, frame into one buffer of the exact size, send, and parse the
+ * common reply fields. On success the caller may use resp->body; it must
+ * free resp in every case. */
 static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, size_t count,
                  cdnapi_result_t *res, http_response_t *resp)
 {
     sign_request_t req;
+    sign_signed_t sig;
     char *buf;
-    size_t len = 0;
+    size_t len;
     sign_status_t ss;
-    int rc;
+    http_status_t rc;
 
     memset(res, 0, sizeof(*res));
     memset(resp, 0, sizeof(*resp));
@@ -375,28 +450,17 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.method = SIGN_METHOD_POST;
     req.version = api->signature;
     req.timestamp = api->timestamp;
-    ss = sign_build_request(&req, NULL, 0, &len);
-    if (ss != SIGN_ERR_TOO_SMALL || len + 1 > CDNAPI_REQUEST_MAX) {
-        res->cls = sign_failure_class(ss);
-        copy_field(res->code, sizeof(res->code), "Local.Sign");
-        copy_field(res->message, sizeof(res->message),
-                   ss == SIGN_ERR_TOO_SMALL ? "request larger than the limit" : sign_status_str(ss));
-        return false;
-    }
+    ss = sign_request(&req, &sig);
+    if (ss != SIGN_OK)
+        return call_failed(res, sign_failure_class(ss), "Local.Sign", sign_status_str(ss));
+    len = cdnapi_frame(&req, &sig, NULL, 0);
+    if (len + 1 > CDNAPI_REQUEST_MAX)
+        return call_failed(res, CDNAPI_PERMANENT_INPUT, "Local.Sign",
+                           "request larger than the limit");
     buf = port_malloc(len + 1);
-    if (buf == NULL) {
-        res->cls = CDNAPI_RETRYABLE;
-        copy_field(res->code, sizeof(res->code), "NoMemory");
-        return false;
-    }
-    ss = sign_build_request(&req, buf, len + 1, &len);
-    if (ss != SIGN_OK) {
-        port_free(buf);
-        res->cls = sign_failure_class(ss);
-        copy_field(res->code, sizeof(res->code), "Local.Sign");
-        copy_field(res->message, sizeof(res->message), sign_status_str(ss));
-        return false;
-    }
+    if (buf == NULL)
+        return call_failed(res, CDNAPI_RETRYABLE, "NoMemory", "");
+    (void)cdnapi_frame(&req, &sig, buf, len + 1); /* the same inputs: the same len */
     rc = http_client_request(api->http, (const uint8_t *)buf, len, resp);
     port_free(buf);
     res->http_status = rc;

@@ -1,20 +1,26 @@
 /*
- * sign.h — Alibaba Cloud OpenAPI request signer and request-bytes builder.
+ * sign.h — Alibaba Cloud OpenAPI request signer.
  *
- * Builds the complete HTTP/1.1 request (request line, Host, signature
- * headers, Content-Type/Content-Length when there is a body, body) for an
- * RPC-style call, signed either with RPC V1 (HMAC-SHA1, what
- * @alicloud/pop-core sends) or V3 (ACS3-HMAC-SHA256, what
- * @alicloud/cdn20180510 5.x sends). The bytes are opaque to the transport.
+ * Signs an RPC-style call once (sign_request: one timestamp, one nonce),
+ * either with RPC V1 (HMAC-SHA1, what @alicloud/pop-core sends) or V3
+ * (ACS3-HMAC-SHA256, what @alicloud/cdn20180510 5.x sends), and encodes
+ * the parts of the request it owns: the sorted, percent-encoded parameters
+ * (sign_encode_params) and V3's signature headers (sign_encode_headers).
+ * HTTP framing (request line, Host, User-Agent, Connection, Content-Type,
+ * Content-Length) is the caller's: cdnapi_frame.
  *
  * No allocation: the hashes are streamed, so the only memory is the caller's
- * output buffer plus a small fixed stack frame (an index array of
- * SIGN_MAX_PARAMS entries).
+ * buffers plus a small fixed stack frame (an array of SIGN_MAX_PARAMS +
+ * the protocol's own parameters).
  */
 #ifndef CDNAGENT_SIGN_H
 #define CDNAGENT_SIGN_H
 
 #include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Limits (stated, named): */
 #define SIGN_MAX_PARAMS 64              /* caller parameters per request */
@@ -22,25 +28,18 @@
 #define SIGN_MAX_NAME_LEN 128u          /* bytes of one parameter name */
 #define SIGN_MAX_FIELD_LEN 256u         /* host, action, version, key id */
 #define SIGN_MAX_TOKEN_LEN 4096u        /* STS SecurityToken */
-/* Upper bound of any request this module builds: every value may triple
- * when percent-encoded, plus headers. Callers that cannot size-query can
- * allocate this much (it is large: prefer the size query). */
-#define SIGN_MAX_REQUEST_LEN \
-    (SIGN_MAX_PARAMS * 3u * (SIGN_MAX_NAME_LEN + SIGN_MAX_VALUE_LEN + 2u) + 8u * 1024u + 3u * SIGN_MAX_TOKEN_LEN)
 
 #define SIGN_DEFAULT_API_VERSION "2018-05-10"
-#define SIGN_USER_AGENT "cdnagent/0.1.0"
 #define SIGN_TIMESTAMP_LEN 20 /* "YYYY-MM-DDThh:mm:ssZ" */
 #define SIGN_NONCE_MAX_LEN 64 /* pinned nonce; generated ones are 32 hex chars */
 #define SIGN_V1_SIGNATURE_LEN 28 /* base64 of 20 bytes */
 #define SIGN_V3_SIGNATURE_LEN 64 /* hex of 32 bytes */
-#define SIGN_V1_SIZE_SLACK 64    /* see sign_build_request's size query */
 
 typedef enum {
     SIGN_OK = 0,
     SIGN_ERR_ARG = -1,       /* NULL/empty required field, bad method/version, bad pinned value */
     SIGN_ERR_LIMIT = -2,     /* a SIGN_MAX_* limit is exceeded */
-    SIGN_ERR_TOO_SMALL = -3, /* output buffer too small; *out_len holds the size needed */
+    SIGN_ERR_TOO_SMALL = -3, /* output buffer too small (the SignedHeaders list) */
     SIGN_ERR_CLOCK = -4,     /* no timestamp pinned and port_wall_clock says NOT_SET */
     SIGN_ERR_RANDOM = -5,    /* no nonce pinned and port_random failed */
     SIGN_ERR_CRYPTO = -6,    /* mbedTLS md failure */
@@ -87,18 +86,38 @@ typedef struct {
     const char *credentials_provider;
 } sign_request_t;
 
-/*
- * Build the signed request bytes into out[0..out_size).
- * On SIGN_OK, *out_len = bytes written (a NUL is appended when room allows,
- * not counted). Size query: pass out = NULL / out_size = 0, or any too-small
- * buffer -> SIGN_ERR_TOO_SMALL with *out_len = a size that suffices for a
- * rebuild with the same inputs: exact for V3; for V1 it includes
- * SIGN_V1_SIZE_SLACK, because the percent-encoded Base64 signature (re-made
- * with a fresh nonce on every call) varies in length. The request is signed
- * afresh on every call.
- */
-sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t out_size,
-                                 size_t *out_len);
+/* What sign_request resolved and computed: one timestamp, one nonce, one
+ * signature per request. The encoders below turn it, with the same request,
+ * into the parts of the HTTP request that sign owns; the request line,
+ * Host, User-Agent, Connection, Content-Type/Length and the body's place
+ * are the framer's (cdnapi_frame). */
+#define SIGN_SIGNED_HEADERS_LEN 256u /* "host;x-acs-action;...": 9 names at most */
+typedef struct {
+    char timestamp[SIGN_TIMESTAMP_LEN + 1];
+    char nonce[SIGN_NONCE_MAX_LEN + 1];
+    char signature[SIGN_V3_SIGNATURE_LEN + 1]; /* V1: base64, V3: hex */
+    char signed_headers[SIGN_SIGNED_HEADERS_LEN]; /* V3: the SignedHeaders list */
+} sign_signed_t;
+
+/* Sign req once: resolve its timestamp (req->timestamp or the port's wall
+ * clock) and nonce (req->nonce or 128 random bits), compute the signature.
+ * On an error s is zeroed. */
+sign_status_t sign_request(const sign_request_t *req, sign_signed_t *s);
+
+/* The parameters as signed, sorted and percent-encoded "a=1&b=2": the
+ * query (GET, and V3) or the form body (V1 POST). V1: the protocol's own
+ * parameters included and "&Signature=..." last. Returns the length (0 for
+ * a request sign_request refused or an unsigned s); writes min(length,
+ * out_size) bytes, plus a NUL when it fits. out may be NULL to measure. req
+ * must be the request s was signed from, unchanged. */
+size_t sign_encode_params(const sign_request_t *req, const sign_signed_t *s, char *out,
+                          size_t out_size);
+
+/* The header lines sign owns, each "Name: value\r\n": V3's x-acs-* headers
+ * and Authorization (none for V1, whose signature is a parameter). Same
+ * return and buffer rules as sign_encode_params. */
+size_t sign_encode_headers(const sign_request_t *req, const sign_signed_t *s, char *out,
+                           size_t out_size);
 
 /* Percent-encode per RFC 3986 (only A-Z a-z 0-9 - _ . ~ kept, %XX upper
  * case). Returns the encoded length; writes min(len, out_size-1) bytes plus
@@ -123,5 +142,9 @@ sign_status_t sign_v3_signature(sign_method_t method, const sign_param_t *query,
                                 const char *body, size_t body_len, const char *access_key_secret,
                                 char out[SIGN_V3_SIGNATURE_LEN + 1], char *signed_headers,
                                 size_t signed_headers_size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CDNAGENT_SIGN_H */

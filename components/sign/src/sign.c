@@ -1,5 +1,5 @@
 /*
- * sign.c — RPC V1 / V3 signing and request-bytes building.
+ * sign.c — RPC V1 / V3 signing, and the encoding of what was signed.
  *
  * Everything that is hashed is streamed into mbedTLS md contexts, so a
  * 12 KB certificate never needs a second copy: the only buffer is the
@@ -16,6 +16,8 @@
 #define SIGN_COMMON_MAX 10 /* V1 common parameters incl. SecurityToken */
 #define SIGN_ALL_MAX (SIGN_MAX_PARAMS + SIGN_COMMON_MAX)
 #define SIGN_V3_HEADERS_MAX 10
+/* x-acs-content-sha256 of the empty body every V3 call sends */
+#define SIGN_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 static const char sign_hex_upper[] = "0123456789ABCDEF";
 static const char sign_hex_lower[] = "0123456789abcdef";
@@ -471,45 +473,24 @@ static void out_param_list(sign_out_t *o, const sign_param_t *const *v, size_t n
     }
 }
 
-static void out_dec(sign_out_t *o, size_t v)
-{
-    char t[24];
-    size_t i = sizeof t;
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out_put(o, t + i, sizeof t - i);
-}
-
 static sign_param_t cparam(const char *name, const char *value)
 {
     sign_param_t p = {name, strlen(name), value, strlen(value)};
     return p;
 }
 
-sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t out_size,
-                                 size_t *out_len)
+/* The checks every entry point shares; the version string resolved. */
+static sign_status_t check_request(const sign_request_t *req, const char **version)
 {
-    char timestamp[SIGN_TIMESTAMP_LEN + 1];
-    char nonce[SIGN_NONCE_MAX_LEN + 1];
-    const char *version;
     const sign_credentials_t *cr;
-    sign_param_t all[SIGN_ALL_MAX];
-    const sign_param_t *sorted[SIGN_ALL_MAX];
-    size_t n = 0;
-    sign_out_t o = {out, out_size, 0};
-    sign_status_t st;
-
-    if (!req || !out_len || !req->credentials)
+    if (!req || !req->credentials)
         return SIGN_ERR_ARG;
-    *out_len = 0;
     cr = req->credentials;
-    version = req->api_version ? req->api_version : SIGN_DEFAULT_API_VERSION;
+    *version = req->api_version ? req->api_version : SIGN_DEFAULT_API_VERSION;
     if (!bounded_field(cr->access_key_id, SIGN_MAX_FIELD_LEN) || !cr->access_key_secret ||
         !cr->access_key_secret[0] || !bounded_field(req->host, SIGN_MAX_FIELD_LEN) ||
         !bounded_field(req->action, SIGN_MAX_FIELD_LEN) ||
-        !bounded_field(version, SIGN_MAX_FIELD_LEN) ||
+        !bounded_field(*version, SIGN_MAX_FIELD_LEN) ||
         (req->method != SIGN_METHOD_GET && req->method != SIGN_METHOD_POST) ||
         (req->version != SIGN_V1 && req->version != SIGN_V3) ||
         (req->param_count && !req->params))
@@ -521,150 +502,163 @@ sign_status_t sign_build_request(const sign_request_t *req, char *out, size_t ou
         return strlen(cr->security_token) > SIGN_MAX_TOKEN_LEN ? SIGN_ERR_LIMIT : SIGN_ERR_ARG;
     if (req->param_count > SIGN_MAX_PARAMS)
         return SIGN_ERR_LIMIT;
-    st = check_params(req->params, req->param_count);
-    if (st != SIGN_OK)
-        return st;
+    if (req->version == SIGN_V3 && req->credentials_provider &&
+        !bounded_field(req->credentials_provider, SIGN_MAX_FIELD_LEN))
+        return SIGN_ERR_ARG;
+    return check_params(req->params, req->param_count);
+}
 
+/* The parameters as signed: the caller's, then (V1) the protocol's own,
+ * whose values live in s. Returns the count (<= SIGN_ALL_MAX). */
+static size_t v1_params(const sign_request_t *req, const sign_signed_t *s, const char *version,
+                        sign_param_t all[SIGN_ALL_MAX])
+{
+    const sign_credentials_t *cr = req->credentials;
+    size_t n = 0;
+    for (size_t i = 0; i < req->param_count; i++)
+        all[n++] = req->params[i];
+    all[n++] = cparam("AccessKeyId", cr->access_key_id);
+    all[n++] = cparam("Action", req->action);
+    all[n++] = cparam("Format", "JSON");
+    all[n++] = cparam("SignatureMethod", "HMAC-SHA1");
+    all[n++] = cparam("SignatureNonce", s->nonce);
+    all[n++] = cparam("SignatureVersion", "1.0");
+    all[n++] = cparam("Timestamp", s->timestamp);
+    all[n++] = cparam("Version", version);
+    if (cr->security_token && cr->security_token[0])
+        all[n++] = cparam("SecurityToken", cr->security_token);
+    return n;
+}
+
+/* V3's signed headers, host first (it is framed as Host). */
+static size_t v3_headers(const sign_request_t *req, const sign_signed_t *s, const char *version,
+                         sign_param_t hdr[SIGN_V3_HEADERS_MAX])
+{
+    const sign_credentials_t *cr = req->credentials;
+    size_t hn = 0;
+    hdr[hn++] = cparam("host", req->host);
+    hdr[hn++] = cparam("x-acs-action", req->action);
+    hdr[hn++] = cparam("x-acs-content-sha256", SIGN_EMPTY_SHA256);
+    hdr[hn++] = cparam("x-acs-date", s->timestamp);
+    hdr[hn++] = cparam("x-acs-signature-nonce", s->nonce);
+    hdr[hn++] = cparam("x-acs-version", version);
+    if (cr->security_token && cr->security_token[0]) {
+        /* with STS the SDK also sends and signs the key id as a header */
+        hdr[hn++] = cparam("x-acs-accesskey-id", cr->access_key_id);
+        hdr[hn++] = cparam("x-acs-security-token", cr->security_token);
+    }
+    if (req->credentials_provider)
+        hdr[hn++] = cparam("x-acs-credentials-provider", req->credentials_provider);
+    return hn;
+}
+
+static sign_status_t resolve_time_and_nonce(const sign_request_t *req, sign_signed_t *s)
+{
     if (req->timestamp) {
         if (!valid_timestamp(req->timestamp))
             return SIGN_ERR_ARG;
-        memcpy(timestamp, req->timestamp, SIGN_TIMESTAMP_LEN + 1);
+        memcpy(s->timestamp, req->timestamp, SIGN_TIMESTAMP_LEN + 1);
     } else {
         int64_t now;
-        if (port_wall_clock(&now) != PORT_OK)
-            return SIGN_ERR_CLOCK;
-        if (sign_format_timestamp((long long)now, timestamp) != SIGN_OK)
+        if (port_wall_clock(&now) != PORT_OK ||
+            sign_format_timestamp((long long)now, s->timestamp) != SIGN_OK)
             return SIGN_ERR_CLOCK;
     }
     if (req->nonce) {
         if (!bounded_field(req->nonce, SIGN_NONCE_MAX_LEN))
             return SIGN_ERR_ARG;
-        memcpy(nonce, req->nonce, strlen(req->nonce) + 1);
+        memcpy(s->nonce, req->nonce, strlen(req->nonce) + 1);
     } else {
         unsigned char r[16];
         if (port_random(r, sizeof r) != PORT_OK)
             return SIGN_ERR_RANDOM;
-        hex_lower(r, sizeof r, nonce);
+        hex_lower(r, sizeof r, s->nonce);
     }
+    return SIGN_OK;
+}
 
-    for (size_t i = 0; i < req->param_count; i++)
-        all[n++] = req->params[i];
-
+sign_status_t sign_request(const sign_request_t *req, sign_signed_t *s)
+{
+    const char *version;
+    sign_param_t all[SIGN_ALL_MAX];
+    sign_status_t st;
+    if (!s)
+        return SIGN_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    st = check_request(req, &version);
+    if (st == SIGN_OK)
+        st = resolve_time_and_nonce(req, s);
+    if (st != SIGN_OK)
+        return st;
     if (req->version == SIGN_V1) {
-        char sig[SIGN_V1_SIGNATURE_LEN + 1];
-        sign_out_t body_measure = {NULL, 0, 0};
-        all[n++] = cparam("AccessKeyId", cr->access_key_id);
-        all[n++] = cparam("Action", req->action);
-        all[n++] = cparam("Format", "JSON");
-        all[n++] = cparam("SignatureMethod", "HMAC-SHA1");
-        all[n++] = cparam("SignatureNonce", nonce);
-        all[n++] = cparam("SignatureVersion", "1.0");
-        all[n++] = cparam("Timestamp", timestamp);
-        all[n++] = cparam("Version", version);
-        if (cr->security_token && cr->security_token[0])
-            all[n++] = cparam("SecurityToken", cr->security_token);
-        st = sign_v1_signature(req->method, all, n, cr->access_key_secret, sig);
-        if (st != SIGN_OK)
-            return st;
-        for (size_t i = 0; i < n; i++)
-            sorted[i] = &all[i];
-        sort_params(sorted, n);
-        if (req->method == SIGN_METHOD_GET) {
-            out_str(&o, "GET /?");
-            out_param_list(&o, sorted, n);
-            out_str(&o, "&Signature=");
-            out_enc(&o, sig, strlen(sig));
-            out_str(&o, " HTTP/1.1\r\n");
-        } else {
-            out_str(&o, "POST / HTTP/1.1\r\n");
-        }
-        out_str(&o, "Host: ");
-        out_str(&o, req->host);
-        out_str(&o, "\r\nUser-Agent: " SIGN_USER_AGENT "\r\nConnection: keep-alive\r\n");
-        if (req->method == SIGN_METHOD_POST) {
-            out_param_list(&body_measure, sorted, n);
-            body_measure.len += strlen("&Signature=") + sign_percent_encode(sig, strlen(sig), NULL, 0);
-            out_str(&o, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ");
-            out_dec(&o, body_measure.len);
-            out_str(&o, "\r\n\r\n");
-            out_param_list(&o, sorted, n);
-            out_str(&o, "&Signature=");
-            out_enc(&o, sig, strlen(sig));
-        } else {
-            out_str(&o, "\r\n");
-        }
+        size_t n = v1_params(req, s, version, all);
+        st = sign_v1_signature(req->method, all, n, req->credentials->access_key_secret,
+                               s->signature);
     } else {
-        char sig[SIGN_V3_SIGNATURE_LEN + 1];
-        char empty_sha[65];
-        char signed_list[256];
-        sign_param_t hdr[SIGN_V3_HEADERS_MAX];
-        size_t hn = 0;
-        st = sha256_hex("", 0, empty_sha);
-        if (st != SIGN_OK)
-            return st;
-        hdr[hn++] = cparam("host", req->host);
-        hdr[hn++] = cparam("x-acs-action", req->action);
-        hdr[hn++] = cparam("x-acs-content-sha256", empty_sha);
-        hdr[hn++] = cparam("x-acs-date", timestamp);
-        hdr[hn++] = cparam("x-acs-signature-nonce", nonce);
-        hdr[hn++] = cparam("x-acs-version", version);
-        if (cr->security_token && cr->security_token[0]) {
-            /* with STS the SDK also sends and signs the key id as a header */
-            hdr[hn++] = cparam("x-acs-accesskey-id", cr->access_key_id);
-            hdr[hn++] = cparam("x-acs-security-token", cr->security_token);
-        }
-        if (req->credentials_provider) {
-            if (!bounded_field(req->credentials_provider, SIGN_MAX_FIELD_LEN))
-                return SIGN_ERR_ARG;
-            hdr[hn++] = cparam("x-acs-credentials-provider", req->credentials_provider);
-        }
-        st = sign_v3_signature(req->method, all, n, hdr, hn, "", 0, cr->access_key_secret, sig,
-                               signed_list, sizeof signed_list);
-        if (st != SIGN_OK)
-            return st;
-        for (size_t i = 0; i < n; i++)
-            sorted[i] = &all[i];
-        sort_params(sorted, n);
-        out_str(&o, method_str(req->method));
-        out_str(&o, " /");
-        if (n) {
-            out_str(&o, "?");
-            out_param_list(&o, sorted, n);
-        }
-        out_str(&o, " HTTP/1.1\r\nHost: ");
-        out_str(&o, req->host);
-        out_str(&o, "\r\nUser-Agent: " SIGN_USER_AGENT "\r\nConnection: keep-alive\r\n"
-                    "Accept: application/json\r\n");
-        for (size_t i = 1; i < hn; i++) {
+        size_t hn = v3_headers(req, s, version, all);
+        st = sign_v3_signature(req->method, req->params, req->param_count, all, hn, "", 0,
+                               req->credentials->access_key_secret, s->signature,
+                               s->signed_headers, sizeof s->signed_headers);
+    }
+    if (st != SIGN_OK)
+        memset(s, 0, sizeof *s);
+    return st;
+}
+
+size_t sign_encode_params(const sign_request_t *req, const sign_signed_t *s, char *out,
+                          size_t out_size)
+{
+    sign_param_t all[SIGN_ALL_MAX];
+    const sign_param_t *sorted[SIGN_ALL_MAX];
+    const char *version;
+    sign_out_t o = {out, out_size, 0};
+    size_t n = 0;
+    if (!s || check_request(req, &version) != SIGN_OK || !s->signature[0])
+        return 0;
+    if (req->version == SIGN_V1) {
+        n = v1_params(req, s, version, all);
+    } else {
+        for (; n < req->param_count; n++)
+            all[n] = req->params[n];
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &all[i];
+    sort_params(sorted, n);
+    out_param_list(&o, sorted, n);
+    if (req->version == SIGN_V1) {
+        out_str(&o, "&Signature=");
+        out_enc(&o, s->signature, strlen(s->signature));
+    }
+    if (out && o.len < out_size)
+        out[o.len] = '\0';
+    return o.len;
+}
+
+size_t sign_encode_headers(const sign_request_t *req, const sign_signed_t *s, char *out,
+                           size_t out_size)
+{
+    sign_param_t hdr[SIGN_V3_HEADERS_MAX];
+    const char *version;
+    sign_out_t o = {out, out_size, 0};
+    if (!s || check_request(req, &version) != SIGN_OK || !s->signature[0])
+        return 0;
+    if (req->version == SIGN_V3) {
+        size_t hn = v3_headers(req, s, version, hdr);
+        for (size_t i = 1; i < hn; i++) { /* host is framed as Host */
             out_put(&o, hdr[i].name, hdr[i].name_len);
             out_str(&o, ": ");
             out_put(&o, hdr[i].value, hdr[i].value_len);
             out_str(&o, "\r\n");
         }
         out_str(&o, "Authorization: ACS3-HMAC-SHA256 Credential=");
-        out_str(&o, cr->access_key_id);
+        out_str(&o, req->credentials->access_key_id);
         out_str(&o, ",SignedHeaders=");
-        out_str(&o, signed_list);
+        out_str(&o, s->signed_headers);
         out_str(&o, ",Signature=");
-        out_str(&o, sig);
-        out_str(&o, "\r\n");
-        if (req->method == SIGN_METHOD_POST)
-            out_str(&o, "Content-Length: 0\r\n"); /* POST without a length confuses proxies */
+        out_str(&o, s->signature);
         out_str(&o, "\r\n");
     }
-
-    *out_len = o.len;
-    if (!out || o.len > out_size) {
-        /* The V1 signature is re-made with a fresh nonce on the retry, and
-         * its percent-encoded length (and so Content-Length's digits) varies:
-         * report a size that suffices for any signature. */
-        if (req->version == SIGN_V1)
-            *out_len += SIGN_V1_SIZE_SLACK;
-        if (out && out_size) /* never leave a half-written request looking valid */
-            out[0] = '\0';
-        return SIGN_ERR_TOO_SMALL;
-    }
-    if (o.len < out_size)
+    if (out && o.len < out_size)
         out[o.len] = '\0';
-    return SIGN_OK;
+    return o.len;
 }

@@ -19,6 +19,9 @@
 extern "C" {
 #endif
 
+/* The product's one version string (User-Agent, cdnagent --version). */
+#define CDNAGENT_VERSION "0.1.0"
+
 /* ------------------------------------------------------ little-endian -- */
 
 static inline void util_put_le16(uint8_t *p, uint16_t v)
@@ -85,6 +88,13 @@ bool util_ascii_eq_nocase(const char *a, const char *b);
 /* The first n bytes of a and b equal but for the case of ASCII letters
  * (NUL bytes compare like any other). */
 bool util_ascii_eq_nocase_n(const char *a, const char *b, size_t n);
+
+/* ----------------------------------------------------------- numbers -- */
+
+/* Decimal digits of v and a NUL into out; returns the digit count. By hand
+ * because newlib-nano's printf (the Cortex-M build) knows no %llu or %zu. */
+#define UTIL_U64_DEC_MAX 20u
+size_t util_u64_to_dec(uint64_t v, char out[UTIL_U64_DEC_MAX + 1]);
 
 /* ------------------------------------------------------- civil dates -- */
 

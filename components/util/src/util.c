@@ -93,6 +93,20 @@ bool util_ascii_eq_nocase_n(const char *a, const char *b, size_t n)
     return true;
 }
 
+size_t util_u64_to_dec(uint64_t v, char out[UTIL_U64_DEC_MAX + 1])
+{
+    char rev[UTIL_U64_DEC_MAX];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 /* Howard Hinnant's days_from_civil: years counted from March, so the leap
  * day ends a year, in 400-year eras of 146,097 days. */
 int64_t util_days_from_civil(int64_t year, unsigned month, unsigned day)
