@@ -26,11 +26,11 @@ agent_status_t app_boot(app_t *app, bool erase_flash)
     memset(app, 0, sizeof *app);
     if (port_cortexm_ram_flash(&app->flash, flash_mem, APP_SECTOR_SIZE, APP_SECTOR_COUNT,
                                APP_WRITE_SIZE, erase_flash) != PORT_OK)
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(STORE_ERR_IO);
     sr = store_mount(&app->store, &app->flash, app->work, sizeof app->work, 0, NULL);
     if (sr == STORE_OK) {
         agent_settings_t *s = port_malloc(sizeof *s);
-        agent_status_t ar = s ? agent_settings_load(&app->store, s, NULL) : AGENT_ERR_STORE;
+        agent_status_t ar = s ? agent_settings_load(&app->store, s, NULL) : AGENT_ERR_NOMEM;
         if (s) {
             agent_settings_wipe(s);
             port_free(s);
@@ -39,13 +39,13 @@ agent_status_t app_boot(app_t *app, bool erase_flash)
             return ar; /* provisioned already (or broken: say so, change nothing) */
     } else if (sr != STORE_ERR_NOT_STORE) {
         LOG(PORT_LOG_ERROR, "store mount failed: %s", store_status_str(sr));
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(sr);
     }
     LOG(PORT_LOG_INFO, "new device: provisioning from the built-in manifest");
     sr = store_format(&app->store, &app->flash, app->work, sizeof app->work);
     if (sr != STORE_OK) {
         LOG(PORT_LOG_ERROR, "store format failed: %s", store_status_str(sr));
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(sr);
     }
     if (port_wall_clock(&now) != PORT_OK) {
         LOG(PORT_LOG_ERROR, "no wall clock: certificates cannot be checked");

@@ -209,7 +209,7 @@ agent_status_t app_provision(store_t *st, int64_t now_utc)
     /* Settings hold a 4 KB STS token: heap, not the caller's stack. */
     s = rc == AGENT_OK ? port_malloc(sizeof *s) : NULL;
     if (rc == AGENT_OK)
-        rc = s ? settings_from(root, s, &ca) : AGENT_ERR_STORE;
+        rc = s ? settings_from(root, s, &ca) : AGENT_ERR_NOMEM;
     if (rc == AGENT_OK)
         rc = agent_settings_save(st, s, ca);
     if (s) {

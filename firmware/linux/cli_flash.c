@@ -178,11 +178,11 @@ int cli_flash_create(cli_flash_t *f, const char *path, const cli_flash_geometry_
     return open_image(f, path, CLI_FLASH_NEW, geo);
 }
 
-int cli_flash_lock(cli_flash_t *f)
+store_status_t cli_flash_lock(cli_flash_t *f)
 {
     if (f->lock_fd >= 0 && !f->locked) {
         if (lock_exclusive(f->lock_fd) != 0)
-            return -1;
+            return STORE_ERR_IO;
         f->locked = 1;
     }
     /* Another process may have written: read the image afresh. When no byte
@@ -192,13 +192,14 @@ int cli_flash_lock(cli_flash_t *f)
     int changed = 1;
     if (!f->is_mtd && port_flash_file_reload(&f->dev, &changed) != PORT_OK) {
         f->current = 0;
-        return -1;
+        return STORE_ERR_IO;
     }
     if (!changed && f->current)
-        return 0;
-    f->current = store_mount(&f->store, &f->dev, f->work, f->work_size, STORE_MOUNT_QUICK,
-                             NULL) == STORE_OK;
-    return f->current ? 0 : -1;
+        return STORE_OK;
+    store_status_t rc =
+        store_mount(&f->store, &f->dev, f->work, f->work_size, STORE_MOUNT_QUICK, NULL);
+    f->current = rc == STORE_OK;
+    return rc;
 }
 
 void cli_flash_unlock(cli_flash_t *f)

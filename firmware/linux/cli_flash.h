@@ -57,7 +57,7 @@ int cli_flash_create(cli_flash_t *f, const char *path, const cli_flash_geometry_
  * (cli_flash_unlock) and takes it back with a remount (cli_flash_lock), so
  * it sees every edit another process made meanwhile and never holds the
  * lock while it waits on the network. */
-int cli_flash_lock(cli_flash_t *f);
+store_status_t cli_flash_lock(cli_flash_t *f);
 void cli_flash_unlock(cli_flash_t *f);
 
 /* Only one deliverer (sync or run) per image: two would both send the same

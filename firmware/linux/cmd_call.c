@@ -228,8 +228,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         static cdnapi_header_t hdr;
         cdnapi_batch_config_t got[CDNAPI_MAX_BATCH];
         const char *doms[CDNAPI_MAX_BATCH + 1];
-        size_t nd = 0, ll = strlen(pos[1]);
-        int nb;
+        size_t nd = 0, nb = 0, ll = strlen(pos[1]);
         char *q = list;
         if (ll >= sizeof(list) || strlen(pos[2]) >= sizeof(hdr.key) ||
             strlen(pos[3]) >= sizeof(hdr.value) ||
@@ -256,8 +255,8 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         if (config_id != NULL) {
             memcpy(hdr.config_id, config_id, strlen(config_id) + 1);
         }
-        nb = cdnapi_batch_set_headers(&api, doms, nd, &hdr, 1, got, CDNAPI_MAX_BATCH, &res);
-        for (i = 0; i < nb && i < (int)CDNAPI_MAX_BATCH; i++) {
+        (void)cdnapi_batch_set_headers(&api, doms, nd, &hdr, 1, got, CDNAPI_MAX_BATCH, &nb, &res);
+        for (size_t i = 0; i < nb && i < CDNAPI_MAX_BATCH; i++) {
             printf("%s\t%s\n", got[i].domain, got[i].config_id);
         }
     } else if (strcmp(op, "set-cert") == 0) {
@@ -284,7 +283,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         cdnapi_cert_off(&api, pos[1], &res);
     } else if (strcmp(op, "cert-info") == 0) {
         cdnapi_cert_info_t ci;
-        if (cdnapi_cert_info(&api, pos[1], &ci, &res)) {
+        if (cdnapi_cert_info(&api, pos[1], &ci, &res) == CDNAPI_SUCCESS && ci.found) {
             printf("name=%s type=%s cn=%s expires=%s status=%s\n", ci.cert_name, ci.cert_type,
                    ci.cert_domain_name, ci.expire_time, ci.status);
         } else if (res.cls == CDNAPI_SUCCESS) {
@@ -295,7 +294,7 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         if (json) {
             fputs("[", stdout);
         }
-        (void)cdnapi_list_headers(&api, pos[1], print_config_cb, &lp, &res);
+        (void)cdnapi_list_headers(&api, pos[1], print_config_cb, &lp, NULL, &res);
         if (json) {
             fputs("]\n", stdout);
         }

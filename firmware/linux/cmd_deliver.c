@@ -90,7 +90,7 @@ static void event_cb(void *ctx, const agent_event_t *ev)
     fflush(stdout);
 }
 
-static int lock_cb(void *ctx) { return cli_flash_lock(ctx); }
+static store_status_t lock_cb(void *ctx) { return cli_flash_lock(ctx); }
 static void unlock_cb(void *ctx) { cli_flash_unlock(ctx); }
 
 static int parse_number(const char *cmd, const char *opt, const char *text, uint32_t *out)
@@ -373,7 +373,7 @@ static int sync_report(cli_flash_t *f, const deliverer_t *d)
 {
     unsigned left = 0;
     const char *code, *message;
-    if (cli_flash_lock(f) != 0) {
+    if (cli_flash_lock(f) != STORE_OK) {
         fprintf(stderr, "cdnagent: sync: the store cannot be read to check what is left\n");
         return CLI_EXIT_FAILED;
     }
@@ -447,7 +447,7 @@ static int config_stamp(cli_flash_t *f, const deliverer_t *d, const cli_globals_
     memset(s, 0, sizeof *s);
     s->ca_ok = d->ca_path && stat(d->ca_path, &s->ca) == 0;
     s->key_ok = stat(g->device_key_path, &s->key) == 0;
-    if (cli_flash_lock(f) != 0)
+    if (cli_flash_lock(f) != STORE_OK)
         return -1;
     agent_status_t ar = agent_settings_stamp(&f->store, &s->settings);
     cli_flash_unlock(f);
@@ -465,7 +465,7 @@ static int config_changed(const config_stamp_t *a, const config_stamp_t *b)
 static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const char *why)
 {
     deliverer_t *fresh = NULL;
-    if (cli_flash_lock(f) != 0) {
+    if (cli_flash_lock(f) != STORE_OK) {
         fprintf(stderr, "cdnagent: run: %s: the store cannot be read; keeping the configuration "
                         "in use\n", why);
         return;

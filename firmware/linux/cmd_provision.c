@@ -374,7 +374,8 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                     if (!k || !v)
                         continue;
                     cdnapi_result_t r;
-                    if (!cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r)) {
+                    if (cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r) !=
+                        CDNAPI_SUCCESS) {
                         char kp[128];
                         int on_key = strncmp(r.code, "InvalidKey", 10) == 0 ||
                                      strncmp(r.code, "InvalidHeaderKey", 16) == 0;
@@ -432,7 +433,8 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                 }
                 if (md->cert_pem && md->key_pem && md->name[0]) {
                     cdnapi_result_t r;
-                    if (!cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r)) {
+                    if (cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r) !=
+                        CDNAPI_SUCCESS) {
                         const char *what = strcmp(r.code, "Certificate.MissMatch") == 0
                                                ? "the private key does not match the certificate"
                                            : strcmp(r.code, "Certificate.Expired") == 0

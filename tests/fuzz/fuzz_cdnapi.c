@@ -132,9 +132,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool success = res.cls == CDNAPI_SUCCESS;
 
     memset(&direct, 0, sizeof direct);
-    int nd = cdnapi_parse_header_configs(body, len, collect, &direct);
-    FZ_CHECK(nd == -1 || nd == direct.n, "parse_header_configs returned %d after %d visits", nd,
-             direct.n);
+    size_t nd = 0;
+    cdnapi_class_t pc = cdnapi_parse_header_configs(body, len, collect, &direct, &nd);
+    FZ_CHECK((pc == CDNAPI_SUCCESS && nd == (size_t)direct.n) ||
+                 (pc == CDNAPI_RETRYABLE && nd == 0),
+             "parse_header_configs: %s, %zu after %d visits", cdnapi_class_str(pc), nd, direct.n);
 
     /* The same body as the reply to real calls. */
     int hl = snprintf(http_msg, sizeof http_msg, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n\r\n",
@@ -157,18 +159,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api.timestamp = "2026-11-24T10:30:00Z";
 
     memset(&via_call, 0, sizeof via_call);
-    int nl = cdnapi_list_headers(&api, "cdn.example.com", collect, &via_call, &res);
+    size_t nl = 0;
+    cdnapi_class_t lc = cdnapi_list_headers(&api, "cdn.example.com", collect, &via_call, &nl, &res);
+    FZ_CHECK(lc == res.cls, "list_headers returned %s, its result says %s", cdnapi_class_str(lc),
+             cdnapi_class_str(res.cls));
     http_client_close(&http);
     check_result(&res);
     FZ_CHECK(res.http_status == HTTP_OK, "list_headers: transport %s on a complete reply",
-             http_err_str(res.http_status));
-    if (success) {
-        FZ_CHECK(nl == nd, "list_headers visited %d configs, the direct parse %d", nl, nd);
-        for (int i = 0; i < nl && i < KEEP; i++)
+             http_client_status_str(res.http_status));
+    if (success && pc == CDNAPI_SUCCESS) {
+        FZ_CHECK(lc == CDNAPI_SUCCESS && nl == nd,
+                 "list_headers visited %zu configs, the direct parse %zu", nl, nd);
+        for (int i = 0; (size_t)i < nl && i < KEEP; i++)
             FZ_CHECK(memcmp(&via_call.h[i], &direct.h[i], sizeof direct.h[i]) == 0,
                      "config %d differs between list_headers and the direct parse", i);
     } else {
-        FZ_CHECK(nl == -1 && via_call.n == 0, "list_headers on a failed reply returned %d", nl);
+        FZ_CHECK(lc != CDNAPI_SUCCESS && nl == 0 && via_call.n == 0,
+                 "list_headers on a failed reply: %s, %zu", cdnapi_class_str(lc), nl);
     }
 
     cdnapi_header_t h;
@@ -177,21 +184,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(h.value, "1", 2);
     static const char *const doms[] = {"a.example.com", "b.example.com"};
     memset(out, 0xA5, sizeof out); /* unwritten entries are not NUL-terminated */
-    int nb = cdnapi_batch_set_headers(&api, doms, 2, &h, 1, out, CDNAPI_MAX_BATCH + 2, &res);
+    size_t nb = 0;
+    cdnapi_class_t bc =
+        cdnapi_batch_set_headers(&api, doms, 2, &h, 1, out, CDNAPI_MAX_BATCH + 2, &nb, &res);
     http_client_close(&http);
     check_result(&res);
-    FZ_CHECK(nb >= -1, "batch returned %d", nb);
+    FZ_CHECK(bc == res.cls && (bc == CDNAPI_SUCCESS || nb == 0), "batch: %s with %zu",
+             cdnapi_class_str(bc), nb);
     if (!success)
-        FZ_CHECK(nb == -1, "batch on a failed reply returned %d", nb);
-    for (int i = 0; i < nb && i < (int)CDNAPI_MAX_BATCH + 2; i++) {
+        FZ_CHECK(bc != CDNAPI_SUCCESS, "batch on a failed reply: %s", cdnapi_class_str(bc));
+    for (size_t i = 0; i < nb && i < CDNAPI_MAX_BATCH + 2; i++) {
         check_text(out[i].domain, sizeof out[i].domain, "batch DomainName");
         check_config_id(out[i].config_id, "batch ConfigId");
     }
 
-    bool found = cdnapi_cert_info(&api, "cdn.example.com", &info, &res);
+    cdnapi_class_t ic = cdnapi_cert_info(&api, "cdn.example.com", &info, &res);
     http_client_close(&http);
     check_result(&res);
-    FZ_CHECK(!found || success, "cert_info found a certificate in a failed reply");
+    FZ_CHECK(ic == res.cls, "cert_info returned %s, its result says %s", cdnapi_class_str(ic),
+             cdnapi_class_str(res.cls));
+    FZ_CHECK(!info.found || success, "cert_info found a certificate in a failed reply");
     check_text(info.cert_name, sizeof info.cert_name, "CertName");
     check_text(info.cert_type, sizeof info.cert_type, "CertType");
     check_text(info.cert_domain_name, sizeof info.cert_domain_name, "CertDomainName");

@@ -112,8 +112,8 @@ static void check_one(const http_client_t *c, const outcome_t *o)
         FZ_CHECK(o->r.keep_alive || !c->connected, "not kept alive but the connection is open");
     } else {
         FZ_CHECK(o->r.body == NULL && o->r.body_len == 0, "error %s left a body behind",
-                 http_err_str(o->rc));
-        FZ_CHECK(!c->connected, "error %s left the connection open", http_err_str(o->rc));
+                 http_client_status_str(o->rc));
+        FZ_CHECK(!c->connected, "error %s left the connection open", http_client_status_str(o->rc));
     }
 }
 
@@ -156,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(&b, &lim, &y, false);
 
     if (x.rc != HTTP_ERR_TOO_LARGE && y.rc != HTTP_ERR_TOO_LARGE) {
-        FZ_CHECK(x.rc == y.rc, "chunking changed the outcome: %s vs %s", http_err_str(x.rc),
-                 http_err_str(y.rc));
+        FZ_CHECK(x.rc == y.rc, "chunking changed the outcome: %s vs %s", http_client_status_str(x.rc),
+                 http_client_status_str(y.rc));
         if (x.rc == HTTP_OK) {
             FZ_CHECK(x.r.status_code == y.r.status_code, "chunking changed the status: %d vs %d",
                      x.r.status_code, y.r.status_code);

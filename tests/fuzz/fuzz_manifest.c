@@ -125,7 +125,8 @@ static void check_accepted(const manifest_t *m)
                      d->name);
         for (int h = 0; h < d->nheaders; h++) {
             cdnapi_result_t r;
-            FZ_CHECK(cdnapi_validate_header(d->name, d->headers[h].key, d->headers[h].value, &r),
+            FZ_CHECK(cdnapi_validate_header(d->name, d->headers[h].key, d->headers[h].value, &r) ==
+                         CDNAPI_SUCCESS,
                      "accepted header %s of %s that cdnapi refuses: %s", d->headers[h].key,
                      d->name, r.code);
             for (int k = 0; k < h; k++)
@@ -163,7 +164,7 @@ static void check_provisions(const manifest_t *m)
              m->sector_size, m->sector_count, m->write_size, store_status_str(sr));
     const char *stage = "format";
     agent_status_t ar = provision_store(&st, m, &stage);
-    FZ_CHECK(ar == AGENT_OK || ar == AGENT_ERR_STORE,
+    FZ_CHECK(ar == AGENT_OK || agent_status_store(ar) != STORE_OK,
              "an accepted manifest does not provision: writing %s: %s", stage,
              agent_status_str(ar));
     if (ar == AGENT_OK) {

@@ -473,7 +473,7 @@ static void atomic_campaigns(fx_t *f, agent_status_t (*op)(fx_t *, campaign_t *)
         c.kind = kind;
         c.op = op;
         c.check = check_atomic;
-        c.err = kind == F_HEAP ? heap_err : AGENT_ERR_STORE;
+        c.err = kind == F_HEAP ? heap_err : AGENT_ERR_STORE_IO;
         run_campaign(f, &c);
         assert_true(c.n > 0 || kind == F_READ);
         if (kind == F_HEAP && heap_err != AGENT_OK)
@@ -873,12 +873,12 @@ static void test_edits_inside_open_txn(void **state)
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
     uint64_t d = digest(f);
     assert_int_equal(store_txn_begin(&f->st), STORE_OK);
-    assert_int_equal(agent_header_set(&f->st, DOM, "X-B", "1", NULL), AGENT_ERR_STORE);
-    assert_int_equal(agent_header_rm(&f->st, DOM, "X-A"), AGENT_ERR_STORE);
+    assert_int_equal(agent_header_set(&f->st, DOM, "X-B", "1", NULL), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
+    assert_int_equal(agent_header_rm(&f->st, DOM, "X-A"), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
     assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
-                     AGENT_ERR_STORE);
-    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE);
-    assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE);
+                     AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
+    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
+    assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
     assert_int_equal(store_txn_abort(&f->st), STORE_OK);
     assert_true(digest(f) == d);
 }
@@ -910,12 +910,12 @@ static void test_edits_full_store(void **state)
     }
     uint64_t d = digest(f);
     assert_int_equal(agent_header_set(&f->st, "new.example.com", "X-A", "1", NULL),
-                     AGENT_ERR_STORE);
-    assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "2", NULL), AGENT_ERR_STORE);
+                     AGENT_ERR_STORE_FULL);
+    assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "2", NULL), AGENT_ERR_STORE_FULL);
     assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
-                     AGENT_ERR_STORE);
-    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE);
-    assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE);
+                     AGENT_ERR_STORE_FULL);
+    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_ERR_STORE_FULL);
+    assert_int_equal(agent_settings_save(&f->st, &s, NULL), AGENT_ERR_STORE_FULL);
     assert_true(digest(f) == d);
     for (unsigned i = 0; i < 4; i++) {
         snprintf(k, sizeof k, "Zfill%04u", i);
@@ -1142,7 +1142,7 @@ static void test_cert_key_faults(void **state)
     c.kind = F_READ;
     c.op = op_cert_key;
     c.check = check_read_only;
-    c.err = AGENT_ERR_STORE;
+    c.err = AGENT_ERR_STORE_IO;
     run_campaign(f, &c);
     assert_true(c.n > 0);
     memset(&c, 0, sizeof c);
@@ -1264,7 +1264,7 @@ static void check_retry(fx_t *f, campaign_t *c, agent_status_t rc)
     unsigned n = 99;
     (void)c;
     if (rc != AGENT_OK) {
-        assert_int_equal(rc, AGENT_ERR_STORE);
+        assert_int_equal(rc, AGENT_ERR_STORE_IO);
         assert_int_equal(agent_retry(&f->st, DOM, NULL, &n), AGENT_OK);
         assert_true(n >= 1 && n <= 6);
     }
@@ -1388,12 +1388,12 @@ static void test_visit_views(void **state)
     queue_entry_t q;
     assert_int_equal(queue_get(&f->st, htarget(0, "X-Pend"), &q), STORE_OK);
     put_raw(f, qkey, oversized, sizeof oversized);
-    assert_int_equal(visit(f, DOM), AGENT_ERR_STORE);
+    assert_int_equal(visit(f, DOM), AGENT_ERR_STORE_BASE + STORE_ERR_TOO_BIG);
     assert_int_equal(queue_put(&f->st, &q), STORE_OK);
     assert_int_equal(visit(f, DOM), AGENT_OK);
     assert_int_equal(g_seen.nh, 3);
     put_raw(f, "c02", oversized, CREC_HEAD_MAX + 1);
-    assert_int_equal(visit(f, "c.example.com"), AGENT_ERR_STORE);
+    assert_int_equal(visit(f, "c.example.com"), AGENT_ERR_STORE_BASE + STORE_ERR_TOO_BIG);
     put_raw(f, "c02", oversized, CREC_HEAD_MAX);
     assert_int_equal(visit(f, "c.example.com"), AGENT_OK);
     assert_int_equal(g_seen.nc, 0); /* version 0: not a record of ours */
@@ -1419,7 +1419,7 @@ static void test_visit_faults(void **state)
     c.kind = F_READ;
     c.op = op_visit;
     c.check = check_read_only;
-    c.err = AGENT_ERR_STORE;
+    c.err = AGENT_ERR_STORE_IO;
     run_campaign(f, &c);
     assert_true(c.n > 0);
     /* out of memory: an error, nothing leaked; its own working memory is
@@ -1591,20 +1591,20 @@ static void test_settings_damaged(void **state)
     snap_save(f);
 
     assert_int_equal(store_delete(&f->st, "Gkid", 4), STORE_OK);
-    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
     snap_restore(f);
     char long_kid[AGENT_KEY_ID_MAX + 1];
     memset(long_kid, 'k', sizeof long_kid);
     put_raw(f, "Gkid", long_kid, sizeof long_kid);
-    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
     snap_restore(f);
     uint8_t set[16] = {1};
     put_raw(f, "Gset", set, 15);
-    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
     snap_restore(f);
     set[0] = 2;
     put_raw(f, "Gset", set, 16);
-    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
     snap_restore(f);
 
     /* the secret moved under another key (additional data) does not open */
@@ -1707,7 +1707,7 @@ static void check_load(fx_t *f, campaign_t *c, agent_status_t rc)
     /* a failed read past the endpoint record is a store error, never "not
      * provisioned" (for the endpoint record itself, see the report) */
     if (c->kind == F_READ && c->k >= g_gend_reads)
-        assert_int_equal(rc, AGENT_ERR_STORE);
+        assert_int_equal(rc, AGENT_ERR_STORE_IO);
 }
 
 static agent_status_t op_stamp(fx_t *f, campaign_t *c)
@@ -1751,7 +1751,7 @@ static void test_settings_faults(void **state)
         c.kind = kind;
         c.op = op_stamp;
         c.check = check_read_only;
-        c.err = kind == F_HEAP ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
+        c.err = kind == F_HEAP ? AGENT_ERR_NOMEM : AGENT_ERR_STORE_IO;
         c.arg = (const void *)(uintptr_t)stamp;
         run_campaign(f, &c);
         assert_true(c.n > 0);
@@ -1853,7 +1853,7 @@ static void check_visit_sealed(fx_t *f, campaign_t *c, agent_status_t rc)
             unknown += g_sealed.r[i].id == UINT32_MAX;
         assert_true(unknown == 2 || unknown == 3); /* 3: a sealed record's read failed */
     } else {
-        assert_int_equal(rc, AGENT_ERR_STORE);
+        assert_int_equal(rc, AGENT_ERR_STORE_IO);
     }
 }
 
@@ -1984,7 +1984,7 @@ static void check_reseal(fx_t *f, campaign_t *c, agent_status_t rc)
     unsigned n = 99;
     if (rc != AGENT_OK) {
         if (c->kind != F_HEAP)
-            assert_int_equal(rc, AGENT_ERR_STORE);
+            assert_int_equal(rc, AGENT_ERR_STORE_IO);
         assert_int_equal(agent_reseal(&f->st, g_k1, 1, g_k2, 2, &n), AGENT_OK);
         assert_true(n <= 3); /* 0: it failed on a record it leaves alone, after the others */
     }
@@ -2061,7 +2061,7 @@ static void test_regress_settings_read_error_is_not_unprovisioned(void **state)
     settings_init(&g_set, false);
     assert_int_equal(agent_settings_save(&f->st, &g_set, NULL), AGENT_OK);
     emu_flash_fault_arm(&f->emu, EMU_FAULT_READ_ERROR, 0, 0);
-    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_STORE_IO);
     assert_null(ca);
     emu_flash_fault_clear(&f->emu);
     assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_OK);
@@ -2126,7 +2126,7 @@ static void test_regress_retry_unknown_header(void **state)
     uint64_t r0 = f->emu.reads;
     assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_OK);
     emu_flash_fault_arm(&f->emu, EMU_FAULT_READ_ERROR, f->emu.reads - r0 - 1, 0);
-    assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_ERR_STORE);
+    assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_ERR_STORE_IO);
     emu_flash_fault_clear(&f->emu);
     put_raw(f, htarget(0, "X-A"), "junk", 4); /* a record that does not decode */
     assert_int_equal(agent_retry(&f->st, DOM, "x-a", &n), AGENT_ERR_CORRUPT);

@@ -500,13 +500,13 @@ static bool fx_clock(void *ctx, int64_t *utc)
     return f->wall_ok;
 }
 
-static int fx_lock(void *ctx)
+static store_status_t fx_lock(void *ctx)
 {
     fx_t *f = ctx;
     f->locks++;
     if (f->on_lock)
         f->on_lock(f, f->locks);
-    return f->locks >= f->lock_fail_from && f->locks <= f->lock_fail_to ? -1 : 0;
+    return f->locks >= f->lock_fail_from && f->locks <= f->lock_fail_to ? STORE_ERR_IO : STORE_OK;
 }
 
 static void fx_unlock(void *ctx)
@@ -1586,7 +1586,7 @@ static void test_no_memory_for_record(void **state)
     uint32_t w = poll1(&f);
     port_heap_fail_at(-1, false);
     const ev_t *e = store_ev(&f, "allocating a record buffer");
-    assert_string_equal(e->detail, "Local.Store: work buffer too small");
+    assert_string_equal(e->detail, "Local.NoMemory: out of memory");
     assert_int_equal(e->retry_in_ms, w);
     assert_int_equal(f.locks, 0); /* stopped before the lock */
     assert_int_equal(cdn.nlog, 0);
@@ -2433,7 +2433,7 @@ static void test_cert_no_memory(void **state)
         uint32_t w = poll1(&f);
         port_heap_fail_at(-1, false);
         const ev_t *e = store_ev(&f, "reading a certificate record");
-        assert_string_equal(e->detail, "Local.Store: work buffer too small");
+        assert_string_equal(e->detail, "Local.NoMemory: out of memory");
         assert_int_equal(e->retry_in_ms, w);
         assert_int_equal(cdn.nlog, 0);
         f.now += w;

@@ -209,10 +209,10 @@ static bool fx_clock(void *ctx, int64_t *utc)
     return f->wall_ok;
 }
 
-static int fx_lock(void *ctx)
+static store_status_t fx_lock(void *ctx)
 {
     fx_t *f = ctx;
-    return f->lock_fails ? -1 : 0;
+    return f->lock_fails ? STORE_ERR_IO : STORE_OK;
 }
 
 static void fx_unlock(void *ctx)
@@ -882,16 +882,31 @@ static void test_idle_gc_ahead(void **state)
 static void test_api_edges(void **state)
 {
     (void)state;
-    static const int codes[] = {AGENT_OK,        AGENT_ERR_INVALID, AGENT_ERR_STORE,
-                                AGENT_ERR_NOT_FOUND, AGENT_ERR_LIMIT, AGENT_ERR_ARG,
-                                AGENT_ERR_NO_KEY, AGENT_ERR_SECRET,  AGENT_ERR_NOMEM,
-                                AGENT_ERR_CORRUPT, AGENT_ERR_TRANSPORT};
+    static const agent_status_t codes[] = {
+        AGENT_OK,          AGENT_ERR_INVALID,  AGENT_ERR_STORE_IO, AGENT_ERR_NOT_FOUND,
+        AGENT_ERR_LIMIT,   AGENT_ERR_ARG,      AGENT_ERR_NO_KEY,   AGENT_ERR_SECRET,
+        AGENT_ERR_NOMEM,   AGENT_ERR_CORRUPT,  AGENT_ERR_TLS_SETUP, AGENT_ERR_STORE_FULL,
+        AGENT_ERR_HTTP_BASE + HTTP_ERR_CONNECT};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_string_not_equal(agent_status_str(codes[i]), "unknown");
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(agent_status_str(codes[i]), agent_status_str(codes[j]));
     }
-    assert_string_equal(agent_status_str(12345), "unknown");
+    assert_string_equal(agent_status_str((agent_status_t)12345), "unknown");
+    /* a failure from below keeps its own status, and only that one */
+    for (int s = STORE_NOT_FOUND; s >= STORE_ERR_IDS_USED; s--) {
+        agent_status_t ar = agent_status_from_store((store_status_t)s);
+        assert_int_equal(agent_status_store(ar), s);
+        assert_int_equal(agent_status_http(ar), HTTP_OK);
+        assert_string_equal(agent_status_str(ar), store_status_str((store_status_t)s));
+    }
+    assert_int_equal(agent_status_from_store(STORE_OK), AGENT_OK);
+    assert_int_equal(agent_status_store(AGENT_ERR_NOMEM), STORE_OK);
+    assert_int_equal(agent_status_store(AGENT_ERR_TLS_SETUP), STORE_OK);
+    assert_int_equal(agent_status_http(AGENT_ERR_TLS_SETUP), HTTP_ERR_TLS_SETUP);
+    assert_int_equal(agent_status_http(AGENT_ERR_STORE_FULL), HTTP_OK);
+    assert_int_equal(agent_status_http(AGENT_ERR_CORRUPT), HTTP_OK);
+    assert_string_equal(agent_status_str(AGENT_ERR_STORE_FULL), "store full");
 
     fx_t f;
     fx_init(&f);
@@ -919,7 +934,7 @@ static void test_api_edges(void **state)
     cfg.tls = true;
     cfg.ca_pem = (const uint8_t *)not_pem;
     cfg.ca_pem_len = sizeof not_pem;
-    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_TRANSPORT);
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_TLS_SETUP);
     assert_null(a);
     const char *code = "x", *msg = "x";
     assert_false(agent_halted(f.a, &code, &msg));

@@ -9,38 +9,39 @@
 #include <cmocka.h>
 
 #include "cdnapi.h"
+#include "test_cdnapi_compat.h"
 
 static void test_validate_header(void **state)
 {
     cdnapi_result_t r;
     (void)state;
-    assert_true(cdnapi_validate_header("cdn.example.com", "X-Origin-Tag", "edge 1", &r));
+    assert_true(t_valid_header("cdn.example.com", "X-Origin-Tag", "edge 1", &r));
     /* reserved names and prefixes, case-insensitively; ordinary names not */
     assert_true(cdnapi_header_name_reserved("Host"));
     assert_true(cdnapi_header_name_reserved("x-ACS-signature"));
     assert_false(cdnapi_header_name_reserved("X-Origin-Tag"));
     assert_false(cdnapi_header_name_reserved("Hostname"));
-    assert_false(cdnapi_validate_header("cdn.example.com", "Host", "o", &r));
-    assert_false(cdnapi_validate_header("", "X-A", "v", &r));
+    assert_false(t_valid_header("cdn.example.com", "Host", "o", &r));
+    assert_false(t_valid_header("", "X-A", "v", &r));
     assert_string_equal(r.code, "MissingParameter");
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
-    assert_false(cdnapi_validate_header("d", "", "v", &r));
+    assert_false(t_valid_header("d", "", "v", &r));
     assert_string_equal(r.code, "MissingParameter");
-    assert_false(cdnapi_validate_header("d", "X-A", "", &r));
+    assert_false(t_valid_header("d", "X-A", "", &r));
     assert_string_equal(r.code, "MissingParameter");
-    assert_false(cdnapi_validate_header("d", "X A", "v", &r));
+    assert_false(t_valid_header("d", "X A", "v", &r));
     assert_string_equal(r.code, "InvalidKey.Malformed");
-    assert_false(cdnapi_validate_header("d", "X:A", "v", &r));
+    assert_false(t_valid_header("d", "X:A", "v", &r));
     assert_string_equal(r.code, "InvalidKey.Malformed");
-    assert_false(cdnapi_validate_header("d", "Connection", "v", &r));
+    assert_false(t_valid_header("d", "Connection", "v", &r));
     assert_string_equal(r.code, "InvalidKey.Malformed");
-    assert_false(cdnapi_validate_header("d", "TRANSFER-ENCODING", "v", &r));
-    assert_false(cdnapi_validate_header("d", "Ali-Swift", "v", &r));
-    assert_false(cdnapi_validate_header("d", "proxy-authorization", "v", &r));
-    assert_false(cdnapi_validate_header("d", "X-A", "a\r\nInjected: 1", &r));
+    assert_false(t_valid_header("d", "TRANSFER-ENCODING", "v", &r));
+    assert_false(t_valid_header("d", "Ali-Swift", "v", &r));
+    assert_false(t_valid_header("d", "proxy-authorization", "v", &r));
+    assert_false(t_valid_header("d", "X-A", "a\r\nInjected: 1", &r));
     assert_string_equal(r.code, "InvalidValue.Malformed");
-    assert_false(cdnapi_validate_header("d", "X-A", "a\x7f", &r));
-    assert_true(cdnapi_validate_header("d", "X-A", "tab\tok", &r));
+    assert_false(t_valid_header("d", "X-A", "a\x7f", &r));
+    assert_true(t_valid_header("d", "X-A", "tab\tok", &r));
 }
 
 static void test_classify(void **state)
@@ -114,7 +115,7 @@ static void test_parse_header_configs(void **state)
     collect_t c;
     (void)state;
     memset(&c, 0, sizeof c);
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), collect_cb, &c), 2);
+    assert_int_equal(t_parse_configs(body, strlen(body), collect_cb, &c), 2);
     assert_int_equal(c.n, 2);
     assert_string_equal(c.h[0].config_id, "5001");
     assert_string_equal(c.h[0].key, "X-A");
@@ -125,9 +126,9 @@ static void test_parse_header_configs(void **state)
     /* the visitor stops the walk */
     memset(&c, 0, sizeof c);
     c.stop_after = 1;
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), collect_cb, &c), 1);
+    assert_int_equal(t_parse_configs(body, strlen(body), collect_cb, &c), 1);
     assert_int_equal(c.n, 1);
-    assert_int_equal(cdnapi_parse_header_configs("{", 1, collect_cb, &c), -1);
+    assert_int_equal(t_parse_configs("{", 1, collect_cb, &c), -1);
 }
 
 /* A read-back is not cut at any count: 300 configs, every one visited. */
@@ -147,7 +148,7 @@ static void test_parse_many_header_configs(void **state)
                               i ? "," : "", 1000 + i, i);
     o += (size_t)snprintf(body + o, sizeof body - o, "]}}");
     memset(&c, 0, sizeof c);
-    assert_int_equal(cdnapi_parse_header_configs(body, o, collect_cb, &c), N);
+    assert_int_equal(t_parse_configs(body, o, collect_cb, &c), N);
     assert_int_equal(c.n, N);
     assert_string_equal(c.last.key, "X-K299");
     assert_string_equal(c.last.config_id, "1299");
@@ -292,7 +293,7 @@ static void test_batch_set_headers(void **state)
             "{\"DomainName\":\"b.example.com\",\"ConfigId\":\"1002\",\"FunctionName\":\"set_req_header\"}"
             "]}}    ";
     assert_int_equal(strlen(reply) - strlen("HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"), 224);
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 1, got, 4, &r), 2);
+    assert_int_equal(t_batch(&api, doms, 2, h, 1, got, 4, &r), 2);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_string_equal(r.request_id, "B");
     assert_string_equal(got[0].domain, "a.example.com");
@@ -312,35 +313,35 @@ static void test_batch_set_headers(void **state)
     /* A ConfigId goes out as a JSON number with every digit (no double rounding). */
     sent_len = 0;
     reply_off = 0;
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 1, &h[1], 1, NULL, 0, &r), 2);
+    assert_int_equal(t_batch(&api, doms, 1, &h[1], 1, NULL, 0, &r), 2);
     sent[sent_len] = 0;
     assert_non_null(strstr(sent, "%22configId%22%3A123456789012345678%7D"));
 
     /* Local refusals: nothing is sent. */
     sent_len = 0;
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 0, h, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, doms, 0, h, 1, NULL, 0, &r), -1);
     assert_string_equal(r.code, "MissingParameter");
-    assert_int_equal(cdnapi_batch_set_headers(&api, bad_dom, 1, h, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, bad_dom, 1, h, 1, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidDomainName.Malformed");
     for (i = 0; i <= CDNAPI_MAX_BATCH; i++) {
         many[i] = "a.example.com";
     }
-    assert_int_equal(cdnapi_batch_set_headers(&api, many, CDNAPI_MAX_BATCH + 1, h, 1, NULL, 0, &r),
+    assert_int_equal(t_batch(&api, many, CDNAPI_MAX_BATCH + 1, h, 1, NULL, 0, &r),
                      -1);
     assert_string_equal(r.code, "InvalidParameter");
-    assert_int_equal(cdnapi_batch_set_headers(&api, many, 26, h, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, many, 26, h, 2, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidParameter");
     strcpy(h[0].key, "Connection");
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, doms, 2, h, 2, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidKey.Malformed");
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     strcpy(h[0].key, "X-A");
     strcpy(h[0].value, "a\nb");
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, doms, 2, h, 2, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidValue.Malformed");
     strcpy(h[0].value, "ok");
     strcpy(h[0].config_id, "12a");
-    assert_int_equal(cdnapi_batch_set_headers(&api, doms, 2, h, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&api, doms, 2, h, 2, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidParameter");
     assert_int_equal(sent_len, 0);
 }

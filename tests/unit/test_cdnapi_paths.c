@@ -39,6 +39,7 @@
 #include <cjson/cJSON.h>
 
 #include "cdnapi.h"
+#include "test_cdnapi_compat.h"
 #include "port_heap.h"
 
 /* ------------------------------------------------ test keys and certs -- */
@@ -426,53 +427,53 @@ static void test_validate_header_limits(void **state)
     size_t i;
     (void)state;
 
-    assert_false(cdnapi_validate_header(NULL, "X-A", "v", &r));
+    assert_false(t_valid_header(NULL, "X-A", "v", &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_header("d", NULL, "v", &r));
+    assert_false(t_valid_header("d", NULL, "v", &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_header("d", "X-A", NULL, &r));
+    assert_false(t_valid_header("d", "X-A", NULL, &r));
     assert_local(&r, "MissingParameter");
 
     fill(dom, 'd', CDNAPI_MAX_DOMAIN_LEN);
-    assert_true(cdnapi_validate_header(dom, "X-A", "v", &r));
+    assert_true(t_valid_header(dom, "X-A", "v", &r));
     fill(dom, 'd', CDNAPI_MAX_DOMAIN_LEN + 1);
-    assert_false(cdnapi_validate_header(dom, "X-A", "v", &r));
+    assert_false(t_valid_header(dom, "X-A", "v", &r));
     assert_local(&r, "InvalidDomainName.Malformed");
 
     fill(key, 'k', CDNAPI_MAX_KEY_LEN);
-    assert_true(cdnapi_validate_header("d", key, "v", &r));
+    assert_true(t_valid_header("d", key, "v", &r));
     fill(key, 'k', CDNAPI_MAX_KEY_LEN + 1);
-    assert_false(cdnapi_validate_header("d", key, "v", &r));
+    assert_false(t_valid_header("d", key, "v", &r));
     assert_local(&r, "InvalidKey.Malformed");
 
     fill(val, 'v', CDNAPI_MAX_VALUE_LEN);
-    assert_true(cdnapi_validate_header("d", "X-A", val, &r));
+    assert_true(t_valid_header("d", "X-A", val, &r));
     fill(val, 'v', CDNAPI_MAX_VALUE_LEN + 1);
-    assert_false(cdnapi_validate_header("d", "X-A", val, &r));
+    assert_false(t_valid_header("d", "X-A", val, &r));
     assert_local(&r, "InvalidValue.Malformed");
 
     /* every RFC 7230 tchar, and characters around the letter ranges */
-    assert_true(cdnapi_validate_header("d", "!#$%&'*+-.^_`|~azAZ09", "v", &r));
-    assert_false(cdnapi_validate_header("d", "X\x80", "v", &r));
+    assert_true(t_valid_header("d", "!#$%&'*+-.^_`|~azAZ09", "v", &r));
+    assert_false(t_valid_header("d", "X\x80", "v", &r));
     assert_local(&r, "InvalidKey.Malformed");
-    assert_false(cdnapi_validate_header("d", "X{", "v", &r));
-    assert_false(cdnapi_validate_header("d", "X@", "v", &r));
-    assert_false(cdnapi_validate_header("d", "X[", "v", &r));
-    assert_false(cdnapi_validate_header("d", "X\"", "v", &r));
+    assert_false(t_valid_header("d", "X{", "v", &r));
+    assert_false(t_valid_header("d", "X@", "v", &r));
+    assert_false(t_valid_header("d", "X[", "v", &r));
+    assert_false(t_valid_header("d", "X\"", "v", &r));
     /* values: high bytes and tabs pass, every control character does not */
-    assert_true(cdnapi_validate_header("d", "X-A", "caf\xc3\xa9 \t~", &r));
-    assert_false(cdnapi_validate_header("d", "X-A", "a\x01", &r));
+    assert_true(t_valid_header("d", "X-A", "caf\xc3\xa9 \t~", &r));
+    assert_false(t_valid_header("d", "X-A", "a\x01", &r));
     assert_local(&r, "InvalidValue.Malformed");
-    assert_false(cdnapi_validate_header("d", "X-A", "\x1f", &r));
+    assert_false(t_valid_header("d", "X-A", "\x1f", &r));
 
     for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         assert_true(cdnapi_header_name_reserved(reserved[i]));
-        assert_false(cdnapi_validate_header("d", reserved[i], "v", &r));
+        assert_false(t_valid_header("d", reserved[i], "v", &r));
         assert_local(&r, "InvalidKey.Malformed");
     }
     for (i = 0; i < sizeof ordinary / sizeof ordinary[0]; i++) {
         assert_false(cdnapi_header_name_reserved(ordinary[i]));
-        assert_true(cdnapi_validate_header("d", ordinary[i], "v", &r));
+        assert_true(t_valid_header("d", ordinary[i], "v", &r));
     }
     assert_false(cdnapi_header_name_reserved(NULL));
     assert_false(cdnapi_header_name_reserved(""));
@@ -523,7 +524,7 @@ static void test_header_configs_odd(void **state)
     (void)state;
 
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), seen_cb, &s), 8);
+    assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), 8);
     assert_int_equal(s.n, 8);
     /* negative, fractional, out-of-range and non-numeric ids are no id */
     assert_string_equal(s.h[0].config_id, "");
@@ -552,24 +553,24 @@ static void test_header_configs_odd(void **state)
     assert_string_equal(s.h[7].key, "");
 
     /* no visitor: counted all the same */
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), NULL, NULL), 8);
+    assert_int_equal(t_parse_configs(body, strlen(body), NULL, NULL), 8);
     /* the visitor stops the walk at the third */
     memset(&s, 0, sizeof s);
     s.stop_after = 3;
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), seen_cb, &s), 3);
+    assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), 3);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.h[2].key, "X-Big");
 
     /* JSON without the list, or not an object: nothing to visit */
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_parse_header_configs("{}", 2, seen_cb, &s), 0);
-    assert_int_equal(cdnapi_parse_header_configs("[]", 2, seen_cb, &s), 0);
-    assert_int_equal(cdnapi_parse_header_configs("null", 4, seen_cb, &s), 0);
-    assert_int_equal(cdnapi_parse_header_configs("{\"DomainConfigs\":{}}", 20, seen_cb, &s), 0);
+    assert_int_equal(t_parse_configs("{}", 2, seen_cb, &s), 0);
+    assert_int_equal(t_parse_configs("[]", 2, seen_cb, &s), 0);
+    assert_int_equal(t_parse_configs("null", 4, seen_cb, &s), 0);
+    assert_int_equal(t_parse_configs("{\"DomainConfigs\":{}}", 20, seen_cb, &s), 0);
     assert_int_equal(s.n, 0);
     /* not JSON */
-    assert_int_equal(cdnapi_parse_header_configs("<html>", 6, seen_cb, &s), -1);
-    assert_int_equal(cdnapi_parse_header_configs("", 0, seen_cb, &s), -1);
+    assert_int_equal(t_parse_configs("<html>", 6, seen_cb, &s), -1);
+    assert_int_equal(t_parse_configs("", 0, seen_cb, &s), -1);
     assert_no_leak();
 }
 
@@ -586,7 +587,7 @@ static void test_header_configs_truncation(void **state)
              "\"ArgValue\":\"%s\"},{\"ArgName\":\"value\",\"ArgValue\":\"%s\"}]}}]}}",
              key, val);
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), seen_cb, &s), 1);
+    assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), 1);
     assert_int_equal(strlen(s.h[0].key), CDNAPI_MAX_KEY_LEN);
     assert_int_equal(strlen(s.h[0].value), CDNAPI_MAX_VALUE_LEN);
     assert_string_equal(s.h[0].config_id, "1");
@@ -601,13 +602,13 @@ static void test_header_configs_oom(void **state)
     (void)state;
     port_heap_fail_at(-1, false);
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), seen_cb, &s), 1);
+    assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), 1);
     n = port_heap_allocs();
     assert_true(n > 1);
     for (i = 0; i < n; i++) {
         memset(&s, 0, sizeof s);
         port_heap_fail_at((long)i, false);
-        assert_int_equal(cdnapi_parse_header_configs(body, strlen(body), seen_cb, &s), -1);
+        assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), -1);
         port_heap_fail_at(-1, false);
         assert_int_equal(s.n, 0);
         assert_no_leak();
@@ -725,7 +726,7 @@ static void test_transport_failures(void **state)
 
     script(200, "{}");
     svc.connect_rc = HTTP_ERR_DNS;
-    assert_int_equal(cdnapi_list_headers(&g_api, d, NULL, NULL, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, d, NULL, NULL, &r), -1);
     assert_int_equal(r.cls, CDNAPI_RETRYABLE);
     assert_string_equal(r.code, "Transport.dns");
 
@@ -735,7 +736,7 @@ static void test_transport_failures(void **state)
     memset(&h, 0, sizeof h);
     strcpy(h.key, "X-A");
     strcpy(h.value, "v");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, &d, 1, &h, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, &d, 1, &h, 1, NULL, 0, &r), -1);
     assert_int_equal(r.cls, CDNAPI_RETRYABLE);
     assert_string_equal(r.code, "Transport.reset");
 
@@ -773,7 +774,7 @@ static void test_sign_failures(void **state)
     assert_int_equal(r.cls, CDNAPI_CONFIGURATION);
     g_api.credentials = &CRED;
     g_api.host = NULL;
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", NULL, NULL, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", NULL, NULL, &r), -1);
     assert_int_equal(r.cls, CDNAPI_CONFIGURATION);
     assert_string_equal(r.code, "Local.Sign");
     g_api.host = "cdn.aliyuncs.com";
@@ -884,14 +885,14 @@ static void test_list_headers(void **state)
     seen_t s;
     (void)state;
 
-    assert_int_equal(cdnapi_list_headers(&g_api, NULL, seen_cb, &s, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, NULL, seen_cb, &s, &r), -1);
     assert_local(&r, "MissingParameter");
-    assert_int_equal(cdnapi_list_headers(&g_api, "", seen_cb, &s, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, "", seen_cb, &s, &r), -1);
     assert_local(&r, "MissingParameter");
 
     script(200, body);
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 3);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 3);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_string_equal(r.request_id, "L");
     assert_true(sent_has("x-acs-action: DescribeCdnDomainConfigs\r\n"));
@@ -904,24 +905,24 @@ static void test_list_headers(void **state)
     script(200, body);
     memset(&s, 0, sizeof s);
     s.stop_after = 2;
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 2);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 2);
     assert_int_equal(s.n, 2);
 
     /* an error reply visits nothing */
     script(400, "{\"Code\":\"InvalidDomain.NotFound\",\"RequestId\":\"L2\"}");
     memset(&s, 0, sizeof s);
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "InvalidDomain.NotFound");
     assert_int_equal(s.n, 0);
     /* an unreadable 200 */
     script(200, "not json");
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), -1);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), -1);
     assert_int_equal(r.cls, CDNAPI_RETRYABLE);
     assert_string_equal(r.code, "BadResponse");
     /* a success without the list */
     script(200, "{\"RequestId\":\"empty\"}");
-    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 0);
+    assert_int_equal(t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, &r), 0);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_int_equal(s.n, 0);
     assert_no_leak();
@@ -950,44 +951,44 @@ static void test_batch_args(void **state)
     for (i = 0; i < CDNAPI_MAX_BATCH + 1; i++)
         hdr(&hs[i], "X-A", "v", "");
     script(200, "{}");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, NULL, 1, hs, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, NULL, 1, hs, 1, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, one, 1, NULL, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, one, 1, NULL, 1, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, one, 1, hs, 0, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, one, 1, hs, 0, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     /* more than 50 headers on one domain */
     assert_int_equal(
-        cdnapi_batch_set_headers(&g_api, one, 1, hs, CDNAPI_MAX_BATCH + 1, NULL, 0, &r), -1);
+        t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH + 1, NULL, 0, &r), -1);
     assert_local(&r, "InvalidParameter");
 
     doms[0] = "a.example.com";
     doms[1] = NULL;
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     doms[1] = "";
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     {
         static const char *const bad[] = {"a b.com", "a\tb.com", "a\x7f.com", "a\x01.com", " ",
                                           "a.com,"};
         for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             doms[1] = bad[i];
-            assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
+            assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
             assert_local(&r, "InvalidDomainName.Malformed");
         }
     }
     fill(longdom, 'd', CDNAPI_MAX_DOMAIN_LEN + 1);
     doms[1] = longdom;
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
     assert_local(&r, "InvalidDomainName.Malformed");
     /* a header refused on its own merits, whichever position */
     doms[1] = "b.example.com";
     hdr(&hs[1], "X-B", "", "");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 2, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     hdr(&hs[1], "X-B", "v", "-5");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 2, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 2, NULL, 0, &r), -1);
     assert_local(&r, "InvalidParameter");
     assert_int_equal(svc.sent_len, 0);
 
@@ -996,7 +997,7 @@ static void test_batch_args(void **state)
     doms[1] = longdom;
     hdr(&hs[1], "X-B", "v", "123456789012345678901234");
     script(200, "{\"RequestId\":\"ok\"}");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, hs, 25, NULL, 0, &r), 0);
+    assert_int_equal(t_batch(&g_api, doms, 2, hs, 25, NULL, 0, &r), 0);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_true(sent_has("%22configId%22%3A123456789012345678901234%7D"));
     assert_true(sent_has("DomainNames=a.example.com%2Cddd"));
@@ -1019,7 +1020,7 @@ static void test_batch_replies(void **state)
                 "{\"ConfigId\":\"13\"},"
                 "{\"DomainName\":\"b.example.com\",\"ConfigId\":14}]}}");
     memset(got, 0x5a, sizeof got);
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, &h, 1, got, 2, &r), 4);
+    assert_int_equal(t_batch(&g_api, doms, 2, &h, 1, got, 2, &r), 4);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_string_equal(got[0].domain, "a.example.com");
     assert_string_equal(got[0].config_id, "11");
@@ -1029,12 +1030,12 @@ static void test_batch_replies(void **state)
 
     /* no model list: zero */
     script(200, "{\"RequestId\":\"B0\"}");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, &h, 1, got, 3, &r), 0);
+    assert_int_equal(t_batch(&g_api, doms, 2, &h, 1, got, 3, &r), 0);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
 
     /* an error reply of the service */
     script(400, "{\"Code\":\"InvalidDomain.NotFound\",\"RequestId\":\"B1\"}");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 2, &h, 1, got, 3, &r), -1);
+    assert_int_equal(t_batch(&g_api, doms, 2, &h, 1, got, 3, &r), -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "InvalidDomain.NotFound");
     assert_string_equal(r.request_id, "B1");
@@ -1057,7 +1058,7 @@ static void test_batch_too_large(void **state)
     for (i = 0; i < CDNAPI_MAX_BATCH; i++)
         hdr(&hs[i], "X-A", val, "");
     script(200, "{}");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
+    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
                      -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "Local.Sign");
@@ -1066,7 +1067,7 @@ static void test_batch_too_large(void **state)
     fill(val, '"', CDNAPI_MAX_VALUE_LEN); /* 2 bytes in JSON: over 64 KB */
     for (i = 0; i < CDNAPI_MAX_BATCH; i++)
         hdr(&hs[i], "X-A", val, "");
-    assert_int_equal(cdnapi_batch_set_headers(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
+    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
                      -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "Local.Sign");
@@ -1095,7 +1096,7 @@ static bool op_list(cdnapi_result_t *r)
     seen_t s;
     int n;
     memset(&s, 0, sizeof s);
-    n = cdnapi_list_headers(&g_api, "cdn.example.com", seen_cb, &s, r);
+    n = t_list_headers(&g_api, "cdn.example.com", seen_cb, &s, r);
     if (n < 0)
         assert_int_equal(s.n, 0);
     return n == 2 && s.n == 2 && r->cls == CDNAPI_SUCCESS;
@@ -1103,7 +1104,7 @@ static bool op_list(cdnapi_result_t *r)
 static bool op_batch(cdnapi_result_t *r)
 {
     cdnapi_batch_config_t got[2];
-    int n = cdnapi_batch_set_headers(&g_api, OOM_DOMS, 2, oom_hs, 1, got, 2, r);
+    int n = t_batch(&g_api, OOM_DOMS, 2, oom_hs, 1, got, 2, r);
     if (n != 2)
         assert_int_equal(n, -1);
     return n == 2 && r->cls == CDNAPI_SUCCESS && strcmp(got[1].config_id, "2") == 0;
@@ -1154,7 +1155,7 @@ static unsigned long oom_walk(bool (*op)(cdnapi_result_t *), const char *body, u
 static bool op_cert_info(cdnapi_result_t *r)
 {
     cdnapi_cert_info_t info;
-    bool found = cdnapi_cert_info(&g_api, "cdn.example.com", &info, r);
+    bool found = t_cert_info(&g_api, "cdn.example.com", &info, r);
     return found && r->cls == CDNAPI_SUCCESS && strcmp(info.cert_name, "c") == 0;
 }
 
@@ -1194,57 +1195,57 @@ static void test_cert_args(void **state)
     static char big[CDNAPI_MAX_PEM_LEN + 2];
     cdnapi_result_t r;
     (void)state;
-    assert_false(cdnapi_validate_cert(NULL, EC_CERT, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert(NULL, EC_CERT, EC_KEY, NOW, &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_cert("", EC_CERT, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("", EC_CERT, EC_KEY, NOW, &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", NULL, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", NULL, EC_KEY, NOW, &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, NULL, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, NULL, NOW, &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", "", EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", "", EC_KEY, NOW, &r));
     assert_local(&r, "MissingParameter");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, "", NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, "", NOW, &r));
     assert_local(&r, "MissingParameter");
 
     /* over CDNAPI_MAX_PEM_LEN, either one */
     fill(big, 'A', CDNAPI_MAX_PEM_LEN + 1);
-    assert_false(cdnapi_validate_cert("a.cn.example.com", big, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", big, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, big, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, big, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
 
     /* not PEM, a PEM with a broken body, a key in place of the certificate */
-    assert_false(cdnapi_validate_cert("a.cn.example.com", "hello", EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", "hello", EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
-    assert_false(cdnapi_validate_cert("a.cn.example.com",
+    assert_false(t_valid_cert("a.cn.example.com",
                                       "-----BEGIN CERTIFICATE-----\nAAAA\n"
                                       "-----END CERTIFICATE-----\n",
                                       EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_KEY, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_KEY, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
     /* the key: not PEM, broken, a certificate in its place */
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, "key", NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, "key", NOW, &r));
     assert_local(&r, "Certificate.FormatError");
     assert_string_equal(r.message, "the private key PEM does not parse");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT,
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT,
                                       "-----BEGIN PRIVATE KEY-----\nAAAA\n"
                                       "-----END PRIVATE KEY-----\n",
                                       NOW, &r));
     assert_local(&r, "Certificate.FormatError");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, EC_CERT, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, EC_CERT, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
 
     /* keys that do not belong to the certificate: same type, other type */
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, EC_OTHER_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, EC_OTHER_KEY, NOW, &r));
     assert_local(&r, "Certificate.MissMatch");
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, RSA_KEY, NOW, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, RSA_KEY, NOW, &r));
     assert_local(&r, "Certificate.MissMatch");
-    assert_false(cdnapi_validate_cert("cdn.example.com", RSA_CERT, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("cdn.example.com", RSA_CERT, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.MissMatch");
     /* an unmatched key is refused even when the certificate is also expired */
-    assert_false(cdnapi_validate_cert("old.example.com", EC_YEAR0_CERT, EC_OTHER_KEY, NOW, &r));
+    assert_false(t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_OTHER_KEY, NOW, &r));
     assert_local(&r, "Certificate.MissMatch");
 }
 
@@ -1253,22 +1254,22 @@ static void test_cert_expiry(void **state)
     cdnapi_result_t r;
     (void)state;
     /* valid through the notAfter second itself, expired one second later */
-    assert_true(cdnapi_validate_cert("cdn.example.com", RSA_CERT, RSA_KEY, RSA_NOT_AFTER, &r));
-    assert_false(cdnapi_validate_cert("cdn.example.com", RSA_CERT, RSA_KEY, RSA_NOT_AFTER + 1, &r));
+    assert_true(t_valid_cert("cdn.example.com", RSA_CERT, RSA_KEY, RSA_NOT_AFTER, &r));
+    assert_false(t_valid_cert("cdn.example.com", RSA_CERT, RSA_KEY, RSA_NOT_AFTER + 1, &r));
     assert_local(&r, "Certificate.Expired");
-    assert_true(cdnapi_validate_cert("a.cn.example.com", EC_CERT, EC_KEY, EC_NOT_AFTER, &r));
-    assert_false(cdnapi_validate_cert("a.cn.example.com", EC_CERT, EC_KEY, EC_NOT_AFTER + 1, &r));
+    assert_true(t_valid_cert("a.cn.example.com", EC_CERT, EC_KEY, EC_NOT_AFTER, &r));
+    assert_false(t_valid_cert("a.cn.example.com", EC_CERT, EC_KEY, EC_NOT_AFTER + 1, &r));
     assert_local(&r, "Certificate.Expired");
     /* a notAfter in January of year 0000: before the 400-year era of 1970 */
-    assert_false(cdnapi_validate_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, NOW, &r));
+    assert_false(t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.Expired");
     assert_true(
-        cdnapi_validate_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+        t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
     assert_false(
-        cdnapi_validate_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER + 1, &r));
+        t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER + 1, &r));
     assert_local(&r, "Certificate.Expired");
     /* expiry is checked before the host name */
-    assert_false(cdnapi_validate_cert("other.test", RSA_CERT, RSA_KEY, RSA_NOT_AFTER + 1, &r));
+    assert_false(t_valid_cert("other.test", RSA_CERT, RSA_KEY, RSA_NOT_AFTER + 1, &r));
     assert_local(&r, "Certificate.Expired");
 }
 
@@ -1291,28 +1292,28 @@ static void test_cert_names(void **state)
     size_t i;
     (void)state;
     for (i = 0; i < sizeof rsa_ok / sizeof rsa_ok[0]; i++) {
-        if (!cdnapi_validate_cert(rsa_ok[i], RSA_CERT, RSA_KEY, NOW, &r))
+        if (!t_valid_cert(rsa_ok[i], RSA_CERT, RSA_KEY, NOW, &r))
             fail_msg("%s refused: %s", rsa_ok[i], r.code);
     }
     for (i = 0; i < sizeof rsa_bad / sizeof rsa_bad[0]; i++) {
-        if (cdnapi_validate_cert(rsa_bad[i], RSA_CERT, RSA_KEY, NOW, &r))
+        if (t_valid_cert(rsa_bad[i], RSA_CERT, RSA_KEY, NOW, &r))
             fail_msg("%s accepted", rsa_bad[i]);
         assert_local(&r, "Certificate.DomainMismatch");
     }
     for (i = 0; i < sizeof ec_ok / sizeof ec_ok[0]; i++) {
-        if (!cdnapi_validate_cert(ec_ok[i], EC_CERT, EC_KEY, NOW, &r))
+        if (!t_valid_cert(ec_ok[i], EC_CERT, EC_KEY, NOW, &r))
             fail_msg("%s refused: %s", ec_ok[i], r.code);
     }
     for (i = 0; i < sizeof ec_bad / sizeof ec_bad[0]; i++) {
-        if (cdnapi_validate_cert(ec_bad[i], EC_CERT, EC_KEY, NOW, &r))
+        if (t_valid_cert(ec_bad[i], EC_CERT, EC_KEY, NOW, &r))
             fail_msg("%s accepted", ec_bad[i]);
         assert_local(&r, "Certificate.DomainMismatch");
     }
     /* a plain CN */
     assert_true(
-        cdnapi_validate_cert("OLD.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+        t_valid_cert("OLD.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
     assert_false(
-        cdnapi_validate_cert("new.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+        t_valid_cert("new.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
     assert_local(&r, "Certificate.DomainMismatch");
 }
 
@@ -1429,17 +1430,17 @@ static void test_cert_info(void **state)
     (void)state;
 
     memset(&info, 0x5a, sizeof info);
-    assert_false(cdnapi_cert_info(&g_api, NULL, &info, &r));
+    assert_false(t_cert_info(&g_api, NULL, &info, &r));
     assert_local(&r, "MissingParameter");
     assert_string_equal(info.cert_name, ""); /* cleared even when refused */
-    assert_false(cdnapi_cert_info(&g_api, "", &info, &r));
+    assert_false(t_cert_info(&g_api, "", &info, &r));
     assert_local(&r, "MissingParameter");
 
     script(200, "{\"RequestId\":\"CI\",\"CertInfos\":{\"CertInfo\":[{\"CertName\":\"c1\","
                 "\"CertType\":\"upload\",\"CertDomainName\":\"cdn.example.com\","
                 "\"CertExpireTime\":\"2036-11-26T17:53:08Z\",\"ServerCertificateStatus\":\"on\"},"
                 "{\"CertName\":\"second\"}]}}");
-    assert_true(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_true(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_true(sent_has("x-acs-action: DescribeDomainCertificateInfo\r\n"));
     assert_true(sent_has("DomainName=cdn.example.com"));
@@ -1456,7 +1457,7 @@ static void test_cert_info(void **state)
              "\"ServerCertificateStatus\":null}]}}",
              longname);
     script(200, body);
-    assert_true(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_true(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_int_equal(strlen(info.cert_name), CDNAPI_CERT_FIELD_LEN - 1);
     assert_string_equal(info.cert_type, "");
     assert_string_equal(info.cert_domain_name, "");
@@ -1465,21 +1466,96 @@ static void test_cert_info(void **state)
 
     /* no certificate: success, nothing found */
     script(200, "{\"RequestId\":\"none\",\"CertInfos\":{\"CertInfo\":[]}}");
-    assert_false(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_false(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     assert_string_equal(info.cert_name, "");
     script(200, "{\"RequestId\":\"none\"}");
-    assert_false(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_false(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
     /* a first entry that is not an object */
     script(200, "{\"CertInfos\":{\"CertInfo\":[\"c1\",{\"CertName\":\"c2\"}]}}");
-    assert_false(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_false(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_string_equal(info.cert_name, "");
     /* an error reply */
     script(400, "{\"Code\":\"InvalidDomain.NotFound\",\"RequestId\":\"CE\"}");
-    assert_false(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r));
+    assert_false(t_cert_info(&g_api, "cdn.example.com", &info, &r));
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "InvalidDomain.NotFound");
+    assert_no_leak();
+}
+
+/* The typed returns themselves: every operation returns its result's
+ * class, counts come out through their own argument, and the statuses of
+ * the signer and the transport stay in the result. */
+static void test_typed_returns(void **state)
+{
+    cdnapi_result_t r;
+    cdnapi_cert_info_t info;
+    cdnapi_header_t h;
+    cdnapi_batch_config_t got[2];
+    const char *doms[] = {"a.example.com"};
+    size_t n = 99;
+    (void)state;
+
+    assert_int_equal(cdnapi_validate_header("cdn.example.com", "X-A", "v", &r), CDNAPI_SUCCESS);
+    assert_int_equal(cdnapi_validate_header("cdn.example.com", "Host", "v", &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(cdnapi_parse_header_configs("{not json", 9, NULL, NULL, &n),
+                     CDNAPI_RETRYABLE);
+    assert_int_equal(n, 0);
+    assert_int_equal(cdnapi_parse_header_configs(
+                         "{\"DomainConfigs\":{\"DomainConfig\":[{\"FunctionName\":"
+                         "\"set_req_header\",\"ConfigId\":7,\"FunctionArgs\":{\"FunctionArg\":"
+                         "[{\"ArgName\":\"key\",\"ArgValue\":\"X-A\"},{\"ArgName\":\"value\","
+                         "\"ArgValue\":\"1\"}]}}]}}",
+                         strlen("{\"DomainConfigs\":{\"DomainConfig\":[{\"FunctionName\":"
+                                "\"set_req_header\",\"ConfigId\":7,\"FunctionArgs\":{"
+                                "\"FunctionArg\":[{\"ArgName\":\"key\",\"ArgValue\":\"X-A\"},"
+                                "{\"ArgName\":\"value\",\"ArgValue\":\"1\"}]}}]}}"),
+                         NULL, NULL, &n),
+                     CDNAPI_SUCCESS);
+    assert_int_equal(n, 1);
+
+    script(200, "{\"RequestId\":\"T1\"}");
+    assert_int_equal(cdnapi_set_header(&g_api, "cdn.example.com", "X-A", "v", NULL, &r),
+                     CDNAPI_SUCCESS);
+    script(400, "{\"Code\":\"InvalidDomain.NotFound\"}");
+    assert_int_equal(cdnapi_delete_header(&g_api, "cdn.example.com", "1", &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
+    script(503, "{\"Code\":\"ServiceUnavailable\"}");
+    n = 99;
+    assert_int_equal(cdnapi_list_headers(&g_api, "cdn.example.com", NULL, NULL, &n, &r),
+                     CDNAPI_RETRYABLE);
+    assert_int_equal(n, 0);
+    memset(&h, 0, sizeof h);
+    strcpy(h.key, "X-A");
+    strcpy(h.value, "1");
+    script(200, "{\"DomainConfigList\":{\"DomainConfigModel\":[{\"DomainName\":"
+                "\"a.example.com\",\"ConfigId\":42}]}}");
+    n = 99;
+    assert_int_equal(cdnapi_batch_set_headers(&g_api, doms, 1, &h, 1, got, 2, &n, &r),
+                     CDNAPI_SUCCESS);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].config_id, "42");
+    script(200, "{\"CertInfos\":{\"CertInfo\":[]}}");
+    assert_int_equal(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r), CDNAPI_SUCCESS);
+    assert_false(info.found);
+    assert_int_equal(cdnapi_cert_off(&g_api, "", &r), CDNAPI_PERMANENT_INPUT);
+
+    /* the signer's status stays in the result, not only its words */
+    g_api.timestamp = "2026-13-01 bad";
+    assert_int_equal(cdnapi_cert_off(&g_api, "cdn.example.com", &r), CDNAPI_CONFIGURATION);
+    assert_int_equal(r.sign_status, SIGN_ERR_ARG);
+    assert_int_equal(r.http_status, HTTP_OK);
+    g_api.timestamp = NULL;
+    /* and the transport's: no connection */
+    script(200, "{}");
+    svc.connect_rc = HTTP_ERR_CONNECT;
+    assert_int_equal(cdnapi_cert_off(&g_api, "cdn.example.com", &r), CDNAPI_RETRYABLE);
+    assert_int_equal(r.sign_status, SIGN_OK);
+    assert_int_equal(r.http_status, HTTP_ERR_CONNECT);
+    svc.connect_rc = HTTP_OK;
     assert_no_leak();
 }
 
@@ -1487,6 +1563,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_class_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_typed_returns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classify_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_reply_odd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate_header_limits, setup, teardown),

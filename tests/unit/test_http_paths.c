@@ -784,8 +784,9 @@ static void test_tls_new_arguments(void **state)
     assert_int_equal(tls_new(&tls, "localhost", 443, NULL, false, &tr), HTTP_ERR_ARG);
     o.ca_pem_len = 0;
     assert_int_equal(http_tls_new(&tls, &o, &tr), HTTP_ERR_ARG);
-    /* A CA bundle that does not parse; the context is freed again. */
-    assert_int_equal(tls_new(&tls, "localhost", 443, bad_pem, false, &tr), HTTP_ERR_ARG);
+    /* A CA bundle that does not parse: TLS setup, not an argument; the
+     * context is freed again. */
+    assert_int_equal(tls_new(&tls, "localhost", 443, bad_pem, false, &tr), HTTP_ERR_TLS_SETUP);
     assert_null(tls);
     port_heap_stats(&in_use1, NULL);
     assert_int_equal(in_use1, in_use0);
@@ -1254,13 +1255,14 @@ static void test_client_status_names(void **state)
         {HTTP_ERR_TOO_LARGE, "too-large"},
         {HTTP_ERR_NOMEM, "nomem"},
         {HTTP_ERR_CLOSED, "closed"},
-        {-12, "unknown"},
+        {HTTP_ERR_TLS_SETUP, "tls-setup"},
+        {-13, "unknown"},
         {1, "unknown"},
     };
     size_t i;
     (void)state;
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        assert_string_equal(http_err_str(names[i].st), names[i].name);
+        assert_string_equal(http_client_status_str(names[i].st), names[i].name);
     }
 }
 

@@ -49,10 +49,16 @@ extern "C" {
 #define AGENT_DOMAIN_MAX CDNAPI_MAX_DOMAIN_LEN
 #define AGENT_CERT_NAME_MAX 64u
 
+/* One status for every agent function. A failure of a component below
+ * keeps that component's own status inside the agent's: the store's as
+ * AGENT_ERR_STORE_BASE + store_status_t (full, flash I/O, ...: nothing
+ * changed), the HTTP client's as AGENT_ERR_HTTP_BASE + http_status_t (the
+ * TLS/TCP client could not be set up). agent_status_store and
+ * agent_status_http take them out again; agent_status_str names them.
+ * Out of memory is AGENT_ERR_NOMEM whichever layer ran out. */
 typedef enum {
     AGENT_OK = 0,
     AGENT_ERR_INVALID = -1,  /* rejected by local validation: see the result */
-    AGENT_ERR_STORE = -2,    /* the store failed (full, I/O): nothing changed */
     AGENT_ERR_NOT_FOUND = -3,/* no such header / domain */
     AGENT_ERR_LIMIT = -4,    /* too many domains, or a header-name hash clash */
     AGENT_ERR_ARG = -5,
@@ -60,10 +66,22 @@ typedef enum {
     AGENT_ERR_SECRET = -7,   /* a sealed secret failed to open: tampered or other key */
     AGENT_ERR_NOMEM = -8,    /* out of memory (port_malloc) */
     AGENT_ERR_CORRUPT = -9,  /* a stored record failed its CRC or does not decode */
-    AGENT_ERR_TRANSPORT = -10, /* the TLS/TCP client could not be set up (e.g. CA bundle) */
+    AGENT_ERR_STORE_BASE = -100, /* + store_status_t (-1 .. -99) */
+    AGENT_ERR_STORE_FULL = AGENT_ERR_STORE_BASE + STORE_FULL,
+    AGENT_ERR_STORE_IO = AGENT_ERR_STORE_BASE + STORE_ERR_IO,
+    AGENT_ERR_HTTP_BASE = -200,  /* + http_status_t (-1 .. -99) */
+    AGENT_ERR_TLS_SETUP = AGENT_ERR_HTTP_BASE + HTTP_ERR_TLS_SETUP,
 } agent_status_t;
 
-const char *agent_status_str(int status);
+/* What a status says, the cause of a store or HTTP failure included
+ * ("store full", "the TLS client could not be set up"). Never NULL. */
+const char *agent_status_str(agent_status_t status);
+/* A store failure as the agent's status (STORE_OK: AGENT_OK). */
+agent_status_t agent_status_from_store(store_status_t s);
+/* The store's status inside s; STORE_OK when s is not a store failure. */
+store_status_t agent_status_store(agent_status_t s);
+/* The HTTP client's status inside s; HTTP_OK when s is not one of its. */
+http_status_t agent_status_http(agent_status_t s);
 
 /* ------------------------------------------------------------- edits -- */
 
@@ -178,9 +196,10 @@ typedef struct {
     uint32_t gc_ahead_sectors;
     /* Around every store access (NULL on a device with one owner). On
      * Linux: flock the flash file and remount, so CLI edits are seen. lock
-     * returns 0 when the store is locked and current; anything else stops
-     * the step (nothing is sent) and pauses delivery like a store error. */
-    int (*lock)(void *ctx);
+     * returns STORE_OK when the store is locked and current; any other
+     * status stops the step (nothing is sent) and pauses delivery like a
+     * store error, that status named in the event. */
+    store_status_t (*lock)(void *ctx);
     void (*unlock)(void *ctx);
     void *lock_ctx;
     /* Wall clock (UTC seconds), true when trustworthy; NULL: port_wall_clock. */
@@ -201,7 +220,8 @@ typedef struct agent agent_t; /* opaque; see agent_new */
 /* Allocate the agent and its HTTP/TLS client. store is borrowed. Every
  * agent has a configuration epoch of its own: entries blocked by an earlier
  * agent (an earlier run, or before a reload) are tried again by this one.
- * AGENT_ERR_TRANSPORT: the TLS client refused its options (CA bundle). */
+ * AGENT_ERR_TLS_SETUP (AGENT_ERR_HTTP_BASE + the client's status): the TLS
+ * client refused its options (CA bundle does not parse). */
 agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg);
 void agent_free(agent_t *a);
 

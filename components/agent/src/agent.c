@@ -9,12 +9,36 @@
 #include "crypto.h"
 #include "port.h"
 
-const char *agent_status_str(int status)
+agent_status_t agent_status_from_store(store_status_t s)
 {
+    return s == STORE_OK ? AGENT_OK : (agent_status_t)(AGENT_ERR_STORE_BASE + s);
+}
+
+store_status_t agent_status_store(agent_status_t s)
+{
+    return s < AGENT_ERR_STORE_BASE && s > AGENT_ERR_HTTP_BASE
+               ? (store_status_t)(s - AGENT_ERR_STORE_BASE)
+               : STORE_OK;
+}
+
+http_status_t agent_status_http(agent_status_t s)
+{
+    return s < AGENT_ERR_HTTP_BASE && s > AGENT_ERR_HTTP_BASE - 100
+               ? (http_status_t)(s - AGENT_ERR_HTTP_BASE)
+               : HTTP_OK;
+}
+
+const char *agent_status_str(agent_status_t status)
+{
+    if (agent_status_store(status) != STORE_OK)
+        return store_status_str(agent_status_store(status));
+    if (agent_status_http(status) != HTTP_OK)
+        return agent_status_http(status) == HTTP_ERR_TLS_SETUP
+                   ? "the TLS client could not be set up (CA bundle, TLS library)"
+                   : "the TLS/TCP client could not be set up";
     switch (status) {
     case AGENT_OK: return "ok";
     case AGENT_ERR_INVALID: return "invalid input";
-    case AGENT_ERR_STORE: return "store error";
     case AGENT_ERR_NOT_FOUND: return "not found";
     case AGENT_ERR_LIMIT: return "limit reached";
     case AGENT_ERR_ARG: return "bad argument";
@@ -22,7 +46,6 @@ const char *agent_status_str(int status)
     case AGENT_ERR_SECRET: return "sealed secret does not open";
     case AGENT_ERR_NOMEM: return "out of memory";
     case AGENT_ERR_CORRUPT: return "damaged record";
-    case AGENT_ERR_TRANSPORT: return "the TLS/TCP client could not be set up";
     default: return "unknown";
     }
 }
@@ -48,7 +71,7 @@ uint32_t agent_random32(void)
 /* The transport: the caller's, or a TLS/TCP client of our own. */
 static agent_status_t transport_setup(agent_t *a, const agent_config_t *cfg)
 {
-    int hs;
+    http_status_t hs;
     if (cfg->transport) {
         a->tr = *cfg->transport;
         return AGENT_OK;
@@ -60,7 +83,9 @@ static agent_status_t transport_setup(agent_t *a, const agent_config_t *cfg)
     } else {
         hs = http_tcp_transport(&a->tr, &a->tcp, cfg->host, cfg->port);
     }
-    return hs == HTTP_OK ? AGENT_OK : hs == HTTP_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_TRANSPORT;
+    return hs == HTTP_OK        ? AGENT_OK
+           : hs == HTTP_ERR_NOMEM ? AGENT_ERR_NOMEM
+                                  : (agent_status_t)(AGENT_ERR_HTTP_BASE + hs);
 }
 
 agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg)
@@ -138,9 +163,9 @@ bool agent_halted(const agent_t *a, const char **code, const char **message)
     return a->halted;
 }
 
-static int lock(agent_t *a)
+static store_status_t lock(agent_t *a)
 {
-    return a->cfg.lock ? a->cfg.lock(a->cfg.lock_ctx) : 0;
+    return a->cfg.lock ? a->cfg.lock(a->cfg.lock_ctx) : STORE_OK;
 }
 
 static void unlock(agent_t *a)
@@ -169,7 +194,7 @@ void agent_emit(agent_t *a, agent_ev_kind_t kind, const char *detail, const cdna
     a->cfg.event(a->cfg.event_ctx, &ev);
 }
 
-uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
+uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, const char *doing)
 {
     if (a->store_failures_in_row < UINT16_MAX)
         a->store_failures_in_row++;
@@ -181,7 +206,8 @@ uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, store_status_t rc, con
     a->pause_until = now_ms + d;
     if (a->cfg.event) {
         char detail[96];
-        snprintf(detail, sizeof detail, "Local.Store: %s", store_status_str(rc));
+        snprintf(detail, sizeof detail, "%s: %s",
+                 why == AGENT_ERR_NOMEM ? "Local.NoMemory" : "Local.Store", agent_status_str(why));
         agent_event_t ev = {AGENT_EV_STORE, "", "store", detail, doing, "", 0, true, d};
         a->cfg.event(a->cfg.event_ctx, &ev);
     }
@@ -276,10 +302,12 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     if (now_ms < a->pause_until)
         return (uint32_t)(a->pause_until - now_ms);
     if (!agent_deliver_work(a, true))
-        return agent_store_trouble(a, now_ms, STORE_ERR_NOMEM, "allocating a record buffer");
-    if (lock(a) != 0) {
+        return agent_store_trouble(a, now_ms, AGENT_ERR_NOMEM, "allocating a record buffer");
+    store_status_t lr = lock(a);
+    if (lr != STORE_OK) {
         (void)agent_deliver_work(a, false);
-        return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store (nothing was sent)");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(lr),
+                                   "locking the store (nothing was sent)");
     }
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
     /* idle, and the plan met no store trouble (that pauses the agent) */
@@ -297,11 +325,13 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
      * sent again. */
     if (!agent_deliver_work(a, true)) {
         agent_deliver_discard(a);
-        return agent_store_trouble(a, now_ms, STORE_ERR_NOMEM, "allocating a record buffer");
+        return agent_store_trouble(a, now_ms, AGENT_ERR_NOMEM, "allocating a record buffer");
     }
-    if (lock(a) != 0) {
+    lr = lock(a);
+    if (lr != STORE_OK) {
         agent_deliver_discard(a);
-        return agent_store_trouble(a, now_ms, STORE_ERR_IO, "locking the store after a call");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(lr),
+                                   "locking the store after a call");
     }
     wait = agent_deliver_apply(a, now_ms);
     unlock(a);

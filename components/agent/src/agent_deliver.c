@@ -94,7 +94,7 @@ static store_status_t entry_drop(agent_t *a)
 
 static uint32_t checked(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing)
 {
-    return rc == STORE_OK ? 0 : agent_store_trouble(a, now_ms, rc, doing);
+    return rc == STORE_OK ? 0 : agent_store_trouble(a, now_ms, agent_status_from_store(rc), doing);
 }
 
 /* Did the change certainly not apply? A 4xx reply says so, with one
@@ -190,7 +190,7 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
         e->state = QUEUE_PENDING; /* retry at once with the right time */
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
-    const char *code = res->code[0] ? res->code : http_err_str(res->http_status);
+    const char *code = res->code[0] ? res->code : http_client_status_str(res->http_status);
     queue_failure_t kind = failure_kind(res);
     queue_record_failure(e, kind, code, res->message, now_ms, &a->cfg.policy, agent_random32(),
                          a->epoch);
@@ -259,7 +259,8 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
         return PLAN_IDLE;
     }
     if (rc != STORE_OK || dr != STORE_OK) {
-        *wait = agent_store_trouble(a, now_ms, rc != STORE_OK ? rc : dr, "reading a header record");
+        *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc != STORE_OK ? rc : dr),
+                                    "reading a header record");
         return PLAN_IDLE;
     }
     snprintf(s->what, sizeof s->what, "header %s", s->w->rec.key);
@@ -283,7 +284,8 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         h->flags |= HF_UNSURE;
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK) {
-            *wait = agent_store_trouble(a, now_ms, rc, "writing the in-flight mark (nothing was sent)");
+            *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                        "writing the in-flight mark (nothing was sent)");
             return PLAN_IDLE;
         }
     }
@@ -334,7 +336,8 @@ static void readback_call(agent_t *a, uint64_t now_ms)
     s->dups[0] = 0;
     memset(&s->kept, 0, sizeof s->kept);
     memset(&s->dup_res, 0, sizeof s->dup_res);
-    if (cdnapi_list_headers(&a->api, s->domain, readback_cb, s, &s->res) < 0 || !s->ndups)
+    if (cdnapi_list_headers(&a->api, s->domain, readback_cb, s, NULL, &s->res) != CDNAPI_SUCCESS ||
+        !s->ndups)
         return;
     /* Extra copies from earlier unknown outcomes go in one call. */
     a->counters.calls++;
@@ -354,8 +357,10 @@ static void header_call(agent_t *a, uint64_t now_ms)
         cdnapi_delete_header(&a->api, s->domain, s->req.config_id, &s->res);
     } else {
         memset(&got, 0, sizeof got);
-        int n = cdnapi_batch_set_headers(&a->api, &dom, 1, &s->req, 1, &got, 1, &s->res);
-        if (n >= 1)
+        size_t n = 0;
+        if (cdnapi_batch_set_headers(&a->api, &dom, 1, &s->req, 1, &got, 1, &n, &s->res) ==
+                CDNAPI_SUCCESS &&
+            n >= 1)
             strcpy(s->new_id, got.config_id);
     }
 }
@@ -391,7 +396,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     }
     store_status_t rc = rec_save(a);
     if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, rc, "recording a read-back");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
     if (unknown_domain && (h->flags & HF_DESIRED))
         return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
     s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
@@ -417,7 +422,8 @@ static uint32_t change_failed(agent_t *a, uint64_t now_ms)
         h->flags &= (uint8_t)~HF_UNSURE; /* a 4xx reply: it did not apply */
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK)
-            return agent_store_trouble(a, now_ms, rc, "clearing the in-flight mark");
+            return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                       "clearing the in-flight mark");
     }
     return failure(a, &s->res, now_ms);
 }
@@ -455,7 +461,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
         return checked(a, now_ms, rec_save(a), "recording a delivery");
     store_status_t rc = header_settle(a);
     if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, rc, "recording a delivery");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a delivery");
     agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
     return 0;
 }
@@ -465,7 +471,7 @@ static uint32_t header_apply(agent_t *a, uint64_t now_ms)
     agent_step_t *s = &a->step;
     store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
-        return rc == STORE_NOT_FOUND ? 0 : agent_store_trouble(a, now_ms, rc, "reading a header record");
+        return rc == STORE_NOT_FOUND ? 0 : agent_store_trouble(a, now_ms, agent_status_from_store(rc), "reading a header record");
     return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
 }
 
@@ -497,8 +503,7 @@ static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
                              "the certificate record is damaged: set the certificate again",
                              now_ms);
     default:
-        return agent_store_trouble(a, now_ms, ar == AGENT_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_IO,
-                       "reading a certificate record");
+        return agent_store_trouble(a, now_ms, ar, "reading a certificate record");
     }
 }
 
@@ -512,7 +517,7 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     if (dr != STORE_OK) {
         *wait = dr == STORE_NOT_FOUND /* the domain is gone: nothing to deliver */
                     ? checked(a, now_ms, entry_drop(a), "dropping a queue entry")
-                    : agent_store_trouble(a, now_ms, dr, "reading a domain record");
+                    : agent_store_trouble(a, now_ms, agent_status_from_store(dr), "reading a domain record");
         return PLAN_IDLE;
     }
     agent_slot_key(ck, STORE_KEY_CERT, (unsigned)slot);
@@ -530,7 +535,7 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     store_status_t rc = entry_update(a);
     if (rc != STORE_OK) {
         cert_release(s);
-        *wait = agent_store_trouble(a, now_ms, rc, "writing a queue entry (nothing was sent)");
+        *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc), "writing a queue entry (nothing was sent)");
         return PLAN_IDLE;
     }
     return PLAN_CALL;
@@ -590,7 +595,7 @@ static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
     agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
     store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
     if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, rc, "recording a certificate delivery");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a certificate delivery");
     snprintf(detail, sizeof detail, "%s%s%s", on ? "on" : "off", on && have.name[0] ? " " : "",
              on ? have.name : "");
     agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
@@ -608,7 +613,7 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     if (rc == STORE_NOT_FOUND)
         return PLAN_IDLE;
     if (rc != STORE_OK) {
-        *wait_ms = agent_store_trouble(a, now_ms, rc, "reading the queue");
+        *wait_ms = agent_store_trouble(a, now_ms, agent_status_from_store(rc), "reading the queue");
         return PLAN_IDLE;
     }
     if (!agent_now_utc(a, now_ms, &utc))

@@ -18,8 +18,11 @@ static agent_status_t fail_txn(store_t *st, agent_status_t rc)
 static agent_status_t txn_enqueue(store_t *st, const char *target)
 {
     uint32_t seq;
-    if (queue_next_seq(st, &seq) != STORE_OK || queue_txn_enqueue(st, target, seq) != STORE_OK)
-        return AGENT_ERR_STORE;
+    store_status_t rc = queue_next_seq(st, &seq);
+    if (rc == STORE_OK)
+        rc = queue_txn_enqueue(st, target, seq);
+    if (rc != STORE_OK)
+        return agent_status_from_store(rc);
     return AGENT_OK;
 }
 
@@ -46,7 +49,7 @@ static agent_status_t edit_load(store_t *st, const char *target, const char *key
         return AGENT_OK;
     }
     if (rc != STORE_OK)
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(rc);
     if (!agent_same_header_name(h->key, key))
         return AGENT_ERR_LIMIT; /* 32-bit name hash clash */
     if (!adding && !(h->flags & HF_DESIRED))
@@ -78,14 +81,15 @@ static agent_status_t header_edit_txn(store_t *st, const char *domain, const cha
     /* Never delivered and not in doubt: removing it is the end of it
      * (an add that was never sent and its delete cancel out). */
     if (!value && !(h.flags & (HF_DELIVERED | HF_UNSURE))) {
-        if (store_txn_delete(st, target, strlen(target)) != STORE_OK ||
-            queue_txn_remove(st, target) != STORE_OK)
-            return AGENT_ERR_STORE;
-        return AGENT_OK;
+        store_status_t rc = store_txn_delete(st, target, strlen(target));
+        if (rc == STORE_OK)
+            rc = queue_txn_remove(st, target);
+        return agent_status_from_store(rc);
     }
     size_t n = hrec_encode(&h, buf);
-    if (store_txn_put(st, target, strlen(target), buf, n) != STORE_OK)
-        return AGENT_ERR_STORE;
+    store_status_t rc = store_txn_put(st, target, strlen(target), buf, n);
+    if (rc != STORE_OK)
+        return agent_status_from_store(rc);
     return txn_enqueue(st, target);
 }
 
@@ -95,13 +99,13 @@ static agent_status_t header_edit(store_t *st, const char *domain, const char *k
     uint8_t *buf = port_malloc(HREC_MAX);
     if (!buf)
         return AGENT_ERR_NOMEM;
-    agent_status_t ar = AGENT_ERR_STORE;
-    if (store_txn_begin(st) == STORE_OK) {
+    agent_status_t ar = agent_status_from_store(store_txn_begin(st));
+    if (ar == AGENT_OK) {
         ar = header_edit_txn(st, domain, key, value, buf);
         if (ar != AGENT_OK)
             (void)store_txn_abort(st);
-        else if (store_txn_commit(st) != STORE_OK)
-            ar = AGENT_ERR_STORE;
+        else
+            ar = agent_status_from_store(store_txn_commit(st));
     }
     port_free(buf);
     return ar;
@@ -136,7 +140,7 @@ agent_status_t agent_header_set(store_t *st, const char *domain, const char *key
     cdnapi_result_t *r = res ? res : &tmp;
     if (!st)
         return AGENT_ERR_ARG;
-    if (!cdnapi_validate_header(domain, key, value, r))
+    if (cdnapi_validate_header(domain, key, value, r) != CDNAPI_SUCCESS)
         return AGENT_ERR_INVALID;
     if (!agent_domain_name_ok(domain)) {
         local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
@@ -175,11 +179,11 @@ static agent_status_t cert_records_txn(store_t *st, unsigned slot, const char *n
     store_status_t rc = store_txn_put(st, ck, AGENT_SLOT_KEY_LEN, val, n + pl);
     port_free(val);
     if (rc != STORE_OK)
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(rc);
     if (cert_pem)
         return agent_txn_put_sealed(st, kk, key_pem, strlen(key_pem));
     rc = store_txn_delete(st, kk, AGENT_SLOT_KEY_LEN);
-    return rc == STORE_OK || rc == STORE_NOT_FOUND ? AGENT_OK : AGENT_ERR_STORE;
+    return agent_status_from_store(rc == STORE_NOT_FOUND ? STORE_OK : rc);
 }
 
 static agent_status_t cert_edit(store_t *st, const char *domain, const char *name,
@@ -187,9 +191,10 @@ static agent_status_t cert_edit(store_t *st, const char *domain, const char *nam
 {
     unsigned slot;
     char target[AGENT_SLOT_KEY_LEN + 1];
-    if (store_txn_begin(st) != STORE_OK)
-        return AGENT_ERR_STORE;
-    agent_status_t ar = agent_domain_slot(st, domain, true, &slot);
+    agent_status_t ar = agent_status_from_store(store_txn_begin(st));
+    if (ar != AGENT_OK)
+        return ar;
+    ar = agent_domain_slot(st, domain, true, &slot);
     if (ar == AGENT_OK)
         ar = cert_records_txn(st, slot, name, cert_pem, key_pem);
     agent_slot_key(target, STORE_KEY_CERT, slot);
@@ -197,7 +202,7 @@ static agent_status_t cert_edit(store_t *st, const char *domain, const char *nam
         ar = txn_enqueue(st, target);
     if (ar != AGENT_OK)
         return fail_txn(st, ar);
-    return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+    return agent_status_from_store(store_txn_commit(st));
 }
 
 agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
@@ -220,7 +225,7 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
         local_error(r, "InvalidCertName.Malformed", "certificate name longer than 64 bytes");
         return AGENT_ERR_INVALID;
     }
-    if (!cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r))
+    if (cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r) != CDNAPI_SUCCESS)
         return AGENT_ERR_INVALID;
     return cert_edit(st, domain, name, cert_pem, key_pem);
 }
@@ -312,26 +317,26 @@ static agent_status_t header_known(store_t *st, const char *target, const char *
     port_free(w);
     if (rc == STORE_OK || rc == STORE_NOT_FOUND)
         return same ? AGENT_OK : AGENT_ERR_NOT_FOUND;
-    return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
+    return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : agent_status_from_store(rc);
 }
 
 /* One pass of up to RETRY_BATCH stopped entries; *more when the batch was full. */
 static agent_status_t retry_batch(store_t *st, retry_ctx_t *c, unsigned *total, bool *more)
 {
     c->n = 0;
-    if (queue_foreach(st, retry_collect_cb, c) != STORE_OK)
-        return AGENT_ERR_STORE;
-    for (unsigned i = 0; i < c->n; i++) {
+    store_status_t rc = queue_foreach(st, retry_collect_cb, c);
+    for (unsigned i = 0; rc == STORE_OK && i < c->n; i++) {
         queue_entry_t e;
-        if (queue_get(st, c->targets[i], &e) != STORE_OK)
-            return AGENT_ERR_STORE;
-        queue_entry_reset(&e);
-        if (queue_put(st, &e) != STORE_OK)
-            return AGENT_ERR_STORE;
-        (*total)++;
+        rc = queue_get(st, c->targets[i], &e);
+        if (rc == STORE_OK) {
+            queue_entry_reset(&e);
+            rc = queue_put(st, &e);
+        }
+        if (rc == STORE_OK)
+            (*total)++;
     }
     *more = c->n == RETRY_BATCH;
-    return AGENT_OK;
+    return agent_status_from_store(rc);
 }
 
 agent_status_t agent_retry(store_t *st, const char *domain, const char *key, unsigned *count)

@@ -56,7 +56,7 @@ void agent_header_target(char out[AGENT_HEADER_KEY_LEN + 1], unsigned slot, cons
 int agent_slot_of_key(const uint8_t *key, size_t key_len);
 
 /* Slot of domain; with create, a new slot is written inside the open txn.
- * AGENT_ERR_NOT_FOUND, AGENT_ERR_LIMIT, AGENT_ERR_STORE. */
+ * AGENT_ERR_NOT_FOUND, AGENT_ERR_LIMIT, a store failure (AGENT_ERR_STORE_BASE + its status). */
 agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, unsigned *slot);
 /* The domain name of slot (STORE_NOT_FOUND when the slot is free). */
 store_status_t agent_domain_name(store_t *st, unsigned slot, char out[AGENT_DOMAIN_MAX + 1]);
@@ -77,7 +77,7 @@ agent_status_t agent_get_sealed(store_t *st, const char *key, char **plain, size
 /* Wipe and free a heap secret. */
 void agent_free_secret(char *p, size_t len);
 /* A whole store value as a heap copy (port_malloc, NUL-terminated after len
- * bytes). AGENT_ERR_NOT_FOUND, AGENT_ERR_STORE, AGENT_ERR_NOMEM. */
+ * bytes). AGENT_ERR_NOT_FOUND, a store failure, AGENT_ERR_NOMEM. */
 agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len);
 
 /* ------------------------------------------------------- delivery -- */
@@ -168,6 +168,6 @@ void agent_emit(agent_t *a, agent_ev_kind_t kind, const char *detail, const cdna
                 uint64_t now_ms);
 /* A store operation failed: pause every step for a growing, jittered
  * while, and say so. Returns the pause. */
-uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, store_status_t rc, const char *doing);
+uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, const char *doing);
 
 #endif

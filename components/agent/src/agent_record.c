@@ -181,8 +181,9 @@ agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, u
     c.name = domain;
     c.found = -1;
     const char prefix[1] = {STORE_KEY_DOMAIN};
-    if (store_iterate(st, prefix, 1, slot_cb, &c) != STORE_OK || c.rc != STORE_OK)
-        return AGENT_ERR_STORE;
+    store_status_t rc = store_iterate(st, prefix, 1, slot_cb, &c);
+    if (rc != STORE_OK || c.rc != STORE_OK)
+        return agent_status_from_store(rc != STORE_OK ? rc : c.rc);
     if (c.found >= 0) {
         *slot = (unsigned)c.found;
         return AGENT_OK;
@@ -193,8 +194,9 @@ agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, u
         if (!(c.used[s / 64] & ((uint64_t)1 << (s % 64)))) {
             char k[AGENT_SLOT_KEY_LEN + 1];
             agent_slot_key(k, STORE_KEY_DOMAIN, s);
-            if (store_txn_put(st, k, AGENT_SLOT_KEY_LEN, domain, strlen(domain)) != STORE_OK)
-                return AGENT_ERR_STORE;
+            rc = store_txn_put(st, k, AGENT_SLOT_KEY_LEN, domain, strlen(domain));
+            if (rc != STORE_OK)
+                return agent_status_from_store(rc);
             *slot = s;
             return AGENT_OK;
         }

@@ -68,7 +68,7 @@ agent_status_t agent_txn_put_sealed(store_t *st, const char *key, const void *pl
     }
     store_status_t rc = store_txn_put(st, key, strlen(key), out, n);
     port_free(out); /* ciphertext: nothing to wipe */
-    return rc == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+    return agent_status_from_store(rc);
 }
 
 agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len)
@@ -80,7 +80,7 @@ agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size
     if (rc == STORE_ERR_CORRUPT)
         return AGENT_ERR_CORRUPT;
     if (rc != STORE_OK && rc != STORE_ERR_TOO_BIG)
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(rc);
     *out = port_malloc(need + 1);
     if (!*out)
         return AGENT_ERR_NOMEM;
@@ -88,7 +88,7 @@ agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size
     if (rc != STORE_OK) {
         port_free(*out);
         *out = NULL;
-        return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : AGENT_ERR_STORE;
+        return rc == STORE_ERR_CORRUPT ? AGENT_ERR_CORRUPT : agent_status_from_store(rc);
     }
     (*out)[*len] = 0;
     return AGENT_OK;
@@ -146,10 +146,11 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     util_put_le32(set + 4, s->policy.base_ms);
     util_put_le32(set + 8, s->policy.cap_ms);
     util_put_le32(set + 12, s->rate_milli);
-    if (store_txn_begin(st) != STORE_OK)
-        return AGENT_ERR_STORE;
+    store_status_t rc = store_txn_begin(st);
+    if (rc != STORE_OK)
+        return agent_status_from_store(rc);
     agent_status_t ar = AGENT_OK;
-    store_status_t rc = store_txn_put(st, KEY_ENDPOINT, KEY_LEN(KEY_ENDPOINT), s->endpoint, strlen(s->endpoint));
+    rc = store_txn_put(st, KEY_ENDPOINT, KEY_LEN(KEY_ENDPOINT), s->endpoint, strlen(s->endpoint));
     if (rc == STORE_OK)
         rc = store_txn_put(st, KEY_ACCESS_KEY_ID, KEY_LEN(KEY_ACCESS_KEY_ID), s->access_key_id, strlen(s->access_key_id));
     if (rc == STORE_OK)
@@ -174,9 +175,9 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     }
     if (rc != STORE_OK || ar != AGENT_OK) {
         (void)store_txn_abort(st);
-        return ar != AGENT_OK ? ar : AGENT_ERR_STORE;
+        return ar != AGENT_OK ? ar : agent_status_from_store(rc);
     }
-    return store_txn_commit(st) == STORE_OK ? AGENT_OK : AGENT_ERR_STORE;
+    return agent_status_from_store(store_txn_commit(st));
 }
 
 /* A text record into out (NUL-terminated); the store's answer. */
@@ -207,10 +208,16 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
         return AGENT_ERR_CORRUPT;
     if (rc == STORE_OK)
         rc = get_text(st, KEY_ACCESS_KEY_ID, s->access_key_id, sizeof s->access_key_id);
-    if (rc != STORE_OK ||
-        store_get(st, KEY_POLICY, KEY_LEN(KEY_POLICY), set, sizeof set, &len) != STORE_OK || len != sizeof set ||
-        set[0] != SET_VERSION)
-        return AGENT_ERR_STORE;
+    if (rc == STORE_OK)
+        rc = store_get(st, KEY_POLICY, KEY_LEN(KEY_POLICY), set, sizeof set, &len);
+    /* A provisioned device (it has an endpoint) missing a record, or with
+     * one too long to be its own, holds damaged settings. */
+    if (rc == STORE_NOT_FOUND || rc == STORE_ERR_TOO_BIG || rc == STORE_ERR_CORRUPT)
+        return AGENT_ERR_CORRUPT;
+    if (rc != STORE_OK)
+        return agent_status_from_store(rc);
+    if (len != sizeof set || set[0] != SET_VERSION)
+        return AGENT_ERR_CORRUPT;
     s->signature = set[1];
     s->policy.warn_every = util_get_le16(set + 2);
     s->policy.base_ms = util_get_le32(set + 4);
@@ -294,7 +301,7 @@ agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp)
     store_status_t rc = store_iterate(st, prefix, 1, stamp_cb, &c);
     port_free(c.buf);
     if (rc != STORE_OK || c.rc != STORE_OK)
-        return AGENT_ERR_STORE;
+        return agent_status_from_store(rc != STORE_OK ? rc : c.rc);
     *stamp = c.h;
     return AGENT_OK;
 }
@@ -330,9 +337,11 @@ agent_status_t agent_visit_sealed(store_t *st, agent_sealed_fn fn, void *arg)
 {
     sealed_ctx_t c = {st, fn, arg};
     const char settings[1] = {STORE_KEY_SETTINGS}, cert_keys[1] = {STORE_KEY_CERT_KEY};
-    if (store_iterate(st, settings, 1, sealed_cb, &c) != STORE_OK ||
-        store_iterate(st, cert_keys, 1, sealed_cb, &c) != STORE_OK)
-        return AGENT_ERR_STORE;
+    store_status_t rc = store_iterate(st, settings, 1, sealed_cb, &c);
+    if (rc == STORE_OK)
+        rc = store_iterate(st, cert_keys, 1, sealed_cb, &c);
+    if (rc != STORE_OK)
+        return agent_status_from_store(rc);
     return AGENT_OK;
 }
 
@@ -350,53 +359,63 @@ static void collect_cb(void *arg, const char *store_key, uint32_t key_id, size_t
         memcpy(l->names[l->n++], store_key, strlen(store_key) + 1);
 }
 
+/* Re-seal one record under the new key; *done when it was (a record
+ * already under new_id is left: an interrupted rotation resumes). */
+static agent_status_t reseal_one(store_t *st, const char *name, const uint8_t old_key[32],
+                                 uint32_t old_id, const uint8_t new_key[32], uint32_t new_id,
+                                 bool *done)
+{
+    uint8_t *raw = NULL;
+    size_t rl = 0, pl = 0, on = 0;
+    uint32_t id;
+    *done = false;
+    agent_status_t ar = agent_get_value(st, name, &raw, &rl);
+    if (ar != AGENT_OK)
+        return ar;
+    if (vault_key_id(raw, rl, &id) != VAULT_OK || id == new_id) {
+        port_free(raw);
+        return AGENT_OK;
+    }
+    char *p = port_malloc(rl + 1);
+    uint8_t *out = port_malloc(rl);
+    if (p == NULL || out == NULL) {
+        port_free(p);
+        port_free(out);
+        port_free(raw);
+        return AGENT_ERR_NOMEM;
+    }
+    vault_status_t vs = vault_open(old_key, old_id, name, raw, rl, p, rl, &pl);
+    if (vs == VAULT_OK)
+        vs = vault_seal(new_key, new_id, name, p, pl, out, rl, &on);
+    crypto_wipe(p, rl);
+    port_free(p);
+    port_free(raw);
+    store_status_t rc = vs == VAULT_OK ? store_put(st, name, strlen(name), out, on) : STORE_OK;
+    port_free(out);
+    if (vs != VAULT_OK)
+        return AGENT_ERR_SECRET;
+    *done = rc == STORE_OK;
+    return agent_status_from_store(rc);
+}
+
 agent_status_t agent_reseal(store_t *st, const uint8_t old_key[32], uint32_t old_id,
                             const uint8_t new_key[32], uint32_t new_id, unsigned *count)
 {
-    static name_list_t l;
+    /* The names on the heap, not in a static: a rotation is reentrant. */
+    name_list_t *l = port_calloc(1, sizeof *l);
     unsigned done = 0;
-    memset(&l, 0, sizeof l);
-    agent_status_t ar = agent_visit_sealed(st, collect_cb, &l);
-    if (ar != AGENT_OK)
-        return ar;
-    for (unsigned i = 0; i < l.n; i++) {
-        uint8_t *raw = NULL;
-        size_t rl = 0, pl = 0;
-        uint32_t id;
-        ar = agent_get_value(st, l.names[i], &raw, &rl);
-        if (ar != AGENT_OK)
-            return ar;
-        if (vault_key_id(raw, rl, &id) != VAULT_OK || id == new_id) {
-            port_free(raw);
-            continue; /* already rotated (an interrupted rotation resumes) */
-        }
-        char *p = port_malloc(rl + 1);
-        uint8_t *out = port_malloc(rl);
-        if (p == NULL || out == NULL) {
-            port_free(p);
-            port_free(out);
-            port_free(raw);
-            return AGENT_ERR_NOMEM;
-        }
-        vault_status_t vs = vault_open(old_key, old_id, l.names[i], raw, rl, p, rl, &pl);
-        size_t on = 0;
-        if (vs == VAULT_OK)
-            vs = vault_seal(new_key, new_id, l.names[i], p, pl, out, rl, &on);
-        crypto_wipe(p, rl);
-        port_free(p);
-        port_free(raw);
-        store_status_t rc = vs == VAULT_OK ? store_put(st, l.names[i], strlen(l.names[i]), out, on)
-                                           : STORE_ERR_ARG;
-        port_free(out);
-        if (vs != VAULT_OK)
-            return AGENT_ERR_SECRET;
-        if (rc != STORE_OK)
-            return AGENT_ERR_STORE;
-        done++;
+    if (l == NULL)
+        return AGENT_ERR_NOMEM;
+    agent_status_t ar = agent_visit_sealed(st, collect_cb, l);
+    for (unsigned i = 0; ar == AGENT_OK && i < l->n; i++) {
+        bool one = false;
+        ar = reseal_one(st, l->names[i], old_key, old_id, new_key, new_id, &one);
+        done += one;
     }
-    if (count)
+    port_free(l);
+    if (ar == AGENT_OK && count)
         *count = done;
-    return AGENT_OK;
+    return ar;
 }
 
 agent_status_t agent_check_sealed(store_t *st, const char *key)

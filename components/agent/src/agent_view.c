@@ -11,7 +11,7 @@ typedef struct {
     int slot; /* -1: all */
     uint8_t *buf;
     hrec_t *h;
-    store_status_t rc; /* the first read error that stopped the walk */
+    agent_status_t ar; /* the first read error that stopped the walk */
 } visit_ctx_t;
 
 /* A read that failed for another reason than a damaged record stops the
@@ -20,7 +20,7 @@ static bool read_failed(visit_ctx_t *c, store_status_t rc)
 {
     if (rc == STORE_OK || rc == STORE_NOT_FOUND || rc == STORE_ERR_CORRUPT)
         return false;
-    c->rc = rc;
+    c->ar = agent_status_from_store(rc);
     return true;
 }
 
@@ -73,8 +73,8 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     char *rec = NULL;
     agent_status_t ar = agent_load_cert(c->st, ck, &rec, NULL, &want);
     port_free(rec); /* only the head (name, on/off) is shown */
-    if (ar == AGENT_ERR_STORE || ar == AGENT_ERR_NOMEM) {
-        c->rc = ar == AGENT_ERR_STORE ? STORE_ERR_IO : STORE_ERR_NOMEM;
+    if (agent_status_store(ar) != STORE_OK || ar == AGENT_ERR_NOMEM) {
+        c->ar = ar;
         return false;
     }
     store_status_t hr = store_get(c->st, dk, AGENT_SLOT_KEY_LEN, c->buf, CREC_HEAD_MAX, &len);
@@ -104,16 +104,15 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
 static agent_status_t visit_all(visit_ctx_t *c)
 {
     const char hp[1] = {STORE_KEY_HEADER}, dp[1] = {STORE_KEY_DOMAIN};
-    if (store_iterate(c->st, hp, 1, visit_header_cb, c) != STORE_OK || c->rc != STORE_OK)
-        return c->rc == STORE_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
-    if (store_iterate(c->st, dp, 1, visit_cert_cb, c) != STORE_OK || c->rc != STORE_OK)
-        return c->rc == STORE_ERR_NOMEM ? AGENT_ERR_NOMEM : AGENT_ERR_STORE;
-    return AGENT_OK;
+    store_status_t rc = store_iterate(c->st, hp, 1, visit_header_cb, c);
+    if (rc == STORE_OK && c->ar == AGENT_OK)
+        rc = store_iterate(c->st, dp, 1, visit_cert_cb, c);
+    return c->ar != AGENT_OK ? c->ar : agent_status_from_store(rc);
 }
 
 agent_status_t agent_visit(store_t *st, const char *domain, const agent_visitor_t *v)
 {
-    visit_ctx_t c = {st, v, -1, NULL, NULL, STORE_OK};
+    visit_ctx_t c = {st, v, -1, NULL, NULL, AGENT_OK};
     if (!st || !v)
         return AGENT_ERR_ARG;
     if (domain) {

@@ -45,9 +45,13 @@ typedef enum {
 
 const char *cdnapi_class_str(cdnapi_class_t c);
 
+/* The outcome of an operation. Every operation returns res->cls, and the
+ * statuses of the components below are kept, never folded into the class:
+ * the signer's (a request that could not be signed) and the transport's. */
 typedef struct {
     cdnapi_class_t cls;
-    int http_status;   /* http_status_t of the transport (HTTP_OK when a reply came) */
+    http_status_t http_status; /* the transport's (HTTP_OK when a reply came) */
+    sign_status_t sign_status; /* the signer's (SIGN_OK once signed) */
     int status_code;   /* HTTP status code, 0 if none */
     char code[CDNAPI_CODE_LEN];          /* service or local error Code, "" on success */
     char message[CDNAPI_MESSAGE_LEN];
@@ -90,12 +94,12 @@ size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out
 void cdnapi_init(void);
 
 /* Classify a reply (or a transport failure when http_status != HTTP_OK). */
-cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *code);
+cdnapi_class_t cdnapi_classify(http_status_t http_status, int status_code, const char *code);
 
-/* Local validation; on failure fills res (cls PERMANENT_INPUT, Code like the
- * service's) and returns false. */
-bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
-                            cdnapi_result_t *res);
+/* Local validation: CDNAPI_SUCCESS, or CDNAPI_PERMANENT_INPUT with res
+ * filled (Code like the service's). */
+cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const char *value,
+                                      cdnapi_result_t *res);
 
 /* Is key a header name the CDN reserves (hop-by-hop, framing, vendor
  * prefixes)? cdnapi_validate_header refuses those with InvalidKey.Malformed;
@@ -107,8 +111,8 @@ bool cdnapi_header_name_reserved(const char *key);
  * and, beyond what the service checks, not expired at now_utc
  * (Certificate.Expired) and covering domain by SAN or CN, wildcards
  * matching one label (Certificate.DomainMismatch). PEMs NUL-terminated. */
-bool cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *key_pem,
-                          int64_t now_utc, cdnapi_result_t *res);
+cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem,
+                                    const char *key_pem, int64_t now_utc, cdnapi_result_t *res);
 
 /* Parse a JSON reply: error fields into res, classification. */
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);
@@ -117,23 +121,27 @@ void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_re
  * h is valid during the call only. Return false to stop the walk. */
 typedef bool (*cdnapi_header_fn)(void *arg, const cdnapi_header_t *h);
 
-/* Walk DescribeCdnDomainConfigs JSON: fn for each set_req_header entry.
- * Returns the number visited, or -1 when the JSON is malformed. */
-int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn, void *arg);
+/* Walk DescribeCdnDomainConfigs JSON: fn for each set_req_header entry;
+ * *visited (may be NULL) the number visited. CDNAPI_RETRYABLE when the JSON
+ * does not parse (or no memory for it): a garbled reply is not an answer. */
+cdnapi_class_t cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn,
+                                           void *arg, size_t *visited);
 
-/* Operations. They validate first, then call; res always describes the outcome. */
-void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const char *value,
-                       const char *config_id /* NULL = add */, cdnapi_result_t *res);
+/* Operations. They validate first, then call; res always describes the
+ * outcome, and each returns res->cls. */
+cdnapi_class_t cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key,
+                                 const char *value, const char *config_id /* NULL = add */,
+                                 cdnapi_result_t *res);
 /* DeleteSpecificConfig of set_req_header configs: config_ids is one ConfigId
  * or up to CDNAPI_MAX_DELETE_IDS of them joined by commas (the service
  * deletes all or, when one is unknown, none). */
 #define CDNAPI_MAX_DELETE_IDS 8u
-void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
-                          cdnapi_result_t *res);
-/* Read back every set_req_header config of domain (fn for each). Returns
- * how many were visited, -1 on failure (res says why). */
-int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn, void *arg,
-                        cdnapi_result_t *res);
+cdnapi_class_t cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
+                                    cdnapi_result_t *res);
+/* Read back every set_req_header config of domain (fn for each); *visited
+ * (may be NULL) how many were visited. */
+cdnapi_class_t cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn,
+                                   void *arg, size_t *visited, cdnapi_result_t *res);
 
 /* BatchSetCdnDomainConfig with set_req_header functions: every header of
  * headers[] (config_id "" = add, digits = modify that ConfigId) on every
@@ -141,27 +149,29 @@ int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn, 
  * first, like cdnapi_set_header (each domain non-empty, no ',' or blanks;
  * each header as cdnapi_validate_header; ConfigId digits only), plus the
  * documented bounds: 1..CDNAPI_MAX_BATCH domains and domains x headers <=
- * CDNAPI_MAX_BATCH (InvalidParameter). On success returns the number of
- * DomainConfigModel entries of the reply (ConfigIds, <= max stored in out,
- * out may be NULL when max is 0); -1 otherwise (res says why). */
+ * CDNAPI_MAX_BATCH (InvalidParameter). On success *count (may be NULL) is
+ * the number of DomainConfigModel entries of the reply (ConfigIds, <= max
+ * stored in out, out may be NULL when max is 0). */
 #define CDNAPI_MAX_BATCH 50u
 typedef struct {
     char domain[CDNAPI_MAX_DOMAIN_LEN + 1];
     char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
 } cdnapi_batch_config_t;
-int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
-                             const cdnapi_header_t *headers, size_t nheaders,
-                             cdnapi_batch_config_t *out, size_t max, cdnapi_result_t *res);
+cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                                        const cdnapi_header_t *headers, size_t nheaders,
+                                        cdnapi_batch_config_t *out, size_t max, size_t *count,
+                                        cdnapi_result_t *res);
 
 /* SetDomainServerCertificate on (upload PEMs, validated first unless force
  * skips the expiry/domain checks) or off. */
-void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
-                     const char *cert_pem, const char *key_pem, bool force, int64_t now_utc,
-                     cdnapi_result_t *res);
-void cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res);
+cdnapi_class_t cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
+                               const char *cert_pem, const char *key_pem, bool force,
+                               int64_t now_utc, cdnapi_result_t *res);
+cdnapi_class_t cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res);
 
 #define CDNAPI_CERT_FIELD_LEN 128u
 typedef struct {
+    bool found; /* the domain has a CertInfo; the fields below are its */
     char cert_name[CDNAPI_CERT_FIELD_LEN];
     char cert_type[CDNAPI_CERT_FIELD_LEN];
     char cert_domain_name[CDNAPI_CERT_FIELD_LEN];
@@ -169,10 +179,10 @@ typedef struct {
     char status[CDNAPI_CERT_FIELD_LEN]; /* ServerCertificateStatus: on/off */
 } cdnapi_cert_info_t;
 
-/* DescribeDomainCertificateInfo: first CertInfo of the domain. Returns true
- * when one was found (res success and info filled). */
-bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
-                      cdnapi_result_t *res);
+/* DescribeDomainCertificateInfo: the first CertInfo of the domain into
+ * info (info->found false when the domain has none). */
+cdnapi_class_t cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
+                                cdnapi_result_t *res);
 
 #ifdef __cplusplus
 }

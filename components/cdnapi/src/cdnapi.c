@@ -40,13 +40,14 @@ static bool starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-cdnapi_class_t cdnapi_classify(int http_status, int status_code, const char *code)
+cdnapi_class_t cdnapi_classify(http_status_t http_status, int status_code, const char *code)
 {
     if (http_status != HTTP_OK) {
         /* An untrusted server certificate or a transport set up with bad
          * arguments will not heal by itself, nor is the change at fault:
          * the device's configuration (CA bundle, endpoint) is. */
-        if (http_status == HTTP_ERR_CERT_VERIFY || http_status == HTTP_ERR_ARG) {
+        if (http_status == HTTP_ERR_CERT_VERIFY || http_status == HTTP_ERR_ARG ||
+            http_status == HTTP_ERR_TLS_SETUP) {
             return CDNAPI_CONFIGURATION;
         }
         return CDNAPI_RETRYABLE;
@@ -87,14 +88,14 @@ static void copy_field(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
-bool cdnapi_local_error(cdnapi_result_t *res, const char *code, const char *message)
+cdnapi_class_t cdnapi_local_error(cdnapi_result_t *res, const char *code, const char *message)
 {
     memset(res, 0, sizeof(*res));
     res->cls = CDNAPI_PERMANENT_INPUT;
     copy_field(res->code, sizeof(res->code), code);
     copy_field(res->message, sizeof(res->message), message);
     copy_field(res->request_id, sizeof(res->request_id), "local");
-    return false;
+    return res->cls;
 }
 
 static bool is_tchar(unsigned char c)
@@ -177,8 +178,8 @@ bool cdnapi_header_name_reserved(const char *key)
     return key != NULL && (name_reserved(key) || prefix_reserved(key));
 }
 
-bool cdnapi_validate_header(const char *domain, const char *key, const char *value,
-                            cdnapi_result_t *res)
+cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const char *value,
+                                      cdnapi_result_t *res)
 {
     size_t i;
     if (domain == NULL || domain[0] == 0) {
@@ -219,7 +220,7 @@ bool cdnapi_validate_header(const char *domain, const char *key, const char *val
                                "header value contains a control character");
         }
     }
-    return true;
+    return CDNAPI_SUCCESS;
 }
 
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res)
@@ -297,21 +298,25 @@ static bool header_config(const cJSON *cfg, cdnapi_header_t *h)
     return true;
 }
 
-int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn, void *arg)
+cdnapi_class_t cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn,
+                                           void *arg, size_t *visited)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *cfgs, *cfg;
     cdnapi_header_t *h;
-    int n = 0;
+    size_t n = 0;
+    if (visited != NULL) {
+        *visited = 0;
+    }
     if (root == NULL) {
-        return -1;
+        return CDNAPI_RETRYABLE;
     }
     /* One entry at a time, on the heap: 1.1 KB that a device's delivery
      * stack need not hold. */
     h = port_malloc(sizeof(*h));
     if (h == NULL) {
         cJSON_Delete(root);
-        return -1;
+        return CDNAPI_RETRYABLE;
     }
     cfgs = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(root, "DomainConfigs"), "DomainConfig");
@@ -327,7 +332,10 @@ int cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn f
     }
     port_free(h);
     cJSON_Delete(root);
-    return n;
+    if (visited != NULL) {
+        *visited = n;
+    }
+    return CDNAPI_SUCCESS;
 }
 
 /* Why a request could not be signed: no clock, no entropy or crypto (may
@@ -451,6 +459,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.version = api->signature;
     req.timestamp = api->timestamp;
     ss = sign_request(&req, &sig);
+    res->sign_status = ss;
     if (ss != SIGN_OK)
         return call_failed(res, sign_failure_class(ss), "Local.Sign", sign_status_str(ss));
     len = cdnapi_frame(&req, &sig, NULL, 0);
@@ -466,7 +475,7 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     res->http_status = rc;
     if (rc != HTTP_OK) {
         res->cls = cdnapi_classify(rc, 0, NULL);
-        snprintf(res->code, sizeof(res->code), "Transport.%s", http_err_str(rc));
+        snprintf(res->code, sizeof(res->code), "Transport.%s", http_client_status_str(rc));
         copy_field(res->message, sizeof(res->message), "no complete response from the API");
         return false;
     }
@@ -486,14 +495,13 @@ sign_param_t cdnapi_param(const char *name, const char *value)
     return p;
 }
 
-void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const char *value,
-                       const char *config_id, cdnapi_result_t *res)
+cdnapi_class_t cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key,
+                                 const char *value, const char *config_id, cdnapi_result_t *res)
 {
     sign_param_t p[4];
     size_t n = 0;
-    http_response_t resp;
-    if (!cdnapi_validate_header(domain, key, value, res)) {
-        return;
+    if (cdnapi_validate_header(domain, key, value, res) != CDNAPI_SUCCESS) {
+        return res->cls;
     }
     p[n++] = cdnapi_param("DomainName", domain);
     p[n++] = cdnapi_param("Key", key);
@@ -501,52 +509,47 @@ void cdnapi_set_header(cdnapi_t *api, const char *domain, const char *key, const
     if (config_id != NULL && config_id[0] != 0) {
         p[n++] = cdnapi_param("ConfigId", config_id);
     }
-    (void)call(api, "SetReqHeaderConfig", p, n, res, &resp);
-    http_response_free(&resp);
+    return cdnapi_call_simple(api, "SetReqHeaderConfig", p, n, res);
 }
 
-void cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
-                          cdnapi_result_t *res)
+cdnapi_class_t cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
+                                    cdnapi_result_t *res)
 {
     sign_param_t p[3];
-    http_response_t resp;
     if (domain == NULL || domain[0] == 0 || config_ids == NULL || config_ids[0] == 0) {
-        cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
-        return;
+        return cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
     }
     if (!config_id_list_ok(config_ids)) {
-        cdnapi_local_error(res, "InvalidParameter",
-                           "ConfigId must be decimal numbers joined by commas (at most 8)");
-        return;
+        return cdnapi_local_error(res, "InvalidParameter",
+                                  "ConfigId must be decimal numbers joined by commas (at most 8)");
     }
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("ConfigId", config_ids);
     p[2] = cdnapi_param("FunctionName", "set_req_header");
-    (void)call(api, "DeleteSpecificConfig", p, 3, res, &resp);
-    http_response_free(&resp);
+    return cdnapi_call_simple(api, "DeleteSpecificConfig", p, 3, res);
 }
 
-int cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn, void *arg,
-                        cdnapi_result_t *res)
+cdnapi_class_t cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn,
+                                   void *arg, size_t *visited, cdnapi_result_t *res)
 {
     sign_param_t p[2];
     http_response_t resp;
-    int n = -1;
+    if (visited != NULL) {
+        *visited = 0;
+    }
     if (domain == NULL || domain[0] == 0) {
-        cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
-        return -1;
+        return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
     }
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("FunctionNames", "set_req_header");
-    if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp)) {
-        n = cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, fn, arg);
-        if (n < 0) {
-            res->cls = CDNAPI_RETRYABLE;
-            copy_field(res->code, sizeof(res->code), "BadResponse");
-        }
+    if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp) &&
+        cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, fn, arg, visited) !=
+            CDNAPI_SUCCESS) {
+        res->cls = CDNAPI_RETRYABLE;
+        copy_field(res->code, sizeof(res->code), "BadResponse");
     }
     http_response_free(&resp);
-    return n;
+    return res->cls;
 }
 
 /* {"argName": name, "argValue": value}, or NULL when out of memory. */
@@ -597,55 +600,72 @@ static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
     return true;
 }
 
-int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
-                             const cdnapi_header_t *headers, size_t nheaders,
-                             cdnapi_batch_config_t *out, size_t max, cdnapi_result_t *res)
+/* The batch's local checks (cdnapi_batch_set_headers); the DomainNames
+ * list's length into *names_len. */
+static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
+                                  const cdnapi_header_t *headers, size_t nheaders,
+                                  size_t *names_len, cdnapi_result_t *res)
+{
+    size_t i, k, len = 0;
+
+    if (domains == NULL || ndomains == 0 || headers == NULL || nheaders == 0) {
+        return cdnapi_local_error(res, "MissingParameter",
+                                  "DomainNames and Functions are required");
+    }
+    if (ndomains > CDNAPI_MAX_BATCH || nheaders > CDNAPI_MAX_BATCH ||
+        ndomains * nheaders > CDNAPI_MAX_BATCH) {
+        return cdnapi_local_error(res, "InvalidParameter",
+                                  "at most 50 domains per batch, and domains x headers <= 50");
+    }
+    for (i = 0; i < ndomains; i++) {
+        const char *d = domains[i];
+        if (d == NULL || d[0] == 0) {
+            return cdnapi_local_error(res, "MissingParameter",
+                                      "a DomainName of the batch is empty");
+        }
+        for (k = 0; d[k] != 0; k++) {
+            if ((unsigned char)d[k] <= ' ' || d[k] == ',' || d[k] == 0x7f) {
+                return cdnapi_local_error(
+                    res, "InvalidDomainName.Malformed",
+                    "a DomainName holds a comma, blank or control character");
+            }
+        }
+        if (k > CDNAPI_MAX_DOMAIN_LEN) {
+            return cdnapi_local_error(res, "InvalidDomainName.Malformed",
+                                      "DomainName is too long");
+        }
+        len += k + 1;
+    }
+    for (i = 0; i < nheaders; i++) {
+        if (cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res) !=
+            CDNAPI_SUCCESS) {
+            return res->cls;
+        }
+        if (!config_id_ok(headers[i].config_id)) {
+            return cdnapi_local_error(res, "InvalidParameter",
+                                      "ConfigId must be a decimal number");
+        }
+    }
+    *names_len = len;
+    return CDNAPI_SUCCESS;
+}
+
+cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                                        const cdnapi_header_t *headers, size_t nheaders,
+                                        cdnapi_batch_config_t *out, size_t max, size_t *count,
+                                        cdnapi_result_t *res)
 {
     sign_param_t p[2];
     http_response_t resp;
     cJSON *funcs = NULL;
     char *names = NULL, *json = NULL;
-    size_t i, k, len = 0;
-    int n = -1;
+    size_t i, k, len = 0, n = 0;
 
-    if (domains == NULL || ndomains == 0 || headers == NULL || nheaders == 0) {
-        cdnapi_local_error(res, "MissingParameter", "DomainNames and Functions are required");
-        return -1;
+    if (count != NULL) {
+        *count = 0;
     }
-    if (ndomains > CDNAPI_MAX_BATCH || nheaders > CDNAPI_MAX_BATCH ||
-        ndomains * nheaders > CDNAPI_MAX_BATCH) {
-        cdnapi_local_error(res, "InvalidParameter",
-                           "at most 50 domains per batch, and domains x headers <= 50");
-        return -1;
-    }
-    for (i = 0; i < ndomains; i++) {
-        const char *d = domains[i];
-        if (d == NULL || d[0] == 0) {
-            cdnapi_local_error(res, "MissingParameter", "a DomainName of the batch is empty");
-            return -1;
-        }
-        for (k = 0; d[k] != 0; k++) {
-            if ((unsigned char)d[k] <= ' ' || d[k] == ',' || d[k] == 0x7f) {
-                cdnapi_local_error(res, "InvalidDomainName.Malformed",
-                                   "a DomainName holds a comma, blank or control character");
-                return -1;
-            }
-        }
-        if (k > CDNAPI_MAX_DOMAIN_LEN) {
-            cdnapi_local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
-            return -1;
-        }
-        len += k + 1;
-    }
-    for (i = 0; i < nheaders; i++) {
-        const char *id = headers[i].config_id;
-        if (!cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res)) {
-            return -1;
-        }
-        if (!config_id_ok(id)) {
-            cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
-            return -1;
-        }
+    if (batch_check(domains, ndomains, headers, nheaders, &len, res) != CDNAPI_SUCCESS) {
+        return res->cls;
     }
 
     names = port_malloc(len);
@@ -679,10 +699,9 @@ int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t n
             res->cls = CDNAPI_RETRYABLE;
             copy_field(res->code, sizeof(res->code), "BadResponse");
         } else {
-            n = 0;
             cJSON_ArrayForEach(m, models)
             {
-                if (out != NULL && (size_t)n < max) {
+                if (out != NULL && n < max) {
                     const cJSON *dn = cJSON_GetObjectItemCaseSensitive(m, "DomainName");
                     copy_field(out[n].domain, sizeof(out[n].domain),
                                cJSON_IsString(dn) ? dn->valuestring : "");
@@ -698,7 +717,10 @@ int cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t n
     port_free(names);
     cJSON_free(json);
     cJSON_Delete(funcs);
-    return n;
+    if (count != NULL && res->cls == CDNAPI_SUCCESS) {
+        *count = n;
+    }
+    return res->cls;
 
 nomem:
     port_free(names);
@@ -707,15 +729,16 @@ nomem:
     res->cls = CDNAPI_RETRYABLE;
     copy_field(res->code, sizeof(res->code), "NoMemory");
     copy_field(res->message, sizeof(res->message), "out of memory building the batch");
-    return -1;
+    return res->cls;
 }
 
-void cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *params,
-                        size_t count, cdnapi_result_t *res)
+cdnapi_class_t cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *params,
+                                  size_t count, cdnapi_result_t *res)
 {
     http_response_t resp;
     (void)call(api, action, params, count, res, &resp);
     http_response_free(&resp);
+    return res->cls;
 }
 
 static void json_text(const cJSON *obj, const char *name, char *out, size_t cap)
@@ -724,12 +747,11 @@ static void json_text(const cJSON *obj, const char *name, char *out, size_t cap)
     copy_field(out, cap, cJSON_IsString(v) ? v->valuestring : "");
 }
 
-bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
-                      cdnapi_result_t *res)
+cdnapi_class_t cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *info,
+                                cdnapi_result_t *res)
 {
     sign_param_t p[1];
     http_response_t resp;
-    bool found = false;
     memset(info, 0, sizeof(*info));
     if (domain == NULL || domain[0] == 0) {
         return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
@@ -753,10 +775,10 @@ bool cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_info_t *inf
                       sizeof(info->cert_domain_name));
             json_text(first, "CertExpireTime", info->expire_time, sizeof(info->expire_time));
             json_text(first, "ServerCertificateStatus", info->status, sizeof(info->status));
-            found = true;
+            info->found = true;
         }
         cJSON_Delete(root);
     }
     http_response_free(&resp);
-    return found;
+    return res->cls;
 }

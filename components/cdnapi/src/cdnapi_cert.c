@@ -61,12 +61,12 @@ static bool cert_covers(const mbedtls_x509_crt *crt, const char *domain)
     return false;
 }
 
-static bool check(const char *domain, const char *cert_pem, const char *key_pem, int64_t now,
-                  bool full, cdnapi_result_t *res)
+static cdnapi_class_t check(const char *domain, const char *cert_pem, const char *key_pem,
+                            int64_t now, bool full, cdnapi_result_t *res)
 {
     mbedtls_x509_crt crt;
     mbedtls_pk_context key;
-    bool ok = false;
+    cdnapi_class_t cls = CDNAPI_SUCCESS;
     if (domain == NULL || domain[0] == 0 || cert_pem == NULL || key_pem == NULL ||
         cert_pem[0] == 0 || key_pem[0] == 0) {
         return cdnapi_local_error(res, "MissingParameter",
@@ -78,42 +78,40 @@ static bool check(const char *domain, const char *cert_pem, const char *key_pem,
     mbedtls_x509_crt_init(&crt);
     mbedtls_pk_init(&key);
     if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)cert_pem, strlen(cert_pem) + 1) != 0) {
-        cdnapi_local_error(res, "Certificate.FormatError", "the certificate PEM does not parse");
+        cls = cdnapi_local_error(res, "Certificate.FormatError", "the certificate PEM does not parse");
     } else if (mbedtls_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1,
                                     NULL, 0) != 0) {
-        cdnapi_local_error(res, "Certificate.FormatError", "the private key PEM does not parse");
+        cls = cdnapi_local_error(res, "Certificate.FormatError", "the private key PEM does not parse");
     } else if (mbedtls_pk_check_pair(&crt.pk, &key) != 0) {
-        cdnapi_local_error(res, "Certificate.MissMatch",
+        cls = cdnapi_local_error(res, "Certificate.MissMatch",
                            "the private key does not match the certificate");
     } else if (full && x509_time_utc(&crt.valid_to) < now) {
-        cdnapi_local_error(res, "Certificate.Expired",
+        cls = cdnapi_local_error(res, "Certificate.Expired",
                            "the certificate has expired (use --force to upload anyway)");
     } else if (full && !cert_covers(&crt, domain)) {
-        cdnapi_local_error(res, "Certificate.DomainMismatch",
+        cls = cdnapi_local_error(res, "Certificate.DomainMismatch",
                            "the certificate does not cover the domain by SAN or CN "
                            "(use --force to upload anyway)");
-    } else {
-        ok = true;
     }
     mbedtls_pk_free(&key);
     mbedtls_x509_crt_free(&crt);
-    return ok;
+    return cls;
 }
 
-bool cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *key_pem,
-                          int64_t now_utc, cdnapi_result_t *res)
+cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem,
+                                    const char *key_pem, int64_t now_utc, cdnapi_result_t *res)
 {
     return check(domain, cert_pem, key_pem, now_utc, true, res);
 }
 
-void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
-                     const char *cert_pem, const char *key_pem, bool force, int64_t now_utc,
-                     cdnapi_result_t *res)
+cdnapi_class_t cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
+                               const char *cert_pem, const char *key_pem, bool force,
+                               int64_t now_utc, cdnapi_result_t *res)
 {
     sign_param_t p[6];
     size_t n = 0;
-    if (!check(domain, cert_pem, key_pem, now_utc, !force, res)) {
-        return;
+    if (check(domain, cert_pem, key_pem, now_utc, !force, res) != CDNAPI_SUCCESS) {
+        return res->cls;
     }
     p[n++] = cdnapi_param("DomainName", domain);
     p[n++] = cdnapi_param("ServerCertificateStatus", "on");
@@ -121,17 +119,16 @@ void cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
     p[n++] = cdnapi_param("CertName", cert_name != NULL && cert_name[0] ? cert_name : domain);
     p[n++] = cdnapi_param("ServerCertificate", cert_pem);
     p[n++] = cdnapi_param("PrivateKey", key_pem);
-    cdnapi_call_simple(api, "SetDomainServerCertificate", p, n, res);
+    return cdnapi_call_simple(api, "SetDomainServerCertificate", p, n, res);
 }
 
-void cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res)
+cdnapi_class_t cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res)
 {
     sign_param_t p[2];
     if (domain == NULL || domain[0] == 0) {
-        cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
-        return;
+        return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
     }
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("ServerCertificateStatus", "off");
-    cdnapi_call_simple(api, "SetDomainServerCertificate", p, 2, res);
+    return cdnapi_call_simple(api, "SetDomainServerCertificate", p, 2, res);
 }

@@ -49,13 +49,17 @@ typedef enum {
     HTTP_ERR_TOO_LARGE = -9,    /* headers or body exceed the configured limit */
     HTTP_ERR_NOMEM = -10,       /* allocation failed */
     HTTP_ERR_CLOSED = -11,      /* transport-level: peer closed cleanly (recv only) */
+    HTTP_ERR_TLS_SETUP = -12,   /* the TLS client could not be set up: CA bundle does not
+                                   parse, or the TLS library's setup failed */
 } http_status_t;
 
-/* Short name of a status ("cert-verify"). Never NULL. */
-const char *http_err_str(int status);
+/* Short name of a status ("cert-verify"). Never NULL. (Not http_status_str:
+ * http-parser has that name, for HTTP status codes.) */
+const char *http_client_status_str(http_status_t status);
 
 /* A byte-stream transport. send/recv return a byte count (> 0) or a negative
- * http_status_t; recv returns HTTP_ERR_CLOSED on a clean close. recv with
+ * http_status_t (an int, as one value carries either); connect returns
+ * HTTP_OK or a negative http_status_t; recv returns HTTP_ERR_CLOSED on a clean close. recv with
  * timeout_ms 0 must not block: it reports what is already pending
  * (HTTP_ERR_TIMEOUT when nothing is); the client uses it to check an idle
  * kept-alive connection before reusing it, so that a request is never sent
@@ -101,8 +105,8 @@ void http_client_init(http_client_t *client, const http_transport_t *transport,
 /* Send request (complete HTTP/1.1 request bytes) and read one response.
  * On HTTP_OK resp is filled (any status code is HTTP_OK at this level). On
  * error resp holds nothing to free and the connection is closed. */
-int http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
-                        http_response_t *resp);
+http_status_t http_client_request(http_client_t *client, const uint8_t *request,
+                                  size_t request_len, http_response_t *resp);
 
 /* Close the connection (it is reopened by the next request). */
 void http_client_close(http_client_t *client);
@@ -123,8 +127,8 @@ typedef struct {
 } http_tcp_t;
 
 /* Fill transport with a plain TCP transport to host:port (tests only). */
-int http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, const char *host,
-                       uint16_t port);
+http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, const char *host,
+                                 uint16_t port);
 
 /* --------------------------------------------------------------- TLS -- */
 
@@ -143,9 +147,11 @@ typedef struct {
     uint32_t resumed_handshakes;/* handshakes that resumed a saved session */
 } http_tls_stats_t;
 
-/* Create a TLS 1.2 transport; returns HTTP_OK or an error (bad CA -> ARG). */
-int http_tls_new(http_tls_t **tls, const http_tls_options_t *options,
-                 http_transport_t *transport);
+/* Create a TLS 1.2 transport: HTTP_OK, HTTP_ERR_ARG (no host, or no CA
+ * bundle while verification is on), HTTP_ERR_NOMEM, or HTTP_ERR_TLS_SETUP
+ * (the CA bundle does not parse, the TLS library's setup failed). */
+http_status_t http_tls_new(http_tls_t **tls, const http_tls_options_t *options,
+                           http_transport_t *transport);
 void http_tls_stats(const http_tls_t *tls, http_tls_stats_t *stats);
 void http_tls_free(http_tls_t *tls);
 

@@ -14,7 +14,7 @@
 #define HTTP_DATE_MAX 40u
 #define HTTP_RECV_CHUNK 512u
 
-const char *http_err_str(int status)
+const char *http_client_status_str(http_status_t status)
 {
     switch (status) {
     case HTTP_OK: return "ok";
@@ -29,6 +29,7 @@ const char *http_err_str(int status)
     case HTTP_ERR_TOO_LARGE: return "too-large";
     case HTTP_ERR_NOMEM: return "nomem";
     case HTTP_ERR_CLOSED: return "closed";
+    case HTTP_ERR_TLS_SETUP: return "tls-setup";
     default: return "unknown";
     }
 }
@@ -328,7 +329,7 @@ static bool request_closes(const uint8_t *req, size_t len)
     return false;
 }
 
-int http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
+http_status_t http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
                         http_response_t *resp)
 {
     uint64_t deadline;

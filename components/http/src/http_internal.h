@@ -3,6 +3,6 @@
 #define CDNAGENT_HTTP_INTERNAL_H
 
 /* Map a port_status_t to the matching http_status_t. */
-int http_map_port_status(int st);
+http_status_t http_map_port_status(port_status_t st);
 
 #endif

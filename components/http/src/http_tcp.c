@@ -5,7 +5,7 @@
 #include "port.h"
 #include "http_internal.h"
 
-int http_map_port_status(int st)
+http_status_t http_map_port_status(port_status_t st)
 {
     switch (st) {
     case PORT_ERR_DNS: return HTTP_ERR_DNS;
@@ -56,7 +56,7 @@ static void tcp_close(void *ctx)
     }
 }
 
-int http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, const char *host,
+http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, const char *host,
                        uint16_t port)
 {
     size_t n;

@@ -219,12 +219,13 @@ static void tls_begin_call(void *ctx)
     }
 }
 
-int http_tls_new(http_tls_t **out, const http_tls_options_t *o, http_transport_t *transport)
+http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
+                           http_transport_t *transport)
 {
     static const unsigned char pers[] = "cdnagent-http";
     http_tls_t *t;
     size_t n;
-    int rc = HTTP_OK;
+    http_status_t rc = HTTP_OK;
 
     if (out == NULL || o == NULL || transport == NULL || o->host == NULL) {
         return HTTP_ERR_ARG;
@@ -252,11 +253,11 @@ int http_tls_new(http_tls_t **out, const http_tls_options_t *o, http_transport_t
     if (mbedtls_ctr_drbg_seed(&t->drbg, tls_entropy, NULL, pers, sizeof(pers) - 1) != 0 ||
         mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
-        rc = HTTP_ERR_NOMEM;
+        rc = HTTP_ERR_TLS_SETUP;
     }
     if (rc == HTTP_OK && t->verify) {
         if (mbedtls_x509_crt_parse(&t->ca, o->ca_pem, o->ca_pem_len) != 0) {
-            rc = HTTP_ERR_ARG;
+            rc = HTTP_ERR_TLS_SETUP;
         }
     }
     if (rc != HTTP_OK) {

@@ -46,7 +46,7 @@ typedef enum {
                             due again under another epoch */
 } queue_state_t;
 
-const char *queue_state_str(int state);
+const char *queue_state_str(queue_state_t state);
 
 typedef struct {
     char target[QUEUE_TARGET_MAX + 1];

@@ -13,7 +13,7 @@
 #define QUEUE_VERSION 1u
 #define QUEUE_VALUE_MAX (16u + 1u + QUEUE_CODE_MAX + 1u + QUEUE_MESSAGE_MAX)
 
-const char *queue_state_str(int state)
+const char *queue_state_str(queue_state_t state)
 {
     switch (state) {
     case QUEUE_PENDING: return "pending";

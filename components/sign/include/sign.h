@@ -45,7 +45,7 @@ typedef enum {
     SIGN_ERR_CRYPTO = -6,    /* mbedTLS md failure */
 } sign_status_t;
 
-const char *sign_status_str(int status);
+const char *sign_status_str(sign_status_t status);
 
 typedef enum { SIGN_METHOD_GET = 0, SIGN_METHOD_POST = 1 } sign_method_t;
 typedef enum { SIGN_V3 = 0, SIGN_V1 = 1 } sign_version_t; /* V3 is the default */

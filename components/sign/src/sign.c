@@ -22,7 +22,7 @@
 static const char sign_hex_upper[] = "0123456789ABCDEF";
 static const char sign_hex_lower[] = "0123456789abcdef";
 
-const char *sign_status_str(int status)
+const char *sign_status_str(sign_status_t status)
 {
     switch (status) {
     case SIGN_OK: return "ok";

@@ -70,7 +70,7 @@ typedef enum {
 } store_status_t;
 
 /* Name of a status, e.g. "full". Never NULL. */
-const char *store_status_str(int status);
+const char *store_status_str(store_status_t status);
 
 /* Opaque to callers; sized so it can live on the stack or in .bss. */
 typedef struct store {

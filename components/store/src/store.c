@@ -1975,7 +1975,7 @@ static bool iter_count_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
 
 /* -------------------------------------------------------------- API -- */
 
-const char *store_status_str(int status)
+const char *store_status_str(store_status_t status)
 {
     switch (status) {
     case STORE_OK: return "ok";

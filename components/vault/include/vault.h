@@ -39,7 +39,7 @@ typedef enum {
     VAULT_ERR_CRYPTO = -5,    /* mbedTLS failure or no entropy */
 } vault_status_t;
 
-const char *vault_status_str(int status);
+const char *vault_status_str(vault_status_t status);
 
 /* Seal plain[0..len) for the store key aad (NUL-terminated) into out
  * (cap >= len + VAULT_OVERHEAD). *out_len = len + VAULT_OVERHEAD. */

@@ -12,7 +12,7 @@
 #define VAULT_VERSION 1u
 #define VAULT_ALG_AES256GCM 1u
 
-const char *vault_status_str(int status)
+const char *vault_status_str(vault_status_t status)
 {
     switch (status) {
     case VAULT_OK: return "ok";
