@@ -12,6 +12,7 @@ typedef int (*cli_cmd_fn)(int argc, char **argv, const cli_globals_t *g);
 
 static int cmd_version(int argc, char **argv, const cli_globals_t *g);
 
+/* clang-format off */
 static const struct {
     const char *name;
     cli_cmd_fn fn;
@@ -32,6 +33,7 @@ static const struct {
     {"fsck", cmd_fsck, "check the config store on --flash (records, free space, wear, damage)"},
     {"call", cmd_call, "run one CDN OpenAPI operation over verified HTTPS (set-header, delete-header, list-headers, set-cert, cert-off, cert-info)"},
 };
+/* clang-format on */
 
 int cli_usage_error(const char *fmt, ...)
 {

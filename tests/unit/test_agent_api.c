@@ -653,6 +653,7 @@ static void test_header_clash_and_damage(void **state)
     long_key[1] = HF_DESIRED;
     long_key[2] = 65;
     memset(long_key + 3, 'k', 65);
+    /* clang-format off */
     static const uint8_t
         r_empty[] = {0},
         r_one[] = {1},
@@ -665,6 +666,7 @@ static void test_header_clash_and_damage(void **state)
         r_no_delivered[] = {1, 1, 1, 'X', 1, 0, 'v', 0},
         r_trailing[] = {1, 1, 1, 'X', 1, 0, 'v', 0, 0, 0, 0xEE},
         r_ok[] = {1, 1, 1, 'X', 1, 0, 'v', 0, 0, 0};
+    /* clang-format on */
     static const struct {
         const uint8_t *b;
         size_t n;

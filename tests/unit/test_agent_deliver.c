@@ -800,6 +800,7 @@ typedef struct {
     const char *then;    /* the requests after the first, until delivered */
 } reply_case_t;
 
+/* clang-format off */
 static const reply_case_t reply_cases[] = {
     {"5xx", {BATCH, F_REPLY, 503, ERR("ServiceUnavailable"), NULL, 0}, AGENT_EV_RETRY,
      "ServiceUnavailable", "refused: ServiceUnavailable", 1, 0, DESCRIBE "," BATCH},
@@ -846,6 +847,7 @@ static const reply_case_t reply_cases[] = {
     {"not HTTP", {BATCH, F_RAW, 0, "garbage\r\n\r\n", NULL, 0}, AGENT_EV_RETRY,
      "Transport.protocol", "no complete response from the API", 1, 0, DESCRIBE "," BATCH},
 };
+/* clang-format on */
 
 static char big_body[4096];
 
@@ -856,9 +858,11 @@ static void test_reply_classes(void **state)
     snprintf(big_body, sizeof big_body, "{\"RequestId\":\"R-big\",\"Pad\":\"");
     memset(big_body + strlen(big_body), 'x', 3000);
     strcat(big_body, "\"}");
+    /* clang-format off */
     const reply_case_t too_large = {
         "reply too large", {BATCH, F_APPLY_REPLY, 200, big_body, NULL, 0}, AGENT_EV_RETRY,
         "Transport.too-large", "no complete response from the API", 1, 0, DESCRIBE};
+    /* clang-format on */
     const size_t n = sizeof reply_cases / sizeof reply_cases[0];
     for (size_t i = 0; i <= n; i++) {
         const reply_case_t *rc = i < n ? &reply_cases[i] : &too_large;

@@ -467,8 +467,10 @@ static void test_unknown_outcome_adopted(void **state)
  * others deleted in one call; then nothing more is sent. */
 static void test_duplicates_removed(void **state)
 {
+    /* clang-format off */
     (void)state;
     char *rb = readback_body(30, CFG(1005, "X-A", "old") "," CFG(1006, "X-A", "v1") "," CFG(
+    /* clang-format on */
                                      1007, "X-A", "v1"));
     exchange_t script[] = {
         {BATCH, NULL, NULL, 0, NULL, FATE_RESET, NULL},

@@ -53,6 +53,7 @@
  * EC_YEAR0_CERT: P-256 (EC_KEY), CN=old.example.com, notAfter patched to
  * the GeneralizedTime 00000101000000Z (mbedTLS does not check signatures
  * when parsing). */
+/* clang-format off */
 static const char RSA_CERT[] =
     "-----BEGIN CERTIFICATE-----\n"
     "MIIDZjCCAk6gAwIBAgIUFAGn31oeAf/exR2J3iImiSIi3JYwDQYJKoZIhvcNAQEL\n"
@@ -142,6 +143,7 @@ static const char EC_YEAR0_CERT[] =
     "kjG56AnO0xHL5RdLhoeOg77Di/SAEcKlHHyqvCUCIQCwCZca7erK29R4bMwsCk0o\n"
     "wHiaU161grolPN6EKgZNyQ==\n"
     "-----END CERTIFICATE-----\n";
+/* clang-format on */
 
 #define RSA_NOT_AFTER INT64_C(2111334788)       /* 2036-11-26T17:53:08Z */
 #define EC_NOT_AFTER INT64_C(2111335036)        /* 2036-11-26T17:57:16Z */
@@ -417,12 +419,14 @@ static void test_validate_header_limits(void **state)
 {
     static char dom[CDNAPI_MAX_DOMAIN_LEN + 2], key[CDNAPI_MAX_KEY_LEN + 2],
         val[CDNAPI_MAX_VALUE_LEN + 2];
+    /* clang-format off */
     static const char *const reserved[] = {"HOST", "Content-Length", "upgrade", "Keep-Alive",
         "te", "TRAILER", "Expect", "via", "X-Forwarded-For", "x-real-ip", "Authorization",
         "Proxy-Foo", "ali-x", "EagleEye-TraceId", "X-CDN-Thing", "x-oss-meta-a", "X-Acs-Date",
         "ALI-"};
     static const char *const ordinary[] = {"t", "tex", "Hostx", "Via2", "X-Cdn", "Proxy",
         "X-Forwarded", "X-OSSmeta", "Aliyun"};
+    /* clang-format on */
     cdnapi_result_t r;
     size_t i;
     (void)state;
@@ -495,6 +499,7 @@ static bool seen_cb(void *arg, const cdnapi_header_t *h)
     return !(s->stop_after && s->n >= s->stop_after);
 }
 
+/* clang-format off */
 #define CFG(id, fn, args) "{\"ConfigId\":" id ",\"FunctionName\":" fn ",\"FunctionArgs\":" args "}"
 #define KV(k, v) "{\"FunctionArg\":[{\"ArgName\":\"key\",\"ArgValue\":\"" k "\"},"  \
                  "{\"ArgName\":\"value\",\"ArgValue\":\"" v "\"}]}"
@@ -520,6 +525,7 @@ static void test_header_configs_odd(void **state)
         CFG("7", "\"set_resp_header\"", KV("X-Resp", "n")) ","
         "{\"FunctionName\":\"set_req_header\"}"
         "]}}";
+/* clang-format on */
     seen_t s;
     (void)state;
 
@@ -1161,9 +1167,11 @@ static bool op_cert_info(cdnapi_result_t *r)
 
 static void test_out_of_memory(void **state)
 {
+    /* clang-format off */
     static const char list_body[] = "{\"RequestId\":\"L\",\"DomainConfigs\":{\"DomainConfig\":["
         CFG("1", "\"set_req_header\"", KV("X-A", "1")) ","
         CFG("2", "\"set_req_header\"", KV("X-B", "2")) "]}}";
+    /* clang-format on */
     static const char batch_body[] = "{\"RequestId\":\"B\",\"DomainConfigList\":{"
         "\"DomainConfigModel\":[{\"DomainName\":\"a.example.com\",\"ConfigId\":1},"
         "{\"DomainName\":\"b.example.com\",\"ConfigId\":2}]}}";
@@ -1277,6 +1285,7 @@ static void test_cert_names(void **state)
 {
     /* RSA_CERT: DNS SANs ab, *x.example.com, CDN.Example.COM, *.wild.example.com
      * (after an IP SAN); its CN is not consulted. */
+    /* clang-format off */
     static const char *const rsa_ok[] = {"cdn.example.com", "CDN.EXAMPLE.COM", "ab", "AB",
         "a.wild.example.com", "Z.Wild.Example.Com", "x.wild.example.com"};
     static const char *const rsa_bad[] = {"ignored.example.com", "wild.example.com",
@@ -1288,6 +1297,7 @@ static void test_cert_names(void **state)
     static const char *const ec_ok[] = {"a.cn.example.com", "WWW.CN.EXAMPLE.COM"};
     static const char *const ec_bad[] = {"cn.example.com", "a.b.cn.example.com",
         "Example Org", "ops@example.com", "a.cn.example.org", "cnexample"};
+    /* clang-format on */
     cdnapi_result_t r;
     size_t i;
     (void)state;

@@ -48,6 +48,7 @@
 
 /* ------------------------------------------------------------ test PKI -- */
 
+/* clang-format off */
 static const char CA_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"
     "MIIBajCCARCgAwIBAgICEAAwCgYIKoZIzj0EAwIwGzEZMBcGA1UEAwwQY2RuYWdl\n"
@@ -59,6 +60,7 @@ static const char CA_PEM[] =
     "PQQDAgNIADBFAiEA0x+xHl1OaQlZ91W3LnhNdovFaa+zPQ+KkdoOyoQx5LgCIEPR\n"
     "Vf7w1M9+fpMIsS+yk6/Gxt0PhhlzUeEAA5mByP2q\n"
     "-----END CERTIFICATE-----\n";
+/* clang-format on */
 
 static const char OTHER_CA_PEM[] =
     "-----BEGIN CERTIFICATE-----\n"

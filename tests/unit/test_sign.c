@@ -16,12 +16,15 @@
 #include "sign.h"
 #include "test_request.h"
 
+/* clang-format off */
 #define P(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+/* clang-format on */
 
 static void test_encode_edge_cases(void **state)
 {
     char out[128];
     (void)state;
+    /* clang-format off */
     struct { const char *in; const char *want; } v[] = {
         {"", ""},
         {" ", "%20"},
@@ -37,6 +40,7 @@ static void test_encode_edge_cases(void **state)
         {"\xe4\xb8\xad", "%E4%B8%AD"}, /* U+4E2D */
         {"a b*c~d", "a%20b%2Ac~d"},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         size_t n = sign_percent_encode(v[i].in, strlen(v[i].in), out, sizeof out);
         assert_string_equal(out, v[i].want);
@@ -142,9 +146,11 @@ static void test_v3_run_instances_built(void **state)
         P("ImageId", "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd"),
         P("RegionId", "cn-shanghai"),
     };
+    /* clang-format off */
     sign_request_t r = {&cr, "ecs.cn-shanghai.aliyuncs.com", "RunInstances", "2014-05-26", q, 2,
                         SIGN_METHOD_POST, SIGN_V3, "2023-10-26T10:22:32Z",
                         "3156853299f313e23d1673dc12e1703d", NULL};
+    /* clang-format on */
     (void)state;
     assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_int_equal(strlen(buf), len);
@@ -166,8 +172,10 @@ static void test_v3_sts_token(void **state)
     static char buf[4096];
     size_t len = 0;
     sign_credentials_t cr = {"id", "secret", "tok+en/=="};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", "00ff", NULL};
+    /* clang-format on */
     (void)state;
     assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_non_null(strstr(buf, "\r\nx-acs-security-token: tok+en/==\r\n"));
@@ -185,6 +193,7 @@ static void test_v1_get_and_post_sts(void **state)
     sign_credentials_t cr = {"testid", "testsecret", "STS.tok"};
     sign_param_t q[] = {P("DomainName", "www.example.com"), P("Key", "Cache-Control"),
                         P("Value", "max-age=60, public")};
+    /* clang-format off */
     sign_param_t all[] = {
         P("AccessKeyId", "testid"), P("Action", "SetReqHeaderConfig"), P("Format", "JSON"),
         P("SignatureMethod", "HMAC-SHA1"), P("SignatureNonce", "abc"),
@@ -193,8 +202,11 @@ static void test_v1_get_and_post_sts(void **state)
         P("DomainName", "www.example.com"), P("Key", "Cache-Control"),
         P("Value", "max-age=60, public"),
     };
+    /* clang-format on */
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "SetReqHeaderConfig", NULL, q, 3,
                         SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "abc", NULL};
+    /* clang-format on */
     (void)state;
     assert_int_equal(test_build_request(&r, get, sizeof get, &gl), SIGN_OK);
     r.method = SIGN_METHOD_POST;
@@ -301,8 +313,10 @@ static void test_long_value_and_size_query(void **state)
     char *v = malloc(vlen), *buf;
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_param_t q[2];
+    /* clang-format off */
     sign_request_t r = {&cr, "127.0.0.1:8080", "SetDomainServerCertificate", NULL, q, 2,
                         SIGN_METHOD_POST, SIGN_V1, "2026-01-01T00:00:00Z", "n1", NULL};
+    /* clang-format on */
     (void)state;
     assert_non_null(v);
     for (size_t i = 0; i < vlen; i++)
@@ -354,8 +368,10 @@ static void test_generated_nonce_and_clock(void **state)
     size_t la = 0, lb = 0;
     int64_t now;
     sign_credentials_t cr = {"id", "secret", NULL};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_POST, SIGN_V3, "2026-01-01T00:00:00Z", NULL, NULL};
+    /* clang-format on */
     (void)state;
     assert_int_equal(test_build_request(&r, a, sizeof a, &la), SIGN_OK);
     assert_int_equal(test_build_request(&r, b, sizeof b, &lb), SIGN_OK);
@@ -385,8 +401,10 @@ static void test_bad_input(void **state)
     size_t len = 0;
     sign_param_t many[SIGN_MAX_PARAMS + 1];
     sign_credentials_t cr = {"id", "secret", NULL};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_GET, SIGN_V1, "2026-01-01T00:00:00Z", "n", NULL};
+    /* clang-format on */
     (void)state;
     r.timestamp = "2026-01-01 00:00:00Z";
     assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_ERR_ARG);
@@ -416,10 +434,12 @@ static void test_header_fields_refuse_del(void **state)
     static char buf[2048];
     size_t len = 0;
     sign_credentials_t cr = {"id", "secret", "token"};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", "static_sts"};
     const char **fields[] = {&r.host, &r.action, &r.api_version, &r.nonce,
                              &r.credentials_provider, &cr.access_key_id, &cr.security_token};
+    /* clang-format on */
     (void)state;
     assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {

@@ -39,7 +39,9 @@
 #include "sign.h"
 #include "test_request.h"
 
+/* clang-format off */
 #define P(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+/* clang-format on */
 
 /* ------------------------------------------------------------------ faults */
 
@@ -219,10 +221,12 @@ static void test_v3_matches_sdk(void **state)
 {
     sign_param_t p[6];
     size_t len = 0;
+    /* clang-format off */
     sign_request_t r = {&sdk_sts, "127.0.0.1:33157", "SetReqHeaderConfig", NULL, p, 6,
                         SIGN_METHOD_POST, SIGN_V3, "2026-11-29T17:54:06Z",
                         "fa728e9e7cc7e6061a0557ef205b9501dd49daa4dcccf17975664b7885210d65",
                         "static_sts"};
+    /* clang-format on */
     (void)state;
     fill_sdk_params(p);
     assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
@@ -304,9 +308,11 @@ static void test_v1_matches_sdk(void **state)
         "T17%3A54%3A06Z&Version=2018-05-10&Signature=ymElQfNoQb%2FQi3WVV6ZC7P8K1cY%3D";
     sign_param_t p[6];
     size_t len = 0;
+    /* clang-format off */
     sign_request_t r = {&sdk_sts, "127.0.0.1:44525", "SetReqHeaderConfig", NULL, p, 6,
                         SIGN_METHOD_GET, SIGN_V1, "2026-11-29T17:54:06Z",
                         "6a9642857682a3f9e292301192628e71", NULL};
+    /* clang-format on */
     (void)state;
     fill_sdk_params(p);
     assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
@@ -407,8 +413,10 @@ static void test_name_ordering(void **state)
     sign_param_t pud[] = {P("A", "2"), P("B", "0"), P("A", "1")};
     sign_credentials_t cr = {"id", "secret", NULL};
     size_t len = 0;
+    /* clang-format off */
     sign_request_t r = {&cr, "h", "Act", NULL, fwd, 3, SIGN_METHOD_GET, SIGN_V3,
                         "2026-01-01T00:00:00Z", "n", NULL};
+    /* clang-format on */
     (void)state;
     assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, fwd, 3, "secret", s1), SIGN_OK);
     assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, rev, 3, "secret", s2), SIGN_OK);
@@ -432,11 +440,13 @@ static void test_name_ordering(void **state)
         /* V3: the signature of the built request is the one of the query in
          * the order it was sent */
         sign_param_t sent[] = {P("A", "2"), P("A", "1"), P("B", "0")};
+        /* clang-format off */
         sign_param_t h[] = {
             P("host", "h"), P("x-acs-action", "Act"),
             P("x-acs-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
             P("x-acs-date", "2026-01-01T00:00:00Z"), P("x-acs-signature-nonce", "n"),
             P("x-acs-version", "2018-05-10")};
+        /* clang-format on */
         char want[SIGN_V3_SIGNATURE_LEN + 1], sig_a[SIGN_V3_SIGNATURE_LEN + 1];
         char line[128];
         assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, sent, 3, h, 6, NULL, 0, "secret", want,
@@ -453,11 +463,13 @@ static void test_name_ordering(void **state)
     }
     /* V1 likewise: the URL's Signature is sign_v1_signature of the set as sent */
     {
+        /* clang-format off */
         sign_param_t all[] = {P("A", "1"), P("A", "2"), P("B", "0"), P("AccessKeyId", "id"),
                               P("Action", "Act"), P("Format", "JSON"),
                               P("SignatureMethod", "HMAC-SHA1"), P("SignatureNonce", "n"),
                               P("SignatureVersion", "1.0"), P("Timestamp", "2026-01-01T00:00:00Z"),
                               P("Version", "2018-05-10")};
+        /* clang-format on */
         char enc[3 * SIGN_V1_SIGNATURE_LEN + 1], line[160];
         r.version = SIGN_V1;
         r.params = dup;
@@ -606,6 +618,7 @@ static void test_v3_trim_and_body(void **state)
     static const char body[] = "{\"DomainName\":\"a.example.com\"}";
     char a[SIGN_V3_SIGNATURE_LEN + 1], b[SIGN_V3_SIGNATURE_LEN + 1], sh[64];
     sign_param_t q[] = {P("Action", "x y")};
+    /* clang-format off */
     sign_param_t h[] = {
         P("host", "cdn.aliyuncs.com"),
         P("x-acs-content-sha256", "9b329cbf9a97c614d0b8f05b4676f3cc10e60fe2a50215bfc4e41688f275695c"),
@@ -614,6 +627,7 @@ static void test_v3_trim_and_body(void **state)
         P("host", " \t cdn.aliyuncs.com\t "),
         P("x-acs-content-sha256", "9b329cbf9a97c614d0b8f05b4676f3cc10e60fe2a50215bfc4e41688f275695c"),
         P("x-acs-date", "\t2026-01-01T00:00:00Z")};
+    /* clang-format on */
     sign_param_t blank[] = {P("host", " \t "), P("x-acs-date", "d")};
     sign_param_t empty[] = {P("host", ""), P("x-acs-date", "d")};
     (void)state;
@@ -659,8 +673,10 @@ static void test_build_arguments(void **state)
     static char longname[SIGN_MAX_NAME_LEN + 1];
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_param_t p[] = {P("A", "b")};
+    /* clang-format off */
     sign_request_t ok = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, p, 1,
                          SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", NULL};
+    /* clang-format on */
     sign_request_t r;
     size_t len = 777;
     (void)state;
@@ -794,8 +810,10 @@ static void test_size_query_edges(void **state)
 {
     sign_credentials_t cr = {"id", "secret", "tok"};
     sign_param_t p[] = {P("DomainName", "a.example.com"), P("Empty", "")};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, p, 2,
                         SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", "static_sts"};
+    /* clang-format on */
     size_t need = 0, len = 0;
     (void)state;
     for (int v = 0; v < 2; v++) {
@@ -840,8 +858,10 @@ static void test_size_query_edges(void **state)
 static void test_clock_and_entropy(void **state)
 {
     sign_credentials_t cr = {"id", "secret", NULL};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
                         SIGN_METHOD_GET, SIGN_V3, NULL, "n", NULL};
+    /* clang-format on */
     size_t len = 0;
     (void)state;
     for (int v = 0; v < 2; v++) {
@@ -953,8 +973,10 @@ static void test_crypto_failures(void **state)
 {
     sign_credentials_t cr = {"id", "secret", "tok"};
     sign_param_t p[] = {P("DomainName", "a.example.com"), P("Value", "max-age=60, public")};
+    /* clang-format off */
     sign_request_t r = {&cr, "cdn.aliyuncs.com", "SetReqHeaderConfig", NULL, p, 2,
                         SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", "static_sts"};
+    /* clang-format on */
     (void)state;
     fail_every_md_call(&r);
     r.method = SIGN_METHOD_POST;

@@ -351,10 +351,12 @@ static void run_model(uint32_t ss, uint32_t n, uint32_t ws, int steps)
     fx_free(&f);
 }
 
+/* clang-format off */
 static void test_model_ws1(void **state) { (void)state; run_model(512, 24, 1, 1500); }
 static void test_model_ws4(void **state) { (void)state; run_model(1024, 10, 4, 1500); }
 static void test_model_ws8(void **state) { (void)state; run_model(2048, 8, 8, 1500); }
 static void test_model_ws16(void **state) { (void)state; run_model(4096, 6, 16, 1500); }
+/* clang-format on */
 
 static void test_wear_spread(void **state)
 {
@@ -386,6 +388,7 @@ static void test_wear_spread(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_delete),
         cmocka_unit_test(test_arguments),
@@ -399,5 +402,6 @@ int main(void)
         cmocka_unit_test(test_model_ws16),
         cmocka_unit_test(test_wear_spread),
     };
+    /* clang-format on */
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

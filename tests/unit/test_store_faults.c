@@ -90,9 +90,11 @@ static uint32_t g_index_keys; /* 0: mounted without the RAM index */
 /* ------------------------------------------------------------ values -- */
 
 enum { K_ORIGIN, K_HDR_A, K_HDR_B, K_CERT, K_TLSKEY, K_QUEUE, K_HOT, K_TMP, NKEYS };
+/* clang-format off */
 static const char *const g_key[NKEYS] = {"cfg/origin", "cfg/hdr/X-A", "cfg/hdr/X-B",
                                          "cert/leaf",  "cert/key",    "queue/0001",
                                          "stat/hot",   "tmp/aborted"};
+/* clang-format on */
 
 static size_t key_len(int k) { return strlen(g_key[k]); }
 
@@ -146,11 +148,13 @@ typedef struct {
     cand_t now[STORE_TXN_OPS_MAX];      /* state if it landed */
 } pending_txn_t;
 
+/* clang-format off */
 enum { LIE_GET, LIE_ITER, LIE_DEL, LIE_TXN, LIE_MOUNT, LIE_FSCK, LIE_FINAL, LIE_ATOMIC,
        LIE_WRITABLE, LIE_NOR, LIE_CATS };
 static const char *const g_cat[LIE_CATS] = {"get",   "iterate", "delete", "txn",
                                             "mount", "fsck",    "final",  "atomic",
                                             "writable", "nor-violation"};
+/* clang-format on */
 
 typedef struct {
     emu_flash_t emu;

@@ -612,8 +612,10 @@ static void test_impossible_headers(void **state)
         assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, NULL), STORE_OK);
         assert_int_equal(store_put(&g.st, "a", 1, a20, 20), STORE_OK); /* [28, 80) */
         assert_data_at(&g, 28, 'a');
+        /* clang-format off */
         fields_t f = {.type = T_DATA, .flags = F_SELF, .key_len = 1, .chunk_len = 4,
                       .value_len = 4, .txn = 50};
+        /* clang-format on */
         const uint8_t *key = (const uint8_t *)"a";
         switch (variant) {
         case 1: f.type = 0x55; break;
@@ -622,8 +624,10 @@ static void test_impossible_headers(void **state)
         case 4: f.value_len = STORE_VALUE_MAX + 1; break;
         case 5: f.key_len = 0; break;
         case 6: f.chunk_off = 2; break;
+        /* clang-format off */
         case 7: f.type = T_COMMIT; f.value_len = 1; f.chunk_len = 0; break; /* with a key */
         case 8: f.type = T_COMMIT; f.key_len = 0; f.value_len = 1; break;   /* with data */
+        /* clang-format on */
         default: break;
         }
         uint8_t img[400];
@@ -632,8 +636,10 @@ static void test_impossible_headers(void **state)
         if (variant == 0)
             img[24] ^= 0x10; /* plain garbage: the header CRC fails */
         memcpy(g.emu.mem + 80, img, n);
+        /* clang-format off */
         fields_t z = {.type = T_DATA, .flags = F_SELF, .key_len = 1, .chunk_len = 1,
                       .value_len = 1, .txn = 60};
+        /* clang-format on */
         n = rec_image(img, &z, "z", "Z");
         memcpy(g.emu.mem + 400, img, n);
         uint8_t *image = own(malloc(g.bytes));
@@ -799,8 +805,10 @@ static void test_chunk_of_other_length(void **state)
     assert_int_equal(g.emu.mem[28 + 4], 0); /* chunk index */
     assert_data_at(&g, 512 + 28, 'k');
     assert_true(all_erased(&g, 300, 512 - 300));
+    /* clang-format off */
     fields_t f = {.type = T_DATA, .key_len = 1, .chunk_idx = 2, .chunk_len = 4,
                   .value_len = 999, .txn = rd32(g.emu.mem + 28 + 12)};
+    /* clang-format on */
     uint8_t img[64];
     size_t n = rec_image(img, &f, "k", "XXXX");
     memcpy(g.emu.mem + 300, img, n);

@@ -927,6 +927,7 @@ static void test_powerloss_w16(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_powerloss_w1, teardown_owned),
 #if !defined(CDNAGENT_TARGET)
@@ -939,5 +940,6 @@ int main(void)
         cmocka_unit_test_teardown(test_powerloss_w16, teardown_owned),
 #endif
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,11 +145,13 @@ static bool iprefix(const char *s, const char *p)
 }
 
 /* Hop-by-hop and framing headers the CDN owns, and vendor prefixes. */
+/* clang-format off */
 static const char *const reserved[] = {"host", "content-length", "connection",
     "transfer-encoding", "upgrade", "keep-alive", "te", "trailer", "expect", "via",
     "x-forwarded-for", "x-real-ip", "authorization"};
 static const char *const reserved_prefix[] = {"proxy-", "ali-", "eagleeye-", "x-cdn-",
     "x-oss-", "x-acs-"};
+/* clang-format on */
 
 static bool name_reserved(const char *key)
 {

@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Defaults from the product: base 1 s, cap 5 min; 10 calls/s is the
  * documented per-user limit of SetDomainServerCertificate, the strictest
  * call the agent makes. */
@@ -56,5 +60,9 @@ void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms);
 /* A call succeeded: after enough consecutive successes the rate creeps
  * back up (additive increase) towards the configured rate. */
 void retry_bucket_succeeded(retry_bucket_t *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CDNAGENT_RETRY_H */

@@ -110,6 +110,7 @@ typedef struct store {
 } store_t;
 
 /* Mount flags. */
+/* clang-format off */
 #define STORE_MOUNT_FORMAT_IF_EMPTY 0x1u /* an all-0xFF / foreign device is formatted */
 #define STORE_MOUNT_COUNT_LIVE 0x2u      /* also fill records_live/records_dead of the
                                             report: a liveness pass over every record,
@@ -121,6 +122,7 @@ typedef struct store {
                                             it) and records_damaged does not count it;
                                             fsck checks everything. For a one-shot
                                             process mounting a large image */
+/* clang-format on */
 
 /* What mount (and fsck) found. */
 typedef struct {

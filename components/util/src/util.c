@@ -7,6 +7,7 @@
 #if UTIL_CRC32_TABLE == 256
 uint32_t util_crc32_update(uint32_t crc, const void *data, size_t len)
 {
+    /* clang-format off */
     static const uint32_t tab[256] = {
         0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
         0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
@@ -51,6 +52,7 @@ uint32_t util_crc32_update(uint32_t crc, const void *data, size_t len)
         0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
         0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
         0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du};
+    /* clang-format on */
     const uint8_t *p = data;
     crc = ~crc;
     while (len--)
@@ -60,10 +62,12 @@ uint32_t util_crc32_update(uint32_t crc, const void *data, size_t len)
 #elif UTIL_CRC32_TABLE == 16
 uint32_t util_crc32_update(uint32_t crc, const void *data, size_t len)
 {
+    /* clang-format off */
     static const uint32_t tab[16] = {
         0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
         0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
         0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+    /* clang-format on */
     const uint8_t *p = data;
     crc = ~crc;
     while (len--) {
