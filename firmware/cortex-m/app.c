@@ -89,8 +89,8 @@ agent_status_t app_start(app_t *app)
     cfg.ca_pem_len = strlen(app->ca_pem) + 1;
     cfg.credentials.access_key_id = app->settings.access_key_id;
     cfg.credentials.access_key_secret = app->settings.access_key_secret;
-    cfg.credentials.security_token =
-        app->settings.security_token[0] ? app->settings.security_token : NULL;
+    cfg.credentials.security_token = app->settings.security_token[0] ? app->settings.security_token
+                                                                     : NULL;
     cfg.signature = app->settings.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
     cfg.policy = app->settings.policy;
     cfg.rate_milli = app->settings.rate_milli;

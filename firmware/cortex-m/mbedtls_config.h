@@ -98,7 +98,7 @@ void port_free(void *ptr);
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 /* AES-256-GCM suites would need SHA-384 (SHA512_C, +5 KB) for nothing the
  * endpoints do not also offer with AES-128-GCM. */
-#define MBEDTLS_SSL_CIPHERSUITES                                                                  \
+#define MBEDTLS_SSL_CIPHERSUITES \
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
 
 #if defined(CDNAGENT_MBEDTLS_PEER)

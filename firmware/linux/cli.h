@@ -21,8 +21,8 @@ enum {
 
 /* Options that come before the subcommand. */
 typedef struct {
-    const char *flash_path; /* --flash PATH, or NULL for the default */
-    int verbose;            /* -v / --verbose */
+    const char *flash_path;      /* --flash PATH, or NULL for the default */
+    int verbose;                 /* -v / --verbose */
     const char *device_key_path; /* --device-key PATH (default: FLASH.key) */
 } cli_globals_t;
 

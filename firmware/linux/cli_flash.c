@@ -155,8 +155,7 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
      * fsck (which mounts again, checking everything), not all at every
      * command: a gateway's image holds thousands of records. */
     uint32_t flags = STORE_MOUNT_QUICK | (exists ? 0 : STORE_MOUNT_FORMAT_IF_EMPTY);
-    store_status_t rc =
-        store_mount(&f->store, &f->dev, f->work, work_size, flags, &f->report);
+    store_status_t rc = store_mount(&f->store, &f->dev, f->work, work_size, flags, &f->report);
     if (rc != STORE_OK) {
         fprintf(stderr, "cdnagent: flash %s: %s\n", path, store_status_str(rc));
         cli_flash_close(f);
@@ -196,8 +195,8 @@ store_status_t cli_flash_lock(cli_flash_t *f)
     }
     if (!changed && f->current)
         return STORE_OK;
-    store_status_t rc =
-        store_mount(&f->store, &f->dev, f->work, f->work_size, STORE_MOUNT_QUICK, NULL);
+    store_status_t rc = store_mount(&f->store, &f->dev, f->work, f->work_size, STORE_MOUNT_QUICK,
+                                    NULL);
     f->current = rc == STORE_OK;
     return rc;
 }

@@ -24,8 +24,8 @@ typedef struct {
     uint8_t *work;
     size_t work_size;
     int is_mtd;
-    int lock_fd;                 /* flock(2) on the image: one store user at a time */
-    int deliver_fd;              /* PATH.deliver.lock, held by sync/run */
+    int lock_fd;    /* flock(2) on the image: one store user at a time */
+    int deliver_fd; /* PATH.deliver.lock, held by sync/run */
     int locked;
     int current;                 /* the mounted store matches the image as last read */
     store_mount_report_t report; /* what mount found */

@@ -119,8 +119,8 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
           (strcmp(op, "list") == 0 && npos <= 2)))
         return cli_usage_error("header: wrong arguments\n%s", HEADER_USAGE);
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, strcmp(op, "list") == 0 ? CLI_FLASH_OPEN_EXISTING
-                                                                  : CLI_FLASH_CREATE) != 0)
+    if (cli_flash_open(&f, g->flash_path,
+                       strcmp(op, "list") == 0 ? CLI_FLASH_OPEN_EXISTING : CLI_FLASH_CREATE) != 0)
         return CLI_EXIT_USAGE;
     int rc = CLI_EXIT_OK;
     cdnapi_result_t res;
@@ -177,11 +177,9 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
         fprintf(l->out, ",\"queued\":%s}", c->queue ? "true" : "false");
     } else {
         fprintf(l->out, "%s  certificate: desired %s%s%s, delivered %s%s%s%s\n", c->domain,
-                cli_cert_state(c->desired_present, c->desired_on, 0),
-                c->desired_name[0] ? " " : "", c->desired_name,
-                cli_cert_state(c->delivered_present, c->delivered_on, 0),
-                c->delivered_name[0] ? " " : "", c->delivered_name,
-                c->queue ? " (queued)" : "");
+                cli_cert_state(c->desired_present, c->desired_on, 0), c->desired_name[0] ? " " : "",
+                c->desired_name, cli_cert_state(c->delivered_present, c->delivered_on, 0),
+                c->delivered_name[0] ? " " : "", c->delivered_name, c->queue ? " (queued)" : "");
     }
     l->n++;
 }
@@ -398,9 +396,9 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
         fputc('}', c->out);
     } else {
         status_domain_line(c, v->domain);
-        fprintf(c->out, "  certificate desired %s%s%s, delivered %s", cli_cert_state(v->desired_present, v->desired_on, 0),
-                v->desired_name[0] ? " " : "", v->desired_name,
-                cli_cert_state(v->delivered_present, v->delivered_on, 0));
+        fprintf(c->out, "  certificate desired %s%s%s, delivered %s",
+                cli_cert_state(v->desired_present, v->desired_on, 0), v->desired_name[0] ? " " : "",
+                v->desired_name, cli_cert_state(v->delivered_present, v->delivered_on, 0));
         if (v->queue) {
             fputs("  [", c->out);
             print_queue_text(c->out, v->queue, c->now);
@@ -442,8 +440,8 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
         fputs("{\"items\":[", stdout);
     agent_status_t ar = agent_visit(&f.store, domain, &v);
     if (json)
-        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d}\n",
-               c.delivered, c.pending, c.failed, c.blocked);
+        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d}\n", c.delivered,
+               c.pending, c.failed, c.blocked);
     else if (c.n == 0)
         puts("(nothing configured)");
     else
@@ -495,7 +493,8 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
                                     &n);
     cli_flash_close(&f);
     if (ar == AGENT_ERR_NOT_FOUND && npos > 2) {
-        fprintf(stderr, "cdnagent: queue retry: no header %s on domain %s (see: cdnagent status %s)\n",
+        fprintf(stderr,
+                "cdnagent: queue retry: no header %s on domain %s (see: cdnagent status %s)\n",
                 pos[2], pos[1], pos[1]);
         return CLI_EXIT_FAILED;
     }
@@ -506,8 +505,10 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
     if (ar != AGENT_OK) {
         /* Entries are reset one by one: those before the failure stay reset,
          * and running the command again finishes the rest. */
-        fprintf(stderr, "cdnagent: queue retry: %s after %u change%s were made pending again; "
-                "run it again to finish\n", agent_status_str(ar), n, n == 1 ? "" : "s");
+        fprintf(stderr,
+                "cdnagent: queue retry: %s after %u change%s were made pending again; "
+                "run it again to finish\n",
+                agent_status_str(ar), n, n == 1 ? "" : "s");
         return CLI_EXIT_FAILED;
     }
     printf("queue retry: %u change%s pending again (run sync, or the daemon delivers them)\n", n,

@@ -182,7 +182,8 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     cred.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
     if (cred.access_key_id == NULL || cred.access_key_secret == NULL ||
         cred.access_key_id[0] == 0 || cred.access_key_secret[0] == 0) {
-        return cli_usage_error("set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+        return cli_usage_error(
+            "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     }
 
     if (tls_on) {
@@ -234,7 +235,8 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
             strlen(pos[3]) >= sizeof(hdr.value) ||
             (config_id != NULL && strlen(config_id) >= sizeof(hdr.config_id))) {
             http_tls_free(tls);
-            return cli_usage_error("batch-set-header: DOMAIN list, KEY, VALUE or --config-id too long");
+            return cli_usage_error(
+                "batch-set-header: DOMAIN list, KEY, VALUE or --config-id too long");
         }
         memcpy(list, pos[1], ll + 1);
         for (;;) {

@@ -69,12 +69,10 @@ static void event_cb(void *ctx, const agent_event_t *ev)
     case AGENT_EV_DELIVERED:
         printf("delivered %s %s: %s\n", ev->domain, ev->what, ev->detail);
         break;
-    case AGENT_EV_RETRY:
-        print_retry(ev, o->verbose);
-        return;
+    case AGENT_EV_RETRY: print_retry(ev, o->verbose); return;
     case AGENT_EV_FAILED:
-        printf("failed    %s %s: error: %s: %s (RequestId %s)\n", ev->domain, ev->what,
-               ev->detail, ev->message, rid);
+        printf("failed    %s %s: error: %s: %s (RequestId %s)\n", ev->domain, ev->what, ev->detail,
+               ev->message, rid);
         break;
     case AGENT_EV_BLOCKED:
         printf("blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
@@ -83,15 +81,21 @@ static void event_cb(void *ctx, const agent_event_t *ev)
                ev->domain, ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_STORE:
-        fprintf(stderr, "cdnagent: store error %s: %s; delivery paused for %.1f s\n",
-                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
+        fprintf(stderr, "cdnagent: store error %s: %s; delivery paused for %.1f s\n", ev->message,
+                ev->detail, ev->retry_in_ms / 1000.0);
         return;
     }
     fflush(stdout);
 }
 
-static store_status_t lock_cb(void *ctx) { return cli_flash_lock(ctx); }
-static void unlock_cb(void *ctx) { cli_flash_unlock(ctx); }
+static store_status_t lock_cb(void *ctx)
+{
+    return cli_flash_lock(ctx);
+}
+static void unlock_cb(void *ctx)
+{
+    cli_flash_unlock(ctx);
+}
 
 static int parse_number(const char *cmd, const char *opt, const char *text, uint32_t *out)
 {
@@ -107,9 +111,10 @@ static int parse_number(const char *cmd, const char *opt, const char *text, uint
 static int number_option(deliver_opts_t *o, const char *cmd, const char *a, const char *v, int *rc)
 {
     uint32_t n = 0;
-    static const char *const names[] = {"--timeout-ms", "--max-wait", "--rate",
-                                        "--backoff-base-ms", "--backoff-cap-ms", "--warn-every",
-                                        "--max-attempts", NULL};
+    static const char *const names[] = {"--timeout-ms",     "--max-wait",
+                                        "--rate",           "--backoff-base-ms",
+                                        "--backoff-cap-ms", "--warn-every",
+                                        "--max-attempts",   NULL};
     int k = 0;
     while (names[k] && strcmp(a, names[k]) != 0)
         k++;
@@ -259,7 +264,7 @@ static int pick_ca(deliverer_t *d, const deliver_opts_t *o, char *flash_ca, cons
     d->ca = cli_read_text(d->ca_path, CLI_MAX_CA_BYTES, &d->ca_len, &why);
     if (!d->ca)
         return cli_usage_error("%s: cannot read CA bundle %s: %s", cmd, d->ca_path,
-                               why == CLI_READ_ERRNO ? strerror(errno)
+                               why == CLI_READ_ERRNO     ? strerror(errno)
                                : why == CLI_READ_TOO_BIG ? "larger than 512 KB"
                                                          : "not a text file");
     return 0;
@@ -384,8 +389,8 @@ static int sync_report(cli_flash_t *f, const deliverer_t *d)
         return CLI_EXIT_FAILED;
     }
     if (agent_halted(d->agent, &code, &message))
-        printf("sync: delivery blocked: %s: %s; fix the configuration and run sync again\n",
-               code, message);
+        printf("sync: delivery blocked: %s: %s; fix the configuration and run sync again\n", code,
+               message);
     if (left) {
         printf("sync: %u change%s not delivered (see cdnagent status)\n", left,
                left == 1 ? "" : "s");
@@ -435,9 +440,9 @@ static int same_file_state(const struct stat *a, int a_ok, const struct stat *b,
 {
     if (a_ok != b_ok)
         return 0;
-    return !a_ok || (a->st_ino == b->st_ino && a->st_size == b->st_size &&
-                     a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-                     a->st_mtim.tv_nsec == b->st_mtim.tv_nsec);
+    return !a_ok ||
+           (a->st_ino == b->st_ino && a->st_size == b->st_size &&
+            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec);
 }
 
 /* Stamp the configuration; -1 when the store cannot be read now. */
@@ -466,15 +471,19 @@ static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const
 {
     deliverer_t *fresh = NULL;
     if (cli_flash_lock(f) != STORE_OK) {
-        fprintf(stderr, "cdnagent: run: %s: the store cannot be read; keeping the configuration "
-                        "in use\n", why);
+        fprintf(stderr,
+                "cdnagent: run: %s: the store cannot be read; keeping the configuration "
+                "in use\n",
+                why);
         return;
     }
     int rc = deliverer_open(&fresh, f, o, "run");
     cli_flash_unlock(f);
     if (rc || !fresh) {
-        fprintf(stderr, "cdnagent: run: %s: the new configuration does not load (see above); "
-                        "keeping the one in use\n", why);
+        fprintf(stderr,
+                "cdnagent: run: %s: the new configuration does not load (see above); "
+                "keeping the one in use\n",
+                why);
         return;
     }
     deliverer_close(*d);

@@ -32,7 +32,8 @@ typedef struct {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void err(errs_t *e, const char *path, const char *fmt, ...)
+static void
+err(errs_t *e, const char *path, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -193,8 +194,9 @@ static int64_t now_utc(void)
 
 static void parse_manifest(const char *text, const char *base, manifest_t *m, errs_t *e)
 {
-    static const char *const top_known[] = {"endpoint", "credentials", "signature", "ca_bundle",
-                                            "flash", "retry", "domains", "comment", NULL};
+    static const char *const top_known[] = {"endpoint",  "credentials", "signature",
+                                            "ca_bundle", "flash",       "retry",
+                                            "domains",   "comment",     NULL};
     memset(m, 0, sizeof *m);
     m->sector_size = CLI_FLASH_SECTOR_SIZE;
     m->sector_count = CLI_FLASH_SECTOR_COUNT;
@@ -238,8 +240,8 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
     } else if (!cJSON_IsObject(cr)) {
         err(e, "credentials", "must be an object");
     } else {
-        static const char *const known[] = {"access_key_id", "access_key_secret",
-                                            "security_token", NULL};
+        static const char *const known[] = {"access_key_id", "access_key_secret", "security_token",
+                                            NULL};
         unknown_fields(e, cr, "credentials", known);
         const char *id = get_str(e, cr, "credentials", "access_key_id", 1, AGENT_KEY_ID_MAX);
         const char *sec = get_str(e, cr, "credentials", "access_key_secret", 1, AGENT_SECRET_MAX);
@@ -273,9 +275,10 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
         resolve(base, ca, path, sizeof path);
         m->ca_pem = cli_read_text(path, AGENT_CA_MAX, NULL, &big);
         if (!m->ca_pem)
-            err(e, "ca_bundle", big == 1 ? "%s: larger than 16 KB (keep only the roots the device needs)"
-                                : big == 2 ? "%s: not a text (PEM) file"
-                                           : "%s: cannot read",
+            err(e, "ca_bundle",
+                big == 1   ? "%s: larger than 16 KB (keep only the roots the device needs)"
+                : big == 2 ? "%s: not a text (PEM) file"
+                           : "%s: cannot read",
                 path);
         else if (count_pem_certs(m->ca_pem) <= 0)
             err(e, "ca_bundle", "%s: no X.509 certificate parses", path);
@@ -381,9 +384,9 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                                      strncmp(r.code, "InvalidHeaderKey", 16) == 0;
                         snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
                         err(e, kp, "%s (%s)",
-                            on_key && cdnapi_header_name_reserved(k) ? "reserved header name"
+                            on_key && cdnapi_header_name_reserved(k)      ? "reserved header name"
                             : strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
-                            : on_key ? "unsupported header name"
+                            : on_key                                  ? "unsupported header name"
                             : strcmp(r.code, "MissingParameter") == 0 ? "must not be empty"
                                                                       : "not a valid header value",
                             r.code);
@@ -393,7 +396,8 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                         if (strcasecmp(md->headers[j].key, k) == 0) {
                             char kp[128];
                             snprintf(kp, sizeof kp, "%s.key", hp);
-                            err(e, kp, "duplicate of headers[%d] (header names are case-insensitive)",
+                            err(e, kp,
+                                "duplicate of headers[%d] (header names are case-insensitive)",
                                 md->headers[j].json_index);
                         }
                     snprintf(md->headers[md->nheaders].key, sizeof md->headers[0].key, "%s", k);
@@ -484,7 +488,8 @@ static int write_image(const manifest_t *m, const char *out_path)
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_path, (long)getpid());
     unlink(tmp);
     port_flash_t dev;
-    if (port_flash_file_open(&dev, tmp, m->sector_size, m->sector_count, m->write_size, 1) != PORT_OK) {
+    if (port_flash_file_open(&dev, tmp, m->sector_size, m->sector_count, m->write_size, 1) !=
+        PORT_OK) {
         fprintf(stderr, "cdnagent: provision: cannot create %s: %s\n", tmp, strerror(errno));
         return CLI_EXIT_FAILED;
     }
@@ -562,7 +567,9 @@ int cmd_provision(int argc, char **argv, const cli_globals_t *g)
     }
     if (!text) {
         fprintf(stderr, "cdnagent: provision: %s: %s\n", manifest,
-                big == 1 ? "larger than 256 KB" : big == 2 ? "not a text file" : strerror(errno));
+                big == 1   ? "larger than 256 KB"
+                : big == 2 ? "not a text file"
+                           : strerror(errno));
         return CLI_EXIT_USAGE;
     }
     char base[4096] = "";
@@ -658,15 +665,16 @@ static void insp_cert(void *arg, const agent_cert_view_t *v)
     if (c->json) {
         printf("%s{\"domain\":", c->n++ ? "," : "");
         cli_json_str(stdout, v->domain);
-        printf(",\"certificate\":%s,\"name\":", cli_cert_state(v->desired_present, v->desired_on, 1));
+        printf(",\"certificate\":%s,\"name\":",
+               cli_cert_state(v->desired_present, v->desired_on, 1));
         cli_json_str(stdout, v->desired_name);
         printf(",\"private_key\":%s,\"queued\":%s}", v->desired_on ? "\"sealed\"" : "null",
                v->queue ? "true" : "false");
     } else {
         printf("  %s  certificate %s%s%s, private key %s%s\n", v->domain,
-               cli_cert_state(v->desired_present, v->desired_on, 0),
-               v->desired_name[0] ? " " : "", v->desired_name,
-               v->desired_on ? "<sealed>" : "-", v->queue ? "  [queued]" : "  [delivered]");
+               cli_cert_state(v->desired_present, v->desired_on, 0), v->desired_name[0] ? " " : "",
+               v->desired_name, v->desired_on ? "<sealed>" : "-",
+               v->queue ? "  [queued]" : "  [delivered]");
     }
 }
 
@@ -716,10 +724,12 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
     agent_settings_wipe(&s);
     int ncerts = ca ? count_pem_certs(ca) : 0;
     const char *sig = s.signature == SIGN_V1 ? "v1" : "v3";
-    const char *state = sr == AGENT_OK ? "provisioned"
-                        : sr == AGENT_ERR_NOT_FOUND ? "not provisioned"
-                        : sr == AGENT_ERR_NO_KEY ? "provisioned, but the device key is missing"
-                                                 : "provisioned, but secrets do not open (tampered, or another device key)";
+    const char *state =
+        sr == AGENT_OK              ? "provisioned"
+        : sr == AGENT_ERR_NOT_FOUND ? "not provisioned"
+        : sr == AGENT_ERR_NO_KEY
+            ? "provisioned, but the device key is missing"
+            : "provisioned, but secrets do not open (tampered, or another device key)";
     insp_t c = {json, 0, &f.store};
     seal_ctx_t sc = {json, 0, &f.store, 0};
     if (json) {
@@ -751,8 +761,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
             printf("credentials: AccessKeyId %s, AccessKeySecret <redacted>\n", s.access_key_id);
             printf("trust:       %d CA certificate%s\n", ncerts, ncerts == 1 ? "" : "s");
             printf("retry:       base %u ms, cap %u ms, %u attempts, %.1f calls/s\n",
-                   s.policy.base_ms, s.policy.cap_ms, s.policy.warn_every,
-                   s.rate_milli / 1000.0);
+                   s.policy.base_ms, s.policy.cap_ms, s.policy.warn_every, s.rate_milli / 1000.0);
         }
         printf("desired state:\n");
         agent_visitor_t v = {insp_header, insp_cert, &c};

@@ -103,14 +103,14 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
                     }
                     continue;
                 }
-                slot = strcmp(a, "--method") == 0            ? &method_opt
-                       : strcmp(a, "--timestamp") == 0       ? &timestamp
-                       : strcmp(a, "--nonce") == 0           ? &nonce
-                       : strcmp(a, "--endpoint") == 0        ? &endpoint
-                       : strcmp(a, "--access-key-id") == 0   ? &key_id
-                       : strcmp(a, "--api-version") == 0     ? &api_version
+                slot = strcmp(a, "--method") == 0                 ? &method_opt
+                       : strcmp(a, "--timestamp") == 0            ? &timestamp
+                       : strcmp(a, "--nonce") == 0                ? &nonce
+                       : strcmp(a, "--endpoint") == 0             ? &endpoint
+                       : strcmp(a, "--access-key-id") == 0        ? &key_id
+                       : strcmp(a, "--api-version") == 0          ? &api_version
                        : strcmp(a, "--credentials-provider") == 0 ? &provider
-                                                             : &secret;
+                                                                  : &secret;
                 *slot = argv[++i];
                 continue;
             }
@@ -203,8 +203,8 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
     }
     {
         sign_credentials_t cr = {key_id, secret, token && token[0] ? token : NULL};
-        sign_request_t req = {&cr,    host,    action, api_version, params, nparams,
-                              method, version, timestamp, nonce, provider};
+        sign_request_t req = {&cr,    host,    action,    api_version, params,  nparams,
+                              method, version, timestamp, nonce,       provider};
         sign_signed_t sig;
         st = sign_request(&req, &sig);
         if (st == SIGN_OK) {

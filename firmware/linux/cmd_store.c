@@ -51,16 +51,16 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
                "\"erase_counts\":[",
                g->flash_path, f.dev.sector_size, n, f.dev.write_size, rep.records_live,
                rep.records_dead, rep.records_damaged, rep.sectors_bad, rep.sectors_missing,
-               rep.txns_discarded,
-               s.free_bytes, s.live_bytes, s.dead_bytes, s.erase_min, s.erase_max);
+               rep.txns_discarded, s.free_bytes, s.live_bytes, s.dead_bytes, s.erase_min,
+               s.erase_max);
         for (uint32_t i = 0; i < n; i++)
             printf("%s%u", i ? "," : "", counts[i]);
         printf("],\"clean\":%s}\n", damaged ? "false" : "true");
     } else {
         printf("flash:        %s (%u sectors x %u B, write size %u)\n", g->flash_path, n,
                f.dev.sector_size, f.dev.write_size);
-        printf("records:      %u live, %u dead, %u damaged\n", rep.records_live,
-               rep.records_dead, rep.records_damaged);
+        printf("records:      %u live, %u dead, %u damaged\n", rep.records_live, rep.records_dead,
+               rep.records_damaged);
         printf("sectors:      %u unreadable, %u missing (image written for more sectors)\n",
                rep.sectors_bad, rep.sectors_missing);
         printf("transactions: %u rolled back (interrupted by power loss)\n", rep.txns_discarded);
@@ -69,8 +69,8 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
         printf("erase counts: min %u, max %u", s.erase_min, s.erase_max);
         if (s.erase_min)
             printf(" (max/min %.2f)", spread);
-        printf("\nresult:       %s\n", damaged ? "DAMAGED (damaged records are skipped, never served)"
-                                               : "clean");
+        printf("\nresult:       %s\n",
+               damaged ? "DAMAGED (damaged records are skipped, never served)" : "clean");
     }
     free(counts);
     cli_flash_close(&f);
@@ -85,8 +85,7 @@ static int parse_geometry_arg(const char *name, const char *v, uint32_t lo, uint
     char *end = NULL;
     errno = 0;
     unsigned long n = v ? strtoul(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || v[0] == '-' || n < lo || n > hi ||
-        (pow2 && (n & (n - 1)))) {
+    if (!v || !*v || *end || errno || v[0] == '-' || n < lo || n > hi || (pow2 && (n & (n - 1)))) {
         cli_usage_error("format: %s needs %s from %u to %u (got '%s')", name,
                         pow2 ? "a power of two" : "a whole number", lo, hi, v ? v : "nothing");
         return -1;
@@ -97,8 +96,7 @@ static int parse_geometry_arg(const char *name, const char *v, uint32_t lo, uint
 
 int cmd_format(int argc, char **argv, const cli_globals_t *g)
 {
-    cli_flash_geometry_t geo = {CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT,
-                                CLI_FLASH_WRITE_SIZE};
+    cli_flash_geometry_t geo = {CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT, CLI_FLASH_WRITE_SIZE};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;

@@ -59,7 +59,8 @@ static int cmd_version(int argc, char **argv, const cli_globals_t *g)
 static void print_help(FILE *out)
 {
     size_t i;
-    fputs("usage: cdnagent [--flash PATH] [--device-key PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n", out);
+    fputs("usage: cdnagent [--flash PATH] [--device-key PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n",
+          out);
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
     fputs("\nrun 'cdnagent COMMAND --help' for a command's options\n", out);

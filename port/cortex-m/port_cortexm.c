@@ -13,7 +13,7 @@
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 
 static volatile uint64_t ticks_ms;
-static int64_t wall_base;      /* UTC seconds at wall_base_ms, 0 = unset */
+static int64_t wall_base; /* UTC seconds at wall_base_ms, 0 = unset */
 static uint64_t wall_base_ms;
 static port_log_level_t log_threshold = PORT_LOG_INFO;
 
@@ -127,8 +127,7 @@ static port_status_t ram_flash_read(port_flash_t *dev, uint32_t addr, void *buf,
     return PORT_OK;
 }
 
-static port_status_t ram_flash_program(port_flash_t *dev, uint32_t addr, const void *buf,
-                                       size_t len)
+static port_status_t ram_flash_program(port_flash_t *dev, uint32_t addr, const void *buf, size_t len)
 {
     ram_flash_t *f = dev->ctx;
     const uint8_t *src = buf;

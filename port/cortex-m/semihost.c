@@ -26,7 +26,7 @@ void semihost_write(const char *buf, size_t len)
     static int tty = -1;
     uintptr_t args[3];
     if (tty < 0) {
-        uintptr_t open_args[3] = {(uintptr_t)":tt", 4, 3};
+        uintptr_t open_args[3] = {(uintptr_t) ":tt", 4, 3};
         tty = semihost_call(SYS_OPEN, open_args);
     }
     args[0] = (uintptr_t)tty;

@@ -75,7 +75,10 @@ __attribute__((section(".vectors"), used)) const vector_t vector_table[16] = {
     fault_handler, /* MemManage */
     fault_handler, /* BusFault */
     fault_handler, /* UsageFault */
-    0, 0, 0, 0,
+    0,
+    0,
+    0,
+    0,
     fault_handler, /* SVC */
     fault_handler, /* DebugMon */
     0,

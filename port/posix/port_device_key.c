@@ -13,7 +13,10 @@
 
 static const char *key_path;
 
-void port_posix_set_device_key_path(const char *path) { key_path = path; }
+void port_posix_set_device_key_path(const char *path)
+{
+    key_path = path;
+}
 
 static void wipe(void *p, size_t n)
 {

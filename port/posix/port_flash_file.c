@@ -31,15 +31,18 @@ typedef struct {
     int fd;
     uint8_t *mem;
     size_t size;
-    int gen_fd;         /* PATH.gen, or -1: none yet (every reload reads the image) */
+    int gen_fd; /* PATH.gen, or -1: none yet (every reload reads the image) */
     char *gen_path;
-    int gen_bumped;     /* this handle announced a write since it last loaded */
-    int gen_known;      /* gen_seen and seen describe the file */
-    uint64_t gen_seen;  /* the counter as this handle last saw or wrote it */
-    struct stat seen;   /* the image as this handle last loaded or wrote it */
+    int gen_bumped;    /* this handle announced a write since it last loaded */
+    int gen_known;     /* gen_seen and seen describe the file */
+    uint64_t gen_seen; /* the counter as this handle last saw or wrote it */
+    struct stat seen;  /* the image as this handle last loaded or wrote it */
 } flash_file_t;
 
-static flash_file_t *ff_of(port_flash_t *dev) { return dev->ctx; }
+static flash_file_t *ff_of(port_flash_t *dev)
+{
+    return dev->ctx;
+}
 
 static int flash_in_range(const port_flash_t *dev, uint32_t addr, size_t len)
 {

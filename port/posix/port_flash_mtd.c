@@ -10,7 +10,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static int mtd_fd(port_flash_t *dev) { return (int)(intptr_t)dev->ctx - 1; }
+static int mtd_fd(port_flash_t *dev)
+{
+    return (int)(intptr_t)dev->ctx - 1;
+}
 
 static int mtd_in_range(const port_flash_t *dev, uint32_t addr, size_t len)
 {

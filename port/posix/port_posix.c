@@ -78,4 +78,3 @@ void port_log(port_log_level_t level, const char *component, const char *fmt, ..
     va_end(ap);
     fputc('\n', stderr);
 }
-

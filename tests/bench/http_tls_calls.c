@@ -31,7 +31,8 @@ int main(int argc, char **argv)
 
     if (argc < 5) {
         printf("usage: %s HOST PORT CA_FILE|-insecure N [close] (needs a server; see "
-               "tests/integration/test_http_tls)\n", argv[0]);
+               "tests/integration/test_http_tls)\n",
+               argv[0]);
         return 0;
     }
     memset(&o, 0, sizeof(o));
@@ -77,7 +78,8 @@ int main(int argc, char **argv)
     http_tls_free(tls);
     port_heap_stats(&in_use, &peak);
     printf("status=%s code=%d calls=%d handshakes=%u resumed=%u peak_heap=%zu body_len=%zu "
-           "date=%lld\n", http_client_status_str(rc), code, i, (unsigned)ts.handshakes,
+           "date=%lld\n",
+           http_client_status_str(rc), code, i, (unsigned)ts.handshakes,
            (unsigned)ts.resumed_handshakes, peak - base, body_len, (long long)date);
     return rc == HTTP_OK ? 0 : 1;
 }

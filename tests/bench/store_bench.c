@@ -32,7 +32,7 @@
 
 #define POPULATE_BUDGET_S 20.0
 #define MOUNT_BUDGET_S 20.0 /* a single mount projected slower than this is not run */
-#define WS 4u /* program granularity used throughout */
+#define WS 4u               /* program granularity used throughout */
 
 static double now_s(void)
 {
@@ -43,7 +43,10 @@ static double now_s(void)
 
 /* Seeded: every run measures the same workload. */
 static rng_t g_rng = {0x5EEDB16Bull};
-static uint64_t rnd(void) { return rng_next(&g_rng); }
+static uint64_t rnd(void)
+{
+    return rng_next(&g_rng);
+}
 
 static void fill(uint8_t *b, size_t n)
 {
@@ -74,8 +77,8 @@ static void rig_open(rig_t *g, uint32_t ss, uint32_t sc)
     g->work = malloc(g->work_size);
     if (!g->work)
         exit(1);
-    int rc = store_mount(&g->st, &g->emu.dev, g->work, g->work_size,
-                         STORE_MOUNT_FORMAT_IF_EMPTY, NULL);
+    int rc = store_mount(&g->st, &g->emu.dev, g->work, g->work_size, STORE_MOUNT_FORMAT_IF_EMPTY,
+                         NULL);
     if (rc != STORE_OK)
         die("mount (format)", rc);
 }
@@ -107,8 +110,8 @@ static double time_mount(rig_t *g, uint32_t *live)
     if (g->emu.dev.sector_count && rep.records_damaged == 0 && n > 0) {
         store_mount_report_t full;
         double c0 = now_s();
-        if (store_mount(&g->st, &g->emu.dev, g->work, g->work_size, STORE_MOUNT_COUNT_LIVE, &full) ==
-                STORE_OK &&
+        if (store_mount(&g->st, &g->emu.dev, g->work, g->work_size, STORE_MOUNT_COUNT_LIVE,
+                        &full) == STORE_OK &&
             now_s() - c0 < 5.0)
             *live = full.records_live;
     }
@@ -266,10 +269,9 @@ static void bench_worst_put(void)
             sum_t += t;
             sum_bytes += db;
         }
-        printf("%-16s %8u %10lu %10lu %14lu %12lu %12.1f us %10.1f us %12.0f B\n",
-               label[mode], turns, (unsigned long)max_erase,
-               (unsigned long)max_prog, (unsigned long)max_bytes, (unsigned long)max_reads,
-               max_t * 1e6, sum_t / PUTS * 1e6, (double)sum_bytes / PUTS);
+        printf("%-16s %8u %10lu %10lu %14lu %12lu %12.1f us %10.1f us %12.0f B\n", label[mode],
+               turns, (unsigned long)max_erase, (unsigned long)max_prog, (unsigned long)max_bytes,
+               (unsigned long)max_reads, max_t * 1e6, sum_t / PUTS * 1e6, (double)sum_bytes / PUTS);
         if (mode == 2)
             printf("  (idle GC ahead, %u sectors: %lu steps, each at most %lu erase(s) and "
                    "%lu B programmed)\n",
@@ -368,7 +370,8 @@ static void bench_index(void)
     size_t kl;
     uint8_t val[64];
     printf("\nstore_bench: RAM index (%u B a key) against the scan, same image, 32 B values, "
-           "4KBx512, write_size %u\n", STORE_INDEX_ENTRY_SIZE, WS);
+           "4KBx512, write_size %u\n",
+           STORE_INDEX_ENTRY_SIZE, WS);
     printf("%-8s %-24s %-24s %-24s %-22s %-22s\n", "records", "get/s index | scan",
            "put/s index | scan", "walk ms index | scan", "mount ms index|scan", "index RAM");
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
@@ -419,10 +422,10 @@ static void bench_index(void)
 static void print_worst_put(void)
 {
     printf("\nstore_bench: the costliest single put of 4,000 (10%% 8 KB values over 3 keys, "
-           "90%% 32 B over 60 keys), 4KBx16, write_size %u\n", WS);
+           "90%% 32 B over 60 keys), 4KBx16, write_size %u\n",
+           WS);
     printf("%-16s %8s %10s %10s %14s %12s %15s %13s %14s\n", "", "GC turns", "max erases",
-           "max progs", "max bytes prog", "max reads", "max time", "mean time",
-           "mean bytes");
+           "max progs", "max bytes prog", "max reads", "max time", "mean time", "mean bytes");
     bench_worst_put();
     printf("(one sector is 4,096 B: a put with one erase and up to a sector's copy plus its own "
            "8 KB value programs at most about 12.3 KB)\n");
@@ -493,8 +496,9 @@ int main(int argc, char **argv)
             if (c < reached) {
                 snprintf(a, sizeof a, "%.2f ms", mount_t[c] * 1e3);
                 if (live[c] != UINT32_MAX)
-                    snprintf(note, sizeof note, "32 B values, 4KBx512, fsck counts %u live; x%.1f vs 1k",
-                             live[c], mount_t[c] / mount_t[0]);
+                    snprintf(note, sizeof note,
+                             "32 B values, 4KBx512, fsck counts %u live; x%.1f vs 1k", live[c],
+                             mount_t[c] / mount_t[0]);
                 else
                     snprintf(note, sizeof note, "32 B values, 4KBx512; x%.1f vs 1k",
                              mount_t[c] / mount_t[0]);
@@ -626,8 +630,7 @@ int main(int argc, char **argv)
         row("erase count spread after 100k updates", a, b, (double)emax, (double)rmax, note);
         snprintf(a, sizeof a, "%u", emax);
         snprintf(b, sizeof b, "%u", rmax);
-        row("erases of the most-worn sector", a, b, (double)emax, (double)rmax,
-            "same payload");
+        row("erases of the most-worn sector", a, b, (double)emax, (double)rmax, "same payload");
         rig_close(&g);
         emu_flash_free(&r.emu);
     }
@@ -683,7 +686,8 @@ int main(int argc, char **argv)
 
     /* --- print ----------------------------------------------------------- */
     printf("store_bench: emulated NOR flash, write_size %u; raw = same payload programmed "
-           "directly\n", WS);
+           "directly\n",
+           WS);
     printf("%-40s %-20s %-20s %-8s %s\n", "metric", "store", "raw flash", "overhead", "notes");
     for (int i = 0; i < g_nrows; i++)
         printf("%-40s %-20s %-20s %-8s %s\n", g_rows[i].name, g_rows[i].store, g_rows[i].raw,

@@ -134,8 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&direct, 0, sizeof direct);
     size_t nd = 0;
     cdnapi_class_t pc = cdnapi_parse_header_configs(body, len, collect, &direct, &nd);
-    FZ_CHECK((pc == CDNAPI_SUCCESS && nd == (size_t)direct.n) ||
-                 (pc == CDNAPI_RETRYABLE && nd == 0),
+    FZ_CHECK((pc == CDNAPI_SUCCESS && nd == (size_t)direct.n) || (pc == CDNAPI_RETRYABLE && nd == 0),
              "parse_header_configs: %s, %zu after %d visits", cdnapi_class_str(pc), nd, direct.n);
 
     /* The same body as the reply to real calls. */
@@ -185,8 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const doms[] = {"a.example.com", "b.example.com"};
     memset(out, 0xA5, sizeof out); /* unwritten entries are not NUL-terminated */
     size_t nb = 0;
-    cdnapi_class_t bc =
-        cdnapi_batch_set_headers(&api, doms, 2, &h, 1, out, CDNAPI_MAX_BATCH + 2, &nb, &res);
+    cdnapi_class_t bc = cdnapi_batch_set_headers(&api, doms, 2, &h, 1, out, CDNAPI_MAX_BATCH + 2,
+                                                 &nb, &res);
     http_client_close(&http);
     check_result(&res);
     FZ_CHECK(bc == res.cls && (bc == CDNAPI_SUCCESS || nb == 0), "batch: %s with %zu",

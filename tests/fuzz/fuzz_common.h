@@ -70,7 +70,8 @@ static inline void fz_str(fuzz_in_t *in, char *out, size_t cap)
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-_Noreturn static inline void fz_fail(const char *fmt, ...)
+_Noreturn static inline void
+fz_fail(const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -84,10 +85,10 @@ _Noreturn static inline void fz_fail(const char *fmt, ...)
     abort();
 }
 
-#define FZ_CHECK(cond, ...)        \
-    do {                           \
-        if (!(cond))               \
-            fz_fail(__VA_ARGS__);  \
+#define FZ_CHECK(cond, ...)       \
+    do {                          \
+        if (!(cond))              \
+            fz_fail(__VA_ARGS__); \
     } while (0)
 
 /* libFuzzer's entry point (declared here so -Wmissing-prototypes style

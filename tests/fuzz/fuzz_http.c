@@ -34,7 +34,7 @@ enum {
 typedef struct {
     const uint8_t *data;
     size_t len, off;
-    uint32_t rng;      /* chunk sizes; 0: always the largest chunk asked for */
+    uint32_t rng; /* chunk sizes; 0: always the largest chunk asked for */
     uint32_t max_chunk;
     uint8_t flags;
     int connects;
@@ -156,13 +156,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(&b, &lim, &y, false);
 
     if (x.rc != HTTP_ERR_TOO_LARGE && y.rc != HTTP_ERR_TOO_LARGE) {
-        FZ_CHECK(x.rc == y.rc, "chunking changed the outcome: %s vs %s", http_client_status_str(x.rc),
-                 http_client_status_str(y.rc));
+        FZ_CHECK(x.rc == y.rc, "chunking changed the outcome: %s vs %s",
+                 http_client_status_str(x.rc), http_client_status_str(y.rc));
         if (x.rc == HTTP_OK) {
             FZ_CHECK(x.r.status_code == y.r.status_code, "chunking changed the status: %d vs %d",
                      x.r.status_code, y.r.status_code);
-            FZ_CHECK(x.r.body_len == y.r.body_len &&
-                         memcmp(x.r.body, y.r.body, x.r.body_len) == 0,
+            FZ_CHECK(x.r.body_len == y.r.body_len && memcmp(x.r.body, y.r.body, x.r.body_len) == 0,
                      "chunking changed the body (%zu vs %zu bytes)", x.r.body_len, y.r.body_len);
             FZ_CHECK(x.r.has_date == y.r.has_date &&
                          (!x.r.has_date || x.r.server_date == y.r.server_date),

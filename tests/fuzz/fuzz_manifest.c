@@ -127,8 +127,8 @@ static void check_accepted(const manifest_t *m)
             cdnapi_result_t r;
             FZ_CHECK(cdnapi_validate_header(d->name, d->headers[h].key, d->headers[h].value, &r) ==
                          CDNAPI_SUCCESS,
-                     "accepted header %s of %s that cdnapi refuses: %s", d->headers[h].key,
-                     d->name, r.code);
+                     "accepted header %s of %s that cdnapi refuses: %s", d->headers[h].key, d->name,
+                     r.code);
             for (int k = 0; k < h; k++)
                 FZ_CHECK(strcasecmp(d->headers[h].key, d->headers[k].key) != 0,
                          "accepted duplicate header %s in %s", d->headers[h].key, d->name);
@@ -165,8 +165,7 @@ static void check_provisions(const manifest_t *m)
     const char *stage = "format";
     agent_status_t ar = provision_store(&st, m, &stage);
     FZ_CHECK(ar == AGENT_OK || agent_status_store(ar) != STORE_OK,
-             "an accepted manifest does not provision: writing %s: %s", stage,
-             agent_status_str(ar));
+             "an accepted manifest does not provision: writing %s: %s", stage, agent_status_str(ar));
     if (ar == AGENT_OK) {
         static agent_settings_t got;
         char *ca = NULL;

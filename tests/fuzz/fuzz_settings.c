@@ -39,9 +39,9 @@ enum { R_END, R_KID, R_SET, R_CA, R_AKS, R_STS, R_COUNT };
 static const char *const names[R_COUNT] = {"Gend", "Gkid", "Gset", "Gca", "Gaks", "Gsts"};
 
 enum {
-    F_SEAL_AKS = 0x01,  /* Gaks: the input bytes sealed by the harness */
+    F_SEAL_AKS = 0x01, /* Gaks: the input bytes sealed by the harness */
     F_SEAL_STS = 0x02,
-    F_SWAP_AKS = 0x04,  /* ... sealed for the other store key */
+    F_SWAP_AKS = 0x04, /* ... sealed for the other store key */
     F_SWAP_STS = 0x08,
     F_BADID_AKS = 0x10, /* ... under another key id */
     F_BADID_STS = 0x20,
@@ -92,9 +92,8 @@ static void compare_settings(const agent_settings_t *a, const agent_settings_t *
     FZ_CHECK(strcmp(a->endpoint, b->endpoint) == 0 &&
                  strcmp(a->access_key_id, b->access_key_id) == 0 &&
                  strcmp(a->access_key_secret, b->access_key_secret) == 0 &&
-                 strcmp(a->security_token, b->security_token) == 0 &&
-                 a->signature == b->signature && a->policy.base_ms == b->policy.base_ms &&
-                 a->policy.cap_ms == b->policy.cap_ms &&
+                 strcmp(a->security_token, b->security_token) == 0 && a->signature == b->signature &&
+                 a->policy.base_ms == b->policy.base_ms && a->policy.cap_ms == b->policy.cap_ms &&
                  a->policy.warn_every == b->policy.warn_every && a->rate_milli == b->rate_milli,
              "settings saved and loaded again differ from the ones loaded");
 }
@@ -178,9 +177,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             same_text(s1.security_token, sts, "Gsts");
         else
             FZ_CHECK(s1.security_token[0] == 0, "an STS token from nowhere");
-        FZ_CHECK(s1.signature == set->value[1] && s1.rate_milli ==
-                     ((uint32_t)set->value[12] | (uint32_t)set->value[13] << 8 |
-                      (uint32_t)set->value[14] << 16 | (uint32_t)set->value[15] << 24),
+        FZ_CHECK(s1.signature == set->value[1] &&
+                     s1.rate_milli ==
+                         ((uint32_t)set->value[12] | (uint32_t)set->value[13] << 8 |
+                          (uint32_t)set->value[14] << 16 | (uint32_t)set->value[15] << 24),
                  "Gset fields do not read back");
         if (ca->stored) {
             FZ_CHECK(ca_pem && memcmp(ca_pem, ca->value, ca->len) == 0 && ca_pem[ca->len] == 0,
@@ -221,8 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ar = agent_settings_load(&st, &s2, &ca2);
             FZ_CHECK(ar == AGENT_OK, "settings just saved do not load: %s", agent_status_str(ar));
             compare_settings(&s1, &s2);
-            FZ_CHECK((ca_pem == NULL) == (ca2 == NULL) &&
-                         (!ca_pem || strcmp(ca_pem, ca2) == 0),
+            FZ_CHECK((ca_pem == NULL) == (ca2 == NULL) && (!ca_pem || strcmp(ca_pem, ca2) == 0),
                      "the CA bundle changed in a save/load round trip");
             agent_settings_wipe(&s2);
             port_free(ca2);

@@ -64,12 +64,13 @@ static int nkeys;
 static uint8_t valbuf[STORE_VALUE_MAX + 16];
 static uint8_t getbuf[STORE_VALUE_MAX + 16];
 static const char *where; /* the script step being checked, for messages */
-static int tracing;        /* FUZZ_TRACE set: print every step (diagnosing a find) */
+static int tracing;       /* FUZZ_TRACE set: print every step (diagnosing a find) */
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static void trace(const char *fmt, ...)
+static void
+trace(const char *fmt, ...)
 {
     va_list ap;
     if (!tracing)
@@ -117,8 +118,8 @@ static int listed_cmp(const void *a, const void *b)
 
 static void trace_report(const char *what, store_status_t rc, const store_mount_report_t *r)
 {
-    trace("%s: %s (live %u dead %u damaged %u txns discarded %u bad sectors %u missing %u)",
-          what, store_status_str(rc), r->records_live, r->records_dead, r->records_damaged,
+    trace("%s: %s (live %u dead %u damaged %u txns discarded %u bad sectors %u missing %u)", what,
+          store_status_str(rc), r->records_live, r->records_dead, r->records_damaged,
           r->txns_discarded, r->sectors_bad, r->sectors_missing);
 }
 
@@ -178,8 +179,8 @@ static void verify(store_t *st, kmodel_t *k)
                  name, k->len, store_status_str(rc));
         FZ_CHECK(len == k->len, "%s: key \"%s\" holds %zu bytes, expected %zu", where, name, len,
                  k->len);
-        FZ_CHECK(memcmp(getbuf, k->value, len) == 0, "%s: key \"%s\" reads back other bytes",
-                 where, name);
+        FZ_CHECK(memcmp(getbuf, k->value, len) == 0, "%s: key \"%s\" reads back other bytes", where,
+                 name);
     } else {
         FZ_CHECK(rc == STORE_NOT_FOUND, "%s: key \"%s\" should be absent, store_get says %s (%zu B)",
                  where, name, store_status_str(rc), len);
@@ -271,8 +272,7 @@ static void do_put(store_t *st, fuzz_in_t *in, uint32_t salt)
     kmodel_t *k = pick_key(in);
     size_t len = make_value(in, salt);
     store_status_t rc = store_put(st, k->key, k->key_len, valbuf, len);
-    trace("put %.*s (%zu B): %s", (int)k->key_len, (const char *)k->key, len,
-          store_status_str(rc));
+    trace("put %.*s (%zu B): %s", (int)k->key_len, (const char *)k->key, len, store_status_str(rc));
     if (rc == STORE_OK) {
         set_value(k, valbuf, len);
         verify(st, k);
@@ -366,8 +366,8 @@ static void do_txn(store_t *st, fuzz_in_t *in, uint32_t salt)
         for (int i = 0; i < n; i++)
             set_state(ops[i].k, K_UNKNOWN);
     } else {
-        FZ_CHECK(rc != STORE_ERR_TXN || failed,
-                 "%s: commit says a transaction op failed, none did", where);
+        FZ_CHECK(rc != STORE_ERR_TXN || failed, "%s: commit says a transaction op failed, none did",
+                 where);
     }
     for (int i = 0; i < n; i++)
         free(ops[i].v);
@@ -389,18 +389,19 @@ static void check_index_differential(store_t *st, const uint8_t *image, size_t d
     work2 = malloc(work2_size);
     /* ... and quick (STORE_MOUNT_QUICK: data CRCs checked at read, not at
      * mount), which must change no answer either */
-    if (work2 && store_mount(&st2, &emu2.dev, work2, work2_size, STORE_MOUNT_QUICK, NULL) ==
-                     STORE_OK) {
+    if (work2 &&
+        store_mount(&st2, &emu2.dev, work2, work2_size, STORE_MOUNT_QUICK, NULL) == STORE_OK) {
         for (int i = 0; i < nkeys; i++) {
             size_t len1 = 0, len2 = 0;
-            store_status_t a = store_get(st, keys[i].key, keys[i].key_len, getbuf,
-                                         sizeof getbuf, &len1);
+            store_status_t a = store_get(st, keys[i].key, keys[i].key_len, getbuf, sizeof getbuf,
+                                         &len1);
             store_status_t b = store_get(&st2, keys[i].key, keys[i].key_len, other_buf,
                                          sizeof other_buf, &len2);
-            FZ_CHECK(a == b && (a != STORE_OK || (len1 == len2 && memcmp(getbuf, other_buf,
-                                                                          len1) == 0)),
+            FZ_CHECK(a == b &&
+                         (a != STORE_OK || (len1 == len2 && memcmp(getbuf, other_buf, len1) == 0)),
                      "with and without the RAM index, get of key %d answers %s (%zu B) and %s "
-                     "(%zu B)", i, store_status_str(a), len1, store_status_str(b), len2);
+                     "(%zu B)",
+                     i, store_status_str(a), len1, store_status_str(b), len2);
         }
         memset(&mine, 0, sizeof mine);
         memset(&theirs, 0, sizeof theirs);
@@ -417,23 +418,25 @@ static void check_index_differential(store_t *st, const uint8_t *image, size_t d
                 for (int i = 0; i < l->n; i++) {
                     size_t len1 = 0, len2 = 0;
                     const listed_t *it = &l->items[i];
-                    store_status_t g1 = store_get(st, it->key, it->key_len, getbuf,
-                                                  sizeof getbuf, &len1);
+                    store_status_t g1 = store_get(st, it->key, it->key_len, getbuf, sizeof getbuf,
+                                                  &len1);
                     store_status_t g2 = store_get(&st2, it->key, it->key_len, other_buf,
                                                   sizeof other_buf, &len2);
                     trace("walk %s the index lists %.*s (%zu B): get %s / %s",
                           (side == 0) == indexed ? "with" : "without", (int)it->key_len,
                           (const char *)it->key, it->len, store_status_str(g1),
                           store_status_str(g2));
-                    FZ_CHECK(g1 == g2 && (g1 != STORE_OK || (len1 == len2 &&
-                                                             memcmp(getbuf, other_buf,
-                                                                    len1) == 0)),
+                    FZ_CHECK(g1 == g2 && (g1 != STORE_OK ||
+                                          (len1 == len2 && memcmp(getbuf, other_buf, len1) == 0)),
                              "with and without the RAM index, get of a listed key answers "
-                             "%s and %s", store_status_str(g1), store_status_str(g2));
+                             "%s and %s",
+                             store_status_str(g1), store_status_str(g2));
                 }
             }
-            FZ_CHECK(mine.n == theirs.n, "with and without the RAM index, iterate lists %d "
-                     "and %d keys", mine.n, theirs.n);
+            FZ_CHECK(mine.n == theirs.n,
+                     "with and without the RAM index, iterate lists %d "
+                     "and %d keys",
+                     mine.n, theirs.n);
             for (int i = 0; i < mine.n && i < theirs.n; i++)
                 FZ_CHECK(listed_cmp(&mine.items[i], &theirs.items[i]) == 0 &&
                              mine.items[i].len == theirs.items[i].len,

@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static emu_flash_t *emu_of(port_flash_t *dev) { return (emu_flash_t *)dev->ctx; }
+static emu_flash_t *emu_of(port_flash_t *dev)
+{
+    return (emu_flash_t *)dev->ctx;
+}
 
 static int emu_in_range(const emu_flash_t *emu, uint32_t addr, size_t len)
 {

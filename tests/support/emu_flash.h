@@ -46,15 +46,15 @@ typedef enum {
 } emu_fault_kind_t;
 
 typedef struct {
-    port_flash_t dev;          /* hand &emu->dev to the code under test */
-    uint8_t *mem;              /* sector_size * sector_count bytes */
-    uint32_t *erase_counts;    /* one per sector */
+    port_flash_t dev;       /* hand &emu->dev to the code under test */
+    uint8_t *mem;           /* sector_size * sector_count bytes */
+    uint32_t *erase_counts; /* one per sector */
     uint64_t bytes_programmed;
-    uint64_t ops;              /* program + erase calls so far (power-cut indices
-                                  count these; reads are counted apart so that
-                                  existing cut schedules keep their meaning) */
-    uint64_t violations;       /* refused programs (1->0 rule, alignment) */
-    int64_t cut_at_op;         /* -1: no cut scheduled */
+    uint64_t ops;        /* program + erase calls so far (power-cut indices
+                            count these; reads are counted apart so that
+                            existing cut schedules keep their meaning) */
+    uint64_t violations; /* refused programs (1->0 rule, alignment) */
+    int64_t cut_at_op;   /* -1: no cut scheduled */
     size_t cut_at_byte;
     int powered_off;
 
@@ -67,20 +67,20 @@ typedef struct {
 
     /* The armed fault (see emu_flash_fault_arm); kind NONE when idle. */
     emu_fault_kind_t fault_kind;
-    uint64_t fault_at;         /* value of reads/programs/erases that it hits */
+    uint64_t fault_at; /* value of reads/programs/erases that it hits */
     uint32_t fault_arg;
     /* Set when the armed fault fired, so a test can tell "the workload never
      * reached operation k" from "it survived the fault", and can see where
      * the damage went. */
     int fault_fired;
-    uint32_t fault_addr;       /* start of the hit operation (erase: sector base) */
-    uint32_t fault_len;        /* its length in bytes */
-    uint32_t fault_flip_addr;  /* READ_FLIP / noise: the byte whose bit flipped */
+    uint32_t fault_addr;      /* start of the hit operation (erase: sector base) */
+    uint32_t fault_len;       /* its length in bytes */
+    uint32_t fault_flip_addr; /* READ_FLIP / noise: the byte whose bit flipped */
 
     /* Random read noise (emu_flash_read_noise); 0 = off. */
     uint32_t noise_one_in;
     uint64_t noise_state;
-    uint64_t flips;            /* bits flipped so far by READ_FLIP and noise */
+    uint64_t flips; /* bits flipped so far by READ_FLIP and noise */
 } emu_flash_t;
 
 /* Allocate (host malloc) a device of the given geometry, fully erased. */

@@ -45,8 +45,8 @@ static inline int t_batch(cdnapi_t *api, const char *const *domains, size_t ndom
                           cdnapi_batch_config_t *out, size_t max, cdnapi_result_t *res)
 {
     size_t n = 0;
-    return cdnapi_batch_set_headers(api, domains, ndomains, headers, nheaders, out, max, &n,
-                                    res) == CDNAPI_SUCCESS
+    return cdnapi_batch_set_headers(api, domains, ndomains, headers, nheaders, out, max, &n, res) ==
+                   CDNAPI_SUCCESS
                ? (int)n
                : -1;
 }

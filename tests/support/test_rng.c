@@ -9,7 +9,10 @@ uint64_t rng_next(rng_t *r)
     return z ^ (z >> 31);
 }
 
-uint32_t rng_below(rng_t *r, uint32_t n) { return (uint32_t)(rng_next(r) % n); }
+uint32_t rng_below(rng_t *r, uint32_t n)
+{
+    return (uint32_t)(rng_next(r) % n);
+}
 
 void rng_fill(rng_t *r, uint8_t *buf, size_t len)
 {

@@ -142,8 +142,10 @@ typedef struct {
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static void url_decode(char *s)
@@ -279,8 +281,8 @@ static void header_value(char *head, const char *name, char *out, size_t cap)
  * must be the device's clock. This catches on the target what a replay of
  * parameters alone cannot: a timestamp, nonce or canonical request that the
  * device's libc formats differently. */
-static bool check_signature(char *head, const char *method, const char *action,
-                            const param_t *ps, int np)
+static bool check_signature(char *head, const char *method, const char *action, const param_t *ps,
+                            int np)
 {
     static char rebuilt[REQ_MAX];
     char host[128], date[32], nonce[80], version[32], auth[400];
@@ -303,8 +305,8 @@ static bool check_signature(char *head, const char *method, const char *action,
     header_value(head, "x-acs-version", version, sizeof version);
     header_value(head, "Authorization", auth, sizeof auth);
     cr.access_key_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "access_key_id"));
-    cr.access_key_secret =
-        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "access_key_secret"));
+    cr.access_key_secret = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(c, "access_key_secret"));
     for (i = 0; i < np; i++) {
         sp[i].name = ps[i].name;
         sp[i].name_len = strlen(ps[i].name);
@@ -343,8 +345,7 @@ static bool check_signature(char *head, const char *method, const char *action,
     if (sign_format_timestamp((long long)now - PEER_CLOCK_SLACK_S, lo) != SIGN_OK ||
         sign_format_timestamp((long long)now + PEER_CLOCK_SLACK_S, hi) != SIGN_OK ||
         strlen(date) != SIGN_TIMESTAMP_LEN || strcmp(date, lo) < 0 || strcmp(date, hi) > 0) {
-        printf("# peer: step %u: x-acs-date \"%s\" is not the device's clock\n", P.answered,
-               date);
+        printf("# peer: step %u: x-acs-date \"%s\" is not the device's clock\n", P.answered, date);
         ok = false;
     }
     if (cr.access_key_secret)
@@ -416,8 +417,9 @@ static size_t build_response(const cJSON *step, bool ok)
     if ((int)P.answered == P.close_after)
         fits = fits && resp_add(&n, "Connection: close\r\n");
     if (!ok)
-        fits = fits && resp_add(&n, "Date: %s\r\nContent-Type: application/json\r\n"
-                                    "Content-Length: %lu\r\n",
+        fits = fits && resp_add(&n,
+                                "Date: %s\r\nContent-Type: application/json\r\n"
+                                "Content-Length: %lu\r\n",
                                 date, (unsigned long)strlen(body));
     fits = fits && resp_add(&n, "\r\n%s", body ? body : "");
     if (!fits) {
@@ -538,8 +540,8 @@ static void pump(void)
         body_len = cl ? (size_t)strtoul(cl, NULL, 10) : 0;
         end[2] = '\r';
         if (body_len > REQ_MAX - head_len) {
-            printf("# peer: request %u: body of %lu bytes is over the peer's limit\n",
-                   P.answered, (unsigned long)body_len);
+            printf("# peer: request %u: body of %lu bytes is over the peer's limit\n", P.answered,
+                   (unsigned long)body_len);
             P.mismatches++;
             P.broken = true;
             return;
@@ -671,11 +673,26 @@ void peer_stop(void)
     port_heap_exclude(false);
 }
 
-unsigned peer_answered(void) { return P.answered; }
-unsigned peer_steps(void) { return P.nsteps; }
-unsigned peer_mismatches(void) { return P.mismatches; }
-unsigned peer_handshakes(void) { return P.handshakes; }
-const char *peer_last_action(void) { return P.last_action; }
+unsigned peer_answered(void)
+{
+    return P.answered;
+}
+unsigned peer_steps(void)
+{
+    return P.nsteps;
+}
+unsigned peer_mismatches(void)
+{
+    return P.mismatches;
+}
+unsigned peer_handshakes(void)
+{
+    return P.handshakes;
+}
+const char *peer_last_action(void)
+{
+    return P.last_action;
+}
 
 void peer_close_after(unsigned step)
 {

@@ -4,9 +4,9 @@
  * manifest built into the image, then delivers over TLS to an in-image peer
  * that plays responses recorded from cdnsim (tests/target/peer.c). After the
  * first delivery (the peer closes the connection after the third call, so
- * the certificate push makes its own TLS handshake) two edits are made and delivered, then the device "reboots"
- * (the store is mounted again from the same NOR) and must still hold the
- * delivered state with nothing queued.
+ * the certificate push makes its own TLS handshake) two edits are made and delivered, then the
+ * device "reboots" (the store is mounted again from the same NOR) and must still hold the delivered
+ * state with nothing queued.
  *
  * Prints TAP lines, and "# figure:" lines that tools/size_table.py turns into
  * the RAM part of the footprint table: for every API call, the heap in use

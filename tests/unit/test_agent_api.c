@@ -394,11 +394,11 @@ struct campaign {
     int kind;
     agent_status_t (*op)(fx_t *f, campaign_t *c);
     void (*check)(fx_t *f, campaign_t *c, agent_status_t rc);
-    uint64_t before, after;  /* digests without and with the call's effect */
-    agent_status_t err;      /* the status a failure must give (AGENT_OK: any error) */
-    unsigned long k, n;      /* the operation failed now, of n */
-    unsigned failed;         /* runs that returned an error */
-    unsigned nomem;          /* runs that returned AGENT_ERR_NOMEM */
+    uint64_t before, after; /* digests without and with the call's effect */
+    agent_status_t err;     /* the status a failure must give (AGENT_OK: any error) */
+    unsigned long k, n;     /* the operation failed now, of n */
+    unsigned failed;        /* runs that returned an error */
+    unsigned nomem;         /* runs that returned AGENT_ERR_NOMEM */
     const void *arg;
 };
 
@@ -495,8 +495,8 @@ static void test_domain_names(void **state)
     name[AGENT_DOMAIN_MAX] = 0;
     assert_true(agent_domain_name_ok(name)); /* 253 bytes */
     assert_true(agent_domain_name_ok("*.Cdn-09.example.COM"));
-    static const char *const bad[] = {"a_b.com", "a@b.com", "a[b.com", "a{b.com",
-                                      "a:b.com", "a b.com", "a/b.com", "a!b.com",
+    static const char *const bad[] = {"a_b.com", "a@b.com",        "a[b.com", "a{b.com",
+                                      "a:b.com", "a b.com",        "a/b.com", "a!b.com",
                                       "a~b.com", "caf\xc3\xa9.com"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(agent_domain_name_ok(bad[i]));
@@ -531,7 +531,8 @@ static void test_edit_refusals(void **state)
 
     assert_int_equal(agent_cert_set(NULL, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
                      AGENT_ERR_ARG);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", NULL, TEST_KEY_PEM, NOW_UTC, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", NULL, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_ERR_ARG);
     assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, NULL, NOW_UTC, &res),
                      AGENT_ERR_ARG);
     assert_int_equal(agent_cert_set(&f->st, NULL, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
@@ -558,12 +559,13 @@ static void test_edit_refusals(void **state)
     char long_name[AGENT_CERT_NAME_MAX + 2];
     memset(long_name, 'n', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = 0;
-    assert_int_equal(agent_cert_set(&f->st, DOM, long_name, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+    assert_int_equal(agent_cert_set(&f->st, DOM, long_name, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                    &res),
                      AGENT_ERR_INVALID);
     assert_string_equal(res.code, "InvalidCertName.Malformed");
     /* a certificate for another domain: the service's code, locally */
-    assert_int_equal(agent_cert_set(&f->st, "other.example.com", "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
-                                    &res),
+    assert_int_equal(agent_cert_set(&f->st, "other.example.com", "n", TEST_CERT_PEM, TEST_KEY_PEM,
+                                    NOW_UTC, &res),
                      AGENT_ERR_INVALID);
     assert_string_not_equal(res.code, "");
 
@@ -875,7 +877,8 @@ static void test_edits_inside_open_txn(void **state)
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
     uint64_t d = digest(f);
     assert_int_equal(store_txn_begin(&f->st), STORE_OK);
-    assert_int_equal(agent_header_set(&f->st, DOM, "X-B", "1", NULL), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
+    assert_int_equal(agent_header_set(&f->st, DOM, "X-B", "1", NULL),
+                     AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
     assert_int_equal(agent_header_rm(&f->st, DOM, "X-A"), AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
     assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
                      AGENT_ERR_STORE_BASE + STORE_ERR_TXN);
@@ -952,7 +955,8 @@ static void edit_base(fx_t *f)
 {
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
     put_hrec(f, 0, "X-Del", HF_DESIRED | HF_DELIVERED, "v", "1234", "v");
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
+                     AGENT_OK);
     settings_init(&g_set, true);
     assert_int_equal(agent_settings_save(&f->st, &g_set, NULL), AGENT_OK);
 }
@@ -1031,7 +1035,8 @@ static void test_cert_records_and_key(void **state)
     fx_t *f = *state;
     char *key = NULL;
     cdnapi_result_t res;
-    assert_int_equal(agent_cert_set(&f->st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     assert_int_equal(visit(f, DOM), AGENT_OK);
     assert_int_equal(g_seen.nc, 1);
     const cview_t *c = seen_c(DOM);
@@ -1070,7 +1075,8 @@ static void test_cert_records_and_key(void **state)
     assert_true(digest(f) == d);
 
     /* a key sealed under another device key, or tampered with, does not open */
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     port_posix_set_device_key_path(f->key2);
     key = (char *)"x";
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_ERR_SECRET);
@@ -1803,7 +1809,8 @@ static void sealed_base(fx_t *f)
 {
     settings_init(&g_set, true);
     assert_int_equal(agent_settings_save(&f->st, &g_set, CA), AGENT_OK);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
+                     AGENT_OK);
     put_raw(f, "K05", "plain", 5);
     put_raw(f, "K06", "", 0);
     put_raw(f, "K00x", "ignored", 7);
@@ -2043,8 +2050,8 @@ static void test_endpoint_split_edges(void **state)
     /* exactly as long as host can hold, and one more */
     assert_int_equal(agent_endpoint_split("https://abc", host, 4, &port, &tls), AGENT_OK);
     assert_int_equal(agent_endpoint_split("https://abcd", host, 4, &port, &tls), AGENT_ERR_INVALID);
-    static const char *const bad[] = {"https://a_b",  "https://a@b", "https://a[b", "https://a{b",
-                                      "https://a~b",  "https://a!b", "https://a;b", "https:///x",
+    static const char *const bad[] = {"https://a_b",  "https://a@b",  "https://a[b", "https://a{b",
+                                      "https://a~b",  "https://a!b",  "https://a;b", "https:///x",
                                       "https://h:/x", "https://h:-1", "HTTPS://h"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(agent_endpoint_split(bad[i], host, sizeof host, &port, &tls),
@@ -2095,7 +2102,8 @@ static void test_regress_secret_nomem_is_nomem(void **state)
                      AGENT_ERR_NOMEM);
     port_heap_fail_at(-1, false);
     assert_true(digest(f) == before); /* nothing landed */
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
+                     AGENT_OK);
     port_heap_fail_at(1, false);
     assert_int_equal(agent_cert_key(&f->st, DOM, &key), AGENT_ERR_NOMEM);
     port_heap_fail_at(-1, false);
@@ -2165,7 +2173,8 @@ static void test_regress_visit_nomem(void **state)
     agent_visitor_t v = {ignore_header, ignore_cert, NULL};
     unsigned long n, i;
     assert_int_equal(agent_header_set(&f->st, DOM, "X-A", "1", NULL), AGENT_OK);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, NULL),
+                     AGENT_OK);
     port_heap_fail_at(-1, false);
     assert_int_equal(agent_visit(&f->st, NULL, &v), AGENT_OK);
     n = port_heap_allocs();

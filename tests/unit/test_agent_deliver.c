@@ -55,7 +55,8 @@
 #define DESCRIBE "DescribeCdnDomainConfigs"
 #define DELETE "DeleteSpecificConfig"
 #define SETCERT "SetDomainServerCertificate"
-#define ERR(code) "{\"RequestId\":\"R-err\",\"Code\":\"" code "\",\"Message\":\"refused: " code "\"}"
+#define ERR(code) \
+    "{\"RequestId\":\"R-err\",\"Code\":\"" code "\",\"Message\":\"refused: " code "\"}"
 
 /* ------------------------------------------------------------ the CDN -- */
 
@@ -161,9 +162,10 @@ static const copy_t *copy_of(const char *key)
 
 static int hexv(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                                                 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
 }
 
 /* A parameter of the request (query string, or a form body), percent-
@@ -273,7 +275,8 @@ static int model(const char *action, const char **body)
         }
         snprintf(model_body, sizeof model_body,
                  "{\"RequestId\":\"R-set\",\"DomainConfigList\":{\"DomainConfigModel\":[{"
-                 "\"DomainName\":\"" DOM "\",\"ConfigId\":%s,\"FunctionName\":\"set_req_header\"}]}}",
+                 "\"DomainName\":\"" DOM
+                 "\",\"ConfigId\":%s,\"FunctionName\":\"set_req_header\"}]}}",
                  id);
         return 200;
     }
@@ -373,12 +376,8 @@ static void cdn_answer(void)
     case F_APPLY_LOST:
         (void)model(action, &body);
         /* fall through */
-    case F_LOST:
-        cdn.recv_err = HTTP_ERR_RESET;
-        break;
-    case F_RECV_ERR:
-        cdn.recv_err = in->err;
-        break;
+    case F_LOST: cdn.recv_err = HTTP_ERR_RESET; break;
+    case F_RECV_ERR: cdn.recv_err = in->err; break;
     case F_RAW:
         cdn.reply_len = (size_t)snprintf(cdn.reply, sizeof cdn.reply, "%s", in->body);
         cdn.reply_off = 0;
@@ -797,7 +796,7 @@ typedef struct {
     const char *message; /* the event's message */
     int unsure;          /* the in-flight mark after the failure */
     int halted;
-    const char *then;    /* the requests after the first, until delivered */
+    const char *then; /* the requests after the first, until delivered */
 } reply_case_t;
 
 /* clang-format off */
@@ -1103,8 +1102,7 @@ static void test_duplicate_delete_refused(void **state)
         inject(DELETE, F_REPLY, 400, codes[i], NULL, 0);
         set_header(&f, "X-A", "v1");
         settle(&f, 30);
-        assert_string_equal(cdn_log(),
-                            BATCH "," DESCRIBE "," DELETE "," DESCRIBE "," DELETE);
+        assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DELETE "," DESCRIBE "," DELETE);
         assert_int_equal(f.evk[AGENT_EV_FAILED], 0);
         assert_true(f.evk[AGENT_EV_RETRY] >= 2);
         assert_delivered(&f, "X-A", "v1");
@@ -1427,7 +1425,7 @@ static void test_clock_fixes_in_row(void **state)
     for (int i = 0; i < 4; i++)
         inject(BATCH, F_REPLY, 400, ERR("InvalidTimeStamp.Expired"), NULL, 0);
     for (int i = 0; i < 4; i++) /* give the failures a Date */
-        cdn.inj[i].date = i == 0 ? "Sun, 29 Nov 2026 15:00:00 GMT"
+        cdn.inj[i].date = i == 0   ? "Sun, 29 Nov 2026 15:00:00 GMT"
                           : i == 1 ? "Sun, 29 Nov 2026 15:00:01 GMT"
                           : i == 2 ? "Sun, 29 Nov 2026 15:00:02 GMT"
                                    : "Sun, 29 Nov 2026 15:00:03 GMT";
@@ -1806,12 +1804,10 @@ static void setup_edit_then_open(fx_t *f)
 }
 
 static const txn_case_t txn_cases[] = {
-    {"in-flight mark", 1, NULL, setup_add, "writing the in-flight mark (nothing was sent)",
-     BATCH},
+    {"in-flight mark", 1, NULL, setup_add, "writing the in-flight mark (nothing was sent)", BATCH},
     {"delivery", 0, BATCH, setup_add, "recording a delivery", BATCH "," DESCRIBE},
     {"5xx entry", 0, BATCH, setup_5xx, "writing a queue entry", BATCH "," DESCRIBE "," BATCH},
-    {"4xx mark", 0, BATCH, setup_4xx, "clearing the in-flight mark",
-     BATCH "," DESCRIBE "," BATCH},
+    {"4xx mark", 0, BATCH, setup_4xx, "clearing the in-flight mark", BATCH "," DESCRIBE "," BATCH},
     {"clock entry", 0, DESCRIBE, setup_clock, "writing a queue entry",
      BATCH "," DESCRIBE "," DESCRIBE "," BATCH},
     {"read-back", 0, DESCRIBE, setup_lost, "recording a read-back",
@@ -1878,10 +1874,10 @@ static void test_entries_without_records(void **state)
     assert_int_equal(store_delete(&f.st, "D00", 3), STORE_OK);
     set_header(&f, "X-B", "v1"); /* the domain gets slot 00 again */
     assert_int_equal(store_delete(&f.st, "D00", 3), STORE_OK);
-    enqueue(&f, "H00deadbeef");                                  /* no record */
-    enqueue(&f, "Hzz00000000");                                  /* no slot */
-    enqueue(&f, "C05");                                          /* no domain */
-    enqueue(&f, "Czz");                                          /* no slot */
+    enqueue(&f, "H00deadbeef"); /* no record */
+    enqueue(&f, "Hzz00000000"); /* no slot */
+    enqueue(&f, "C05");         /* no domain */
+    enqueue(&f, "Czz");         /* no slot */
     assert_int_equal(queued(&f), 5);
     unsigned calls = cdn.nlog;
     f.now += 1000;
@@ -2020,7 +2016,8 @@ static void test_cert_without_name(void **state)
     fx_t f;
     device_key_new(1);
     fx_begin(&f);
-    assert_int_equal(agent_cert_set(&f.st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     settle(&f, 20);
     assert_string_equal(cdn_log(), SETCERT);
     assert_true(cdn.cert_on);
@@ -2051,7 +2048,8 @@ static void test_cert_key_not_opened(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
                          AGENT_OK);
         set_header(&f, "X-A", "v1");
         if (i == 0)
@@ -2090,7 +2088,8 @@ static void test_cert_records_damaged(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
                          AGENT_OK);
         if (i == 0)
             assert_int_equal(store_delete(&f.st, "K00", 3), STORE_OK); /* the key is gone */
@@ -2106,7 +2105,8 @@ static void test_cert_records_damaged(void **state)
         queue_entry_t q;
         assert_int_equal(queue_get(&f.st, "C00", &q), STORE_OK);
         assert_int_equal(q.state, QUEUE_FAILED);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
                          AGENT_OK);
         settle(&f, 20);
         assert_true(cview(&f).delivered_on);
@@ -2126,7 +2126,8 @@ static void test_cert_writes_refused(void **state)
         fx_t f;
         device_key_new(1);
         fx_begin(&f);
-        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
                          AGENT_OK);
         g_txn_lock = at_apply ? -1 : 1;
         f.on_lock = open_txn_at_lock;
@@ -2401,7 +2402,8 @@ static void cert_prepare(fx_t *f)
 {
     cdnapi_result_t res;
     device_key_new(1);
-    assert_int_equal(agent_cert_set(&f->st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f->st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     set_header(f, "X-A", "v1");
 }
 
@@ -2487,10 +2489,10 @@ static void sweep(int kind, size_t nscenarios, uint64_t stride)
         const scenario_t *sc = &scenarios[s];
         sweep_run_t clean = sweep_run(sc, FAULT_NONE, -1);
         assert_int_equal(clean.store_errors, 0);
-        uint64_t n = kind == FAULT_OOM                    ? clean.allocs
-                     : kind == EMU_FAULT_READ_ERROR       ? clean.reads
-                     : kind == EMU_FAULT_PROGRAM_ERROR    ? clean.programs
-                                                          : clean.erases;
+        uint64_t n = kind == FAULT_OOM                 ? clean.allocs
+                     : kind == EMU_FAULT_READ_ERROR    ? clean.reads
+                     : kind == EMU_FAULT_PROGRAM_ERROR ? clean.programs
+                                                       : clean.erases;
         unsigned fired = 0, paused = 0;
         for (uint64_t k = 0; k < n; k += stride) {
             sweep_run_t r = sweep_run(sc, kind, (long)k);

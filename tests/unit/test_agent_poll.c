@@ -348,7 +348,8 @@ static void set_header(fx_t *f, const char *key, const char *value)
 #define ADDED(id)                                                                                  \
     "{\"RequestId\":\"R-add\",\"DomainConfigList\":{\"DomainConfigModel\":[{\"DomainName\":\"" DOM \
     "\",\"ConfigId\":" #id ",\"FunctionName\":\"set_req_header\"}]}}"
-#define ERR(code) "{\"RequestId\":\"R-err\",\"Code\":\"" code "\",\"Message\":\"refused: " code "\"}"
+#define ERR(code) \
+    "{\"RequestId\":\"R-err\",\"Code\":\"" code "\",\"Message\":\"refused: " code "\"}"
 #define HAS_CONFIG_ID(id) "%22configId%22%3A" #id
 
 /* --------------------------------------------------------------- tests -- */
@@ -414,8 +415,9 @@ static char *readback_body(unsigned n_before, const char *ours)
     char *b = malloc(cap);
     size_t o = 0;
     assert_non_null(b);
-    o += (size_t)snprintf(b + o, cap - o, "{\"RequestId\":\"R-rb\",\"DomainConfigs\":{"
-                                          "\"DomainConfig\":[");
+    o += (size_t)snprintf(b + o, cap - o,
+                          "{\"RequestId\":\"R-rb\",\"DomainConfigs\":{"
+                          "\"DomainConfig\":[");
     for (unsigned i = 0; i < n_before; i++)
         o += (size_t)snprintf(b + o, cap - o,
                               "{\"ConfigId\":\"%u\",\"FunctionName\":\"set_req_header\","
@@ -470,7 +472,7 @@ static void test_duplicates_removed(void **state)
     /* clang-format off */
     (void)state;
     char *rb = readback_body(30, CFG(1005, "X-A", "old") "," CFG(1006, "X-A", "v1") "," CFG(
-    /* clang-format on */
+                                     /* clang-format on */
                                      1007, "X-A", "v1"));
     exchange_t script[] = {
         {BATCH, NULL, NULL, 0, NULL, FATE_RESET, NULL},
@@ -774,7 +776,8 @@ static void test_certificate(void **state)
     cdnapi_result_t res;
     device_key();
     fx_begin(&f, script, 3);
-    assert_int_equal(agent_cert_set(&f.st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     fx_settle(&f, 20);
     cview_t v = cert_view(&f);
     assert_true(v.found && v.delivered_on && !v.queued);
@@ -782,7 +785,8 @@ static void test_certificate(void **state)
     fx_settle(&f, 20);
     v = cert_view(&f);
     assert_true(!v.delivered_on && !v.queued);
-    assert_int_equal(agent_cert_set(&f.st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res), AGENT_OK);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v3", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
     fx_settle(&f, 20);
     v = cert_view(&f);
     assert_true(v.queued);
@@ -884,11 +888,19 @@ static void test_idle_gc_ahead(void **state)
 static void test_api_edges(void **state)
 {
     (void)state;
-    static const agent_status_t codes[] = {
-        AGENT_OK,          AGENT_ERR_INVALID,  AGENT_ERR_STORE_IO, AGENT_ERR_NOT_FOUND,
-        AGENT_ERR_LIMIT,   AGENT_ERR_ARG,      AGENT_ERR_NO_KEY,   AGENT_ERR_SECRET,
-        AGENT_ERR_NOMEM,   AGENT_ERR_CORRUPT,  AGENT_ERR_TLS_SETUP, AGENT_ERR_STORE_FULL,
-        AGENT_ERR_HTTP_BASE + HTTP_ERR_CONNECT};
+    static const agent_status_t codes[] = {AGENT_OK,
+                                           AGENT_ERR_INVALID,
+                                           AGENT_ERR_STORE_IO,
+                                           AGENT_ERR_NOT_FOUND,
+                                           AGENT_ERR_LIMIT,
+                                           AGENT_ERR_ARG,
+                                           AGENT_ERR_NO_KEY,
+                                           AGENT_ERR_SECRET,
+                                           AGENT_ERR_NOMEM,
+                                           AGENT_ERR_CORRUPT,
+                                           AGENT_ERR_TLS_SETUP,
+                                           AGENT_ERR_STORE_FULL,
+                                           AGENT_ERR_HTTP_BASE + HTTP_ERR_CONNECT};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         assert_string_not_equal(agent_status_str(codes[i]), "unknown");
         for (size_t j = 0; j < i; j++)

@@ -241,8 +241,9 @@ static void test_set_header_call(void **state)
 
     sent_len = 0;
     reply_off = 0;
-    reply = "HTTP/1.1 400 Bad Request\r\nContent-Length: 76\r\n\r\n"
-            "{\"RequestId\":\"E\",\"Code\":\"InvalidTimeStamp.Expired\",\"Message\":\"clock skew\"}  ";
+    reply =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 76\r\n\r\n"
+        "{\"RequestId\":\"E\",\"Code\":\"InvalidTimeStamp.Expired\",\"Message\":\"clock skew\"}  ";
     cdnapi_delete_header(&api, "cdn.example.com", "42", &r);
     assert_int_equal(r.cls, CDNAPI_CLOCK);
     assert_string_equal(r.code, "InvalidTimeStamp.Expired");
@@ -287,11 +288,12 @@ static void test_batch_set_headers(void **state)
 
     sent_len = 0;
     reply_off = 0;
-    reply = "HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"
-            "{\"RequestId\":\"B\",\"DomainConfigList\":{\"DomainConfigModel\":["
-            "{\"DomainName\":\"a.example.com\",\"ConfigId\":1001,\"FunctionName\":\"set_req_header\"},"
-            "{\"DomainName\":\"b.example.com\",\"ConfigId\":\"1002\",\"FunctionName\":\"set_req_header\"}"
-            "]}}    ";
+    reply =
+        "HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"
+        "{\"RequestId\":\"B\",\"DomainConfigList\":{\"DomainConfigModel\":["
+        "{\"DomainName\":\"a.example.com\",\"ConfigId\":1001,\"FunctionName\":\"set_req_header\"},"
+        "{\"DomainName\":\"b.example.com\",\"ConfigId\":\"1002\",\"FunctionName\":\"set_req_header\"}"
+        "]}}    ";
     assert_int_equal(strlen(reply) - strlen("HTTP/1.1 200 OK\r\nContent-Length: 224\r\n\r\n"), 224);
     assert_int_equal(t_batch(&api, doms, 2, h, 1, got, 4, &r), 2);
     assert_int_equal(r.cls, CDNAPI_SUCCESS);
@@ -305,10 +307,11 @@ static void test_batch_set_headers(void **state)
     assert_non_null(strstr(sent, "DomainNames=a.example.com%2Cb.example.com"));
     /* [{"functionArgs":[{"argName":"key","argValue":"X-A"},{"argName":"value",
      * "argValue":"v \"1\""}],"functionName":"set_req_header"}], percent-encoded */
-    assert_non_null(strstr(sent,
-        "Functions=%5B%7B%22functionArgs%22%3A%5B%7B%22argName%22%3A%22key%22%2C%22argValue"
-        "%22%3A%22X-A%22%7D%2C%7B%22argName%22%3A%22value%22%2C%22argValue%22%3A%22v%20%5C"
-        "%221%5C%22%22%7D%5D%2C%22functionName%22%3A%22set_req_header%22%7D%5D"));
+    assert_non_null(
+        strstr(sent,
+               "Functions=%5B%7B%22functionArgs%22%3A%5B%7B%22argName%22%3A%22key%22%2C%22argValue"
+               "%22%3A%22X-A%22%7D%2C%7B%22argName%22%3A%22value%22%2C%22argValue%22%3A%22v%20%5C"
+               "%221%5C%22%22%7D%5D%2C%22functionName%22%3A%22set_req_header%22%7D%5D"));
 
     /* A ConfigId goes out as a JSON number with every digit (no double rounding). */
     sent_len = 0;
@@ -326,8 +329,7 @@ static void test_batch_set_headers(void **state)
     for (i = 0; i <= CDNAPI_MAX_BATCH; i++) {
         many[i] = "a.example.com";
     }
-    assert_int_equal(t_batch(&api, many, CDNAPI_MAX_BATCH + 1, h, 1, NULL, 0, &r),
-                     -1);
+    assert_int_equal(t_batch(&api, many, CDNAPI_MAX_BATCH + 1, h, 1, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidParameter");
     assert_int_equal(t_batch(&api, many, 26, h, 2, NULL, 0, &r), -1);
     assert_string_equal(r.code, "InvalidParameter");

@@ -145,10 +145,10 @@ static const char EC_YEAR0_CERT[] =
     "-----END CERTIFICATE-----\n";
 /* clang-format on */
 
-#define RSA_NOT_AFTER INT64_C(2111334788)       /* 2036-11-26T17:53:08Z */
-#define EC_NOT_AFTER INT64_C(2111335036)        /* 2036-11-26T17:57:16Z */
-#define YEAR0_NOT_AFTER INT64_C(-62167219200)   /* 0000-01-01T00:00:00Z */
-#define NOW INT64_C(1800000000)                 /* 2027-01-15: inside the validity */
+#define RSA_NOT_AFTER INT64_C(2111334788)     /* 2036-11-26T17:53:08Z */
+#define EC_NOT_AFTER INT64_C(2111335036)      /* 2036-11-26T17:57:16Z */
+#define YEAR0_NOT_AFTER INT64_C(-62167219200) /* 0000-01-01T00:00:00Z */
+#define NOW INT64_C(1800000000)               /* 2027-01-15: inside the validity */
 
 /* --------------------------------------------- entropy failure double -- */
 
@@ -525,7 +525,7 @@ static void test_header_configs_odd(void **state)
         CFG("7", "\"set_resp_header\"", KV("X-Resp", "n")) ","
         "{\"FunctionName\":\"set_req_header\"}"
         "]}}";
-/* clang-format on */
+    /* clang-format on */
     seen_t s;
     (void)state;
 
@@ -601,8 +601,9 @@ static void test_header_configs_truncation(void **state)
 
 static void test_header_configs_oom(void **state)
 {
-    static const char body[] = "{\"DomainConfigs\":{\"DomainConfig\":["
-        CFG("11", "\"set_req_header\"", KV("X-A", "1")) "]}}";
+    static const char body[] = "{\"DomainConfigs\":{\"DomainConfig\":[" CFG("11",
+                                                                            "\"set_req_header\"",
+                                                                            KV("X-A", "1")) "]}}";
     unsigned long n, i;
     seen_t s;
     (void)state;
@@ -883,10 +884,11 @@ static void test_delete_header_args(void **state)
 
 static void test_list_headers(void **state)
 {
-    static const char body[] = "{\"RequestId\":\"L\",\"DomainConfigs\":{\"DomainConfig\":["
-        CFG("101", "\"set_req_header\"", KV("X-A", "1")) ","
-        CFG("\"102\"", "\"set_req_header\"", KV("X-B", "2")) ","
-        CFG("103", "\"set_req_header\"", KV("X-C", "3")) "]}}";
+    static const char body[] = "{\"RequestId\":\"L\",\"DomainConfigs\":{\"DomainConfig\":[" CFG(
+        "101", "\"set_req_header\"",
+        KV("X-A", "1")) "," CFG("\"102\"", "\"set_req_header\"",
+                                KV("X-B", "2")) "," CFG("103", "\"set_req_header\"",
+                                                        KV("X-C", "3")) "]}}";
     cdnapi_result_t r;
     seen_t s;
     (void)state;
@@ -964,8 +966,7 @@ static void test_batch_args(void **state)
     assert_int_equal(t_batch(&g_api, one, 1, hs, 0, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     /* more than 50 headers on one domain */
-    assert_int_equal(
-        t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH + 1, NULL, 0, &r), -1);
+    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH + 1, NULL, 0, &r), -1);
     assert_local(&r, "InvalidParameter");
 
     doms[0] = "a.example.com";
@@ -976,8 +977,8 @@ static void test_batch_args(void **state)
     assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
     assert_local(&r, "MissingParameter");
     {
-        static const char *const bad[] = {"a b.com", "a\tb.com", "a\x7f.com", "a\x01.com", " ",
-                                          "a.com,"};
+        static const char *const bad[] = {"a b.com",   "a\tb.com", "a\x7f.com",
+                                          "a\x01.com", " ",        "a.com,"};
         for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             doms[1] = bad[i];
             assert_int_equal(t_batch(&g_api, doms, 2, hs, 1, NULL, 0, &r), -1);
@@ -1064,8 +1065,7 @@ static void test_batch_too_large(void **state)
     for (i = 0; i < CDNAPI_MAX_BATCH; i++)
         hdr(&hs[i], "X-A", val, "");
     script(200, "{}");
-    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
-                     -1);
+    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r), -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "Local.Sign");
     assert_string_equal(r.message, "request larger than the limit");
@@ -1073,8 +1073,7 @@ static void test_batch_too_large(void **state)
     fill(val, '"', CDNAPI_MAX_VALUE_LEN); /* 2 bytes in JSON: over 64 KB */
     for (i = 0; i < CDNAPI_MAX_BATCH; i++)
         hdr(&hs[i], "X-A", val, "");
-    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r),
-                     -1);
+    assert_int_equal(t_batch(&g_api, one, 1, hs, CDNAPI_MAX_BATCH, NULL, 0, &r), -1);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
     assert_string_equal(r.code, "Local.Sign");
     assert_string_equal(r.message, sign_status_str(SIGN_ERR_LIMIT));
@@ -1172,7 +1171,8 @@ static void test_out_of_memory(void **state)
         CFG("1", "\"set_req_header\"", KV("X-A", "1")) ","
         CFG("2", "\"set_req_header\"", KV("X-B", "2")) "]}}";
     /* clang-format on */
-    static const char batch_body[] = "{\"RequestId\":\"B\",\"DomainConfigList\":{"
+    static const char batch_body[] =
+        "{\"RequestId\":\"B\",\"DomainConfigList\":{"
         "\"DomainConfigModel\":[{\"DomainName\":\"a.example.com\",\"ConfigId\":1},"
         "{\"DomainName\":\"b.example.com\",\"ConfigId\":2}]}}";
     (void)state;
@@ -1183,9 +1183,11 @@ static void test_out_of_memory(void **state)
     assert_int_equal(oom_walk(op_cert_set, "{\"RequestId\":\"CS\"}", ULONG_MAX), 1);
     /* Regression: a reply the parser could not hold for want of memory
      * read as "success, no certificate". */
-    assert_int_equal(oom_walk(op_cert_info, "{\"RequestId\":\"C\",\"CertInfos\":{\"CertInfo\":["
+    assert_int_equal(oom_walk(op_cert_info,
+                              "{\"RequestId\":\"C\",\"CertInfos\":{\"CertInfo\":["
                               "{\"CertName\":\"c\",\"ServerCertificateStatus\":\"on\"}]}}",
-                              ULONG_MAX), 1);
+                              ULONG_MAX),
+                     1);
     /* The batch builds its Functions JSON first: names, the array, then per
      * header the function object, its args array, the key and value
      * objects, and the "functionArgs" key copy. Regression: a failed key
@@ -1227,9 +1229,9 @@ static void test_cert_args(void **state)
     assert_false(t_valid_cert("a.cn.example.com", "hello", EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
     assert_false(t_valid_cert("a.cn.example.com",
-                                      "-----BEGIN CERTIFICATE-----\nAAAA\n"
-                                      "-----END CERTIFICATE-----\n",
-                                      EC_KEY, NOW, &r));
+                              "-----BEGIN CERTIFICATE-----\nAAAA\n"
+                              "-----END CERTIFICATE-----\n",
+                              EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
     assert_false(t_valid_cert("a.cn.example.com", EC_KEY, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
@@ -1238,9 +1240,9 @@ static void test_cert_args(void **state)
     assert_local(&r, "Certificate.FormatError");
     assert_string_equal(r.message, "the private key PEM does not parse");
     assert_false(t_valid_cert("a.cn.example.com", EC_CERT,
-                                      "-----BEGIN PRIVATE KEY-----\nAAAA\n"
-                                      "-----END PRIVATE KEY-----\n",
-                                      NOW, &r));
+                              "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                              "-----END PRIVATE KEY-----\n",
+                              NOW, &r));
     assert_local(&r, "Certificate.FormatError");
     assert_false(t_valid_cert("a.cn.example.com", EC_CERT, EC_CERT, NOW, &r));
     assert_local(&r, "Certificate.FormatError");
@@ -1271,10 +1273,8 @@ static void test_cert_expiry(void **state)
     /* a notAfter in January of year 0000: before the 400-year era of 1970 */
     assert_false(t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, NOW, &r));
     assert_local(&r, "Certificate.Expired");
-    assert_true(
-        t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
-    assert_false(
-        t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER + 1, &r));
+    assert_true(t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+    assert_false(t_valid_cert("old.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER + 1, &r));
     assert_local(&r, "Certificate.Expired");
     /* expiry is checked before the host name */
     assert_false(t_valid_cert("other.test", RSA_CERT, RSA_KEY, RSA_NOT_AFTER + 1, &r));
@@ -1320,10 +1320,8 @@ static void test_cert_names(void **state)
         assert_local(&r, "Certificate.DomainMismatch");
     }
     /* a plain CN */
-    assert_true(
-        t_valid_cert("OLD.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
-    assert_false(
-        t_valid_cert("new.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+    assert_true(t_valid_cert("OLD.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
+    assert_false(t_valid_cert("new.example.com", EC_YEAR0_CERT, EC_KEY, YEAR0_NOT_AFTER, &r));
     assert_local(&r, "Certificate.DomainMismatch");
 }
 
@@ -1510,8 +1508,7 @@ static void test_typed_returns(void **state)
     assert_int_equal(cdnapi_validate_header("cdn.example.com", "X-A", "v", &r), CDNAPI_SUCCESS);
     assert_int_equal(cdnapi_validate_header("cdn.example.com", "Host", "v", &r),
                      CDNAPI_PERMANENT_INPUT);
-    assert_int_equal(cdnapi_parse_header_configs("{not json", 9, NULL, NULL, &n),
-                     CDNAPI_RETRYABLE);
+    assert_int_equal(cdnapi_parse_header_configs("{not json", 9, NULL, NULL, &n), CDNAPI_RETRYABLE);
     assert_int_equal(n, 0);
     assert_int_equal(cdnapi_parse_header_configs(
                          "{\"DomainConfigs\":{\"DomainConfig\":[{\"FunctionName\":"

@@ -306,7 +306,8 @@ static void test_chunked_over_limit_refused(void **state)
     http_limits_t lim = {1024, 8, 1000};
     (void)state;
     setup(&s, &c, &lim);
-    add(&s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n");
+    add(&s,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n");
     assert_int_equal(http_client_request(&c, REQ, sizeof(REQ) - 1, &r), HTTP_ERR_TOO_LARGE);
     assert_null(r.body);
 }

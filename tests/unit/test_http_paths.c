@@ -102,20 +102,20 @@ static const uint8_t REQ[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 /* What the server does with one accepted connection. */
 typedef enum {
-    M_HTTP,             /* plain: answer every request with the reply until EOF */
-    M_FIN_AFTER_REQ,    /* plain: read the request, then close (FIN) */
-    M_SILENT,           /* read and never answer, until released */
-    M_TLS_SERVE,        /* TLS: answer every request until the client leaves */
-    M_READ_FIN,         /* read the first bytes (a ClientHello), then FIN */
-    M_READ_RST,         /* read the first bytes (a ClientHello), then RST */
-    M_TLS_HS_GARBAGE,   /* answer the ClientHello with plain-text HTTP */
-    M_TLS_THEN_FIN,     /* handshake, one answer, FIN without close_notify */
-    M_TLS_THEN_NOTIFY,  /* handshake, one answer, close_notify */
-    M_TLS_THEN_RST,     /* handshake, read the request, RST */
-    M_TLS_THEN_GARBAGE, /* handshake, read the request, raw non-TLS bytes */
-    M_TLS_THEN_ALERT,   /* handshake, read the request, warning alert, answer */
-    M_TLS_THEN_STALL,   /* handshake, then neither read nor write until released */
-    M_TLS_THEN_HELLO_REQ, /* one answer, then a HelloRequest, then keep serving */
+    M_HTTP,                /* plain: answer every request with the reply until EOF */
+    M_FIN_AFTER_REQ,       /* plain: read the request, then close (FIN) */
+    M_SILENT,              /* read and never answer, until released */
+    M_TLS_SERVE,           /* TLS: answer every request until the client leaves */
+    M_READ_FIN,            /* read the first bytes (a ClientHello), then FIN */
+    M_READ_RST,            /* read the first bytes (a ClientHello), then RST */
+    M_TLS_HS_GARBAGE,      /* answer the ClientHello with plain-text HTTP */
+    M_TLS_THEN_FIN,        /* handshake, one answer, FIN without close_notify */
+    M_TLS_THEN_NOTIFY,     /* handshake, one answer, close_notify */
+    M_TLS_THEN_RST,        /* handshake, read the request, RST */
+    M_TLS_THEN_GARBAGE,    /* handshake, read the request, raw non-TLS bytes */
+    M_TLS_THEN_ALERT,      /* handshake, read the request, warning alert, answer */
+    M_TLS_THEN_STALL,      /* handshake, then neither read nor write until released */
+    M_TLS_THEN_HELLO_REQ,  /* one answer, then a HelloRequest, then keep serving */
     M_TLS_THEN_BAD_RECORD, /* one answer, then a record with a bad MAC, keep serving */
 } srv_mode_t;
 
@@ -364,9 +364,7 @@ static void serve_one(srv_t *s, int fd, int idx)
         (void)plain_read_req(fd);
         fin_close(s, fd);
         break;
-    case M_SILENT:
-        close_when_client_gone(s, fd);
-        break;
+    case M_SILENT: close_when_client_gone(s, fd); break;
     case M_READ_FIN:
         (void)read_some(fd);
         fin_close(s, fd);
@@ -380,9 +378,7 @@ static void serve_one(srv_t *s, int fd, int idx)
         (void)send(fd, plain_http, sizeof(plain_http) - 1, MSG_NOSIGNAL);
         fin_close(s, fd);
         break;
-    default:
-        serve_tls(s, fd, idx);
-        break;
+    default: serve_tls(s, fd, idx); break;
     }
 }
 
@@ -463,14 +459,18 @@ static srv_t *srv_start(int nconn, const srv_mode_t *modes, bool tls, bool cache
     mbedtls_ssl_cache_init(&s->cache);
     if (tls) {
         assert_int_equal(mbedtls_x509_crt_parse(&s->cert, (const unsigned char *)SRV_CERT_PEM,
-                                                sizeof(SRV_CERT_PEM)), 0);
+                                                sizeof(SRV_CERT_PEM)),
+                         0);
         assert_int_equal(mbedtls_pk_parse_key(&s->key, (const unsigned char *)SRV_KEY_PEM,
-                                              sizeof(SRV_KEY_PEM), NULL, 0), 0);
+                                              sizeof(SRV_KEY_PEM), NULL, 0),
+                         0);
         assert_int_equal(mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, pers,
-                                               sizeof(pers) - 1), 0);
+                                               sizeof(pers) - 1),
+                         0);
         assert_int_equal(mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
                                                      MBEDTLS_SSL_TRANSPORT_STREAM,
-                                                     MBEDTLS_SSL_PRESET_DEFAULT), 0);
+                                                     MBEDTLS_SSL_PRESET_DEFAULT),
+                         0);
         mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
         mbedtls_ssl_conf_read_timeout(&s->conf, 3000);
         /* The server may ask for renegotiation (HelloRequest), which the
@@ -746,8 +746,8 @@ static void test_tcp_recv_clean_close(void **state)
 
 /* ------------------------------------------------------ TLS transport -- */
 
-static int tls_new(http_tls_t **tls, const char *host, uint16_t port, const char *ca,
-                   bool insecure, http_transport_t *tr)
+static int tls_new(http_tls_t **tls, const char *host, uint16_t port, const char *ca, bool insecure,
+                   http_transport_t *tr)
 {
     http_tls_options_t o;
     memset(&o, 0, sizeof(o));
@@ -1142,13 +1142,13 @@ typedef struct {
     size_t lens[SC_MAX];
     int nfrags, pos;
     size_t off;
-    int connect_rc;          /* what connect returns */
-    int connect_sleep_ms;    /* connect takes this long */
-    int send_sleep_ms;       /* each send takes this long */
-    int send_rc[4];          /* scripted send results (then: accept) */
+    int connect_rc;       /* what connect returns */
+    int connect_sleep_ms; /* connect takes this long */
+    int send_sleep_ms;    /* each send takes this long */
+    int send_rc[4];       /* scripted send results (then: accept) */
     int nsend_rc, send_pos;
-    size_t send_max;         /* bytes accepted per send (0: all) */
-    int idle_rc[4];          /* zero-timeout recv results (then: TIMEOUT) */
+    size_t send_max; /* bytes accepted per send (0: all) */
+    int idle_rc[4];  /* zero-timeout recv results (then: TIMEOUT) */
     int nidle, idle_pos;
     int connects, closes, sends, begins;
 } sc_t;
@@ -1499,7 +1499,8 @@ static char *chunked_reply(const size_t *sizes, int n)
     static char buf[32768];
     size_t off;
     int i;
-    off = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    off = (size_t)snprintf(buf, sizeof(buf),
+                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (i = 0; i < n; i++) {
         off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%zx\r\n", sizes[i]);
         assert_true(off + sizes[i] + 16 < sizeof(buf));
@@ -1577,9 +1578,9 @@ static void test_client_out_of_memory(void **state)
     unsigned long n, i;
     int k;
     (void)state;
-    replies[0] = chunked_reply(sizes, 3); /* grown three times */
+    replies[0] = chunked_reply(sizes, 3);                           /* grown three times */
     replies[1] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"; /* reserved at headers */
-    replies[2] = "HTTP/1.1 204 No Content\r\n\r\n";                /* only the empty body */
+    replies[2] = "HTTP/1.1 204 No Content\r\n\r\n";                 /* only the empty body */
     for (k = 0; k < 3; k++) {
         port_heap_stats(&in_use0, NULL);
         sc_setup(&s, &c, NULL);
@@ -1645,9 +1646,10 @@ static void test_parse_date_edges(void **state)
     assert_int_equal(t, 1709208000);
     {
         static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-        static const int64_t first_of_month_2001[] = {
-            978307200, 980985600, 983404800, 986083200, 988675200, 991353600,
-            993945600, 996624000, 999302400, 1001894400, 1004572800, 1007164800};
+        static const int64_t first_of_month_2001[] = {978307200,  980985600,  983404800,
+                                                      986083200,  988675200,  991353600,
+                                                      993945600,  996624000,  999302400,
+                                                      1001894400, 1004572800, 1007164800};
         char d[30];
         int m;
         for (m = 0; m < 12; m++) {

@@ -334,7 +334,8 @@ static void test_endpoint_split(void **state)
     uint16_t port = 0;
     bool tls = false;
     (void)state;
-    assert_int_equal(agent_endpoint_split("https://cdn.aliyuncs.com", host, sizeof host, &port, &tls),
+    assert_int_equal(agent_endpoint_split("https://cdn.aliyuncs.com", host, sizeof host, &port,
+                                          &tls),
                      AGENT_OK);
     assert_string_equal(host, "cdn.aliyuncs.com");
     assert_int_equal(port, 443);
@@ -344,10 +345,12 @@ static void test_endpoint_split(void **state)
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8080);
     assert_false(tls);
-    static const char *const bad[] = {"ftp://x", "https://", "https://:443", "https://h:",
-                                      "https://h:0", "https://h:65536", "https://h:12x",
-                                      "https://h?x", "cdn.aliyuncs.com",
-                                      "https://a-very-long-host-name-that-does-not-fit.example.com"};
+    static const char *const bad[] =
+        {"ftp://x",          "https://",
+         "https://:443",     "https://h:",
+         "https://h:0",      "https://h:65536",
+         "https://h:12x",    "https://h?x",
+         "cdn.aliyuncs.com", "https://a-very-long-host-name-that-does-not-fit.example.com"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(agent_endpoint_split(bad[i], host, sizeof host, &port, &tls),
                          AGENT_ERR_INVALID);

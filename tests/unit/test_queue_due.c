@@ -94,8 +94,9 @@ static void test_cached_answers_as_walk(void **state)
             if (fate < 6) {
                 remove_entry(&st, e.target); /* delivered */
             } else {
-                queue_failure_t kind = fate < 8 ? QUEUE_FAIL_RETRY
-                                       : fate < 9 ? QUEUE_FAIL_PERMANENT : QUEUE_FAIL_BLOCKED;
+                queue_failure_t kind = fate < 8   ? QUEUE_FAIL_RETRY
+                                       : fate < 9 ? QUEUE_FAIL_PERMANENT
+                                                  : QUEUE_FAIL_BLOCKED;
                 queue_record_failure(&e, kind, "Code", "message", now, &pol,
                                      (uint32_t)rng_next(&rng), epoch);
                 assert_int_equal(queue_put(&st, &e), STORE_OK);
@@ -118,7 +119,8 @@ static void test_cached_answers_as_walk(void **state)
     }
     /* the cache answered most lookups with a read or two */
     print_message("mixed workload: cached lookups read %u times, walks %u times over %u steps "
-                  "(%u found)\n", cached_reads, walk_reads, STEPS, found);
+                  "(%u found)\n",
+                  cached_reads, walk_reads, STEPS, found);
     assert_true(found > STEPS / 3);
     assert_true(cached_reads <= walk_reads);
     emu_flash_free(&emu);

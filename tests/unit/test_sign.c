@@ -126,15 +126,17 @@ static void test_v3_run_instances_low_level(void **state)
         P("x-acs-action", "RunInstances"),
         P("x-acs-date", "2023-10-26T10:22:32Z"),
         P("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"),
-        P("x-acs-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        P("x-acs-content-sha256",
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
     };
     (void)state;
     assert_int_equal(sign_v3_signature(SIGN_METHOD_POST, q, 2, h, 6, "", 0, "YourAccessKeySecret",
                                        sig, sh, sizeof sh),
                      SIGN_OK);
     assert_string_equal(sig, v3_sig_want);
-    assert_string_equal(sh, "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;"
-                            "x-acs-version");
+    assert_string_equal(sh,
+                        "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;"
+                        "x-acs-version");
 }
 
 static void test_v3_run_instances_built(void **state)
@@ -180,7 +182,8 @@ static void test_v3_sts_token(void **state)
     assert_int_equal(test_build_request(&r, buf, sizeof buf, &len), SIGN_OK);
     assert_non_null(strstr(buf, "\r\nx-acs-security-token: tok+en/==\r\n"));
     assert_non_null(strstr(buf, "SignedHeaders=host;x-acs-accesskey-id;x-acs-action;"));
-    assert_non_null(strstr(buf, "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,"));
+    assert_non_null(
+        strstr(buf, "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,"));
     assert_non_null(strstr(buf, "\r\nx-acs-accesskey-id: id\r\n"));
     assert_non_null(strstr(buf, "\r\nx-acs-version: 2018-05-10\r\n"));
 }
@@ -246,8 +249,17 @@ static void test_sign_once_frame_exact(void **state)
 {
     sign_credentials_t cr = {"id", "secret", NULL};
     sign_param_t q[1] = {{"DomainName", 10, "a.example.com", 13}};
-    sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, q, 1,
-                        SIGN_METHOD_POST, SIGN_V1, "2026-01-01T00:00:00Z", NULL, NULL};
+    sign_request_t r = {&cr,
+                        "cdn.aliyuncs.com",
+                        "DescribeCdnService",
+                        NULL,
+                        q,
+                        1,
+                        SIGN_METHOD_POST,
+                        SIGN_V1,
+                        "2026-01-01T00:00:00Z",
+                        NULL,
+                        NULL};
     char buf[2048];
     unsigned sizes_seen = 0;
     size_t first = 0;
@@ -279,8 +291,17 @@ static void test_sign_once_frame_exact(void **state)
 static void test_sign_request_refusals(void **state)
 {
     sign_credentials_t cr = {"id", "secret", NULL};
-    sign_request_t r = {&cr, "cdn.aliyuncs.com", "DescribeCdnService", NULL, NULL, 0,
-                        SIGN_METHOD_GET, SIGN_V3, "2026-01-01T00:00:00Z", "n", NULL};
+    sign_request_t r = {&cr,
+                        "cdn.aliyuncs.com",
+                        "DescribeCdnService",
+                        NULL,
+                        NULL,
+                        0,
+                        SIGN_METHOD_GET,
+                        SIGN_V3,
+                        "2026-01-01T00:00:00Z",
+                        "n",
+                        NULL};
     sign_signed_t s, unsigned_s;
     char buf[512];
     (void)state;

@@ -45,9 +45,9 @@
 
 /* ------------------------------------------------------------------ faults */
 
-static int random_errno;          /* non-zero: getrandom fails with it */
-static long md_fail_at = -1;      /* index of the md call to fail; -1: none */
-static unsigned long md_calls;    /* md calls since md_arm() */
+static int random_errno;       /* non-zero: getrandom fails with it */
+static long md_fail_at = -1;   /* index of the md call to fail; -1: none */
+static unsigned long md_calls; /* md calls since md_arm() */
 
 ssize_t getrandom(void *buf, size_t len, unsigned int flags)
 {
@@ -80,12 +80,12 @@ static void *real_sym(const char *name)
     return p;
 }
 
-#define REAL(var, name)                        \
-    do {                                       \
-        if (!var) {                            \
-            void *p_ = real_sym(name);         \
-            memcpy(&var, &p_, sizeof p_);      \
-        }                                      \
+#define REAL(var, name)                   \
+    do {                                  \
+        if (!var) {                       \
+            void *p_ = real_sym(name);    \
+            memcpy(&var, &p_, sizeof p_); \
+        }                                 \
     } while (0)
 
 int mbedtls_md_setup(mbedtls_md_context_t *ctx, const mbedtls_md_info_t *info, int hmac)
@@ -185,7 +185,10 @@ static int teardown(void **state)
 static char out_buf[8192];
 
 /* Fill the output with a sentinel so "left alone" can be checked. */
-static void poison(void) { memset(out_buf, 0x5a, sizeof out_buf); }
+static void poison(void)
+{
+    memset(out_buf, 0x5a, sizeof out_buf);
+}
 
 static void assert_untouched(size_t n)
 {
@@ -231,11 +234,12 @@ static void test_v3_matches_sdk(void **state)
     fill_sdk_params(p);
     assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
     assert_int_equal(strlen(out_buf), len);
-    assert_non_null(strstr(
-        out_buf, "\r\nAuthorization: ACS3-HMAC-SHA256 Credential=LTAI5tPathsKey,SignedHeaders=host;"
-                 "x-acs-accesskey-id;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;"
-                 "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,Signature="
-                 "d9469a14c1e026dcd368471336807a4b1cc3f062836aac93386b692c4d9d9786\r\n"));
+    assert_non_null(
+        strstr(out_buf,
+               "\r\nAuthorization: ACS3-HMAC-SHA256 Credential=LTAI5tPathsKey,SignedHeaders=host;"
+               "x-acs-accesskey-id;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;"
+               "x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,Signature="
+               "d9469a14c1e026dcd368471336807a4b1cc3f062836aac93386b692c4d9d9786\r\n"));
     assert_non_null(strstr(out_buf, "\r\nx-acs-credentials-provider: static_sts\r\n"));
     assert_non_null(strstr(out_buf, "\r\nx-acs-security-token: STS.Tok+en/==&x~*\r\n"));
     assert_non_null(strstr(out_buf, "\r\nContent-Length: 0\r\n\r\n"));
@@ -421,9 +425,11 @@ static void test_name_ordering(void **state)
     assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, fwd, 3, "secret", s1), SIGN_OK);
     assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, rev, 3, "secret", s2), SIGN_OK);
     assert_string_equal(s1, s2);
-    assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, fwd, 3, hdr, 2, NULL, 0, "secret", h1, NULL, 0),
+    assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, fwd, 3, hdr, 2, NULL, 0, "secret", h1, NULL,
+                                       0),
                      SIGN_OK);
-    assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, rev, 3, hdr, 2, NULL, 0, "secret", h2, NULL, 0),
+    assert_int_equal(sign_v3_signature(SIGN_METHOD_GET, rev, 3, hdr, 2, NULL, 0, "secret", h2, NULL,
+                                       0),
                      SIGN_OK);
     assert_string_equal(h1, h2);
     assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
@@ -768,7 +774,7 @@ static void test_build_arguments(void **state)
         p[0] = (sign_param_t){"A", 1, "b", 1};
         /* timestamps: wrong length, a non-digit below '0' and above '9', a
          * wrong separator */
-        const char *bad_ts[] = {"2026-01-01T00:00:00", "2026-01-01T00:00:00ZZ",
+        const char *bad_ts[] = {"2026-01-01T00:00:00",  "2026-01-01T00:00:00ZZ",
                                 "2026-01-01T00:00:0/Z", "2026-01-01T00:0a:00Z",
                                 "2026/01-01T00:00:00Z", "2026-01-01T00:00:00z"};
         for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
@@ -879,7 +885,8 @@ static void test_clock_and_entropy(void **state)
         setenv("CDNAGENT_CLOCK_SKEW_S", "0", 1);
         {
             int64_t t0 = 0, t1 = 0;
-            char lo[SIGN_TIMESTAMP_LEN + 1], hi[SIGN_TIMESTAMP_LEN + 1], got[SIGN_TIMESTAMP_LEN + 1];
+            char lo[SIGN_TIMESTAMP_LEN + 1], hi[SIGN_TIMESTAMP_LEN + 1],
+                got[SIGN_TIMESTAMP_LEN + 1];
             const char *at;
             assert_int_equal(port_wall_clock(&t0), PORT_OK);
             assert_int_equal(test_build_request(&r, out_buf, sizeof out_buf, &len), SIGN_OK);
@@ -996,21 +1003,22 @@ static void test_crypto_failures(void **state)
         assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, p, 2, "secret", s1), SIGN_OK);
         n1 = md_calls;
         md_calls = 0;
-        assert_int_equal(sign_v3_signature(SIGN_METHOD_POST, p, 2, h, 2, "body", 4, "secret", s3, sh,
-                                           sizeof sh),
+        assert_int_equal(sign_v3_signature(SIGN_METHOD_POST, p, 2, h, 2, "body", 4, "secret", s3,
+                                           sh, sizeof sh),
                          SIGN_OK);
         n3 = md_calls;
         for (unsigned long k = 0; k < n1; k++) {
             md_arm((long)k);
             memset(s1, 'Q', sizeof s1);
-            assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, p, 2, "secret", s1), SIGN_ERR_CRYPTO);
+            assert_int_equal(sign_v1_signature(SIGN_METHOD_GET, p, 2, "secret", s1),
+                             SIGN_ERR_CRYPTO);
             assert_int_equal(s1[0], 'Q');
         }
         for (unsigned long k = 0; k < n3; k++) {
             md_arm((long)k);
             memset(s3, 'Q', sizeof s3);
-            assert_int_equal(sign_v3_signature(SIGN_METHOD_POST, p, 2, h, 2, "body", 4, "secret", s3,
-                                               sh, sizeof sh),
+            assert_int_equal(sign_v3_signature(SIGN_METHOD_POST, p, 2, h, 2, "body", 4, "secret",
+                                               s3, sh, sizeof sh),
                              SIGN_ERR_CRYPTO);
             assert_int_equal(s3[0], 'Q');
         }

@@ -107,7 +107,8 @@ static void test_arguments(void **state)
     emu_flash_t e2;
     store_t s2;
     assert_int_equal(emu_flash_init(&e2, 512, 2, 1), 0);
-    assert_int_equal(store_mount(&s2, &e2.dev, f.work, f.work_size, STORE_MOUNT_FORMAT_IF_EMPTY, NULL),
+    assert_int_equal(store_mount(&s2, &e2.dev, f.work, f.work_size, STORE_MOUNT_FORMAT_IF_EMPTY,
+                                 NULL),
                      STORE_ERR_GEOMETRY);
     emu_flash_free(&e2);
     assert_int_equal(emu_flash_init(&e2, 512, 8, 1), 0);
@@ -256,7 +257,8 @@ static void test_iterate_prefix(void **state)
     store_stats_t s;
     assert_int_equal(store_stats(&f.st, &s, NULL, 0), STORE_OK);
     assert_int_equal(s.live_records, 19);
-    assert_true(s.dead_bytes > 0); /* the rewritten versions and the deleted key are still on flash */
+    assert_true(s.dead_bytes >
+                0); /* the rewritten versions and the deleted key are still on flash */
     assert_true(s.live_bytes > 0 && s.free_bytes > s.dead_bytes);
     fx_free(&f);
 }

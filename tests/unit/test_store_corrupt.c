@@ -86,13 +86,11 @@ static bool count_cb(void *arg, const uint8_t *key, size_t key_len, size_t value
 static size_t count_keys(store_t *st, const char *prefix)
 {
     size_t n = 0;
-    assert_int_equal(store_iterate(st, prefix, prefix ? strlen(prefix) : 0, count_cb, &n),
-                     STORE_OK);
+    assert_int_equal(store_iterate(st, prefix, prefix ? strlen(prefix) : 0, count_cb, &n), STORE_OK);
     return n;
 }
 
-static void check_value(store_t *st, const void *key, size_t key_len, const void *val,
-                         size_t len)
+static void check_value(store_t *st, const void *key, size_t key_len, const void *val, size_t len)
 {
     static uint8_t buf[STORE_VALUE_MAX + 16];
     size_t got = (size_t)-1;
@@ -121,7 +119,7 @@ typedef struct {
     char key[24];
     size_t key_len;
     bool present;
-    int nvers;                 /* versions ever written (last = current if present) */
+    int nvers; /* versions ever written (last = current if present) */
     uint8_t vers[HVERS][HVAL];
 } hkey_t;
 
@@ -299,9 +297,9 @@ static void test_geometry_checks(void **state)
     static const struct {
         uint32_t ss, sc, w;
     } bad[] = {
-        {256, 8, 4},   /* sector smaller than 512 */
-        {768, 8, 4},   /* not a power of two */
-        {1024, 2, 4},  /* fewer than 3 sectors */
+        {256, 8, 4},  /* sector smaller than 512 */
+        {768, 8, 4},  /* not a power of two */
+        {1024, 2, 4}, /* fewer than 3 sectors */
         {512, STORE_SECTORS_MAX + 1, 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -310,8 +308,8 @@ static void test_geometry_checks(void **state)
         rig_init(&g, bad[i].ss, bad[i].sc, bad[i].w);
         int rc = rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, &rep);
         if (rc != STORE_ERR_GEOMETRY)
-            fail_msg("geometry %ux%u w=%u: mount returned %d, want STORE_ERR_GEOMETRY",
-                     bad[i].ss, bad[i].sc, bad[i].w, rc);
+            fail_msg("geometry %ux%u w=%u: mount returned %d, want STORE_ERR_GEOMETRY", bad[i].ss,
+                     bad[i].sc, bad[i].w, rc);
         memset(&g.st, 0, sizeof g.st);
         rc = store_format(&g.st, &g.emu.dev, g.work, g.work_size);
         assert_int_equal(rc, STORE_ERR_GEOMETRY);
@@ -388,15 +386,13 @@ static void test_key_value_limits(void **state)
     assert_int_equal(store_put(&g.st, "cert", 4, big, STORE_VALUE_MAX + 1), STORE_ERR_TOO_BIG);
     check_absent(&g.st, "cert", 4);
     assert_int_equal(store_txn_begin(&g.st), STORE_OK);
-    assert_int_equal(store_txn_put(&g.st, "cert", 4, big, STORE_VALUE_MAX + 1),
-                     STORE_ERR_TOO_BIG);
+    assert_int_equal(store_txn_put(&g.st, "cert", 4, big, STORE_VALUE_MAX + 1), STORE_ERR_TOO_BIG);
     assert_int_equal(store_txn_abort(&g.st), STORE_OK);
     assert_int_equal(store_put(&g.st, "cert", 4, big, STORE_VALUE_MAX), STORE_OK);
     check_value(&g.st, "cert", 4, big, STORE_VALUE_MAX);
     /* a get buffer one byte short: TOO_BIG, and *len tells the size */
     len = 0;
-    assert_int_equal(store_get(&g.st, "cert", 4, buf, STORE_VALUE_MAX - 1, &len),
-                     STORE_ERR_TOO_BIG);
+    assert_int_equal(store_get(&g.st, "cert", 4, buf, STORE_VALUE_MAX - 1, &len), STORE_ERR_TOO_BIG);
     assert_int_equal(len, STORE_VALUE_MAX);
     len = 0;
     assert_int_equal(store_get(&g.st, "cert", 4, buf, 0, &len), STORE_ERR_TOO_BIG);
@@ -610,7 +606,8 @@ static void test_bit_flips(void **state)
             rc = store_get(&g.st, g_hm.k[hit].key, g_hm.k[hit].key_len, b, sizeof b, &bl);
             if (rc != STORE_ERR_CORRUPT)
                 fail_msg("%s (inside the value of live key %s): get returned %d (%s), want "
-                         "STORE_ERR_CORRUPT", ctx, g_hm.k[hit].key, rc, store_status_str(rc));
+                         "STORE_ERR_CORRUPT",
+                         ctx, g_hm.k[hit].key, rc, store_status_str(rc));
         }
         hm_iterate_known(&g.st, &g_hm, ctx);
         rc = store_fsck(&g.st, &rep);
@@ -636,7 +633,8 @@ static void test_bit_flips(void **state)
         }
     }
     printf("# bitflip: flips=%u in-live-values=%u stale-answers=%u missing-answers=%u "
-           "put-failures=%u\n", flips, in_live, stale, missing, put_fail);
+           "put-failures=%u\n",
+           flips, in_live, stale, missing, put_fail);
     fflush(stdout);
     assert_true(in_live >= flips / 3);
     assert_true(quick_lazy > 0); /* quick mounts left damage outside the head to the reads */
@@ -655,7 +653,7 @@ static void test_garbage_sector(void **state)
     char ctx[96];
     const uint32_t ss = 1024, sc = 8;
     rig_init(&g, ss, sc, 8);
-    hm_build(&g, &g_hm, 40, 0x6A6); /* ~ 90 records: the log wraps, GC has run */
+    hm_build(&g, &g_hm, 40, 0x6A6);          /* ~ 90 records: the log wraps, GC has run */
     uint8_t *img = own(malloc(g.dev_bytes)); /* own() fails the test on NULL */
     memcpy(img, g.emu.mem, g.dev_bytes);
     long loc[HKEYS];
@@ -680,7 +678,8 @@ static void test_garbage_sector(void **state)
             int v = hm_check(&g.st, &g_hm.k[i], ctx);
             if (quiet && v != V_GOOD)
                 fail_msg("%s: mount reported no damage (live=%u) but key %s now answers %s: "
-                         "records were lost silently", ctx, rep.records_live, g_hm.k[i].key,
+                         "records were lost silently",
+                         ctx, rep.records_live, g_hm.k[i].key,
                          v == V_STALE ? "an older value" : "not-found/error");
             stale += v == V_STALE;
             missing += v == V_MISSING;
@@ -714,7 +713,8 @@ static void test_garbage_sector(void **state)
         assert_int_equal(g.emu.violations, 0);
     }
     printf("# garbage: sectors=%u intact-served=%u stale-answers=%u missing-answers=%u "
-           "no-damage-reported=%u (the free sector)\n", sc, served, stale, missing, quiet_sectors);
+           "no-damage-reported=%u (the free sector)\n",
+           sc, served, stale, missing, quiet_sectors);
     fflush(stdout);
     assert_true(served >= (unsigned)g_hm.n); /* the check above had something to check */
     owned_free(img);
@@ -756,8 +756,7 @@ static void test_truncated_image(void **state)
                 (size_t)loc[i] % ss >= g_hm.k[i].key_len) {
                 /* in a sector left whole: as in the garbage case, must be served */
                 if (v != V_GOOD)
-                    fail_msg("%s: key %s (intact at %ld) not served", ctx, g_hm.k[i].key,
-                             loc[i]);
+                    fail_msg("%s: key %s (intact at %ld) not served", ctx, g_hm.k[i].key, loc[i]);
                 served++;
             }
         }
@@ -795,8 +794,7 @@ static void test_truncated_image(void **state)
                 assert_int_equal(rig_mount(&t, 0, &rep), STORE_OK);
                 check_value(&t.st, "after-trunc", 11, &n, sizeof n);
             }
-            printf(", %u/%d keys answered correctly, fsck %s", good, g_hm.n,
-                   store_status_str(frc));
+            printf(", %u/%d keys answered correctly, fsck %s", good, g_hm.n, store_status_str(frc));
         } else if (rc != STORE_ERR_NOT_STORE && rc != STORE_ERR_CORRUPT &&
                    rc != STORE_ERR_GEOMETRY) {
             fail_msg("%s: mount returned %d (%s)", ctx, rc, store_status_str(rc));
@@ -835,10 +833,10 @@ static void fill_to_full(uint32_t ss, uint32_t sc, uint32_t w, size_t vlen)
     rig_init(&g, ss, sc, w);
     assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, &rep), STORE_OK);
 
-#define FILL_VALUE(i)                                                                      \
-    do {                                                                                   \
-        rng_t vr_ = {0xF000u + (i)};                                                       \
-        rng_fill(&vr_, v, vlen);                                                           \
+#define FILL_VALUE(i)                \
+    do {                             \
+        rng_t vr_ = {0xF000u + (i)}; \
+        rng_fill(&vr_, v, vlen);     \
     } while (0)
 #define FILL_KEY(i) (size_t) snprintf(key, sizeof key, "fill/%05u", (unsigned)(i))
 
@@ -928,7 +926,7 @@ static void test_fill_to_full_small(void **state)
 static void test_fill_to_full_chunked(void **state)
 {
     (void)state;
-    fill_to_full(1024, 8, 4, 1500); /* every value larger than a sector */
+    fill_to_full(1024, 8, 4, 1500);  /* every value larger than a sector */
     fill_to_full(4096, 8, 16, 8192); /* certificate-sized */
 }
 
@@ -1018,8 +1016,7 @@ static void put_le32(uint8_t *p, uint32_t v)
 /* The one record holding value (once in the image): its header address. */
 static size_t record_of_value(const rig_t *g, const char *key, const char *value)
 {
-    const uint8_t *v = find_bytes(g->emu.mem, g->dev_bytes, (const uint8_t *)value,
-                                  strlen(value));
+    const uint8_t *v = find_bytes(g->emu.mem, g->dev_bytes, (const uint8_t *)value, strlen(value));
     assert_non_null(v);
     assert_null(find_bytes(v + 1, g->dev_bytes - (size_t)(v + 1 - g->emu.mem),
                            (const uint8_t *)value, strlen(value)));

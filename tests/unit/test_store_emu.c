@@ -68,13 +68,13 @@ static void test_power_cut_inside_program_and_erase(void **state)
     emu_flash_power_on(&emu);
     assert_int_equal(emu.dev.read(&emu.dev, 0, got, 8), PORT_OK);
     assert_int_equal(got[2], 0x00);
-    assert_int_equal(got[3], 0xFF); /* byte 3 onwards never written */
+    assert_int_equal(got[3], 0xFF);  /* byte 3 onwards never written */
     emu_flash_cut_after(&emu, 1, 0); /* second op from now: the erase */
     assert_int_equal(emu.dev.program(&emu.dev, 4096 + 4000, data, 8), PORT_OK);
     assert_int_equal(emu.dev.erase(&emu.dev, 1), PORT_ERR_IO);
     emu_flash_power_on(&emu);
     assert_int_equal(emu.dev.read(&emu.dev, 4096 + 4000, got, 1), PORT_OK);
-    assert_int_equal(got[0], 0x00); /* second half kept its old contents */
+    assert_int_equal(got[0], 0x00);           /* second half kept its old contents */
     assert_int_equal(emu.erase_counts[1], 0); /* an interrupted erase does not count */
     emu_flash_free(&emu);
 }

@@ -85,7 +85,7 @@ static uint32_t g_index_keys; /* 0: mounted without the RAM index */
 #define HOT_UPDATES 26
 #define VAL_CAP 1024u
 #define MAXC (HOT_UPDATES + 16) /* legal states of a key: old + every failed write since */
-#define MAX_SIGS 200 /* distinct lies printed (kind, where hit, what) */
+#define MAX_SIGS 200            /* distinct lies printed (kind, where hit, what) */
 
 /* ------------------------------------------------------------ values -- */
 
@@ -96,7 +96,10 @@ static const char *const g_key[NKEYS] = {"cfg/origin", "cfg/hdr/X-A", "cfg/hdr/X
                                          "stat/hot",   "tmp/aborted"};
 /* clang-format on */
 
-static size_t key_len(int k) { return strlen(g_key[k]); }
+static size_t key_len(int k)
+{
+    return strlen(g_key[k]);
+}
 
 /* Value bytes are a function of (value id, index): nothing to store, and
  * two different values never share a byte pattern by accident. */
@@ -135,7 +138,7 @@ typedef struct {
 typedef struct {
     int n;
     cand_t c[MAXC];
-    bool flip;   /* an injected bit flip landed in one of its records */
+    bool flip; /* an injected bit flip landed in one of its records */
 } kstate_t;
 
 /* A transaction whose commit failed: it may have landed, but all or none. */
@@ -145,7 +148,7 @@ typedef struct {
     int key[STORE_TXN_OPS_MAX];
     cand_t old_only[STORE_TXN_OPS_MAX]; /* state before, when it was certain */
     bool old_known[STORE_TXN_OPS_MAX];
-    cand_t now[STORE_TXN_OPS_MAX];      /* state if it landed */
+    cand_t now[STORE_TXN_OPS_MAX]; /* state if it landed */
 } pending_txn_t;
 
 /* clang-format off */
@@ -158,13 +161,13 @@ static const char *const g_cat[LIE_CATS] = {"get",   "iterate", "delete", "txn",
 
 typedef struct {
     emu_flash_t emu;
-    port_flash_t dev;  /* wraps emu: attributes a bit flip when it fires */
+    port_flash_t dev; /* wraps emu: attributes a bit flip when it fires */
     store_t st;
     uint8_t *work;
     size_t work_size;
     kstate_t ks[NKEYS];
     pending_txn_t ptx;
-    bool clean;        /* the reference run: every call must do what it says */
+    bool clean; /* the reference run: every call must do what it says */
     bool attributed;
     emu_fault_kind_t kind;
     uint64_t k;
@@ -238,8 +241,8 @@ static void lie(run_t *r, int cat, const char *fmt, ...)
         fail_msg("clean run, step %s: %s", r->step, msg);
     if (r->lies++ == 0)
         snprintf(r->first, sizeof r->first, "%s k=%lu (hit in \"%s\") seen in \"%s\" [%s]: %s",
-                 kind_name(r->kind), (unsigned long)r->k,
-                 r->fired_step ? r->fired_step : "never", r->step, g_cat[cat], msg);
+                 kind_name(r->kind), (unsigned long)r->k, r->fired_step ? r->fired_step : "never",
+                 r->step, g_cat[cat], msg);
     r->cat[cat]++;
 }
 
@@ -277,7 +280,10 @@ static bool sector_valid(const uint8_t *sec)
 /* Visit the records with a valid header of one sector, as a reader of
  * FORMAT.md would: fn(rec, rec_len, arg); invalid units are stepped over. */
 typedef void (*rec_fn)(const uint8_t *rec, uint32_t off, uint32_t len, void *arg);
-static uint32_t align_of(uint32_t v) { return (v + g_align - 1u) & ~(g_align - 1u); }
+static uint32_t align_of(uint32_t v)
+{
+    return (v + g_align - 1u) & ~(g_align - 1u);
+}
 
 static void walk_sector(const uint8_t *sec, rec_fn fn, void *arg)
 {
@@ -296,8 +302,8 @@ static void walk_sector(const uint8_t *sec, rec_fn fn, void *arg)
 
 typedef struct {
     run_t *r;
-    uint32_t at;      /* offset of the flipped byte in the sector, or ~0: any */
-    uint32_t txn;     /* mark DATA of this txn (a flipped COMMIT) */
+    uint32_t at;  /* offset of the flipped byte in the sector, or ~0: any */
+    uint32_t txn; /* mark DATA of this txn (a flipped COMMIT) */
     bool by_txn;
 } mark_t;
 
@@ -389,10 +395,11 @@ static void check_get(run_t *r, int k, int rc, size_t len, bool final)
         for (int i = 0; i < s->n; i++)
             if (s->c[i].present && val_equal(s->c[i].vid, s->c[i].len, g_buf, len))
                 return;
-        lie(r, cat, "get %s returned OK with %lu bytes the key never held (%d legal states, "
-                    "first %s vid %u len %u)",
-            g_key[k], (unsigned long)len, s->n, s->c[0].present ? "present" : "absent",
-            s->c[0].vid, s->c[0].len);
+        lie(r, cat,
+            "get %s returned OK with %lu bytes the key never held (%d legal states, "
+            "first %s vid %u len %u)",
+            g_key[k], (unsigned long)len, s->n, s->c[0].present ? "present" : "absent", s->c[0].vid,
+            s->c[0].len);
     } else if (rc == STORE_NOT_FOUND) {
         if (!may_be_absent(r, k))
             lie(r, cat, "get %s returned NOT_FOUND for a key that must exist (vid %u len %u)",
@@ -463,8 +470,8 @@ static void do_iterate(run_t *r, const char *prefix, bool final)
         for (int c = 0; c < r->ks[k].n; c++)
             ok |= r->ks[k].c[c].present && r->ks[k].c[c].len == l.vlen[i];
         if (!ok)
-            lie(r, cat, "iterate \"%s\" listed %s with length %lu it cannot have", prefix,
-                g_key[k], (unsigned long)l.vlen[i]);
+            lie(r, cat, "iterate \"%s\" listed %s with length %lu it cannot have", prefix, g_key[k],
+                (unsigned long)l.vlen[i]);
     }
     for (int k = 0; k < NKEYS; k++)
         if (!seen[k] && strncmp(g_key[k], prefix, plen) == 0 && !may_be_absent(r, k) &&
@@ -674,8 +681,7 @@ static void final_check(run_t *r)
     memset(r->work, 0xA5, r->work_size);
     int rc = store_mount(&r->st, &r->dev, r->work, r->work_size, 0, &rep);
     if (rc != STORE_OK) {
-        lie(r, LIE_MOUNT, "mount with the fault cleared returned %d (%s)", rc,
-            store_status_str(rc));
+        lie(r, LIE_MOUNT, "mount with the fault cleared returned %d (%s)", rc, store_status_str(rc));
         return;
     }
     r->step = "final fsck";
@@ -941,8 +947,9 @@ static void run_campaign(uint32_t w, uint32_t nsec, uint32_t index_keys)
     uint64_t per_kind[8] = {0}, per_cat[LIE_CATS] = {0};
     for (size_t ki = 0; ki < nkinds; ki++) {
         emu_fault_kind_t kind = kinds[ki];
-        uint64_t n = kind <= EMU_FAULT_READ_FLIP ? nreads
-                     : kind <= EMU_FAULT_PROGRAM_PARTIAL ? nprog : nerase;
+        uint64_t n = kind <= EMU_FAULT_READ_FLIP         ? nreads
+                     : kind <= EMU_FAULT_PROGRAM_PARTIAL ? nprog
+                                                         : nerase;
         for (uint64_t k = 0; k < n; k++) {
             run_one(r, kind, k);
             runs++;
@@ -963,10 +970,9 @@ static void run_campaign(uint32_t w, uint32_t nsec, uint32_t index_keys)
            "(write_size=%lu, %lux%u B; %lu reads + %lu programs + %lu erases, every one hit "
            "by each kind of its class: %lu runs; %lu faults never reached; %lu ms)\n",
            index_keys ? " (RAM index)" : "", (unsigned long)(nreads + nprog + nerase),
-           (unsigned long)lies, (unsigned long)w,
-           (unsigned long)nsec, SECTOR_SIZE, (unsigned long)nreads, (unsigned long)nprog,
-           (unsigned long)nerase, (unsigned long)runs, (unsigned long)unfired,
-           (unsigned long)(port_monotonic_ms() - t0));
+           (unsigned long)lies, (unsigned long)w, (unsigned long)nsec, SECTOR_SIZE,
+           (unsigned long)nreads, (unsigned long)nprog, (unsigned long)nerase, (unsigned long)runs,
+           (unsigned long)unfired, (unsigned long)(port_monotonic_ms() - t0));
     for (int i = 0; i < g_nsigs; i++)
         printf("# lie x%lu: %s\n", (unsigned long)g_sigs[i].count, g_sigs[i].example);
     if (g_sig_overflow)
@@ -974,8 +980,9 @@ static void run_campaign(uint32_t w, uint32_t nsec, uint32_t index_keys)
     for (size_t ki = 0; ki < nkinds; ki++)
         printf("# fault campaign: %s: %lu of %lu runs lied\n", kind_name(kinds[ki]),
                (unsigned long)per_kind[kinds[ki]],
-               (unsigned long)(kinds[ki] <= EMU_FAULT_READ_FLIP ? nreads
-                               : kinds[ki] <= EMU_FAULT_PROGRAM_PARTIAL ? nprog : nerase));
+               (unsigned long)(kinds[ki] <= EMU_FAULT_READ_FLIP         ? nreads
+                               : kinds[ki] <= EMU_FAULT_PROGRAM_PARTIAL ? nprog
+                                                                        : nerase));
     for (int c = 0; c < LIE_CATS; c++)
         if (per_cat[c])
             printf("# fault campaign: lies of kind %s in %lu runs\n", g_cat[c],
@@ -1154,7 +1161,8 @@ static void test_lie_gc_read_error_loses_live_record(void **state)
     bool after = mini_has(m, "keep", 1, 8, &rc);
     if (!live || !after)
         fail_msg("acknowledged key lost after a failed read during GC: get %d (%s), after "
-                 "remount %d (%s)", live_rc, store_status_str(live_rc), rc, store_status_str(rc));
+                 "remount %d (%s)",
+                 live_rc, store_status_str(live_rc), rc, store_status_str(rc));
 }
 
 /* LIE: the same with a transient bit flip instead of an error: GC's read of
@@ -1201,7 +1209,8 @@ static void test_lie_mount_read_error_hides_sector(void **state)
     assert_true(m->emu.fault_fired);
     if (mrc == STORE_OK && !mini_has(m, "keep", 1, 8, &rc))
         fail_msg("mount returned OK after a failed read of a sector header; get of an "
-                 "acknowledged key then says %d (%s)", rc, store_status_str(rc));
+                 "acknowledged key then says %d (%s)",
+                 rc, store_status_str(rc));
 }
 
 /* LIE: mount_scan_sector() treats a record header whose read FAILED (or
@@ -1217,8 +1226,8 @@ static void mount_tail_case(emu_fault_kind_t kind, const char *what)
 {
     mini_t *m = mini_new();
     int rc;
-    assert_int_equal(mini_put(m, "a", 1, 8), STORE_OK);  /* @28, 40 bytes */
-    assert_int_equal(mini_put(m, "b", 2, 8), STORE_OK);  /* @68 */
+    assert_int_equal(mini_put(m, "a", 1, 8), STORE_OK); /* @28, 40 bytes */
+    assert_int_equal(mini_put(m, "b", 2, 8), STORE_OK); /* @68 */
     memset(&m->st, 0, sizeof m->st);
     memset(m->work, 0xA5, m->work_size);
     mini_aim_read(m, REC0 + 40, 28, kind, 0);
@@ -1264,7 +1273,8 @@ static void test_lie_fsck_read_error_wipes_live_table(void **state)
     assert_true(m->emu.fault_fired);
     if (!mini_has(m, "keep", 1, 8, &rc))
         fail_msg("fsck returned %d after a failed read; the live store then answers get %d (%s) "
-                 "for an acknowledged key", frc, rc, store_status_str(rc));
+                 "for an acknowledged key",
+                 frc, rc, store_status_str(rc));
 }
 
 /* LIE (no wrong data, but the store stops taking writes for good): rotate()
@@ -1323,8 +1333,8 @@ static void test_lie_partial_program_reprogrammed(void **state)
     int prc = mini_put(m, "c", 3, 8);
     if (m->emu.violations || prc != STORE_OK || !mini_has(m, "c", 3, 8, &rc))
         fail_msg("after one half-written program the next put returned %d (%s) and programmed "
-                 "over non-erased bytes %lu times", prc, store_status_str(prc),
-                 (unsigned long)m->emu.violations);
+                 "over non-erased bytes %lu times",
+                 prc, store_status_str(prc), (unsigned long)m->emu.violations);
 }
 
 /* LIE (false damage report): a GC whose erase of the victim fails
@@ -1352,8 +1362,8 @@ static void test_lie_partial_erase_false_damage(void **state)
     int rc = store_fsck(&m->st, &rep);
     if (rc != STORE_OK)
         fail_msg("fsck after a failed (half) erase and a successful put: %d, damaged %lu, "
-                 "sectors_bad %lu; no record was damaged", rc,
-                 (unsigned long)rep.records_damaged, (unsigned long)rep.sectors_bad);
+                 "sectors_bad %lu; no record was damaged",
+                 rc, (unsigned long)rep.records_damaged, (unsigned long)rep.sectors_bad);
 }
 
 /* LIE: get_value() checks the record CRC on one read (rec_crc_ok reads

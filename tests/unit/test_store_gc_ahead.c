@@ -81,8 +81,7 @@ static void put_small(fx_t *f, unsigned k)
     snprintf(key, sizeof key, "s/%u", k);
     for (size_t i = 0; i < sizeof f->small[k]; i++)
         f->small[k][i] = (uint8_t)rng();
-    assert_int_equal(store_put(&f->st, key, strlen(key), f->small[k], sizeof f->small[k]),
-                     STORE_OK);
+    assert_int_equal(store_put(&f->st, key, strlen(key), f->small[k], sizeof f->small[k]), STORE_OK);
     f->small_set[k] = true;
 }
 

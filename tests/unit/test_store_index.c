@@ -96,8 +96,8 @@ static bool walk_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_
 {
     walk_t *w = arg;
     unsigned i;
-    if (key_len == 6 && memcmp(key, "key/", 4) == 0 && sscanf((const char *)key + 4, "%2u", &i) == 1 &&
-        i < NKEYS) {
+    if (key_len == 6 && memcmp(key, "key/", 4) == 0 &&
+        sscanf((const char *)key + 4, "%2u", &i) == 1 && i < NKEYS) {
         w->seen[i]++;
         w->len[i] = value_len;
     } else {
@@ -139,8 +139,12 @@ static void step(rig_t *a, rig_t *b, rng_t *rng, unsigned *remounts)
     char k[16];
     size_t kl;
     unsigned r = (unsigned)(rng_next(rng) % 100);
-    op_kind_t op = r < 45 ? OP_PUT : r < 52 ? OP_BIG : r < 70 ? OP_DEL : r < 88 ? OP_TXN
-                 : r < 94 ? OP_ABORT : OP_REMOUNT;
+    op_kind_t op = r < 45   ? OP_PUT
+                   : r < 52 ? OP_BIG
+                   : r < 70 ? OP_DEL
+                   : r < 88 ? OP_TXN
+                   : r < 94 ? OP_ABORT
+                            : OP_REMOUNT;
     rig_t *d[2] = {a, b};
     store_status_t rc[2];
     uint64_t seed = rng_next(rng);
@@ -152,12 +156,8 @@ static void step(rig_t *a, rig_t *b, rng_t *rng, unsigned *remounts)
         key_name(k, sizeof k, &kl, i);
         switch (op) {
         case OP_PUT:
-        case OP_BIG:
-            rc[x] = store_put(&d[x]->st, k, kl, val, len);
-            break;
-        case OP_DEL:
-            rc[x] = store_delete(&d[x]->st, k, kl);
-            break;
+        case OP_BIG: rc[x] = store_put(&d[x]->st, k, kl, val, len); break;
+        case OP_DEL: rc[x] = store_delete(&d[x]->st, k, kl); break;
         case OP_TXN:
         case OP_ABORT: {
             /* three ops, the first key written twice: the last op wins */

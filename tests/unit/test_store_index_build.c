@@ -145,8 +145,8 @@ static bool mount_with_fault(fx_t *f, size_t keys, emu_fault_kind_t kind, uint64
             }
             if (rc != STORE_OK)
                 fail_msg("keys %zu, %s at read %llu (fired %d, %u bytes at %u): get of key %d "
-                         "says %s", keys,
-                         kind == EMU_FAULT_READ_ERROR ? "read error" : "read flip",
+                         "says %s",
+                         keys, kind == EMU_FAULT_READ_ERROR ? "read error" : "read flip",
                          (unsigned long long)nth, fired, fault_len, fault_addr, i,
                          store_status_str(rc));
             assert_int_equal(len, strlen(f->kv[i].val));
@@ -187,8 +187,8 @@ static bool iterate_with_fault(fx_t *f, size_t keys, emu_fault_kind_t kind, uint
         live += f->kv[i].present;
     if (rc == STORE_OK && listed != live)
         fail_msg("index %zu, %s at read %llu of the walk: %d keys listed, %d live", keys,
-                 kind == EMU_FAULT_READ_ERROR ? "read error" : "read flip",
-                 (unsigned long long)nth, listed, live);
+                 kind == EMU_FAULT_READ_ERROR ? "read error" : "read flip", (unsigned long long)nth,
+                 listed, live);
     if (rc != STORE_OK)
         assert_int_equal(rc, STORE_ERR_IO);
     free(work);
@@ -360,7 +360,10 @@ static uint32_t diff_rnd(void)
     return diff_rng;
 }
 
-static void diff_key(int k, char *b) { snprintf(b, 16, "%c%d", 'a' + k % 3, k); }
+static void diff_key(int k, char *b)
+{
+    snprintf(b, 16, "%c%d", 'a' + k % 3, k);
+}
 
 /* A random history on st; the last transaction sometimes left open. */
 static void diff_history(store_t *st, emu_flash_t *emu, uint8_t *work, bool leave_open)
@@ -436,8 +439,8 @@ static void test_random_images_every_capacity(void **state)
         for (uint32_t cap = 1; cap <= 300; cap += (cap < 48 ? 1 : 37)) {
             size_t ws = STORE_WORK_SIZE_INDEXED(DIFF_SECTORS, cap);
             for (int quick = 0; quick < 2; quick++) {
-                assert_int_equal(store_mount(&st, &emu.dev, work, ws,
-                                             quick ? STORE_MOUNT_QUICK : 0, NULL),
+                assert_int_equal(store_mount(&st, &emu.dev, work, ws, quick ? STORE_MOUNT_QUICK : 0,
+                                             NULL),
                                  STORE_OK);
                 for (int k = 0; k < DIFF_KEYS; k++) {
                     size_t len = 0;
@@ -446,8 +449,8 @@ static void test_random_images_every_capacity(void **state)
                     if (rc != refrc[k] ||
                         (rc == STORE_OK && (len != reflen[k] || memcmp(got, ref[k], len) != 0)))
                         fail_msg("round %d, index of %u, %s mount: key %s says %s, the scan %s",
-                                 round, cap, quick ? "quick" : "plain", key,
-                                 store_status_str(rc), store_status_str(refrc[k]));
+                                 round, cap, quick ? "quick" : "plain", key, store_status_str(rc),
+                                 store_status_str(refrc[k]));
                 }
                 store_stats_t s;
                 assert_int_equal(store_stats(&st, &s, NULL, 0), STORE_OK);

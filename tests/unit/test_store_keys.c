@@ -41,7 +41,10 @@ static const row_t *row_of(uint8_t first)
     return NULL;
 }
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static int lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
 
 static void test_registry_prefixes_distinct(void **state)
 {
@@ -211,7 +214,7 @@ static void test_owners_write_only_their_prefixes(void **state)
         assert_non_null(row_of(f->seen[i][1]));
         used[f->seen[i][1] & 127] = true;
     }
-    const char expect[] = {STORE_KEY_DOMAIN, STORE_KEY_HEADER, STORE_KEY_CERT,
+    const char expect[] = {STORE_KEY_DOMAIN,   STORE_KEY_HEADER,   STORE_KEY_CERT,
                            STORE_KEY_CERT_KEY, STORE_KEY_SETTINGS, STORE_KEY_QUEUE};
     for (size_t i = 0; i < sizeof expect; i++)
         assert_true(used[(int)expect[i]]);

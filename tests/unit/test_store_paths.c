@@ -62,8 +62,7 @@ static void le32(uint8_t *p, uint32_t v)
 }
 static uint32_t rd32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* Set the 4 bytes at buf[pos] so that crc32(buf, len) == target. */
@@ -105,7 +104,10 @@ static size_t rec_image(uint8_t *out, const fields_t *f, const void *key, const 
 }
 
 /* Re-seal only the header CRC (bytes 24..27) of a record or sector header. */
-static void reseal_hdr(uint8_t *h) { le32(h + 24, test_crc32(0, h, 24)); }
+static void reseal_hdr(uint8_t *h)
+{
+    le32(h + 24, test_crc32(0, h, 24));
+}
 
 /* ---------------------------------------------------------------- rig -- */
 
@@ -114,15 +116,15 @@ enum { H_PASS = 0, H_ERROR, H_ZERO, H_CUT, H_FLIP };
 
 /* One fault rule: which calls it matches and what it does to them. */
 typedef struct {
-    int op;                   /* OP_*; 0: idle */
-    int64_t addr;             /* read/program start, erase sector; -1: any */
-    int64_t len;              /* -1: any */
-    uint8_t head[REC_HDR];    /* programs: the buffer starts with these bytes */
+    int op;                /* OP_*; 0: idle */
+    int64_t addr;          /* read/program start, erase sector; -1: any */
+    int64_t len;           /* -1: any */
+    uint8_t head[REC_HDR]; /* programs: the buffer starts with these bytes */
     size_t head_len;
-    uint32_t skip;            /* matching calls let through first */
-    uint32_t count;           /* matching calls hit after those */
-    int how[4];               /* per hit; the last one repeats */
-    uint32_t cut_bytes;       /* H_CUT: bytes programmed before the power goes */
+    uint32_t skip;      /* matching calls let through first */
+    uint32_t count;     /* matching calls hit after those */
+    int how[4];         /* per hit; the last one repeats */
+    uint32_t cut_bytes; /* H_CUT: bytes programmed before the power goes */
     uint32_t seen, hits;
 } rule_t;
 
@@ -224,7 +226,10 @@ static int rig_mount(rig_t *g, uint32_t flags, store_mount_report_t *rep)
     return store_mount(&g->st, &g->dev, g->work, g->work_size, flags, rep);
 }
 
-static void rule_clear(rig_t *g) { memset(&g->rule, 0, sizeof g->rule); }
+static void rule_clear(rig_t *g)
+{
+    memset(&g->rule, 0, sizeof g->rule);
+}
 
 static void rule_set(rig_t *g, int op, int64_t addr, int64_t len, uint32_t skip, uint32_t count,
                      int how0, int how1)
@@ -239,7 +244,10 @@ static void rule_set(rig_t *g, int op, int64_t addr, int64_t len, uint32_t skip,
     g->rule.how[1] = g->rule.how[2] = g->rule.how[3] = how1;
 }
 
-static uint32_t sb(const rig_t *g, uint32_t s) { return s * g->ss; }
+static uint32_t sb(const rig_t *g, uint32_t s)
+{
+    return s * g->ss;
+}
 
 /* ------------------------------------------------------------ values -- */
 
@@ -502,7 +510,8 @@ static void test_mount_arguments_and_geometry(void **state)
         d.sector_size = bad[i][0];
         d.sector_count = bad[i][1];
         d.write_size = bad[i][2];
-        assert_int_equal(store_mount(&st, &d, g.work, g.work_size, STORE_MOUNT_FORMAT_IF_EMPTY, NULL),
+        assert_int_equal(store_mount(&st, &d, g.work, g.work_size, STORE_MOUNT_FORMAT_IF_EMPTY,
+                                     NULL),
                          STORE_ERR_GEOMETRY);
         assert_int_equal(store_format(&st, &d, g.work, g.work_size), STORE_ERR_GEOMETRY);
         assert_int_equal(st.mounted, 0);
@@ -619,7 +628,10 @@ static void test_impossible_headers(void **state)
         const uint8_t *key = (const uint8_t *)"a";
         switch (variant) {
         case 1: f.type = 0x55; break;
-        case 2: f.key_len = 65; key = key65; break;
+        case 2:
+            f.key_len = 65;
+            key = key65;
+            break;
         case 3: f.chunk_len = f.value_len = 242; break; /* chunk_max is 241 here */
         case 4: f.value_len = STORE_VALUE_MAX + 1; break;
         case 5: f.key_len = 0; break;
@@ -739,9 +751,12 @@ static void test_damaged_commit(void **state)
     rig_t g;
     rig_init(&g, 512, 4, 4);
     assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, NULL), STORE_OK);
-    const uint8_t *A0 = (const uint8_t *)"a-old-20-bytes-valu0", *A1 = (const uint8_t *)"a-new-20-bytes-valu1";
-    const uint8_t *B0 = (const uint8_t *)"b-old-20-bytes-valu0", *B1 = (const uint8_t *)"b-new-20-bytes-valu1";
-    const uint8_t *C0 = (const uint8_t *)"c-old-20-bytes-valu0", *C1 = (const uint8_t *)"c-new-20-bytes-valu1";
+    const uint8_t *A0 = (const uint8_t *)"a-old-20-bytes-valu0",
+                  *A1 = (const uint8_t *)"a-new-20-bytes-valu1";
+    const uint8_t *B0 = (const uint8_t *)"b-old-20-bytes-valu0",
+                  *B1 = (const uint8_t *)"b-new-20-bytes-valu1";
+    const uint8_t *C0 = (const uint8_t *)"c-old-20-bytes-valu0",
+                  *C1 = (const uint8_t *)"c-new-20-bytes-valu1";
     assert_int_equal(store_put(&g.st, "a", 1, A0, 20), STORE_OK); /* 28 */
     assert_int_equal(store_put(&g.st, "b", 1, B0, 20), STORE_OK); /* 80 */
     assert_int_equal(store_put(&g.st, "c", 1, C0, 20), STORE_OK); /* 132 */
@@ -920,8 +935,8 @@ static void test_near_copies_are_not_copies(void **state)
         memcpy(g.emu.mem + at, h, sizeof h);
         at += 32;
     }
-    fields_t w = {.type = T_DATA, .flags = F_SELF, .key_len = 1, .chunk_len = 1,
-                  .value_len = 1, .txn = 50};
+    fields_t w =
+        {.type = T_DATA, .flags = F_SELF, .key_len = 1, .chunk_len = 1, .value_len = 1, .txn = 50};
     uint8_t img[32];
     memcpy(g.emu.mem + at, img, rec_image(img, &w, "w", "W"));
     store_mount_report_t rep;
@@ -932,7 +947,7 @@ static void test_near_copies_are_not_copies(void **state)
     assert_int_equal(put_v(&g, "z", 'Z'), STORE_OK); /* sector 2 */
     assert_int_equal(put_v(&g, "u", 'U'), STORE_OK);
     assert_int_equal(put_v(&g, "v", 'V'), STORE_OK); /* sector 3: GC of sector 0 */
-    assert_int_equal(g.emu.erase_counts[0], 2); /* format, then this GC */
+    assert_int_equal(g.emu.erase_counts[0], 2);      /* format, then this GC */
     const char *keys = "kxyzuv";
     for (const char *k = keys; *k; k++)
         expect_v(&g.st, (const char[]){*k, 0}, (char)(*k - 'a' + 'A'));
@@ -1519,8 +1534,8 @@ static void two_faults_case(bool small_records, int read_fault)
     rig_init(&g, 512, 4, 4);
     assert_int_equal(rig_mount(&g, STORE_MOUNT_FORMAT_IF_EMPTY, NULL), STORE_OK);
     if (small_records) {
-        assert_int_equal(put_v(&g, "b", 'B'), STORE_OK);              /* s0 [28,160) */
-        assert_int_equal(put_v(&g, "c", 'C'), STORE_OK);              /* s0 [160,292) */
+        assert_int_equal(put_v(&g, "b", 'B'), STORE_OK);               /* s0 [28,160) */
+        assert_int_equal(put_v(&g, "c", 'C'), STORE_OK);               /* s0 [160,292) */
         assert_int_equal(store_put(&g.st, "d", 1, d43, 43), STORE_OK); /* s0 [292,364) */
         at = head + 28;
         len = RLEN;

@@ -45,13 +45,13 @@
 #define SECTOR_SIZE 1024u
 #define SECTOR_COUNT 8u
 #define WORKLOAD_OPS 100
-#define NSMALL 18                  /* small-value keys */
-#define NSLOTS (NSMALL + 1)        /* + one key holding chunked values */
+#define NSMALL 18           /* small-value keys */
+#define NSLOTS (NSMALL + 1) /* + one key holding chunked values */
 #define BIG_SLOT NSMALL
 #define SMALL_MAX 90u              /* small values: 0..89 bytes */
 #define BIG_MIN (SECTOR_SIZE + 1u) /* chunked values: always larger than a sector */
 #define BIG_MAX (SECTOR_SIZE + 900u)
-#define VAL_CAP (BIG_MAX + 64u)    /* get buffer: room to notice an oversized answer */
+#define VAL_CAP (BIG_MAX + 64u) /* get buffer: room to notice an oversized answer */
 #define MAX_TRACE 8192
 #define MAX_ITER 64
 #define MIN_CUT_POINTS 1000u
@@ -78,8 +78,7 @@ static size_t g_key_len[NSLOTS];
 
 static void keys_init(void)
 {
-    static const char common[] =
-        "cdn/domain/www.example.com/origin-headers/X-Forwarded-Proto/val";
+    static const char common[] = "cdn/domain/www.example.com/origin-headers/X-Forwarded-Proto/val";
     static const size_t prefix_lens[6] = {1, 4, 9, 17, 33, 64};
     static const size_t other_lens[NSLOTS - 6] = {2, 3, 5, 8, 12, 16, 20, 24, 31, 32, 47, 63, 64};
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789_-./";
@@ -247,8 +246,7 @@ static void describe_op(const op_t *op, char *out, size_t cap)
 {
     size_t o = 0;
     static const char *names[] = {"put", "delete", "txn", "gc-ahead"};
-    o += (size_t)snprintf(out + o, cap - o, "%s%s", names[op->type],
-                          op->abort ? "(abort)" : "");
+    o += (size_t)snprintf(out + o, cap - o, "%s%s", names[op->type], op->abort ? "(abort)" : "");
     for (int i = 0; i < op->nsub && o < cap; i++)
         o += (size_t)snprintf(out + o, cap - o, " %s[slot %d klen %lu vlen %lu]",
                               op->sub[i].kind == SUB_PUT ? "put" : "del", op->sub[i].slot,
@@ -451,8 +449,7 @@ static bool obs_matches(const obs_t *o, const model_t *m, const uint8_t *probe, 
     for (int i = 0; i < o->n_iter; i++) {
         int j = slot_of(o->it[i].key, o->it[i].key_len);
         if (j < 0) {
-            snprintf(why, cap, "iterate: unknown key of len %lu",
-                     (unsigned long)o->it[i].key_len);
+            snprintf(why, cap, "iterate: unknown key of len %lu", (unsigned long)o->it[i].key_len);
             return false;
         }
         if (seen[j]) {
@@ -490,8 +487,8 @@ static int run_op(store_t *st, const op_t *op, const model_t *before, unsigned w
     if (op->type == OP_GC)
         return store_gc_ahead(st, 3, NULL);
     if (op->type == OP_PUT)
-        return store_put(st, g_keys[op->sub[0].slot], g_key_len[op->sub[0].slot],
-                         op->sub[0].val, op->sub[0].len);
+        return store_put(st, g_keys[op->sub[0].slot], g_key_len[op->sub[0].slot], op->sub[0].val,
+                         op->sub[0].len);
     if (op->type == OP_DEL)
         return store_delete(st, g_keys[op->sub[0].slot], g_key_len[op->sub[0].slot]);
     rc = store_txn_begin(st);
@@ -510,11 +507,10 @@ static int run_op(store_t *st, const op_t *op, const model_t *before, unsigned w
         size_t len = 0;
         int grc = store_get(st, g_keys[s0], g_key_len[s0], buf, VAL_CAP, &len);
         if (before->present[s0]) {
-            if (grc != STORE_OK || len != before->len[s0] ||
-                memcmp(buf, before->val[s0], len) != 0)
+            if (grc != STORE_OK || len != before->len[s0] || memcmp(buf, before->val[s0], len) != 0)
                 fail_msg("w=%u op %d: a read inside an open txn does not see the old value "
-                         "(get=%d len %lu want %lu)", (unsigned)w, i, grc, (unsigned long)len,
-                         (unsigned long)before->len[s0]);
+                         "(get=%d len %lu want %lu)",
+                         (unsigned)w, i, grc, (unsigned long)len, (unsigned long)before->len[s0]);
         } else if (grc != STORE_NOT_FOUND) {
             fail_msg("w=%u op %d: a read inside an open txn sees an uncommitted put (get=%d)",
                      (unsigned)w, i, grc);
@@ -633,7 +629,9 @@ static const char *reput_check(rig_t *g, const op_t *op, rng_t *r, char *why, si
                     last = j;
             if (rc != STORE_OK || len != lens[last] || memcmp(got, vals[last], len) != 0) {
                 snprintf(why, cap, "%s: slot %d put again reads back %d (%s), %lu bytes",
-                         pass == 0 ? "at once" : pass == 1 ? "after fsck" : "after a reboot",
+                         pass == 0   ? "at once"
+                         : pass == 1 ? "after fsck"
+                                     : "after a reboot",
                          slot, rc, store_status_str(rc), (unsigned long)len);
                 return why;
             }
@@ -682,8 +680,8 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
     post.work = own(malloc(g.work_size));
 
     store_mount_report_t rep;
-    assert_int_equal(store_mount(&g.st, &g.t->dev, g.work, g.work_size,
-                                 STORE_MOUNT_FORMAT_IF_EMPTY, &rep),
+    assert_int_equal(store_mount(&g.st, &g.t->dev, g.work, g.work_size, STORE_MOUNT_FORMAT_IF_EMPTY,
+                                 &rep),
                      STORE_OK);
     memset(&g_before, 0, sizeof g_before);
     rng_t rng = {seed};
@@ -806,14 +804,15 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
                 int prc = store_put(&g.st, g_probe_key, PROBE_KEY_LEN, probe, sizeof probe);
                 if (prc != STORE_OK)
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: put after recovery "
-                             "returned %d (%s)", (unsigned)w, i, desc, (unsigned long)k,
-                             (unsigned long)pos[p], prc, store_status_str(prc));
+                             "returned %d (%s)",
+                             (unsigned)w, i, desc, (unsigned long)k, (unsigned long)pos[p], prc,
+                             store_status_str(prc));
                 observe(&g.st, &g_obs);
-                if (!obs_matches(&g_obs, was_after ? &g_after : &g_before, probe, sizeof probe,
-                                 why, sizeof why))
+                if (!obs_matches(&g_obs, was_after ? &g_after : &g_before, probe, sizeof probe, why,
+                                 sizeof why))
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: after a put on the "
-                             "recovered store: %s", (unsigned)w, i, desc, (unsigned long)k,
-                             (unsigned long)pos[p], why);
+                             "recovered store: %s",
+                             (unsigned)w, i, desc, (unsigned long)k, (unsigned long)pos[p], why);
                 if (reput_check(&g, &g_op, &probe_rng, why, sizeof why))
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: %s", (unsigned)w, i, desc,
                              (unsigned long)k, (unsigned long)pos[p], why);
@@ -830,15 +829,17 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
                         reboot_and_mount(&g, &rep);
                         if (reput_check(&g, &g_op, &probe_rng, why, sizeof why))
                             fail_msg("w=%u op %d (%s) cut at step %lu byte %lu, the newest record "
-                                     "rotted: %s", (unsigned)w, i, desc, (unsigned long)k,
-                                     (unsigned long)pos[p], why);
+                                     "rotted: %s",
+                                     (unsigned)w, i, desc, (unsigned long)k, (unsigned long)pos[p],
+                                     why);
                         rot_checks++;
                     }
                 }
                 if (g.emu.violations != 0)
                     fail_msg("w=%u op %d (%s) cut at step %lu byte %lu: %lu NOR violations "
-                             "(0->1 program or misaligned)", (unsigned)w, i, desc, (unsigned long)k,
-                             (unsigned long)pos[p], (unsigned long)g.emu.violations);
+                             "(0->1 program or misaligned)",
+                             (unsigned)w, i, desc, (unsigned long)k, (unsigned long)pos[p],
+                             (unsigned long)g.emu.violations);
                 cut_points++;
             }
         }
@@ -871,19 +872,18 @@ static void run_campaign(unsigned w, uint64_t seed, uint32_t index_keys)
     printf("# powerloss: write_size=%u%s cut points=%lu, rot-after-GC-cut checks=%lu "
            "(sectors=%ux%u ops=%d txns=%lu chunked_puts=%lu full=%lu erases=%lu "
            "idle-GC steps that collected=%lu, %lu ms)\n",
-           w, index_keys ? " (RAM index)" : "", (unsigned long)cut_points, (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE,
-           WORKLOAD_OPS,
-           (unsigned long)txns, (unsigned long)chunked, (unsigned long)fulls,
-           (unsigned long)erases_total, (unsigned long)gc_steps,
-           (unsigned long)(port_monotonic_ms() - t0));
+           w, index_keys ? " (RAM index)" : "", (unsigned long)cut_points,
+           (unsigned long)rot_checks, SECTOR_COUNT, SECTOR_SIZE, WORKLOAD_OPS, (unsigned long)txns,
+           (unsigned long)chunked, (unsigned long)fulls, (unsigned long)erases_total,
+           (unsigned long)gc_steps, (unsigned long)(port_monotonic_ms() - t0));
     assert_true(gc_steps > 0); /* power was cut inside idle GC steps too */
     if (full_then_fits)
         printf("# powerloss: write_size=%u: %lu multi-record operations got STORE_FULL near "
                "capacity and fit when retried\n",
                w, (unsigned long)full_then_fits);
     if (spurious_full)
-        printf("# powerloss: write_size=%u: %lu STORE_FULL answers were spurious; first: %s\n",
-               w, (unsigned long)spurious_full, first_spurious);
+        printf("# powerloss: write_size=%u: %lu STORE_FULL answers were spurious; first: %s\n", w,
+               (unsigned long)spurious_full, first_spurious);
     fflush(stdout);
 
     teardown_owned(NULL); /* pre/post snapshots, work buffer, trace device, flash */

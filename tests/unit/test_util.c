@@ -66,8 +66,8 @@ static void test_ascii_case(void **state)
     (void)state;
     assert_int_equal(util_ascii_lower('A'), 'a');
     assert_int_equal(util_ascii_lower('Z'), 'z');
-    assert_int_equal(util_ascii_lower('@'), '@'); /* 'A' - 1 */
-    assert_int_equal(util_ascii_lower('['), '['); /* 'Z' + 1 */
+    assert_int_equal(util_ascii_lower('@'), '@');               /* 'A' - 1 */
+    assert_int_equal(util_ascii_lower('['), '[');               /* 'Z' + 1 */
     assert_int_equal(util_ascii_lower((char)0xC4), (char)0xC4); /* no locale folding */
     assert_true(util_ascii_eq_nocase("Content-Length", "content-LENGTH"));
     assert_true(util_ascii_eq_nocase("", ""));
@@ -124,9 +124,10 @@ static void test_crypto_sha256_and_wipe(void **state)
 {
     uint8_t d[CRYPTO_SHA256_LEN];
     /* FIPS 180-2 example: SHA-256("abc"). */
-    static const uint8_t abc[CRYPTO_SHA256_LEN] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const uint8_t abc[CRYPTO_SHA256_LEN] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                                   0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                                   0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                                   0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     char secret[16] = "0123456789abcde";
     (void)state;
     assert_int_equal(crypto_sha256("abc", 3, d), CRYPTO_OK);

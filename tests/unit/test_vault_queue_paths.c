@@ -63,9 +63,9 @@ ssize_t getrandom(void *buf, size_t len, unsigned int flags)
 }
 
 typedef enum { GCM_NONE, GCM_SETKEY, GCM_CRYPT, GCM_DECRYPT } gcm_fn_t;
-static gcm_fn_t gcm_fail_fn;   /* which call fails */
-static bool gcm_fail_after;    /* run the real call first, then report failure */
-static int gcm_fail_rc;        /* the error it reports */
+static gcm_fn_t gcm_fail_fn; /* which call fails */
+static bool gcm_fail_after;  /* run the real call first, then report failure */
+static int gcm_fail_rc;      /* the error it reports */
 
 static void gcm_arm(gcm_fn_t fn, bool after, int rc)
 {
@@ -82,12 +82,12 @@ static void *real_sym(const char *name)
     return p;
 }
 
-#define REAL(var, name)                        \
-    do {                                       \
-        if (!var) {                            \
-            void *p_ = real_sym(name);         \
-            memcpy(&var, &p_, sizeof p_);      \
-        }                                      \
+#define REAL(var, name)                   \
+    do {                                  \
+        if (!var) {                       \
+            void *p_ = real_sym(name);    \
+            memcpy(&var, &p_, sizeof p_); \
+        }                                 \
     } while (0)
 
 int mbedtls_gcm_setkey(mbedtls_gcm_context *ctx, mbedtls_cipher_id_t cipher,
@@ -178,19 +178,24 @@ static void test_vault_seal_arguments(void **state)
     size_t ol = 777;
     (void)state;
     memset(out, 0xa5, sizeof out);
-    assert_int_equal(vault_seal(NULL, 1, "K", SECRET, SECRET_LEN, out, sizeof out, &ol), VAULT_ERR_ARG);
-    assert_int_equal(vault_seal(KEY, 1, NULL, SECRET, SECRET_LEN, out, sizeof out, &ol), VAULT_ERR_ARG);
+    assert_int_equal(vault_seal(NULL, 1, "K", SECRET, SECRET_LEN, out, sizeof out, &ol),
+                     VAULT_ERR_ARG);
+    assert_int_equal(vault_seal(KEY, 1, NULL, SECRET, SECRET_LEN, out, sizeof out, &ol),
+                     VAULT_ERR_ARG);
     assert_int_equal(vault_seal(KEY, 1, "K", NULL, SECRET_LEN, out, sizeof out, &ol), VAULT_ERR_ARG);
-    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, NULL, sizeof out, &ol), VAULT_ERR_ARG);
-    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out, sizeof out, NULL), VAULT_ERR_ARG);
-    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out, SECRET_LEN + VAULT_OVERHEAD - 1,
-                                &ol),
+    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, NULL, sizeof out, &ol),
+                     VAULT_ERR_ARG);
+    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out, sizeof out, NULL),
+                     VAULT_ERR_ARG);
+    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out,
+                                SECRET_LEN + VAULT_OVERHEAD - 1, &ol),
                      VAULT_ERR_ARG);
     /* refused before anything was written */
     assert_true(all_bytes(out, sizeof out, 0xa5));
     assert_int_equal(ol, 777);
     /* exactly len + overhead is enough */
-    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out, SECRET_LEN + VAULT_OVERHEAD, &ol),
+    assert_int_equal(vault_seal(KEY, 1, "K", SECRET, SECRET_LEN, out, SECRET_LEN + VAULT_OVERHEAD,
+                                &ol),
                      VAULT_OK);
     assert_int_equal(ol, SECRET_LEN + VAULT_OVERHEAD);
     assert_true(all_bytes(out + ol, sizeof out - ol, 0xa5));
@@ -207,7 +212,8 @@ static void test_vault_open_arguments(void **state)
     assert_int_equal(vault_open(NULL, 3, "Gaks", s, ls, plain, sizeof plain, &lp), VAULT_ERR_ARG);
     assert_int_equal(vault_open(KEY, 3, NULL, s, ls, plain, sizeof plain, &lp), VAULT_ERR_ARG);
     assert_int_equal(vault_open(KEY, 3, "Gaks", s, ls, plain, sizeof plain, NULL), VAULT_ERR_ARG);
-    assert_int_equal(vault_open(KEY, 3, "Gaks", NULL, ls, plain, sizeof plain, &lp), VAULT_ERR_FORMAT);
+    assert_int_equal(vault_open(KEY, 3, "Gaks", NULL, ls, plain, sizeof plain, &lp),
+                     VAULT_ERR_FORMAT);
     /* the plaintext would not fit, or there is nowhere to put it */
     assert_int_equal(vault_open(KEY, 3, "Gaks", s, ls, plain, SECRET_LEN - 1, &lp), VAULT_ERR_ARG);
     assert_int_equal(vault_open(KEY, 3, "Gaks", s, ls, NULL, sizeof plain, &lp), VAULT_ERR_ARG);
@@ -312,7 +318,8 @@ static void test_vault_gcm_failures(void **state)
     char plain[64];
     size_t lg = 0, ls = 777, lp = 777;
     (void)state;
-    assert_int_equal(vault_seal(KEY, 2, "K01", SECRET, SECRET_LEN, good, sizeof good, &lg), VAULT_OK);
+    assert_int_equal(vault_seal(KEY, 2, "K01", SECRET, SECRET_LEN, good, sizeof good, &lg),
+                     VAULT_OK);
 
     const gcm_fn_t seal_fns[] = {GCM_SETKEY, GCM_CRYPT};
     for (int f = 0; f < 2; f++) {
@@ -337,7 +344,7 @@ static void test_vault_gcm_failures(void **state)
             assert_int_equal(vault_open(KEY, 2, "K01", good, lg, plain, sizeof plain, &lp),
                              VAULT_ERR_CRYPTO);
             assert_int_equal(lp, 777);
-            assert_true(all_bytes(plain, SECRET_LEN, 0));          /* what it could write: wiped */
+            assert_true(all_bytes(plain, SECRET_LEN, 0)); /* what it could write: wiped */
             assert_true(all_bytes(plain + SECRET_LEN, sizeof plain - SECRET_LEN, 'Z'));
         }
     }
@@ -477,14 +484,14 @@ static void test_queue_damaged_values(void **state)
         size_t len;
         uint8_t patch_at, patch;
     } bad[] = {
-        {"Dshort", 17, 0, 1},             /* shorter than the fixed part */
-        {"Dversion", 18, 0, 2},           /* unknown version */
+        {"Dshort", 17, 0, 1},                 /* shorter than the fixed part */
+        {"Dversion", 18, 0, 2},               /* unknown version */
         {"Dstate", 18, 1, QUEUE_BLOCKED + 1}, /* unknown state */
         {"Dcodelen", 18, 16, QUEUE_CODE_MAX + 1},
-        {"Dcodeover", 18, 16, 1},         /* Code runs into the Message length */
+        {"Dcodeover", 18, 16, 1}, /* Code runs into the Message length */
         {"Dmsglen", 18, 17, QUEUE_MESSAGE_MAX + 1},
-        {"Dtrail", 19, 0, 1},             /* a byte after the Message */
-        {"Dmsgshort", 18, 17, 1},         /* Message longer than what is there */
+        {"Dtrail", 19, 0, 1},     /* a byte after the Message */
+        {"Dmsgshort", 18, 17, 1}, /* Message longer than what is there */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char key[32];
@@ -767,8 +774,8 @@ static void test_queue_damaged_record(void **state)
     enqueue(&f.st, "Hok", 2);
     uint8_t *hit = memmem(f.emu.mem, (size_t)4096 * SECTORS, marker, sizeof marker - 1);
     assert_non_null(hit);
-    assert_null(memmem(hit + 1, (size_t)(f.emu.mem + 4096 * SECTORS - hit - 1), marker,
-                       sizeof marker - 1));
+    assert_null(
+        memmem(hit + 1, (size_t)(f.emu.mem + 4096 * SECTORS - hit - 1), marker, sizeof marker - 1));
     hit[3] ^= 0x01;
     assert_int_equal(queue_get(&f.st, "Hd", &e), STORE_ERR_CORRUPT);
     assert_int_equal(queue_count(&f.st, &n), STORE_OK);

@@ -58,18 +58,18 @@ extern "C" {
  * Out of memory is AGENT_ERR_NOMEM whichever layer ran out. */
 typedef enum {
     AGENT_OK = 0,
-    AGENT_ERR_INVALID = -1,  /* rejected by local validation: see the result */
-    AGENT_ERR_NOT_FOUND = -3,/* no such header / domain */
-    AGENT_ERR_LIMIT = -4,    /* too many domains, or a header-name hash clash */
+    AGENT_ERR_INVALID = -1,   /* rejected by local validation: see the result */
+    AGENT_ERR_NOT_FOUND = -3, /* no such header / domain */
+    AGENT_ERR_LIMIT = -4,     /* too many domains, or a header-name hash clash */
     AGENT_ERR_ARG = -5,
-    AGENT_ERR_NO_KEY = -6,   /* no device key to seal/open secrets (port_device_key) */
-    AGENT_ERR_SECRET = -7,   /* a sealed secret failed to open: tampered or other key */
-    AGENT_ERR_NOMEM = -8,    /* out of memory (port_malloc) */
-    AGENT_ERR_CORRUPT = -9,  /* a stored record failed its CRC or does not decode */
+    AGENT_ERR_NO_KEY = -6,       /* no device key to seal/open secrets (port_device_key) */
+    AGENT_ERR_SECRET = -7,       /* a sealed secret failed to open: tampered or other key */
+    AGENT_ERR_NOMEM = -8,        /* out of memory (port_malloc) */
+    AGENT_ERR_CORRUPT = -9,      /* a stored record failed its CRC or does not decode */
     AGENT_ERR_STORE_BASE = -100, /* + store_status_t (-1 .. -99) */
     AGENT_ERR_STORE_FULL = AGENT_ERR_STORE_BASE + STORE_FULL,
     AGENT_ERR_STORE_IO = AGENT_ERR_STORE_BASE + STORE_ERR_IO,
-    AGENT_ERR_HTTP_BASE = -200,  /* + http_status_t (-1 .. -99) */
+    AGENT_ERR_HTTP_BASE = -200, /* + http_status_t (-1 .. -99) */
     AGENT_ERR_TLS_SETUP = AGENT_ERR_HTTP_BASE + HTTP_ERR_TLS_SETUP,
 } agent_status_t;
 
@@ -94,8 +94,8 @@ bool agent_domain_name_ok(const char *domain);
  * header record (delivery fails it, asking for this) is replaced by one in
  * doubt, so the next delivery step reads the CDN back first; so does
  * agent_header_rm. */
-agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,
-                                const char *value, cdnapi_result_t *res);
+agent_status_t agent_header_set(store_t *st, const char *domain, const char *key, const char *value,
+                                cdnapi_result_t *res);
 /* Remove a header. A header that was never delivered simply disappears
  * with its queue entry. */
 agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key);
@@ -119,11 +119,11 @@ agent_status_t agent_retry(store_t *st, const char *domain, const char *key, uns
 typedef struct {
     const char *domain;
     const char *key;
-    const char *desired;          /* NULL: to be removed */
-    const char *delivered;        /* NULL: not on the CDN (as far as known) */
-    const char *config_id;        /* "" when not delivered */
-    bool unsure;                  /* a request went out, outcome not yet known */
-    const queue_entry_t *queue;   /* NULL when nothing is queued */
+    const char *desired;        /* NULL: to be removed */
+    const char *delivered;      /* NULL: not on the CDN (as far as known) */
+    const char *config_id;      /* "" when not delivered */
+    bool unsure;                /* a request went out, outcome not yet known */
+    const queue_entry_t *queue; /* NULL when nothing is queued */
 } agent_header_view_t;
 
 typedef struct {
@@ -158,27 +158,27 @@ typedef enum {
 typedef struct {
     agent_ev_kind_t kind;
     const char *domain;
-    const char *what;      /* "header X-Key" / "certificate" / "store" */
-    const char *detail;    /* e.g. "added ConfigId 1234", or the error Code */
-    const char *message;   /* server (or local) Message for failures */
+    const char *what;    /* "header X-Key" / "certificate" / "store" */
+    const char *detail;  /* e.g. "added ConfigId 1234", or the error Code */
+    const char *message; /* server (or local) Message for failures */
     const char *request_id;
     uint16_t attempts;
-    bool warn;             /* RETRY after every policy.warn_every attempts */
-    uint32_t retry_in_ms;  /* RETRY, STORE: the wait before the next try */
+    bool warn;            /* RETRY after every policy.warn_every attempts */
+    uint32_t retry_in_ms; /* RETRY, STORE: the wait before the next try */
 } agent_event_t;
 
 typedef struct {
     /* endpoint */
-    const char *host;          /* API host name */
-    uint16_t port;             /* 443 */
-    bool tls;                  /* false only for tests */
+    const char *host; /* API host name */
+    uint16_t port;    /* 443 */
+    bool tls;         /* false only for tests */
     /* NULL: the agent sets up its own TLS (or, tls false, TCP) client for
      * host:port through the port. Else this transport (borrowed; the
      * coreHTTP pattern), e.g. a device's own stack or a test script. */
     const http_transport_t *transport;
-    const uint8_t *ca_pem;     /* CA bundle (NUL-terminated), copied by http */
+    const uint8_t *ca_pem; /* CA bundle (NUL-terminated), copied by http */
     size_t ca_pem_len;
-    bool insecure_no_verify;   /* explicit opt-out, warns on every call */
+    bool insecure_no_verify;        /* explicit opt-out, warns on every call */
     sign_credentials_t credentials; /* borrowed for the agent's lifetime */
     sign_version_t signature;
     uint32_t http_timeout_ms;
@@ -186,7 +186,7 @@ typedef struct {
      * the read-back of a domain: about 200 bytes a config with short values. */
     size_t max_reply_bytes;
     queue_policy_t policy;
-    uint32_t rate_milli;       /* calls/s x 1000; default 10/s */
+    uint32_t rate_milli; /* calls/s x 1000; default 10/s */
     /* Erased sectors the agent keeps ready while idle (store_gc_ahead: one
      * bounded GC step a poll when nothing is due), so a later edit or
      * outcome never waits for GC. 0 (the default): off, a write collects
@@ -238,14 +238,14 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms);
 bool agent_halted(const agent_t *a, const char **code, const char **message);
 
 typedef struct {
-    uint32_t calls;          /* API calls made */
-    uint32_t throttled;      /* Throttling* answers */
+    uint32_t calls;     /* API calls made */
+    uint32_t throttled; /* Throttling* answers */
     uint32_t max_throttled_in_row;
-    uint32_t clock_fixes;    /* clock corrections from the server Date */
-    uint32_t adoptions;      /* configs adopted by read-back after an unknown outcome */
-    uint32_t handshakes;     /* TLS handshakes */
+    uint32_t clock_fixes;        /* clock corrections from the server Date */
+    uint32_t adoptions;          /* configs adopted by read-back after an unknown outcome */
+    uint32_t handshakes;         /* TLS handshakes */
     uint32_t duplicates_removed; /* extra copies of a header deleted after a read-back */
-    uint32_t store_errors;   /* steps stopped by a store or lock failure */
+    uint32_t store_errors;       /* steps stopped by a store or lock failure */
 } agent_counters_t;
 
 void agent_counters(const agent_t *a, agent_counters_t *c);

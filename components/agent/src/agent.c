@@ -83,7 +83,7 @@ static agent_status_t transport_setup(agent_t *a, const agent_config_t *cfg)
     } else {
         hs = http_tcp_transport(&a->tr, &a->tcp, cfg->host, cfg->port);
     }
-    return hs == HTTP_OK        ? AGENT_OK
+    return hs == HTTP_OK          ? AGENT_OK
            : hs == HTTP_ERR_NOMEM ? AGENT_ERR_NOMEM
                                   : (agent_status_t)(AGENT_ERR_HTTP_BASE + hs);
 }

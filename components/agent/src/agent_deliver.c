@@ -47,8 +47,7 @@ static store_status_t rec_save(agent_t *a)
 
 /* Inside one transaction: the record (or its removal when neither desired
  * nor delivered) and, when the entry is still this step's, the entry's end. */
-static store_status_t settle_txn(agent_t *a, const char *rec_key, const uint8_t *rec,
-                                 size_t rec_len)
+static store_status_t settle_txn(agent_t *a, const char *rec_key, const uint8_t *rec, size_t rec_len)
 {
     const char *t = a->step.e.target;
     queue_entry_t cur;
@@ -108,15 +107,13 @@ static bool did_not_apply(const cdnapi_result_t *res)
     switch (res->http_status) {
     case HTTP_OK: /* status 0: refused or failed locally, before any byte left */
         return res->status_code == 0 || (res->status_code >= 400 && res->status_code < 500 &&
-                                          strcmp(res->code, "SignatureNonceUsed") != 0);
+                                         strcmp(res->code, "SignatureNonceUsed") != 0);
     case HTTP_ERR_CONNECT:
     case HTTP_ERR_DNS:
     case HTTP_ERR_TLS_HANDSHAKE:
     case HTTP_ERR_CERT_VERIFY:
-    case HTTP_ERR_ARG:
-        return true;
-    default:
-        return false;
+    case HTTP_ERR_ARG: return true;
+    default: return false;
     }
 }
 
@@ -197,9 +194,10 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     store_status_t rc = entry_update(a);
     if (kind == QUEUE_FAIL_BLOCKED && refuses_every_call(res))
         halt(a, res);
-    agent_emit(a, kind == QUEUE_FAIL_PERMANENT ? AGENT_EV_FAILED
-                  : kind == QUEUE_FAIL_BLOCKED ? AGENT_EV_BLOCKED
-                                               : AGENT_EV_RETRY,
+    agent_emit(a,
+               kind == QUEUE_FAIL_PERMANENT ? AGENT_EV_FAILED
+               : kind == QUEUE_FAIL_BLOCKED ? AGENT_EV_BLOCKED
+                                            : AGENT_EV_RETRY,
                code, res, now_ms);
     return checked(a, now_ms, rc, "writing a queue entry");
 }
@@ -245,7 +243,7 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
     agent_step_t *s = &a->step;
     int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
     store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
-    store_status_t dr = slot < 0 ? STORE_NOT_FOUND
+    store_status_t dr = slot < 0         ? STORE_NOT_FOUND
                         : rc == STORE_OK ? agent_domain_name(a->st, (unsigned)slot, s->domain)
                                          : rc;
     if (rc == STORE_NOT_FOUND || dr == STORE_NOT_FOUND) {
@@ -386,7 +384,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
         s->e.state = QUEUE_PENDING; /* more copies than one call deletes: again */
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
-    h->flags &= (uint8_t)~(HF_UNSURE | HF_DELIVERED);
+    h->flags &= (uint8_t) ~(HF_UNSURE | HF_DELIVERED);
     h->config_id[0] = h->delivered[0] = 0;
     if (s->found) {
         h->flags |= HF_DELIVERED;
@@ -399,7 +397,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
         return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
     if (unknown_domain && (h->flags & HF_DESIRED))
         return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
-    s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
+    s->e.state = QUEUE_PENDING;             /* the next step decides with what is known now */
     return checked(a, now_ms, entry_update(a), "writing a queue entry");
 }
 
@@ -410,7 +408,7 @@ static uint32_t change_failed(agent_t *a, uint64_t now_ms)
     hrec_t *h = &s->w->rec;
     if (s->act == ACT_MODIFY && config_id_gone(&s->res)) {
         /* deleted behind our back: add it again */
-        h->flags &= (uint8_t)~(HF_DELIVERED | HF_UNSURE);
+        h->flags &= (uint8_t) ~(HF_DELIVERED | HF_UNSURE);
         h->config_id[0] = h->delivered[0] = 0;
         store_status_t rc = rec_save(a);
         s->e.state = QUEUE_PENDING;
@@ -471,7 +469,9 @@ static uint32_t header_apply(agent_t *a, uint64_t now_ms)
     agent_step_t *s = &a->step;
     store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
-        return rc == STORE_NOT_FOUND ? 0 : agent_store_trouble(a, now_ms, agent_status_from_store(rc), "reading a header record");
+        return rc == STORE_NOT_FOUND ? 0
+                                     : agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                                           "reading a header record");
     return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
 }
 
@@ -493,17 +493,16 @@ static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
     case AGENT_ERR_SECRET:
         return local_failure(a, QUEUE_FAIL_BLOCKED, "Local.SecretRefused",
                              "the sealed private key does not open (tampered, or another device "
-                             "key)", now_ms);
+                             "key)",
+                             now_ms);
     case AGENT_ERR_NO_KEY:
         return local_failure(a, QUEUE_FAIL_BLOCKED, "Local.NoDeviceKey",
                              "no device key to open the private key", now_ms);
     case AGENT_ERR_CORRUPT:
     case AGENT_ERR_NOT_FOUND:
         return local_failure(a, QUEUE_FAIL_PERMANENT, "Local.StoreCorrupt",
-                             "the certificate record is damaged: set the certificate again",
-                             now_ms);
-    default:
-        return agent_store_trouble(a, now_ms, ar, "reading a certificate record");
+                             "the certificate record is damaged: set the certificate again", now_ms);
+    default: return agent_store_trouble(a, now_ms, ar, "reading a certificate record");
     }
 }
 
@@ -512,12 +511,13 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     agent_step_t *s = &a->step;
     char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
     int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
-    store_status_t dr = slot < 0 ? STORE_NOT_FOUND : agent_domain_name(a->st, (unsigned)slot,
-                                                                       s->domain);
+    store_status_t dr = slot < 0 ? STORE_NOT_FOUND
+                                 : agent_domain_name(a->st, (unsigned)slot, s->domain);
     if (dr != STORE_OK) {
         *wait = dr == STORE_NOT_FOUND /* the domain is gone: nothing to deliver */
                     ? checked(a, now_ms, entry_drop(a), "dropping a queue entry")
-                    : agent_store_trouble(a, now_ms, agent_status_from_store(dr), "reading a domain record");
+                    : agent_store_trouble(a, now_ms, agent_status_from_store(dr),
+                                          "reading a domain record");
         return PLAN_IDLE;
     }
     agent_slot_key(ck, STORE_KEY_CERT, (unsigned)slot);
@@ -535,7 +535,8 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     store_status_t rc = entry_update(a);
     if (rc != STORE_OK) {
         cert_release(s);
-        *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc), "writing a queue entry (nothing was sent)");
+        *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                    "writing a queue entry (nothing was sent)");
         return PLAN_IDLE;
     }
     return PLAN_CALL;
@@ -595,7 +596,8 @@ static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
     agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
     store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
     if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a certificate delivery");
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                   "recording a certificate delivery");
     snprintf(detail, sizeof detail, "%s%s%s", on ? "on" : "off", on && have.name[0] ? " " : "",
              on ? have.name : "");
     agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);

@@ -133,8 +133,8 @@ static void local_error(cdnapi_result_t *res, const char *code, const char *msg)
     snprintf(res->message, sizeof res->message, "%s", msg);
 }
 
-agent_status_t agent_header_set(store_t *st, const char *domain, const char *key,
-                                const char *value, cdnapi_result_t *res)
+agent_status_t agent_header_set(store_t *st, const char *domain, const char *key, const char *value,
+                                cdnapi_result_t *res)
 {
     cdnapi_result_t tmp;
     cdnapi_result_t *r = res ? res : &tmp;
@@ -276,16 +276,14 @@ static bool retry_match(const retry_ctx_t *c, const char *target)
 static bool retry_collect_cb(void *arg, const queue_entry_t *e)
 {
     retry_ctx_t *c = arg;
-    bool stopped = e->state == QUEUE_FAILED || e->state == QUEUE_BLOCKED ||
-                   e->state == QUEUE_DEAD;
+    bool stopped = e->state == QUEUE_FAILED || e->state == QUEUE_BLOCKED || e->state == QUEUE_DEAD;
     if (!stopped || !retry_match(c, e->target))
         return true;
     strcpy(c->targets[c->n++], e->target);
     return c->n < RETRY_BATCH;
 }
 
-static agent_status_t retry_filter(store_t *st, const char *domain, const char *key,
-                                   retry_ctx_t *c)
+static agent_status_t retry_filter(store_t *st, const char *domain, const char *key, retry_ctx_t *c)
 {
     unsigned slot;
     memset(c, 0, sizeof *c);

@@ -16,8 +16,8 @@
 /* ------------------------------------------------------ store keys -- */
 /* The prefixes are declared in store_keys.h, the namespace's one registry
  * (keys are <= 12 bytes; <ss> is a domain slot in two hex digits). */
-#define AGENT_SLOT_KEY_LEN 3u        /* D<ss>, C<ss>, K<ss>, c<ss> */
-#define AGENT_HEADER_KEY_LEN 11u     /* H<ss><hash8> */
+#define AGENT_SLOT_KEY_LEN 3u    /* D<ss>, C<ss>, K<ss>, c<ss> */
+#define AGENT_HEADER_KEY_LEN 11u /* H<ss><hash8> */
 
 /* --------------------------------------------------------- records -- */
 #define AGENT_REC_VERSION 1u
@@ -26,7 +26,7 @@
 #define HF_UNSURE 0x04u    /* a request went out whose outcome is not known */
 #define CF_ON 0x01u
 #define CF_PRESENT 0x02u
-#define HREC_MAX                                                                                   \
+#define HREC_MAX \
     (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
 #define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 65u)
 
@@ -65,8 +65,7 @@ store_status_t agent_domain_name(store_t *st, unsigned slot, char out[AGENT_DOMA
 store_status_t hrec_load(store_t *st, const char *target, hrec_t *h, uint8_t *buf);
 /* A whole value as a NUL-terminated heap string; with c, also decode the
  * certificate record head and report where its PEM starts. */
-agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off,
-                               crec_t *c);
+agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off, crec_t *c);
 
 /* Inside an open store transaction: seal plain under the device key with
  * the store key as additional data, and put it. */
@@ -98,10 +97,10 @@ typedef struct {
     queue_entry_t e;
     agent_act_t act;
     char domain[AGENT_DOMAIN_MAX + 1];
-    char what[CDNAPI_MAX_KEY_LEN + 8]; /* "header X-Key" / "certificate" */
-    agent_rec_work_t *w;               /* plan and apply only (agent_deliver_work) */
-    cdnapi_header_t req;               /* sent; read-back: the key and the desired value */
-    cdnapi_result_t res;               /* the call's outcome */
+    char what[CDNAPI_MAX_KEY_LEN + 8];         /* "header X-Key" / "certificate" */
+    agent_rec_work_t *w;                       /* plan and apply only (agent_deliver_work) */
+    cdnapi_header_t req;                       /* sent; read-back: the key and the desired value */
+    cdnapi_result_t res;                       /* the call's outcome */
     char new_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* ConfigId an add returned */
     /* read-back: the copy to keep, the copies to delete */
     cdnapi_header_t kept;
@@ -128,7 +127,7 @@ struct agent {
     char hostport[HTTP_MAX_HOST_LEN + 8];
     char ts[SIGN_TIMESTAMP_LEN + 1];
     retry_bucket_t bucket;
-    uint32_t epoch; /* this configuration's epoch: entries blocked under another resume */
+    uint32_t epoch;        /* this configuration's epoch: entries blocked under another resume */
     queue_due_cache_t due; /* the lowest-seq queue entries: a step rarely walks the queue */
     bool have_base;
     int64_t base_utc;

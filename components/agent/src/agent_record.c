@@ -223,8 +223,7 @@ store_status_t hrec_load(store_t *st, const char *target, hrec_t *h, uint8_t *bu
     return hrec_decode(buf, len, h) ? STORE_OK : STORE_ERR_CORRUPT;
 }
 
-agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off,
-                               crec_t *c)
+agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off, crec_t *c)
 {
     uint8_t *raw = NULL;
     size_t len = 0, off = 0;

@@ -152,7 +152,8 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
     agent_status_t ar = AGENT_OK;
     rc = store_txn_put(st, KEY_ENDPOINT, KEY_LEN(KEY_ENDPOINT), s->endpoint, strlen(s->endpoint));
     if (rc == STORE_OK)
-        rc = store_txn_put(st, KEY_ACCESS_KEY_ID, KEY_LEN(KEY_ACCESS_KEY_ID), s->access_key_id, strlen(s->access_key_id));
+        rc = store_txn_put(st, KEY_ACCESS_KEY_ID, KEY_LEN(KEY_ACCESS_KEY_ID), s->access_key_id,
+                           strlen(s->access_key_id));
     if (rc == STORE_OK)
         rc = store_txn_put(st, KEY_POLICY, KEY_LEN(KEY_POLICY), set, sizeof set);
     if (rc == STORE_OK && ca_pem)
@@ -163,10 +164,12 @@ agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const
             rc = STORE_OK;
     }
     if (rc == STORE_OK)
-        ar = agent_txn_put_sealed(st, KEY_ACCESS_KEY_SECRET, s->access_key_secret, strlen(s->access_key_secret));
+        ar = agent_txn_put_sealed(st, KEY_ACCESS_KEY_SECRET, s->access_key_secret,
+                                  strlen(s->access_key_secret));
     if (rc == STORE_OK && ar == AGENT_OK) {
         if (s->security_token[0]) {
-            ar = agent_txn_put_sealed(st, KEY_STS_TOKEN, s->security_token, strlen(s->security_token));
+            ar = agent_txn_put_sealed(st, KEY_STS_TOKEN, s->security_token,
+                                      strlen(s->security_token));
         } else {
             rc = store_txn_delete(st, KEY_STS_TOKEN, KEY_LEN(KEY_STS_TOKEN));
             if (rc == STORE_NOT_FOUND)
@@ -308,8 +311,8 @@ agent_status_t agent_settings_stamp(store_t *st, uint32_t *stamp)
 
 static bool is_sealed_key(const uint8_t *key, size_t kl)
 {
-    return (kl == 4 && (memcmp(key, KEY_ACCESS_KEY_SECRET, 4) == 0 ||
-                        memcmp(key, KEY_STS_TOKEN, 4) == 0)) ||
+    return (kl == 4 &&
+            (memcmp(key, KEY_ACCESS_KEY_SECRET, 4) == 0 || memcmp(key, KEY_STS_TOKEN, 4) == 0)) ||
            (kl == 3 && key[0] == STORE_KEY_CERT_KEY);
 }
 

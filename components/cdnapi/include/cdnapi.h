@@ -35,12 +35,12 @@ extern "C" {
 
 typedef enum {
     CDNAPI_SUCCESS = 0,
-    CDNAPI_RETRYABLE,         /* throttling, 5xx, network failures */
-    CDNAPI_CLOCK,             /* InvalidTimeStamp.Expired: fix the clock first */
-    CDNAPI_PERMANENT_INPUT,   /* request rejected (or refused locally) as invalid */
+    CDNAPI_RETRYABLE,             /* throttling, 5xx, network failures */
+    CDNAPI_CLOCK,                 /* InvalidTimeStamp.Expired: fix the clock first */
+    CDNAPI_PERMANENT_INPUT,       /* request rejected (or refused locally) as invalid */
     CDNAPI_PERMANENT_CREDENTIALS, /* signature, key id, RAM permission */
-    CDNAPI_CONFIGURATION,     /* the caller's setup: server certificate not trusted by the
-                                 CA bundle, signing inputs missing; fixed by reconfiguring */
+    CDNAPI_CONFIGURATION,         /* the caller's setup: server certificate not trusted by the
+                                     CA bundle, signing inputs missing; fixed by reconfiguring */
 } cdnapi_class_t;
 
 const char *cdnapi_class_str(cdnapi_class_t c);
@@ -50,10 +50,10 @@ const char *cdnapi_class_str(cdnapi_class_t c);
  * the signer's (a request that could not be signed) and the transport's. */
 typedef struct {
     cdnapi_class_t cls;
-    http_status_t http_status; /* the transport's (HTTP_OK when a reply came) */
-    sign_status_t sign_status; /* the signer's (SIGN_OK once signed) */
-    int status_code;   /* HTTP status code, 0 if none */
-    char code[CDNAPI_CODE_LEN];          /* service or local error Code, "" on success */
+    http_status_t http_status;  /* the transport's (HTTP_OK when a reply came) */
+    sign_status_t sign_status;  /* the signer's (SIGN_OK once signed) */
+    int status_code;            /* HTTP status code, 0 if none */
+    char code[CDNAPI_CODE_LEN]; /* service or local error Code, "" on success */
     char message[CDNAPI_MESSAGE_LEN];
     char request_id[CDNAPI_REQUEST_ID_LEN];
     bool has_server_date;
@@ -69,7 +69,7 @@ typedef struct {
 typedef struct {
     http_client_t *http;
     const sign_credentials_t *credentials;
-    const char *host;        /* API host (Host header) */
+    const char *host; /* API host (Host header) */
     sign_version_t signature;
     /* NULL: sign with the port's wall clock. Else "YYYY-MM-DDThh:mm:ssZ":
      * the caller's corrected clock (after InvalidTimeStamp.Expired, or on a
@@ -87,8 +87,7 @@ typedef struct {
  * not a signature of req); writes min(length, out_size) bytes, plus a NUL
  * when it fits; out NULL measures. The same req and s frame the same bytes
  * every time, so a measure then a write of that size always fits. */
-size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out,
-                    size_t out_size);
+size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out, size_t out_size);
 
 /* Route cJSON allocations through port_malloc/port_free. Call once at start. */
 void cdnapi_init(void);
@@ -111,8 +110,8 @@ bool cdnapi_header_name_reserved(const char *key);
  * and, beyond what the service checks, not expired at now_utc
  * (Certificate.Expired) and covering domain by SAN or CN, wildcards
  * matching one label (Certificate.DomainMismatch). PEMs NUL-terminated. */
-cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem,
-                                    const char *key_pem, int64_t now_utc, cdnapi_result_t *res);
+cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *key_pem,
+                                    int64_t now_utc, cdnapi_result_t *res);
 
 /* Parse a JSON reply: error fields into res, classification. */
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);

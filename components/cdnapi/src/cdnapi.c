@@ -202,7 +202,7 @@ cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const
     for (i = 0; key[i]; i++) {
         if (!is_tchar((unsigned char)key[i])) {
             return cdnapi_local_error(res, "InvalidKey.Malformed",
-                               "header name is not an RFC 7230 token");
+                                      "header name is not an RFC 7230 token");
         }
     }
     if (name_reserved(key)) {
@@ -219,7 +219,7 @@ cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const
         unsigned char c = (unsigned char)value[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             return cdnapi_local_error(res, "InvalidValue.Malformed",
-                               "header value contains a control character");
+                                      "header value contains a control character");
         }
     }
     return CDNAPI_SUCCESS;
@@ -275,8 +275,9 @@ static void id_to_text(const cJSON *id, char *out, size_t cap)
 static bool header_config(const cJSON *cfg, cdnapi_header_t *h)
 {
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cfg, "FunctionName");
-    const cJSON *args = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"), "FunctionArg");
+    const cJSON *args =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"),
+                                         "FunctionArg");
     const cJSON *arg;
     if (!cJSON_IsString(fn) || strcmp(fn->valuestring, "set_req_header") != 0) {
         return false;
@@ -320,8 +321,8 @@ cdnapi_class_t cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_
         cJSON_Delete(root);
         return CDNAPI_RETRYABLE;
     }
-    cfgs = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "DomainConfigs"), "DomainConfig");
+    cfgs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "DomainConfigs"),
+                                            "DomainConfig");
     cJSON_ArrayForEach(cfg, cfgs)
     {
         if (!header_config(cfg, h)) {
@@ -369,7 +370,10 @@ static void put(frame_t *f, const char *s, size_t n)
     f->len += n;
 }
 
-static void put_str(frame_t *f, const char *s) { put(f, s, strlen(s)); }
+static void put_str(frame_t *f, const char *s)
+{
+    put(f, s, strlen(s));
+}
 
 static void put_dec(frame_t *f, size_t v)
 {
@@ -390,15 +394,15 @@ static void put_params(frame_t *f, const sign_request_t *req, const sign_signed_
     f->len += sign_encode_params(req, s, at, n);
 }
 
-size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out,
-                    size_t out_size)
+size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out, size_t out_size)
 {
     frame_t f = {out, out_size, 0};
     size_t n, params = sign_encode_params(req, s, NULL, 0);
     bool form = req && req->version == SIGN_V1 && req->method == SIGN_METHOD_POST;
     char *at;
     /* A signed request always has V1's protocol parameters or V3's headers. */
-    if (req == NULL || (req->version == SIGN_V1 ? params : sign_encode_headers(req, s, NULL, 0)) == 0)
+    if (req == NULL ||
+        (req->version == SIGN_V1 ? params : sign_encode_headers(req, s, NULL, 0)) == 0)
         return 0;
     put_str(&f, req->method == SIGN_METHOD_GET ? "GET /" : "POST /");
     if (!form && params) {
@@ -611,8 +615,7 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
     size_t i, k, len = 0;
 
     if (domains == NULL || ndomains == 0 || headers == NULL || nheaders == 0) {
-        return cdnapi_local_error(res, "MissingParameter",
-                                  "DomainNames and Functions are required");
+        return cdnapi_local_error(res, "MissingParameter", "DomainNames and Functions are required");
     }
     if (ndomains > CDNAPI_MAX_BATCH || nheaders > CDNAPI_MAX_BATCH ||
         ndomains * nheaders > CDNAPI_MAX_BATCH) {
@@ -622,19 +625,16 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
     for (i = 0; i < ndomains; i++) {
         const char *d = domains[i];
         if (d == NULL || d[0] == 0) {
-            return cdnapi_local_error(res, "MissingParameter",
-                                      "a DomainName of the batch is empty");
+            return cdnapi_local_error(res, "MissingParameter", "a DomainName of the batch is empty");
         }
         for (k = 0; d[k] != 0; k++) {
             if ((unsigned char)d[k] <= ' ' || d[k] == ',' || d[k] == 0x7f) {
-                return cdnapi_local_error(
-                    res, "InvalidDomainName.Malformed",
-                    "a DomainName holds a comma, blank or control character");
+                return cdnapi_local_error(res, "InvalidDomainName.Malformed",
+                                          "a DomainName holds a comma, blank or control character");
             }
         }
         if (k > CDNAPI_MAX_DOMAIN_LEN) {
-            return cdnapi_local_error(res, "InvalidDomainName.Malformed",
-                                      "DomainName is too long");
+            return cdnapi_local_error(res, "InvalidDomainName.Malformed", "DomainName is too long");
         }
         len += k + 1;
     }
@@ -644,8 +644,7 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
             return res->cls;
         }
         if (!config_id_ok(headers[i].config_id)) {
-            return cdnapi_local_error(res, "InvalidParameter",
-                                      "ConfigId must be a decimal number");
+            return cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
         }
     }
     *names_len = len;
@@ -695,8 +694,11 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
     p[1] = cdnapi_param("Functions", json);
     if (call(api, "BatchSetCdnDomainConfig", p, 2, res, &resp)) {
         cJSON *root = cJSON_ParseWithLength((const char *)resp.body, resp.body_len);
-        const cJSON *m, *models = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(root, "DomainConfigList"), "DomainConfigModel");
+        const cJSON *m,
+            *models =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root,
+                                                                                  "DomainConfigList"),
+                                                 "DomainConfigModel");
         if (root == NULL) {
             res->cls = CDNAPI_RETRYABLE;
             copy_field(res->code, sizeof(res->code), "BadResponse");
@@ -768,8 +770,9 @@ cdnapi_class_t cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_i
             copy_field(res->code, sizeof(res->code), "BadResponse");
         }
         first = cJSON_GetArrayItem(
-            cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(root, "CertInfos"), "CertInfo"), 0);
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "CertInfos"),
+                                             "CertInfo"),
+            0);
         if (cJSON_IsObject(first)) {
             json_text(first, "CertName", info->cert_name, sizeof(info->cert_name));
             json_text(first, "CertType", info->cert_type, sizeof(info->cert_type));

@@ -78,28 +78,30 @@ static cdnapi_class_t check(const char *domain, const char *cert_pem, const char
     mbedtls_x509_crt_init(&crt);
     mbedtls_pk_init(&key);
     if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)cert_pem, strlen(cert_pem) + 1) != 0) {
-        cls = cdnapi_local_error(res, "Certificate.FormatError", "the certificate PEM does not parse");
-    } else if (mbedtls_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1,
-                                    NULL, 0) != 0) {
-        cls = cdnapi_local_error(res, "Certificate.FormatError", "the private key PEM does not parse");
+        cls = cdnapi_local_error(res, "Certificate.FormatError",
+                                 "the certificate PEM does not parse");
+    } else if (mbedtls_pk_parse_key(&key, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL,
+                                    0) != 0) {
+        cls = cdnapi_local_error(res, "Certificate.FormatError",
+                                 "the private key PEM does not parse");
     } else if (mbedtls_pk_check_pair(&crt.pk, &key) != 0) {
         cls = cdnapi_local_error(res, "Certificate.MissMatch",
-                           "the private key does not match the certificate");
+                                 "the private key does not match the certificate");
     } else if (full && x509_time_utc(&crt.valid_to) < now) {
         cls = cdnapi_local_error(res, "Certificate.Expired",
-                           "the certificate has expired (use --force to upload anyway)");
+                                 "the certificate has expired (use --force to upload anyway)");
     } else if (full && !cert_covers(&crt, domain)) {
         cls = cdnapi_local_error(res, "Certificate.DomainMismatch",
-                           "the certificate does not cover the domain by SAN or CN "
-                           "(use --force to upload anyway)");
+                                 "the certificate does not cover the domain by SAN or CN "
+                                 "(use --force to upload anyway)");
     }
     mbedtls_pk_free(&key);
     mbedtls_x509_crt_free(&crt);
     return cls;
 }
 
-cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem,
-                                    const char *key_pem, int64_t now_utc, cdnapi_result_t *res)
+cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem, const char *key_pem,
+                                    int64_t now_utc, cdnapi_result_t *res)
 {
     return check(domain, cert_pem, key_pem, now_utc, true, res);
 }

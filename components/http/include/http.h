@@ -38,19 +38,19 @@ extern "C" {
 /* Every failure has its own code so callers can classify it. */
 typedef enum {
     HTTP_OK = 0,
-    HTTP_ERR_ARG = -1,          /* bad argument from the caller */
-    HTTP_ERR_DNS = -2,          /* host name did not resolve */
-    HTTP_ERR_CONNECT = -3,      /* TCP connect refused / unreachable */
-    HTTP_ERR_TLS_HANDSHAKE = -4,/* TLS handshake failed (not a cert problem) */
-    HTTP_ERR_CERT_VERIFY = -5,  /* server certificate not trusted / wrong host / expired */
-    HTTP_ERR_TIMEOUT = -6,      /* total time for the call exceeded */
-    HTTP_ERR_RESET = -7,        /* connection lost before the response was complete */
-    HTTP_ERR_PROTOCOL = -8,     /* response is not valid HTTP/1.1 */
-    HTTP_ERR_TOO_LARGE = -9,    /* headers or body exceed the configured limit */
-    HTTP_ERR_NOMEM = -10,       /* allocation failed */
-    HTTP_ERR_CLOSED = -11,      /* transport-level: peer closed cleanly (recv only) */
-    HTTP_ERR_TLS_SETUP = -12,   /* the TLS client could not be set up: CA bundle does not
-                                   parse, or the TLS library's setup failed */
+    HTTP_ERR_ARG = -1,           /* bad argument from the caller */
+    HTTP_ERR_DNS = -2,           /* host name did not resolve */
+    HTTP_ERR_CONNECT = -3,       /* TCP connect refused / unreachable */
+    HTTP_ERR_TLS_HANDSHAKE = -4, /* TLS handshake failed (not a cert problem) */
+    HTTP_ERR_CERT_VERIFY = -5,   /* server certificate not trusted / wrong host / expired */
+    HTTP_ERR_TIMEOUT = -6,       /* total time for the call exceeded */
+    HTTP_ERR_RESET = -7,         /* connection lost before the response was complete */
+    HTTP_ERR_PROTOCOL = -8,      /* response is not valid HTTP/1.1 */
+    HTTP_ERR_TOO_LARGE = -9,     /* headers or body exceed the configured limit */
+    HTTP_ERR_NOMEM = -10,        /* allocation failed */
+    HTTP_ERR_CLOSED = -11,       /* transport-level: peer closed cleanly (recv only) */
+    HTTP_ERR_TLS_SETUP = -12,    /* the TLS client could not be set up: CA bundle does not
+                                    parse, or the TLS library's setup failed */
 } http_status_t;
 
 /* Short name of a status ("cert-verify"). Never NULL. (Not http_status_str:
@@ -82,11 +82,11 @@ typedef struct {
 } http_limits_t;
 
 typedef struct {
-    int status_code;      /* e.g. 200 */
-    bool has_date;        /* server sent a parseable Date header */
-    int64_t server_date;  /* Date header as UTC seconds since 1970 */
-    bool keep_alive;      /* connection stays open after this response */
-    uint8_t *body;        /* port_malloc'ed, NUL-terminated; free with http_response_free */
+    int status_code;     /* e.g. 200 */
+    bool has_date;       /* server sent a parseable Date header */
+    int64_t server_date; /* Date header as UTC seconds since 1970 */
+    bool keep_alive;     /* connection stays open after this response */
+    uint8_t *body;       /* port_malloc'ed, NUL-terminated; free with http_response_free */
     size_t body_len;
 } http_response_t;
 
@@ -105,8 +105,8 @@ void http_client_init(http_client_t *client, const http_transport_t *transport,
 /* Send request (complete HTTP/1.1 request bytes) and read one response.
  * On HTTP_OK resp is filled (any status code is HTTP_OK at this level). On
  * error resp holds nothing to free and the connection is closed. */
-http_status_t http_client_request(http_client_t *client, const uint8_t *request,
-                                  size_t request_len, http_response_t *resp);
+http_status_t http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
+                                  http_response_t *resp);
 
 /* Close the connection (it is reopened by the next request). */
 void http_client_close(http_client_t *client);
@@ -135,16 +135,16 @@ http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, c
 typedef struct http_tls http_tls_t; /* opaque, allocated by http_tls_new */
 
 typedef struct {
-    const char *host;          /* SNI and certificate host-name check */
+    const char *host; /* SNI and certificate host-name check */
     uint16_t port;
-    const uint8_t *ca_pem;     /* CA bundle, PEM, NUL-terminated; copied */
-    size_t ca_pem_len;         /* including the terminating NUL */
-    bool insecure_no_verify;   /* explicit opt-out; warns on every call */
+    const uint8_t *ca_pem;   /* CA bundle, PEM, NUL-terminated; copied */
+    size_t ca_pem_len;       /* including the terminating NUL */
+    bool insecure_no_verify; /* explicit opt-out; warns on every call */
 } http_tls_options_t;
 
 typedef struct {
-    uint32_t handshakes;        /* all handshakes */
-    uint32_t resumed_handshakes;/* handshakes that resumed a saved session */
+    uint32_t handshakes;         /* all handshakes */
+    uint32_t resumed_handshakes; /* handshakes that resumed a saved session */
 } http_tls_stats_t;
 
 /* Create a TLS 1.2 transport: HTTP_OK, HTTP_ERR_ARG (no host, or no CA

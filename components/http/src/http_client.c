@@ -134,8 +134,7 @@ static int on_headers_complete(http_parser *p)
         st->error = HTTP_ERR_TOO_LARGE;
         return -1;
     }
-    if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX &&
-        p->content_length > 0) {
+    if ((p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX && p->content_length > 0) {
         if (body_reserve(st, (size_t)p->content_length) != 0) {
             return -1;
         }
@@ -319,7 +318,8 @@ static bool request_closes(const uint8_t *req, size_t len)
             end++;
         if (end == i)
             return false; /* the blank line: end of the headers */
-        if (end - i > sizeof name - 1 && util_ascii_eq_nocase_n((const char *)req + i, name, sizeof name - 1)) {
+        if (end - i > sizeof name - 1 &&
+            util_ascii_eq_nocase_n((const char *)req + i, name, sizeof name - 1)) {
             for (size_t k = i + sizeof name - 1; k + sizeof token - 1 <= end; k++)
                 if (util_ascii_eq_nocase_n((const char *)req + k, token, sizeof token - 1))
                     return true;
@@ -330,7 +330,7 @@ static bool request_closes(const uint8_t *req, size_t len)
 }
 
 http_status_t http_client_request(http_client_t *client, const uint8_t *request, size_t request_len,
-                        http_response_t *resp)
+                                  http_response_t *resp)
 {
     uint64_t deadline;
     bool stale = false;
@@ -385,8 +385,8 @@ bool http_parse_date(const char *t, size_t len, int64_t *utc_seconds)
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     unsigned day, year, hh, mm, ss, mon;
     /* "Sun, 06 Nov 1994 08:49:37 GMT" is exactly 29 characters. */
-    if (len != 29 || t[3] != ',' || t[4] != ' ' || t[7] != ' ' || t[11] != ' ' ||
-        t[16] != ' ' || t[19] != ':' || t[22] != ':' || memcmp(t + 25, " GMT", 4) != 0) {
+    if (len != 29 || t[3] != ',' || t[4] != ' ' || t[7] != ' ' || t[11] != ' ' || t[16] != ' ' ||
+        t[19] != ':' || t[22] != ':' || memcmp(t + 25, " GMT", 4) != 0) {
         return false;
     }
     if (!digits(t + 5, 2, &day) || !digits(t + 12, 4, &year) || !digits(t + 17, 2, &hh) ||

@@ -57,7 +57,7 @@ static void tcp_close(void *ctx)
 }
 
 http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, const char *host,
-                       uint16_t port)
+                                 uint16_t port)
 {
     size_t n;
     if (transport == NULL || tcp == NULL || host == NULL) {

@@ -15,18 +15,18 @@
 struct http_tls {
     port_tcp_t conn;
     bool open;
-    bool ssl_ready;     /* ssl context set up (first connect done) */
-    bool have_session;  /* a session saved for resumption */
+    bool ssl_ready;    /* ssl context set up (first connect done) */
+    bool have_session; /* a session saved for resumption */
     bool verify;
     char host[HTTP_MAX_HOST_LEN + 1];
     uint16_t port;
-    uint64_t deadline;  /* of the current I/O, for the bio callbacks */
-    int last_io;        /* last port error seen by a bio callback */
-    bool broken;        /* a record mbedTLS had to send did not leave, or the
-                           peer broke the protocol: the connection is
-                           unusable (a next write could flush a stale record,
-                           or reach a peer that hung up, and report the
-                           request sent) */
+    uint64_t deadline; /* of the current I/O, for the bio callbacks */
+    int last_io;       /* last port error seen by a bio callback */
+    bool broken;       /* a record mbedTLS had to send did not leave, or the
+                          peer broke the protocol: the connection is
+                          unusable (a next write could flush a stale record,
+                          or reach a peer that hung up, and report the
+                          request sent) */
     http_tls_stats_t stats;
     mbedtls_ssl_context ssl;
     mbedtls_ssl_config conf;

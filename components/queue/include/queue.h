@@ -32,7 +32,7 @@
 extern "C" {
 #endif
 
-#define QUEUE_TARGET_MAX 16u  /* bytes of a target name, e.g. "H01a1b2c3d4" */
+#define QUEUE_TARGET_MAX 16u /* bytes of a target name, e.g. "H01a1b2c3d4" */
 #define QUEUE_CODE_MAX 64u
 #define QUEUE_MESSAGE_MAX 160u
 
@@ -50,12 +50,12 @@ const char *queue_state_str(queue_state_t state);
 
 typedef struct {
     char target[QUEUE_TARGET_MAX + 1];
-    uint32_t seq;            /* enqueue order: lower goes first */
-    uint8_t state;           /* queue_state_t */
-    uint16_t attempts;       /* failed attempts so far (saturates at UINT16_MAX) */
+    uint32_t seq;      /* enqueue order: lower goes first */
+    uint8_t state;     /* queue_state_t */
+    uint16_t attempts; /* failed attempts so far (saturates at UINT16_MAX) */
     union {
-        uint64_t next_try_ms;  /* BACKOFF: monotonic time of the next try; 0 = due now */
-        uint64_t epoch;        /* BLOCKED: the configuration epoch it was blocked under */
+        uint64_t next_try_ms; /* BACKOFF: monotonic time of the next try; 0 = due now */
+        uint64_t epoch;       /* BLOCKED: the configuration epoch it was blocked under */
     };
     char code[QUEUE_CODE_MAX + 1];       /* last error Code ("" = none) */
     char message[QUEUE_MESSAGE_MAX + 1]; /* last error Message */

@@ -130,8 +130,14 @@ static store_status_t put_entry(store_t *st, const queue_entry_t *e, bool in_txn
     return in_txn ? store_txn_put(st, key, kl, buf, len) : store_put(st, key, kl, buf, len);
 }
 
-store_status_t queue_put(store_t *st, const queue_entry_t *e) { return put_entry(st, e, false); }
-store_status_t queue_txn_put(store_t *st, const queue_entry_t *e) { return put_entry(st, e, true); }
+store_status_t queue_put(store_t *st, const queue_entry_t *e)
+{
+    return put_entry(st, e, false);
+}
+store_status_t queue_txn_put(store_t *st, const queue_entry_t *e)
+{
+    return put_entry(st, e, true);
+}
 
 typedef struct {
     store_t *st;
@@ -279,9 +285,9 @@ static store_status_t next_due_walk(store_t *st, queue_due_cache_t *cache, uint6
         return STORE_OK;
     }
     if (wait_ms)
-        *wait_ms = c.earliest == UINT64_MAX ? UINT32_MAX
+        *wait_ms = c.earliest == UINT64_MAX                ? UINT32_MAX
                    : c.earliest - now_ms > UINT32_MAX - 1u ? UINT32_MAX - 1u
-                                                            : (uint32_t)(c.earliest - now_ms);
+                                                           : (uint32_t)(c.earliest - now_ms);
     return STORE_NOT_FOUND;
 }
 

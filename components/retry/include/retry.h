@@ -35,13 +35,13 @@ uint32_t retry_backoff_delay_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap
 /* Token bucket. Rates are in milli-calls per second so fractional rates
  * (0.5 calls/s after throttling) need no floating point. */
 typedef struct {
-    uint32_t rate_milli;      /* current refill rate, milli-calls per second */
-    uint32_t max_rate_milli;  /* configured rate; throttling lowers, success restores */
-    uint32_t min_rate_milli;  /* never throttle ourselves below this */
-    uint32_t burst;           /* bucket capacity in calls */
-    uint64_t tokens_milli;    /* current tokens, milli-calls */
-    uint64_t last_ms;         /* time of the last refill */
-    uint32_t successes;       /* consecutive successes since the last decrease */
+    uint32_t rate_milli;     /* current refill rate, milli-calls per second */
+    uint32_t max_rate_milli; /* configured rate; throttling lowers, success restores */
+    uint32_t min_rate_milli; /* never throttle ourselves below this */
+    uint32_t burst;          /* bucket capacity in calls */
+    uint64_t tokens_milli;   /* current tokens, milli-calls */
+    uint64_t last_ms;        /* time of the last refill */
+    uint32_t successes;      /* consecutive successes since the last decrease */
 } retry_bucket_t;
 
 /* rate_milli: calls per second x 1000 (>0); burst: calls (>= 1). */

@@ -93,7 +93,9 @@ void retry_bucket_succeeded(retry_bucket_t *b)
     if (++b->successes < RETRY_RAISE_AFTER)
         return;
     b->successes = 0;
-    b->rate_milli += b->max_rate_milli / RETRY_RAISE_DIVISOR ? b->max_rate_milli / RETRY_RAISE_DIVISOR : 1u;
+    b->rate_milli += b->max_rate_milli / RETRY_RAISE_DIVISOR
+                         ? b->max_rate_milli / RETRY_RAISE_DIVISOR
+                         : 1u;
     if (b->rate_milli > b->max_rate_milli)
         b->rate_milli = b->max_rate_milli;
 }

@@ -23,15 +23,15 @@ extern "C" {
 #endif
 
 /* Limits (stated, named): */
-#define SIGN_MAX_PARAMS 64              /* caller parameters per request */
+#define SIGN_MAX_PARAMS 64               /* caller parameters per request */
 #define SIGN_MAX_VALUE_LEN (64u * 1024u) /* bytes of one parameter value */
-#define SIGN_MAX_NAME_LEN 128u          /* bytes of one parameter name */
-#define SIGN_MAX_FIELD_LEN 256u         /* host, action, version, key id */
-#define SIGN_MAX_TOKEN_LEN 4096u        /* STS SecurityToken */
+#define SIGN_MAX_NAME_LEN 128u           /* bytes of one parameter name */
+#define SIGN_MAX_FIELD_LEN 256u          /* host, action, version, key id */
+#define SIGN_MAX_TOKEN_LEN 4096u         /* STS SecurityToken */
 
 #define SIGN_DEFAULT_API_VERSION "2018-05-10"
-#define SIGN_TIMESTAMP_LEN 20 /* "YYYY-MM-DDThh:mm:ssZ" */
-#define SIGN_NONCE_MAX_LEN 64 /* pinned nonce; generated ones are 32 hex chars */
+#define SIGN_TIMESTAMP_LEN 20    /* "YYYY-MM-DDThh:mm:ssZ" */
+#define SIGN_NONCE_MAX_LEN 64    /* pinned nonce; generated ones are 32 hex chars */
 #define SIGN_V1_SIGNATURE_LEN 28 /* base64 of 20 bytes */
 #define SIGN_V3_SIGNATURE_LEN 64 /* hex of 32 bytes */
 
@@ -73,11 +73,11 @@ typedef struct {
     const char *action;      /* e.g. "SetReqHeaderConfig" */
     const char *api_version; /* NULL -> SIGN_DEFAULT_API_VERSION */
     const sign_param_t *params;
-    size_t param_count;      /* <= SIGN_MAX_PARAMS */
-    sign_method_t method;    /* V1: GET query or POST form body; V3: params in query, empty body */
+    size_t param_count;   /* <= SIGN_MAX_PARAMS */
+    sign_method_t method; /* V1: GET query or POST form body; V3: params in query, empty body */
     sign_version_t version;
-    const char *timestamp;   /* NULL -> port_wall_clock; else "YYYY-MM-DDThh:mm:ssZ" */
-    const char *nonce;       /* NULL -> 128 random bits from port_random as 32 hex chars */
+    const char *timestamp; /* NULL -> port_wall_clock; else "YYYY-MM-DDThh:mm:ssZ" */
+    const char *nonce;     /* NULL -> 128 random bits from port_random as 32 hex chars */
     /* V3 only, optional (NULL = omit): value of the x-acs-credentials-provider
      * header, which @alicloud/cdn20180510 5.x sends and signs ("static_ak",
      * "static_sts"). The server does not need it; set it to reproduce the
@@ -95,7 +95,7 @@ typedef struct {
 typedef struct {
     char timestamp[SIGN_TIMESTAMP_LEN + 1];
     char nonce[SIGN_NONCE_MAX_LEN + 1];
-    char signature[SIGN_V3_SIGNATURE_LEN + 1]; /* V1: base64, V3: hex */
+    char signature[SIGN_V3_SIGNATURE_LEN + 1];    /* V1: base64, V3: hex */
     char signed_headers[SIGN_SIGNED_HEADERS_LEN]; /* V3: the SignedHeaders list */
 } sign_signed_t;
 
@@ -131,15 +131,14 @@ sign_status_t sign_format_timestamp(long long utc_seconds, char out[SIGN_TIMESTA
 /* Lower level, for tests and diagnostics. V1: the full parameter set
  * (common ones included, Signature excluded) -> base64 signature. */
 sign_status_t sign_v1_signature(sign_method_t method, const sign_param_t *params, size_t count,
-                                const char *access_key_secret,
-                                char out[SIGN_V1_SIGNATURE_LEN + 1]);
+                                const char *access_key_secret, char out[SIGN_V1_SIGNATURE_LEN + 1]);
 
 /* V3: signed headers given as name/value pairs (names lower case, any
  * order), query parameters, body -> hex signature and, optionally, the
  * SignedHeaders list ("a;b;c") into signed_headers (size signed_headers_size). */
 sign_status_t sign_v3_signature(sign_method_t method, const sign_param_t *query, size_t query_count,
-                                const sign_param_t *headers, size_t header_count,
-                                const char *body, size_t body_len, const char *access_key_secret,
+                                const sign_param_t *headers, size_t header_count, const char *body,
+                                size_t body_len, const char *access_key_secret,
                                 char out[SIGN_V3_SIGNATURE_LEN + 1], char *signed_headers,
                                 size_t signed_headers_size);
 

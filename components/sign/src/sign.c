@@ -83,7 +83,10 @@ static void out_put(sign_out_t *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void out_str(sign_out_t *o, const char *s) { out_put(o, s, strlen(s)); }
+static void out_str(sign_out_t *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
 
 static void out_enc(sign_out_t *o, const char *s, size_t n)
 {
@@ -112,7 +115,10 @@ static void sink_put(sign_sink_t *s, const void *p, size_t n)
         s->failed = 1;
 }
 
-static void sink_str(sign_sink_t *s, const char *str) { sink_put(s, str, strlen(str)); }
+static void sink_str(sign_sink_t *s, const char *str)
+{
+    sink_put(s, str, strlen(str));
+}
 
 /* times = 1: enc(x); times = 2: enc(enc(x)) as V1's StringToSign needs. */
 static void sink_enc(sign_sink_t *s, const char *in, size_t n, int times)
@@ -178,7 +184,10 @@ static sign_status_t check_params(const sign_param_t *p, size_t count)
     return SIGN_OK;
 }
 
-static const char *method_str(sign_method_t m) { return m == SIGN_METHOD_GET ? "GET" : "POST"; }
+static const char *method_str(sign_method_t m)
+{
+    return m == SIGN_METHOD_GET ? "GET" : "POST";
+}
 
 static void base64_encode(const unsigned char *in, size_t n, char *out)
 {
@@ -409,7 +418,8 @@ sign_status_t sign_format_timestamp(long long t, char out[SIGN_TIMESTAMP_LEN + 1
     if (m <= 2)
         y++;
     {
-        int v[6] = {(int)y, (int)m, (int)d, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60)};
+        int v[6] = {(int)y,          (int)m, (int)d, (int)(secs / 3600), (int)(secs / 60 % 60),
+                    (int)(secs % 60)};
         char *p = out;
         p[0] = (char)('0' + v[0] / 1000);
         p[1] = (char)('0' + v[0] / 100 % 10);
@@ -492,8 +502,7 @@ static sign_status_t check_request(const sign_request_t *req, const char **versi
         !bounded_field(req->action, SIGN_MAX_FIELD_LEN) ||
         !bounded_field(*version, SIGN_MAX_FIELD_LEN) ||
         (req->method != SIGN_METHOD_GET && req->method != SIGN_METHOD_POST) ||
-        (req->version != SIGN_V1 && req->version != SIGN_V3) ||
-        (req->param_count && !req->params))
+        (req->version != SIGN_V1 && req->version != SIGN_V3) || (req->param_count && !req->params))
         return SIGN_ERR_ARG;
     if (strlen(cr->access_key_secret) > SIGN_MAX_FIELD_LEN)
         return SIGN_ERR_LIMIT;
@@ -597,8 +606,8 @@ sign_status_t sign_request(const sign_request_t *req, sign_signed_t *s)
     } else {
         size_t hn = v3_headers(req, s, version, all);
         st = sign_v3_signature(req->method, req->params, req->param_count, all, hn, "", 0,
-                               req->credentials->access_key_secret, s->signature,
-                               s->signed_headers, sizeof s->signed_headers);
+                               req->credentials->access_key_secret, s->signature, s->signed_headers,
+                               sizeof s->signed_headers);
     }
     if (st != SIGN_OK)
         memset(s, 0, sizeof *s);

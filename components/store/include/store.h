@@ -34,24 +34,24 @@
 extern "C" {
 #endif
 
-#define STORE_KEY_MAX 64u           /* bytes, keys are opaque byte strings */
-#define STORE_VALUE_MAX 16384u      /* bytes: certificates and keys up to 16 KB */
-#define STORE_TXN_OPS_MAX 16u       /* puts/deletes in one transaction */
-#define STORE_SECTORS_MAX 4096u     /* largest sector_count supported */
+#define STORE_KEY_MAX 64u       /* bytes, keys are opaque byte strings */
+#define STORE_VALUE_MAX 16384u  /* bytes: certificates and keys up to 16 KB */
+#define STORE_TXN_OPS_MAX 16u   /* puts/deletes in one transaction */
+#define STORE_SECTORS_MAX 4096u /* largest sector_count supported */
 
 /* Work buffer the caller must provide to store_mount(): a per-sector table
  * (STORE_SECTOR_ENTRY_SIZE bytes a sector) plus one scratch buffer. */
 #define STORE_SECTOR_ENTRY_SIZE 16u
 #define STORE_SCRATCH_SIZE 512u
 #define STORE_WORK_SIZE(sector_count) \
-    ((size_t)(sector_count) * STORE_SECTOR_ENTRY_SIZE + STORE_SCRATCH_SIZE)
+    (STORE_SECTOR_ENTRY_SIZE * (size_t)(sector_count) + STORE_SCRATCH_SIZE)
 /* The RAM index: one entry per key on flash (live keys, plus deleted keys
  * whose tombstone GC has not dropped yet: size it with room to spare). An
  * index that overflows is switched off until the next mount (lookups scan);
  * store_stats says whether it is on. */
 #define STORE_INDEX_ENTRY_SIZE 8u
 #define STORE_WORK_SIZE_INDEXED(sector_count, keys) \
-    (STORE_WORK_SIZE(sector_count) + (size_t)(keys) * STORE_INDEX_ENTRY_SIZE)
+    (STORE_WORK_SIZE(sector_count) + STORE_INDEX_ENTRY_SIZE * (size_t)(keys))
 
 typedef enum {
     STORE_OK = 0,
@@ -66,7 +66,7 @@ typedef enum {
     STORE_ERR_TOO_BIG = -9,   /* value larger than STORE_VALUE_MAX / buffer too small */
     STORE_ERR_TXN = -10,      /* transaction misuse (none open, already open, too many ops) */
     STORE_ERR_NOT_MOUNTED = -11,
-    STORE_ERR_IDS_USED = -12,  /* every transaction id is used (FORMAT.md): read-only */
+    STORE_ERR_IDS_USED = -12, /* every transaction id is used (FORMAT.md): read-only */
 } store_status_t;
 
 /* Name of a status, e.g. "full". Never NULL. */
@@ -77,34 +77,34 @@ typedef struct store {
     port_flash_t *dev;
     uint8_t *work;
     size_t work_size;
-    uint32_t next_seq;      /* next transaction id */
-    uint32_t sector_seq;    /* sequence of the head sector */
-    uint32_t head_sector;   /* sector being appended to */
-    uint32_t head_offset;   /* next free byte inside head_sector */
-    uint32_t tail_at;       /* interrupted write at the head: [tail_at, tail_end) */
+    uint32_t next_seq;    /* next transaction id */
+    uint32_t sector_seq;  /* sequence of the head sector */
+    uint32_t head_sector; /* sector being appended to */
+    uint32_t head_offset; /* next free byte inside head_sector */
+    uint32_t tail_at;     /* interrupted write at the head: [tail_at, tail_end) */
     uint32_t tail_end;
-    uint32_t align;         /* record alignment: max(write_size, 4) */
-    uint32_t hdr_size;      /* aligned sector header */
-    uint32_t marker_len;    /* aligned bare record header */
-    uint32_t chunk_max;     /* value bytes per record */
-    uint32_t del_reserve;   /* head room puts leave for one tombstone */
-    uint32_t txn_id;        /* non-zero while a transaction is open */
+    uint32_t align;       /* record alignment: max(write_size, 4) */
+    uint32_t hdr_size;    /* aligned sector header */
+    uint32_t marker_len;  /* aligned bare record header */
+    uint32_t chunk_max;   /* value bytes per record */
+    uint32_t del_reserve; /* head room puts leave for one tombstone */
+    uint32_t txn_id;      /* non-zero while a transaction is open */
     uint32_t txn_ops;
     uint8_t mounted;
-    uint8_t prepared;       /* post-power-cut repairs done */
-    uint8_t txn_failed;     /* an op of the open transaction failed */
-    uint8_t read_failed;    /* a flash read failed since the call began: the
-                               scan may have missed records, so get and iterate
-                               answer STORE_ERR_IO, never "not found" */
-    uint8_t idx_state;      /* RAM index: none, on, or lost (rebuilt on the next call) */
-    uint8_t op_n;           /* op_addr entries of the put or transaction being written */
-    uint32_t idx_cap;       /* entries the work buffer holds (0: no index) */
-    uint32_t idx_n;         /* entries in use */
-    uint32_t idx_rebuilds;  /* times a lost index was rebuilt since mount */
-    uint32_t last_append;   /* flash address of the record head_append wrote last */
-    uint32_t ahead_turns;   /* store_gc_ahead steps since a write or since the most
-                               erased sectors ever ready grew: a ring's worth ends it */
-    uint32_t ahead_best;    /* the most erased sectors ready since the last write */
+    uint8_t prepared;      /* post-power-cut repairs done */
+    uint8_t txn_failed;    /* an op of the open transaction failed */
+    uint8_t read_failed;   /* a flash read failed since the call began: the
+                              scan may have missed records, so get and iterate
+                              answer STORE_ERR_IO, never "not found" */
+    uint8_t idx_state;     /* RAM index: none, on, or lost (rebuilt on the next call) */
+    uint8_t op_n;          /* op_addr entries of the put or transaction being written */
+    uint32_t idx_cap;      /* entries the work buffer holds (0: no index) */
+    uint32_t idx_n;        /* entries in use */
+    uint32_t idx_rebuilds; /* times a lost index was rebuilt since mount */
+    uint32_t last_append;  /* flash address of the record head_append wrote last */
+    uint32_t ahead_turns;  /* store_gc_ahead steps since a write or since the most
+                              erased sectors ever ready grew: a ring's worth ends it */
+    uint32_t ahead_best;   /* the most erased sectors ready since the last write */
     uint32_t op_addr[STORE_TXN_OPS_MAX]; /* first record of each op being written: the
                                             index learns them when they commit */
 } store_t;
@@ -127,13 +127,13 @@ typedef struct store {
 /* What mount (and fsck) found. */
 typedef struct {
     uint32_t records_live;
-    uint32_t records_dead;       /* superseded or deleted, reclaimable */
-    uint32_t records_damaged;    /* failed CRC: skipped, never returned */
-    uint32_t txns_discarded;     /* uncommitted transactions rolled back */
-    uint32_t sectors_bad;        /* non-empty sectors with an unreadable header, other
-                                    than the spare (where an interrupted erase is normal) */
-    uint32_t sectors_missing;    /* the image was written with more sectors than the
-                                    device has (a truncated image) */
+    uint32_t records_dead;    /* superseded or deleted, reclaimable */
+    uint32_t records_damaged; /* failed CRC: skipped, never returned */
+    uint32_t txns_discarded;  /* uncommitted transactions rolled back */
+    uint32_t sectors_bad;     /* non-empty sectors with an unreadable header, other
+                                 than the spare (where an interrupted erase is normal) */
+    uint32_t sectors_missing; /* the image was written with more sectors than the
+                                 device has (a truncated image) */
 } store_mount_report_t;
 
 /* Mount the store on dev. work must hold STORE_WORK_SIZE(dev->sector_count).
@@ -141,9 +141,9 @@ typedef struct {
  * half-erased sector, sealing a torn write) happen on the first write.
  * report may be NULL; its live/dead counts are filled only with
  * STORE_MOUNT_COUNT_LIVE (quadratic in the record count), so a plain mount
- * stays linear: one pass reading and CRC-checking every record. Returns STORE_OK, STORE_ERR_NOT_STORE (no store and
- * STORE_MOUNT_FORMAT_IF_EMPTY not given), STORE_ERR_GEOMETRY, STORE_ERR_NOMEM,
- * STORE_ERR_IO. Damaged records are reported, skipped, and not fatal. */
+ * stays linear: one pass reading and CRC-checking every record. Returns STORE_OK,
+ * STORE_ERR_NOT_STORE (no store and STORE_MOUNT_FORMAT_IF_EMPTY not given), STORE_ERR_GEOMETRY,
+ * STORE_ERR_NOMEM, STORE_ERR_IO. Damaged records are reported, skipped, and not fatal. */
 store_status_t store_mount(store_t *st, port_flash_t *dev, void *work, size_t work_size,
                            uint32_t flags, store_mount_report_t *report);
 
@@ -176,9 +176,8 @@ store_status_t store_iterate(store_t *st, const void *prefix, size_t prefix_len,
 /* Transactions: begin, then up to STORE_TXN_OPS_MAX puts/deletes, then
  * commit (all land) or abort (none land; the transaction is closed even
  * when abort returns STORE_ERR_IO). If a put/delete inside fails
- * (e.g. STORE_FULL), commit returns STORE_ERR_TXN and lands nothing. A power cut before commit returns
- * has the effect of abort. Reads inside an open transaction see the state
- * before it. */
+ * (e.g. STORE_FULL), commit returns STORE_ERR_TXN and lands nothing. A power cut before commit
+ * returns has the effect of abort. Reads inside an open transaction see the state before it. */
 store_status_t store_txn_begin(store_t *st);
 store_status_t store_txn_put(store_t *st, const void *key, size_t key_len, const void *value,
                              size_t value_len);
@@ -202,15 +201,15 @@ store_status_t store_txn_abort(store_t *st);
 store_status_t store_gc_ahead(store_t *st, uint32_t sectors, bool *more);
 
 typedef struct {
-    uint32_t free_bytes;   /* writable without GC plus reclaimable by GC */
-    uint32_t live_bytes;   /* flash bytes held by live records */
-    uint32_t dead_bytes;   /* flash bytes held by superseded/deleted records */
+    uint32_t free_bytes; /* writable without GC plus reclaimable by GC */
+    uint32_t live_bytes; /* flash bytes held by live records */
+    uint32_t dead_bytes; /* flash bytes held by superseded/deleted records */
     uint32_t live_records;
-    uint32_t erase_min;    /* smallest per-sector erase count */
-    uint32_t erase_max;    /* largest per-sector erase count */
-    uint32_t index_keys;   /* keys in the RAM index, when it is on */
+    uint32_t erase_min;      /* smallest per-sector erase count */
+    uint32_t erase_max;      /* largest per-sector erase count */
+    uint32_t index_keys;     /* keys in the RAM index, when it is on */
     uint32_t index_capacity; /* 0: mounted without an index */
-    bool index_on;         /* false: no index, or it overflowed (lookups scan) */
+    bool index_on;           /* false: no index, or it overflowed (lookups scan) */
     uint32_t index_rebuilds; /* since mount: times the index met something it could
                                 not follow (a failed read, a damaged record GC
                                 dropped) and was rebuilt from flash */

@@ -24,13 +24,13 @@ extern "C" {
 #endif
 
 /* X(macro name, prefix byte, owner component, what the keys hold) */
-#define STORE_KEY_REGISTRY(X)                                                                  \
-    X(STORE_KEY_DOMAIN, 'D', "agent", "D<ss>: the domain name of slot ss")                     \
-    X(STORE_KEY_HEADER, 'H', "agent", "H<ss><hash8>: a header's desired and delivered state")  \
-    X(STORE_KEY_CERT, 'C', "agent", "C<ss>: the desired certificate of slot ss")               \
-    X(STORE_KEY_CERT_KEY, 'K', "agent", "K<ss>: its private key, sealed by vault")             \
-    X(STORE_KEY_CERT_DELIVERED, 'c', "agent", "c<ss>: the certificate the CDN holds")          \
-    X(STORE_KEY_SETTINGS, 'G', "agent", "G...: provisioned settings (endpoint, keys, CA)")     \
+#define STORE_KEY_REGISTRY(X)                                                                 \
+    X(STORE_KEY_DOMAIN, 'D', "agent", "D<ss>: the domain name of slot ss")                    \
+    X(STORE_KEY_HEADER, 'H', "agent", "H<ss><hash8>: a header's desired and delivered state") \
+    X(STORE_KEY_CERT, 'C', "agent", "C<ss>: the desired certificate of slot ss")              \
+    X(STORE_KEY_CERT_KEY, 'K', "agent", "K<ss>: its private key, sealed by vault")            \
+    X(STORE_KEY_CERT_DELIVERED, 'c', "agent", "c<ss>: the certificate the CDN holds")         \
+    X(STORE_KEY_SETTINGS, 'G', "agent", "G...: provisioned settings (endpoint, keys, CA)")    \
     X(STORE_KEY_QUEUE, 'Q', "queue", "Q<target>: a retry queue entry; target is an H or C key")
 
 #define STORE_KEY_ENUM_ROW_(name, byte, owner, what) name = byte,

@@ -61,14 +61,20 @@ typedef struct {
     uint16_t chunk_off; /* DATA: where this chunk's bytes go in the value */
     uint32_t txn;       /* GCDONE: victim sector seq */
     uint32_t key_hash;
-    uint32_t crc;       /* record CRC: header[0..20) + key + data */
+    uint32_t crc; /* record CRC: header[0..20) + key + data */
 } rec_t;
 
 /* ------------------------------------------------------------ helpers -- */
 
-static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1u) & ~(a - 1u); }
+static uint32_t align_up(uint32_t v, uint32_t a)
+{
+    return (v + a - 1u) & ~(a - 1u);
+}
 
-static uint8_t *scratch(store_t *st) { return st->work + st->work_size - SCRATCH_SIZE; }
+static uint8_t *scratch(store_t *st)
+{
+    return st->work + st->work_size - SCRATCH_SIZE;
+}
 
 static sec_t sec_get(const store_t *st, uint32_t i)
 {
@@ -81,7 +87,10 @@ static void sec_put(store_t *st, uint32_t i, const sec_t *s)
     memcpy(st->work + (size_t)i * sizeof *s, s, sizeof *s);
 }
 
-static uint32_t sec_base(const store_t *st, uint32_t i) { return i * st->dev->sector_size; }
+static uint32_t sec_base(const store_t *st, uint32_t i)
+{
+    return i * st->dev->sector_size;
+}
 static uint32_t ring_next(const store_t *st, uint32_t i)
 {
     return (i + 1u) % st->dev->sector_count;
@@ -145,7 +154,8 @@ static bool rec_read_hdr(store_t *st, uint32_t addr, uint32_t end, rec_t *r)
      * garbage: a transient flip must not make a good record vanish (and a
      * scan then seal or drop it). Garbage costs one read more. */
     if (util_get_le32(b + 24) != util_crc32_update(0, b, 24) &&
-        (flash_read(st, addr, b, REC_HDR) != STORE_OK || util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
+        (flash_read(st, addr, b, REC_HDR) != STORE_OK ||
+         util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
         return false;
     r->type = b[0];
     r->flags = b[1];
@@ -220,7 +230,10 @@ static void scan_init(scan_t *it, uint32_t skip_sec)
     it->last_sec = UINT32_MAX;
 }
 
-static bool sec_readable(const sec_t *s) { return s->state == S_VALID && !s->obsolete; }
+static bool sec_readable(const sec_t *s)
+{
+    return s->state == S_VALID && !s->obsolete;
+}
 
 static bool scan_next(store_t *st, scan_t *it, uint32_t *addr, rec_t *r)
 {
@@ -253,8 +266,8 @@ static bool scan_next(store_t *st, scan_t *it, uint32_t *addr, rec_t *r)
     return false;
 }
 
-static bool key_matches(store_t *st, uint32_t addr, const rec_t *r, const void *key,
-                        size_t key_len, uint32_t hash)
+static bool key_matches(store_t *st, uint32_t addr, const rec_t *r, const void *key, size_t key_len,
+                        uint32_t hash)
 {
     uint8_t k[STORE_KEY_MAX];
     if (r->type != T_DATA || r->key_len != key_len || r->key_hash != hash)
@@ -384,12 +397,18 @@ static uint8_t *idx_at(const store_t *st, uint32_t i)
     return st->work + (size_t)st->dev->sector_count * STORE_SECTOR_ENTRY_SIZE +
            (size_t)i * STORE_INDEX_ENTRY_SIZE;
 }
-static uint32_t idx_key(const store_t *st, uint32_t i) { return util_get_le32(idx_at(st, i)); }
+static uint32_t idx_key(const store_t *st, uint32_t i)
+{
+    return util_get_le32(idx_at(st, i));
+}
 static uint32_t idx_sort_key(uint8_t first, uint32_t hash)
 {
     return ((uint32_t)first << 24) | (hash >> 8);
 }
-static uint32_t idx_addr(const store_t *st, uint32_t i) { return util_get_le32(idx_at(st, i) + 4); }
+static uint32_t idx_addr(const store_t *st, uint32_t i)
+{
+    return util_get_le32(idx_at(st, i) + 4);
+}
 static void idx_put(store_t *st, uint32_t i, uint32_t key, uint32_t addr)
 {
     util_put_le32(idx_at(st, i), key);
@@ -419,8 +438,8 @@ static uint32_t idx_lower(const store_t *st, uint32_t lo, uint32_t hi, uint32_t 
  * header), 0 another key, -1 no answer: no valid record there (the index
  * is wrong) or a read failed (a failed read must never pass for "another
  * key": a write would then add a second entry for the key). */
-static int idx_entry_is(store_t *st, uint32_t addr, const void *key, size_t key_len,
-                        uint32_t hash, rec_t *r)
+static int idx_entry_is(store_t *st, uint32_t addr, const void *key, size_t key_len, uint32_t hash,
+                        rec_t *r)
 {
     uint32_t a = addr & ~IDX_FLAGS;
     uint8_t failed_before = st->read_failed;
@@ -1124,7 +1143,8 @@ static store_status_t head_append(store_t *st, const src_t *s)
 {
     uint32_t base = sec_base(st, st->head_sector);
     if (st->tail_at < st->tail_end) {
-        if (st->tail_at + s->len <= sec_usable_end(st, true) && src_fits_over(st, s, base + st->tail_at)) {
+        if (st->tail_at + s->len <= sec_usable_end(st, true) &&
+            src_fits_over(st, s, base + st->tail_at)) {
             store_status_t rc = src_program(st, s, base + st->tail_at);
             if (rc != STORE_OK)
                 return torn_at(st, st->tail_at, s->len, rc);
@@ -1463,7 +1483,10 @@ static store_status_t make_room(store_t *st, uint32_t len)
 
 /* Room a put must leave free in the head: one worst-case tombstone, so a
  * full store can still delete (deletes and commit/abort markers use it). */
-static uint32_t put_reserve(const store_t *st, bool put) { return put ? st->del_reserve : 0u; }
+static uint32_t put_reserve(const store_t *st, bool put)
+{
+    return put ? st->del_reserve : 0u;
+}
 
 static store_status_t append_record(store_t *st, rec_t *r, const void *key, const void *data)
 {
@@ -1474,8 +1497,13 @@ static store_status_t append_record(store_t *st, rec_t *r, const void *key, cons
     store_status_t rc = make_room(st, len + put_reserve(st, put));
     if (rc != STORE_OK)
         return rc;
-    src_t s = {.hdr = hdr, .key = key, .key_len = r->key_len, .data = data,
-               .data_len = r->chunk_len, .flash_addr = UINT32_MAX, .len = len};
+    src_t s = {.hdr = hdr,
+               .key = key,
+               .key_len = r->key_len,
+               .data = data,
+               .data_len = r->chunk_len,
+               .flash_addr = UINT32_MAX,
+               .len = len};
     return head_append(st, &s);
 }
 
@@ -1601,7 +1629,8 @@ static store_status_t setup(store_t *st, port_flash_t *dev, void *work, size_t w
 bool store_probe_header(const void *buf, size_t len, uint32_t *sector_size, uint32_t *write_size)
 {
     const uint8_t *b = buf;
-    if (!b || len < SEC_HDR_RAW || util_get_le32(b) != SEC_MAGIC || util_get_le32(b + 24) != util_crc32_update(0, b, 24) ||
+    if (!b || len < SEC_HDR_RAW || util_get_le32(b) != SEC_MAGIC ||
+        util_get_le32(b + 24) != util_crc32_update(0, b, 24) ||
         util_get_le16(b + 4) != FORMAT_VERSION)
         return false;
     if (sector_size)
@@ -1617,8 +1646,8 @@ static bool read_sector_header(store_t *st, uint32_t i, sec_t *s, uint32_t *coun
     if (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK)
         return false;
     if ((util_get_le32(b) != SEC_MAGIC || util_get_le32(b + 24) != util_crc32_update(0, b, 24)) &&
-        (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK || util_get_le32(b) != SEC_MAGIC ||
-         util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
+        (flash_read(st, sec_base(st, i), b, sizeof b) != STORE_OK ||
+         util_get_le32(b) != SEC_MAGIC || util_get_le32(b + 24) != util_crc32_update(0, b, 24)))
         return false; /* read twice: a flip must not turn a sector into a free one */
     if (count)
         *count = util_get_le32(b + 20);
@@ -1714,7 +1743,7 @@ store_status_t store_format(store_t *st, port_flash_t *dev, void *work, size_t w
     st->head_sector = 0;
     st->head_offset = st->hdr_size;
     st->next_seq = 1;
-    st->prepared = 1; /* nothing to repair */
+    st->prepared = 1;                                /* nothing to repair */
     st->idx_state = st->idx_cap ? IDX_ON : IDX_NONE; /* empty and exact */
     st->mounted = 1;
     return STORE_OK;
@@ -2019,8 +2048,8 @@ static store_status_t read_chunk_checked(store_t *st, uint32_t addr, const rec_t
     return crc == r->crc ? STORE_OK : STORE_ERR_CORRUPT;
 }
 
-static store_status_t get_value(store_t *st, const void *key, size_t key_len, void *buf,
-                                size_t cap, size_t *len)
+static store_status_t get_value(store_t *st, const void *key, size_t key_len, void *buf, size_t cap,
+                                size_t *len)
 {
     store_status_t rc = check_key(st, key, key_len);
     if (rc != STORE_OK)
@@ -2060,8 +2089,8 @@ static store_status_t get_value(store_t *st, const void *key, size_t key_len, vo
             continue;
         /* The CRC is checked over the very bytes handed out: a bit that
          * flips between a check and a second read would pass unseen. */
-        store_status_t rc =
-            read_chunk_checked(st, a, &r, key, buf ? (uint8_t *)buf + r.chunk_off : NULL);
+        store_status_t rc = read_chunk_checked(st, a, &r, key,
+                                               buf ? (uint8_t *)buf + r.chunk_off : NULL);
         if (rc == STORE_ERR_CORRUPT)
             continue;
         if (rc != STORE_OK)
@@ -2247,8 +2276,7 @@ store_status_t store_txn_abort(store_t *st)
 
 /* Bytes GC of the oldest sector after the erased ones ahead of the head
  * would copy (UINT32_MAX: none to collect). */
-static store_status_t gc_ahead_need(store_t *st, uint32_t *ready, uint32_t *victim,
-                                    uint32_t *need)
+static store_status_t gc_ahead_need(store_t *st, uint32_t *ready, uint32_t *victim, uint32_t *need)
 {
     *victim = ahead_victim(st, ready);
     sec_t v = sec_get(st, *victim);
@@ -2316,8 +2344,7 @@ store_status_t store_gc_ahead(store_t *st, uint32_t sectors, bool *more)
 
 /* First occurrence in scan order of the record identity at addr? Copies
  * made by an interrupted GC must not be reported twice. */
-static bool first_copy(store_t *st, uint32_t addr, const rec_t *r, const void *key,
-                       size_t key_len)
+static bool first_copy(store_t *st, uint32_t addr, const rec_t *r, const void *key, size_t key_len)
 {
     scan_t it;
     uint32_t a;
@@ -2326,8 +2353,8 @@ static bool first_copy(store_t *st, uint32_t addr, const rec_t *r, const void *k
     while (scan_next(st, &it, &a, &o)) {
         if (a == addr)
             return true;
-        if (o.type != r->type || o.txn != r->txn || o.op != r->op ||
-            o.chunk_idx != r->chunk_idx || o.crc != r->crc)
+        if (o.type != r->type || o.txn != r->txn || o.op != r->op || o.chunk_idx != r->chunk_idx ||
+            o.crc != r->crc)
             continue;
         /* An earlier copy counts only if it is what the caller counts: a
          * copy of the key (the walk lists keys), or an intact record (the
@@ -2457,8 +2484,7 @@ store_status_t store_stats(store_t *st, store_stats_t *stats, uint32_t *erase_co
             live = data_live(st, UINT32_MAX, a, &r);
             if (live && r.chunk_idx == 0 && !(r.flags & F_TOMB))
                 stats->live_records++;
-        } else if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) &&
-                   first_copy(st, a, &r, NULL, 0)) {
+        } else if (r.type == T_COMMIT && rec_crc_ok(st, a, &r) && first_copy(st, a, &r, NULL, 0)) {
             live = commit_live(st, UINT32_MAX, &r);
         }
         if (live)
@@ -2486,8 +2512,8 @@ store_status_t store_fsck(store_t *st, store_mount_report_t *report)
      * rebuilds is the same, so nothing of the live state changes. */
     store_t copy;
     store_mount_report_t rep;
-    store_status_t rc =
-        store_mount(&copy, st->dev, st->work, st->work_size, STORE_MOUNT_COUNT_LIVE, &rep);
+    store_status_t rc = store_mount(&copy, st->dev, st->work, st->work_size, STORE_MOUNT_COUNT_LIVE,
+                                    &rep);
     uint32_t txn = st->txn_id, ops = st->txn_ops;
     uint8_t failed = st->txn_failed;
     if (rc != STORE_OK) {

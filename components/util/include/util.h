@@ -45,8 +45,7 @@ static inline uint16_t util_get_le16(const uint8_t *p)
 
 static inline uint32_t util_get_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* The low `bytes` bytes of v (1..8), for fields of odd widths. */

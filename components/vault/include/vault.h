@@ -32,11 +32,11 @@ extern "C" {
 
 typedef enum {
     VAULT_OK = 0,
-    VAULT_ERR_ARG = -1,       /* bad argument, buffer too small */
-    VAULT_ERR_FORMAT = -2,    /* not a sealed record (plaintext, truncated) */
-    VAULT_ERR_KEY_ID = -3,    /* sealed under another device key */
-    VAULT_ERR_AUTH = -4,      /* tag mismatch: tampered, or the wrong key */
-    VAULT_ERR_CRYPTO = -5,    /* mbedTLS failure or no entropy */
+    VAULT_ERR_ARG = -1,    /* bad argument, buffer too small */
+    VAULT_ERR_FORMAT = -2, /* not a sealed record (plaintext, truncated) */
+    VAULT_ERR_KEY_ID = -3, /* sealed under another device key */
+    VAULT_ERR_AUTH = -4,   /* tag mismatch: tampered, or the wrong key */
+    VAULT_ERR_CRYPTO = -5, /* mbedTLS failure or no entropy */
 } vault_status_t;
 
 const char *vault_status_str(vault_status_t status);
@@ -44,8 +44,7 @@ const char *vault_status_str(vault_status_t status);
 /* Seal plain[0..len) for the store key aad (NUL-terminated) into out
  * (cap >= len + VAULT_OVERHEAD). *out_len = len + VAULT_OVERHEAD. */
 vault_status_t vault_seal(const uint8_t key[VAULT_KEY_LEN], uint32_t key_id, const char *aad,
-                          const void *plain, size_t len, uint8_t *out, size_t cap,
-                          size_t *out_len);
+                          const void *plain, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 /* Open a sealed record. plain receives len - VAULT_OVERHEAD bytes (cap
  * must hold them); on any failure nothing of the plaintext is left in plain. */

@@ -36,8 +36,7 @@ vault_status_t vault_key_id(const uint8_t *sealed, size_t len, uint32_t *key_id)
 }
 
 vault_status_t vault_seal(const uint8_t key[VAULT_KEY_LEN], uint32_t key_id, const char *aad,
-                          const void *plain, size_t len, uint8_t *out, size_t cap,
-                          size_t *out_len)
+                          const void *plain, size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
     if (!key || !aad || (len && !plain) || !out || !out_len || cap < len + VAULT_OVERHEAD)
         return VAULT_ERR_ARG;
