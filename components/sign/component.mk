@@ -1,3 +1,3 @@
 # sign: Alibaba Cloud V1/V3 request signatures (HMAC from mbedTLS).
-sign_REQUIRES :=
+sign_REQUIRES := util
 sign_LIBS     := mbedtls

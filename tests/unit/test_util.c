@@ -94,6 +94,31 @@ static void test_u64_to_dec(void **state)
     assert_string_equal(b, "8999999999999999");
 }
 
+static void test_bounded_writer(void **state)
+{
+    char b[8];
+    size_t n;
+    util_out_t m = {NULL, 0, 0};
+    (void)state;
+    util_out_str(&m, "Host: ");
+    util_out_put(&m, "abc", 3);
+    assert_int_equal(util_out_end(&m), 9); /* measured, nothing written */
+    assert_null(util_out_room(&m, &n));
+    assert_int_equal(n, 0);
+    memset(b, 'x', sizeof b);
+    util_out_t o = {b, 4, 0};
+    util_out_str(&o, "ab");
+    assert_true(util_out_room(&o, &n) == b + 2 && n == 2);
+    util_out_str(&o, "cdef"); /* counted whole, written as far as it fits */
+    assert_int_equal(util_out_end(&o), 6);
+    assert_memory_equal(b, "abcd", 4);
+    assert_int_equal(b[4], 'x'); /* nothing past the buffer, no NUL without room */
+    util_out_t e = {b, sizeof b, 0};
+    util_out_str(&e, "abc");
+    assert_int_equal(util_out_end(&e), 3);
+    assert_string_equal(b, "abc");
+}
+
 static void test_days_from_civil(void **state)
 {
     (void)state;
@@ -154,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_crc32_check_value_and_chaining),
         cmocka_unit_test(test_ascii_case),
         cmocka_unit_test(test_u64_to_dec),
+        cmocka_unit_test(test_bounded_writer),
         cmocka_unit_test(test_days_from_civil),
         cmocka_unit_test(test_crypto_sha256_and_wipe),
     };

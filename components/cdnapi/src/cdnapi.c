@@ -357,46 +357,22 @@ static cdnapi_class_t sign_failure_class(sign_status_t ss)
 
 /* ------------------------------------------------------------ framing -- */
 
-typedef struct {
-    char *buf;
-    size_t size;
-    size_t len;
-} frame_t;
-
-static void put(frame_t *f, const char *s, size_t n)
-{
-    if (f->buf && f->len < f->size)
-        memcpy(f->buf + f->len, s, n < f->size - f->len ? n : f->size - f->len);
-    f->len += n;
-}
-
-static void put_str(frame_t *f, const char *s)
-{
-    put(f, s, strlen(s));
-}
-
-static void put_dec(frame_t *f, size_t v)
+static void put_dec(util_out_t *f, size_t v)
 {
     char t[UTIL_U64_DEC_MAX + 1];
-    put(f, t, util_u64_to_dec(v, t));
+    util_out_put(f, t, util_u64_to_dec(v, t));
 }
 
-static char *room(const frame_t *f, size_t *n)
-{
-    *n = f->buf && f->len < f->size ? f->size - f->len : 0;
-    return *n ? f->buf + f->len : NULL;
-}
-
-static void put_params(frame_t *f, const sign_request_t *req, const sign_signed_t *s)
+static void put_params(util_out_t *f, const sign_request_t *req, const sign_signed_t *s)
 {
     size_t n;
-    char *at = room(f, &n);
+    char *at = util_out_room(f, &n);
     f->len += sign_encode_params(req, s, at, n);
 }
 
 size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out, size_t out_size)
 {
-    frame_t f = {out, out_size, 0};
+    util_out_t f = {out, out_size, 0};
     size_t n, params = sign_encode_params(req, s, NULL, 0);
     bool form = req && req->version == SIGN_V1 && req->method == SIGN_METHOD_POST;
     char *at;
@@ -404,31 +380,29 @@ size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out
     if (req == NULL ||
         (req->version == SIGN_V1 ? params : sign_encode_headers(req, s, NULL, 0)) == 0)
         return 0;
-    put_str(&f, req->method == SIGN_METHOD_GET ? "GET /" : "POST /");
+    util_out_str(&f, req->method == SIGN_METHOD_GET ? "GET /" : "POST /");
     if (!form && params) {
-        put_str(&f, "?");
+        util_out_str(&f, "?");
         put_params(&f, req, s);
     }
-    put_str(&f, " HTTP/1.1\r\nHost: ");
-    put_str(&f, req->host);
-    put_str(&f, "\r\nUser-Agent: " CDNAPI_USER_AGENT "\r\nConnection: keep-alive\r\n");
+    util_out_str(&f, " HTTP/1.1\r\nHost: ");
+    util_out_str(&f, req->host);
+    util_out_str(&f, "\r\nUser-Agent: " CDNAPI_USER_AGENT "\r\nConnection: keep-alive\r\n");
     if (req->version == SIGN_V3)
-        put_str(&f, "Accept: application/json\r\n");
-    at = room(&f, &n);
+        util_out_str(&f, "Accept: application/json\r\n");
+    at = util_out_room(&f, &n);
     f.len += sign_encode_headers(req, s, at, n);
     if (form) {
-        put_str(&f, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ");
+        util_out_str(&f, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ");
         put_dec(&f, params);
-        put_str(&f, "\r\n\r\n");
+        util_out_str(&f, "\r\n\r\n");
         put_params(&f, req, s);
     } else {
         if (req->version == SIGN_V3 && req->method == SIGN_METHOD_POST)
-            put_str(&f, "Content-Length: 0\r\n"); /* POST without a length confuses proxies */
-        put_str(&f, "\r\n");
+            util_out_str(&f, "Content-Length: 0\r\n"); /* POST without a length confuses proxies */
+        util_out_str(&f, "\r\n");
     }
-    if (out && f.len < out_size)
-        out[f.len] = '\0';
-    return f.len;
+    return util_out_end(&f);
 }
 
 static bool call_failed(cdnapi_result_t *res, cdnapi_class_t cls, const char *code,

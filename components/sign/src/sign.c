@@ -12,6 +12,7 @@
 #include "mbedtls/md.h"
 #include "mbedtls/platform_util.h"
 #include "port.h"
+#include "util.h"
 
 #define SIGN_COMMON_MAX 10 /* V1 common parameters incl. SecurityToken */
 #define SIGN_ALL_MAX (SIGN_MAX_PARAMS + SIGN_COMMON_MAX)
@@ -67,36 +68,16 @@ size_t sign_percent_encode(const char *in, size_t in_len, char *out, size_t out_
     return n;
 }
 
-/* ---- output writer: counts everything, writes what fits ---- */
-typedef struct {
-    char *buf;
-    size_t size;
-    size_t len;
-} sign_out_t;
-
-static void out_put(sign_out_t *o, const char *s, size_t n)
-{
-    if (o->buf && o->len < o->size) {
-        size_t room = o->size - o->len;
-        memcpy(o->buf + o->len, s, n < room ? n : room);
-    }
-    o->len += n;
-}
-
-static void out_str(sign_out_t *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static void out_enc(sign_out_t *o, const char *s, size_t n)
+/* ---- output: util's bounded writer (counts everything, writes what fits) ---- */
+static void out_enc(util_out_t *o, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (sign_is_unreserved(c)) {
-            out_put(o, (const char *)&s[i], 1);
+            util_out_put(o, (const char *)&s[i], 1);
         } else {
             char t[3] = {'%', sign_hex_upper[c >> 4], sign_hex_upper[c & 15]};
-            out_put(o, t, 3);
+            util_out_put(o, t, 3);
         }
     }
 }
@@ -357,14 +338,14 @@ sign_status_t sign_v3_signature(sign_method_t method, const sign_param_t *query,
     }
     sink_str(&s, "\n");
     {
-        sign_out_t sh = {signed_headers, signed_headers_size, 0};
+        util_out_t sh = {signed_headers, signed_headers_size, 0};
         for (size_t i = 0; i < header_count; i++) {
             if (i) {
                 sink_str(&s, ";");
-                out_str(&sh, ";");
+                util_out_str(&sh, ";");
             }
             sink_put(&s, h[i]->name, h[i]->name_len);
-            out_put(&sh, h[i]->name, h[i]->name_len);
+            util_out_put(&sh, h[i]->name, h[i]->name_len);
         }
         if (signed_headers && signed_headers_size) {
             if (sh.len >= signed_headers_size) {
@@ -472,13 +453,13 @@ static int bounded_field(const char *s, size_t max)
     return 1;
 }
 
-static void out_param_list(sign_out_t *o, const sign_param_t *const *v, size_t n)
+static void out_param_list(util_out_t *o, const sign_param_t *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i)
-            out_str(o, "&");
+            util_out_str(o, "&");
         out_enc(o, v[i]->name, v[i]->name_len);
-        out_str(o, "=");
+        util_out_str(o, "=");
         out_enc(o, v[i]->value, v[i]->value_len);
     }
 }
@@ -620,7 +601,7 @@ size_t sign_encode_params(const sign_request_t *req, const sign_signed_t *s, cha
     sign_param_t all[SIGN_ALL_MAX];
     const sign_param_t *sorted[SIGN_ALL_MAX];
     const char *version;
-    sign_out_t o = {out, out_size, 0};
+    util_out_t o = {out, out_size, 0};
     size_t n = 0;
     if (!s || check_request(req, &version) != SIGN_OK || !s->signature[0])
         return 0;
@@ -635,12 +616,10 @@ size_t sign_encode_params(const sign_request_t *req, const sign_signed_t *s, cha
     sort_params(sorted, n);
     out_param_list(&o, sorted, n);
     if (req->version == SIGN_V1) {
-        out_str(&o, "&Signature=");
+        util_out_str(&o, "&Signature=");
         out_enc(&o, s->signature, strlen(s->signature));
     }
-    if (out && o.len < out_size)
-        out[o.len] = '\0';
-    return o.len;
+    return util_out_end(&o);
 }
 
 size_t sign_encode_headers(const sign_request_t *req, const sign_signed_t *s, char *out,
@@ -648,26 +627,24 @@ size_t sign_encode_headers(const sign_request_t *req, const sign_signed_t *s, ch
 {
     sign_param_t hdr[SIGN_V3_HEADERS_MAX];
     const char *version;
-    sign_out_t o = {out, out_size, 0};
+    util_out_t o = {out, out_size, 0};
     if (!s || check_request(req, &version) != SIGN_OK || !s->signature[0])
         return 0;
     if (req->version == SIGN_V3) {
         size_t hn = v3_headers(req, s, version, hdr);
         for (size_t i = 1; i < hn; i++) { /* host is framed as Host */
-            out_put(&o, hdr[i].name, hdr[i].name_len);
-            out_str(&o, ": ");
-            out_put(&o, hdr[i].value, hdr[i].value_len);
-            out_str(&o, "\r\n");
+            util_out_put(&o, hdr[i].name, hdr[i].name_len);
+            util_out_str(&o, ": ");
+            util_out_put(&o, hdr[i].value, hdr[i].value_len);
+            util_out_str(&o, "\r\n");
         }
-        out_str(&o, "Authorization: ACS3-HMAC-SHA256 Credential=");
-        out_str(&o, req->credentials->access_key_id);
-        out_str(&o, ",SignedHeaders=");
-        out_str(&o, s->signed_headers);
-        out_str(&o, ",Signature=");
-        out_str(&o, s->signature);
-        out_str(&o, "\r\n");
+        util_out_str(&o, "Authorization: ACS3-HMAC-SHA256 Credential=");
+        util_out_str(&o, req->credentials->access_key_id);
+        util_out_str(&o, ",SignedHeaders=");
+        util_out_str(&o, s->signed_headers);
+        util_out_str(&o, ",Signature=");
+        util_out_str(&o, s->signature);
+        util_out_str(&o, "\r\n");
     }
-    if (out && o.len < out_size)
-        out[o.len] = '\0';
-    return o.len;
+    return util_out_end(&o);
 }

@@ -88,6 +88,25 @@ bool util_ascii_eq_nocase(const char *a, const char *b);
  * (NUL bytes compare like any other). */
 bool util_ascii_eq_nocase_n(const char *a, const char *b, size_t n);
 
+/* ---------------------------------------------------- bounded writer -- */
+
+/* Text built into a caller's buffer the snprintf way: every byte is
+ * counted, what fits is written, so one pass with buf NULL measures and a
+ * second into a buffer of that size writes the same bytes. */
+typedef struct {
+    char *buf;   /* NULL: measure only */
+    size_t size; /* bytes of buf */
+    size_t len;  /* bytes counted so far (may exceed size) */
+} util_out_t;
+
+void util_out_put(util_out_t *o, const void *data, size_t n);
+void util_out_str(util_out_t *o, const char *s);
+/* Where the next bytes go and how many fit there (NULL, 0 when none), for
+ * a writer that writes them itself and then adds what it wrote to len. */
+char *util_out_room(const util_out_t *o, size_t *n);
+/* A NUL after the bytes when it fits (not counted); returns len. */
+size_t util_out_end(util_out_t *o);
+
 /* ----------------------------------------------------------- numbers -- */
 
 /* Decimal digits of v and a NUL into out; returns the digit count. By hand

@@ -1,6 +1,8 @@
 /* util.c — the shared helpers that are not inline (see util.h). */
 #include "util.h"
 
+#include <string.h>
+
 #ifndef UTIL_CRC32_TABLE
 #define UTIL_CRC32_TABLE 16
 #endif
@@ -95,6 +97,33 @@ bool util_ascii_eq_nocase_n(const char *a, const char *b, size_t n)
         if (util_ascii_lower(a[i]) != util_ascii_lower(b[i]))
             return false;
     return true;
+}
+
+void util_out_put(util_out_t *o, const void *data, size_t n)
+{
+    size_t room;
+    char *at = util_out_room(o, &room);
+    if (at)
+        memcpy(at, data, n < room ? n : room);
+    o->len += n;
+}
+
+void util_out_str(util_out_t *o, const char *s)
+{
+    util_out_put(o, s, strlen(s));
+}
+
+char *util_out_room(const util_out_t *o, size_t *n)
+{
+    *n = o->buf && o->len < o->size ? o->size - o->len : 0;
+    return *n ? o->buf + o->len : NULL;
+}
+
+size_t util_out_end(util_out_t *o)
+{
+    if (o->buf && o->len < o->size)
+        o->buf[o->len] = '\0';
+    return o->len;
 }
 
 size_t util_u64_to_dec(uint64_t v, char out[UTIL_U64_DEC_MAX + 1])
