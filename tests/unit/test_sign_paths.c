@@ -38,6 +38,7 @@
 #include "port.h"
 #include "sign.h"
 #include "test_request.h"
+#include "test_interpose.h"
 
 /* clang-format off */
 #define P(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
@@ -71,22 +72,6 @@ static bool md_count(void)
     md_calls++;
     return hit;
 }
-
-static void *real_sym(const char *name)
-{
-    void *p = dlsym(RTLD_NEXT, name);
-    if (!p)
-        abort();
-    return p;
-}
-
-#define REAL(var, name)                   \
-    do {                                  \
-        if (!var) {                       \
-            void *p_ = real_sym(name);    \
-            memcpy(&var, &p_, sizeof p_); \
-        }                                 \
-    } while (0)
 
 int mbedtls_md_setup(mbedtls_md_context_t *ctx, const mbedtls_md_info_t *info, int hmac)
 {

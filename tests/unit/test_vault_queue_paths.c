@@ -48,6 +48,7 @@
 #include "retry.h"
 #include "store.h"
 #include "vault.h"
+#include "test_interpose.h"
 
 /* ------------------------------------------------------------------ faults */
 
@@ -73,22 +74,6 @@ static void gcm_arm(gcm_fn_t fn, bool after, int rc)
     gcm_fail_after = after;
     gcm_fail_rc = rc;
 }
-
-static void *real_sym(const char *name)
-{
-    void *p = dlsym(RTLD_NEXT, name);
-    if (!p)
-        abort();
-    return p;
-}
-
-#define REAL(var, name)                   \
-    do {                                  \
-        if (!var) {                       \
-            void *p_ = real_sym(name);    \
-            memcpy(&var, &p_, sizeof p_); \
-        }                                 \
-    } while (0)
 
 int mbedtls_gcm_setkey(mbedtls_gcm_context *ctx, mbedtls_cipher_id_t cipher,
                        const unsigned char *key, unsigned int keybits)
