@@ -12,7 +12,6 @@
 
 /* Largest signed request: two percent-encoded PEMs (x3 worst case) plus
  * headers; the buffer is sized exactly per request, up to this bound. */
-#define CDNAPI_REQUEST_MAX (6u * CDNAPI_MAX_PEM_LEN + 4096u)
 
 void cdnapi_init(void)
 {
@@ -88,14 +87,20 @@ static void copy_field(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+cdnapi_class_t cdnapi_fail(cdnapi_result_t *res, cdnapi_class_t cls, const char *code,
+                           const char *message)
+{
+    res->cls = cls;
+    copy_field(res->code, sizeof(res->code), code);
+    copy_field(res->message, sizeof(res->message), message);
+    return cls;
+}
+
 cdnapi_class_t cdnapi_local_error(cdnapi_result_t *res, const char *code, const char *message)
 {
     memset(res, 0, sizeof(*res));
-    res->cls = CDNAPI_PERMANENT_INPUT;
-    copy_field(res->code, sizeof(res->code), code);
-    copy_field(res->message, sizeof(res->message), message);
     copy_field(res->request_id, sizeof(res->request_id), "local");
-    return res->cls;
+    return cdnapi_fail(res, CDNAPI_PERMANENT_INPUT, code, message);
 }
 
 static bool is_tchar(unsigned char c)
@@ -341,79 +346,6 @@ cdnapi_class_t cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_
     return CDNAPI_SUCCESS;
 }
 
-/* Why a request could not be signed: no clock, no entropy or crypto (may
- * pass), a request over the limits (the change itself), or missing inputs
- * such as credentials (the configuration). */
-static cdnapi_class_t sign_failure_class(sign_status_t ss)
-{
-    switch (ss) {
-    case SIGN_ERR_CLOCK: return CDNAPI_CLOCK;
-    case SIGN_ERR_RANDOM:
-    case SIGN_ERR_CRYPTO: return CDNAPI_RETRYABLE;
-    case SIGN_ERR_ARG: return CDNAPI_CONFIGURATION;
-    default: return CDNAPI_PERMANENT_INPUT;
-    }
-}
-
-/* ------------------------------------------------------------ framing -- */
-
-static void put_dec(util_out_t *f, size_t v)
-{
-    char t[UTIL_U64_DEC_MAX + 1];
-    util_out_put(f, t, util_u64_to_dec(v, t));
-}
-
-static void put_params(util_out_t *f, const sign_request_t *req, const sign_signed_t *s)
-{
-    size_t n;
-    char *at = util_out_room(f, &n);
-    f->len += sign_encode_params(req, s, at, n);
-}
-
-size_t cdnapi_frame(const sign_request_t *req, const sign_signed_t *s, char *out, size_t out_size)
-{
-    util_out_t f = {out, out_size, 0};
-    size_t n, params = sign_encode_params(req, s, NULL, 0);
-    bool form = req && req->version == SIGN_V1 && req->method == SIGN_METHOD_POST;
-    char *at;
-    /* A signed request always has V1's protocol parameters or V3's headers. */
-    if (req == NULL ||
-        (req->version == SIGN_V1 ? params : sign_encode_headers(req, s, NULL, 0)) == 0)
-        return 0;
-    util_out_str(&f, req->method == SIGN_METHOD_GET ? "GET /" : "POST /");
-    if (!form && params) {
-        util_out_str(&f, "?");
-        put_params(&f, req, s);
-    }
-    util_out_str(&f, " HTTP/1.1\r\nHost: ");
-    util_out_str(&f, req->host);
-    util_out_str(&f, "\r\nUser-Agent: " CDNAPI_USER_AGENT "\r\nConnection: keep-alive\r\n");
-    if (req->version == SIGN_V3)
-        util_out_str(&f, "Accept: application/json\r\n");
-    at = util_out_room(&f, &n);
-    f.len += sign_encode_headers(req, s, at, n);
-    if (form) {
-        util_out_str(&f, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ");
-        put_dec(&f, params);
-        util_out_str(&f, "\r\n\r\n");
-        put_params(&f, req, s);
-    } else {
-        if (req->version == SIGN_V3 && req->method == SIGN_METHOD_POST)
-            util_out_str(&f, "Content-Length: 0\r\n"); /* POST without a length confuses proxies */
-        util_out_str(&f, "\r\n");
-    }
-    return util_out_end(&f);
-}
-
-static bool call_failed(cdnapi_result_t *res, cdnapi_class_t cls, const char *code,
-                        const char *message)
-{
-    res->cls = cls;
-    copy_field(res->code, sizeof(res->code), code);
-    copy_field(res->message, sizeof(res->message), message);
-    return false;
-}
-
 /* Sign once, frame into one buffer of the exact size, send, and parse the
  * common reply fields. On success the caller may use resp->body; it must
  * free resp in every case. */
@@ -421,10 +353,8 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
                  cdnapi_result_t *res, http_response_t *resp)
 {
     sign_request_t req;
-    sign_signed_t sig;
     char *buf;
-    size_t len;
-    sign_status_t ss;
+    size_t len = 0;
     http_status_t rc;
 
     memset(res, 0, sizeof(*res));
@@ -438,18 +368,8 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     req.method = SIGN_METHOD_POST;
     req.version = api->signature;
     req.timestamp = api->timestamp;
-    ss = sign_request(&req, &sig);
-    res->sign_status = ss;
-    if (ss != SIGN_OK)
-        return call_failed(res, sign_failure_class(ss), "Local.Sign", sign_status_str(ss));
-    len = cdnapi_frame(&req, &sig, NULL, 0);
-    if (len + 1 > CDNAPI_REQUEST_MAX)
-        return call_failed(res, CDNAPI_PERMANENT_INPUT, "Local.Sign",
-                           "request larger than the limit");
-    buf = port_malloc(len + 1);
-    if (buf == NULL)
-        return call_failed(res, CDNAPI_RETRYABLE, "NoMemory", "");
-    (void)cdnapi_frame(&req, &sig, buf, len + 1); /* the same inputs: the same len */
+    if (cdnapi_build_request(&req, res, &buf, &len) != CDNAPI_SUCCESS)
+        return false;
     rc = http_client_request(api->http, (const uint8_t *)buf, len, resp);
     port_free(buf);
     res->http_status = rc;
