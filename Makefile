@@ -49,7 +49,10 @@ INCLUDES := -Iport $(addprefix -I,$(wildcard components/*/include))
 # includes each file names and the functions each object calls.
 include $(sort $(wildcard components/*/component.mk))
 PORT_API     := $(BUILD)/port-api
-reqs_closure  = $(sort $(foreach r,$($(1)_REQUIRES),$(r) $(call reqs_closure,$(r))))
+# (a visited list, so a cycle, which check_layering.py reports, cannot
+# recurse for ever here)
+reqs_walk     = $(foreach r,$(filter-out $(2),$($(1)_REQUIRES)),$(r) $(call reqs_walk,$(r),$(2) $(1) $(r)))
+reqs_closure  = $(sort $(call reqs_walk,$(1),$(1)))
 comp_inc      = -I$(PORT_API) -Icomponents/$(1)/include -Icomponents/$(1)/src \
                 $(foreach r,$(call reqs_closure,$(1)),-Icomponents/$(r)/include)
 comp_of       = $(word 2,$(subst /, ,$(1)))
@@ -207,9 +210,11 @@ $(FZ)/include/.stamp: | $(TP)/.fetched
 	ln -sfn $(abspath $(TP)/http-parser/http_parser.h) $(FZ)/include/http_parser.h
 	@touch $@
 
-$(FZ)/obj/%.o: %.c | $(FZ)/include/.stamp
+# Components see only what they declare here too (src_inc), besides the
+# instrumented third-party headers.
+$(FZ)/obj/%.o: %.c | $(FZ)/include/.stamp $(PORT_API)/port.h
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CFLAGS_fuzz) $(COMP_STRICT) $(FUZZ_INC) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(CFLAGS_fuzz) $(COMP_STRICT) $(if $(filter components/%,$<),-I$(FZ)/include $(call src_inc,$<),$(FUZZ_INC)) -MMD -MP -c $< -o $@
 
 $(FZ)/obj/third_party/http_parser.o: | $(FZ)/include/.stamp
 	@mkdir -p $(@D)

@@ -1614,6 +1614,11 @@ static void test_settings_damaged(void **state)
     put_raw(f, "Gset", set, 16);
     assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
     snap_restore(f);
+    /* Regression (review): a provisioned device whose sealed secret is gone
+     * answered "not found", which a device reads as "new: format". */
+    assert_int_equal(store_delete(&f->st, "Gaks", 4), STORE_OK);
+    assert_int_equal(agent_settings_load(&f->st, &got, &ca), AGENT_ERR_CORRUPT);
+    snap_restore(f);
 
     /* the secret moved under another key (additional data) does not open */
     put_raw(f, "Gaks", sts, sts_len);

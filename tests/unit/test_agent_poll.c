@@ -198,6 +198,7 @@ typedef struct {
     int64_t wall_offset; /* the device's wall clock against NOW_UTC */
     int wall_ok;
     int lock_fails;
+    int locked; /* locks taken and not yet released */
     unsigned events[AGENT_EV_STORE + 1];
     char last_detail[128];
 } fx_t;
@@ -209,15 +210,18 @@ static bool fx_clock(void *ctx, int64_t *utc)
     return f->wall_ok;
 }
 
+/* Like the Linux hook: the lock is taken, then the remount may fail. */
 static store_status_t fx_lock(void *ctx)
 {
     fx_t *f = ctx;
+    f->locked++;
     return f->lock_fails ? STORE_ERR_IO : STORE_OK;
 }
 
 static void fx_unlock(void *ctx)
 {
-    (void)ctx;
+    fx_t *f = ctx;
+    f->locked--;
 }
 
 static void fx_event(void *ctx, const agent_event_t *ev)
@@ -719,9 +723,13 @@ static void test_lock_failure(void **state)
     assert_true(w > 0 && w != UINT32_MAX);
     assert_int_equal(svc.requests, 0);
     assert_int_equal(f.events[AGENT_EV_STORE], 1);
+    /* Regression (review): a lock that failed after it was taken stayed
+     * held through the pause, so the CLI could not edit meanwhile. */
+    assert_int_equal(f.locked, 0);
     f.lock_fails = 0;
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
+    assert_int_equal(f.locked, 0);
     fx_end(&f);
 }
 

@@ -198,7 +198,9 @@ typedef struct {
      * Linux: flock the flash file and remount, so CLI edits are seen. lock
      * returns STORE_OK when the store is locked and current; any other
      * status stops the step (nothing is sent) and pauses delivery like a
-     * store error, that status named in the event. */
+     * store error, that status named in the event. unlock follows every
+     * lock, a failed one too (a hook may fail after taking its lock), so it
+     * must be safe to call when nothing is held. */
     store_status_t (*lock)(void *ctx);
     void (*unlock)(void *ctx);
     void *lock_ctx;

@@ -305,6 +305,7 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
         return agent_store_trouble(a, now_ms, AGENT_ERR_NOMEM, "allocating a record buffer");
     store_status_t lr = lock(a);
     if (lr != STORE_OK) {
+        unlock(a); /* a hook may have taken its lock before it failed */
         (void)agent_deliver_work(a, false);
         return agent_store_trouble(a, now_ms, agent_status_from_store(lr),
                                    "locking the store (nothing was sent)");
@@ -329,6 +330,7 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     }
     lr = lock(a);
     if (lr != STORE_OK) {
+        unlock(a);
         agent_deliver_discard(a);
         return agent_store_trouble(a, now_ms, agent_status_from_store(lr),
                                    "locking the store after a call");

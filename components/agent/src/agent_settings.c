@@ -229,6 +229,8 @@ agent_status_t agent_settings_load(store_t *st, agent_settings_t *s, char **ca_p
     char *p = NULL;
     size_t pl = 0;
     agent_status_t ar = agent_get_sealed(st, KEY_ACCESS_KEY_SECRET, &p, &pl);
+    if (ar == AGENT_ERR_NOT_FOUND)
+        return AGENT_ERR_CORRUPT; /* provisioned, its secret gone: never a new device */
     if (ar != AGENT_OK)
         return ar;
     if (pl >= sizeof s->access_key_secret) {

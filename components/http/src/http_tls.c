@@ -4,6 +4,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/pem.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -256,7 +257,11 @@ http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
         rc = HTTP_ERR_TLS_SETUP;
     }
     if (rc == HTTP_OK && t->verify) {
-        if (mbedtls_x509_crt_parse(&t->ca, o->ca_pem, o->ca_pem_len) != 0) {
+        int xr = mbedtls_x509_crt_parse(&t->ca, o->ca_pem, o->ca_pem_len);
+        /* No memory to hold the bundle is not a bad bundle. */
+        if (xr == MBEDTLS_ERR_X509_ALLOC_FAILED || xr == MBEDTLS_ERR_PEM_ALLOC_FAILED) {
+            rc = HTTP_ERR_NOMEM;
+        } else if (xr != 0) {
             rc = HTTP_ERR_TLS_SETUP;
         }
     }
