@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -393,7 +392,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
                         continue;
                     }
                     for (int j = 0; j < md->nheaders; j++)
-                        if (strcasecmp(md->headers[j].key, k) == 0) {
+                        if (util_ascii_eq_nocase(md->headers[j].key, k)) {
                             char kp[128];
                             snprintf(kp, sizeof kp, "%s.key", hp);
                             err(e, kp,
