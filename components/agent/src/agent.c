@@ -32,10 +32,8 @@ const char *agent_status_str(agent_status_t status)
 {
     if (agent_status_store(status) != STORE_OK)
         return store_status_str(agent_status_store(status));
-    if (agent_status_http(status) != HTTP_OK)
-        return agent_status_http(status) == HTTP_ERR_TLS_SETUP
-                   ? "the TLS client could not be set up (CA bundle, TLS library)"
-                   : "the TLS/TCP client could not be set up";
+    if (agent_status_http(status) != HTTP_OK) /* which, agent_status_http says */
+        return "the TLS/TCP client could not be set up";
     switch (status) {
     case AGENT_OK: return "ok";
     case AGENT_ERR_INVALID: return "invalid input";
