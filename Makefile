@@ -142,7 +142,7 @@ CM_MAKE = $(MAKE) --no-print-directory -f firmware/cortex-m/cortex-m.mk BUILD=$(
           CROSS_CC=$(CROSS_CC) CROSS_SIZE=$(CROSS_SIZE) PYTHON=$(PYTHON)
 
 $(TP)/.fetched: tools/fetch_sources.sh
-	tools/fetch_sources.sh $(TP) mbedtls cjson http-parser cmocka
+	tools/fetch_sources.sh $(TP) mbedtls cjson http-parser cmocka lwip
 	@touch $@
 
 cross-check firmware: deps $(TP)/.fetched

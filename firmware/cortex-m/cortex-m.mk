@@ -25,13 +25,22 @@ MBEDTLS_SRCS := $(sort $(wildcard $(TP)/mbedtls/library/*.c))
 CJSON_SRCS   := $(TP)/cjson/cJSON.c
 HTTPP_SRCS   := $(TP)/http-parser/http_parser.c
 CMOCKA_SRCS  := $(TP)/cmocka/src/cmocka.c
+# lwIP 2.1 (raw API, IPv4, NO_SYS; options in port/lwip/lwipopts.h) and
+# the port's transport on it, with the LAN9118's netif.
+LWIP_DIR     := $(TP)/lwip/src
+LWIP_SRCS    := $(addprefix $(LWIP_DIR)/core/,init.c def.c dns.c inet_chksum.c ip.c mem.c memp.c \
+                  netif.c pbuf.c stats.c sys.c tcp.c tcp_in.c tcp_out.c timeouts.c udp.c) \
+                $(addprefix $(LWIP_DIR)/core/ipv4/,dhcp.c etharp.c icmp.c ip4.c ip4_addr.c ip4_frag.c) \
+                $(LWIP_DIR)/netif/ethernet.c
+LWIP_PORT_SRCS := $(sort $(wildcard port/lwip/*.c))
 
 ARCH   := -mcpu=cortex-m4 -mthumb -mfloat-abi=soft
 OPT    := -Os -g -ffunction-sections -fdata-sections
 WARN   := -Wall -Wextra -Werror
 CM_INC := $(BUILD)/cm-include
 INCS   := -Iport -Iport/cortex-m $(addprefix -I,$(wildcard components/*/include)) \
-          -Ifirmware/cortex-m -I$(TP)/mbedtls/include -I$(CM_INC) -I$(TP)/http-parser
+          -Ifirmware/cortex-m -I$(TP)/mbedtls/include -I$(CM_INC) -I$(TP)/http-parser \
+          -Iport/lwip -I$(LWIP_DIR)/include
 # The queue's due cache at 8 entries (168 B of heap, not 672): a device's
 # queue is short, and the certificate push must stay within 48 KB of RAM.
 DEFS_fw  := -DMBEDTLS_CONFIG_FILE='"mbedtls_config.h"' -DQUEUE_DUE_CACHE=8u
@@ -163,10 +172,23 @@ $(BUILD)/cm-mfl/scenario.elf: $(call objs,mfl,$(filter-out tests/target/unit_mai
 	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
 	    -Wl,--start-group $(LIBS_mfl) -lc -lgcc -Wl,--end-group
 
-target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf \
-               $(BUILD)/cm-mfl/scenario.elf
+# The network test: lwIP and the LAN9118 under QEMU user networking
+# (tests/integration/test_target_net runs it).
+$(BUILD)/cm-tgt/liblwip.a: $(call objs,tgt,$(LWIP_SRCS) $(LWIP_PORT_SRCS))
+	@rm -f $@ && $(CROSS_CC:gcc=ar) rcs $@ $^
 
-QEMU := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+$(BUILD)/cm-tgt/net_test.elf: $(call objs,tgt,tests/target/net/net_test.c) $(BUILD)/cm-tgt/liblwip.a \
+                              $(LIBS_tgt) firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(BUILD)/cm-tgt/liblwip.a $(LIBS_tgt) -lc -lgcc -Wl,--end-group
+
+target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf \
+               $(BUILD)/cm-mfl/scenario.elf $(BUILD)/cm-tgt/net_test.elf
+
+# -nic none: the board's LAN9118 would otherwise get a user network that
+# reaches anything.
+QEMU := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none -nic none \
         -semihosting-config enable=on,target=native -kernel
 
 # The RAM figures come from a run of the firmware scenario (make

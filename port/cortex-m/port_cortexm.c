@@ -206,12 +206,11 @@ port_status_t port_tcp_connect(port_tcp_t *conn, const char *host, uint16_t port
                                uint32_t timeout_ms)
 {
     port_status_t rc;
-    (void)timeout_ms;
     if (conn == NULL || host == NULL)
         return PORT_ERR_ARG;
     if (net == NULL)
         return PORT_ERR_UNSUPPORTED;
-    rc = net->connect(net->ctx, host, port);
+    rc = net->connect(net->ctx, host, port, timeout_ms);
     conn->handle = rc == PORT_OK ? 1 : 0;
     return rc;
 }

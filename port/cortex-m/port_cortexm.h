@@ -38,7 +38,7 @@ void port_cortexm_set_device_key(const uint8_t key[PORT_DEVICE_KEY_LEN], uint32_
  * connect fails with PORT_ERR_UNSUPPORTED. Return conventions are those of
  * port_tcp_*. */
 typedef struct {
-    port_status_t (*connect)(void *ctx, const char *host, uint16_t port);
+    port_status_t (*connect)(void *ctx, const char *host, uint16_t port, uint32_t timeout_ms);
     int (*send)(void *ctx, const void *buf, size_t len, uint32_t timeout_ms);
     int (*recv)(void *ctx, void *buf, size_t len, uint32_t timeout_ms);
     void (*close)(void *ctx);

@@ -555,11 +555,12 @@ static void pump(void)
 
 /* ------------------------------------------------ the port's network -- */
 
-static port_status_t net_connect(void *ctx, const char *host, uint16_t port)
+static port_status_t net_connect(void *ctx, const char *host, uint16_t port, uint32_t timeout_ms)
 {
     (void)ctx;
     (void)host;
     (void)port;
+    (void)timeout_ms;
     port_heap_exclude(true);
     mbedtls_ssl_session_reset(&P.ssl);
     port_heap_exclude(false);

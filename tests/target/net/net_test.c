@@ -1,0 +1,79 @@
+/* The port's TCP transport on lwIP over the board's LAN9118, under QEMU
+ * user networking with restrict=on: the host's test (test_target_net)
+ * forwards 10.0.2.100:7 to an echo server on its loopback and nothing else.
+ * TAP lines over semihosting; the exit status says whether all passed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lan9118.h"
+#include "netif_lan9118.h"
+#include "port.h"
+#include "port_cortexm.h"
+#include "port_lwip.h"
+
+static int n, failed;
+
+static void ok(int cond, const char *what)
+{
+    n++;
+    failed += !cond;
+    printf("%s %d - %s\n", cond ? "ok" : "not ok", n, what);
+}
+
+static void echo_round_trip(void)
+{
+    static const char msg[] = "hello through lwIP and a LAN9118";
+    char got[64];
+    size_t have = 0;
+    port_tcp_t c = {0};
+    ok(port_tcp_connect(&c, "echo.test", 7, 5000) == PORT_OK, "connect to echo.test:7");
+    ok(port_tcp_recv(&c, got, sizeof got, 0) == PORT_ERR_TIMEOUT,
+       "a zero-timeout receive with nothing pending does not block");
+    ok(port_tcp_send(&c, msg, sizeof msg - 1, 5000) == (int)(sizeof msg - 1), "send");
+    while (have < sizeof msg - 1) {
+        int r = port_tcp_recv(&c, got + have, sizeof got - have, 5000);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    ok(have == sizeof msg - 1 && memcmp(got, msg, have) == 0, "the echo comes back whole");
+    /* the echo server closes after "bye" */
+    ok(port_tcp_send(&c, "bye", 3, 5000) == 3, "send bye");
+    int r;
+    do
+        r = port_tcp_recv(&c, got, sizeof got, 5000);
+    while (r > 0);
+    ok(r == PORT_ERR_CLOSED, "the peer's close reads as closed");
+    port_tcp_close(&c);
+    port_tcp_close(&c); /* twice is safe */
+}
+
+int main(void)
+{
+    static lan9118_t eth;
+    static const port_lwip_nic_t nic = {netif_lan9118_init, netif_lan9118_poll, &eth};
+    static const port_lwip_addr_t addr = {"10.0.2.15", "255.255.255.0", "10.0.2.2"};
+    char ip[16];
+    port_cortexm_init();
+    ok(lan9118_init(&eth, LAN9118_MPS2_BASE) == PORT_OK, "the LAN9118 answers and resets");
+    ok(lan9118_link_up(&eth), "the PHY reports link up");
+    ok(port_lwip_start(&nic, &addr, 2000) == PORT_OK, "lwIP up with a static address");
+    port_lwip_address(ip);
+    ok(strcmp(ip, "10.0.2.15") == 0, "the interface has 10.0.2.15");
+    ok(port_lwip_add_host("echo.test", "10.0.2.100") == PORT_OK, "a local host entry");
+    port_cortexm_set_net(port_lwip_net());
+    echo_round_trip();
+    echo_round_trip(); /* a second connection after the first closed */
+    port_tcp_t c = {0};
+    ok(port_tcp_connect(&c, "no-such-host.test", 7, 2000) == PORT_ERR_DNS,
+       "an unknown name (no DNS server reachable) is a DNS error");
+    /* restrict=on lets nothing through but the forward */
+    port_status_t rc = port_tcp_connect(&c, "10.0.2.100", 8, 1500);
+    printf("# a port nobody forwards: %s\n", port_status_str(rc));
+    ok(rc == PORT_ERR_CONNECT || rc == PORT_ERR_TIMEOUT, "a port nobody forwards does not connect");
+    printf("# lan9118: %u frames in, %u out, %u dropped\n", (unsigned)eth.rx_frames,
+           (unsigned)eth.tx_frames, (unsigned)eth.rx_dropped);
+    printf("1..%d\n", n);
+    fflush(stdout);
+    return failed ? 1 : 0;
+}
