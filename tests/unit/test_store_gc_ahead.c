@@ -18,6 +18,7 @@
 
 #include "emu_flash.h"
 #include "store.h"
+#include "test_rng.h"
 
 #define SECTORS 16u
 #define SECTOR_SIZE 4096u
@@ -37,13 +38,10 @@ typedef struct {
     bool big_set[BIG_KEYS];
 } fx_t;
 
-static uint32_t rng_state = 12345u;
+static rng_t rng_state = {12345u};
 static uint32_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
+    return (uint32_t)rng_next(&rng_state);
 }
 
 static fx_t *fx_new(bool indexed)

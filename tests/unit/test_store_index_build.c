@@ -29,6 +29,7 @@
 #include "emu_flash.h"
 #include "store.h"
 #include "test_crc.h"
+#include "test_rng.h"
 
 #define SECTORS 8u
 #define SECTOR_SIZE 1024u
@@ -351,13 +352,10 @@ static void test_uncommitted_newest_versions(void **state)
 #define DIFF_SECTORS 12u
 #define DIFF_KEYS 40
 
-static uint32_t diff_rng = 99u;
+static rng_t diff_rng = {99u};
 static uint32_t diff_rnd(void)
 {
-    diff_rng ^= diff_rng << 13;
-    diff_rng ^= diff_rng >> 17;
-    diff_rng ^= diff_rng << 5;
-    return diff_rng;
+    return (uint32_t)rng_next(&diff_rng);
 }
 
 static void diff_key(int k, char *b)
