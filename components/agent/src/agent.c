@@ -9,6 +9,10 @@
 #include "crypto.h"
 #include "port.h"
 
+/* Each family of causes (AGENT_ERR_STORE_BASE, AGENT_ERR_HTTP_BASE) holds
+ * the statuses -1 .. -99 of its component. */
+#define AGENT_ERR_FAMILY_SPAN 100
+
 agent_status_t agent_status_from_store(store_status_t s)
 {
     return s == STORE_OK ? AGENT_OK : (agent_status_t)(AGENT_ERR_STORE_BASE + s);
@@ -23,7 +27,7 @@ store_status_t agent_status_store(agent_status_t s)
 
 http_status_t agent_status_http(agent_status_t s)
 {
-    return s < AGENT_ERR_HTTP_BASE && s > AGENT_ERR_HTTP_BASE - 100
+    return s < AGENT_ERR_HTTP_BASE && s > AGENT_ERR_HTTP_BASE - AGENT_ERR_FAMILY_SPAN
                ? (http_status_t)(s - AGENT_ERR_HTTP_BASE)
                : HTTP_OK;
 }
