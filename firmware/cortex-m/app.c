@@ -103,10 +103,13 @@ agent_status_t app_start(app_t *app)
     return rc;
 }
 
-void app_idle_until(uint64_t t)
+void app_idle_until(app_t *app, uint64_t t)
 {
-    while (port_monotonic_ms() < t)
+    while (port_monotonic_ms() < t) {
+        if (app->net_poll != NULL)
+            app->net_poll();
         __asm__ volatile("wfi");
+    }
 }
 
 unsigned app_deliver(app_t *app, uint32_t max_ms)
@@ -121,7 +124,7 @@ unsigned app_deliver(app_t *app, uint32_t max_ms)
         if (now + w > deadline)
             break;
         if (w)
-            app_idle_until(now + w);
+            app_idle_until(app, now + w);
     }
     agent_counters(app->agent, &app->counters);
     return app_pending(app);

@@ -49,6 +49,9 @@ typedef struct {
     agent_t *agent;
     agent_counters_t counters;
     uint32_t delivered, failed, blocked, retries, store_errors;
+    /* Set by app_net_up: what an idle wait runs so the network stack keeps
+     * its timers and receives while the agent sleeps. */
+    void (*net_poll)(void);
 } app_t;
 
 /* Apply the built-in manifest ("manifest.json") to a freshly formatted
@@ -77,8 +80,17 @@ unsigned app_pending(app_t *app);
 
 void app_stop(app_t *app);
 
+/* Bring the network up (net.c; images without it never call it): the
+ * board's LAN9118, lwIP asking DHCP for an address (waiting up to
+ * timeout_ms for it; without an answer DHCP goes on in the background and
+ * deliveries back off meanwhile), the names of the built-in "hosts" file
+ * (/etc/hosts lines: an IPv4 address and names), and the port's transport
+ * on lwIP. Call after app_boot. PORT_OK, or the failure, logged:
+ * PORT_ERR_UNSUPPORTED (no controller), PORT_ERR_ARG (a bad hosts line). */
+port_status_t app_net_up(app_t *app, uint32_t timeout_ms);
+
 /* Sleep (WFI, woken by SysTick) until port_monotonic_ms() reaches t: the
- * agent asked for a pause. */
-void app_idle_until(uint64_t t);
+ * agent asked for a pause. The network, when up, is polled on every tick. */
+void app_idle_until(app_t *app, uint64_t t);
 
 #endif

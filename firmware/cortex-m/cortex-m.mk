@@ -75,23 +75,27 @@ LDFLAGS := $(ARCH) --specs=nano.specs -nostartfiles -T firmware/cortex-m/mps2.ld
            -Wl,--gc-sections -Wl,--no-warn-rwx-segments
 
 # Files built into the images: the device's manifest and the PEM files it
-# names (from the throw-away test PKI), plus, for the scenario, the peer's
-# server certificate and the recorded cdnsim responses.
-FW_MANIFEST ?= tests/target/manifest.json
+# names (from the throw-away test PKI), the product's hosts file (its
+# endpoint's name under QEMU), plus, for the scenario, its own manifest, the
+# peer's server certificate and the recorded cdnsim responses.
+FW_MANIFEST ?= tests/target/net/manifest.json
+FW_HOSTS    ?= tests/target/net/hosts
+SCEN_MANIFEST := tests/target/manifest.json
 PKI       := $(BUILD)/testpki
 GEN       := $(BUILD)/cm-gen
-FW_BLOBS  := manifest.json=$(FW_MANIFEST) ca.crt=$(PKI)/ca.crt \
-             cdn.example.com.crt=$(PKI)/cdn.example.com.crt cdn.example.com.key=$(PKI)/cdn.example.com.key
-TGT_BLOBS := $(FW_BLOBS) server.crt=$(PKI)/server.crt server.key=$(PKI)/server.key \
-             recorded.json=tests/target/recorded.json
+PEM_BLOBS := ca.crt=$(PKI)/ca.crt cdn.example.com.crt=$(PKI)/cdn.example.com.crt \
+             cdn.example.com.key=$(PKI)/cdn.example.com.key
+FW_BLOBS  := manifest.json=$(FW_MANIFEST) hosts=$(FW_HOSTS) $(PEM_BLOBS)
+TGT_BLOBS := manifest.json=$(SCEN_MANIFEST) $(PEM_BLOBS) server.crt=$(PKI)/server.crt \
+             server.key=$(PKI)/server.key recorded.json=tests/target/recorded.json
 
-$(PKI)/done.v2: tools/cdnsim/mkcerts.sh
+$(PKI)/done.v3: tools/cdnsim/mkcerts.sh
 	sh tools/cdnsim/mkcerts.sh $(PKI)
 
-$(GEN)/fw_blobs.c: $(PKI)/done.v2 $(FW_MANIFEST) tools/embed.py
+$(GEN)/fw_blobs.c: $(PKI)/done.v3 $(FW_MANIFEST) $(FW_HOSTS) tools/embed.py
 	@mkdir -p $(@D)
 	$(PYTHON) tools/embed.py $@ $(FW_BLOBS)
-$(GEN)/tgt_blobs.c: $(PKI)/done.v2 $(FW_MANIFEST) tests/target/recorded.json tools/embed.py
+$(GEN)/tgt_blobs.c: $(PKI)/done.v3 $(SCEN_MANIFEST) tests/target/recorded.json tools/embed.py
 	@mkdir -p $(@D)
 	$(PYTHON) tools/embed.py $@ $(TGT_BLOBS)
 
@@ -128,8 +132,15 @@ $(BUILD)/cm-$(1)/libhttp_parser.a: $(call objs,$(1),$(HTTPP_SRCS))
 	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
 $(BUILD)/cm-$(1)/libcdnagent.a: $(call objs,$(1),$(COMP_SRCS) $(PORT_SRCS) $(APP_SRCS))
 	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+$(BUILD)/cm-$(1)/liblwip.a: $(call objs,$(1),$(LWIP_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
+$(BUILD)/cm-$(1)/libport_lwip.a: $(call objs,$(1),$(LWIP_PORT_SRCS))
+	@rm -f $$@ && $(CROSS_CC:gcc=ar) rcs $$@ $$^
 
-LIBS_$(1) := $(BUILD)/cm-$(1)/libcdnagent.a $(BUILD)/cm-$(1)/libmbedtls.a \
+# (an archive costs an image nothing it does not call: the scenario and the
+# unit images link no lwIP)
+LIBS_$(1) := $(BUILD)/cm-$(1)/libcdnagent.a $(BUILD)/cm-$(1)/libport_lwip.a \
+             $(BUILD)/cm-$(1)/liblwip.a $(BUILD)/cm-$(1)/libmbedtls.a \
              $(BUILD)/cm-$(1)/libcjson.a $(BUILD)/cm-$(1)/libhttp_parser.a
 endef
 $(eval $(call cm_variant,fw))
@@ -174,17 +185,23 @@ $(BUILD)/cm-mfl/scenario.elf: $(call objs,mfl,$(filter-out tests/target/unit_mai
 
 # The network test: lwIP and the LAN9118 under QEMU user networking
 # (tests/integration/test_target_net runs it).
-$(BUILD)/cm-tgt/liblwip.a: $(call objs,tgt,$(LWIP_SRCS) $(LWIP_PORT_SRCS))
-	@rm -f $@ && $(CROSS_CC:gcc=ar) rcs $@ $^
-
-$(BUILD)/cm-tgt/net_test.elf: $(call objs,tgt,tests/target/net/net_test.c) $(BUILD)/cm-tgt/liblwip.a \
-                              $(LIBS_tgt) firmware/cortex-m/mps2.ld
+$(BUILD)/cm-tgt/net_test.elf: $(call objs,tgt,tests/target/net/net_test.c) $(LIBS_tgt) \
+                              firmware/cortex-m/mps2.ld
 	@echo "  LD $@"
 	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
-	    -Wl,--start-group $(BUILD)/cm-tgt/liblwip.a $(LIBS_tgt) -lc -lgcc -Wl,--end-group
+	    -Wl,--start-group $(LIBS_tgt) -lc -lgcc -Wl,--end-group
+
+# End to end: the product's objects (fw: the same mbedTLS configuration,
+# so the same RAM) with tests/target/net/e2e.c playing the device
+# application, against cdnsim on the host (tests/integration/test_target_e2e).
+$(BUILD)/cm-fw/e2e.elf: $(call objs,fw,tests/target/net/e2e.c $(GEN)/fw_blobs.c) $(LIBS_fw) \
+                        firmware/cortex-m/mps2.ld
+	@echo "  LD $@"
+	@$(CROSS_CC) $(LDFLAGS) -Wl,-Map=$@.map -o $@ $(filter %.o,$^) \
+	    -Wl,--start-group $(LIBS_fw) -lc -lgcc -Wl,--end-group
 
 target-images: $(addprefix $(BUILD)/cm-tgt/,$(addsuffix .elf,$(TGT_UNITS))) $(BUILD)/cm-tgt/scenario.elf \
-               $(BUILD)/cm-mfl/scenario.elf $(BUILD)/cm-tgt/net_test.elf
+               $(BUILD)/cm-mfl/scenario.elf $(BUILD)/cm-tgt/net_test.elf $(BUILD)/cm-fw/e2e.elf
 
 # -nic none: the board's LAN9118 would otherwise get a user network that
 # reaches anything.

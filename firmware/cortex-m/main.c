@@ -1,12 +1,15 @@
-/* The product image: provision on first boot, then deliver for ever.
- * On QEMU's mps2 boards there is no network (port_cortexm_set_net is never
- * called here), so deliveries back off and wait, which is exactly what a
- * device does during an outage; the firmware scenario (tests/target) runs
- * the same application against an in-image peer. */
+/* The product image: provision on first boot, bring the network up, then
+ * deliver for ever. On QEMU's mps2-an386 the network is the board's LAN9118
+ * under QEMU's user networking (tests/integration/test_target_e2e runs this
+ * image's code against cdnsim on the host's loopback). */
 #include <cjson/cJSON.h>
 
 #include "app.h"
 #include "port_cortexm.h"
+
+/* How long boot waits for the first DHCP answer before the agent starts
+ * anyway (DHCP keeps asking; deliveries back off until it answers). */
+#define MAIN_DHCP_WAIT_MS 3000u
 
 static app_t app;
 
@@ -23,7 +26,11 @@ int main(void)
     if (port_random(key, sizeof key) != PORT_OK)
         return 2;
     port_cortexm_set_device_key(key, 1);
-    if (app_boot(&app, true) != AGENT_OK || app_start(&app) != AGENT_OK)
+    if (app_boot(&app, true) != AGENT_OK)
+        return 1;
+    if (app_net_up(&app, MAIN_DHCP_WAIT_MS) != PORT_OK)
+        return 3; /* no controller or a bad hosts file: nothing to wait for */
+    if (app_start(&app) != AGENT_OK)
         return 1;
     for (;;)
         (void)app_deliver(&app, UINT32_MAX - 1u);

@@ -5,6 +5,14 @@ to 127.0.0.1:PORT (loopback only) and back, and closes each side when the
 other does.
 
     guestfwd=tcp:10.0.2.100:443-cmd:python3 guestfwd_relay.py PORT
+    guestfwd=tcp:10.0.2.100:443-cmd:python3 guestfwd_relay.py @FILE
+
+With @FILE the port is read from FILE at each connection, so a test can
+restart its server on another port while QEMU runs.
+
+QEMU hands this process the guest's connection as stdin, stdout and stderr
+alike: nothing may ever be written to stderr (a traceback would reach the
+guest as bytes of its TLS stream).
 """
 import os
 import selectors
@@ -13,7 +21,15 @@ import sys
 
 
 def main():
-    port = int(sys.argv[1])
+    sys.stderr = open(os.devnull, "w")  # see above: a traceback must not reach the guest
+    arg = sys.argv[1]
+    try:
+        if arg.startswith("@"):
+            with open(arg[1:]) as f:
+                arg = f.read().strip()
+        port = int(arg)
+    except (OSError, ValueError):
+        return 1
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
     except OSError:

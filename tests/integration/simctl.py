@@ -47,7 +47,7 @@ def ensure_pki(pki_dir=None):
     os.makedirs(os.path.dirname(pki_dir), exist_ok=True)
     with open(pki_dir + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(pki_dir, "done.v2")):
+        if not os.path.exists(os.path.join(pki_dir, "done.v3")):
             subprocess.run(["sh", MKCERTS, pki_dir], check=True,
                            stdout=subprocess.DEVNULL)
     return pki_dir

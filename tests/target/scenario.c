@@ -68,7 +68,7 @@ static unsigned deliver_measured(void)
         if (w == UINT32_MAX)
             break;
         if (w)
-            app_idle_until(port_monotonic_ms() + w);
+            app_idle_until(&app, port_monotonic_ms() + w);
     }
     agent_counters(app.agent, &app.counters);
     return app_pending(&app);
