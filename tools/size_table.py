@@ -8,6 +8,9 @@ component, port, application and third-party library. Peak heap and stack
 come from the firmware scenario's log under QEMU (build/cm-tgt/scenario.log,
 written by make test-target): for each API call, the heap in use at its peak
 (port_malloc: the agent, mbedTLS and cJSON) and the stack watermark. The
+networked image's RAM comes from the end-to-end run of the product's code on
+lwIP (build/cm-fw/e2e.log, written by tests/integration/test_target_e2e):
+the heap's high-water mark and the deepest stack over the whole run. The
 largest -fstack-usage frames are listed beside the measured stack.
 """
 import argparse
@@ -28,12 +31,14 @@ def owners():
     for src in glob.glob(os.path.join(ROOT, "port", "cortex-m", "*.c")) + \
             glob.glob(os.path.join(ROOT, "port", "*.c")):
         own[os.path.basename(src)[:-2] + ".o"] = "port/cortex-m"
+    for src in glob.glob(os.path.join(ROOT, "port", "lwip", "*.c")):
+        own[os.path.basename(src)[:-2] + ".o"] = "port/lwip"
     for src in glob.glob(os.path.join(ROOT, "firmware", "cortex-m", "*.c")):
         own[os.path.basename(src)[:-2] + ".o"] = "app (firmware/cortex-m)"
     return own
 
 
-LIBS = [("libmbedtls.a", "mbedTLS 2.28"), ("libcjson.a", "cJSON 1.7"),
+LIBS = [("libmbedtls.a", "mbedTLS 2.28"), ("liblwip.a", "lwIP 2.1"), ("libcjson.a", "cJSON 1.7"),
         ("libhttp_parser.a", "http-parser 2.9"), ("libc_nano.a", "newlib-nano + libgcc"),
         ("libg_nano.a", "newlib-nano + libgcc"), ("libgcc.a", "newlib-nano + libgcc"),
         ("libnosys.a", "newlib-nano + libgcc")]
@@ -144,6 +149,7 @@ def main():
     ap.add_argument("--scenario-log")
     ap.add_argument("--option-log", help="the scenario built with the 4 KB TLS record option")
     ap.add_argument("--objdir", default=None, help="where the .su files are")
+    ap.add_argument("--e2e-log", help="the end-to-end run of the product's code on lwIP")
     args = ap.parse_args()
     if not os.path.isfile(args.map):
         print("size: %s missing (make firmware)" % args.map, file=sys.stderr)
@@ -153,8 +159,8 @@ def main():
     comps = [c for c in COMPONENT_ORDER if c in sizes] + sorted(
         c for c in set(own.values()) if c in sizes and c not in COMPONENT_ORDER
         and "/" not in c and not c.startswith("app"))
-    rest = ["port/cortex-m", "app (firmware/cortex-m)", "built-in manifest + PEMs"]
-    libs = ["mbedTLS 2.28", "cJSON 1.7", "http-parser 2.9", "newlib-nano + libgcc"]
+    rest = ["port/cortex-m", "port/lwip", "app (firmware/cortex-m)", "built-in manifest + PEMs"]
+    libs = ["mbedTLS 2.28", "lwIP 2.1", "cJSON 1.7", "http-parser 2.9", "newlib-nano + libgcc"]
     others = sorted(g for g in sizes if g not in comps + rest + libs)
 
     def row(name, t, d, b):
@@ -195,7 +201,7 @@ def main():
     row("= whole image", *tot)
     tp = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.map))), "third_party")
     vers = []
-    for pkg in ("mbedtls", "cjson", "http-parser"):
+    for pkg in ("mbedtls", "lwip", "cjson", "http-parser"):
         link = os.path.join(tp, pkg)
         if os.path.islink(link):
             vers.append(os.path.basename(os.readlink(link)))
@@ -210,7 +216,10 @@ def main():
     own_static = own_tot[1] + own_tot[2]
     app_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2]
                      for g in ("app (firmware/cortex-m)", "port/cortex-m"))
-    lib_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2] for g in libs)
+    net_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2]
+                     for g in ("lwIP 2.1", "port/lwip"))
+    lib_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2]
+                     for g in libs if g != "lwIP 2.1")
     print()
     if not calls:
         print("RAM: no scenario log at %s (make test-target writes it)" % args.scenario_log)
@@ -224,10 +233,11 @@ def main():
             print("| %-46s | %10d | %10d |" % ("%d. %s" % (i + 1, a), h, s))
         cert = [c for c in calls if c[0].startswith("SetDomainServerCertificate")]
         worst_stack = max(c[2] for c in calls)
-        static = own_static + app_static + lib_static
+        static = own_static + app_static + net_static + lib_static
         print()
-        print("Static RAM (.data + .bss): agent components %d B, app + port %d B, libraries %d B."
-              % (own_static, app_static, lib_static))
+        print("Static RAM (.data + .bss): agent components %d B, app + port %d B, lwIP with its"
+              " pools and the LAN9118's frame buffer %d B, other libraries %d B."
+              % (own_static, app_static, net_static, lib_static))
         if cert:
             _, ch, cs = cert[0]
             print("Certificate push%s on its own: peak heap %d B + its stack %d B + static %d B"
@@ -235,10 +245,11 @@ def main():
                                ch, cs, static, ch + cs + static))
         if whole:
             arena = whole["arena"]
-            print("RAM a device must reserve for the whole scenario: heap high-water %d B"
-                  " (allocator overhead and fragmentation included) + deepest stack %d B"
-                  " + static %d B = %d B" % (arena, worst_stack, static,
-                                             arena + worst_stack + static))
+            print("In-image peer scenario, whole run: heap high-water %d B (allocator overhead"
+                  " and fragmentation included; the peer has a heap of its own) +"
+                  " deepest stack %d B + static %d B = %d B"
+                  % (arena, worst_stack, static, arena + worst_stack + static))
+    networked(args.e2e_log, tot, static_all=tot[1] + tot[2])
     ocalls, owhole = parse_scenario(args.option_log)
     if ocalls and owhole and calls:
         ocert = [c for c in ocalls if c[0].startswith("SetDomainServerCertificate")]
@@ -257,6 +268,35 @@ def main():
         print("Largest stack frames (-fstack-usage): " + ", ".join(
             "%s %d B" % (fn, sz) for sz, fn, _ in frames))
     return 0
+
+
+FLASH_GOAL = 192 * 1024  # a 256 KB-flash part, room left for a boot loader and the store
+RAM_GOAL = 64 * 1024
+
+
+def networked(path, tot, static_all):
+    """The product image's flash and the RAM its end-to-end run needed, against the goals."""
+    fig = None
+    if path and os.path.isfile(path):
+        for line in open(path):
+            m = re.match(r"# figure: heap_arena=(\d+) stack_peak=(\d+)", line)
+            if m:
+                fig = (int(m.group(1)), int(m.group(2)))
+    print()
+    flash = tot[0] + tot[1]
+    print("Networked product image (lwIP, TLS with the 16 KB incoming record, the agent):"
+          " flash %d B of the %d B goal (%s)." % (flash, FLASH_GOAL,
+                                                  "met" if flash <= FLASH_GOAL else "MISSED"))
+    if fig is None:
+        print("RAM: no end-to-end log at %s (tests/integration/test_target_e2e writes it)"
+              % path)
+        return
+    heap, stack = fig
+    total = heap + stack + static_all
+    print("RAM over its end-to-end run (provisioning, DHCP, 4 deliveries, an outage, a cut"
+          " answer): heap high-water %d B + deepest stack %d B + static %d B = %d B of the %d B"
+          " goal (%s)." % (heap, stack, static_all, total, RAM_GOAL,
+                           "met" if total <= RAM_GOAL else "MISSED"))
 
 
 def header_define(path, name):

@@ -218,8 +218,16 @@ $(BUILD)/cm-mfl/scenario.log: $(BUILD)/cm-mfl/scenario.elf
 	$(QEMU) $< > $@.tmp 2>&1 || { cat $@.tmp; exit 1; }
 	@mv $@.tmp $@
 
-size: $(BUILD)/cm-fw/cdnagent.elf $(BUILD)/cm-tgt/scenario.log $(BUILD)/cm-mfl/scenario.log
+# The networked image's RAM comes from the end-to-end run against cdnsim
+# (make test-target writes the same log).
+$(BUILD)/cm-fw/e2e.log: $(BUILD)/cm-fw/e2e.elf
+	CDNAGENT_BUILD=$(BUILD) $(PYTHON) tests/integration/test_target_e2e > $@.tap 2>&1 || \
+	    { cat $@.tap; rm -f $@; exit 1; }
+
+size: $(BUILD)/cm-fw/cdnagent.elf $(BUILD)/cm-tgt/scenario.log $(BUILD)/cm-mfl/scenario.log \
+      $(BUILD)/cm-fw/e2e.log
 	@$(PYTHON) tools/size_table.py --size $(CROSS_SIZE) --map $(BUILD)/cm-fw/cdnagent.elf.map \
-	    --scenario-log $(BUILD)/cm-tgt/scenario.log --option-log $(BUILD)/cm-mfl/scenario.log
+	    --scenario-log $(BUILD)/cm-tgt/scenario.log --option-log $(BUILD)/cm-mfl/scenario.log \
+	    --e2e-log $(BUILD)/cm-fw/e2e.log
 
 -include $(shell find $(BUILD)/cm-fw $(BUILD)/cm-tgt $(BUILD)/cm-mfl -name '*.d' -type f 2>/dev/null)

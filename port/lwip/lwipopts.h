@@ -3,11 +3,23 @@
  * poll loop drives the NIC and lwIP's timers), raw API only, IPv4, one TLS
  * connection at a time.
  *
- * RAM (static, counted by make size):
- *   MEM_SIZE          6 KB   lwIP's heap: outgoing segments (TCP_SND_BUF)
- *   PBUF_POOL         6 x 1,536 B  incoming frames (TCP_WND and ARP/DHCP)
- *   MEMP pools        2 TCP PCBs (one connection and one in TIME_WAIT),
- *                     1 listening PCB, 4 UDP PCBs (DHCP, DNS), segments
+ * The budget: the networked image must fit a 64 KB-RAM part beside mbedTLS's
+ * 16 KB incoming record (make size). What lwIP holds, all static:
+ *   MEM_SIZE      3 KB     lwIP's heap: outgoing segments (TCP_SND_BUF of
+ *                          2,144 B), DHCP and DNS datagrams
+ *   PBUF_POOL     5 x 608 B incoming frames: a window of three 536-byte
+ *                          segments, and room for ARP, DHCP and an ACK
+ *   MEMP pools    2 TCP PCBs (one connection and one in TIME_WAIT), 4 UDP
+ *                          PCBs (DHCP, DNS), 8 segments, 4 ARP entries
+ * Choices that cost throughput, not function:
+ *   TCP_MSS 536   the smallest every IPv4 host must accept: incoming frames
+ *                 fit a 608-byte pool buffer (a larger frame, not TCP's,
+ *                 takes a chain of them); the agent's requests and answers
+ *                 are a few KB, so the segment count barely matters
+ *   no IP fragments or reassembly: TCP never needs them, and a fragmented
+ *                 datagram (a DNS answer over 1,500 B) is dropped
+ *   no out-of-order queue: a segment that overtakes another is dropped and
+ *                 sent again, instead of holding pool buffers
  */
 #ifndef CDNAGENT_LWIPOPTS_H
 #define CDNAGENT_LWIPOPTS_H
@@ -37,21 +49,26 @@
 
 /* Memory: lwIP's own heap and pools, static, word aligned. */
 #define MEM_ALIGNMENT 4
-#define MEM_SIZE (6 * 1024)
+#define MEM_SIZE (3 * 1024)
 #define MEMP_NUM_TCP_PCB 2
 #define MEMP_NUM_TCP_PCB_LISTEN 1
 #define MEMP_NUM_UDP_PCB 4
-#define MEMP_NUM_TCP_SEG 16
-#define MEMP_NUM_PBUF 8
+#define MEMP_NUM_TCP_SEG 8
+#define MEMP_NUM_PBUF 4
 #define MEMP_NUM_ARP_QUEUE 4
-#define PBUF_POOL_SIZE 6
-#define PBUF_POOL_BUFSIZE 1536
+#define ARP_TABLE_SIZE 4
+#define PBUF_POOL_SIZE 5
+/* one 536-byte segment with its TCP, IP and Ethernet headers */
+#define PBUF_POOL_BUFSIZE LWIP_MEM_ALIGN_SIZE(TCP_MSS + 40 + PBUF_LINK_HLEN)
+#define IP_REASSEMBLY 0
+#define IP_FRAG 0
 
-/* TCP: a full-size segment, a window of two. */
-#define TCP_MSS 1460
-#define TCP_WND (2 * TCP_MSS)
-#define TCP_SND_BUF (2 * TCP_MSS)
-#define TCP_SND_QUEUELEN (4 * TCP_SND_BUF / TCP_MSS)
+/* TCP: small segments, a window of three. */
+#define TCP_MSS 536
+#define TCP_WND (3 * TCP_MSS)
+#define TCP_SND_BUF (4 * TCP_MSS)
+#define TCP_SND_QUEUELEN (2 * TCP_SND_BUF / TCP_MSS)
+#define TCP_QUEUE_OOSEQ 0
 #define LWIP_TCP_KEEPALIVE 0
 
 /* DNS: a local host list answers first (the test names its endpoint). */

@@ -97,9 +97,62 @@ void port_lwip_address(char out[16])
 port_status_t port_lwip_add_host(const char *name, const char *ip)
 {
     ip_addr_t a;
-    if (name == NULL || ip == NULL || !ipaddr_aton(ip, &a))
+    if (name == NULL || ip == NULL || !ipaddr_aton(ip, &a) || name[0] == '\0' ||
+        strlen(name) > PORT_LWIP_HOST_NAME_MAX)
         return PORT_ERR_ARG;
     return dns_local_addhost(name, &a) == ERR_OK ? PORT_OK : PORT_ERR_NOMEM;
+}
+
+_Static_assert(PORT_LWIP_HOST_NAME_MAX <= DNS_LOCAL_HOSTLIST_MAX_NAMELEN,
+               "a name the host list cannot hold");
+
+/* One line of a hosts file, comment cut, NUL-terminated (modified). */
+static port_status_t hosts_line(char *text)
+{
+    static const char sep[] = " \t\r";
+    const char *ip = NULL;
+    unsigned names = 0;
+    char *w = text + strspn(text, sep);
+    while (*w) {
+        size_t n = strcspn(w, sep);
+        char *next = w[n] ? w + n + 1 : w + n;
+        w[n] = '\0';
+        if (ip == NULL) {
+            ip = w;
+        } else {
+            port_status_t rc = n > PORT_LWIP_HOST_NAME_MAX ? PORT_ERR_ARG
+                                                           : port_lwip_add_host(w, ip);
+            if (rc != PORT_OK)
+                return rc;
+            names++;
+        }
+        w = next + strspn(next, sep);
+    }
+    return ip != NULL && names == 0 ? PORT_ERR_ARG : PORT_OK;
+}
+
+port_status_t port_lwip_add_hosts(const char *text, size_t len, unsigned *line)
+{
+    char buf[PORT_LWIP_HOSTS_LINE_MAX + 1];
+    size_t at = 0;
+    *line = 0;
+    while (at < len) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
+        ++*line;
+        if (n >= sizeof buf)
+            return PORT_ERR_ARG;
+        memcpy(buf, text + at, n);
+        buf[n] = '\0';
+        at += n + 1;
+        char *hash = memchr(buf, '#', n);
+        if (hash != NULL)
+            *hash = '\0';
+        port_status_t rc = hosts_line(buf);
+        if (rc != PORT_OK)
+            return rc;
+    }
+    return PORT_OK;
 }
 
 /* ------------------------------------------------------- resolution -- */

@@ -48,6 +48,16 @@ void port_lwip_address(char out[16]);
  * list): PORT_OK or PORT_ERR_ARG. */
 port_status_t port_lwip_add_host(const char *name, const char *ip);
 
+/* Names from an /etc/hosts-style text (len bytes, need not end in NUL):
+ * lines of an IPv4 address and one or more names of up to
+ * PORT_LWIP_HOST_NAME_MAX characters, '#' comments, blank lines. Lines
+ * before a bad one stay added. PORT_OK; PORT_ERR_ARG (a malformed line, a
+ * line longer than PORT_LWIP_HOSTS_LINE_MAX) or PORT_ERR_NOMEM (more names
+ * than the list holds), with *line set to the line's number from 1. */
+#define PORT_LWIP_HOSTS_LINE_MAX 127u
+#define PORT_LWIP_HOST_NAME_MAX 64u
+port_status_t port_lwip_add_hosts(const char *text, size_t len, unsigned *line);
+
 /* Move received frames into lwIP and run its due timers. */
 void port_lwip_poll(void);
 

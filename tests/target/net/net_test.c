@@ -48,6 +48,35 @@ static void echo_round_trip(void)
     port_tcp_close(&c); /* twice is safe */
 }
 
+static void hosts_bad(const char *text, port_status_t want, unsigned want_line, const char *what)
+{
+    unsigned line = 0;
+    port_status_t rc = port_lwip_add_hosts(text, strlen(text), &line);
+    printf("# hosts: %s -> %s, line %u\n", what, port_status_str(rc), line);
+    ok(rc == want && line == want_line, what);
+}
+
+/* The host list holds one name (MEMP_NUM_LOCALHOSTLIST): the echo server's. */
+static void hosts_file(void)
+{
+    static const char good[] = "# the test's names\n\n  10.0.2.100\techo.test  # the forward";
+    unsigned line = 0;
+    ok(port_lwip_add_hosts(good, sizeof good - 1, &line) == PORT_OK && line == 3,
+       "a hosts file: comments, a blank line, tabs, no final newline");
+    hosts_bad("# ok\n10.0.2.300 x.test\n", PORT_ERR_ARG, 2,
+              "a bad address is refused with its line");
+    hosts_bad("\n\n10.0.2.9\n", PORT_ERR_ARG, 3, "an address without a name is refused");
+    char long_name[9 + 65 + 1] = "10.0.2.9 ";
+    memset(long_name + 9, 'n', 65);
+    long_name[sizeof long_name - 1] = '\0';
+    hosts_bad(long_name, PORT_ERR_ARG, 1, "a name over 64 characters is refused");
+    hosts_bad("10.0.2.9 x.test\n", PORT_ERR_NOMEM, 1, "a name past the list's room says so");
+    char big[200];
+    memset(big, ' ', sizeof big);
+    big[sizeof big - 1] = '\0';
+    hosts_bad(big, PORT_ERR_ARG, 1, "a line over 127 bytes is refused");
+}
+
 int main(void)
 {
     static lan9118_t eth;
@@ -60,7 +89,7 @@ int main(void)
     ok(port_lwip_start(&nic, &addr, 2000) == PORT_OK, "lwIP up with a static address");
     port_lwip_address(ip);
     ok(strcmp(ip, "10.0.2.15") == 0, "the interface has 10.0.2.15");
-    ok(port_lwip_add_host("echo.test", "10.0.2.100") == PORT_OK, "a local host entry");
+    hosts_file();
     port_cortexm_set_net(port_lwip_net());
     echo_round_trip();
     echo_round_trip(); /* a second connection after the first closed */
