@@ -42,6 +42,9 @@ void port_lwip_poll(void)
 {
     if (nic != NULL)
         (void)nic->poll(&nif);
+#if LWIP_NETIF_LOOPBACK
+    netif_poll(&nif);
+#endif
     sys_check_timeouts();
 }
 

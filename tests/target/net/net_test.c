@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lan9118.h"
+#include "lwip/tcp.h"
 #include "netif_lan9118.h"
 #include "port.h"
 #include "port_cortexm.h"
@@ -77,6 +78,48 @@ static void hosts_file(void)
     hosts_bad(big, PORT_ERR_ARG, 1, "a line over 127 bytes is refused");
 }
 
+/* The guest's own listener accepts and resets at once (lwIP loops packets
+ * to its own address back in the test build): the transport must say
+ * "reset", on receive and on send, not "closed" or "timeout". */
+static err_t accept_and_abort(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    (void)arg;
+    (void)err;
+    tcp_abort(pcb);
+    return ERR_ABRT;
+}
+
+static void reset_by_peer(void)
+{
+    struct tcp_pcb *pcb = tcp_new();
+    struct tcp_pcb *listener = NULL;
+    char got[8];
+    if (pcb != NULL && tcp_bind(pcb, IP_ADDR_ANY, 9000) == ERR_OK)
+        listener = tcp_listen(pcb);
+    ok(listener != NULL, "a listener on the guest itself");
+    if (listener == NULL)
+        return;
+    tcp_accept(listener, accept_and_abort);
+    port_tcp_t c = {0};
+    ok(port_tcp_connect(&c, "10.0.2.15", 9000, 2000) == PORT_OK, "connect to it");
+    ok(port_tcp_recv(&c, got, sizeof got, 2000) == PORT_ERR_RESET, "its reset reads as reset");
+    ok(port_tcp_send(&c, "x", 1, 2000) == PORT_ERR_RESET, "a send after the reset says reset");
+    port_tcp_close(&c);
+    (void)tcp_close(listener);
+}
+
+/* An address nobody answers ARP for: the SYN never leaves. */
+static void connect_timeout(void)
+{
+    port_tcp_t c = {0};
+    uint64_t t0 = port_monotonic_ms();
+    port_status_t rc = port_tcp_connect(&c, "10.0.2.99", 7, 1500);
+    uint64_t took = port_monotonic_ms() - t0;
+    printf("# connect to 10.0.2.99: %s after %lu ms\n", port_status_str(rc), (unsigned long)took);
+    ok(rc == PORT_ERR_TIMEOUT && took >= 1500 && took < 2500,
+       "a connect nobody answers times out when asked");
+}
+
 int main(void)
 {
     static lan9118_t eth;
@@ -93,6 +136,8 @@ int main(void)
     port_cortexm_set_net(port_lwip_net());
     echo_round_trip();
     echo_round_trip(); /* a second connection after the first closed */
+    reset_by_peer();
+    connect_timeout();
     port_tcp_t c = {0};
     ok(port_tcp_connect(&c, "no-such-host.test", 7, 2000) == PORT_ERR_DNS,
        "an unknown name (no DNS server reachable) is a DNS error");
