@@ -212,6 +212,9 @@ def main():
     print("Not in the table: the store's NOR (%d KB of RAM standing in for flash under QEMU;"
           " a board keeps it in its flash), the heap and the stack (below)." % (nor // 1024))
 
+    # one static figure for every sum below: the image's own .data + .bss
+    # (the rows' sum leaves out what the linker merged)
+    static_all = tot[1] + tot[2]
     calls, whole = parse_scenario(args.scenario_log)
     own_static = own_tot[1] + own_tot[2]
     app_static = sum(sizes.get(g, [0, 0, 0])[1] + sizes.get(g, [0, 0, 0])[2]
@@ -233,7 +236,7 @@ def main():
             print("| %-46s | %10d | %10d |" % ("%d. %s" % (i + 1, a), h, s))
         cert = [c for c in calls if c[0].startswith("SetDomainServerCertificate")]
         worst_stack = max(c[2] for c in calls)
-        static = own_static + app_static + net_static + lib_static
+        static = static_all
         print()
         print("Static RAM (.data + .bss): agent components %d B, app + port %d B, lwIP with its"
               " pools and the LAN9118's frame buffer %d B, other libraries %d B."
@@ -249,7 +252,7 @@ def main():
                   " and fragmentation included; the peer has a heap of its own) +"
                   " deepest stack %d B + static %d B = %d B"
                   % (arena, worst_stack, static, arena + worst_stack + static))
-    networked(args.e2e_log, tot, static_all=tot[1] + tot[2])
+    networked(args.e2e_log, tot, static_all=static_all)
     ocalls, owhole = parse_scenario(args.option_log)
     if ocalls and owhole and calls:
         ocert = [c for c in ocalls if c[0].startswith("SetDomainServerCertificate")]

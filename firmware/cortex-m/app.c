@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "crypto.h"
 #include "port.h"
 #include "port_cortexm.h"
 
@@ -69,37 +70,75 @@ static void on_event(void *ctx, const agent_event_t *ev)
         ev->detail ? ev->detail : "");
 }
 
-agent_status_t app_start(app_t *app)
+/* Copy the strings the agent borrows into app->kept; NULL fields of cfg
+ * point into it afterwards. */
+static agent_status_t keep_borrowed(app_t *app, const agent_settings_t *s, const char *host,
+                                    agent_config_t *cfg)
 {
-    agent_config_t cfg;
-    agent_status_t rc = agent_settings_load(&app->store, &app->settings, &app->ca_pem);
-    if (rc != AGENT_OK) {
-        LOG(PORT_LOG_ERROR, "settings: %s", agent_status_str(rc));
-        return rc;
+    const char *src[4] = {host, s->access_key_id, s->access_key_secret, s->security_token};
+    size_t len[4], total = 0;
+    for (size_t i = 0; i < 4; i++)
+        total += (len[i] = strlen(src[i])) + 1u;
+    app->kept = port_malloc(total);
+    if (app->kept == NULL)
+        return AGENT_ERR_NOMEM;
+    app->kept_len = total;
+    char *dst[4];
+    char *at = app->kept;
+    for (size_t i = 0; i < 4; i++) {
+        dst[i] = at;
+        memcpy(at, src[i], len[i] + 1u);
+        at += len[i] + 1u;
     }
-    agent_config_default(&cfg);
-    if (agent_endpoint_split(app->settings.endpoint, app->host, sizeof app->host, &cfg.port,
-                             &cfg.tls) != AGENT_OK ||
-        !cfg.tls || app->ca_pem == NULL) {
+    cfg->host = dst[0];
+    cfg->credentials.access_key_id = dst[1];
+    cfg->credentials.access_key_secret = dst[2];
+    cfg->credentials.security_token = len[3] ? dst[3] : NULL;
+    return AGENT_OK;
+}
+
+/* The agent's configuration from the loaded settings. */
+static agent_status_t configure(app_t *app, const agent_settings_t *s, const char *ca_pem,
+                                agent_config_t *cfg)
+{
+    char host[AGENT_ENDPOINT_MAX + 1];
+    agent_config_default(cfg);
+    if (agent_endpoint_split(s->endpoint, host, sizeof host, &cfg->port, &cfg->tls) != AGENT_OK ||
+        !cfg->tls || ca_pem == NULL) {
         LOG(PORT_LOG_ERROR, "settings: endpoint or CA bundle unusable");
         return AGENT_ERR_INVALID;
     }
-    cfg.host = app->host;
-    cfg.ca_pem = (const uint8_t *)app->ca_pem;
-    cfg.ca_pem_len = strlen(app->ca_pem) + 1;
-    cfg.credentials.access_key_id = app->settings.access_key_id;
-    cfg.credentials.access_key_secret = app->settings.access_key_secret;
-    cfg.credentials.security_token = app->settings.security_token[0] ? app->settings.security_token
-                                                                     : NULL;
-    cfg.signature = app->settings.signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
-    cfg.policy = app->settings.policy;
-    cfg.rate_milli = app->settings.rate_milli;
-    cfg.event = on_event;
-    cfg.event_ctx = app;
-    rc = agent_new(&app->agent, &app->store, &cfg);
+    cfg->ca_pem = (const uint8_t *)ca_pem;
+    cfg->ca_pem_len = strlen(ca_pem) + 1;
+    cfg->signature = s->signature == SIGN_V1 ? SIGN_V1 : SIGN_V3;
+    cfg->policy = s->policy;
+    cfg->rate_milli = s->rate_milli;
+    cfg->event = on_event;
+    cfg->event_ctx = app;
+    cfg->step_work = app->step_work;
+    return keep_borrowed(app, s, host, cfg);
+}
+
+agent_status_t app_start(app_t *app)
+{
+    agent_config_t cfg;
+    char *ca_pem = NULL;
+    agent_settings_t *s = port_malloc(sizeof *s);
+    agent_status_t rc = s ? agent_settings_load(&app->store, s, &ca_pem) : AGENT_ERR_NOMEM;
+    if (rc != AGENT_OK)
+        LOG(PORT_LOG_ERROR, "settings: %s", agent_status_str(rc));
+    else
+        rc = configure(app, s, ca_pem, &cfg);
+    if (rc == AGENT_OK)
+        rc = agent_new(&app->agent, &app->store, &cfg);
+    if (s != NULL) {
+        agent_settings_wipe(s);
+        port_free(s);
+    }
     /* http copies the CA bundle: the settings' copy is not needed again. */
-    port_free(app->ca_pem);
-    app->ca_pem = NULL;
+    port_free(ca_pem);
+    if (rc != AGENT_OK)
+        app_stop(app);
     return rc;
 }
 
@@ -144,5 +183,10 @@ void app_stop(app_t *app)
 {
     agent_free(app->agent);
     app->agent = NULL;
-    agent_settings_wipe(&app->settings);
+    if (app->kept != NULL) {
+        crypto_wipe(app->kept, app->kept_len);
+        port_free(app->kept);
+    }
+    app->kept = NULL;
+    app->kept_len = 0;
 }

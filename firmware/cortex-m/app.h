@@ -43,10 +43,16 @@ typedef struct {
     port_flash_t flash;
     store_t store;
     uint8_t work[STORE_WORK_SIZE_INDEXED(APP_SECTORS_MAX, APP_INDEX_KEYS)];
-    agent_settings_t settings;
-    char *ca_pem;
-    char host[AGENT_ENDPOINT_MAX + 1];
+    /* What the agent borrows for its lifetime, one exact-size heap block:
+     * the API host, then the credentials (wiped before it is freed). The
+     * settings themselves (4.8 KB with room for an STS token) are on the
+     * heap only while the agent is set up. */
+    char *kept;
+    size_t kept_len;
     agent_t *agent;
+    /* The agent's record work area, static so that the heap's high-water
+     * mark is what the calls need, not how TLS's blocks fell around it. */
+    _Alignas(max_align_t) uint8_t step_work[AGENT_STEP_WORK_SIZE];
     agent_counters_t counters;
     uint32_t delivered, failed, blocked, retries, store_errors;
     /* Set by app_net_up: what an idle wait runs so the network stack keeps

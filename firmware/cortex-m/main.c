@@ -10,6 +10,8 @@
 /* How long boot waits for the first DHCP answer before the agent starts
  * anyway (DHCP keeps asking; deliveries back off until it answers). */
 #define MAIN_DHCP_WAIT_MS 3000u
+/* How often an idle device looks for new work (its application's edits). */
+#define MAIN_IDLE_MS 1000u
 
 static app_t app;
 
@@ -32,6 +34,10 @@ int main(void)
         return 3; /* no controller or a bad hosts file: nothing to wait for */
     if (app_start(&app) != AGENT_OK)
         return 1;
-    for (;;)
+    for (;;) {
+        /* Nothing queued: sleep a while, the network still served (ARP,
+         * FINs, DHCP renewals), then look again. */
         (void)app_deliver(&app, UINT32_MAX - 1u);
+        app_idle_until(&app, port_monotonic_ms() + MAIN_IDLE_MS);
+    }
 }

@@ -1,6 +1,7 @@
 /* lan9118: a polled LAN9118 driver; see lan9118.h and lan9118.md. */
 #include "lan9118.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Registers (32-bit accesses only). */
@@ -54,25 +55,32 @@ static int spin_until_clear(const lan9118_t *nic, uint32_t off, uint32_t bit)
     return 0;
 }
 
-static uint32_t mac_read(const lan9118_t *nic, uint32_t index)
+/* The MAC's registers sit behind a command register: every access waits
+ * for it, and a wait that never ends is the caller's error to report. */
+static bool mac_read(const lan9118_t *nic, uint32_t index, uint32_t *v)
 {
     *reg(nic, MAC_CSR_CMD) = CSR_BUSY | CSR_READ | index;
-    (void)spin_until_clear(nic, MAC_CSR_CMD, CSR_BUSY);
-    return *reg(nic, MAC_CSR_DATA);
+    if (!spin_until_clear(nic, MAC_CSR_CMD, CSR_BUSY))
+        return false;
+    *v = *reg(nic, MAC_CSR_DATA);
+    return true;
 }
 
-static void mac_write(const lan9118_t *nic, uint32_t index, uint32_t v)
+static bool mac_write(const lan9118_t *nic, uint32_t index, uint32_t v)
 {
     *reg(nic, MAC_CSR_DATA) = v;
     *reg(nic, MAC_CSR_CMD) = CSR_BUSY | index;
-    (void)spin_until_clear(nic, MAC_CSR_CMD, CSR_BUSY);
+    return spin_until_clear(nic, MAC_CSR_CMD, CSR_BUSY);
 }
 
 port_status_t lan9118_init(lan9118_t *nic, uintptr_t base)
 {
     memset(nic, 0, sizeof *nic);
     nic->base = base;
-    if (*reg(nic, BYTE_TEST) != BYTE_TEST_VALUE || (*reg(nic, ID_REV) >> 16) != 0x0118u)
+    uint32_t id = *reg(nic, ID_REV) >> 16;
+    /* 0x0118: QEMU's model; 0x9220: the LAN9220 of a real MPS2, the same
+     * registers for what this driver uses */
+    if (*reg(nic, BYTE_TEST) != BYTE_TEST_VALUE || (id != 0x0118u && id != 0x9220u))
         return PORT_ERR_UNSUPPORTED;
     *reg(nic, HW_CFG) = HW_CFG_SRST;
     if (!spin_until_clear(nic, HW_CFG, HW_CFG_SRST))
@@ -83,24 +91,26 @@ port_status_t lan9118_init(lan9118_t *nic, uintptr_t base)
     *reg(nic, INT_EN) = 0; /* polled: no interrupt */
     *reg(nic, IRQ_CFG) = 0;
     *reg(nic, INT_STS) = 0xFFFFFFFFu;
-    uint32_t lo = mac_read(nic, MAC_ADDRL), hi = mac_read(nic, MAC_ADDRH);
+    uint32_t lo, hi;
+    if (!mac_read(nic, MAC_ADDRL, &lo) || !mac_read(nic, MAC_ADDRH, &hi))
+        return PORT_ERR_TIMEOUT;
     for (int i = 0; i < 4; i++)
         nic->mac[i] = (uint8_t)(lo >> (8 * i));
     nic->mac[4] = (uint8_t)hi;
     nic->mac[5] = (uint8_t)(hi >> 8);
     *reg(nic, TX_CFG) = TX_CFG_ON_SAO;
-    mac_write(nic, MAC_CR, MAC_CR_ON);
-    return PORT_OK;
+    return mac_write(nic, MAC_CR, MAC_CR_ON) ? PORT_OK : PORT_ERR_TIMEOUT;
 }
 
 int lan9118_link_up(lan9118_t *nic)
 {
-    mac_write(nic, MII_ACC, (1u << 11) | (PHY_BMSR << 6) | 1u);
-    (void)spin_until_clear(nic, MAC_CSR_CMD, CSR_BUSY);
-    for (uint32_t i = 0; (mac_read(nic, MII_ACC) & 1u) != 0; i++)
-        if (i == SPIN_MAX)
-            return 0;
-    return (mac_read(nic, MII_DATA) & BMSR_LINK) != 0;
+    uint32_t v = 1u;
+    if (!mac_write(nic, MII_ACC, (1u << 11) | (PHY_BMSR << 6) | 1u))
+        return 0;
+    for (uint32_t i = 0; (v & 1u) != 0; i++)
+        if (i == SPIN_MAX || !mac_read(nic, MII_ACC, &v))
+            return 0; /* the PHY does not answer: no link to report */
+    return mac_read(nic, MII_DATA, &v) && (v & BMSR_LINK) != 0;
 }
 
 port_status_t lan9118_send(lan9118_t *nic, const void *frame, size_t len)

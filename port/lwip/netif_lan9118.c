@@ -38,7 +38,8 @@ int netif_lan9118_poll(struct netif *netif)
 {
     lan9118_t *nic = netif->state;
     int n = 0;
-    /* A bounded batch: the FIFO holds about 10 KB, lwIP's pool 6 frames. */
+    /* A bounded batch: the FIFO holds about 10 KB, lwIP's pool PBUF_POOL_SIZE
+     * buffers; what the pool cannot take waits in the FIFO or is dropped. */
     for (int i = 0; i < 8 && lan9118_rx_waiting(nic) > 0; i++) {
         size_t len = lan9118_recv(nic, frame, sizeof frame);
         if (len == 0)

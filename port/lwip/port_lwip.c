@@ -1,6 +1,7 @@
 /* port_lwip: the port's TCP transport on lwIP's raw API; see port_lwip.h. */
 #include "port_lwip.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "lwip/dhcp.h"
@@ -26,10 +27,14 @@ static struct netif nif;
 static const port_lwip_nic_t *nic;
 static conn_t conn;
 
+/* port_lwip_start checks the entropy source first; should it fail later,
+ * the stack stops (like lwIP's own assertions) rather than hand out
+ * predictable sequence numbers and ids. */
 uint32_t port_lwip_rand(void)
 {
     uint32_t r = 0;
-    (void)port_random(&r, sizeof r); /* a failure leaves 0: ISNs only */
+    if (port_random(&r, sizeof r) != PORT_OK)
+        abort();
     return r;
 }
 
@@ -71,8 +76,12 @@ port_status_t port_lwip_start(const port_lwip_nic_t *n, const port_lwip_addr_t *
                               uint32_t timeout_ms)
 {
     ip4_addr_t ip, mask, gw;
+    uint32_t probe;
     if (n == NULL || n->init == NULL || n->poll == NULL)
         return PORT_ERR_ARG;
+    port_status_t rc = port_random(&probe, sizeof probe);
+    if (rc != PORT_OK)
+        return rc; /* no entropy: no unpredictable ports, ids or ISNs */
     ip4_addr_set_zero(&ip);
     ip4_addr_set_zero(&mask);
     ip4_addr_set_zero(&gw);
@@ -160,18 +169,24 @@ port_status_t port_lwip_add_hosts(const char *text, size_t len, unsigned *line)
 
 /* ------------------------------------------------------- resolution -- */
 
+/* The lookup in progress. lwIP may answer an abandoned lookup after its
+ * timeout, so every callback carries the generation it was asked under
+ * and a stale one is ignored. */
 typedef struct {
     ip_addr_t addr;
     int state; /* 0 pending, 1 found, -1 no such name */
+    uintptr_t gen;
 } lookup_t;
+static lookup_t lookup;
 
 static void dns_found(const char *name, const ip_addr_t *addr, void *arg)
 {
-    lookup_t *l = arg;
     (void)name;
+    if ((uintptr_t)arg != lookup.gen || lookup.state != 0)
+        return;
     if (addr != NULL)
-        l->addr = *addr;
-    l->state = addr != NULL ? 1 : -1;
+        lookup.addr = *addr;
+    lookup.state = addr != NULL ? 1 : -1;
 }
 
 static bool lookup_done(const void *arg)
@@ -181,20 +196,21 @@ static bool lookup_done(const void *arg)
 
 static port_status_t resolve(const char *host, ip_addr_t *out, uint32_t timeout_ms)
 {
-    static lookup_t l; /* lwIP may call back after a timeout: never a stack object */
-    memset(&l, 0, sizeof l);
-    err_t e = dns_gethostbyname(host, &l.addr, dns_found, &l);
+    lookup.gen++;
+    lookup.state = 0;
+    ip_addr_set_zero(&lookup.addr);
+    err_t e = dns_gethostbyname(host, &lookup.addr, dns_found, (void *)lookup.gen);
     if (e == ERR_OK) {
-        *out = l.addr;
+        *out = lookup.addr;
         return PORT_OK;
     }
     if (e != ERR_INPROGRESS)
         return PORT_ERR_DNS;
-    if (!wait_for(lookup_done, &l, timeout_ms))
+    if (!wait_for(lookup_done, &lookup, timeout_ms))
         return PORT_ERR_TIMEOUT;
-    if (l.state < 0)
+    if (lookup.state < 0)
         return PORT_ERR_DNS;
-    *out = l.addr;
+    *out = lookup.addr;
     return PORT_OK;
 }
 
@@ -208,9 +224,9 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
         c->peer_closed = true;
         return ERR_OK;
     }
-    if (err != ERR_OK) {
+    if (err != ERR_OK) { /* (lwIP 2.1 never passes one with data) */
         pbuf_free(p);
-        return err;
+        return ERR_OK; /* freed here: lwIP must not keep it */
     }
     if (c->rx == NULL)
         c->rx = p;
@@ -290,28 +306,39 @@ static int failure(const conn_t *c)
     return c->failed != ERR_OK || c->pcb == NULL ? PORT_ERR_RESET : PORT_OK;
 }
 
-static bool can_send(const void *arg)
+/* Room to queue more: send buffer and segment queue (tcp_write's own
+ * checks; its memory for the segment is only known by trying). */
+static bool can_queue(const struct tcp_pcb *pcb)
 {
-    const conn_t *c = arg;
-    return c->pcb == NULL || c->failed != ERR_OK || tcp_sndbuf(c->pcb) > 0;
+    return tcp_sndbuf(pcb) > 0 && tcp_sndqueuelen(pcb) < TCP_SND_QUEUELEN;
 }
 
+/* Queue what fits, waiting up to timeout_ms for room: ACKs free the send
+ * buffer, the segment queue and lwIP's heap alike, so a short wait is
+ * never reported as a failure the TLS layer would take as final. */
 static int lw_send(void *ctx, const void *buf, size_t len, uint32_t timeout_ms)
 {
+    uint64_t end = port_monotonic_ms() + timeout_ms;
     (void)ctx;
-    if (failure(&conn) != PORT_OK)
-        return PORT_ERR_RESET;
-    if (!wait_for(can_send, &conn, timeout_ms))
-        return PORT_ERR_TIMEOUT;
-    if (failure(&conn) != PORT_OK)
-        return PORT_ERR_RESET;
-    size_t n = tcp_sndbuf(conn.pcb);
-    if (n > len)
-        n = len;
-    if (tcp_write(conn.pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY) != ERR_OK)
-        return PORT_ERR_TIMEOUT; /* no segment memory now: the caller tries again */
-    (void)tcp_output(conn.pcb);
-    return (int)n;
+    for (;;) {
+        if (failure(&conn) != PORT_OK)
+            return PORT_ERR_RESET;
+        if (can_queue(conn.pcb)) {
+            size_t n = tcp_sndbuf(conn.pcb);
+            if (n > len)
+                n = len;
+            err_t e = tcp_write(conn.pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY);
+            if (e == ERR_OK) {
+                (void)tcp_output(conn.pcb);
+                return (int)n;
+            }
+            if (e != ERR_MEM)
+                return PORT_ERR_RESET; /* the connection cannot send any more */
+        }
+        if (port_monotonic_ms() >= end)
+            return PORT_ERR_TIMEOUT;
+        port_lwip_poll();
+    }
 }
 
 static bool can_recv(const void *arg)

@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "emu_flash.h"
+#include "port_heap.h"
 #include "port.h"
 #include "queue.h"
 #include "store.h"
@@ -200,6 +201,7 @@ typedef struct {
     int lock_fails;
     int locked; /* locks taken and not yet released */
     unsigned events[AGENT_EV_STORE + 1];
+    size_t heap_at_lock; /* the most the heap held when the store was locked */
     char last_detail[128];
 } fx_t;
 
@@ -214,6 +216,10 @@ static bool fx_clock(void *ctx, int64_t *utc)
 static store_status_t fx_lock(void *ctx)
 {
     fx_t *f = ctx;
+    size_t in_use = 0;
+    port_heap_stats(&in_use, NULL);
+    if (in_use > f->heap_at_lock)
+        f->heap_at_lock = in_use;
     f->locked++;
     return f->lock_fails ? STORE_ERR_IO : STORE_OK;
 }
@@ -893,6 +899,46 @@ static void test_idle_gc_ahead(void **state)
     fx_end(&f);
 }
 
+/* The same add with the work area handed in and without: what the heap
+ * holds while the store is locked (the work area's time) differs by the
+ * area, and a misaligned one is refused. */
+static size_t add_heap_at_lock(void *step_work)
+{
+    static const exchange_t script[] = {
+        {BATCH, "X-A", "configId", 200, ADDED(1001), FATE_REPLY, NULL},
+    };
+    fx_t f;
+    fx_begin(&f, script, 1);
+    agent_free(f.a);
+    f.cfg.step_work = step_work;
+    assert_int_equal(agent_new(&f.a, &f.st, &f.cfg), AGENT_OK);
+    set_header(&f, "X-A", "v1");
+    f.heap_at_lock = 0;
+    fx_settle(&f, 20);
+    assert_int_equal(f.events[AGENT_EV_DELIVERED], 1);
+    size_t at_lock = f.heap_at_lock;
+    fx_end(&f);
+    return at_lock;
+}
+
+static void test_step_work_handed_in(void **state)
+{
+    (void)state;
+    static _Alignas(max_align_t) unsigned char work[AGENT_STEP_WORK_SIZE + 1];
+    memset(work, 0xA5, sizeof work);
+    size_t own = add_heap_at_lock(NULL), handed = add_heap_at_lock(work);
+    assert_true(own >= handed + AGENT_STEP_WORK_SIZE - 128u);
+    assert_true(work[0] != 0xA5 || work[1] != 0xA5); /* the agent used it */
+    fx_t f;
+    fx_init(&f);
+    agent_t *a = NULL;
+    agent_config_t cfg = f.cfg;
+    cfg.step_work = work + 1;
+    assert_int_equal(agent_new(&a, &f.st, &cfg), AGENT_ERR_ARG);
+    assert_null(a);
+    fx_free(&f);
+}
+
 static void test_api_edges(void **state)
 {
     (void)state;
@@ -982,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_lock_failure),
         cmocka_unit_test(test_certificate),
         cmocka_unit_test(test_idle_gc_ahead),
+        cmocka_unit_test(test_step_work_handed_in),
         cmocka_unit_test(test_api_edges),
     };
     return cmocka_run_group_tests_name("agent_poll", tests, NULL, NULL);

@@ -167,6 +167,10 @@ typedef struct {
     uint32_t retry_in_ms; /* RETRY, STORE: the wait before the next try */
 } agent_event_t;
 
+/* Bytes of the record work area a delivery step uses under the store's
+ * lock (a header record and its codec buffer): see agent_config_t.step_work. */
+#define AGENT_STEP_WORK_SIZE 4352u
+
 typedef struct {
     /* endpoint */
     const char *host; /* API host name */
@@ -194,6 +198,14 @@ typedef struct {
      * (STORE_VALUE_MAX) on this flash. Costs some wear (about a fifth more
      * erases in store_bench worst-put). */
     uint32_t gc_ahead_sectors;
+    /* The record work area (AGENT_STEP_WORK_SIZE bytes, aligned for any
+     * type; borrowed for the agent's lifetime). NULL: the agent takes it from
+     * the heap around each locked phase and frees it for the call, which
+     * lowers a call's heap peak but lets TLS's small blocks settle in the
+     * hole, so the heap's high-water mark then varies by up to the area's
+     * size from run to run. A device that budgets its RAM hands in a static
+     * one: the high-water mark is then what the calls need. */
+    void *step_work;
     /* Around every store access (NULL on a device with one owner). On
      * Linux: flock the flash file and remount, so CLI edits are seen. lock
      * returns STORE_OK when the store is locked and current; any other

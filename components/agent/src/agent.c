@@ -3,6 +3,7 @@
  * agent_edit.c; status agent_view.c. */
 #include "agent_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,7 +94,8 @@ static agent_status_t transport_setup(agent_t *a, const agent_config_t *cfg)
 agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg)
 {
     if (!out || !st || !cfg || !cfg->host || !cfg->credentials.access_key_id ||
-        !cfg->credentials.access_key_secret)
+        !cfg->credentials.access_key_secret ||
+        (uintptr_t)cfg->step_work % _Alignof(max_align_t) != 0)
         return AGENT_ERR_ARG;
     agent_t *a = port_calloc(1, sizeof *a);
     if (!a)

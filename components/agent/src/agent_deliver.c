@@ -654,8 +654,16 @@ void agent_deliver_discard(agent_t *a)
     (void)agent_deliver_work(a, false);
 }
 
+_Static_assert(sizeof(agent_rec_work_t) <= AGENT_STEP_WORK_SIZE &&
+                   sizeof(agent_rec_work_t) + 128u > AGENT_STEP_WORK_SIZE,
+               "AGENT_STEP_WORK_SIZE must fit the record work area, without waste");
+
 bool agent_deliver_work(agent_t *a, bool take)
 {
+    if (a->cfg.step_work != NULL) {
+        a->step.w = take ? a->cfg.step_work : NULL;
+        return true;
+    }
     if (!take) {
         port_free(a->step.w);
         a->step.w = NULL;

@@ -12,8 +12,10 @@
     } while (0)
 #define LWIP_PLATFORM_ASSERT(x) abort()
 
-/* ISNs, DNS ids and ports from the port's entropy source. */
+/* Local ports, DHCP and DNS ids, and TCP's initial sequence numbers (lwIP's
+ * own are a tick count) from the port's entropy source. */
 uint32_t port_lwip_rand(void);
 #define LWIP_RAND() port_lwip_rand()
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) port_lwip_rand()
 
 #endif
