@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "store.h"
 #include "util.h"
 
 enum {
@@ -42,8 +43,11 @@ void cli_json_str(FILE *out, const char *s);
 const char *cli_cert_state(bool present, bool on, int json);
 
 /* Make sure the device key exists (created, mode 0600, on first use of an
- * edit that seals a secret). 0 on success; prints one line otherwise. */
-int cli_ensure_device_key(const cli_globals_t *g);
+ * edit that seals a secret). st: the image the edit goes to, or NULL for
+ * a new one. A missing key is created only when st holds no sealed record:
+ * a new key could not open them, and the image would end up with secrets
+ * under two keys. 0 on success; prints one line otherwise. */
+int cli_ensure_device_key(const cli_globals_t *g, store_t *st);
 
 /* Default flash image path when --flash is not given. */
 #define CLI_DEFAULT_FLASH "cdnagent.flash"

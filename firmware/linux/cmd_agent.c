@@ -228,17 +228,20 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
                                    errno == EFBIG ? "larger than 16 KB" : strerror(errno));
         }
     }
-    if (strcmp(op, "set") == 0 && cli_ensure_device_key(g) != 0) {
-        free(cert);
-        wipe_free(key);
-        return CLI_EXIT_USAGE;
-    }
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path,
                        strcmp(op, "show") == 0 ? CLI_FLASH_OPEN_EXISTING : CLI_FLASH_CREATE) != 0) {
         free(cert);
         wipe_free(key);
         return CLI_EXIT_USAGE;
+    }
+    /* after the open: whether a missing key may be made depends on what
+     * the image already holds sealed */
+    if (strcmp(op, "set") == 0 && cli_ensure_device_key(g, &f.store) != 0) {
+        free(cert);
+        wipe_free(key);
+        cli_flash_close(&f);
+        return CLI_EXIT_FAILED;
     }
     int rc = CLI_EXIT_OK;
     cdnapi_result_t res;

@@ -604,7 +604,7 @@ int cmd_provision(int argc, char **argv, const cli_globals_t *g)
                 g->flash_path);
         return CLI_EXIT_USAGE;
     }
-    if (cli_ensure_device_key(g) != 0) {
+    if (cli_ensure_device_key(g, NULL) != 0) { /* a new image: nothing sealed yet */
         manifest_free(&m);
         return CLI_EXIT_FAILED;
     }

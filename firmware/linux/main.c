@@ -1,5 +1,6 @@
 /* cdnagent — command-line entry point: global options, then a subcommand. */
 #include "cli.h"
+#include "agent.h"
 #include "port.h"
 #include "port_posix.h"
 
@@ -110,7 +111,21 @@ int main(int argc, char **argv)
     return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[i]);
 }
 
-int cli_ensure_device_key(const cli_globals_t *g)
+typedef struct {
+    unsigned n;
+    uint32_t key_id;
+} sealed_count_t;
+
+static void count_sealed(void *arg, const char *store_key, uint32_t key_id, size_t len)
+{
+    sealed_count_t *c = arg;
+    (void)store_key;
+    (void)len;
+    if (c->n++ == 0)
+        c->key_id = key_id;
+}
+
+int cli_ensure_device_key(const cli_globals_t *g, store_t *st)
 {
     uint8_t k[PORT_DEVICE_KEY_LEN];
     uint32_t id;
@@ -119,6 +134,22 @@ int cli_ensure_device_key(const cli_globals_t *g)
     if (ps == PORT_OK)
         return 0;
     if (ps == PORT_ERR_NOT_SET) {
+        sealed_count_t c = {0, 0};
+        agent_status_t ar = st ? agent_visit_sealed(st, count_sealed, &c) : AGENT_OK;
+        if (ar != AGENT_OK) {
+            fprintf(stderr, "cdnagent: device key %s is missing and %s cannot be read (%s)\n",
+                    g->device_key_path, g->flash_path, agent_status_str(ar));
+            return -1;
+        }
+        if (c.n > 0) {
+            fprintf(stderr,
+                    "cdnagent: device key %s is missing, but %s holds %u secret%s sealed under "
+                    "key %lu: restore that key file (or name it with --device-key); a new key "
+                    "could not open them\n",
+                    g->device_key_path, g->flash_path, c.n, c.n == 1 ? "" : "s",
+                    (unsigned long)c.key_id);
+            return -1;
+        }
         if (port_posix_write_device_key(g->device_key_path, 1) == PORT_OK) {
             fprintf(stderr, "cdnagent: created device key %s (mode 0600; keep it off the flash)\n",
                     g->device_key_path);

@@ -75,9 +75,10 @@ const char *cli_cert_state(bool present, bool on, int json)
     return !present ? (json ? "null" : "-") : on ? "on" : "off";
 }
 
-int cli_ensure_device_key(const cli_globals_t *g)
+int cli_ensure_device_key(const cli_globals_t *g, store_t *st)
 {
     (void)g;
+    (void)st;
     return 0;
 }
 
