@@ -458,7 +458,9 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
         fprintf(stderr, "cdnagent: status: no such domain %s\n", domain);
         return CLI_EXIT_FAILED;
     }
-    return ar == AGENT_OK ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+    /* Monitoring needs a signal: a change that stopped (failed, or blocked
+     * on the configuration) is not "all well". */
+    return ar == AGENT_OK && c.failed == 0 && c.blocked == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
 typedef struct {
