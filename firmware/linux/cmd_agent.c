@@ -17,13 +17,22 @@
 
 /* ------------------------------------------------------------ helpers -- */
 
-static char *read_text_file(const char *path, size_t max, size_t *len_out)
+/* A PEM file for cert set; NULL with the reason printed (exit 2 follows). */
+static char *read_pem_file(const char *path, size_t max, const char *what)
 {
     int why;
-    char *b = cli_read_text(path, max, len_out, &why);
-    if (!b && why != CLI_READ_ERRNO)
-        errno = EFBIG; /* callers word it as "larger than ..." */
-    return b;
+    char *b = cli_read_text(path, max, NULL, &why);
+    if (b)
+        return b;
+    if (why == CLI_READ_TOO_BIG)
+        cli_usage_error("cert set: %s %s is larger than %u KB", what, path, (unsigned)(max / 1024u));
+    else if (why == CLI_READ_NOT_TEXT)
+        cli_usage_error("cert set: %s %s is not PEM text (binary: DER? convert it with "
+                        "openssl %s -inform DER -in %s -out %s.pem)",
+                        what, path, strcmp(what, "certificate") == 0 ? "x509" : "pkey", path, path);
+    else
+        cli_usage_error("cert set: cannot read %s %s: %s", what, path, strerror(errno));
+    return NULL;
 }
 
 static void wipe_free(char *p)
@@ -217,15 +226,13 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
         return cli_usage_error("%s", CERT_USAGE);
     char *cert = NULL, *key = NULL;
     if (strcmp(op, "set") == 0) {
-        cert = read_text_file(cert_file, CDNAPI_MAX_PEM_LEN, NULL);
+        cert = read_pem_file(cert_file, CDNAPI_MAX_PEM_LEN, "certificate");
         if (!cert)
-            return cli_usage_error("cert set: cannot read %s: %s", cert_file,
-                                   errno == EFBIG ? "larger than 12 KB" : strerror(errno));
-        key = read_text_file(key_file, STORE_VALUE_MAX, NULL);
+            return CLI_EXIT_USAGE;
+        key = read_pem_file(key_file, STORE_VALUE_MAX, "key");
         if (!key) {
             free(cert);
-            return cli_usage_error("cert set: cannot read %s: %s", key_file,
-                                   errno == EFBIG ? "larger than 16 KB" : strerror(errno));
+            return CLI_EXIT_USAGE;
         }
     }
     cli_flash_t f;

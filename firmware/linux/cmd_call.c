@@ -311,6 +311,10 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     } else {
         fprintf(stderr, "error: %s: %s (RequestId %s) [%s]\n", res.code, res.message,
                 res.request_id[0] ? res.request_id : "-", cdnapi_class_str(res.cls));
+        /* (the checks cdnapi makes before an upload; only this command can skip them) */
+        if (strcmp(op, "set-cert") == 0 && (strcmp(res.code, "Certificate.Expired") == 0 ||
+                                            strcmp(res.code, "Certificate.DomainMismatch") == 0))
+            fputs("hint: call set-cert --force uploads it all the same\n", stderr);
         rc = strcmp(res.request_id, "local") == 0 ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
     }
     return rc;

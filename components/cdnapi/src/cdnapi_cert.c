@@ -88,12 +88,10 @@ static cdnapi_class_t check(const char *domain, const char *cert_pem, const char
         cls = cdnapi_local_error(res, "Certificate.MissMatch",
                                  "the private key does not match the certificate");
     } else if (full && x509_time_utc(&crt.valid_to) < now) {
-        cls = cdnapi_local_error(res, "Certificate.Expired",
-                                 "the certificate has expired (use --force to upload anyway)");
+        cls = cdnapi_local_error(res, "Certificate.Expired", "the certificate has expired");
     } else if (full && !cert_covers(&crt, domain)) {
         cls = cdnapi_local_error(res, "Certificate.DomainMismatch",
-                                 "the certificate does not cover the domain by SAN or CN "
-                                 "(use --force to upload anyway)");
+                                 "the certificate does not cover the domain by SAN or CN");
     }
     mbedtls_pk_free(&key);
     mbedtls_x509_crt_free(&crt);
