@@ -65,12 +65,35 @@ static int take_lock(const char *path, int *fd)
     return 0;
 }
 
+/* A reader's lock: shared, on a descriptor opened read-only, so writers
+ * wait for it but other readers do not. Where the lock file cannot be
+ * opened or locked because nothing can write there (EROFS), there is no
+ * writer to wait for: *fd stays -1 and the read goes on unlocked. */
+static int take_shared_lock(const char *path, int *fd)
+{
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0)
+        return errno == EROFS ? 0 : -1;
+    while (flock(*fd, LOCK_SH) != 0) {
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flash_geometry_t *geo)
 {
     memset(f, 0, sizeof *f);
     f->lock_fd = f->deliver_fd = -1;
     struct stat sb;
-    if (stat(path, &sb) != 0 && mode == CLI_FLASH_OPEN_EXISTING && strncmp(path, "/dev/", 5) != 0) {
+    int reading = mode == CLI_FLASH_READ;
+    if (stat(path, &sb) != 0 && (mode == CLI_FLASH_OPEN_EXISTING || reading) &&
+        strncmp(path, "/dev/", 5) != 0) {
         fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
         return -1;
     }
@@ -82,11 +105,17 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
     const char *base = strrchr(path, '/');
     snprintf(lockpath, sizeof lockpath, mtd ? "/tmp/cdnagent-%s.lock" : "%s",
              mtd ? (base ? base + 1 : path) : path);
-    if (take_lock(lockpath, &f->lock_fd) != 0) {
-        fprintf(stderr, "cdnagent: flash %s: cannot lock: %s\n", path, strerror(errno));
+    if ((reading && !mtd ? take_shared_lock(lockpath, &f->lock_fd)
+                         : take_lock(lockpath, &f->lock_fd)) != 0) {
+        int e = errno;
+        fprintf(stderr, "cdnagent: flash %s: cannot lock: %s%s\n", path, strerror(e),
+                !reading && (e == EROFS || e == EPERM || e == EACCES)
+                    ? " (this command writes; the commands that only read work on a read-only "
+                      "image: status, queue, header list, cert show, inspect, fsck)"
+                    : "");
         return -1;
     }
-    f->locked = 1;
+    f->locked = f->lock_fd >= 0;
     /* A file only the lock created (empty) counts as not existing yet. */
     int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
     if (exists && mode == CLI_FLASH_NEW) {
@@ -121,7 +150,8 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
                     path);
             return -1;
         }
-        ps = port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
+        ps = reading ? port_flash_file_open_ro(&f->dev, path, ss, ws)
+                     : port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
         if (ps != PORT_OK) {
             fprintf(stderr, "cdnagent: flash %s: %s\n", path, port_status_str(ps));
             return -1;

@@ -35,6 +35,11 @@ enum {
     CLI_FLASH_OPEN_EXISTING = 0, /* the image must exist and hold a store */
     CLI_FLASH_CREATE = 1,        /* create (and format) an image on first use */
     CLI_FLASH_NEW = 2,           /* create an image; refuse one that exists */
+    /* for commands that only read: the image must exist; it is opened
+     * read-only under a shared lock (none where the image cannot change:
+     * a read-only file system), so a read-only image, file system or user
+     * can look at it; nothing is ever created or written */
+    CLI_FLASH_READ = 3,
 };
 
 typedef struct {

@@ -129,7 +129,7 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
         return cli_usage_error("header: wrong arguments\n%s", HEADER_USAGE);
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path,
-                       strcmp(op, "list") == 0 ? CLI_FLASH_OPEN_EXISTING : CLI_FLASH_CREATE) != 0)
+                       strcmp(op, "list") == 0 ? CLI_FLASH_READ : CLI_FLASH_CREATE) != 0)
         return CLI_EXIT_USAGE;
     int rc = CLI_EXIT_OK;
     cdnapi_result_t res;
@@ -237,7 +237,7 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
     }
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path,
-                       strcmp(op, "show") == 0 ? CLI_FLASH_OPEN_EXISTING : CLI_FLASH_CREATE) != 0) {
+                       strcmp(op, "show") == 0 ? CLI_FLASH_READ : CLI_FLASH_CREATE) != 0) {
         free(cert);
         wipe_free(key);
         return CLI_EXIT_USAGE;
@@ -438,7 +438,7 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
             return cli_usage_error("status: too many arguments");
     }
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
     status_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -549,7 +549,7 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     if (npos > 0)
         return cli_usage_error("queue: unknown operation %s\n%s", pos[0], QUEUE_USAGE);
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
     if (c.json)
         putchar('[');

@@ -714,7 +714,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
                                    argv[i]);
     }
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
     agent_settings_t s;
     char *ca = NULL;

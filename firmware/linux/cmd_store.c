@@ -23,7 +23,7 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
             return cli_usage_error("fsck: unknown argument '%s'", argv[i]);
     }
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_OPEN_EXISTING) != 0)
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
     store_mount_report_t rep;
     store_status_t rc = store_fsck(&f.store, &rep);

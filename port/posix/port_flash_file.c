@@ -37,6 +37,7 @@ typedef struct {
     int gen_known;     /* gen_seen and seen describe the file */
     uint64_t gen_seen; /* the counter as this handle last saw or wrote it */
     struct stat seen;  /* the image as this handle last loaded or wrote it */
+    int read_only;     /* opened with port_flash_file_open_ro */
 } flash_file_t;
 
 static flash_file_t *ff_of(port_flash_t *dev)
@@ -139,6 +140,8 @@ static port_status_t flash_file_program(port_flash_t *dev, uint32_t addr, const 
     const uint8_t *src = buf;
     if (!flash_in_range(dev, addr, len) || addr % dev->write_size || len % dev->write_size)
         return PORT_ERR_ARG;
+    if (f->read_only)
+        return PORT_ERR_IO;
     for (size_t i = 0; i < len; i++)
         if ((uint8_t)(src[i] & ~f->mem[addr + i]))
             return PORT_ERR_IO; /* NOR cannot turn 0 into 1: nothing written */
@@ -153,6 +156,8 @@ static port_status_t flash_file_erase(port_flash_t *dev, uint32_t sector)
     flash_file_t *f = ff_of(dev);
     if (sector >= dev->sector_count)
         return PORT_ERR_ARG;
+    if (f->read_only)
+        return PORT_ERR_IO;
     size_t base = (size_t)sector * dev->sector_size;
     gen_announce(f);
     memset(f->mem + base, 0xFF, dev->sector_size);
@@ -228,15 +233,15 @@ port_status_t port_flash_file_reload(port_flash_t *dev, int *changed)
     return load_current(f, changed);
 }
 
-port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
-                                   uint32_t sector_count, uint32_t write_size, int create)
+static port_status_t open_file(port_flash_t *dev, const char *path, uint32_t sector_size,
+                               uint32_t sector_count, uint32_t write_size, int create, int read_only)
 {
     struct stat sb;
     memset(dev, 0, sizeof *dev);
     if (!path || sector_size < 64 || (sector_size & (sector_size - 1)) || write_size == 0 ||
-        write_size > 32 || sector_size % write_size)
+        write_size > 32 || sector_size % write_size || (read_only && create))
         return PORT_ERR_ARG;
-    int fd = open(path, O_RDWR);
+    int fd = open(path, read_only ? O_RDONLY : O_RDWR);
     /* An empty existing file (e.g. created by a lock holder) is created too. */
     int empty = fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == 0;
     int fresh = 0;
@@ -261,6 +266,7 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
     }
     f->fd = fd;
     f->gen_fd = -1;
+    f->read_only = read_only;
     if (fresh) {
         f->size = (size_t)sector_count * sector_size;
     } else {
@@ -309,6 +315,18 @@ port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t
     if (rc != PORT_OK)
         port_flash_file_close(dev);
     return rc;
+}
+
+port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
+                                   uint32_t sector_count, uint32_t write_size, int create)
+{
+    return open_file(dev, path, sector_size, sector_count, write_size, create, 0);
+}
+
+port_status_t port_flash_file_open_ro(port_flash_t *dev, const char *path, uint32_t sector_size,
+                                      uint32_t write_size)
+{
+    return open_file(dev, path, sector_size, 0, write_size, 0, 1);
 }
 
 void port_flash_file_close(port_flash_t *dev)

@@ -24,6 +24,11 @@
  * port_flash_file_close. */
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create);
+/* The same on an existing image opened read-only (a read-only file or file
+ * system): reads as above, every program and erase fails with PORT_ERR_IO
+ * and changes nothing. */
+port_status_t port_flash_file_open_ro(port_flash_t *dev, const char *path, uint32_t sector_size,
+                                      uint32_t write_size);
 void port_flash_file_close(port_flash_t *dev);
 /* The image is cached in RAM (written through on every program/erase); when
  * another process may have written the file, re-read it before use: every

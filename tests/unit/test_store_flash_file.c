@@ -130,6 +130,43 @@ static void drop_image(const char *path, port_flash_t *dev, port_flash_t *other)
 
 /* Writers announce once per locked session: a reload after another
  * handle's session sees it, one after none reads nothing new. */
+/* Read-only: reads as usual; program and erase fail and change nothing,
+ * in RAM or in the file; a missing file or a create is refused. */
+static void test_read_only(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/store_flash_ro_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    port_flash_t dev;
+    uint8_t b[8] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}, got[8];
+    assert_int_equal(port_flash_file_open_ro(&dev, path, 4096, 4), PORT_ERR_IO); /* missing */
+    assert_int_equal(port_flash_file_open(&dev, path, 4096, 2, 4, 1), PORT_OK);
+    assert_int_equal(dev.program(&dev, 0, b, sizeof b), PORT_OK);
+    port_flash_file_close(&dev);
+    assert_int_equal(chmod(path, 0400), 0);
+    assert_int_equal(port_flash_file_open_ro(&dev, path, 4096, 4), PORT_OK);
+    assert_int_equal(dev.sector_count, 2);
+    assert_int_equal(dev.read(&dev, 0, got, sizeof got), PORT_OK);
+    assert_memory_equal(got, b, sizeof b);
+    uint8_t zero[8] = {0};
+    assert_int_equal(dev.program(&dev, 0, zero, sizeof zero), PORT_ERR_IO);
+    assert_int_equal(dev.erase(&dev, 0), PORT_ERR_IO);
+    assert_int_equal(dev.read(&dev, 0, got, sizeof got), PORT_OK);
+    assert_memory_equal(got, b, sizeof b); /* not even the RAM copy changed */
+    port_flash_file_close(&dev);
+    assert_int_equal(port_flash_file_open(&dev, path, 4096, 0, 4, 0), PORT_OK);
+    assert_int_equal(dev.read(&dev, 0, got, sizeof got), PORT_OK);
+    assert_memory_equal(got, b, sizeof b); /* nor the file */
+    port_flash_file_close(&dev);
+    unlink(path);
+    char gen[sizeof path + 4];
+    snprintf(gen, sizeof gen, "%s.gen", path);
+    unlink(gen);
+}
+
 static void test_generation_counts_sessions(void **state)
 {
     (void)state;
@@ -256,6 +293,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_backend),
+        cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_generation_counts_sessions),
         cmocka_unit_test(test_generation_stat_catches_foreign_writer),
         cmocka_unit_test(test_generation_made_by_first_write),
