@@ -32,6 +32,7 @@
 typedef struct {
     const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
     int insecure, verbose, sig_given, policy_given, rate_given;
+    const char *credentials; /* --credentials: "auto" (NULL), "provisioned", "env" */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
 } deliver_opts_t;
@@ -157,6 +158,11 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
             o->ca_file = argv[++i];
         } else if (strcmp(a, "--insecure") == 0) {
             o->insecure = 1;
+        } else if (strcmp(a, "--credentials") == 0 && has) {
+            o->credentials = argv[++i];
+            if (strcmp(o->credentials, "auto") != 0 && strcmp(o->credentials, "provisioned") != 0 &&
+                strcmp(o->credentials, "env") != 0)
+                return cli_usage_error("%s: --credentials must be auto, provisioned or env", cmd);
         } else if (strcmp(a, "-v") == 0) {
             o->verbose = 1;
         } else if (strcmp(a, "--signature") == 0 && has) {
@@ -227,13 +233,26 @@ static void settle_options(deliver_opts_t *o, const deliverer_t *d, agent_config
     cfg->policy.warn_every = (uint16_t)(warn > 65535 ? 65535 : warn);
 }
 
-/* Credentials: the environment's pair, else the provisioned one. */
-static int pick_credentials(deliverer_t *d, agent_config_t *cfg, const char *cmd)
+/* Credentials, chosen so that they cannot surprise: the image's provisioned
+ * pair when it has one, the environment's (ALIBABA_CLOUD_*) only when the
+ * image has none or --credentials env asks for it; never a mix. The choice
+ * and the AccessKeyId (not a secret) are said on stderr. */
+static int pick_credentials(deliverer_t *d, const deliver_opts_t *o, agent_config_t *cfg,
+                            const char *cmd)
 {
-    cfg->credentials.access_key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
-    cfg->credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-    cfg->credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-    if ((!cfg->credentials.access_key_id || !cfg->credentials.access_key_id[0]) && d->have_set) {
+    const char *want = o->credentials ? o->credentials : "auto";
+    const char *env_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+    int env_has = env_id && env_id[0];
+    int use_env = strcmp(want, "env") == 0 || (strcmp(want, "auto") == 0 && !d->have_set);
+    if (!use_env && !d->have_set)
+        return cli_usage_error("%s: --credentials provisioned: the image holds no provisioned "
+                               "credentials (cdnagent provision)",
+                               cmd);
+    if (use_env) {
+        cfg->credentials.access_key_id = env_id;
+        cfg->credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+        cfg->credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+    } else {
         cfg->credentials.access_key_id = d->set.access_key_id;
         cfg->credentials.access_key_secret = d->set.access_key_secret;
         cfg->credentials.security_token = d->set.security_token;
@@ -242,9 +261,16 @@ static int pick_credentials(deliverer_t *d, agent_config_t *cfg, const char *cmd
         cfg->credentials.security_token = NULL;
     if (!cfg->credentials.access_key_id || !cfg->credentials.access_key_id[0] ||
         !cfg->credentials.access_key_secret || !cfg->credentials.access_key_secret[0])
-        return cli_usage_error("%s: no credentials: provision the device or set "
-                               "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                               cmd);
+        return cli_usage_error("%s: no credentials: %s", cmd,
+                               use_env ? "set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                                         "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or provision the device"
+                                       : "the image's provisioned credentials are empty");
+    fprintf(stderr, "cdnagent: %s: credentials: %s, AccessKeyId %s%s\n", cmd,
+            use_env ? "environment (ALIBABA_CLOUD_*)" : "provisioned in the image",
+            cfg->credentials.access_key_id,
+            !use_env && env_has ? " (the environment's ALIBABA_CLOUD_* are not used: "
+                                  "--credentials env would)"
+                                : "");
     return 0;
 }
 
@@ -292,7 +318,7 @@ static int deliverer_setup(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, ag
         rc = cli_usage_error("%s: --endpoint must be https://host[:port] (or http:// for tests)",
                              cmd);
     if (!rc)
-        rc = pick_credentials(d, cfg, cmd);
+        rc = pick_credentials(d, o, cfg, cmd);
     if (!rc && cfg->tls && !o->insecure)
         rc = pick_ca(d, o, flash_ca, cmd);
     port_free(flash_ca);

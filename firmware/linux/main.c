@@ -25,7 +25,7 @@ static const struct {
     {"cert", cmd_cert, "desired HTTPS certificate: set DOMAIN --cert F --key F [--name N] | off DOMAIN | show DOMAIN"},
     {"status", cmd_status, "per domain: desired vs delivered, queue entries, last errors [--json]"},
     {"queue", cmd_queue, "the retry queue [--json]; queue retry [DOMAIN [KEY]] asks again for failed or blocked changes"},
-    {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered); options: --endpoint URL --ca-file F --insecure --signature v1|v3 --timeout-ms N --max-wait S --rate N --backoff-base-ms N --backoff-cap-ms N --warn-every N -v"},
+    {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered); options: --endpoint URL --ca-file F --insecure --credentials auto|provisioned|env --signature v1|v3 --timeout-ms N --max-wait S --rate N --backoff-base-ms N --backoff-cap-ms N --warn-every N -v"},
     {"run", cmd_run, "daemon: deliver changes as they come (SIGTERM stops; SIGHUP, new settings, CA or device key reload); options as sync"},
     {"provision", cmd_provision, "write a device image from a JSON manifest: provision MANIFEST (then --flash is the output)"},
     {"inspect", cmd_inspect, "what a device holds (secrets redacted) [--json]"},
