@@ -54,6 +54,11 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st);
 #define CLI_DEFAULT_ENDPOINT "https://cdn.aliyuncs.com"
 #define CLI_DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
 #define CLI_MAX_CA_BYTES (512u * 1024u) /* Debian's whole bundle is 219,597 B */
+/* Bounds of the numeric options, the same in every command that has them. */
+#define CLI_TIMEOUT_MS_MAX 600000u  /* one call: 10 minutes */
+#define CLI_MAX_WAIT_S_MAX 86400u   /* sync's wait for a back-off: a day */
+#define CLI_RATE_MAX 100000u        /* calls per second */
+#define CLI_BACKOFF_MS_MAX 3600000u /* retry delays: an hour */
 
 /* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...)

@@ -11,6 +11,8 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "cli_opts.h"
+#include "cli_opts.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -76,8 +78,21 @@ static int edit_error(agent_status_t rc, const cdnapi_result_t *res, const char 
 /* ------------------------------------------------------------- header -- */
 
 static const char HEADER_USAGE[] =
-    "usage: cdnagent [--flash PATH] header set DOMAIN KEY VALUE | header rm DOMAIN KEY | "
-    "header list [DOMAIN] [--json]";
+    "usage: cdnagent header set DOMAIN KEY VALUE | header rm DOMAIN KEY | header list [DOMAIN] "
+    "[--json]";
+static const cli_opt_t header_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "list: JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t header_cmd =
+    {"header",
+     "set DOMAIN KEY VALUE | rm DOMAIN KEY | list [DOMAIN]",
+     "The desired back-to-origin request headers of a domain: set and rm store and queue the "
+     "change at once (offline); list shows what is desired. A VALUE that starts with '-' goes "
+     "after '--'.",
+     header_opts,
+     1,
+     4};
 
 typedef struct {
     FILE *out;
@@ -106,23 +121,12 @@ static void list_header_cb(void *arg, const agent_header_view_t *h)
 
 int cmd_header(int argc, char **argv, const cli_globals_t *g)
 {
-    int json = 0, npos = 0;
-    const char *pos[5];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            puts(HEADER_USAGE);
-            return CLI_EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-')
-            return cli_usage_error("header: unknown option %s\n%s", argv[i], HEADER_USAGE);
-        else if (npos < 5)
-            pos[npos++] = argv[i];
-        else
-            return cli_usage_error("header: too many arguments\n%s", HEADER_USAGE);
-    }
-    if (npos < 1)
-        return cli_usage_error("%s", HEADER_USAGE);
+    cli_parsed_t p;
+    int prc = cli_parse(&header_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    int json = cli_opt_given(&p, "json"), npos = (int)p.nargs;
+    char **pos = p.args;
     const char *op = pos[0];
     if (!((strcmp(op, "set") == 0 && npos == 4) || (strcmp(op, "rm") == 0 && npos == 3) ||
           (strcmp(op, "list") == 0 && npos <= 2)))
@@ -166,8 +170,25 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
 /* --------------------------------------------------------------- cert -- */
 
 static const char CERT_USAGE[] =
-    "usage: cdnagent [--flash PATH] cert set DOMAIN --cert F --key F [--name N] | cert off DOMAIN "
-    "| cert show DOMAIN [--json]";
+    "usage: cdnagent cert set DOMAIN --cert F --key F [--name N] | cert off DOMAIN | cert show "
+    "DOMAIN [--json]";
+static const cli_opt_t cert_opts[] = {
+    {"cert", 0, CLI_OPT_STRING, "F", 0, 0, "set: the certificate chain, PEM (up to 12 KB)"},
+    {"key", 0, CLI_OPT_STRING, "F", 0, 0, "set: its private key, PEM (up to 16 KB; sealed)"},
+    {"name", 0, CLI_OPT_STRING, "N", 0, 0,
+     "set: the name the CDN shows (default: made from "
+     "the certificate)"},
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "show: JSON instead of a line"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t cert_cmd =
+    {"cert",
+     "set DOMAIN | off DOMAIN | show DOMAIN",
+     "The desired HTTPS certificate of a domain: set (with --cert and --key) and off store and "
+     "queue the change at once (offline); show shows desired and delivered.",
+     cert_opts,
+     2,
+     2};
 
 static void show_cert_cb(void *arg, const agent_cert_view_t *c)
 {
@@ -195,30 +216,14 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
 
 int cmd_cert(int argc, char **argv, const cli_globals_t *g)
 {
-    const char *cert_file = NULL, *key_file = NULL, *name = NULL, *pos[3];
-    int npos = 0, json = 0;
-    for (int i = 1; i < argc; i++) {
-        int has = i + 1 < argc;
-        if (strcmp(argv[i], "--cert") == 0 && has)
-            cert_file = argv[++i];
-        else if (strcmp(argv[i], "--key") == 0 && has)
-            key_file = argv[++i];
-        else if (strcmp(argv[i], "--name") == 0 && has)
-            name = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--help") == 0) {
-            puts(CERT_USAGE);
-            return CLI_EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-')
-            return cli_usage_error("cert: unknown or incomplete option %s\n%s", argv[i], CERT_USAGE);
-        else if (npos < 3)
-            pos[npos++] = argv[i];
-        else
-            return cli_usage_error("cert: too many arguments\n%s", CERT_USAGE);
-    }
-    if (npos != 2)
-        return cli_usage_error("%s", CERT_USAGE);
+    cli_parsed_t p;
+    int prc = cli_parse(&cert_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    const char *cert_file = cli_opt_str(&p, "cert"), *key_file = cli_opt_str(&p, "key"),
+               *name = cli_opt_str(&p, "name");
+    int json = cli_opt_given(&p, "json");
+    char **pos = p.args;
     const char *op = pos[0], *domain = pos[1];
     if (strcmp(op, "set") == 0 && (!cert_file || !key_file))
         return cli_usage_error("cert set needs --cert F and --key F");
@@ -421,22 +426,28 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
     c->n++;
 }
 
+static const cli_opt_t json_only_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t status_cmd =
+    {"status",
+     "[DOMAIN]",
+     "Per domain: every header and certificate, desired against delivered, with its queue "
+     "state and last error. Exit 0 when nothing failed or is blocked, 1 otherwise. Only reads: "
+     "works on a read-only image.",
+     json_only_opts,
+     0,
+     1};
+
 int cmd_status(int argc, char **argv, const cli_globals_t *g)
 {
-    int json = 0;
-    const char *domain = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (argv[i][0] == '-')
-            return cli_usage_error("status: unknown option %s (usage: cdnagent status [DOMAIN] "
-                                   "[--json])",
-                                   argv[i]);
-        else if (!domain)
-            domain = argv[i];
-        else
-            return cli_usage_error("status: too many arguments");
-    }
+    cli_parsed_t p;
+    int prc = cli_parse(&status_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    int json = cli_opt_given(&p, "json");
+    const char *domain = p.nargs ? p.args[0] : NULL;
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
@@ -491,8 +502,15 @@ static bool queue_print_cb(void *arg, const queue_entry_t *e)
     return true;
 }
 
-static const char QUEUE_USAGE[] =
-    "usage: cdnagent [--flash PATH] queue [--json] | queue retry [DOMAIN [KEY]]";
+static const char QUEUE_USAGE[] = "usage: cdnagent queue [--json] | queue retry [DOMAIN [KEY]]";
+static const cli_command_t queue_cmd =
+    {"queue",
+     "[retry [DOMAIN [KEY]]]",
+     "The retry queue, oldest first (only reads: works on a read-only image); queue retry asks "
+     "again for failed and blocked changes, all or a domain's or one header's.",
+     json_only_opts,
+     0,
+     3};
 
 /* queue retry: failed and blocked changes become pending again. */
 static int queue_retry(int npos, char **pos, const cli_globals_t *g)
@@ -531,19 +549,13 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
 int cmd_queue(int argc, char **argv, const cli_globals_t *g)
 {
     qctx_t c = {0, 0, port_monotonic_ms()};
-    char *pos[3];
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            c.json = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            puts(QUEUE_USAGE);
-            return CLI_EXIT_OK;
-        } else if (argv[i][0] != '-' && npos < 3)
-            pos[npos++] = argv[i];
-        else
-            return cli_usage_error("queue: unexpected argument %s\n%s", argv[i], QUEUE_USAGE);
-    }
+    cli_parsed_t p;
+    int prc = cli_parse(&queue_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    c.json = cli_opt_given(&p, "json");
+    char **pos = p.args;
+    int npos = (int)p.nargs;
     if (npos > 0 && strcmp(pos[0], "retry") == 0 && !c.json)
         return queue_retry(npos, pos, g);
     if (npos > 0)

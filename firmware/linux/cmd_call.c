@@ -8,10 +8,37 @@
 
 #include "cdnapi.h"
 #include "cli.h"
+#include "cli_opts.h"
 #include "http.h"
 #include "port.h"
 
-#define CALL_MAX_POSITIONAL 4
+static const cli_opt_t call_opts[] = {
+    {"endpoint", 0, CLI_OPT_STRING, "URL", 0, 0,
+     "the API endpoint (default " CLI_DEFAULT_ENDPOINT ")"},
+    {"ca-file", 0, CLI_OPT_STRING, "F", 0, 0, "CA bundle to verify it (default " CLI_DEFAULT_CA ")"},
+    {"insecure", 0, CLI_OPT_FLAG, NULL, 0, 0, "no TLS verification (warns)"},
+    {"signature", 0, CLI_OPT_STRING, "v1|v3", 0, 0, "signature version (default v3)"},
+    {"timeout-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_TIMEOUT_MS_MAX,
+     "the call's time limit (default 30000)"},
+    {"config-id", 0, CLI_OPT_STRING, "N", 0, 0, "set-header: modify this config, not add one"},
+    {"cert", 0, CLI_OPT_STRING, "F", 0, 0, "set-cert: the certificate chain, PEM"},
+    {"key", 0, CLI_OPT_STRING, "F", 0, 0, "set-cert: its private key, PEM"},
+    {"name", 0, CLI_OPT_STRING, "N", 0, 0, "set-cert: the certificate's name"},
+    {"force", 0, CLI_OPT_FLAG, NULL, 0, 0,
+     "set-cert: upload even when expired or not covering the domain"},
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "list-headers: JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t call_cmd =
+    {"call",
+     "OPERATION ARGS...",
+     "One CDN OpenAPI operation over verified HTTPS, with the credentials of the environment "
+     "(ALIBABA_CLOUD_*), nothing stored. Operations: set-header DOMAIN KEY VALUE, "
+     "batch-set-header DOMAIN[,DOMAIN...] KEY VALUE, delete-header DOMAIN CONFIG_ID, "
+     "list-headers DOMAIN, set-cert DOMAIN, cert-off DOMAIN, cert-info DOMAIN.",
+     call_opts,
+     1,
+     4};
 
 static const char CALL_USAGE[] =
     "usage: cdnagent call set-header DOMAIN KEY VALUE [--config-id N] | delete-header DOMAIN "
@@ -66,7 +93,7 @@ static bool print_config_cb(void *arg, const cdnapi_header_t *h)
 
 int cmd_call(int argc, char **argv, const cli_globals_t *g)
 {
-    const char *pos[CALL_MAX_POSITIONAL];
+    const char *pos[CLI_ARGS_MAX];
     const char *endpoint = CLI_DEFAULT_ENDPOINT, *ca_file = CLI_DEFAULT_CA, *config_id = NULL;
     const char *cert_file = NULL, *key_file = NULL, *cert_name = NULL;
     bool insecure = false, json = false, force = false;
@@ -90,51 +117,27 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
                             HTTP_DEFAULT_TIMEOUT_MS};
 
     (void)g;
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_val = i + 1 < argc;
-        if (strcmp(a, "--endpoint") == 0 && has_val) {
-            endpoint = argv[++i];
-        } else if (strcmp(a, "--ca-file") == 0 && has_val) {
-            ca_file = argv[++i];
-        } else if (strcmp(a, "--cert") == 0 && has_val) {
-            cert_file = argv[++i];
-        } else if (strcmp(a, "--key") == 0 && has_val) {
-            key_file = argv[++i];
-        } else if (strcmp(a, "--name") == 0 && has_val) {
-            cert_name = argv[++i];
-        } else if (strcmp(a, "--force") == 0) {
-            force = true;
-        } else if (strcmp(a, "--config-id") == 0 && has_val) {
-            config_id = argv[++i];
-        } else if (strcmp(a, "--signature") == 0 && has_val) {
-            const char *v = argv[++i];
-            if (strcmp(v, "v1") == 0) {
-                sigver = SIGN_V1;
-            } else if (strcmp(v, "v3") == 0) {
-                sigver = SIGN_V3;
-            } else {
-                return cli_usage_error("--signature must be v1 or v3");
-            }
-        } else if (strcmp(a, "--timeout-ms") == 0 && has_val) {
-            char *end;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (*end != 0 || v == 0 || v > 600000) {
-                return cli_usage_error("--timeout-ms must be 1..600000");
-            }
-            limits.timeout_ms = (uint32_t)v;
-        } else if (strcmp(a, "--insecure") == 0) {
-            insecure = true;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1] == '-') {
-            return cli_usage_error("unknown or incomplete option %s\n%s", a, CALL_USAGE);
-        } else if (npos < CALL_MAX_POSITIONAL) {
-            pos[npos++] = a;
-        } else {
-            return cli_usage_error("too many arguments\n%s", CALL_USAGE);
-        }
-    }
+    cli_parsed_t cp;
+    int prc = cli_parse(&call_cmd, argc, argv, &cp);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    endpoint = cli_opt_str(&cp, "endpoint") ? cli_opt_str(&cp, "endpoint") : endpoint;
+    ca_file = cli_opt_str(&cp, "ca-file") ? cli_opt_str(&cp, "ca-file") : ca_file;
+    cert_file = cli_opt_str(&cp, "cert");
+    key_file = cli_opt_str(&cp, "key");
+    cert_name = cli_opt_str(&cp, "name");
+    config_id = cli_opt_str(&cp, "config-id");
+    force = cli_opt_given(&cp, "force");
+    insecure = cli_opt_given(&cp, "insecure");
+    json = cli_opt_given(&cp, "json");
+    limits.timeout_ms = cli_opt_num(&cp, "timeout-ms", limits.timeout_ms);
+    const char *sig = cli_opt_str(&cp, "signature");
+    if (sig && strcmp(sig, "v1") != 0 && strcmp(sig, "v3") != 0)
+        return cli_usage_error("call: --signature must be v1 or v3");
+    sigver = sig && strcmp(sig, "v1") == 0 ? SIGN_V1 : SIGN_V3;
+    npos = (int)cp.nargs;
+    for (i = 0; i < npos; i++)
+        pos[i] = cp.args[i];
     if (npos < 1) {
         return cli_usage_error("%s", CALL_USAGE);
     }

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -98,90 +99,83 @@ static void unlock_cb(void *ctx)
     cli_flash_unlock(ctx);
 }
 
-static int parse_number(const char *cmd, const char *opt, const char *text, uint32_t *out)
-{
-    char *end = NULL;
-    unsigned long v = strtoul(text, &end, 10);
-    if (!*text || *end || v == 0 || v > 3600000)
-        return cli_usage_error("%s: %s needs a number from 1 to 3600000", cmd, opt);
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* A numeric option into its field; returns 1 when a is not one. */
-static int number_option(deliver_opts_t *o, const char *cmd, const char *a, const char *v, int *rc)
-{
-    uint32_t n = 0;
-    static const char *const names[] = {"--timeout-ms",     "--max-wait",
-                                        "--rate",           "--backoff-base-ms",
-                                        "--backoff-cap-ms", "--warn-every",
-                                        "--max-attempts",   NULL};
-    int k = 0;
-    while (names[k] && strcmp(a, names[k]) != 0)
-        k++;
-    if (!names[k])
-        return 1;
-    *rc = parse_number(cmd, a, v, &n);
-    if (*rc)
-        return 0;
-    switch (k) {
-    case 0: o->timeout_ms = n; break;
-    case 1: o->max_wait_s = n; break;
-    case 2: o->rate_milli = n * 1000u, o->rate_given = 1; break;
-    case 3: o->base_ms = n, o->policy_given |= 1; break;
-    case 4: o->cap_ms = n, o->policy_given |= 2; break;
-    default: /* --max-attempts: its old name; nothing gives up any more */
-        o->warn_every = n > 65535 ? 65535 : n, o->policy_given |= 4;
-        break;
-    }
-    return 0;
-}
+/* sync and run take the same options. */
+static const cli_opt_t deliver_opts[] = {
+    {"endpoint", 0, CLI_OPT_STRING, "URL", 0, 0,
+     "the API endpoint (default: the image's, else " CLI_DEFAULT_ENDPOINT ")"},
+    {"ca-file", 0, CLI_OPT_STRING, "F", 0, 0,
+     "CA bundle to verify it (default: the image's, else " CLI_DEFAULT_CA ")"},
+    {"insecure", 0, CLI_OPT_FLAG, NULL, 0, 0, "no TLS verification (warns on every call)"},
+    {"credentials", 0, CLI_OPT_STRING, "auto|provisioned|env", 0, 0,
+     "whose credentials (default auto: the image's, the environment's without them)"},
+    {"signature", 0, CLI_OPT_STRING, "v1|v3", 0, 0,
+     "signature version (default: the image's, "
+     "else v3)"},
+    {"timeout-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_TIMEOUT_MS_MAX,
+     "one call's time limit (default 30000)"},
+    {"max-wait", 0, CLI_OPT_NUMBER, "S", 1, CLI_MAX_WAIT_S_MAX,
+     "sync: give up waiting for a back-off after S seconds (default 60)"},
+    {"rate", 0, CLI_OPT_NUMBER, "N", 1, CLI_RATE_MAX,
+     "calls per second at most (default: the image's, else 10)"},
+    {"backoff-base-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_BACKOFF_MS_MAX,
+     "first retry delay (default: the image's, else 1000)"},
+    {"backoff-cap-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_BACKOFF_MS_MAX,
+     "longest retry delay (default: the image's, else 300000)"},
+    {"warn-every", 0, CLI_OPT_NUMBER, "N", 1, 65535,
+     "a warning every N failed attempts of a change (default: the image's, else 20)"},
+    {"max-attempts", 0, CLI_OPT_NUMBER, "N", 1, 65535, "the old name of --warn-every"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t sync_cmd =
+    {"sync",
+     "",
+     "Deliver the queued changes until none is left (exit 0 only when all are "
+     "delivered).",
+     deliver_opts,
+     0,
+     0};
+static const cli_command_t run_cmd =
+    {"run",
+     "",
+     "The daemon: deliver changes as they come (SIGTERM stops; SIGHUP reloads the "
+     "settings, the CA bundle and the device key).",
+     deliver_opts,
+     0,
+     0};
 
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
 {
     queue_policy_t policy;
+    cli_parsed_t p;
     memset(o, 0, sizeof *o);
+    int rc = cli_parse(strcmp(cmd, "run") == 0 ? &run_cmd : &sync_cmd, argc, argv, &p);
+    if (rc != CLI_PARSE_OK)
+        return rc;
     queue_policy_default(&policy); /* the agent's defaults, not a copy of them */
-    o->sig = SIGN_V3;
-    o->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
-    o->max_wait_s = 60;
-    o->rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
-    o->base_ms = policy.base_ms;
-    o->cap_ms = policy.cap_ms;
-    o->warn_every = policy.warn_every;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc, rc = 0;
-        if (strcmp(a, "--endpoint") == 0 && has) {
-            o->endpoint = argv[++i];
-        } else if (strcmp(a, "--ca-file") == 0 && has) {
-            o->ca_file = argv[++i];
-        } else if (strcmp(a, "--insecure") == 0) {
-            o->insecure = 1;
-        } else if (strcmp(a, "--credentials") == 0 && has) {
-            o->credentials = argv[++i];
-            if (strcmp(o->credentials, "auto") != 0 && strcmp(o->credentials, "provisioned") != 0 &&
-                strcmp(o->credentials, "env") != 0)
-                return cli_usage_error("%s: --credentials must be auto, provisioned or env", cmd);
-        } else if (strcmp(a, "-v") == 0) {
-            o->verbose = 1;
-        } else if (strcmp(a, "--signature") == 0 && has) {
-            const char *s = argv[++i];
-            o->sig_given = 1;
-            if (strcmp(s, "v1") == 0)
-                o->sig = SIGN_V1;
-            else if (strcmp(s, "v3") == 0)
-                o->sig = SIGN_V3;
-            else
-                return cli_usage_error("%s: --signature must be v1 or v3", cmd);
-        } else if (has && number_option(o, cmd, a, argv[i + 1], &rc) == 0) {
-            if (rc)
-                return rc;
-            i++;
-        } else {
-            return cli_usage_error("%s: unknown or incomplete option %s", cmd, a);
-        }
-    }
+    o->endpoint = cli_opt_str(&p, "endpoint");
+    o->ca_file = cli_opt_str(&p, "ca-file");
+    o->insecure = cli_opt_given(&p, "insecure");
+    o->credentials = cli_opt_str(&p, "credentials");
+    if (o->credentials && strcmp(o->credentials, "auto") != 0 &&
+        strcmp(o->credentials, "provisioned") != 0 && strcmp(o->credentials, "env") != 0)
+        return cli_usage_error("%s: --credentials must be auto, provisioned or env", cmd);
+    const char *sig = cli_opt_str(&p, "signature");
+    o->sig_given = sig != NULL;
+    o->sig = sig && strcmp(sig, "v1") == 0 ? SIGN_V1 : SIGN_V3;
+    if (sig && strcmp(sig, "v1") != 0 && strcmp(sig, "v3") != 0)
+        return cli_usage_error("%s: --signature must be v1 or v3", cmd);
+    o->timeout_ms = cli_opt_num(&p, "timeout-ms", HTTP_DEFAULT_TIMEOUT_MS);
+    o->max_wait_s = cli_opt_num(&p, "max-wait", 60);
+    o->rate_given = cli_opt_given(&p, "rate");
+    o->rate_milli = o->rate_given ? cli_opt_num(&p, "rate", 0) * 1000u
+                                  : RETRY_DEFAULT_RATE_MILLI_PER_S;
+    o->base_ms = cli_opt_num(&p, "backoff-base-ms", policy.base_ms);
+    o->cap_ms = cli_opt_num(&p, "backoff-cap-ms", policy.cap_ms);
+    o->warn_every = cli_opt_num(&p, "warn-every",
+                                cli_opt_num(&p, "max-attempts", policy.warn_every));
+    o->policy_given = (cli_opt_given(&p, "backoff-base-ms") ? 1 : 0) |
+                      (cli_opt_given(&p, "backoff-cap-ms") ? 2 : 0) |
+                      (cli_opt_given(&p, "warn-every") || cli_opt_given(&p, "max-attempts") ? 4 : 0);
     return 0;
 }
 

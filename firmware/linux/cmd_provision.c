@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_flash.h"
 #include "port_posix.h"
 #include "vault.h"
@@ -524,31 +525,30 @@ static int write_image(const manifest_t *m, const char *out_path)
     return rc;
 }
 
+static const cli_opt_t provision_opts[] = {
+    {"base-dir", 0, CLI_OPT_STRING, "D", 0, 0,
+     "resolve the manifest's relative paths against D (default: the manifest's directory)"},
+    {"force", 0, CLI_OPT_FLAG, NULL, 0, 0, "replace an image that exists (default: refuse)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t provision_cmd =
+    {"provision",
+     "MANIFEST|-",
+     "Write a new device image (the global --flash is the output) from a JSON manifest ('-': "
+     "stdin; schema: tools/provision/README.md); the device key (--device-key, default: the "
+     "image's path + .key) is created if missing; secrets are sealed under it.",
+     provision_opts,
+     1,
+     1};
+
 int cmd_provision(int argc, char **argv, const cli_globals_t *g)
 {
-    const char *manifest = NULL, *base_dir = NULL;
-    int force = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--force") == 0)
-            force = 1;
-        else if (strcmp(argv[i], "--base-dir") == 0 && i + 1 < argc)
-            base_dir = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0) {
-            puts("usage: cdnagent --flash OUT [--device-key K] provision MANIFEST|- [--base-dir D] "
-                 "[--force]\n  writes a new device image OUT (refuses to replace one without "
-                 "--force);\n  the device key K (default OUT.key) is created if missing.\n"
-                 "  MANIFEST '-' reads stdin; relative paths are resolved against --base-dir\n"
-                 "  (default: the manifest's directory). Schema: tools/provision/README.md");
-            return CLI_EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1])
-            return cli_usage_error("provision: unknown option %s", argv[i]);
-        else if (!manifest)
-            manifest = argv[i];
-        else
-            return cli_usage_error("provision: one manifest at a time");
-    }
-    if (!manifest)
-        return cli_usage_error("usage: cdnagent --flash OUT provision MANIFEST");
+    cli_parsed_t p;
+    int prc = cli_parse(&provision_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    const char *manifest = p.args[0], *base_dir = cli_opt_str(&p, "base-dir");
+    int force = cli_opt_given(&p, "force");
     char *text = NULL;
     int big = 0;
     if (strcmp(manifest, "-") == 0) {
@@ -702,17 +702,26 @@ static void insp_sealed(void *arg, const char *key, uint32_t key_id, size_t len)
                                     : "sealed, does NOT open (tampered, or another device key)");
 }
 
+static const cli_opt_t inspect_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t inspect_cmd =
+    {"inspect",
+     "",
+     "What a device image holds: endpoint, AccessKeyId, retry policy, CA bundle, domains, "
+     "whether each sealed secret opens with the device key (secrets never shown). Only reads.",
+     inspect_opts,
+     0,
+     0};
+
 int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
 {
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else
-            return cli_usage_error("inspect: unknown argument %s (usage: cdnagent --flash F "
-                                   "inspect [--json])",
-                                   argv[i]);
-    }
+    cli_parsed_t p;
+    int prc = cli_parse(&inspect_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    int json = cli_opt_given(&p, "json");
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
@@ -780,10 +789,21 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
 
 /* ------------------------------------------------- rotate-device-key -- */
 
+static const cli_command_t rotate_cmd =
+    {"rotate-device-key",
+     "",
+     "Re-seal every secret of the image under a new device key, which then replaces the old "
+     "key file (an interrupted rotation is finished by running it again).",
+     NULL,
+     0,
+     0};
+
 int cmd_rotate_key(int argc, char **argv, const cli_globals_t *g)
 {
-    if (argc > 1)
-        return cli_usage_error("rotate-device-key takes no arguments (got '%s')", argv[1]);
+    cli_parsed_t p;
+    int prc = cli_parse(&rotate_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
     uint8_t old_key[32], new_key[32];
     uint32_t old_id, new_id;
     char next[4096];

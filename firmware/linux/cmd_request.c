@@ -3,6 +3,7 @@
  * the `call` commands. */
 #include "cdnapi.h"
 #include "cli.h"
+#include "cli_opts.h"
 #include "sign.h"
 
 #include <stdio.h>
@@ -12,18 +13,33 @@
 #include "mbedtls/platform_util.h"
 
 
-static void request_usage(FILE *out)
-{
-    fputs("usage: cdnagent request ACTION Name=Value... [--signature v1|v3] [--method GET|POST]\n"
-          "       [--timestamp YYYY-MM-DDThh:mm:ssZ] [--nonce HEX] [--endpoint https://host[:port]]\n"
-          "       [--api-version V] [--access-key-id ID] [--access-key-secret SECRET]\n"
-          "       [--credentials-provider static_ak] --dry-run\n"
-          "Name=@file reads the value from a file. Credentials default to\n"
-          "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET / ALIBABA_CLOUD_SECURITY_TOKEN.\n"
-          "Defaults: signature v3; method POST for v3 (as @alicloud/cdn20180510), GET for v1\n"
-          "(as @alicloud/pop-core).\n",
-          out);
-}
+static const cli_opt_t request_opts[] = {
+    {"dry-run", 0, CLI_OPT_FLAG, NULL, 0, 0, "print the signed request (required: nothing is sent)"},
+    {"signature", 0, CLI_OPT_STRING, "v1|v3", 0, 0, "signature version (default v3)"},
+    {"method", 0, CLI_OPT_STRING, "GET|POST", 0, 0,
+     "HTTP method (default POST for v3, as @alicloud/cdn20180510; GET for v1, as pop-core)"},
+    {"timestamp", 0, CLI_OPT_STRING, "YYYY-MM-DDThh:mm:ssZ", 0, 0, "fixed time (default now)"},
+    {"nonce", 0, CLI_OPT_STRING, "HEX", 0, 0, "fixed SignatureNonce (default random)"},
+    {"endpoint", 0, CLI_OPT_STRING, "URL", 0, 0,
+     "https://host[:port] (default " CLI_DEFAULT_ENDPOINT ")"},
+    {"api-version", 0, CLI_OPT_STRING, "V", 0, 0, "API version (default 2018-05-10)"},
+    {"access-key-id", 0, CLI_OPT_STRING, "ID", 0, 0,
+     "AccessKeyId (default $ALIBABA_CLOUD_ACCESS_KEY_ID)"},
+    {"access-key-secret", 0, CLI_OPT_STRING, "SECRET", 0, 0,
+     "AccessKeySecret (default $ALIBABA_CLOUD_ACCESS_KEY_SECRET)"},
+    {"credentials-provider", 0, CLI_OPT_STRING, "static_ak", 0, 0,
+     "how credentials are found (only static_ak)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t request_cmd =
+    {"request",
+     "ACTION Name=Value...",
+     "Build a signed OpenAPI request and print it (--dry-run). Name=@file reads the value from a "
+     "file. Credentials default to ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET "
+     "/ ALIBABA_CLOUD_SECURITY_TOKEN.",
+     request_opts,
+     1,
+     1 + SIGN_MAX_PARAMS};
 
 /* Read a whole file, bounded by the signer's value limit. */
 static char *read_value_file(const char *path, size_t *len)
@@ -69,54 +85,29 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
     sign_status_t st;
     (void)g;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] == '-' && a[1] == '-') {
-            const char **slot = NULL;
-            if (strcmp(a, "--dry-run") == 0) {
-                dry_run = 1;
-                continue;
-            }
-            if (strcmp(a, "--help") == 0) {
-                request_usage(stdout);
-                rc = CLI_EXIT_OK;
-                goto done;
-            }
-            if (strcmp(a, "--signature") == 0 || strcmp(a, "--method") == 0 ||
-                strcmp(a, "--timestamp") == 0 || strcmp(a, "--nonce") == 0 ||
-                strcmp(a, "--endpoint") == 0 || strcmp(a, "--access-key-id") == 0 ||
-                strcmp(a, "--access-key-secret") == 0 || strcmp(a, "--api-version") == 0 ||
-                strcmp(a, "--credentials-provider") == 0) {
-                if (i + 1 >= argc) {
-                    cli_usage_error("request: %s needs a value", a);
-                    goto done;
-                }
-                if (strcmp(a, "--signature") == 0) {
-                    const char *v = argv[++i];
-                    if (strcmp(v, "v1") == 0 || strcmp(v, "V1") == 0) {
-                        version = SIGN_V1;
-                    } else if (strcmp(v, "v3") == 0 || strcmp(v, "V3") == 0) {
-                        version = SIGN_V3;
-                    } else {
-                        cli_usage_error("request: --signature must be v1 or v3, not '%s'", v);
-                        goto done;
-                    }
-                    continue;
-                }
-                slot = strcmp(a, "--method") == 0                 ? &method_opt
-                       : strcmp(a, "--timestamp") == 0            ? &timestamp
-                       : strcmp(a, "--nonce") == 0                ? &nonce
-                       : strcmp(a, "--endpoint") == 0             ? &endpoint
-                       : strcmp(a, "--access-key-id") == 0        ? &key_id
-                       : strcmp(a, "--api-version") == 0          ? &api_version
-                       : strcmp(a, "--credentials-provider") == 0 ? &provider
-                                                                  : &secret;
-                *slot = argv[++i];
-                continue;
-            }
-            cli_usage_error("request: unknown option '%s' (see cdnagent request --help)", a);
-            goto done;
-        }
+    cli_parsed_t p;
+    rc = cli_parse(&request_cmd, argc, argv, &p);
+    if (rc != CLI_PARSE_OK)
+        goto done;
+    rc = CLI_EXIT_USAGE;
+    dry_run = cli_opt_given(&p, "dry-run");
+    const char *sig = cli_opt_str(&p, "signature");
+    if (sig && (strcmp(sig, "v1") == 0 || strcmp(sig, "V1") == 0)) {
+        version = SIGN_V1;
+    } else if (sig && strcmp(sig, "v3") != 0 && strcmp(sig, "V3") != 0) {
+        cli_usage_error("request: --signature must be v1 or v3, not '%s'", sig);
+        goto done;
+    }
+    method_opt = cli_opt_str(&p, "method");
+    timestamp = cli_opt_str(&p, "timestamp");
+    nonce = cli_opt_str(&p, "nonce");
+    endpoint = cli_opt_str(&p, "endpoint") ? cli_opt_str(&p, "endpoint") : endpoint;
+    key_id = cli_opt_str(&p, "access-key-id") ? cli_opt_str(&p, "access-key-id") : key_id;
+    secret = cli_opt_str(&p, "access-key-secret") ? cli_opt_str(&p, "access-key-secret") : secret;
+    api_version = cli_opt_str(&p, "api-version");
+    provider = cli_opt_str(&p, "credentials-provider");
+    for (unsigned i = 0; i < p.nargs; i++) {
+        const char *a = p.args[i];
         if (!action) {
             if (strchr(a, '=') || a[0] == '\0') {
                 cli_usage_error("request: first argument must be the ACTION, not '%s'", a);

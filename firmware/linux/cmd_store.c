@@ -1,6 +1,7 @@
 /* cdnagent fsck and format: the health of the device's config store, and a
  * new image of a chosen geometry. */
 #include "cli.h"
+#include "cli_opts.h"
 #include "cli_flash.h"
 
 #include <errno.h>
@@ -8,20 +9,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const cli_opt_t fsck_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t fsck_cmd =
+    {"fsck",
+     "",
+     "Re-read and CRC-check every record of the config store (only reads: works on a read-only "
+     "image). Exit status: 0 clean, 1 damage found, 2 cannot open or no store.",
+     fsck_opts,
+     0,
+     0};
+
 int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
 {
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            puts("usage: cdnagent [--flash PATH] fsck [--json]\n"
-                 "Re-reads and CRC-checks every record of the config store (read-only).\n"
-                 "Exit status: 0 clean, 1 damage found, 2 cannot open or no store.");
-            return CLI_EXIT_OK;
-        } else
-            return cli_usage_error("fsck: unknown argument '%s'", argv[i]);
-    }
+    cli_parsed_t p;
+    int prc = cli_parse(&fsck_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    int json = cli_opt_given(&p, "json");
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
@@ -79,51 +86,35 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
 
 /* One "--name N" option of format: a decimal within [lo, hi], a power of two
  * when pow2. 0 on success; prints the problem and its fix otherwise. */
-static int parse_geometry_arg(const char *name, const char *v, uint32_t lo, uint32_t hi, int pow2,
-                              uint32_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long n = v ? strtoul(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || v[0] == '-' || n < lo || n > hi || (pow2 && (n & (n - 1)))) {
-        cli_usage_error("format: %s needs %s from %u to %u (got '%s')", name,
-                        pow2 ? "a power of two" : "a whole number", lo, hi, v ? v : "nothing");
-        return -1;
-    }
-    *out = (uint32_t)n;
-    return 0;
-}
+static const cli_opt_t format_opts[] = {
+    {"sectors", 0, CLI_OPT_NUMBER, "N", 3, STORE_SECTORS_MAX,
+     "sectors (default 64: 256 KB, about 1,500 queued header rules; 1024: 4 MB, about 24,000)"},
+    {"sector-size", 0, CLI_OPT_NUMBER, "B", 512, 65536, "erase unit, a power of two (default 4096)"},
+    {"write-size", 0, CLI_OPT_NUMBER, "W", 1, 32, "program unit: 1, 2, 4, 8, 16 or 32 (default 8)"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+static const cli_command_t format_cmd =
+    {"format",
+     "",
+     "Create an empty, formatted image at the global --flash path (never overwrites one). "
+     "provision takes the same geometry from the manifest's \"flash\" object.",
+     format_opts,
+     0,
+     0};
 
 int cmd_format(int argc, char **argv, const cli_globals_t *g)
 {
-    cli_flash_geometry_t geo = {CLI_FLASH_SECTOR_SIZE, CLI_FLASH_SECTOR_COUNT, CLI_FLASH_WRITE_SIZE};
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (strcmp(argv[i], "--sectors") == 0)
-            rc = parse_geometry_arg("--sectors", v, 3, STORE_SECTORS_MAX, 0, &geo.sector_count);
-        else if (strcmp(argv[i], "--sector-size") == 0)
-            rc = parse_geometry_arg("--sector-size", v, 512, 65536, 1, &geo.sector_size);
-        else if (strcmp(argv[i], "--write-size") == 0)
-            rc = parse_geometry_arg("--write-size", v, 1, 32, 1, &geo.write_size);
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            puts("usage: cdnagent [--flash PATH] format [--sectors N] [--sector-size B] "
-                 "[--write-size W]\n"
-                 "Creates an empty, formatted image at PATH (never overwrites one).\n"
-                 "  --sectors N      3..4096 sectors (default 64)\n"
-                 "  --sector-size B  erase unit, a power of two 512..65536 (default 4096)\n"
-                 "  --write-size W   program unit, 1, 2, 4, 8, 16 or 32 (default 8)\n"
-                 "The default 256 KB holds about 1,500 queued header rules; a gateway with\n"
-                 "many domains takes e.g. --sectors 1024 (4 MB, about 24,000).\n"
-                 "provision takes the same geometry from the manifest's \"flash\" object.");
-            return CLI_EXIT_OK;
-        } else
-            return cli_usage_error("format: unknown argument '%s' (see 'cdnagent format --help')",
-                                   argv[i]);
-        if (rc != 0)
-            return CLI_EXIT_USAGE;
-        i++;
-    }
+    cli_parsed_t p;
+    int prc = cli_parse(&format_cmd, argc, argv, &p);
+    if (prc != CLI_PARSE_OK)
+        return prc;
+    cli_flash_geometry_t geo = {cli_opt_num(&p, "sector-size", CLI_FLASH_SECTOR_SIZE),
+                                cli_opt_num(&p, "sectors", CLI_FLASH_SECTOR_COUNT),
+                                cli_opt_num(&p, "write-size", CLI_FLASH_WRITE_SIZE)};
+    if ((geo.sector_size & (geo.sector_size - 1)) || (geo.write_size & (geo.write_size - 1)))
+        return cli_usage_error("format: --sector-size and --write-size must be powers of two "
+                               "(got %u and %u)",
+                               geo.sector_size, geo.write_size);
     if (geo.sector_size % geo.write_size)
         return cli_usage_error("format: --sector-size must be a multiple of --write-size");
     cli_flash_t f;

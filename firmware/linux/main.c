@@ -1,5 +1,6 @@
 /* cdnagent — command-line entry point: global options, then a subcommand. */
 #include "cli.h"
+#include "cli_opts.h"
 #include "agent.h"
 #include "port.h"
 #include "port_posix.h"
@@ -20,13 +21,14 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"version", cmd_version, "print the version"},
+    {"help", NULL, "help [COMMAND]: this list, or a command's options with their defaults"},
     {"request", cmd_request, "build a signed OpenAPI request (--dry-run prints it)"},
     {"header", cmd_header, "desired back-to-origin headers: set DOMAIN KEY VALUE | rm DOMAIN KEY | list [DOMAIN]"},
     {"cert", cmd_cert, "desired HTTPS certificate: set DOMAIN --cert F --key F [--name N] | off DOMAIN | show DOMAIN"},
     {"status", cmd_status, "per domain: desired vs delivered, queue entries, last errors [--json]"},
     {"queue", cmd_queue, "the retry queue [--json]; queue retry [DOMAIN [KEY]] asks again for failed or blocked changes"},
-    {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered); options: --endpoint URL --ca-file F --insecure --credentials auto|provisioned|env --signature v1|v3 --timeout-ms N --max-wait S --rate N --backoff-base-ms N --backoff-cap-ms N --warn-every N -v"},
-    {"run", cmd_run, "daemon: deliver changes as they come (SIGTERM stops; SIGHUP, new settings, CA or device key reload); options as sync"},
+    {"sync", cmd_sync, "deliver queued changes until done (exit 0 only when all delivered)"},
+    {"run", cmd_run, "daemon: deliver changes as they come (SIGTERM stops; SIGHUP, new settings, CA or device key reload)"},
     {"provision", cmd_provision, "write a device image from a JSON manifest: provision MANIFEST (then --flash is the output)"},
     {"inspect", cmd_inspect, "what a device holds (secrets redacted) [--json]"},
     {"rotate-device-key", cmd_rotate_key, "re-seal every secret under a new device key"},
@@ -47,12 +49,15 @@ int cli_usage_error(const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+static const cli_command_t version_cmd = {"version", "", "Print the version.", NULL, 0, 0};
+
 static int cmd_version(int argc, char **argv, const cli_globals_t *g)
 {
-    (void)argv;
+    cli_parsed_t p;
     (void)g;
-    if (argc > 1)
-        return cli_usage_error("version takes no arguments");
+    int rc = cli_parse(&version_cmd, argc, argv, &p);
+    if (rc != CLI_PARSE_OK)
+        return rc;
     puts("cdnagent " CDNAGENT_VERSION);
     return CLI_EXIT_OK;
 }
@@ -60,55 +65,124 @@ static int cmd_version(int argc, char **argv, const cli_globals_t *g)
 static void print_help(FILE *out)
 {
     size_t i;
-    fputs("usage: cdnagent [--flash PATH] [--device-key PATH] [-v] COMMAND [ARGS...]\n\ncommands:\n",
-          out);
+    fputs("usage: cdnagent [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS...]\n\ncommands:\n", out);
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nrun 'cdnagent COMMAND --help' for a command's options\n", out);
+    fputs("\nglobal options (before or after the command):\n"
+          "  --flash PATH        the device image (default " CLI_DEFAULT_FLASH ")\n"
+          "  --device-key PATH   the device key (default: the image's path + .key)\n"
+          "  -v, --verbose       more detail on stderr\n"
+          "  -h, --help          this help;  --version: the version\n"
+          "\n'cdnagent help COMMAND' or 'cdnagent COMMAND --help': a command's options, with "
+          "their defaults\n",
+          out);
+}
+
+/* A global option at argv[i] (--flash P, --flash=P, --device-key P,
+ * --device-key=P, -v, --verbose): how many words it takes (1 or 2), 0 when
+ * argv[i] is none, -1 when its value is missing. */
+static int global_option(int argc, char **argv, int i, cli_globals_t *g)
+{
+    static const char *const valued[] = {"--flash", "--device-key"};
+    const char *a = argv[i];
+    if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+        g->verbose = 1;
+        return 1;
+    }
+    for (int k = 0; k < 2; k++) {
+        size_t n = strlen(valued[k]);
+        const char **dst = k == 0 ? &g->flash_path : &g->device_key_path;
+        if (strncmp(a, valued[k], n) == 0 && a[n] == '=') {
+            *dst = a + n + 1;
+            return 1;
+        }
+        if (strcmp(a, valued[k]) == 0) {
+            if (i + 1 >= argc)
+                return -1;
+            *dst = argv[i + 1];
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Take the global options out of argv, wherever they are before "--";
+ * argc is updated. Returns 0, or CLI_EXIT_USAGE (said). */
+static int take_globals(int *argc, char **argv, cli_globals_t *g)
+{
+    int out = 1;
+    for (int i = 1; i < *argc;) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        int n = global_option(*argc, argv, i, g);
+        if (n < 0)
+            return cli_usage_error("%s needs a path", argv[i]);
+        if (n == 0)
+            argv[out++] = argv[i++];
+        else
+            i += n;
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+static int run_command(int argc, char **argv, cli_globals_t *g)
+{
+    static char key_path[4096];
+    port_log_set_level(g->verbose ? PORT_LOG_DEBUG : PORT_LOG_INFO);
+    /* The device key lives beside the image, never inside it. */
+    if (!g->device_key_path) {
+        if (snprintf(key_path, sizeof key_path, "%s.key", g->flash_path) >= (int)sizeof key_path)
+            return cli_usage_error("--flash path too long");
+        g->device_key_path = key_path;
+    }
+    port_posix_set_device_key_path(g->device_key_path);
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+        if (strcmp(argv[0], commands[c].name) == 0) {
+            if (commands[c].fn == NULL) { /* help help */
+                print_help(stdout);
+                return CLI_EXIT_OK;
+            }
+            int rc = commands[c].fn(argc, argv, g);
+            return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+        }
+    }
+    return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[0]);
 }
 
 int main(int argc, char **argv)
 {
     cli_globals_t g = {CLI_DEFAULT_FLASH, 0, NULL};
-    static char key_path[4096];
-    int i = 1;
-    size_t c;
-
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--flash") == 0) {
-            if (++i >= argc)
-                return cli_usage_error("--flash needs a path");
-            g.flash_path = argv[i];
-        } else if (strcmp(argv[i], "--device-key") == 0) {
-            if (++i >= argc)
-                return cli_usage_error("--device-key needs a path");
-            g.device_key_path = argv[i];
-        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
-            g.verbose = 1;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            print_help(stdout);
-            return CLI_EXIT_OK;
-        } else {
-            return cli_usage_error("unknown option '%s' (see cdnagent --help)", argv[i]);
-        }
-    }
-    if (i >= argc) {
+    if (take_globals(&argc, argv, &g) != 0)
+        return CLI_EXIT_USAGE;
+    if (argc < 2) {
         print_help(stderr);
         return CLI_EXIT_USAGE;
     }
-    port_log_set_level(g.verbose ? PORT_LOG_DEBUG : PORT_LOG_INFO);
-    /* The device key lives beside the image, never inside it. */
-    if (!g.device_key_path) {
-        if (snprintf(key_path, sizeof key_path, "%s.key", g.flash_path) >= (int)sizeof key_path)
-            return cli_usage_error("--flash path too long");
-        g.device_key_path = key_path;
+    const char *first = argv[1];
+    if (strcmp(first, "-h") == 0 || strcmp(first, "--help") == 0) {
+        print_help(stdout);
+        return CLI_EXIT_OK;
     }
-    port_posix_set_device_key_path(g.device_key_path);
-    for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
-        if (strcmp(argv[i], commands[c].name) == 0)
-            return commands[c].fn(argc - i, argv + i, &g);
+    if (strcmp(first, "--version") == 0) {
+        puts("cdnagent " CDNAGENT_VERSION);
+        return CLI_EXIT_OK;
     }
-    return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[i]);
+    if (strcmp(first, "help") == 0) {
+        if (argc == 2) {
+            print_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return run_command(2, help_argv, &g);
+    }
+    if (first[0] == '-')
+        return cli_usage_error("unknown option '%s' (see cdnagent --help)", first);
+    return run_command(argc - 1, argv + 1, &g);
 }
 
 typedef struct {
