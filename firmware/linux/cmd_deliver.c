@@ -528,7 +528,8 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     cli_flash_t f;
     deliverer_t *d;
     config_stamp_t was, now;
-    int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_CREATE, &o, &f, &d);
+    /* an image that does not exist is a typo, not a device to start empty */
+    int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_OPEN_EXISTING, &o, &f, &d);
     if (rc)
         return rc;
     run_signals();
