@@ -291,9 +291,9 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
 
 /* ------------------------------------------------------- queue/status -- */
 
-static void print_queue_json(FILE *out, const queue_entry_t *q, uint64_t now)
+static void print_queue_fields(FILE *out, const queue_entry_t *q, uint64_t now)
 {
-    fprintf(out, "{\"target\":\"%s\",\"seq\":%u,\"state\":\"%s\",\"attempts\":%u,", q->target,
+    fprintf(out, "\"target\":\"%s\",\"seq\":%u,\"state\":\"%s\",\"attempts\":%u,", q->target,
             q->seq, queue_state_str(q->state), q->attempts);
     long long next = q->state == QUEUE_BACKOFF && q->next_try_ms > now
                          ? (long long)(q->next_try_ms - now)
@@ -302,6 +302,12 @@ static void print_queue_json(FILE *out, const queue_entry_t *q, uint64_t now)
     cli_json_str(out, q->code);
     fputs(",\"message\":", out);
     cli_json_str(out, q->message);
+}
+
+static void print_queue_json(FILE *out, const queue_entry_t *q, uint64_t now)
+{
+    fputc('{', out);
+    print_queue_fields(out, q, now);
     fputc('}', out);
 }
 
@@ -481,20 +487,86 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
     return ar == AGENT_OK && c.failed == 0 && c.blocked == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
+
+/* What a queue entry is about, by its store target: "cdn.example.com",
+ * "header X-Key" (the queue itself knows only the target). */
+typedef struct {
+    char target[QUEUE_TARGET_MAX + 1];
+    char domain[AGENT_DOMAIN_MAX + 1];
+    char what[CDNAPI_MAX_KEY_LEN + 8];
+} queue_label_t;
+
+typedef struct {
+    queue_label_t *v;
+    size_t n, cap;
+    int oom;
+} label_set_t;
+
+static void label_add(label_set_t *l, const queue_entry_t *q, const char *domain, const char *what,
+                      const char *key)
+{
+    if (!q || l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        queue_label_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = 1; /* the queue is printed with bare targets */
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    queue_label_t *e = &l->v[l->n++];
+    snprintf(e->target, sizeof e->target, "%s", q->target);
+    snprintf(e->domain, sizeof e->domain, "%s", domain);
+    snprintf(e->what, sizeof e->what, "%s%s%s", what, key ? " " : "", key ? key : "");
+}
+
+static void label_header_cb(void *arg, const agent_header_view_t *h)
+{
+    label_add(arg, h->queue, h->domain, "header", h->key);
+}
+
+static void label_cert_cb(void *arg, const agent_cert_view_t *v)
+{
+    label_add(arg, v->queue, v->domain, "certificate", NULL);
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+    return strcmp(((const queue_label_t *)a)->target, ((const queue_label_t *)b)->target);
+}
+
+static const queue_label_t *label_of(const label_set_t *l, const char *target)
+{
+    queue_label_t key;
+    snprintf(key.target, sizeof key.target, "%s", target);
+    return l->n ? bsearch(&key, l->v, l->n, sizeof *l->v, label_cmp) : NULL;
+}
+
 typedef struct {
     int json, n;
     uint64_t now;
+    const label_set_t *labels;
 } qctx_t;
 
 static bool queue_print_cb(void *arg, const queue_entry_t *e)
 {
     qctx_t *c = arg;
+    const queue_label_t *lb = label_of(c->labels, e->target);
     if (c->json) {
         if (c->n)
             putchar(',');
-        print_queue_json(stdout, e, c->now);
+        fputs("{\"domain\":", stdout);
+        cli_json_str(stdout, lb ? lb->domain : "");
+        fputs(",\"what\":", stdout);
+        cli_json_str(stdout, lb ? lb->what : "");
+        putchar(',');
+        print_queue_fields(stdout, e, c->now);
+        putchar('}');
     } else {
-        printf("%-12s #%-5u ", e->target, e->seq);
+        printf("#%-5u %s %s  ", e->seq, lb ? lb->domain : e->target, lb ? lb->what : "");
         print_queue_text(stdout, e, c->now);
         putchar('\n');
     }
@@ -506,7 +578,8 @@ static const char QUEUE_USAGE[] = "usage: cdnagent queue [--json] | queue retry 
 static const cli_command_t queue_cmd =
     {"queue",
      "[retry [DOMAIN [KEY]]]",
-     "The retry queue, oldest first (only reads: works on a read-only image); queue retry asks "
+     "The retry queue: each change with its domain, header, state and last error (only reads: "
+     "works on a read-only image); queue retry asks "
      "again for failed and blocked changes, all or a domain's or one header's.",
      json_only_opts,
      0,
@@ -548,7 +621,8 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
 
 int cmd_queue(int argc, char **argv, const cli_globals_t *g)
 {
-    qctx_t c = {0, 0, port_monotonic_ms()};
+    label_set_t labels = {NULL, 0, 0, 0};
+    qctx_t c = {0, 0, port_monotonic_ms(), &labels};
     cli_parsed_t p;
     int prc = cli_parse(&queue_cmd, argc, argv, &p);
     if (prc != CLI_PARSE_OK)
@@ -563,6 +637,10 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
         return CLI_EXIT_USAGE;
+    agent_visitor_t lv = {label_header_cb, label_cert_cb, &labels};
+    if (agent_visit(&f.store, NULL, &lv) != AGENT_OK || labels.oom)
+        labels.n = 0; /* the entries are still listed, by their store target */
+    qsort(labels.v, labels.n, sizeof *labels.v, label_cmp);
     if (c.json)
         putchar('[');
     store_status_t rc = queue_foreach(&f.store, queue_print_cb, &c);
@@ -570,6 +648,7 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
         puts("]");
     else if (c.n == 0)
         puts("(queue empty)");
+    free(labels.v);
     cli_flash_close(&f);
     if (rc != STORE_OK)
         fprintf(stderr, "cdnagent: queue: the store cannot be read: %s\n", store_status_str(rc));
