@@ -60,6 +60,15 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st);
 #define CLI_RATE_MAX 100000u        /* calls per second */
 #define CLI_BACKOFF_MS_MAX 3600000u /* retry delays: an hour */
 
+/* One line of run's or sync's account on out (stdout: results; stderr:
+ * the log), with the priority journald reads when out is the journal and a
+ * timestamp when it is a terminal (port_posix_log_prefix). */
+void cli_say(FILE *out, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...)
 #if defined(__GNUC__)

@@ -50,44 +50,45 @@ static void on_hup(int sig)
     got_hup = 1;
 }
 
-static void print_retry(const agent_event_t *ev, int verbose)
+/* Every retry is a warning with its reason and back-off: a daemon that
+ * retries in silence looks healthy when it is not. */
+static void print_retry(const agent_event_t *ev)
 {
-    if (verbose)
-        fprintf(stderr, "retry     %s %s: %s %s (attempt %u, next in %.1f s)\n", ev->domain,
-                ev->what, ev->detail, ev->message, ev->attempts, ev->retry_in_ms / 1000.0);
-    else if (ev->warn)
-        fprintf(stderr,
+    cli_say(stderr, PORT_LOG_WARN, "retry     %s %s: %s %s (attempt %u, next in %.1f s)",
+            ev->domain, ev->what, ev->detail, ev->message, ev->attempts, ev->retry_in_ms / 1000.0);
+    if (ev->warn)
+        cli_say(stderr, PORT_LOG_WARN,
                 "cdnagent: warning: %s %s: still not delivered after %u attempts: %s: %s "
-                "(retrying; next in %.1f s)\n",
+                "(retrying; next in %.1f s)",
                 ev->domain, ev->what, ev->attempts, ev->detail, ev->message,
                 ev->retry_in_ms / 1000.0);
 }
 
 static void event_cb(void *ctx, const agent_event_t *ev)
 {
-    const deliver_opts_t *o = ctx;
+    (void)ctx;
     const char *rid = ev->request_id[0] ? ev->request_id : "-";
     switch (ev->kind) {
     case AGENT_EV_DELIVERED:
-        printf("delivered %s %s: %s\n", ev->domain, ev->what, ev->detail);
+        cli_say(stdout, PORT_LOG_INFO, "delivered %s %s: %s", ev->domain, ev->what, ev->detail);
         break;
-    case AGENT_EV_RETRY: print_retry(ev, o->verbose); return;
+    case AGENT_EV_RETRY: print_retry(ev); break;
     case AGENT_EV_FAILED:
-        printf("failed    %s %s: error: %s: %s (RequestId %s)\n", ev->domain, ev->what, ev->detail,
-               ev->message, rid);
+        cli_say(stdout, PORT_LOG_ERROR, "failed    %s %s: error: %s: %s (RequestId %s)", ev->domain,
+                ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_BLOCKED:
-        printf("blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
-               "(credentials, CA bundle, endpoint, device key): it is tried again when the "
-               "configuration changes, on SIGHUP, or by the next sync\n",
-               ev->domain, ev->what, ev->detail, ev->message, rid);
+        cli_say(stdout, PORT_LOG_ERROR,
+                "blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
+                "(credentials, CA bundle, endpoint, device key): it is tried again when the "
+                "configuration changes, on SIGHUP, or by the next sync",
+                ev->domain, ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_STORE:
-        fprintf(stderr, "cdnagent: store error %s: %s; delivery paused for %.1f s\n", ev->message,
-                ev->detail, ev->retry_in_ms / 1000.0);
-        return;
+        cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s",
+                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
+        break;
     }
-    fflush(stdout);
 }
 
 static store_status_t lock_cb(void *ctx)
@@ -259,7 +260,7 @@ static int pick_credentials(deliverer_t *d, const deliver_opts_t *o, agent_confi
                                use_env ? "set ALIBABA_CLOUD_ACCESS_KEY_ID and "
                                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or provision the device"
                                        : "the image's provisioned credentials are empty");
-    fprintf(stderr, "cdnagent: %s: credentials: %s, AccessKeyId %s%s\n", cmd,
+    cli_say(stderr, PORT_LOG_INFO, "cdnagent: %s: credentials: %s, AccessKeyId %s%s", cmd,
             use_env ? "environment (ALIBABA_CLOUD_*)" : "provisioned in the image",
             cfg->credentials.access_key_id,
             !use_env && env_has ? " (the environment's ALIBABA_CLOUD_* are not used: "
@@ -500,15 +501,15 @@ static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const
     int rc = deliverer_open(&fresh, f, o, "run");
     cli_flash_unlock(f);
     if (rc || !fresh) {
-        fprintf(stderr,
+        cli_say(stderr, PORT_LOG_ERROR,
                 "cdnagent: run: %s: the new configuration does not load (see above); "
-                "keeping the one in use\n",
+                "keeping the one in use",
                 why);
         return;
     }
     deliverer_close(*d);
     *d = fresh;
-    fprintf(stderr, "cdnagent: run: reloaded (%s)\n", why);
+    cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: reloaded (%s)", why);
 }
 
 static void run_signals(void)
@@ -533,8 +534,8 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     if (rc)
         return rc;
     run_signals();
-    fprintf(stderr, "cdnagent: run: delivering from %s to %s (pid %ld)\n", g->flash_path,
-            d->endpoint, (long)getpid());
+    cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: delivering from %s to %s (pid %ld)",
+            g->flash_path, d->endpoint, (long)getpid());
     int have_stamp = config_stamp(&f, d, g, &was) == 0;
     uint64_t next_check = port_monotonic_ms() + RUN_IDLE_CHECK_MS;
     while (!got_term) {
@@ -561,6 +562,6 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     }
     deliverer_close(d);
     cli_flash_close(&f);
-    fprintf(stderr, "cdnagent: run: stopped\n");
+    cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: stopped");
     return CLI_EXIT_OK;
 }

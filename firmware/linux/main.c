@@ -38,6 +38,18 @@ static const struct {
 };
 /* clang-format on */
 
+void cli_say(FILE *out, int level, const char *fmt, ...)
+{
+    char prefix[32];
+    va_list ap;
+    fputs(port_posix_log_prefix(fileno(out), (port_log_level_t)level, prefix, sizeof prefix), out);
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+    fflush(out);
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 uint64_t port_monotonic_ms(void)
 {
@@ -65,14 +67,43 @@ void port_log_set_level(port_log_level_t threshold)
     log_threshold = threshold;
 }
 
+/* Is fd the journal? JOURNAL_STREAM is "DEVICE:INODE" of the stream systemd
+ * connected; a process whose fd was redirected elsewhere must not claim it. */
+static int is_journal(int fd)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev = 0, ino = 0;
+    struct stat sb;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(fd, &sb) != 0)
+        return 0;
+    return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
+const char *port_posix_log_prefix(int fd, port_log_level_t level, char *buf, size_t cap)
+{
+    static const int syslog_priority[] = {3, 4, 6, 7}; /* err, warning, info, debug */
+    buf[0] = '\0';
+    if (is_journal(fd)) {
+        snprintf(buf, cap, "<%d>", syslog_priority[(unsigned)level < 4 ? (unsigned)level : 3]);
+    } else if (isatty(fd)) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm) != NULL)
+            strftime(buf, cap, "%Y-%m-%d %H:%M:%S ", &tm);
+    }
+    return buf;
+}
+
 void port_log(port_log_level_t level, const char *component, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
+    char prefix[32];
     va_list ap;
     if (level > log_threshold)
         return;
-    fprintf(stderr, "cdnagent[%s] %s: ", component ? component : "-",
-            names[(unsigned)level < 4 ? (unsigned)level : 3]);
+    fprintf(stderr, "%scdnagent[%s] %s: ",
+            port_posix_log_prefix(STDERR_FILENO, level, prefix, sizeof prefix),
+            component ? component : "-", names[(unsigned)level < 4 ? (unsigned)level : 3]);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

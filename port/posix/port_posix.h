@@ -22,6 +22,15 @@
  * (program only clears bits; alignment). Returns PORT_OK, PORT_ERR_ARG
  * (bad geometry / size), PORT_ERR_IO (cannot open). Close with
  * port_flash_file_close. */
+/* How a log line written to fd starts, by what fd is: the journal (systemd's
+ * JOURNAL_STREAM names fd's device and inode) gets the sd-daemon priority
+ * prefix "<3>" (error), "<4>" (warning), "<6>" (info), "<7>" (debug), which
+ * journald turns into the line's priority; a terminal gets a local
+ * timestamp "2026-11-30 14:02:07 "; anything else (a pipe, a file) nothing,
+ * so scripts read the same lines as before. Writes the prefix into buf
+ * (cap bytes, at least 32) and returns it. */
+const char *port_posix_log_prefix(int fd, port_log_level_t level, char *buf, size_t cap);
+
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create);
 /* The same on an existing image opened read-only (a read-only file or file
