@@ -20,12 +20,25 @@ enum {
     CLI_EXIT_USAGE = 2,  /* bad arguments, missing credentials, bad input */
 };
 
-/* Options that come before the subcommand. */
+/* The global options and the configuration file's settings: built-in
+ * defaults, then the file, then the command line, each overriding. */
 typedef struct {
-    const char *flash_path;      /* --flash PATH, or NULL for the default */
-    int verbose;                 /* -v / --verbose */
-    const char *device_key_path; /* --device-key PATH (default: FLASH.key) */
+    const char *flash_path;      /* --flash PATH; config flash */
+    int verbose;                 /* -v / --verbose; config log_level = debug */
+    const char *device_key_path; /* --device-key PATH; config device_key (default FLASH.key) */
+    const char *endpoint;        /* config endpoint: sync/run's --endpoint default */
+    const char *ca_file;         /* config ca_file: sync/run's --ca-file default */
+    const char *credentials;     /* config credentials: sync/run's --credentials default */
+    int log_level;               /* port_log_level_t; config log_level (default info) */
 } cli_globals_t;
+
+/* The configuration file: "key = value" lines, '#' comments. Keys: flash,
+ * device_key, endpoint, ca_file, credentials, log_level. Loaded from
+ * --config FILE, else $CDNAGENT_CONFIG, else CLI_DEFAULT_CONFIG when it
+ * exists. 0, or -1 (said: the file, the line and what is wrong). */
+#define CLI_DEFAULT_CONFIG "/etc/cdnagent/cdnagent.conf"
+#define CLI_CONFIG_MAX (64u * 1024u)
+int cli_config_load(cli_globals_t *g, const char *path, int required);
 
 /* Read a whole text file into a malloc'ed, NUL-terminated buffer of at
  * most max bytes. On failure returns NULL and *why says: CLI_READ_ERRNO

@@ -189,6 +189,8 @@ void cli_help(FILE *out, const cli_command_t *cmd)
     fputs("\nglobal options (before or after the command):\n"
           "  --flash PATH                 the device image (default " CLI_DEFAULT_FLASH ")\n"
           "  --device-key PATH            the device key (default: the image's path + .key)\n"
-          "  -v, --verbose                more detail on stderr\n",
+          "  -v, --verbose                more detail on stderr\n"
+          "  --config FILE                settings file (flash, device_key, endpoint, ca_file,\n"
+          "                               credentials, log_level; default " CLI_DEFAULT_CONFIG ")\n",
           out);
 }

@@ -379,6 +379,13 @@ static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const ch
     if (rc)
         return rc;
     o->verbose |= g->verbose;
+    /* the configuration file's defaults, under the command line's */
+    o->endpoint = o->endpoint ? o->endpoint : g->endpoint;
+    o->ca_file = o->ca_file ? o->ca_file : g->ca_file;
+    o->credentials = o->credentials ? o->credentials : g->credentials;
+    if (o->credentials && strcmp(o->credentials, "auto") != 0 &&
+        strcmp(o->credentials, "provisioned") != 0 && strcmp(o->credentials, "env") != 0)
+        return cli_usage_error("%s: credentials must be auto, provisioned or env", cmd);
     if (cli_flash_open(f, g->flash_path, mode) != 0)
         return CLI_EXIT_USAGE;
     if (cli_flash_claim_delivery(f, g->flash_path) != 0) {

@@ -84,6 +84,8 @@ static void print_help(FILE *out)
           "  --flash PATH        the device image (default " CLI_DEFAULT_FLASH ")\n"
           "  --device-key PATH   the device key (default: the image's path + .key)\n"
           "  -v, --verbose       more detail on stderr\n"
+          "  --config FILE       settings file (default $CDNAGENT_CONFIG, else " CLI_DEFAULT_CONFIG
+          " when it exists)\n"
           "  -h, --help          this help;  --version: the version\n"
           "\n'cdnagent help COMMAND' or 'cdnagent COMMAND --help': a command's options, with "
           "their defaults\n",
@@ -95,15 +97,16 @@ static void print_help(FILE *out)
  * argv[i] is none, -1 when its value is missing. */
 static int global_option(int argc, char **argv, int i, cli_globals_t *g)
 {
-    static const char *const valued[] = {"--flash", "--device-key"};
+    static const char *const valued[] = {"--flash", "--device-key", "--config"};
+    static const char *config_path; /* (already loaded: only taken out of argv here) */
     const char *a = argv[i];
     if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
         g->verbose = 1;
         return 1;
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         size_t n = strlen(valued[k]);
-        const char **dst = k == 0 ? &g->flash_path : &g->device_key_path;
+        const char **dst = k == 0 ? &g->flash_path : k == 1 ? &g->device_key_path : &config_path;
         if (strncmp(a, valued[k], n) == 0 && a[n] == '=') {
             *dst = a + n + 1;
             return 1;
@@ -142,10 +145,26 @@ static int take_globals(int *argc, char **argv, cli_globals_t *g)
     return 0;
 }
 
+/* The configuration file, before the command line overrides it: --config
+ * FILE (must exist), else $CDNAGENT_CONFIG (must exist), else the default
+ * (when it exists). */
+static int load_config(int argc, char **argv, cli_globals_t *g)
+{
+    const char *path = getenv("CDNAGENT_CONFIG");
+    int required = path != NULL && path[0];
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[i + 1], required = 1;
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9, required = 1;
+    }
+    return cli_config_load(g, required ? path : CLI_DEFAULT_CONFIG, required);
+}
+
 static int run_command(int argc, char **argv, cli_globals_t *g)
 {
     static char key_path[4096];
-    port_log_set_level(g->verbose ? PORT_LOG_DEBUG : PORT_LOG_INFO);
+    port_log_set_level(g->verbose ? PORT_LOG_DEBUG : (port_log_level_t)g->log_level);
     /* The device key lives beside the image, never inside it. */
     if (!g->device_key_path) {
         if (snprintf(key_path, sizeof key_path, "%s.key", g->flash_path) >= (int)sizeof key_path)
@@ -168,8 +187,8 @@ static int run_command(int argc, char **argv, cli_globals_t *g)
 
 int main(int argc, char **argv)
 {
-    cli_globals_t g = {CLI_DEFAULT_FLASH, 0, NULL};
-    if (take_globals(&argc, argv, &g) != 0)
+    cli_globals_t g = {CLI_DEFAULT_FLASH, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO};
+    if (load_config(argc, argv, &g) != 0 || take_globals(&argc, argv, &g) != 0)
         return CLI_EXIT_USAGE;
     if (argc < 2) {
         print_help(stderr);
