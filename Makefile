@@ -293,6 +293,39 @@ bench-scale: deps
 	$(MAKE) --no-print-directory npm-deps all $(BENCH_BINS)
 	@CDNAGENT_BUILD=$(BUILD) $(PYTHON) tests/bench/scale.py
 
+# ------------------------------------------------------------ packaging --
+# make install [DESTDIR=...] [PREFIX=/usr/local]: the binary, its man page
+# (made from every command's --help: tools/mkman.py), the systemd unit, an
+# example configuration and the state directory. make deb: the same staged
+# with PREFIX=/usr and packed by Debian's dpkg-deb (tools/mkdeb.sh).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DIST       := firmware/linux/dist
+
+$(BUILD)/man/cdnagent.1: $(BUILD)/cdnagent $(DIST)/cdnagent.1.in tools/mkman.py
+	@mkdir -p $(@D)
+	$(PYTHON) tools/mkman.py $(BUILD)/cdnagent $(DIST)/cdnagent.1.in $@
+
+man: $(BUILD)/man/cdnagent.1
+
+install: $(BUILD)/cdnagent $(BUILD)/man/cdnagent.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/cdnagent
+	install -m 0755 $(BUILD)/cdnagent $(DESTDIR)$(PREFIX)/bin/cdnagent
+	gzip -9n < $(BUILD)/man/cdnagent.1 > $(DESTDIR)$(PREFIX)/share/man/man1/cdnagent.1.gz
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man1/cdnagent.1.gz
+	sed 's|/usr/bin/cdnagent|$(PREFIX)/bin/cdnagent|' $(DIST)/cdnagent.service \
+	    > $(DESTDIR)$(UNITDIR)/cdnagent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cdnagent.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/cdnagent/cdnagent.conf || \
+	    install -m 0644 $(DIST)/cdnagent.conf $(DESTDIR)$(SYSCONFDIR)/cdnagent/cdnagent.conf
+
+deb: $(BUILD)/cdnagent $(BUILD)/man/cdnagent.1
+	sh tools/mkdeb.sh $(BUILD)
+
+.PHONY: man install deb
+
 clean:
 	rm -rf $(BUILD)
 

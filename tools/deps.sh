@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential libmbedtls-dev libcjson-dev libhttp-parser-dev libcmocka-dev
       gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi openssl python3
-      qemu-system-arm dpkg-dev gcovr clang-format"
+      qemu-system-arm dpkg-dev gcovr clang-format lintian systemd groff-base file"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "store.h"
@@ -81,6 +82,13 @@ void cli_say(FILE *out, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* systemd's notification protocol (Type=notify): send state ("READY=1",
+ * "WATCHDOG=1", "STOPPING=1", "STATUS=...") to $NOTIFY_SOCKET; 0 when sent
+ * or when not under systemd, -1 when it could not be. cli_watchdog_ms: the
+ * watchdog interval systemd asks for (WATCHDOG_USEC), 0 when none. */
+int cli_notify(const char *state);
+uint64_t cli_watchdog_ms(void);
 
 /* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...)

@@ -183,7 +183,10 @@ void cli_help(FILE *out, const cli_command_t *cmd)
         snprintf(left, sizeof left, "%s%c%s--%s%s%s", o->short_name ? "-" : "",
                  o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
                  o->kind == CLI_OPT_FLAG ? "" : " ", o->kind == CLI_OPT_FLAG ? "" : o->metavar);
-        fprintf(out, "  %-28s %s\n", left, o->help);
+        if (strlen(left) > 28)
+            fprintf(out, "  %s\n  %-28s %s\n", left, "", o->help); /* too wide: help below */
+        else
+            fprintf(out, "  %-28s %s\n", left, o->help);
     }
     fprintf(out, "  %-28s %s\n", "-h, --help", "this help");
     fputs("\nglobal options (before or after the command):\n"

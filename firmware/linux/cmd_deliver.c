@@ -543,9 +543,20 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     run_signals();
     cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: delivering from %s to %s (pid %ld)",
             g->flash_path, d->endpoint, (long)getpid());
+    if (cli_notify("READY=1\nSTATUS=delivering") != 0)
+        cli_say(stderr, PORT_LOG_WARN,
+                "cdnagent: run: cannot tell systemd it is ready "
+                "(NOTIFY_SOCKET)");
+    /* pinged at half the interval: a poll that hangs past it gets the
+     * daemon restarted, which is what the watchdog is for */
+    uint64_t watchdog = cli_watchdog_ms() / 2, next_ping = port_monotonic_ms();
     int have_stamp = config_stamp(&f, d, g, &was) == 0;
     uint64_t next_check = port_monotonic_ms() + RUN_IDLE_CHECK_MS;
     while (!got_term) {
+        if (watchdog && port_monotonic_ms() >= next_ping) {
+            (void)cli_notify("WATCHDOG=1"); /* a lost ping is retried at the next */
+            next_ping = port_monotonic_ms() + watchdog;
+        }
         if (got_hup) {
             got_hup = 0;
             run_reload(&d, &f, &o, "SIGHUP");
@@ -567,6 +578,7 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
         if (w && !got_term && !got_hup)
             sleep_ms(w);
     }
+    (void)cli_notify("STOPPING=1");
     deliverer_close(d);
     cli_flash_close(&f);
     cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: stopped");
