@@ -126,7 +126,12 @@ struct port_flash {
 /* A TCP connection. Caller-owned; zero it before port_tcp_connect. */
 typedef struct {
     intptr_t handle; /* port-private: fd on POSIX, pcb/slot index on lwIP */
+    int os_error;    /* the system's reason for the last failed connect (errno on
+                        POSIX), 0 when none or unknown: see port_os_error_str */
 } port_tcp_t;
+
+/* A system error number as words ("Connection refused"); never NULL. */
+const char *port_os_error_str(int os_error);
 
 /* Resolve host (name or literal address) and connect within timeout_ms.
  * Returns PORT_OK, PORT_ERR_DNS, PORT_ERR_CONNECT or PORT_ERR_TIMEOUT. */

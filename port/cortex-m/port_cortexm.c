@@ -202,6 +202,12 @@ void port_cortexm_set_net(const port_cortexm_net_t *n)
     net = n;
 }
 
+/* A board's stack reports statuses, not system error numbers. */
+const char *port_os_error_str(int os_error)
+{
+    return os_error ? "network stack error" : "no reason given";
+}
+
 port_status_t port_tcp_connect(port_tcp_t *conn, const char *host, uint16_t port,
                                uint32_t timeout_ms)
 {

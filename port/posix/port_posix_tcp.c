@@ -37,15 +37,19 @@ static port_status_t wait_fd(int fd, short events, uint32_t timeout_ms)
     }
 }
 
-static port_status_t connect_one(const struct addrinfo *ai, uint32_t timeout_ms, int *out_fd)
+static port_status_t connect_one(const struct addrinfo *ai, uint32_t timeout_ms, int *out_fd,
+                                 int *os_error)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     int err = 0;
     socklen_t len = sizeof(err);
     port_status_t st;
-    if (fd < 0)
+    if (fd < 0) {
+        *os_error = errno;
         return PORT_ERR_IO;
+    }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        *os_error = errno;
         close(fd);
         return PORT_ERR_CONNECT;
     }
@@ -55,6 +59,7 @@ static port_status_t connect_one(const struct addrinfo *ai, uint32_t timeout_ms,
         return st;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        *os_error = err ? err : errno;
         close(fd);
         return PORT_ERR_CONNECT;
     }
@@ -83,8 +88,9 @@ port_status_t port_tcp_connect(port_tcp_t *conn, const char *host, uint16_t port
     snprintf(service, sizeof(service), "%u", (unsigned)port);
     if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL)
         return PORT_ERR_DNS;
+    conn->os_error = 0;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        st = connect_one(ai, timeout_ms, &fd);
+        st = connect_one(ai, timeout_ms, &fd, &conn->os_error);
         if (st == PORT_OK)
             break;
     }
@@ -93,6 +99,11 @@ port_status_t port_tcp_connect(port_tcp_t *conn, const char *host, uint16_t port
         return st;
     conn->handle = (intptr_t)fd + 1;
     return PORT_OK;
+}
+
+const char *port_os_error_str(int os_error)
+{
+    return os_error ? strerror(os_error) : "no reason given";
 }
 
 int port_tcp_send(port_tcp_t *conn, const void *buf, size_t len, uint32_t timeout_ms)

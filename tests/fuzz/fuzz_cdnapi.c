@@ -145,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reply.len = (size_t)hl + len;
     reply.off = 0;
 
-    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL, NULL};
     static const sign_credentials_t cred = {"fuzzid", "fuzzsecret", NULL};
     http_client_t http;
     cdnapi_t api;

@@ -119,7 +119,7 @@ static void check_one(const http_client_t *c, const outcome_t *o)
 
 static void run(stream_t *s, const http_limits_t *lim, outcome_t *first, bool twice)
 {
-    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, s};
+    http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, s, NULL};
     http_client_t c;
     http_client_init(&c, &tr, lim);
     first->rc = http_client_request(&c, REQ, sizeof REQ - 1, &first->r);

@@ -439,7 +439,7 @@ static void t_close(void *c)
     cdn.evaluated = 1; /* a new connection starts a new request */
 }
 
-static const http_transport_t scripted = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+static const http_transport_t scripted = {t_connect, t_send, t_recv, t_close, NULL, NULL, NULL};
 
 /* The actions the agent sent, comma-joined ("connect" for a refused one). */
 static const char *cdn_log(void)

@@ -185,7 +185,7 @@ static void t_close(void *c)
     (void)c;
 }
 
-static const http_transport_t scripted = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+static const http_transport_t scripted = {t_connect, t_send, t_recv, t_close, NULL, NULL, NULL};
 
 /* ------------------------------------------------------- the device -- */
 

@@ -201,7 +201,7 @@ static void t_close(void *c)
 /* A V3-signing client over the scripted transport above. */
 static void api_setup(cdnapi_t *api, http_client_t *http)
 {
-    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL, NULL};
     static const sign_credentials_t cred = {"testid", "testsecret", NULL};
     http_client_init(http, &tr, NULL);
     memset(api, 0, sizeof *api);

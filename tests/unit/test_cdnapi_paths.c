@@ -242,13 +242,19 @@ static bool sent_has(const char *s)
     return strstr(svc.sent, s) != NULL;
 }
 
+static void t_why(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "cannot connect to the test's host: it said no");
+}
+
 static const sign_credentials_t CRED = {"testid", "testsecret", NULL};
 static http_client_t g_http;
 static cdnapi_t g_api;
 
 static void api_setup_limits(const http_limits_t *limits)
 {
-    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL};
+    static const http_transport_t tr = {t_connect, t_send, t_recv, t_close, NULL, NULL, NULL};
     http_client_init(&g_http, &tr, limits);
     memset(&g_api, 0, sizeof g_api);
     g_api.http = &g_http;
@@ -724,6 +730,19 @@ static void test_transport_failures(void **state)
     assert_string_equal(r.code, "Transport.connect");
     assert_string_equal(r.message, "no complete response from the API");
     assert_int_equal(r.status_code, 0);
+
+    /* a transport that says why: its words are the message */
+    {
+        static const http_transport_t why_tr = {t_connect, t_send, t_recv, t_close,
+                                                NULL,      NULL,   t_why};
+        http_client_init(&g_http, &why_tr, NULL);
+        script(200, "{}");
+        svc.connect_rc = HTTP_ERR_CONNECT;
+        cdnapi_set_header(&g_api, d, "X-A", "v", NULL, &r);
+        assert_string_equal(r.code, "Transport.connect");
+        assert_string_equal(r.message, "cannot connect to the test's host: it said no");
+        api_setup_limits(NULL);
+    }
 
     script(200, "{}");
     svc.connect_rc = HTTP_ERR_CERT_VERIFY;

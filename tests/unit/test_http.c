@@ -99,7 +99,7 @@ static void add(script_t *s, const char *f)
 
 static void setup(script_t *s, http_client_t *c, const http_limits_t *lim)
 {
-    http_transport_t tr = {s_connect, s_send, s_recv, s_close, NULL, s};
+    http_transport_t tr = {s_connect, s_send, s_recv, s_close, NULL, s, NULL};
     memset(s, 0, sizeof(*s));
     http_client_init(c, &tr, lim);
 }

@@ -1226,7 +1226,7 @@ static void sc_begin(void *ctx)
 
 static void sc_setup(sc_t *s, http_client_t *c, const http_limits_t *lim)
 {
-    http_transport_t tr = {sc_connect, sc_send, sc_recv, sc_close, sc_begin, s};
+    http_transport_t tr = {sc_connect, sc_send, sc_recv, sc_close, sc_begin, s, NULL};
     memset(s, 0, sizeof(*s));
     http_client_init(c, &tr, lim);
 }

@@ -376,7 +376,9 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     if (rc != HTTP_OK) {
         res->cls = cdnapi_classify(rc, 0, NULL);
         snprintf(res->code, sizeof(res->code), "Transport.%s", http_client_status_str(rc));
-        copy_field(res->message, sizeof(res->message), "no complete response from the API");
+        copy_field(res->message, sizeof(res->message),
+                   api->http != NULL && api->http->why[0] ? api->http->why
+                                                          : "no complete response from the API");
         return false;
     }
     res->has_server_date = resp->has_date;

@@ -73,7 +73,13 @@ typedef struct {
     void (*close)(void *ctx);
     void (*begin_call)(void *ctx);
     void *ctx;
+    /* Optional: why the last connect failed, in words for a person (the host
+     * and port, the system's reason, a certificate's fault), into buf. */
+    void (*why)(void *ctx, char *buf, size_t cap);
 } http_transport_t;
+
+/* Bytes of a failure's description (http_client_t.why). */
+#define HTTP_WHY_MAX 160u
 
 typedef struct {
     size_t max_header_bytes;
@@ -94,8 +100,9 @@ typedef struct {
     http_transport_t transport;
     http_limits_t limits;
     bool connected;
-    uint32_t connects; /* transport connects made (handshakes for TLS) */
-    uint32_t requests; /* requests sent */
+    uint32_t connects;      /* transport connects made (handshakes for TLS) */
+    uint32_t requests;      /* requests sent */
+    char why[HTTP_WHY_MAX]; /* the last request's connect failure in words, "" if none */
 } http_client_t;
 
 /* Initialise a client; limits == NULL selects the defaults. */
@@ -124,6 +131,7 @@ typedef struct {
     bool open;
     char host[HTTP_MAX_HOST_LEN + 1];
     uint16_t port;
+    port_status_t failed; /* the last connect's status */
 } http_tcp_t;
 
 /* Fill transport with a plain TCP transport to host:port (tests only). */

@@ -229,6 +229,9 @@ static int attempt(http_client_t *c, const uint8_t *req, size_t req_len, http_re
         }
         rc = c->transport.connect(c->transport.ctx, left);
         if (rc != HTTP_OK) {
+            if (c->transport.why != NULL) {
+                c->transport.why(c->transport.ctx, c->why, sizeof(c->why));
+            }
             return rc;
         }
         c->connected = true;
@@ -340,6 +343,7 @@ http_status_t http_client_request(http_client_t *client, const uint8_t *request,
         return HTTP_ERR_ARG;
     }
     memset(resp, 0, sizeof(*resp));
+    client->why[0] = '\0';
     if (client->transport.begin_call != NULL) {
         client->transport.begin_call(client->transport.ctx);
     }

@@ -1,4 +1,5 @@
 /* Plain TCP transport (tests and the local simulator only). */
+#include <stdio.h>
 #include <string.h>
 
 #include "http.h"
@@ -20,12 +21,33 @@ http_status_t http_map_port_status(port_status_t st)
     }
 }
 
+void http_connect_why(char *buf, size_t cap, const char *host, uint16_t port, port_status_t st,
+                      int os_error)
+{
+    if (st == PORT_ERR_DNS) {
+        snprintf(buf, cap, "cannot resolve the host name %s", host);
+    } else if (st == PORT_ERR_TIMEOUT) {
+        snprintf(buf, cap, "no connection to %s port %u within the time limit", host,
+                 (unsigned)port);
+    } else {
+        snprintf(buf, cap, "cannot connect to %s port %u: %s", host, (unsigned)port,
+                 port_os_error_str(os_error));
+    }
+}
+
+static void tcp_why(void *ctx, char *buf, size_t cap)
+{
+    const http_tcp_t *t = ctx;
+    http_connect_why(buf, cap, t->host, t->port, t->failed, t->conn.os_error);
+}
+
 static int tcp_connect(void *ctx, uint32_t timeout_ms)
 {
     http_tcp_t *t = ctx;
     port_status_t st;
     memset(&t->conn, 0, sizeof(t->conn));
     st = port_tcp_connect(&t->conn, t->host, t->port, timeout_ms);
+    t->failed = st;
     if (st != PORT_OK) {
         return http_map_port_status(st);
     }
@@ -76,5 +98,6 @@ http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, c
     transport->recv = tcp_recv;
     transport->close = tcp_close;
     transport->ctx = tcp;
+    transport->why = tcp_why;
     return HTTP_OK;
 }

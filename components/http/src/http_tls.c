@@ -1,4 +1,5 @@
 /* TLS 1.2 transport on mbedTLS over port_tcp_*. */
+#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/ctr_drbg.h>
@@ -21,13 +22,16 @@ struct http_tls {
     bool verify;
     char host[HTTP_MAX_HOST_LEN + 1];
     uint16_t port;
-    uint64_t deadline; /* of the current I/O, for the bio callbacks */
-    int last_io;       /* last port error seen by a bio callback */
-    bool broken;       /* a record mbedTLS had to send did not leave, or the
-                          peer broke the protocol: the connection is
-                          unusable (a next write could flush a stale record,
-                          or reach a peer that hung up, and report the
-                          request sent) */
+    uint64_t deadline;        /* of the current I/O, for the bio callbacks */
+    int last_io;              /* last port error seen by a bio callback */
+    port_status_t tcp_failed; /* the last connect's TCP status */
+    int handshake_rc;         /* the last handshake's mbedTLS status, 0 when none failed */
+    uint32_t verify_flags;    /* and the certificate check's flags */
+    bool broken;              /* a record mbedTLS had to send did not leave, or the
+                                 peer broke the protocol: the connection is
+                                 unusable (a next write could flush a stale record,
+                                 or reach a peer that hung up, and report the
+                                 request sent) */
     http_tls_stats_t stats;
     mbedtls_ssl_context ssl;
     mbedtls_ssl_config conf;
@@ -84,6 +88,40 @@ static int bio_recv_timeout(void *ctx, unsigned char *buf, size_t len, uint32_t 
     return n == PORT_ERR_TIMEOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
 }
 
+/* The certificate's fault, from mbedTLS's verify flags, most telling first. */
+static const char *verify_reason(uint32_t flags)
+{
+    if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+        return "not signed by a CA of the bundle (unknown CA: the wrong bundle, or a proxy)";
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+        return "expired";
+    if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+        return "not valid yet (is the clock right?)";
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+        return "not issued for this host name (name mismatch)";
+    if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+        return "revoked";
+    return "refused by the certificate checks";
+}
+
+static void tls_why(void *ctx, char *buf, size_t cap)
+{
+    const http_tls_t *t = ctx;
+    if (t->tcp_failed != PORT_OK)
+        http_connect_why(buf, cap, t->host, t->port, t->tcp_failed, t->conn.os_error);
+    else if (t->verify_flags)
+        snprintf(buf, cap, "the server certificate of %s port %u does not verify: %s", t->host,
+                 (unsigned)t->port, verify_reason(t->verify_flags));
+    else if (t->handshake_rc)
+        snprintf(buf, cap, "TLS handshake with %s port %u failed (mbedTLS -0x%04x)%s", t->host,
+                 (unsigned)t->port, (unsigned)-t->handshake_rc,
+                 t->last_io == PORT_ERR_RESET || t->last_io == PORT_ERR_CLOSED
+                     ? ": the server closed the connection"
+                     : "");
+    else
+        snprintf(buf, cap, "connecting to %s port %u failed", t->host, (unsigned)t->port);
+}
+
 static void tls_close(void *ctx)
 {
     http_tls_t *t = ctx;
@@ -105,7 +143,10 @@ static int tls_connect(void *ctx, uint32_t timeout_ms)
     t->last_io = 0;
     t->broken = false;
     memset(&t->conn, 0, sizeof(t->conn));
+    t->handshake_rc = 0;
+    t->verify_flags = 0;
     st = port_tcp_connect(&t->conn, t->host, t->port, timeout_ms);
+    t->tcp_failed = st;
     if (st != PORT_OK) {
         return http_map_port_status(st);
     }
@@ -131,6 +172,8 @@ static int tls_connect(void *ctx, uint32_t timeout_ms)
     t->stats.handshakes++;
     if (rc != 0) {
         uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        t->handshake_rc = rc;
+        t->verify_flags = rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ? flags : 0;
         port_log(PORT_LOG_WARN, "http", "TLS handshake with %s failed: -0x%04x (verify flags 0x%x)",
                  t->host, (unsigned)-rc, (unsigned)flags);
         tls_close(t);
@@ -292,6 +335,7 @@ http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
     transport->close = tls_close;
     transport->begin_call = tls_begin_call;
     transport->ctx = t;
+    transport->why = tls_why;
     *out = t;
     return HTTP_OK;
 }
