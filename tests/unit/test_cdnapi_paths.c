@@ -479,7 +479,7 @@ static void test_validate_header_limits(void **state)
     for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         assert_true(cdnapi_header_name_reserved(reserved[i]));
         assert_false(t_valid_header("d", reserved[i], "v", &r));
-        assert_local(&r, "InvalidKey.Malformed");
+        assert_local(&r, "InvalidHeaderKey.ValueNotSupported");
     }
     for (i = 0; i < sizeof ordinary / sizeof ordinary[0]; i++) {
         assert_false(cdnapi_header_name_reserved(ordinary[i]));

@@ -210,11 +210,13 @@ cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const
                                       "header name is not an RFC 7230 token");
         }
     }
+    /* (the service's own code for a name it keeps for itself) */
     if (name_reserved(key)) {
-        return cdnapi_local_error(res, "InvalidKey.Malformed", "header name is reserved by the CDN");
+        return cdnapi_local_error(res, "InvalidHeaderKey.ValueNotSupported",
+                                  "header name is reserved by the CDN");
     }
     if (prefix_reserved(key)) {
-        return cdnapi_local_error(res, "InvalidKey.Malformed",
+        return cdnapi_local_error(res, "InvalidHeaderKey.ValueNotSupported",
                                   "header name uses a CDN-reserved prefix");
     }
     if (strlen(value) > CDNAPI_MAX_VALUE_LEN) {
