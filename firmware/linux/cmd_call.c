@@ -26,7 +26,7 @@ static const cli_opt_t call_opts[] = {
     {"name", 0, CLI_OPT_STRING, "N", 0, 0, "set-cert: the certificate's name"},
     {"force", 0, CLI_OPT_FLAG, NULL, 0, 0,
      "set-cert: upload even when expired or not covering the domain"},
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "list-headers: JSON instead of lines"},
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "list-headers, cert-info: JSON instead of lines"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
 static const cli_command_t call_cmd =
@@ -288,11 +288,21 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         cdnapi_cert_off(&api, pos[1], &res);
     } else if (strcmp(op, "cert-info") == 0) {
         cdnapi_cert_info_t ci;
-        if (cdnapi_cert_info(&api, pos[1], &ci, &res) == CDNAPI_SUCCESS && ci.found) {
+        if (cdnapi_cert_info(&api, pos[1], &ci, &res) == CDNAPI_SUCCESS && ci.found && json) {
+            static const char *const names[] = {"CertName", "CertType", "CertDomainName",
+                                                "CertExpireTime", "ServerCertificateStatus"};
+            const char *values[] = {ci.cert_name, ci.cert_type, ci.cert_domain_name, ci.expire_time,
+                                    ci.status};
+            for (int k = 0; k < 5; k++) {
+                printf(k ? ",\"%s\":" : "{\"%s\":", names[k]);
+                cli_json_str(stdout, values[k]);
+            }
+            puts("}");
+        } else if (res.cls == CDNAPI_SUCCESS && ci.found) {
             printf("name=%s type=%s cn=%s expires=%s status=%s\n", ci.cert_name, ci.cert_type,
                    ci.cert_domain_name, ci.expire_time, ci.status);
         } else if (res.cls == CDNAPI_SUCCESS) {
-            printf("no certificate\n");
+            puts(json ? "null" : "no certificate");
         }
     } else {
         list_print_t lp = {json, 0};
@@ -312,8 +322,18 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
         }
         rc = CLI_EXIT_OK;
     } else {
-        fprintf(stderr, "error: %s: %s (RequestId %s) [%s]\n", res.code, res.message,
-                res.request_id[0] ? res.request_id : "-", cdnapi_class_str(res.cls));
+        if (json) { /* the service's own error shape */
+            fputs("{\"Code\":", stdout);
+            cli_json_str(stdout, res.code);
+            fputs(",\"Message\":", stdout);
+            cli_json_str(stdout, res.message);
+            fputs(",\"RequestId\":", stdout);
+            cli_json_str(stdout, res.request_id);
+            puts("}");
+        } else {
+            fprintf(stderr, "error: %s: %s (RequestId %s) [%s]\n", res.code, res.message,
+                    res.request_id[0] ? res.request_id : "-", cdnapi_class_str(res.cls));
+        }
         /* (the checks cdnapi makes before an upload; only this command can skip them) */
         if (strcmp(op, "set-cert") == 0 && (strcmp(res.code, "Certificate.Expired") == 0 ||
                                             strcmp(res.code, "Certificate.DomainMismatch") == 0))
