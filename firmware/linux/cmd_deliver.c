@@ -39,10 +39,25 @@ typedef struct {
 } deliver_opts_t;
 
 static volatile sig_atomic_t got_term, got_hup;
+/* The first SIGINT or SIGTERM lets the call in flight finish (its outcome is
+ * then recorded); a second one abandons it at once, which is as safe as a
+ * power cut: the store is power-loss safe and the change's in-flight mark
+ * makes the next sync or run read the domain back before sending again.
+ * Only async-signal-safe calls here (write, _exit). */
 static void on_term(int sig)
 {
+    static const char first[] = "cdnagent: stopping: finishing the call in flight "
+                                "(Ctrl-C again abandons it; its outcome is then settled by "
+                                "read-back)\n";
+    static const char second[] = "cdnagent: abandoned the call in flight; the next sync or run "
+                                 "reads its outcome back\n";
     (void)sig;
+    if (got_term) {
+        (void)!write(STDERR_FILENO, second, sizeof second - 1);
+        _exit(130);
+    }
     got_term = 1;
+    (void)!write(STDERR_FILENO, first, sizeof first - 1);
 }
 static void on_hup(int sig)
 {
