@@ -166,7 +166,9 @@ static bool slot_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_
         return false;
     }
     name[rc == STORE_OK ? len : 0] = 0;
-    if (rc == STORE_OK && strcmp(name, c->name) == 0) {
+    /* Host names are case-insensitive: CDN.Example.com is cdn.example.com
+     * (an image written before names were stored lower-case matches too). */
+    if (rc == STORE_OK && util_ascii_eq_nocase(name, c->name)) {
         c->found = s;
         return false;
     }
@@ -192,9 +194,14 @@ agent_status_t agent_domain_slot(store_t *st, const char *domain, bool create, u
         return AGENT_ERR_NOT_FOUND;
     for (unsigned s = 0; s < AGENT_MAX_DOMAINS; s++) {
         if (!(c.used[s / 64] & ((uint64_t)1 << (s % 64)))) {
-            char k[AGENT_SLOT_KEY_LEN + 1];
+            char k[AGENT_SLOT_KEY_LEN + 1], lower[AGENT_DOMAIN_MAX + 1];
+            size_t n = strlen(domain);
+            if (n > AGENT_DOMAIN_MAX)
+                return AGENT_ERR_ARG;
+            for (size_t i = 0; i <= n; i++)
+                lower[i] = util_ascii_lower(domain[i]);
             agent_slot_key(k, STORE_KEY_DOMAIN, s);
-            rc = store_txn_put(st, k, AGENT_SLOT_KEY_LEN, domain, strlen(domain));
+            rc = store_txn_put(st, k, AGENT_SLOT_KEY_LEN, lower, n);
             if (rc != STORE_OK)
                 return agent_status_from_store(rc);
             *slot = s;
