@@ -301,6 +301,7 @@ bench-scale: deps
 PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+LOCALSTATEDIR ?= /var
 DIST       := firmware/linux/dist
 
 $(BUILD)/man/cdnagent.1: $(BUILD)/cdnagent $(DIST)/cdnagent.1.in tools/mkman.py
@@ -320,6 +321,7 @@ install: $(BUILD)/cdnagent $(BUILD)/man/cdnagent.1
 	chmod 0644 $(DESTDIR)$(UNITDIR)/cdnagent.service
 	test -e $(DESTDIR)$(SYSCONFDIR)/cdnagent/cdnagent.conf || \
 	    install -m 0644 $(DIST)/cdnagent.conf $(DESTDIR)$(SYSCONFDIR)/cdnagent/cdnagent.conf
+	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/cdnagent
 
 deb: $(BUILD)/cdnagent $(BUILD)/man/cdnagent.1
 	sh tools/mkdeb.sh $(BUILD)

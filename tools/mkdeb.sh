@@ -59,5 +59,36 @@ Description: keeps a device's Alibaba Cloud CDN headers and certificate delivere
 CTRL
 echo /etc/cdnagent/cdnagent.conf > "$STAGE/DEBIAN/conffiles"
 chmod 0644 "$STAGE/DEBIAN/control" "$STAGE/DEBIAN/conffiles"
+# systemd learns of the unit on install and forgets it on removal; a
+# running daemon is stopped before its binary goes (as debhelper's snippets).
+# The scripts honour DPKG_ROOT (dpkg --root --force-script-chrootless): an
+# install into another root touches nothing of this system.
+# the state directory is private (0700): made by postinst, not shipped
+rmdir "$STAGE/var/lib/cdnagent" "$STAGE/var/lib" "$STAGE/var"
+cat > "$STAGE/DEBIAN/postinst" <<'SH'
+#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    install -d -m 0700 "${DPKG_ROOT:-}/var/lib/cdnagent"
+fi
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null || true
+fi
+SH
+cat > "$STAGE/DEBIAN/prerm" <<'SH'
+#!/bin/sh
+set -e
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ] && [ "$1" = remove ]; then
+    deb-systemd-invoke stop cdnagent.service >/dev/null || true
+fi
+SH
+cat > "$STAGE/DEBIAN/postrm" <<'SH'
+#!/bin/sh
+set -e
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+    systemctl --system daemon-reload >/dev/null || true
+fi
+SH
+chmod 0755 "$STAGE/DEBIAN/postinst" "$STAGE/DEBIAN/prerm" "$STAGE/DEBIAN/postrm"
 dpkg-deb --root-owner-group --build "$STAGE" "$BUILD/cdnagent_${VERSION}_$ARCH.deb" >/dev/null
 echo "$BUILD/cdnagent_${VERSION}_$ARCH.deb"

@@ -31,6 +31,7 @@ typedef struct {
     const char *ca_file;         /* config ca_file: sync/run's --ca-file default */
     const char *credentials;     /* config credentials: sync/run's --credentials default */
     int log_level;               /* port_log_level_t; config log_level (default info) */
+    const char *config_path;     /* --config FILE */
 } cli_globals_t;
 
 /* The configuration file: "key = value" lines, '#' comments. Keys: flash,
@@ -77,6 +78,9 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st);
 /* One line of run's or sync's account on out (stdout: results; stderr:
  * the log), with the priority journald reads when out is the journal and a
  * timestamp when it is a terminal (port_posix_log_prefix). */
+/* Lines of cli_say above this level are left out (configuration log_level;
+ * -v: debug). */
+void cli_set_log_level(int level);
 void cli_say(FILE *out, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -1,5 +1,6 @@
 /* Open the config flash and mount the store; see cli_flash.h. */
 #include "cli_flash.h"
+#include "cli.h"
 
 #include "port_posix.h"
 
@@ -33,10 +34,9 @@ static int probe_geometry(const char *path, uint32_t *ss, uint32_t *ws)
     }
     fclose(fp);
     if (found == 2) {
-        fprintf(stderr,
-                "cdnagent: flash %s: image size %lld is not a whole number of %u-byte sectors "
-                "(truncated?); refusing to touch it\n",
-                path, (long long)sb.st_size, *ss);
+        (void)cli_usage_error("flash %s: image size %lld is not a whole number of %u-byte sectors "
+                              "(truncated?); refusing to touch it",
+                              path, (long long)sb.st_size, *ss);
         return -2;
     }
     return found ? 0 : -1;
@@ -94,7 +94,10 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
     int reading = mode == CLI_FLASH_READ;
     if (stat(path, &sb) != 0 && (mode == CLI_FLASH_OPEN_EXISTING || reading) &&
         strncmp(path, "/dev/", 5) != 0) {
-        fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
+        /* (not only "no such file": a reader without access to the directory
+         * must be told that, not that the image is missing) */
+        (void)cli_usage_error("flash %s: %s", path,
+                              errno == ENOENT ? "no such file" : strerror(errno));
         return -1;
     }
     /* The image itself is the lock for regular files (taken before it can
@@ -108,63 +111,60 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
     if ((reading && !mtd ? take_shared_lock(lockpath, &f->lock_fd)
                          : take_lock(lockpath, &f->lock_fd)) != 0) {
         int e = errno;
-        fprintf(stderr, "cdnagent: flash %s: cannot lock: %s%s\n", path, strerror(e),
-                !reading && (e == EROFS || e == EPERM || e == EACCES)
-                    ? " (this command writes; the commands that only read work on a read-only "
-                      "image: status, queue, header list, cert show, inspect, fsck)"
-                    : "");
+        (void)cli_usage_error("flash %s: cannot lock: %s%s", path, strerror(e),
+                              !reading && (e == EROFS || e == EPERM || e == EACCES)
+                                  ? " (this command writes; the commands that only read work on a read-only "
+                                    "image: status, queue, header list, cert show, inspect, fsck)"
+                                  : "");
         return -1;
     }
     f->locked = f->lock_fd >= 0;
     /* A file only the lock created (empty) counts as not existing yet. */
     int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
     if (exists && mode == CLI_FLASH_NEW) {
-        fprintf(stderr,
-                "cdnagent: flash %s: already exists; format never overwrites an image "
-                "(remove it first, or choose another --flash path)\n",
-                path);
+        (void)cli_usage_error("flash %s: already exists; format never overwrites an image "
+                              "(remove it first, or choose another --flash path)",
+                              path);
         return -1;
     }
     port_status_t ps;
     if (strncmp(path, "/dev/mtd", 8) == 0) {
         ps = port_flash_mtd_open(&f->dev, path);
         if (ps != PORT_OK) {
-            fprintf(stderr, "cdnagent: flash %s: cannot open MTD device: %s\n", path,
-                    port_status_str(ps));
+            (void)cli_usage_error("flash %s: cannot open MTD device: %s", path, port_status_str(ps));
             return -1;
         }
         f->is_mtd = 1;
     } else if (exists) {
         uint32_t ss, ws;
         if (!S_ISREG(sb.st_mode)) {
-            fprintf(stderr, "cdnagent: flash %s: not a regular file or /dev/mtdN\n", path);
+            (void)cli_usage_error("flash %s: not a regular file or /dev/mtdN", path);
             return -1;
         }
         int pr = probe_geometry(path, &ss, &ws);
         if (pr == -2)
             return -1;
         if (pr != 0) {
-            fprintf(stderr,
-                    "cdnagent: flash %s: no cdnagent store found (no valid sector header); "
-                    "refusing to touch it\n",
-                    path);
+            (void)cli_usage_error("flash %s: no cdnagent store found (no valid sector header); "
+                                  "refusing to touch it",
+                                  path);
             return -1;
         }
         ps = reading ? port_flash_file_open_ro(&f->dev, path, ss, ws)
                      : port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
         if (ps != PORT_OK) {
-            fprintf(stderr, "cdnagent: flash %s: %s\n", path, port_status_str(ps));
+            (void)cli_usage_error("flash %s: %s", path, port_status_str(ps));
             return -1;
         }
     } else if (mode == CLI_FLASH_CREATE || mode == CLI_FLASH_NEW) {
         ps = port_flash_file_open(&f->dev, path, geo->sector_size, geo->sector_count,
                                   geo->write_size, 1);
         if (ps != PORT_OK) {
-            fprintf(stderr, "cdnagent: flash %s: cannot create: %s\n", path, port_status_str(ps));
+            (void)cli_usage_error("flash %s: cannot create: %s", path, port_status_str(ps));
             return -1;
         }
     } else {
-        fprintf(stderr, "cdnagent: flash %s: no such file\n", path);
+        (void)cli_usage_error("flash %s: no such file", path);
         return -1;
     }
     /* With the store's RAM index for as many keys as the image can hold
@@ -175,7 +175,7 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
     f->work_size = work_size;
     f->work = malloc(work_size);
     if (!f->work) {
-        fprintf(stderr, "cdnagent: flash %s: out of memory\n", path);
+        (void)cli_usage_error("flash %s: out of memory", path);
         cli_flash_close(f);
         return -1;
     }
@@ -187,7 +187,7 @@ static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flas
     uint32_t flags = STORE_MOUNT_QUICK | (exists ? 0 : STORE_MOUNT_FORMAT_IF_EMPTY);
     store_status_t rc = store_mount(&f->store, &f->dev, f->work, work_size, flags, &f->report);
     if (rc != STORE_OK) {
-        fprintf(stderr, "cdnagent: flash %s: %s\n", path, store_status_str(rc));
+        (void)cli_usage_error("flash %s: %s", path, store_status_str(rc));
         cli_flash_close(f);
         return -1;
     }
@@ -247,10 +247,9 @@ int cli_flash_claim_delivery(cli_flash_t *f, const char *path)
     snprintf(p, sizeof p, "%s.deliver.lock", path);
     f->deliver_fd = open(p, O_RDWR | O_CREAT, 0600);
     if (f->deliver_fd < 0 || flock(f->deliver_fd, LOCK_EX | LOCK_NB) != 0) {
-        fprintf(stderr,
-                "cdnagent: flash %s: another cdnagent (a running daemon or sync) is delivering "
-                "from this image; edits are fine, but only one may deliver\n",
-                path);
+        (void)cli_usage_error("flash %s: another cdnagent (a running daemon or sync) is delivering "
+                              "from this image; edits are fine, but only one may deliver",
+                              path);
         return -1;
     }
     return 0;

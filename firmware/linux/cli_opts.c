@@ -2,6 +2,7 @@
 #include "cli_opts.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static int build(const cli_command_t *cmd, struct option *lo, char *shorts, size
     size_t at = 0;
     if (n > CLI_OPTS_MAX)
         return 0;
+    shorts[at++] = '-'; /* arguments come back in order (even under POSIXLY_CORRECT) */
     shorts[at++] = ':'; /* a missing value is ':', not '?' */
     shorts[at++] = OPT_HELP;
     for (unsigned i = 0; i < n; i++) {
@@ -96,16 +98,23 @@ static int refused(const cli_command_t *cmd, int c, char **argv)
                            cmd->name);
 }
 
-static int arguments(const cli_command_t *cmd, int argc, char **argv, cli_parsed_t *p)
+/* An argument, in order; false past CLI_ARGS_MAX. */
+static bool add_arg(cli_parsed_t *p, char *arg, unsigned *seen)
 {
-    unsigned n = (unsigned)(argc - optind);
-    if (n < cmd->min_args || n > cmd->max_args || n > CLI_ARGS_MAX)
+    if (p->nargs < CLI_ARGS_MAX)
+        p->args[p->nargs++] = arg;
+    return ++*seen <= CLI_ARGS_MAX;
+}
+
+/* The count is checked once all are seen (those after "--" too). */
+static int arguments(const cli_command_t *cmd, int argc, char **argv, cli_parsed_t *p, unsigned seen)
+{
+    for (int i = optind; i < argc; i++)
+        (void)add_arg(p, argv[i], &seen);
+    if (seen < cmd->min_args || seen > cmd->max_args || seen > CLI_ARGS_MAX)
         return cli_usage_error("%s: %s arguments (usage: cdnagent %s%s%s; see --help)", cmd->name,
-                               n < cmd->min_args ? "missing" : "too many", cmd->name,
+                               seen < cmd->min_args ? "missing" : "too many", cmd->name,
                                cmd->args[0] ? " " : "", cmd->args);
-    for (unsigned i = 0; i < n; i++)
-        p->args[i] = argv[optind + (int)i];
-    p->nargs = n;
     return CLI_PARSE_OK;
 }
 
@@ -119,10 +128,15 @@ int cli_parse(const cli_command_t *cmd, int argc, char **argv, cli_parsed_t *out
         return cli_usage_error("%s: too many options declared", cmd->name);
     optind = 0; /* glibc: start afresh */
     opterr = 0;
+    unsigned seen = 0;
     for (;;) {
         int c = getopt_long(argc, argv, shorts, lo, NULL);
         if (c == -1)
             break;
+        if (c == 1) { /* an argument, where it stands */
+            (void)add_arg(out, optarg, &seen);
+            continue;
+        }
         if (c == OPT_HELP) {
             cli_help(stdout, cmd);
             return CLI_PARSE_HELP;
@@ -133,7 +147,7 @@ int cli_parse(const cli_command_t *cmd, int argc, char **argv, cli_parsed_t *out
         if (take(cmd, o, optarg, out) != CLI_PARSE_OK)
             return CLI_EXIT_USAGE;
     }
-    return arguments(cmd, argc, argv, out);
+    return arguments(cmd, argc, argv, out, seen);
 }
 
 static const cli_opt_t *declared(const cli_parsed_t *p, const char *name)

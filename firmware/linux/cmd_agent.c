@@ -12,7 +12,6 @@
 #include "agent.h"
 #include "cli.h"
 #include "cli_opts.h"
-#include "cli_opts.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -640,7 +639,8 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     agent_visitor_t lv = {label_header_cb, label_cert_cb, &labels};
     if (agent_visit(&f.store, NULL, &lv) != AGENT_OK || labels.oom)
         labels.n = 0; /* the entries are still listed, by their store target */
-    qsort(labels.v, labels.n, sizeof *labels.v, label_cmp);
+    if (labels.n > 1)
+        qsort(labels.v, labels.n, sizeof *labels.v, label_cmp);
     if (c.json)
         putchar('[');
     store_status_t rc = queue_foreach(&f.store, queue_print_cb, &c);

@@ -33,7 +33,8 @@
 typedef struct {
     const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
     int insecure, verbose, sig_given, policy_given, rate_given;
-    const char *credentials; /* --credentials: "auto" (NULL), "provisioned", "env" */
+    const char *credentials;                /* --credentials: "auto" (NULL), "provisioned", "env" */
+    const char *cfg_endpoint, *cfg_ca_file; /* the configuration file's, below the image's */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
 } deliver_opts_t;
@@ -295,7 +296,7 @@ static int pick_ca(deliverer_t *d, const deliver_opts_t *o, char *flash_ca, cons
         memcpy(d->ca, flash_ca, d->ca_len);
         return 0;
     }
-    d->ca_path = o->ca_file ? o->ca_file : CLI_DEFAULT_CA;
+    d->ca_path = o->ca_file ? o->ca_file : o->cfg_ca_file ? o->cfg_ca_file : CLI_DEFAULT_CA;
     int why;
     d->ca = cli_read_text(d->ca_path, CLI_MAX_CA_BYTES, &d->ca_len, &why);
     if (!d->ca)
@@ -316,11 +317,13 @@ static int deliverer_setup(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, ag
     if (sr == AGENT_OK) {
         d->have_set = 1;
     } else if (sr != AGENT_ERR_NOT_FOUND) {
-        fprintf(stderr, "cdnagent: %s: provisioned settings unreadable: %s\n", cmd,
-                agent_status_str(sr));
+        (void)cli_usage_error("%s: provisioned settings unreadable: %s", cmd, agent_status_str(sr));
         return CLI_EXIT_FAILED;
     }
-    d->endpoint = o->endpoint ? o->endpoint : d->have_set ? d->set.endpoint : CLI_DEFAULT_ENDPOINT;
+    d->endpoint = o->endpoint       ? o->endpoint
+                  : d->have_set     ? d->set.endpoint
+                  : o->cfg_endpoint ? o->cfg_endpoint
+                                    : CLI_DEFAULT_ENDPOINT;
     settle_options(o, d, cfg);
     int rc = 0;
     if (agent_endpoint_split(d->endpoint, d->host, sizeof d->host, &cfg->port, &cfg->tls) !=
@@ -354,7 +357,7 @@ static int deliverer_open(deliverer_t **out, cli_flash_t *f, deliver_opts_t *o, 
         return rc;
     }
     if (o->insecure)
-        fprintf(stderr, "cdnagent: WARNING: --insecure: TLS certificates are NOT verified\n");
+        (void)cli_usage_error("WARNING: --insecure: TLS certificates are NOT verified");
     cfg.insecure_no_verify = o->insecure;
     cfg.max_reply_bytes = CLI_MAX_REPLY_BYTES;
     cfg.lock = lock_cb;
@@ -367,9 +370,9 @@ static int deliverer_open(deliverer_t **out, cli_flash_t *f, deliver_opts_t *o, 
     cfg.gc_ahead_sectors = strcmp(cmd, "run") == 0 ? AGENT_GC_AHEAD_AUTO : 0;
     agent_status_t ar = agent_new(&d->agent, &f->store, &cfg);
     if (ar != AGENT_OK) {
-        fprintf(stderr, "cdnagent: %s: cannot set up the HTTPS client for %s: %s%s%s\n", cmd,
-                d->endpoint, agent_status_str(ar), d->ca_path ? " (CA bundle " : "",
-                d->ca_path ? d->ca_path : "");
+        (void)cli_usage_error("%s: cannot set up the HTTPS client for %s: %s%s%s", cmd, d->endpoint,
+                              agent_status_str(ar), d->ca_path ? " (CA bundle " : "",
+                              d->ca_path ? d->ca_path : "");
         if (d->ca_path)
             fputs(")\n", stderr);
         deliverer_close(d);
@@ -394,9 +397,10 @@ static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const ch
     if (rc)
         return rc;
     o->verbose |= g->verbose;
-    /* the configuration file's defaults, under the command line's */
-    o->endpoint = o->endpoint ? o->endpoint : g->endpoint;
-    o->ca_file = o->ca_file ? o->ca_file : g->ca_file;
+    /* the configuration file's values come after the command line's and the
+     * image's provisioned ones (deliverer_setup, pick_ca) */
+    o->cfg_endpoint = g->endpoint;
+    o->cfg_ca_file = g->ca_file;
     o->credentials = o->credentials ? o->credentials : g->credentials;
     if (o->credentials && strcmp(o->credentials, "auto") != 0 &&
         strcmp(o->credentials, "provisioned") != 0 && strcmp(o->credentials, "env") != 0)
@@ -422,13 +426,13 @@ static int sync_report(cli_flash_t *f, const deliverer_t *d)
     unsigned left = 0;
     const char *code, *message;
     if (cli_flash_lock(f) != STORE_OK) {
-        fprintf(stderr, "cdnagent: sync: the store cannot be read to check what is left\n");
+        (void)cli_usage_error("sync: the store cannot be read to check what is left");
         return CLI_EXIT_FAILED;
     }
     store_status_t rc = queue_count(&f->store, &left);
     if (rc != STORE_OK) {
-        fprintf(stderr, "cdnagent: sync: the queue cannot be read: %s (see cdnagent fsck)\n",
-                store_status_str(rc));
+        (void)cli_usage_error("sync: the queue cannot be read: %s (see cdnagent fsck)",
+                              store_status_str(rc));
         return CLI_EXIT_FAILED;
     }
     if (agent_halted(d->agent, &code, &message))
@@ -514,10 +518,9 @@ static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const
 {
     deliverer_t *fresh = NULL;
     if (cli_flash_lock(f) != STORE_OK) {
-        fprintf(stderr,
-                "cdnagent: run: %s: the store cannot be read; keeping the configuration "
-                "in use\n",
-                why);
+        (void)cli_usage_error("run: %s: the store cannot be read; keeping the configuration "
+                              "in use",
+                              why);
         return;
     }
     int rc = deliverer_open(&fresh, f, o, "run");
@@ -587,9 +590,13 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
             }
         }
         uint32_t w = agent_poll(d->agent, port_monotonic_ms());
-        /* Idle: look for new edits once a second (the CLI writes them). */
+        /* Idle: look for new edits once a second (the CLI writes them), and
+         * never sleep past the next watchdog ping. */
         if (w > RUN_IDLE_CHECK_MS)
             w = RUN_IDLE_CHECK_MS;
+        uint64_t now_ms = port_monotonic_ms();
+        if (watchdog && w > 0 && now_ms + w > next_ping)
+            w = next_ping > now_ms ? (uint32_t)(next_ping - now_ms) : 0;
         if (w && !got_term && !got_hup)
             sleep_ms(w);
     }

@@ -5,10 +5,12 @@
 #include "port.h"
 #include "port_posix.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef int (*cli_cmd_fn)(int argc, char **argv, const cli_globals_t *g);
 
@@ -38,10 +40,19 @@ static const struct {
 };
 /* clang-format on */
 
+static int say_threshold = PORT_LOG_INFO;
+
+void cli_set_log_level(int level)
+{
+    say_threshold = level;
+}
+
 void cli_say(FILE *out, int level, const char *fmt, ...)
 {
     char prefix[32];
     va_list ap;
+    if (level > say_threshold)
+        return;
     fputs(port_posix_log_prefix(fileno(out), (port_log_level_t)level, prefix, sizeof prefix), out);
     va_start(ap, fmt);
     vfprintf(out, fmt, ap);
@@ -53,6 +64,10 @@ void cli_say(FILE *out, int level, const char *fmt, ...)
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
+    /* an error, to the journal too (a daemon that cannot start says why at
+     * error priority); no timestamp on a terminal for a usage message */
+    if (port_posix_log_is_journal(STDERR_FILENO))
+        fputs("<3>", stderr);
     fputs("cdnagent: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -98,7 +113,6 @@ static void print_help(FILE *out)
 static int global_option(int argc, char **argv, int i, cli_globals_t *g)
 {
     static const char *const valued[] = {"--flash", "--device-key", "--config"};
-    static const char *config_path; /* (already loaded: only taken out of argv here) */
     const char *a = argv[i];
     if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
         g->verbose = 1;
@@ -106,7 +120,7 @@ static int global_option(int argc, char **argv, int i, cli_globals_t *g)
     }
     for (int k = 0; k < 3; k++) {
         size_t n = strlen(valued[k]);
-        const char **dst = k == 0 ? &g->flash_path : k == 1 ? &g->device_key_path : &config_path;
+        const char **dst = k == 0 ? &g->flash_path : k == 1 ? &g->device_key_path : &g->config_path;
         if (strncmp(a, valued[k], n) == 0 && a[n] == '=') {
             *dst = a + n + 1;
             return 1;
@@ -145,25 +159,44 @@ static int take_globals(int *argc, char **argv, cli_globals_t *g)
     return 0;
 }
 
-/* The configuration file, before the command line overrides it: --config
- * FILE (must exist), else $CDNAGENT_CONFIG (must exist), else the default
- * (when it exists). */
-static int load_config(int argc, char **argv, cli_globals_t *g)
+/* The configuration file under the command line's options: --config FILE
+ * (must exist), else $CDNAGENT_CONFIG (must exist), else the default (when
+ * it exists). Read only for a command: --help and --version work whatever
+ * the file holds. */
+static int load_config(cli_globals_t *g)
 {
-    const char *path = getenv("CDNAGENT_CONFIG");
+    cli_globals_t c = {NULL, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO, NULL};
+    const char *path = g->config_path ? g->config_path : getenv("CDNAGENT_CONFIG");
     int required = path != NULL && path[0];
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[i + 1], required = 1;
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9, required = 1;
-    }
-    return cli_config_load(g, required ? path : CLI_DEFAULT_CONFIG, required);
+    if (cli_config_load(&c, required ? path : CLI_DEFAULT_CONFIG, required) != 0)
+        return -1;
+    g->flash_path = g->flash_path ? g->flash_path : c.flash_path ? c.flash_path : CLI_DEFAULT_FLASH;
+    g->device_key_path = g->device_key_path ? g->device_key_path : c.device_key_path;
+    g->verbose |= c.verbose;
+    g->endpoint = c.endpoint;
+    g->ca_file = c.ca_file;
+    g->credentials = c.credentials;
+    g->log_level = c.log_level;
+    return 0;
+}
+
+/* Does the command line ask for a command's help (before any "--")? */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
 }
 
 static int run_command(int argc, char **argv, cli_globals_t *g)
 {
     static char key_path[4096];
+    if (wants_help(argc, argv)) /* help works whatever the configuration file holds */
+        g->flash_path = g->flash_path ? g->flash_path : CLI_DEFAULT_FLASH;
+    else if (load_config(g) != 0)
+        return CLI_EXIT_USAGE;
+    cli_set_log_level(g->verbose ? PORT_LOG_DEBUG : g->log_level);
     port_log_set_level(g->verbose ? PORT_LOG_DEBUG : (port_log_level_t)g->log_level);
     /* The device key lives beside the image, never inside it. */
     if (!g->device_key_path) {
@@ -187,8 +220,8 @@ static int run_command(int argc, char **argv, cli_globals_t *g)
 
 int main(int argc, char **argv)
 {
-    cli_globals_t g = {CLI_DEFAULT_FLASH, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO};
-    if (load_config(argc, argv, &g) != 0 || take_globals(&argc, argv, &g) != 0)
+    cli_globals_t g = {NULL, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO, NULL};
+    if (take_globals(&argc, argv, &g) != 0)
         return CLI_EXIT_USAGE;
     if (argc < 2) {
         print_help(stderr);
@@ -276,9 +309,16 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
         return NULL;
     char *b = malloc(max + 2);
     size_t n = b ? fread(b, 1, max + 1, f) : 0;
+    int failed = ferror(f); /* a directory reads as an error, not as empty */
+    int e = errno;
     fclose(f);
     if (!b)
         return NULL;
+    if (failed) {
+        free(b);
+        errno = e ? e : EIO;
+        return NULL;
+    }
     if (n > max || strlen((b[n] = 0, b)) != n) {
         *why = n > max ? CLI_READ_TOO_BIG : CLI_READ_NOT_TEXT;
         free(b);

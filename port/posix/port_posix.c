@@ -69,7 +69,7 @@ void port_log_set_level(port_log_level_t threshold)
 
 /* Is fd the journal? JOURNAL_STREAM is "DEVICE:INODE" of the stream systemd
  * connected; a process whose fd was redirected elsewhere must not claim it. */
-static int is_journal(int fd)
+int port_posix_log_is_journal(int fd)
 {
     const char *js = getenv("JOURNAL_STREAM");
     unsigned long long dev = 0, ino = 0;
@@ -83,7 +83,7 @@ const char *port_posix_log_prefix(int fd, port_log_level_t level, char *buf, siz
 {
     static const int syslog_priority[] = {3, 4, 6, 7}; /* err, warning, info, debug */
     buf[0] = '\0';
-    if (is_journal(fd)) {
+    if (port_posix_log_is_journal(fd)) {
         snprintf(buf, cap, "<%d>", syslog_priority[(unsigned)level < 4 ? (unsigned)level : 3]);
     } else if (isatty(fd)) {
         time_t now = time(NULL);

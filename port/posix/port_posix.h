@@ -30,6 +30,8 @@
  * so scripts read the same lines as before. Writes the prefix into buf
  * (cap bytes, at least 32) and returns it. */
 const char *port_posix_log_prefix(int fd, port_log_level_t level, char *buf, size_t cap);
+/* Is fd the journal (JOURNAL_STREAM names it)? */
+int port_posix_log_is_journal(int fd);
 
 port_status_t port_flash_file_open(port_flash_t *dev, const char *path, uint32_t sector_size,
                                    uint32_t sector_count, uint32_t write_size, int create);

@@ -79,7 +79,7 @@ typedef struct {
 } http_transport_t;
 
 /* Bytes of a failure's description (http_client_t.why). */
-#define HTTP_WHY_MAX 160u
+#define HTTP_WHY_MAX (HTTP_MAX_HOST_LEN + 160u) /* the host's name and the reason */
 
 typedef struct {
     size_t max_header_bytes;
