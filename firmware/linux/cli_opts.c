@@ -12,6 +12,11 @@
 #define OPT_HELP 'h'
 #define OPT_BASE 256 /* getopt_long's val for table entry i: OPT_BASE + i */
 
+const cli_opt_t cli_json_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
 static unsigned table_len(const cli_opt_t *opts)
 {
     unsigned n = 0;

@@ -59,6 +59,10 @@ typedef struct {
     char *args[CLI_ARGS_MAX];
 } cli_parsed_t;
 
+/* The table of a command whose only option is --json (status, queue,
+ * inspect, fsck). */
+extern const cli_opt_t cli_json_opts[];
+
 /* What cli_parse returns besides CLI_EXIT_USAGE. */
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = -1 };
 

@@ -431,17 +431,13 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
     c->n++;
 }
 
-static const cli_opt_t json_only_opts[] = {
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
-    {NULL, 0, 0, NULL, 0, 0, NULL},
-};
 static const cli_command_t status_cmd =
     {"status",
      "[DOMAIN]",
      "Per domain: every header and certificate, desired against delivered, with its queue "
      "state and last error. Exit 0 when nothing failed or is blocked, 1 otherwise. Only reads: "
      "works on a read-only image.",
-     json_only_opts,
+     cli_json_opts,
      0,
      1};
 
@@ -580,7 +576,7 @@ static const cli_command_t queue_cmd =
      "The retry queue: each change with its domain, header, state and last error (only reads: "
      "works on a read-only image); queue retry asks "
      "again for failed and blocked changes, all or a domain's or one header's.",
-     json_only_opts,
+     cli_json_opts,
      0,
      3};
 

@@ -702,16 +702,12 @@ static void insp_sealed(void *arg, const char *key, uint32_t key_id, size_t len)
                                     : "sealed, does NOT open (tampered, or another device key)");
 }
 
-static const cli_opt_t inspect_opts[] = {
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
-    {NULL, 0, 0, NULL, 0, 0, NULL},
-};
 static const cli_command_t inspect_cmd =
     {"inspect",
      "",
      "What a device image holds: endpoint, AccessKeyId, retry policy, CA bundle, domains, "
      "whether each sealed secret opens with the device key (secrets never shown). Only reads.",
-     inspect_opts,
+     cli_json_opts,
      0,
      0};
 

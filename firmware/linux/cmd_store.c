@@ -9,16 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const cli_opt_t fsck_opts[] = {
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
-    {NULL, 0, 0, NULL, 0, 0, NULL},
-};
 static const cli_command_t fsck_cmd =
     {"fsck",
      "",
      "Re-read and CRC-check every record of the config store (only reads: works on a read-only "
      "image). Exit status: 0 clean, 1 damage found, 2 cannot open or no store.",
-     fsck_opts,
+     cli_json_opts,
      0,
      0};
 
