@@ -35,6 +35,7 @@ typedef struct {
     int insecure, verbose, sig_given, policy_given, rate_given;
     const char *credentials;                /* --credentials: "auto" (NULL), "provisioned", "env" */
     const char *cfg_endpoint, *cfg_ca_file; /* the configuration file's, below the image's */
+    const char *ca_used;                    /* the CA bundle in use, for messages */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
 } deliver_opts_t;
@@ -82,7 +83,7 @@ static void print_retry(const agent_event_t *ev)
 
 static void event_cb(void *ctx, const agent_event_t *ev)
 {
-    (void)ctx;
+    const deliver_opts_t *o = ctx;
     const char *rid = ev->request_id[0] ? ev->request_id : "-";
     switch (ev->kind) {
     case AGENT_EV_DELIVERED:
@@ -94,11 +95,18 @@ static void event_cb(void *ctx, const agent_event_t *ev)
                 ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_BLOCKED:
-        cli_say(stdout, PORT_LOG_ERROR,
-                "blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
-                "(credentials, CA bundle, endpoint, device key): it is tried again when the "
-                "configuration changes, on SIGHUP, or by the next sync",
-                ev->domain, ev->what, ev->detail, ev->message, rid);
+        /* a certificate that does not verify: say which bundle judged it */
+        if (strcmp(ev->detail, "Transport.cert-verify") == 0 && o->ca_used)
+            cli_say(stdout, PORT_LOG_ERROR,
+                    "blocked   %s %s: error: %s: %s; CA bundle: %s (--ca-file names another); "
+                    "tried again when the configuration changes, on SIGHUP, or by the next sync",
+                    ev->domain, ev->what, ev->detail, ev->message, o->ca_used);
+        else
+            cli_say(stdout, PORT_LOG_ERROR,
+                    "blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
+                    "(credentials, CA bundle, endpoint, device key): it is tried again when "
+                    "the configuration changes, on SIGHUP, or by the next sync",
+                    ev->domain, ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_STORE:
         cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s",
@@ -334,6 +342,7 @@ static int deliverer_setup(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, ag
         rc = pick_credentials(d, o, cfg, cmd);
     if (!rc && cfg->tls && !o->insecure)
         rc = pick_ca(d, o, flash_ca, cmd);
+    o->ca_used = d->ca_path ? d->ca_path : "the image's provisioned bundle";
     port_free(flash_ca);
     cfg->host = d->host;
     cfg->ca_pem = (const uint8_t *)d->ca;
