@@ -32,10 +32,9 @@
 
 typedef struct {
     const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
-    int insecure, verbose, sig_given, policy_given, rate_given;
+    int insecure, sig_given, policy_given, rate_given;
     const char *credentials;                /* --credentials: "auto" (NULL), "provisioned", "env" */
     const char *cfg_endpoint, *cfg_ca_file; /* the configuration file's, below the image's */
-    const char *ca_used;                    /* the CA bundle in use, for messages */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
 } deliver_opts_t;
@@ -81,39 +80,6 @@ static void print_retry(const agent_event_t *ev)
                 ev->retry_in_ms / 1000.0);
 }
 
-static void event_cb(void *ctx, const agent_event_t *ev)
-{
-    const deliver_opts_t *o = ctx;
-    const char *rid = ev->request_id[0] ? ev->request_id : "-";
-    switch (ev->kind) {
-    case AGENT_EV_DELIVERED:
-        cli_say(stdout, PORT_LOG_INFO, "delivered %s %s: %s", ev->domain, ev->what, ev->detail);
-        break;
-    case AGENT_EV_RETRY: print_retry(ev); break;
-    case AGENT_EV_FAILED:
-        cli_say(stdout, PORT_LOG_ERROR, "failed    %s %s: error: %s: %s (RequestId %s)", ev->domain,
-                ev->what, ev->detail, ev->message, rid);
-        break;
-    case AGENT_EV_BLOCKED:
-        /* a certificate that does not verify: say which bundle judged it */
-        if (strcmp(ev->detail, "Transport.cert-verify") == 0 && o->ca_used)
-            cli_say(stdout, PORT_LOG_ERROR,
-                    "blocked   %s %s: error: %s: %s; CA bundle: %s (--ca-file names another); "
-                    "tried again when the configuration changes, on SIGHUP, or by the next sync",
-                    ev->domain, ev->what, ev->detail, ev->message, o->ca_used);
-        else
-            cli_say(stdout, PORT_LOG_ERROR,
-                    "blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
-                    "(credentials, CA bundle, endpoint, device key): it is tried again when "
-                    "the configuration changes, on SIGHUP, or by the next sync",
-                    ev->domain, ev->what, ev->detail, ev->message, rid);
-        break;
-    case AGENT_EV_STORE:
-        cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s",
-                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
-        break;
-    }
-}
 
 static store_status_t lock_cb(void *ctx)
 {
@@ -168,6 +134,12 @@ static const cli_command_t run_cmd =
      0,
      0};
 
+/* NULL (not given) or one of the choices pick_credentials knows. */
+static bool credentials_known(const char *c)
+{
+    return !c || strcmp(c, "auto") == 0 || strcmp(c, "provisioned") == 0 || strcmp(c, "env") == 0;
+}
+
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
 {
     queue_policy_t policy;
@@ -181,8 +153,7 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
     o->ca_file = cli_opt_str(&p, "ca-file");
     o->insecure = cli_opt_given(&p, "insecure");
     o->credentials = cli_opt_str(&p, "credentials");
-    if (o->credentials && strcmp(o->credentials, "auto") != 0 &&
-        strcmp(o->credentials, "provisioned") != 0 && strcmp(o->credentials, "env") != 0)
+    if (!credentials_known(o->credentials))
         return cli_usage_error("%s: --credentials must be auto, provisioned or env", cmd);
     const char *sig = cli_opt_str(&p, "signature");
     o->sig_given = sig != NULL;
@@ -225,6 +196,41 @@ static void deliverer_close(deliverer_t *d)
     free(d->ca);
     agent_settings_wipe(&d->set);
     free(d);
+}
+
+static void event_cb(void *ctx, const agent_event_t *ev)
+{
+    const deliverer_t *d = ctx;
+    const char *rid = ev->request_id[0] ? ev->request_id : "-";
+    switch (ev->kind) {
+    case AGENT_EV_DELIVERED:
+        cli_say(stdout, PORT_LOG_INFO, "delivered %s %s: %s", ev->domain, ev->what, ev->detail);
+        break;
+    case AGENT_EV_RETRY: print_retry(ev); break;
+    case AGENT_EV_FAILED:
+        cli_say(stdout, PORT_LOG_ERROR, "failed    %s %s: error: %s: %s (RequestId %s)", ev->domain,
+                ev->what, ev->detail, ev->message, rid);
+        break;
+    case AGENT_EV_BLOCKED:
+        /* a certificate that does not verify: say which bundle judged it */
+        if (strcmp(ev->detail, "Transport.cert-verify") == 0)
+            cli_say(stdout, PORT_LOG_ERROR,
+                    "blocked   %s %s: error: %s: %s; CA bundle: %s (--ca-file names another); "
+                    "tried again when the configuration changes, on SIGHUP, or by the next sync",
+                    ev->domain, ev->what, ev->detail, ev->message,
+                    d->ca_path ? d->ca_path : "the image's provisioned bundle");
+        else
+            cli_say(stdout, PORT_LOG_ERROR,
+                    "blocked   %s %s: error: %s: %s (RequestId %s); fix the configuration "
+                    "(credentials, CA bundle, endpoint, device key): it is tried again when "
+                    "the configuration changes, on SIGHUP, or by the next sync",
+                    ev->domain, ev->what, ev->detail, ev->message, rid);
+        break;
+    case AGENT_EV_STORE:
+        cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s",
+                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
+        break;
+    }
 }
 
 /* Policy, signature and rate: options first, then the provisioned values. */
@@ -342,7 +348,6 @@ static int deliverer_setup(deliverer_t *d, cli_flash_t *f, deliver_opts_t *o, ag
         rc = pick_credentials(d, o, cfg, cmd);
     if (!rc && cfg->tls && !o->insecure)
         rc = pick_ca(d, o, flash_ca, cmd);
-    o->ca_used = d->ca_path ? d->ca_path : "the image's provisioned bundle";
     port_free(flash_ca);
     cfg->host = d->host;
     cfg->ca_pem = (const uint8_t *)d->ca;
@@ -373,7 +378,7 @@ static int deliverer_open(deliverer_t **out, cli_flash_t *f, deliver_opts_t *o, 
     cfg.unlock = unlock_cb;
     cfg.lock_ctx = f;
     cfg.event = event_cb;
-    cfg.event_ctx = o;
+    cfg.event_ctx = d; /* (the agent is d's: the context lives as long) */
     /* The daemon idles between changes: it keeps room for the largest value
      * erased then, so no edit or outcome waits for GC (sync just exits). */
     cfg.gc_ahead_sectors = strcmp(cmd, "run") == 0 ? AGENT_GC_AHEAD_AUTO : 0;
@@ -405,14 +410,12 @@ static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const ch
     int rc = parse_deliver_opts(argc, argv, o, cmd);
     if (rc)
         return rc;
-    o->verbose |= g->verbose;
     /* the configuration file's values come after the command line's and the
      * image's provisioned ones (deliverer_setup, pick_ca) */
     o->cfg_endpoint = g->endpoint;
     o->cfg_ca_file = g->ca_file;
     o->credentials = o->credentials ? o->credentials : g->credentials;
-    if (o->credentials && strcmp(o->credentials, "auto") != 0 &&
-        strcmp(o->credentials, "provisioned") != 0 && strcmp(o->credentials, "env") != 0)
+    if (!credentials_known(o->credentials)) /* the configuration file's */
         return cli_usage_error("%s: credentials must be auto, provisioned or env", cmd);
     if (cli_flash_open(f, g->flash_path, mode) != 0)
         return CLI_EXIT_USAGE;
