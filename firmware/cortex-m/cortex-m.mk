@@ -89,13 +89,13 @@ FW_BLOBS  := manifest.json=$(FW_MANIFEST) hosts=$(FW_HOSTS) $(PEM_BLOBS)
 TGT_BLOBS := manifest.json=$(SCEN_MANIFEST) $(PEM_BLOBS) server.crt=$(PKI)/server.crt \
              server.key=$(PKI)/server.key recorded.json=tests/target/recorded.json
 
-$(PKI)/done.v3: tools/cdnsim/mkcerts.sh
+$(PKI)/done.v4: tools/cdnsim/mkcerts.sh
 	sh tools/cdnsim/mkcerts.sh $(PKI)
 
-$(GEN)/fw_blobs.c: $(PKI)/done.v3 $(FW_MANIFEST) $(FW_HOSTS) tools/embed.py
+$(GEN)/fw_blobs.c: $(PKI)/done.v4 $(FW_MANIFEST) $(FW_HOSTS) tools/embed.py
 	@mkdir -p $(@D)
 	$(PYTHON) tools/embed.py $@ $(FW_BLOBS)
-$(GEN)/tgt_blobs.c: $(PKI)/done.v3 $(SCEN_MANIFEST) tests/target/recorded.json tools/embed.py
+$(GEN)/tgt_blobs.c: $(PKI)/done.v4 $(SCEN_MANIFEST) tests/target/recorded.json tools/embed.py
 	@mkdir -p $(@D)
 	$(PYTHON) tools/embed.py $@ $(TGT_BLOBS)
 

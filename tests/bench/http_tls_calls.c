@@ -73,6 +73,8 @@ int main(int argc, char **argv)
         date = r.has_date ? r.server_date : 0;
         http_response_free(&r);
     }
+    if (rc != HTTP_OK && c.why[0])
+        fprintf(stderr, "why: %s\n", c.why);
     http_tls_stats(tls, &ts);
     http_client_close(&c);
     http_tls_free(tls);

@@ -20,7 +20,7 @@
         sim.log()      # everything the simulator wrote on stderr so far (one line a request)
 
 Sim(...) also takes server_cert="server-expired" (or "server-wronghost": any name of a
-cert/key pair in pki_dir), state_file=PATH (--state persistence), extra_args=[...].
+cert/key pair in pki_dir), listen="::1" (an IPv6 loopback server), state_file=PATH (--state persistence), extra_args=[...].
 sim.start() / sim.stop() work without `with`; stop() is idempotent.
 The test PKI is created on first use by tools/cdnsim/mkcerts.sh into
 $CDNAGENT_BUILD/testpki (default build/testpki), under a file lock.
@@ -47,7 +47,7 @@ def ensure_pki(pki_dir=None):
     os.makedirs(os.path.dirname(pki_dir), exist_ok=True)
     with open(pki_dir + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(pki_dir, "done.v3")):
+        if not os.path.exists(os.path.join(pki_dir, "done.v4")):
             subprocess.run(["sh", MKCERTS, pki_dir], check=True,
                            stdout=subprocess.DEVNULL)
     return pki_dir
@@ -56,8 +56,9 @@ def ensure_pki(pki_dir=None):
 class Sim:
     def __init__(self, tls=False, qps=10, domains=("cdn.example.com", "www.example.com"),
                  credentials=(("testid", "testsecret"),), faults=None, state_file=None,
-                 server_cert="server", extra_args=()):
+                 server_cert="server", extra_args=(), listen="127.0.0.1"):
         self.tls = tls
+        self.listen = listen
         self.qps = qps
         self.domains = list(domains)
         self.credentials = list(credentials)
@@ -72,7 +73,8 @@ class Sim:
         self._log = []
 
     def start(self):
-        args = [sys.executable, SIM_PY, "--listen", "127.0.0.1:0", "--qps", str(self.qps),
+        args = [sys.executable, SIM_PY, "--listen",
+                ("[%s]:0" if ":" in self.listen else "%s:0") % self.listen, "--qps", str(self.qps),
                 "--domains", ",".join(self.domains),
                 "--credentials", ",".join("%s:%s" % c for c in self.credentials)]
         if self.tls:

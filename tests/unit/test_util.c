@@ -8,6 +8,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <stdlib.h>
+
 #include "crypto.h"
 #include "test_crc.h"
 #include "util.h"
@@ -171,6 +174,60 @@ static void test_crypto_sha256_and_wipe(void **state)
     assert_string_equal(crypto_status_str((crypto_status_t)42), "unknown");
 }
 
+/* The product's parser (no port, no libc resolver) against glibc's
+ * inet_pton, which is the reference for what an IP literal is. */
+static size_t ip_reference(const char *s, uint8_t out[16])
+{
+    if (inet_pton(AF_INET, s, out) == 1)
+        return 4;
+    if (inet_pton(AF_INET6, s, out) == 1)
+        return 16;
+    return 0;
+}
+
+static void check_ip(const char *s)
+{
+    uint8_t got[UTIL_IP_MAX], want[16];
+    size_t want_len = ip_reference(s, want);
+    size_t got_len = util_ip_parse(s, strlen(s), got);
+    if (got_len != want_len)
+        fail_msg("\"%s\": util_ip_parse %zu bytes, inet_pton %zu", s, got_len, want_len);
+    if (got_len)
+        assert_memory_equal(got, want, got_len);
+}
+
+static void test_ip_literals(void **state)
+{
+    static const char *const cases[] = {
+        "127.0.0.1", "0.0.0.0", "255.255.255.255", "10.0.2.100", "256.1.1.1", "1.2.3",
+        "1.2.3.4.", "1.2.3.4.5", ".1.2.3", "1..2.3", "01.2.3.4", "1.2.3.04", "1.2.3.4a",
+        "1234.1.1.1", "cdn.aliyuncs.com", "localhost", "::", "::1", "1::", "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1::2::3", ":::", "1:",
+        ":1", "1:2:3:4:5:6:7", "12345::", "fe80::1", "FE80::ABCD:ef01", "::ffff:1.2.3.4",
+        "::ffff:1.2.3", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "1.2.3.4::",
+        "::1.2.3.4", "g::1", "1::2:", "", "1", ":", ".", "0", "2001:db8::8:800:200c:417a"};
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_ip(cases[i]);
+    /* Strings from the literals' own alphabet, so most are near misses. */
+    srand(18);
+    for (int round = 0; round < 200000; round++) {
+        static const char alphabet[] = "0123456789aF:.:::..";
+        char s[40];
+        size_t n = (size_t)(rand() % 39);
+        for (size_t i = 0; i < n; i++)
+            s[i] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+        s[n] = 0;
+        check_ip(s);
+    }
+    {
+        uint8_t out[UTIL_IP_MAX];
+        assert_int_equal(util_ip_parse("127.0.0.1junk", 9, out), 4); /* n bytes, not to NUL */
+        assert_int_equal(util_ip_parse(NULL, 3, out), 0);
+        assert_int_equal(util_ip_parse("::1", 3, NULL), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_u64_to_dec),
         cmocka_unit_test(test_bounded_writer),
         cmocka_unit_test(test_days_from_civil),
+        cmocka_unit_test(test_ip_literals),
         cmocka_unit_test(test_crypto_sha256_and_wipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

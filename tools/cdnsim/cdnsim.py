@@ -795,6 +795,10 @@ class Server(ThreadingMixIn, HTTPServer):
         sys.stderr.write("cdnsim %s connection error: %s\n" % (client_address[0], type(e).__name__))
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
 def parse_credentials(s):
     out = {}
     for item in s.split(","):
@@ -818,6 +822,9 @@ def main(argv=None):
                     help="append one JSON line per answered API request (request and answer)")
     a = ap.parse_args(argv)
     host, _, port = a.listen.rpartition(":")
+    v6 = host.startswith("[") and host.endswith("]")
+    if v6:  # --listen [::1]:0
+        host = host[1:-1]
     try:
         faults = json.loads(a.faults)
     except ValueError as e:
@@ -828,7 +835,7 @@ def main(argv=None):
     faults.pop("reset", None)
     sim = Sim(parse_credentials(a.credentials), [d for d in a.domains.split(",") if d],
               a.qps, a.state, faults)
-    srv = Server((host, int(port)), Handler)
+    srv = (Server6 if v6 else Server)((host, int(port)), Handler)
     srv.sim = sim
     if a.record:
         srv.recorder = Recorder(a.record)
@@ -839,7 +846,8 @@ def main(argv=None):
         # handshake lazily in the handler thread, so one bad client cannot block accept()
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         scheme = "https"
-    print("cdnsim listening on %s://%s:%d" % (scheme, host, srv.server_address[1]), flush=True)
+    print("cdnsim listening on %s://%s:%d" % (scheme, "[%s]" % host if v6 else host,
+                                              srv.server_address[1]), flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -1,10 +1,10 @@
 #!/bin/sh
 # mkcerts.sh DIR: throw-away test PKI for cdnsim and the integration tests (openssl CLI).
-# Idempotent: does nothing when DIR/done.v3 exists (bump the marker when the set changes). EC P-256 keys, SHA-256 signatures,
+# Idempotent: does nothing when DIR/done.v4 exists (bump the marker when the set changes). EC P-256 keys, SHA-256 signatures,
 # which mbedTLS 2.28 verifies over TLS 1.2.
 set -eu
 DIR=${1:?usage: mkcerts.sh DIR}
-[ -f "$DIR/done.v3" ] && exit 0
+[ -f "$DIR/done.v4" ] && exit 0
 mkdir -p "$DIR"
 cd "$DIR"
 umask 077
@@ -25,9 +25,13 @@ leaf() { # name CN SAN signing-ca days [startdate enddate]
 }
 ca ca "cdnagent test CA"
 ca other-ca "unrelated test CA"
-# DNS:127.0.0.1 too: mbedTLS 2.28 ignores iPAddress SANs and matches the name as a string
-leaf server localhost "DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1,DNS:cdn.aliyuncs.com" ca 825
+# An IP endpoint verifies against iPAddress names only (components/http checks
+# them; mbedTLS 2.28 alone would not): server-otherip names another address,
+# server-ipasdns spells the right one as a DNS name, and both must be refused.
+leaf server localhost "DNS:localhost,IP:127.0.0.1,IP:::1,DNS:cdn.aliyuncs.com" ca 825
 leaf server-wronghost wrong.example.net "DNS:wrong.example.net" ca 825
+leaf server-otherip localhost "DNS:localhost,IP:127.0.0.2,IP:::2" ca 825
+leaf server-ipasdns 127.0.0.1 "DNS:127.0.0.1,DNS:::1" ca 825
 leaf cdn.example.com cdn.example.com "DNS:cdn.example.com" ca 365
 key cdn.example.com-mismatch.key
 # expired: validity entirely in the past (openssl x509 -days cannot go negative,
@@ -53,4 +57,4 @@ openssl ca -batch -config ca.db/ca.cnf -cert ca.crt -keyfile ca.key -in server-e
     -out server-expired.crt -notext 2>/dev/null
 rm -rf server-expired.csr expired.ext ca.db ca.srl
 chmod 644 ./*.crt
-rm -f done; touch done.v3
+rm -f done; touch done.v4

@@ -143,7 +143,8 @@ http_status_t http_tcp_transport(http_transport_t *transport, http_tcp_t *tcp, c
 typedef struct http_tls http_tls_t; /* opaque, allocated by http_tls_new */
 
 typedef struct {
-    const char *host; /* SNI and certificate host-name check */
+    const char *host; /* SNI and the certificate check: a DNS name, or an IP
+                         literal checked against iPAddress names (no SNI) */
     uint16_t port;
     const uint8_t *ca_pem;   /* CA bundle, PEM, NUL-terminated; copied */
     size_t ca_pem_len;       /* including the terminating NUL */

@@ -13,6 +13,10 @@
 #include "http.h"
 #include "http_internal.h"
 #include "port.h"
+#include "util.h"
+
+/* ASN.1 tag of a GeneralName iPAddress ([7] IMPLICIT OCTET STRING). */
+#define TLS_SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
 
 struct http_tls {
     port_tcp_t conn;
@@ -21,6 +25,8 @@ struct http_tls {
     bool have_session; /* a session saved for resumption */
     bool verify;
     char host[HTTP_MAX_HOST_LEN + 1];
+    uint8_t ip[UTIL_IP_MAX]; /* host as an address, when it is an IP literal */
+    size_t ip_len;           /* 4 or 16 then, else 0 */
     uint16_t port;
     uint64_t deadline;        /* of the current I/O, for the bio callbacks */
     int last_io;              /* last port error seen by a bio callback */
@@ -88,8 +94,25 @@ static int bio_recv_timeout(void *ctx, unsigned char *buf, size_t len, uint32_t 
     return n == PORT_ERR_TIMEOUT ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_CONN_RESET;
 }
 
+/* mbedTLS 2.28 matches a host only against dNSName SANs and the CN, as a
+ * string: an IP literal must instead equal an iPAddress SAN (RFC 6125 6.2),
+ * which the leaf certificate is checked for here. */
+static int tls_verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    const http_tls_t *t = ctx;
+    const mbedtls_x509_sequence *san;
+    if (depth != 0)
+        return 0;
+    for (san = &crt->subject_alt_names; san != NULL; san = san->next)
+        if (san->buf.tag == TLS_SAN_IP_TAG && san->buf.len == t->ip_len &&
+            memcmp(san->buf.p, t->ip, t->ip_len) == 0)
+            return 0;
+    *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
 /* The certificate's fault, from mbedTLS's verify flags, most telling first. */
-static const char *verify_reason(uint32_t flags)
+static const char *verify_reason(uint32_t flags, bool ip)
 {
     if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
         return "not signed by a CA of the bundle (unknown CA: the wrong bundle, or a proxy)";
@@ -98,7 +121,8 @@ static const char *verify_reason(uint32_t flags)
     if (flags & MBEDTLS_X509_BADCERT_FUTURE)
         return "not valid yet (is the clock right?)";
     if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
-        return "not issued for this host name (name mismatch)";
+        return ip ? "not issued for this IP address (no iPAddress name matches)"
+                  : "not issued for this host name (name mismatch)";
     if (flags & MBEDTLS_X509_BADCERT_REVOKED)
         return "revoked";
     return "refused by the certificate checks";
@@ -111,7 +135,7 @@ static void tls_why(void *ctx, char *buf, size_t cap)
         http_connect_why(buf, cap, t->host, t->port, t->tcp_failed, t->conn.os_error);
     else if (t->verify_flags)
         snprintf(buf, cap, "the server certificate of %s port %u does not verify: %s", t->host,
-                 (unsigned)t->port, verify_reason(t->verify_flags));
+                 (unsigned)t->port, verify_reason(t->verify_flags, t->ip_len != 0));
     else if (t->handshake_rc)
         snprintf(buf, cap, "TLS handshake with %s port %u failed (mbedTLS -0x%04x)%s", t->host,
                  (unsigned)t->port, (unsigned)-t->handshake_rc,
@@ -152,8 +176,10 @@ static int tls_connect(void *ctx, uint32_t timeout_ms)
     }
     t->open = true;
     if (!t->ssl_ready) {
+        /* An IP literal is sent no SNI (RFC 6066 3) and is checked by
+         * tls_verify_ip instead of by name. */
         if (mbedtls_ssl_setup(&t->ssl, &t->conf) != 0 ||
-            mbedtls_ssl_set_hostname(&t->ssl, t->host) != 0) {
+            (t->ip_len == 0 && mbedtls_ssl_set_hostname(&t->ssl, t->host) != 0)) {
             tls_close(t);
             return HTTP_ERR_NOMEM;
         }
@@ -286,6 +312,7 @@ http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
         return HTTP_ERR_NOMEM;
     }
     memcpy(t->host, o->host, n + 1);
+    t->ip_len = util_ip_parse(t->host, n, t->ip);
     t->port = o->port;
     t->verify = !o->insecure_no_verify;
     mbedtls_ssl_init(&t->ssl);
@@ -324,6 +351,8 @@ http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
     if (t->verify) {
         mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
         mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
+        if (t->ip_len)
+            mbedtls_ssl_conf_verify(&t->conf, tls_verify_ip, t);
     } else {
         mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
         port_log(PORT_LOG_WARN, "http", "TLS certificate verification DISABLED for %s", t->host);

@@ -114,6 +114,18 @@ size_t util_out_end(util_out_t *o);
 #define UTIL_U64_DEC_MAX 20u
 size_t util_u64_to_dec(uint64_t v, char out[UTIL_U64_DEC_MAX + 1]);
 
+/* ------------------------------------------------------ IP literals -- */
+
+/* The address a host string spells, if it is an IP literal: an IPv4
+ * dotted quad (four decimal parts 0-255, no leading zeros, which some
+ * resolvers read as octal) gives 4 bytes, an IPv6 address (RFC 4291 text:
+ * hex groups, one "::", an IPv4 tail) 16 bytes, in network order. Returns
+ * the byte count, 0 when the n bytes of s are not an IP literal (a host
+ * name), and then out is undefined. A host name is checked against DNS
+ * names, an IP literal only against iPAddress names (RFC 6125). */
+#define UTIL_IP_MAX 16u
+size_t util_ip_parse(const char *s, size_t n, uint8_t out[UTIL_IP_MAX]);
+
 /* ------------------------------------------------------- civil dates -- */
 
 /* Days from 1970-01-01 to year-month-day of the proleptic Gregorian

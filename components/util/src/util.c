@@ -151,3 +151,104 @@ int64_t util_days_from_civil(int64_t year, unsigned month, unsigned day)
     unsigned doe = yoe * 365u + yoe / 4u - yoe / 100u + doy;
     return era * 146097 + (int64_t)doe - 719468;
 }
+
+/* ------------------------------------------------------ IP literals -- */
+
+static bool util_ipv4_parse(const char *s, size_t n, uint8_t out[4])
+{
+    size_t i = 0;
+    for (unsigned part = 0; part < 4; part++) {
+        unsigned v = 0, digits = 0;
+        if (part > 0) {
+            if (i >= n || s[i] != '.')
+                return false;
+            i++;
+        }
+        while (i < n && s[i] >= '0' && s[i] <= '9' && digits < 4) {
+            v = v * 10 + (unsigned)(s[i] - '0');
+            digits++;
+            i++;
+        }
+        if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && s[i - digits] == '0'))
+            return false;
+        out[part] = (uint8_t)v;
+    }
+    return i == n;
+}
+
+static int util_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = util_ascii_lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One group of 1-4 hex digits at s[*i]; false when none (or too many). */
+static bool util_ipv6_group(const char *s, size_t n, size_t *i, uint16_t *v)
+{
+    unsigned digits = 0;
+    *v = 0;
+    while (*i < n && util_hex_digit(s[*i]) >= 0) {
+        if (++digits > 4)
+            return false;
+        *v = (uint16_t)(*v << 4 | (uint16_t)util_hex_digit(s[*i]));
+        (*i)++;
+    }
+    return digits > 0;
+}
+
+/* Groups before and after the "::" are collected apart, then the gap
+ * between them is zero-filled. */
+static bool util_ipv6_parse(const char *s, size_t n, uint8_t out[16])
+{
+    uint8_t b[16];
+    size_t i = 0, len = 0, gap = SIZE_MAX;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') {
+        gap = 0;
+        i = 2;
+    }
+    while (i < n && len < 16) {
+        uint16_t v;
+        if (len <= 12 && memchr(s + i, '.', n - i) != NULL &&
+            memchr(s + i, ':', n - i) == NULL) { /* the IPv4 tail */
+            if (!util_ipv4_parse(s + i, n - i, b + len))
+                return false;
+            len += 4;
+            i = n;
+            break;
+        }
+        if (!util_ipv6_group(s, n, &i, &v))
+            return false;
+        b[len++] = (uint8_t)(v >> 8);
+        b[len++] = (uint8_t)v;
+        if (i == n)
+            break;
+        if (s[i] != ':' || i + 1 == n)
+            return false;
+        i++;
+        if (s[i] == ':') {
+            if (gap != SIZE_MAX)
+                return false; /* a second "::" */
+            gap = len;
+            i++;
+        }
+    }
+    if (i != n || (gap == SIZE_MAX ? len != 16 : len > 14))
+        return false;
+    if (gap == SIZE_MAX)
+        gap = len;
+    memset(out, 0, 16);
+    memcpy(out, b, gap);
+    memcpy(out + 16 - (len - gap), b + gap, len - gap);
+    return true;
+}
+
+size_t util_ip_parse(const char *s, size_t n, uint8_t out[UTIL_IP_MAX])
+{
+    if (s == NULL || out == NULL || n == 0)
+        return 0;
+    if (memchr(s, ':', n) != NULL)
+        return util_ipv6_parse(s, n, out) ? 16 : 0;
+    return util_ipv4_parse(s, n, out) ? 4 : 0;
+}
