@@ -2061,6 +2061,48 @@ static void test_endpoint_split_edges(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(agent_endpoint_split(bad[i], host, sizeof host, &port, &tls),
                          AGENT_ERR_INVALID);
+    /* IPv6 literals in brackets, the brackets not kept */
+    assert_int_equal(agent_endpoint_split("https://[::1]:8443/", host, sizeof host, &port, &tls),
+                     AGENT_OK);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8443);
+    assert_int_equal(agent_endpoint_split("https://[2001:db8::a]", host, sizeof host, &port, &tls),
+                     AGENT_OK);
+    assert_string_equal(host, "2001:db8::a");
+    assert_int_equal(port, 443);
+    assert_int_equal(agent_endpoint_split("https://[::1]", host, 4, &port, &tls), AGENT_OK);
+    assert_int_equal(agent_endpoint_split("https://[::1]", host, 3, &port, &tls),
+                     AGENT_ERR_INVALID);
+    static const char *const bad6[] = {"https://[::1",   "https://[]",      "https://[1.2.3.4]",
+                                       "https://[::g]",  "https://[::1]x",  "https://[::1]:0",
+                                       "https://::1",    "https://[::1]:/", "https://[cdn]"};
+    for (size_t i = 0; i < sizeof bad6 / sizeof bad6[0]; i++)
+        assert_int_equal(agent_endpoint_split(bad6[i], host, sizeof host, &port, &tls),
+                         AGENT_ERR_INVALID);
+}
+
+/* What the Host header (and so the signature) says for an endpoint. */
+static void test_endpoint_hostport(void **state)
+{
+    char out[32];
+    (void)state;
+    assert_int_equal(agent_endpoint_hostport("cdn.aliyuncs.com", 443, true, out, sizeof out),
+                     AGENT_OK);
+    assert_string_equal(out, "cdn.aliyuncs.com");
+    assert_int_equal(agent_endpoint_hostport("127.0.0.1", 8443, true, out, sizeof out), AGENT_OK);
+    assert_string_equal(out, "127.0.0.1:8443");
+    assert_int_equal(agent_endpoint_hostport("h", 80, false, out, sizeof out), AGENT_OK);
+    assert_string_equal(out, "h");
+    assert_int_equal(agent_endpoint_hostport("h", 443, false, out, sizeof out), AGENT_OK);
+    assert_string_equal(out, "h:443");
+    assert_int_equal(agent_endpoint_hostport("::1", 443, true, out, sizeof out), AGENT_OK);
+    assert_string_equal(out, "[::1]");
+    assert_int_equal(agent_endpoint_hostport("::1", 8443, true, out, sizeof out), AGENT_OK);
+    assert_string_equal(out, "[::1]:8443");
+    assert_int_equal(agent_endpoint_hostport("::1", 8443, true, out, 10), AGENT_ERR_ARG);
+    assert_int_equal(agent_endpoint_hostport("::1", 8443, true, out, 11), AGENT_OK);
+    assert_int_equal(agent_endpoint_hostport(NULL, 1, true, out, sizeof out), AGENT_ERR_ARG);
+    assert_int_equal(agent_endpoint_hostport("h", 1, true, NULL, 0), AGENT_ERR_ARG);
 }
 
 /* ---------------------------------------------- regressions (review) -- */
@@ -2224,6 +2266,7 @@ int main(void)
         T(test_reseal_many),
         T(test_reseal_faults),
         T(test_endpoint_split_edges),
+        T(test_endpoint_hostport),
         T(test_regress_settings_read_error_is_not_unprovisioned),
         T(test_regress_secret_nomem_is_nomem),
         T(test_regress_retry_unknown_header),

@@ -292,9 +292,16 @@ typedef struct {
  * store transaction, secrets sealed under the device key. */
 /* Split an endpoint "https://host[:port]" ("http://" too, for tests: *tls
  * false) into host (NUL-terminated, < cap bytes) and port (443 / 80 when
- * absent). AGENT_ERR_INVALID when it is not one. */
+ * absent). host is a DNS name, an IPv4 literal or an IPv6 literal in
+ * brackets ("https://[2001:db8::1]:8443"; host gets it without them).
+ * AGENT_ERR_INVALID when it is not one. */
 agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap, uint16_t *port,
                                     bool *tls);
+/* The Host header's value (what the signature covers) for host and port:
+ * the port only when not the scheme's default, an IPv6 literal bracketed.
+ * AGENT_ERR_ARG when it does not fit cap. */
+agent_status_t agent_endpoint_hostport(const char *host, uint16_t port, bool tls, char *out,
+                                       size_t cap);
 
 agent_status_t agent_settings_save(store_t *st, const agent_settings_t *s, const char *ca_pem);
 /* Read them back; secrets opened with the device key. AGENT_ERR_NOT_FOUND

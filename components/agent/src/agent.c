@@ -102,11 +102,10 @@ agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg)
         return AGENT_ERR_NOMEM;
     a->st = st;
     a->cfg = *cfg;
-    int n = cfg->port == 443 ? snprintf(a->hostport, sizeof a->hostport, "%s", cfg->host)
-                             : snprintf(a->hostport, sizeof a->hostport, "%s:%u", cfg->host,
-                                        (unsigned)cfg->port);
-    agent_status_t ar = n < 0 || (size_t)n >= sizeof a->hostport ? AGENT_ERR_ARG
-                                                                 : transport_setup(a, cfg);
+    agent_status_t ar =
+        agent_endpoint_hostport(cfg->host, cfg->port, cfg->tls, a->hostport, sizeof a->hostport);
+    if (ar == AGENT_OK)
+        ar = transport_setup(a, cfg);
     if (ar != AGENT_OK) {
         port_free(a);
         return ar;

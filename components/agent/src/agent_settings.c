@@ -7,6 +7,7 @@
 #include "agent_internal.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -432,6 +433,20 @@ agent_status_t agent_check_sealed(store_t *st, const char *key)
     return ar;
 }
 
+/* "[v6]" of an endpoint: its length through ']' (0 when not one), and the
+ * address copied to host. */
+static size_t endpoint_v6(const char *p, char *host, size_t cap)
+{
+    const char *close = p[0] == '[' ? strchr(p, ']') : NULL;
+    uint8_t ip[UTIL_IP_MAX];
+    size_t n = close ? (size_t)(close - p - 1) : 0;
+    if (n == 0 || n >= cap || util_ip_parse(p + 1, n, ip) != 16)
+        return 0;
+    memcpy(host, p + 1, n);
+    host[n] = 0;
+    return n + 2;
+}
+
 agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap, uint16_t *port,
                                     bool *tls)
 {
@@ -450,13 +465,20 @@ agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap
     } else {
         return AGENT_ERR_INVALID;
     }
-    n = strcspn(p, ":/");
-    if (n == 0 || n >= cap)
-        return AGENT_ERR_INVALID;
-    for (size_t i = 0; i < n; i++) /* a DNS name or an IPv4 literal */
-        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
-              (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '.'))
+    if (p[0] == '[') {
+        if ((n = endpoint_v6(p, host, cap)) == 0)
             return AGENT_ERR_INVALID;
+    } else {
+        n = strcspn(p, ":/");
+        if (n == 0 || n >= cap)
+            return AGENT_ERR_INVALID;
+        for (size_t i = 0; i < n; i++) /* a DNS name or an IPv4 literal */
+            if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+                  (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '.'))
+                return AGENT_ERR_INVALID;
+        memcpy(host, p, n);
+        host[n] = 0;
+    }
     if (p[n] == ':') {
         char *end;
         unsigned long v = strtoul(p + n + 1, &end, 10);
@@ -466,7 +488,19 @@ agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap
     } else if (p[n] && p[n] != '/') {
         return AGENT_ERR_INVALID;
     }
-    memcpy(host, p, n);
-    host[n] = 0;
     return AGENT_OK;
+}
+
+agent_status_t agent_endpoint_hostport(const char *host, uint16_t port, bool tls, char *out,
+                                       size_t cap)
+{
+    bool v6 = host && strchr(host, ':') != NULL;
+    int n;
+    if (host == NULL || out == NULL)
+        return AGENT_ERR_ARG;
+    if (port == (tls ? 443 : 80))
+        n = snprintf(out, cap, v6 ? "[%s]" : "%s", host);
+    else
+        n = snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+    return n < 0 || (size_t)n >= cap ? AGENT_ERR_ARG : AGENT_OK;
 }
