@@ -30,12 +30,15 @@ typedef struct {
     const char *endpoint;        /* config endpoint: sync/run's --endpoint default */
     const char *ca_file;         /* config ca_file: sync/run's --ca-file default */
     const char *credentials;     /* config credentials: sync/run's --credentials default */
+    const char *profile;         /* config profile: the aliyun CLI profile (--profile default) */
+    const char *aliyun_config;   /* config aliyun_config: instead of ~/.aliyun/config.json */
     int log_level;               /* port_log_level_t; config log_level (default info) */
     const char *config_path;     /* --config FILE */
 } cli_globals_t;
 
 /* The configuration file: "key = value" lines, '#' comments. Keys: flash,
- * device_key, endpoint, ca_file, credentials, log_level. Loaded from
+ * device_key, endpoint, ca_file, credentials, profile, aliyun_config,
+ * log_level. Loaded from
  * --config FILE, else $CDNAGENT_CONFIG, else CLI_DEFAULT_CONFIG when it
  * exists. 0, or -1 (said: the file, the line and what is wrong). */
 #define CLI_DEFAULT_CONFIG "/etc/cdnagent/cdnagent.conf"
@@ -52,6 +55,19 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why);
 /* Write s as a JSON string literal (quotes, \" \\ and control characters
  * escaped; NULL writes ""). */
 void cli_json_str(FILE *out, const char *s);
+
+/* --json: stdout carries exactly one JSON document, the command's or, when
+ * it fails with an error said, {"Code":..,"Message":..,"RequestId":..} as
+ * the service shapes its errors. cli_json_begin (when argv asks for --json
+ * before any "--") holds what the command prints; cli_json_end(rc) writes
+ * it, or the first error recorded when rc is not 0. cli_json_error records
+ * an error (the service's own, for call; the first one counts); without
+ * --json it does nothing. Codes of the tool's own errors: */
+#define CLI_JSON_CODE_INPUT "cdnagent.InvalidInput" /* exit 2 */
+#define CLI_JSON_CODE_FAILED "cdnagent.Failed"      /* exit 1 */
+void cli_json_begin(int argc, char **argv);
+void cli_json_error(const char *code, const char *message, const char *request_id);
+void cli_json_end(int rc);
 
 /* A certificate state for output: "-" / "on" / "off", or with json
  * null / "on" / "off" (quoted). */
@@ -94,8 +110,15 @@ void cli_say(FILE *out, int level, const char *fmt, ...)
 int cli_notify(const char *state);
 uint64_t cli_watchdog_ms(void);
 
-/* Print "cdnagent: <message>" to stderr and return CLI_EXIT_USAGE. */
+/* Print "cdnagent: <message>" to stderr (and record it for --json) and
+ * return CLI_EXIT_USAGE; cli_error the same for an operation that failed,
+ * returning CLI_EXIT_FAILED. */
 int cli_usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+int cli_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
 #endif

@@ -35,12 +35,14 @@ static int log_level(const char *v, cli_globals_t *g)
 /* One "key = value" line; 0, or -1 with why set. */
 static int setting(char *key, char *value, cli_globals_t *g, const char **why)
 {
-    const char **slot = strcmp(key, "flash") == 0         ? &g->flash_path
-                        : strcmp(key, "device_key") == 0  ? &g->device_key_path
-                        : strcmp(key, "endpoint") == 0    ? &g->endpoint
-                        : strcmp(key, "ca_file") == 0     ? &g->ca_file
-                        : strcmp(key, "credentials") == 0 ? &g->credentials
-                                                          : NULL;
+    const char **slot = strcmp(key, "flash") == 0           ? &g->flash_path
+                        : strcmp(key, "device_key") == 0    ? &g->device_key_path
+                        : strcmp(key, "endpoint") == 0      ? &g->endpoint
+                        : strcmp(key, "ca_file") == 0       ? &g->ca_file
+                        : strcmp(key, "credentials") == 0   ? &g->credentials
+                        : strcmp(key, "profile") == 0       ? &g->profile
+                        : strcmp(key, "aliyun_config") == 0 ? &g->aliyun_config
+                                                            : NULL;
     if (!*value) {
         *why = "has no value";
         return -1;
@@ -50,7 +52,8 @@ static int setting(char *key, char *value, cli_globals_t *g, const char **why)
         return log_level(value, g);
     }
     if (!slot) {
-        *why = "is not a setting (flash, device_key, endpoint, ca_file, credentials, log_level)";
+        *why = "is not a setting (flash, device_key, endpoint, ca_file, credentials, profile, "
+               "aliyun_config, log_level)";
         return -1;
     }
     *slot = value;

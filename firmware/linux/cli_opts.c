@@ -72,12 +72,37 @@ static int number(const cli_command_t *cmd, const cli_opt_t *o, const char *text
     return CLI_PARSE_OK;
 }
 
+int cli_choice_index(const char *words, const char *word)
+{
+    size_t n = strlen(word);
+    int i = 0;
+    for (const char *w = words; *w; i++) {
+        size_t len = strcspn(w, "|");
+        if (n && len == n && memcmp(w, word, n) == 0)
+            return i;
+        w += len + (w[len] == '|');
+    }
+    return -1;
+}
+
+static int choice(const cli_command_t *cmd, const cli_opt_t *o, const char *text, uint32_t *out)
+{
+    int i = cli_choice_index(o->metavar, text);
+    if (i < 0)
+        return cli_usage_error("%s: --%s must be %s (got '%s')", cmd->name, o->name, o->metavar,
+                               text);
+    *out = (uint32_t)i;
+    return CLI_PARSE_OK;
+}
+
 static int take(const cli_command_t *cmd, const cli_opt_t *o, const char *value, cli_parsed_t *p)
 {
     if (p->ngiven == CLI_GIVEN_MAX)
         return cli_usage_error("%s: more than %u options", cmd->name, CLI_GIVEN_MAX);
     uint32_t n = 0;
     if (o->kind == CLI_OPT_NUMBER && number(cmd, o, value, &n) != CLI_PARSE_OK)
+        return CLI_EXIT_USAGE;
+    if (o->kind == CLI_OPT_CHOICE && choice(cmd, o, value, &n) != CLI_PARSE_OK)
         return CLI_EXIT_USAGE;
     p->given[p->ngiven].opt = o;
     p->given[p->ngiven].value = o->kind == CLI_OPT_FLAG ? NULL : value;
@@ -213,6 +238,7 @@ void cli_help(FILE *out, const cli_command_t *cmd)
           "  --device-key PATH            the device key (default: the image's path + .key)\n"
           "  -v, --verbose                more detail on stderr\n"
           "  --config FILE                settings file (flash, device_key, endpoint, ca_file,\n"
-          "                               credentials, log_level; default " CLI_DEFAULT_CONFIG ")\n",
+          "                               credentials, profile, aliyun_config, log_level;\n"
+          "                               default " CLI_DEFAULT_CONFIG ")\n",
           out);
 }

@@ -22,6 +22,7 @@ typedef enum {
     CLI_OPT_FLAG,   /* no value */
     CLI_OPT_STRING, /* any value */
     CLI_OPT_NUMBER, /* a whole number within [min, max] */
+    CLI_OPT_CHOICE, /* one of the words of metavar, "v1|v3" */
 } cli_opt_kind_t;
 
 typedef struct {
@@ -53,7 +54,7 @@ typedef struct {
     struct {
         const cli_opt_t *opt;
         const char *value; /* NULL for a flag */
-        uint32_t number;   /* CLI_OPT_NUMBER */
+        uint32_t number;   /* CLI_OPT_NUMBER; CLI_OPT_CHOICE: the word's index */
     } given[CLI_GIVEN_MAX];
     unsigned nargs;
     char *args[CLI_ARGS_MAX];
@@ -62,6 +63,10 @@ typedef struct {
 /* The table of a command whose only option is --json (status, queue,
  * inspect, fsck). */
 extern const cli_opt_t cli_json_opts[];
+
+/* Choices several commands share, and the index of each word. */
+#define CLI_SIGNATURE_CHOICES "v1|v3"
+enum { CLI_SIGNATURE_V1 = 0, CLI_SIGNATURE_V3 = 1 };
 
 /* What cli_parse returns besides CLI_EXIT_USAGE. */
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = -1 };
@@ -78,6 +83,11 @@ int cli_parse(const cli_command_t *cmd, int argc, char **argv, cli_parsed_t *out
 const char *cli_opt_str(const cli_parsed_t *p, const char *name);
 int cli_opt_given(const cli_parsed_t *p, const char *name);
 uint32_t cli_opt_num(const cli_parsed_t *p, const char *name, uint32_t dflt);
+/* A choice's index in its metavar's words ("v1|v3": v1 0, v3 1), or dflt;
+ * cli_choice_index the same for a word from elsewhere (the configuration
+ * file): -1 when it is none of them. */
+#define cli_opt_choice cli_opt_num
+int cli_choice_index(const char *words, const char *word);
 
 /* The command's help: usage, summary, every option with its default, the
  * global options. */

@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "cli_creds.h"
 #include "cli_opts.h"
 #include "cli_flash.h"
 #include "port.h"
@@ -53,25 +54,43 @@ static int64_t wall_now(void)
     return t;
 }
 
-static int edit_error(agent_status_t rc, const cdnapi_result_t *res, const char *what)
+/* A full image: how full, and the two ways out. */
+static int full_error(cli_flash_t *f, const char *what)
 {
+    store_stats_t s;
+    if (store_stats(&f->store, &s, NULL, 0) != STORE_OK)
+        return cli_error("%s: the image is full (nothing was changed; cdnagent fsck shows the "
+                         "space)",
+                         what);
+    return cli_error("%s: the image is full: %lu B free, %lu B held by %lu live records, in %lu "
+                     "sectors of %lu B (nothing was changed). Make room (header rm, cert off, "
+                     "then sync), or move to a larger image (format --sectors N, or the "
+                     "manifest's flash.sector_count)",
+                     what, (unsigned long)s.free_bytes, (unsigned long)s.live_bytes,
+                     (unsigned long)s.live_records, (unsigned long)f->dev.sector_count,
+                     (unsigned long)f->dev.sector_size);
+}
+
+static int edit_error(cli_flash_t *f, agent_status_t rc, const cdnapi_result_t *res,
+                      const char *what)
+{
+    if (rc == AGENT_ERR_STORE_FULL)
+        return full_error(f, what);
     if (rc == AGENT_ERR_INVALID) {
-        fprintf(stderr, "cdnagent: %s: refused: %s: %s\n", what, res->code, res->message);
-        return CLI_EXIT_USAGE;
+        char msg[CDNAPI_MESSAGE_LEN + 64];
+        snprintf(msg, sizeof msg, "%s: %s", what, res->message);
+        cli_json_error(res->code, msg, res->request_id); /* the service's code, checked here */
+        return cli_usage_error("%s: refused: %s: %s", what, res->code, res->message);
     }
     if (rc == AGENT_ERR_NOT_FOUND) {
-        fprintf(stderr, "cdnagent: %s: not found\n", what);
-        return CLI_EXIT_FAILED;
+        return cli_error("%s: not found", what);
     }
     if (rc == AGENT_ERR_LIMIT) {
-        fprintf(stderr,
-                "cdnagent: %s: limit reached (at most %u domains; or the header name's hash "
-                "clashes with another header of this domain)\n",
-                what, AGENT_MAX_DOMAINS);
-        return CLI_EXIT_FAILED;
+        return cli_error("%s: limit reached (at most %u domains; or the header name's hash "
+                         "clashes with another header of this domain)",
+                         what, AGENT_MAX_DOMAINS);
     }
-    fprintf(stderr, "cdnagent: %s: %s (nothing was changed)\n", what, agent_status_str(rc));
-    return CLI_EXIT_FAILED;
+    return cli_error("%s: %s (nothing was changed)", what, agent_status_str(rc));
 }
 
 /* ------------------------------------------------------------- header -- */
@@ -140,13 +159,13 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
     if (strcmp(op, "set") == 0) {
         agent_status_t ar = agent_header_set(&f.store, pos[1], pos[2], pos[3], &res);
         if (ar != AGENT_OK)
-            rc = edit_error(ar, &res, "header set");
+            rc = edit_error(&f, ar, &res, "header set");
         else
             printf("queued: %s header %s\n", pos[1], pos[2]);
     } else if (strcmp(op, "rm") == 0) {
         agent_status_t ar = agent_header_rm(&f.store, pos[1], pos[2]);
         if (ar != AGENT_OK)
-            rc = edit_error(ar, &res, "header rm");
+            rc = edit_error(&f, ar, &res, "header rm");
         else
             printf("queued: remove %s header %s\n", pos[1], pos[2]);
     } else {
@@ -160,7 +179,7 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
         if (ar == AGENT_ERR_NOT_FOUND && !json)
             printf("(no headers for %s)\n", pos[1]);
         else if (ar != AGENT_OK && ar != AGENT_ERR_NOT_FOUND)
-            rc = edit_error(ar, &res, "header list");
+            rc = edit_error(&f, ar, &res, "header list");
     }
     cli_flash_close(&f);
     return rc;
@@ -260,13 +279,13 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
     if (strcmp(op, "set") == 0) {
         agent_status_t ar = agent_cert_set(&f.store, domain, name, cert, key, wall_now(), &res);
         if (ar != AGENT_OK)
-            rc = edit_error(ar, &res, "cert set");
+            rc = edit_error(&f, ar, &res, "cert set");
         else
             printf("queued: %s certificate on%s%s\n", domain, name ? " " : "", name ? name : "");
     } else if (strcmp(op, "off") == 0) {
         agent_status_t ar = agent_cert_off(&f.store, domain);
         if (ar != AGENT_OK)
-            rc = edit_error(ar, &res, "cert off");
+            rc = edit_error(&f, ar, &res, "cert off");
         else
             printf("queued: %s certificate off\n", domain);
     } else {
@@ -431,15 +450,73 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
     c->n++;
 }
 
+static const cli_opt_t status_opts[] = {
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines"},
+    {"credentials", 0, CLI_OPT_CHOICE, CLI_CREDS_CHOICES, 0, 0,
+     "show whose credentials sync and run would use so (default: the configuration's, else auto)"},
+    {"profile", 0, CLI_OPT_STRING, "NAME", 0, 0, "the same with this aliyun CLI profile"},
+    {NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
 static const cli_command_t status_cmd =
     {"status",
      "[DOMAIN]",
      "Per domain: every header and certificate, desired against delivered, with its queue "
-     "state and last error. Exit 0 when nothing failed or is blocked, 1 otherwise. Only reads: "
-     "works on a read-only image.",
-     cli_json_opts,
+     "state and last error; then whose credentials sync and run use, with the AccessKeyId. "
+     "Exit 0 when nothing failed or is blocked, 1 otherwise. Only reads: works on a read-only "
+     "image.",
+     status_opts,
      0,
      1};
+
+/* Whose credentials sync and run would take, as they would pick them
+ * (cli_creds.h), said without failing status: a monitoring view shows a
+ * missing source, it does not stop at it. Only the AccessKeyId is shown;
+ * the secrets are wiped. */
+static void status_credentials(const cli_parsed_t *p, cli_flash_t *f, const cli_globals_t *g,
+                               int json)
+{
+    agent_settings_t set;
+    char why[1024] = "", desc[4200];
+    cli_creds_t c;
+    agent_status_t sr = agent_settings_load(&f->store, &set, NULL);
+    sign_credentials_t prov = {set.access_key_id, set.access_key_secret, set.security_token};
+    const char *want = cli_opt_str(p, "credentials");
+    cli_creds_ask_t ask = {want ? want : g->credentials,
+                           cli_opt_str(p, "profile") ? cli_opt_str(p, "profile") : g->profile,
+                           g->aliyun_config,
+                           sr == AGENT_OK ? &prov : NULL,
+                           why,
+                           sizeof why};
+    int rc = sr == AGENT_OK || sr == AGENT_ERR_NOT_FOUND
+                 ? cli_creds_pick(&c, &ask, "status")
+                 : (snprintf(why, sizeof why, "the provisioned settings do not open: %s",
+                             agent_status_str(sr)),
+                    CLI_EXIT_FAILED);
+    static const char *const sources[] = {NULL, "provisioned", "env", "profile"};
+    if (json) {
+        fputs(",\"credentials\":{\"source\":", stdout);
+        cli_json_str(stdout, rc ? "none" : sources[c.source]);
+        fputs(rc ? ",\"error\":" : ",\"access_key_id\":", stdout);
+        cli_json_str(stdout, !rc                                ? c.cred.access_key_id
+                             : strncmp(why, "status: ", 8) == 0 ? why + 8
+                                                                : why);
+        if (!rc && c.source == CLI_CRED_PROFILE) {
+            fputs(",\"profile\":", stdout);
+            cli_json_str(stdout, c.profile);
+        }
+        fputc('}', stdout);
+    } else if (rc) {
+        printf("credentials: none usable: %s\n", strncmp(why, "status: ", 8) == 0 ? why + 8 : why);
+    } else {
+        printf("credentials: %s, AccessKeyId %s\n", cli_creds_describe(&c, desc, sizeof desc),
+               c.cred.access_key_id);
+    }
+    if (!rc)
+        cli_creds_free(&c);
+    if (sr == AGENT_OK)
+        agent_settings_wipe(&set);
+}
 
 int cmd_status(int argc, char **argv, const cli_globals_t *g)
 {
@@ -462,7 +539,7 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
         fputs("{\"items\":[", stdout);
     agent_status_t ar = agent_visit(&f.store, domain, &v);
     if (json)
-        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d}\n", c.delivered,
+        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d", c.delivered,
                c.pending, c.failed, c.blocked);
     else if (c.n == 0)
         puts("(nothing configured)");
@@ -472,10 +549,13 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
                c.failed || c.blocked ? " (cdnagent queue retry asks again; blocked changes "
                                        "resume when the configuration changes)"
                                      : "");
+    if (ar == AGENT_OK)
+        status_credentials(&p, &f, g, json);
+    if (json)
+        puts("}");
     cli_flash_close(&f);
     if (ar == AGENT_ERR_NOT_FOUND) {
-        fprintf(stderr, "cdnagent: status: no such domain %s\n", domain);
-        return CLI_EXIT_FAILED;
+        return cli_error("status: no such domain %s", domain);
     }
     /* Monitoring needs a signal: a change that stopped (failed, or blocked
      * on the configuration) is not "all well". */
@@ -591,14 +671,11 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
                                     &n);
     cli_flash_close(&f);
     if (ar == AGENT_ERR_NOT_FOUND && npos > 2) {
-        fprintf(stderr,
-                "cdnagent: queue retry: no header %s on domain %s (see: cdnagent status %s)\n",
-                pos[2], pos[1], pos[1]);
-        return CLI_EXIT_FAILED;
+        return cli_error("queue retry: no header %s on domain %s (see: cdnagent status %s)", pos[2],
+                         pos[1], pos[1]);
     }
     if (ar == AGENT_ERR_NOT_FOUND) {
-        fprintf(stderr, "cdnagent: queue retry: no such domain %s\n", pos[1]);
-        return CLI_EXIT_FAILED;
+        return cli_error("queue retry: no such domain %s", pos[1]);
     }
     if (ar != AGENT_OK) {
         /* Entries are reset one by one: those before the failure stay reset,
@@ -647,6 +724,6 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     free(labels.v);
     cli_flash_close(&f);
     if (rc != STORE_OK)
-        fprintf(stderr, "cdnagent: queue: the store cannot be read: %s\n", store_status_str(rc));
+        (void)cli_error("queue: the store cannot be read: %s", store_status_str(rc));
     return rc == STORE_OK ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "cli_creds.h"
 #include "cli_opts.h"
 #include "cli_flash.h"
 #include "port.h"
@@ -33,7 +34,8 @@
 typedef struct {
     const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
     int insecure, sig_given, policy_given, rate_given;
-    const char *credentials;                /* --credentials: "auto" (NULL), "provisioned", "env" */
+    const char *credentials;                /* --credentials (cli_creds.h), NULL: auto */
+    const char *profile, *aliyun_config;    /* --profile; the configuration file's */
     const char *cfg_endpoint, *cfg_ca_file; /* the configuration file's, below the image's */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
@@ -97,9 +99,12 @@ static const cli_opt_t deliver_opts[] = {
     {"ca-file", 0, CLI_OPT_STRING, "F", 0, 0,
      "CA bundle to verify it (default: the image's, else " CLI_DEFAULT_CA ")"},
     {"insecure", 0, CLI_OPT_FLAG, NULL, 0, 0, "no TLS verification (warns on every call)"},
-    {"credentials", 0, CLI_OPT_STRING, "auto|provisioned|env", 0, 0,
-     "whose credentials (default auto: the image's, the environment's without them)"},
-    {"signature", 0, CLI_OPT_STRING, "v1|v3", 0, 0,
+    {"credentials", 0, CLI_OPT_CHOICE, CLI_CREDS_CHOICES, 0, 0,
+     "whose credentials (default auto: the image's, else the environment's, else the aliyun "
+     "CLI profile's)"},
+    {"profile", 0, CLI_OPT_STRING, "NAME", 0, 0,
+     "the aliyun CLI profile (~/.aliyun/config.json, AK or StsToken) to use"},
+    {"signature", 0, CLI_OPT_CHOICE, CLI_SIGNATURE_CHOICES, 0, 0,
      "signature version (default: the image's, "
      "else v3)"},
     {"timeout-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_TIMEOUT_MS_MAX,
@@ -134,12 +139,6 @@ static const cli_command_t run_cmd =
      0,
      0};
 
-/* NULL (not given) or one of the choices pick_credentials knows. */
-static bool credentials_known(const char *c)
-{
-    return !c || strcmp(c, "auto") == 0 || strcmp(c, "provisioned") == 0 || strcmp(c, "env") == 0;
-}
-
 static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const char *cmd)
 {
     queue_policy_t policy;
@@ -152,14 +151,11 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
     o->endpoint = cli_opt_str(&p, "endpoint");
     o->ca_file = cli_opt_str(&p, "ca-file");
     o->insecure = cli_opt_given(&p, "insecure");
-    o->credentials = cli_opt_str(&p, "credentials");
-    if (!credentials_known(o->credentials))
-        return cli_usage_error("%s: --credentials must be auto, provisioned or env", cmd);
-    const char *sig = cli_opt_str(&p, "signature");
-    o->sig_given = sig != NULL;
-    o->sig = sig && strcmp(sig, "v1") == 0 ? SIGN_V1 : SIGN_V3;
-    if (sig && strcmp(sig, "v1") != 0 && strcmp(sig, "v3") != 0)
-        return cli_usage_error("%s: --signature must be v1 or v3", cmd);
+    o->credentials = cli_opt_str(&p, "credentials"); /* (a word of CLI_CREDS_CHOICES) */
+    o->profile = cli_opt_str(&p, "profile");
+    o->sig_given = cli_opt_given(&p, "signature");
+    o->sig = cli_opt_choice(&p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1 ? SIGN_V1
+                                                                                   : SIGN_V3;
     o->timeout_ms = cli_opt_num(&p, "timeout-ms", HTTP_DEFAULT_TIMEOUT_MS);
     o->max_wait_s = cli_opt_num(&p, "max-wait", 60);
     o->rate_given = cli_opt_given(&p, "rate");
@@ -186,6 +182,7 @@ typedef struct {
     const char *endpoint; /* the endpoint in use, for messages */
     agent_settings_t set; /* provisioned settings; secrets wiped on close */
     int have_set;
+    cli_creds_t creds; /* the credentials in use (a profile's are owned here) */
 } deliverer_t;
 
 static void deliverer_close(deliverer_t *d)
@@ -193,6 +190,7 @@ static void deliverer_close(deliverer_t *d)
     if (!d)
         return;
     agent_free(d->agent);
+    cli_creds_free(&d->creds);
     free(d->ca);
     agent_settings_wipe(&d->set);
     free(d);
@@ -227,8 +225,11 @@ static void event_cb(void *ctx, const agent_event_t *ev)
                     ev->domain, ev->what, ev->detail, ev->message, rid);
         break;
     case AGENT_EV_STORE:
-        cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s",
-                ev->message, ev->detail, ev->retry_in_ms / 1000.0);
+        cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s%s",
+                ev->message, ev->detail, ev->retry_in_ms / 1000.0,
+                strstr(ev->detail, "full") ? " (the image is full: cdnagent fsck shows its space; "
+                                             "remove headers, or move to a larger image)"
+                                           : "");
         break;
     }
 }
@@ -258,44 +259,19 @@ static void settle_options(deliver_opts_t *o, const deliverer_t *d, agent_config
     cfg->policy.warn_every = (uint16_t)(warn > 65535 ? 65535 : warn);
 }
 
-/* Credentials, chosen so that they cannot surprise: the image's provisioned
- * pair when it has one, the environment's (ALIBABA_CLOUD_*) only when the
- * image has none or --credentials env asks for it; never a mix. The choice
- * and the AccessKeyId (not a secret) are said on stderr. */
+/* Credentials: see cli_creds.h. The agent borrows them from d->creds. */
 static int pick_credentials(deliverer_t *d, const deliver_opts_t *o, agent_config_t *cfg,
                             const char *cmd)
 {
-    const char *want = o->credentials ? o->credentials : "auto";
-    const char *env_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
-    int env_has = env_id && env_id[0];
-    int use_env = strcmp(want, "env") == 0 || (strcmp(want, "auto") == 0 && !d->have_set);
-    if (!use_env && !d->have_set)
-        return cli_usage_error("%s: --credentials provisioned: the image holds no provisioned "
-                               "credentials (cdnagent provision)",
-                               cmd);
-    if (use_env) {
-        cfg->credentials.access_key_id = env_id;
-        cfg->credentials.access_key_secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-        cfg->credentials.security_token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-    } else {
-        cfg->credentials.access_key_id = d->set.access_key_id;
-        cfg->credentials.access_key_secret = d->set.access_key_secret;
-        cfg->credentials.security_token = d->set.security_token;
-    }
-    if (cfg->credentials.security_token && !cfg->credentials.security_token[0])
-        cfg->credentials.security_token = NULL;
-    if (!cfg->credentials.access_key_id || !cfg->credentials.access_key_id[0] ||
-        !cfg->credentials.access_key_secret || !cfg->credentials.access_key_secret[0])
-        return cli_usage_error("%s: no credentials: %s", cmd,
-                               use_env ? "set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                                         "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or provision the device"
-                                       : "the image's provisioned credentials are empty");
-    cli_say(stderr, PORT_LOG_INFO, "cdnagent: %s: credentials: %s, AccessKeyId %s%s", cmd,
-            use_env ? "environment (ALIBABA_CLOUD_*)" : "provisioned in the image",
-            cfg->credentials.access_key_id,
-            !use_env && env_has ? " (the environment's ALIBABA_CLOUD_* are not used: "
-                                  "--credentials env would)"
-                                : "");
+    sign_credentials_t prov = {d->set.access_key_id, d->set.access_key_secret,
+                               d->set.security_token};
+    cli_creds_ask_t ask = {o->credentials, o->profile, o->aliyun_config, d->have_set ? &prov : NULL,
+                           NULL,           0};
+    int rc = cli_creds_pick(&d->creds, &ask, cmd);
+    if (rc)
+        return rc;
+    cfg->credentials = d->creds.cred;
+    cli_creds_say(&d->creds, cmd);
     return 0;
 }
 
@@ -415,8 +391,11 @@ static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const ch
     o->cfg_endpoint = g->endpoint;
     o->cfg_ca_file = g->ca_file;
     o->credentials = o->credentials ? o->credentials : g->credentials;
-    if (!credentials_known(o->credentials)) /* the configuration file's */
-        return cli_usage_error("%s: credentials must be auto, provisioned or env", cmd);
+    o->profile = o->profile ? o->profile : g->profile;
+    o->aliyun_config = g->aliyun_config;
+    if (!cli_creds_known(o->credentials)) /* the configuration file's */
+        return cli_usage_error("%s: credentials in the configuration file must be %s", cmd,
+                               CLI_CREDS_CHOICES);
     if (cli_flash_open(f, g->flash_path, mode) != 0)
         return CLI_EXIT_USAGE;
     if (cli_flash_claim_delivery(f, g->flash_path) != 0) {

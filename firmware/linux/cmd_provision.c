@@ -776,6 +776,7 @@ int cmd_inspect(int argc, char **argv, const cli_globals_t *g)
     port_free(ca);
     cli_flash_close(&f);
     if (sc.refused) {
+        /* a finding, not an error: the document above stands (exit 1 says it) */
         fprintf(stderr, "cdnagent: inspect: %d sealed record%s do%s not open\n", sc.refused,
                 sc.refused == 1 ? "" : "s", sc.refused == 1 ? "es" : "");
         return CLI_EXIT_FAILED;

@@ -15,7 +15,7 @@
 
 static const cli_opt_t request_opts[] = {
     {"dry-run", 0, CLI_OPT_FLAG, NULL, 0, 0, "print the signed request (required: nothing is sent)"},
-    {"signature", 0, CLI_OPT_STRING, "v1|v3", 0, 0, "signature version (default v3)"},
+    {"signature", 0, CLI_OPT_CHOICE, CLI_SIGNATURE_CHOICES, 0, 0, "signature version (default v3)"},
     {"method", 0, CLI_OPT_STRING, "GET|POST", 0, 0,
      "HTTP method (default POST for v3, as @alicloud/cdn20180510; GET for v1, as pop-core)"},
     {"timestamp", 0, CLI_OPT_STRING, "YYYY-MM-DDThh:mm:ssZ", 0, 0, "fixed time (default now)"},
@@ -91,13 +91,8 @@ int cmd_request(int argc, char **argv, const cli_globals_t *g)
         goto done;
     rc = CLI_EXIT_USAGE;
     dry_run = cli_opt_given(&p, "dry-run");
-    const char *sig = cli_opt_str(&p, "signature");
-    if (sig && (strcmp(sig, "v1") == 0 || strcmp(sig, "V1") == 0)) {
+    if (cli_opt_choice(&p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1)
         version = SIGN_V1;
-    } else if (sig && strcmp(sig, "v3") != 0 && strcmp(sig, "V3") != 0) {
-        cli_usage_error("request: --signature must be v1 or v3, not '%s'", sig);
-        goto done;
-    }
     method_opt = cli_opt_str(&p, "method");
     timestamp = cli_opt_str(&p, "timestamp");
     nonce = cli_opt_str(&p, "nonce");

@@ -31,18 +31,16 @@ int cmd_fsck(int argc, char **argv, const cli_globals_t *g)
     store_mount_report_t rep;
     store_status_t rc = store_fsck(&f.store, &rep);
     if (rc != STORE_OK && rc != STORE_ERR_CORRUPT) {
-        fprintf(stderr, "cdnagent: fsck: %s\n", store_status_str(rc));
         cli_flash_close(&f);
-        return CLI_EXIT_FAILED;
+        return cli_error("fsck: %s", store_status_str(rc));
     }
     store_stats_t s;
     uint32_t n = f.dev.sector_count;
     uint32_t *counts = calloc(n, sizeof *counts);
     if (!counts || store_stats(&f.store, &s, counts, n) != STORE_OK) {
-        fprintf(stderr, "cdnagent: fsck: cannot read store statistics\n");
         free(counts);
         cli_flash_close(&f);
-        return CLI_EXIT_FAILED;
+        return cli_error("fsck: cannot read store statistics");
     }
     int damaged = rc == STORE_ERR_CORRUPT;
     double spread = s.erase_min ? (double)s.erase_max / s.erase_min : 0.0;
@@ -123,8 +121,7 @@ int cmd_format(int argc, char **argv, const cli_globals_t *g)
                geo.sector_count, geo.sector_size, geo.write_size, s.free_bytes);
     cli_flash_close(&f);
     if (rc != STORE_OK) {
-        fprintf(stderr, "cdnagent: format: %s\n", store_status_str(rc));
-        return CLI_EXIT_FAILED;
+        return cli_error("format: %s", store_status_str(rc));
     }
     return CLI_EXIT_OK;
 }

@@ -61,19 +61,36 @@ void cli_say(FILE *out, int level, const char *fmt, ...)
     fflush(out);
 }
 
+/* The one place a command's error line is said: stderr, at the journal's
+ * error priority, and the --json document's error object. */
+static int cli_verror(int code, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* no timestamp on a terminal for a usage message */
+    if (port_posix_log_is_journal(STDERR_FILENO))
+        fputs("<3>", stderr);
+    fprintf(stderr, "cdnagent: %s\n", msg);
+    cli_json_error(code == CLI_EXIT_USAGE ? CLI_JSON_CODE_INPUT : CLI_JSON_CODE_FAILED, msg, "");
+    return code;
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
-    /* an error, to the journal too (a daemon that cannot start says why at
-     * error priority); no timestamp on a terminal for a usage message */
-    if (port_posix_log_is_journal(STDERR_FILENO))
-        fputs("<3>", stderr);
-    fputs("cdnagent: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int rc = cli_verror(CLI_EXIT_USAGE, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    return CLI_EXIT_USAGE;
+    return rc;
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cli_verror(CLI_EXIT_FAILED, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static const cli_command_t version_cmd = {"version", "", "Print the version.", NULL, 0, 0};
@@ -165,7 +182,9 @@ static int take_globals(int *argc, char **argv, cli_globals_t *g)
  * the file holds. */
 static int load_config(cli_globals_t *g)
 {
-    cli_globals_t c = {NULL, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO, NULL};
+    cli_globals_t c;
+    memset(&c, 0, sizeof c);
+    c.log_level = PORT_LOG_INFO;
     const char *path = g->config_path ? g->config_path : getenv("CDNAGENT_CONFIG");
     int required = path != NULL && path[0];
     if (cli_config_load(&c, required ? path : CLI_DEFAULT_CONFIG, required) != 0)
@@ -176,6 +195,8 @@ static int load_config(cli_globals_t *g)
     g->endpoint = c.endpoint;
     g->ca_file = c.ca_file;
     g->credentials = c.credentials;
+    g->profile = c.profile;
+    g->aliyun_config = c.aliyun_config;
     g->log_level = c.log_level;
     return 0;
 }
@@ -211,8 +232,11 @@ static int run_command(int argc, char **argv, cli_globals_t *g)
                 print_help(stdout);
                 return CLI_EXIT_OK;
             }
+            cli_json_begin(argc, argv);
             int rc = commands[c].fn(argc, argv, g);
-            return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+            rc = rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+            cli_json_end(rc);
+            return rc;
         }
     }
     return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[0]);
@@ -220,7 +244,9 @@ static int run_command(int argc, char **argv, cli_globals_t *g)
 
 int main(int argc, char **argv)
 {
-    cli_globals_t g = {NULL, 0, NULL, NULL, NULL, NULL, PORT_LOG_INFO, NULL};
+    cli_globals_t g;
+    memset(&g, 0, sizeof g);
+    g.log_level = PORT_LOG_INFO;
     if (take_globals(&argc, argv, &g) != 0)
         return CLI_EXIT_USAGE;
     if (argc < 2) {
@@ -327,21 +353,6 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
     if (len)
         *len = n + 1;
     return b;
-}
-
-void cli_json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
 }
 
 const char *cli_cert_state(bool present, bool on, int json)

@@ -21,7 +21,9 @@ ENV = dict(os.environ, ALIBABA_CLOUD_ACCESS_KEY_ID="testid",
            ALIBABA_CLOUD_ACCESS_KEY_SECRET="testsecret")
 for _k in ("ALIBABA_CLOUD_SECURITY_TOKEN",):
     ENV.pop(_k, None)
+# (and no aliyun CLI profile: HOME where no ~/.aliyun/config.json can be)
 NOCRED_ENV = {k: v for k, v in ENV.items() if not k.startswith("ALIBABA_CLOUD_")}
+NOCRED_ENV["HOME"] = "/nonexistent"
 
 
 
