@@ -86,113 +86,145 @@ static int take_shared_lock(const char *path, int *fd)
     return 0;
 }
 
-static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flash_geometry_t *geo)
+/* A reader's lock on an MTD device's lock file in /tmp, which may not exist
+ * yet: created (without it no writer holds a lock), then shared. */
+static int take_shared_lock_creating(const char *path, int *fd)
 {
-    memset(f, 0, sizeof *f);
-    f->lock_fd = f->deliver_fd = -1;
-    struct stat sb;
-    int reading = mode == CLI_FLASH_READ;
-    if (stat(path, &sb) != 0 && (mode == CLI_FLASH_OPEN_EXISTING || reading) &&
-        strncmp(path, "/dev/", 5) != 0) {
-        /* (not only "no such file": a reader without access to the directory
-         * must be told that, not that the image is missing) */
-        (void)cli_usage_error("flash %s: %s", path,
-                              errno == ENOENT ? "no such file" : strerror(errno));
-        return -1;
-    }
-    /* The image itself is the lock for regular files (taken before it can
-     * be created, so two first uses cannot both format it); an MTD device
-     * is locked through a file in /tmp named after it. */
-    int mtd = strncmp(path, "/dev/", 5) == 0;
+    int rc = take_shared_lock(path, fd);
+    if (rc == 0 || errno != ENOENT)
+        return rc;
+    int c = open(path, O_RDWR | O_CREAT, 0600);
+    if (c < 0)
+        return errno == EROFS ? 0 : -1;
+    close(c);
+    return take_shared_lock(path, fd);
+}
+
+/* The lock a command takes: the image itself for a regular file (taken
+ * before it can be created, so two first uses cannot both format it); for
+ * an MTD device, a file in /tmp named after it. Readers share it; where a
+ * reader cannot open or create it because nothing can write there, there
+ * is no writer to wait for and it reads unlocked. */
+static int image_lock(cli_flash_t *f, const char *path, int reading, int mtd)
+{
     char lockpath[4096];
     const char *base = strrchr(path, '/');
     snprintf(lockpath, sizeof lockpath, mtd ? "/tmp/cdnagent-%s.lock" : "%s",
              mtd ? (base ? base + 1 : path) : path);
-    if ((reading && !mtd ? take_shared_lock(lockpath, &f->lock_fd)
-                         : take_lock(lockpath, &f->lock_fd)) != 0) {
+    int rc = !reading ? take_lock(lockpath, &f->lock_fd)
+             : mtd    ? take_shared_lock_creating(lockpath, &f->lock_fd)
+                      : take_shared_lock(lockpath, &f->lock_fd);
+    if (rc != 0) {
         int e = errno;
         (void)cli_usage_error("flash %s: cannot lock: %s%s", path, strerror(e),
                               !reading && (e == EROFS || e == EPERM || e == EACCES)
-                                  ? " (this command writes; the commands that only read work on a read-only "
-                                    "image: status, queue, header list, cert show, inspect, fsck)"
+                                  ? " (this command writes; the commands that only read work "
+                                    "on a read-only image: status, queue, header list, cert "
+                                    "show, inspect, fsck)"
                                   : "");
         return -1;
     }
     f->locked = f->lock_fd >= 0;
-    /* A file only the lock created (empty) counts as not existing yet. */
-    int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
-    if (exists && mode == CLI_FLASH_NEW) {
-        (void)cli_usage_error("flash %s: already exists; format never overwrites an image "
-                              "(remove it first, or choose another --flash path)",
-                              path);
+    return 0;
+}
+
+/* An existing regular file: its geometry probed, opened for reading only
+ * when the command only reads. */
+static int image_open_file(cli_flash_t *f, const char *path, int reading, const struct stat *sb)
+{
+    uint32_t ss, ws;
+    if (!S_ISREG(sb->st_mode))
+        return cli_usage_error("flash %s: not a regular file or /dev/mtdN", path), -1;
+    int pr = probe_geometry(path, &ss, &ws);
+    if (pr == -2)
         return -1;
-    }
+    if (pr != 0)
+        return cli_usage_error("flash %s: no cdnagent store found (no valid sector header); "
+                               "refusing to touch it",
+                               path),
+               -1;
+    port_status_t ps = reading ? port_flash_file_open_ro(&f->dev, path, ss, ws)
+                               : port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
+    if (ps != PORT_OK)
+        return cli_usage_error("flash %s: %s", path, port_status_str(ps)), -1;
+    return 0;
+}
+
+static int image_open_dev(cli_flash_t *f, const char *path, int mode, int exists,
+                          const struct stat *sb, const cli_flash_geometry_t *geo)
+{
+    int reading = mode == CLI_FLASH_READ;
     port_status_t ps;
     if (strncmp(path, "/dev/mtd", 8) == 0) {
-        ps = port_flash_mtd_open(&f->dev, path);
-        if (ps != PORT_OK) {
-            (void)cli_usage_error("flash %s: cannot open MTD device: %s", path, port_status_str(ps));
-            return -1;
-        }
+        ps = reading ? port_flash_mtd_open_ro(&f->dev, path) : port_flash_mtd_open(&f->dev, path);
+        if (ps != PORT_OK)
+            return cli_usage_error("flash %s: cannot open MTD device: %s", path,
+                                   port_status_str(ps)),
+                   -1;
         f->is_mtd = 1;
-    } else if (exists) {
-        uint32_t ss, ws;
-        if (!S_ISREG(sb.st_mode)) {
-            (void)cli_usage_error("flash %s: not a regular file or /dev/mtdN", path);
-            return -1;
-        }
-        int pr = probe_geometry(path, &ss, &ws);
-        if (pr == -2)
-            return -1;
-        if (pr != 0) {
-            (void)cli_usage_error("flash %s: no cdnagent store found (no valid sector header); "
-                                  "refusing to touch it",
-                                  path);
-            return -1;
-        }
-        ps = reading ? port_flash_file_open_ro(&f->dev, path, ss, ws)
-                     : port_flash_file_open(&f->dev, path, ss, 0, ws, 0);
-        if (ps != PORT_OK) {
-            (void)cli_usage_error("flash %s: %s", path, port_status_str(ps));
-            return -1;
-        }
-    } else if (mode == CLI_FLASH_CREATE || mode == CLI_FLASH_NEW) {
-        ps = port_flash_file_open(&f->dev, path, geo->sector_size, geo->sector_count,
-                                  geo->write_size, 1);
-        if (ps != PORT_OK) {
-            (void)cli_usage_error("flash %s: cannot create: %s", path, port_status_str(ps));
-            return -1;
-        }
-    } else {
-        (void)cli_usage_error("flash %s: no such file", path);
-        return -1;
+        return 0;
     }
-    /* With the store's RAM index for as many keys as the image can hold
-     * records (every record takes at least CLI_RECORD_MIN bytes), so it
-     * never overflows: 64 KB of RAM for the default 256 KB image. */
+    if (exists)
+        return image_open_file(f, path, reading, sb);
+    if (mode != CLI_FLASH_CREATE && mode != CLI_FLASH_NEW)
+        return cli_usage_error("flash %s: no such file", path), -1;
+    ps = port_flash_file_open(&f->dev, path, geo->sector_size, geo->sector_count, geo->write_size,
+                              1);
+    if (ps != PORT_OK)
+        return cli_usage_error("flash %s: cannot create: %s", path, port_status_str(ps)), -1;
+    return 0;
+}
+
+/* The store on the opened device, with its RAM index for as many keys as
+ * the image can hold records (every record takes at least CLI_RECORD_MIN
+ * bytes), so it never overflows: 64 KB of RAM for the default 256 KB
+ * image. Only a file just created is formatted; an existing image that
+ * does not mount is reported and left untouched. Quick: data CRCs are
+ * checked as records are read (always) and by fsck (which mounts again,
+ * checking everything), not all at every command: a gateway's image holds
+ * thousands of records. */
+static int image_mount(cli_flash_t *f, const char *path, int exists)
+{
     size_t keys = (size_t)f->dev.sector_count * f->dev.sector_size / CLI_RECORD_MIN;
-    size_t work_size = STORE_WORK_SIZE_INDEXED(f->dev.sector_count, keys);
-    f->work_size = work_size;
-    f->work = malloc(work_size);
-    if (!f->work) {
-        (void)cli_usage_error("flash %s: out of memory", path);
-        cli_flash_close(f);
-        return -1;
-    }
-    /* Only a file we just created is formatted; an existing image that
-     * does not mount is reported and left untouched. */
-    /* Quick: data CRCs are checked as records are read (always) and by
-     * fsck (which mounts again, checking everything), not all at every
-     * command: a gateway's image holds thousands of records. */
+    f->work_size = STORE_WORK_SIZE_INDEXED(f->dev.sector_count, keys);
+    f->work = malloc(f->work_size);
+    if (!f->work)
+        return cli_usage_error("flash %s: out of memory", path), -1;
     uint32_t flags = STORE_MOUNT_QUICK | (exists ? 0 : STORE_MOUNT_FORMAT_IF_EMPTY);
-    store_status_t rc = store_mount(&f->store, &f->dev, f->work, work_size, flags, &f->report);
-    if (rc != STORE_OK) {
-        (void)cli_usage_error("flash %s: %s", path, store_status_str(rc));
-        cli_flash_close(f);
-        return -1;
-    }
+    store_status_t rc = store_mount(&f->store, &f->dev, f->work, f->work_size, flags, &f->report);
+    if (rc != STORE_OK)
+        return cli_usage_error("flash %s: %s", path, store_status_str(rc)), -1;
     f->current = 1;
     return 0;
+}
+
+static int open_image(cli_flash_t *f, const char *path, int mode, const cli_flash_geometry_t *geo)
+{
+    struct stat sb;
+    int reading = mode == CLI_FLASH_READ, mtd = strncmp(path, "/dev/", 5) == 0;
+    memset(f, 0, sizeof *f);
+    f->lock_fd = f->deliver_fd = -1;
+    if (stat(path, &sb) != 0 && (mode == CLI_FLASH_OPEN_EXISTING || reading) && !mtd)
+        /* (not only "no such file": a reader without access to the directory
+         * must be told that, not that the image is missing) */
+        return cli_usage_error("flash %s: %s", path,
+                               errno == ENOENT ? "no such file" : strerror(errno)),
+               -1;
+    if (image_lock(f, path, reading, mtd) != 0)
+        return -1;
+    /* A file only the lock created (empty) counts as not existing yet. */
+    int exists = stat(path, &sb) == 0 && (sb.st_size > 0 || !S_ISREG(sb.st_mode));
+    int rc = exists && mode == CLI_FLASH_NEW
+                 ? (cli_usage_error("flash %s: already exists; format never overwrites an image "
+                                    "(remove it first, or choose another --flash path)",
+                                    path),
+                    -1)
+                 : image_open_dev(f, path, mode, exists, &sb, geo);
+    if (rc == 0)
+        rc = image_mount(f, path, exists);
+    if (rc != 0)
+        cli_flash_close(f);
+    return rc;
 }
 
 int cli_flash_open(cli_flash_t *f, const char *path, int mode)

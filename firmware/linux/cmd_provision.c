@@ -192,11 +192,8 @@ static int64_t now_utc(void)
     return t;
 }
 
-static void parse_manifest(const char *text, const char *base, manifest_t *m, errs_t *e)
+static void m_defaults(manifest_t *m)
 {
-    static const char *const top_known[] = {"endpoint",  "credentials", "signature",
-                                            "ca_bundle", "flash",       "retry",
-                                            "domains",   "comment",     NULL};
     memset(m, 0, sizeof *m);
     m->sector_size = CLI_FLASH_SECTOR_SIZE;
     m->sector_count = CLI_FLASH_SECTOR_COUNT;
@@ -204,6 +201,318 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
     queue_policy_default(&m->set.policy);
     m->set.rate_milli = RETRY_DEFAULT_RATE_MILLI_PER_S;
     m->set.signature = SIGN_V3;
+}
+
+/* The agent's own parser decides: a manifest it accepts is an endpoint
+ * every later sync can use. */
+static void m_endpoint(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    char host[HTTP_MAX_HOST_LEN + 1];
+    uint16_t port;
+    bool tls = false;
+    const char *ep = get_str(e, root, "", "endpoint", 1, AGENT_ENDPOINT_MAX);
+    if (!ep)
+        return;
+    if (strncmp(ep, "https://", 8) != 0 || strchr(ep + 8, '/') ||
+        agent_endpoint_split(ep, host, sizeof host, &port, &tls) != AGENT_OK || !tls)
+        err(e, "endpoint", "must be https://host[:port] (verified TLS only)");
+    else
+        snprintf(m->set.endpoint, sizeof m->set.endpoint, "%s", ep);
+}
+
+static void m_credentials(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    static const char *const known[] = {"access_key_id", "access_key_secret", "security_token",
+                                        NULL};
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(root, "credentials");
+    if (!cr || !cJSON_IsObject(cr)) {
+        err(e, "credentials", cr ? "must be an object" : "missing");
+        return;
+    }
+    unknown_fields(e, cr, "credentials", known);
+    const char *id = get_str(e, cr, "credentials", "access_key_id", 1, AGENT_KEY_ID_MAX);
+    const char *sec = get_str(e, cr, "credentials", "access_key_secret", 1, AGENT_SECRET_MAX);
+    const char *sts = get_str(e, cr, "credentials", "security_token", 0, AGENT_STS_MAX);
+    if (id) {
+        for (const char *p = id; *p; p++)
+            if (*p <= ' ' || *p > '~') {
+                err(e, "credentials.access_key_id", "must be printable ASCII without blanks");
+                break;
+            }
+        snprintf(m->set.access_key_id, sizeof m->set.access_key_id, "%s", id);
+    }
+    if (sec) /* the message never repeats a secret */
+        snprintf(m->set.access_key_secret, sizeof m->set.access_key_secret, "%s", sec);
+    if (sts)
+        snprintf(m->set.security_token, sizeof m->set.security_token, "%s", sts);
+}
+
+static void m_signature(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    const char *sig = get_str(e, root, "", "signature", 0, 8);
+    int i = sig ? cli_choice_index(CLI_SIGNATURE_CHOICES, sig) : CLI_SIGNATURE_V3;
+    if (i < 0)
+        err(e, "signature", "must be \"v1\" or \"v3\"");
+    m->set.signature = i == CLI_SIGNATURE_V1 ? SIGN_V1 : SIGN_V3;
+}
+
+static void m_ca(errs_t *e, const cJSON *root, const char *base, manifest_t *m)
+{
+    char path[4096];
+    int big;
+    const char *ca = get_str(e, root, "", "ca_bundle", 1, 4000);
+    if (!ca)
+        return;
+    resolve(base, ca, path, sizeof path);
+    m->ca_pem = cli_read_text(path, AGENT_CA_MAX, NULL, &big);
+    if (!m->ca_pem)
+        err(e, "ca_bundle",
+            big == 1   ? "%s: larger than 16 KB (keep only the roots the device needs)"
+            : big == 2 ? "%s: not a text (PEM) file"
+                       : "%s: cannot read",
+            path);
+    else if (count_pem_certs(m->ca_pem) <= 0)
+        err(e, "ca_bundle", "%s: no X.509 certificate parses", path);
+}
+
+/* An optional member that must be an object when present. */
+static const cJSON *m_object(errs_t *e, const cJSON *parent, const char *name,
+                             const char *const *known)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, name);
+    if (o && !cJSON_IsObject(o)) {
+        err(e, name, "must be an object");
+        return NULL;
+    }
+    if (o)
+        unknown_fields(e, o, name, known);
+    return o;
+}
+
+static void m_flash(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    static const char *const known[] = {"sector_size", "sector_count", "write_size", NULL};
+    const cJSON *fl = m_object(e, root, "flash", known);
+    if (!fl)
+        return;
+    if (get_uint(e, fl, "flash", "sector_size", 512, 65536, &m->sector_size) > 0 &&
+        (m->sector_size & (m->sector_size - 1)))
+        err(e, "flash.sector_size", "must be a power of two");
+    get_uint(e, fl, "flash", "sector_count", 3, 4096, &m->sector_count);
+    if (get_uint(e, fl, "flash", "write_size", 1, 32, &m->write_size) > 0 &&
+        (m->write_size & (m->write_size - 1)))
+        err(e, "flash.write_size", "must be 1, 2, 4, 8, 16 or 32");
+}
+
+static void m_retry(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    static const char *const known[] = {"base_ms", "cap_ms", "max_attempts", "rate_per_s", NULL};
+    const cJSON *rt = m_object(e, root, "retry", known);
+    uint32_t v;
+    if (!rt)
+        return;
+    if (get_uint(e, rt, "retry", "base_ms", 10, 600000, &v) > 0)
+        m->set.policy.base_ms = v;
+    if (get_uint(e, rt, "retry", "cap_ms", 10, 86400000, &v) > 0)
+        m->set.policy.cap_ms = v;
+    if (get_uint(e, rt, "retry", "max_attempts", 1, 65535, &v) > 0)
+        m->set.policy.warn_every = (uint16_t)v;
+    if (get_uint(e, rt, "retry", "rate_per_s", 1, 100, &v) > 0)
+        m->set.rate_milli = v * 1000u;
+    if (m->set.policy.cap_ms < m->set.policy.base_ms)
+        err(e, "retry.cap_ms", "must not be below retry.base_ms");
+}
+
+/* The service's refusal of a header, said as the manifest's field. */
+static void m_header_refused(errs_t *e, const char *hp, const char *key, const cdnapi_result_t *r)
+{
+    char kp[128];
+    int on_key = strncmp(r->code, "InvalidKey", 10) == 0 ||
+                 strncmp(r->code, "InvalidHeaderKey", 16) == 0;
+    snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
+    err(e, kp, "%s (%s)",
+        on_key && cdnapi_header_name_reserved(key)     ? "reserved header name"
+        : strcmp(r->code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
+        : on_key                                       ? "unsupported header name"
+        : strcmp(r->code, "MissingParameter") == 0     ? "must not be empty"
+                                                       : "not a valid header value",
+        r->code);
+}
+
+static void m_header(errs_t *e, const cJSON *h, const char *hp, int hi, m_domain_t *md)
+{
+    static const char *const known[] = {"key", "value", NULL};
+    cdnapi_result_t r;
+    char kp[128];
+    if (!cJSON_IsObject(h)) {
+        err(e, hp, "must be an object {\"key\", \"value\"}");
+        return;
+    }
+    unknown_fields(e, h, hp, known);
+    const char *k = get_str(e, h, hp, "key", 1, 1024);
+    const char *v = get_str(e, h, hp, "value", 0, 4096);
+    if (!cJSON_GetObjectItemCaseSensitive(h, "value")) {
+        snprintf(kp, sizeof kp, "%s.value", hp);
+        err(e, kp, "missing");
+    }
+    if (!k || !v)
+        return;
+    if (cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r) != CDNAPI_SUCCESS) {
+        m_header_refused(e, hp, k, &r);
+        return;
+    }
+    for (int j = 0; j < md->nheaders; j++)
+        if (util_ascii_eq_nocase(md->headers[j].key, k)) {
+            snprintf(kp, sizeof kp, "%s.key", hp);
+            err(e, kp, "duplicate of headers[%d] (header names are case-insensitive)",
+                md->headers[j].json_index);
+        }
+    m_header_t *mh = &md->headers[md->nheaders++];
+    snprintf(mh->key, sizeof mh->key, "%s", k);
+    snprintf(mh->value, sizeof mh->value, "%s", v);
+    mh->json_index = hi;
+}
+
+static void m_headers(errs_t *e, const cJSON *d, const char *dp, m_domain_t *md)
+{
+    char hp[96];
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(d, "headers");
+    if (!hs)
+        return;
+    snprintf(hp, sizeof hp, "%s.headers", dp);
+    if (!cJSON_IsArray(hs)) {
+        err(e, hp, "must be an array");
+        return;
+    }
+    int nh = cJSON_GetArraySize(hs);
+    md->headers = calloc((size_t)(nh ? nh : 1), sizeof *md->headers);
+    if (!md->headers) {
+        err(e, hp, "out of memory for %d headers", nh);
+        return;
+    }
+    int hi = 0;
+    for (const cJSON *h = hs->child; h; h = h->next, hi++) {
+        snprintf(hp, sizeof hp, "%s.headers[%d]", dp, hi);
+        m_header(e, h, hp, hi, md);
+    }
+}
+
+/* The service's refusal of a certificate pair, said as the manifest's field. */
+static void m_cert_refused(errs_t *e, const char *cp, const cdnapi_result_t *r)
+{
+    char fp[128];
+    int mismatch = strcmp(r->code, "Certificate.MissMatch") == 0;
+    const char *what = mismatch ? "the private key does not match the certificate"
+                       : strcmp(r->code, "Certificate.Expired") == 0 ? "the certificate has expired"
+                       : strcmp(r->code, "Certificate.DomainMismatch") == 0
+                           ? "the certificate does not cover the domain"
+                           : "does not parse";
+    snprintf(fp, sizeof fp, "%s.%s", cp, mismatch ? "key" : "cert");
+    err(e, fp, "%s (%s)", what, r->code);
+}
+
+/* One PEM file of a certificate pair, read whole (NULL: said why). */
+static char *m_pem(errs_t *e, const char *base, const char *file, const char *fp, size_t max,
+                   const char *too_big)
+{
+    char path[4096];
+    int big;
+    resolve(base, file, path, sizeof path);
+    char *pem = cli_read_text(path, max, NULL, &big);
+    if (!pem)
+        err(e, fp, "%s: %s", path, big == 1 ? too_big : "cannot read");
+    return pem;
+}
+
+static void m_cert(errs_t *e, const cJSON *d, const char *dp, const char *base, m_domain_t *md)
+{
+    static const char *const known[] = {"cert", "key", "name", NULL};
+    char cp[80], fp[128];
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "certificate");
+    if (!c)
+        return;
+    snprintf(cp, sizeof cp, "%s.certificate", dp);
+    if (!cJSON_IsObject(c)) {
+        err(e, cp, "must be an object {\"cert\", \"key\", \"name\"}");
+        return;
+    }
+    unknown_fields(e, c, cp, known);
+    const char *cf = get_str(e, c, cp, "cert", 1, 4000);
+    const char *kf = get_str(e, c, cp, "key", 1, 4000);
+    const char *cn = get_str(e, c, cp, "name", 0, AGENT_CERT_NAME_MAX);
+    if (cn)
+        snprintf(md->cert_name, sizeof md->cert_name, "%s", cn);
+    snprintf(fp, sizeof fp, "%s.cert", cp);
+    if (cf)
+        md->cert_pem = m_pem(e, base, cf, fp, CDNAPI_MAX_PEM_LEN, "larger than 12 KB");
+    snprintf(fp, sizeof fp, "%s.key", cp);
+    if (kf)
+        md->key_pem = m_pem(e, base, kf, fp, STORE_VALUE_MAX - VAULT_OVERHEAD, "too large");
+    cdnapi_result_t r;
+    if (md->cert_pem && md->key_pem && md->name[0] &&
+        cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r) != CDNAPI_SUCCESS)
+        m_cert_refused(e, cp, &r);
+}
+
+static void m_domain(errs_t *e, const cJSON *d, int di, const char *base, manifest_t *m)
+{
+    static const char *const known[] = {"name", "headers", "certificate", NULL};
+    char dp[64], np[80];
+    m_domain_t *md = &m->domains[m->ndomains];
+    snprintf(dp, sizeof dp, "domains[%d]", di);
+    if (!cJSON_IsObject(d)) {
+        err(e, dp, "must be an object");
+        return;
+    }
+    unknown_fields(e, d, dp, known);
+    const char *name = get_str(e, d, dp, "name", 1, AGENT_DOMAIN_MAX);
+    if (name) {
+        snprintf(np, sizeof np, "%s.name", dp);
+        if (!agent_domain_name_ok(name) || name[0] == '.' || name[0] == '-')
+            err(e, np, "not a domain name");
+        for (int j = 0; j < m->ndomains; j++)
+            if (strcmp(m->domains[j].name, name) == 0)
+                err(e, np, "duplicate of domains[%d].name", j);
+        snprintf(md->name, sizeof md->name, "%s", name);
+    }
+    m_headers(e, d, dp, md);
+    m_cert(e, d, dp, base, md);
+    m->ndomains++;
+}
+
+static void m_domains(errs_t *e, const cJSON *root, const char *base, manifest_t *m)
+{
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "domains");
+    if (!ds) {
+        err(e, "domains", "missing");
+    } else if (!cJSON_IsArray(ds) || cJSON_GetArraySize(ds) == 0) {
+        err(e, "domains", "must be a non-empty array");
+    } else if (cJSON_GetArraySize(ds) > (int)AGENT_MAX_DOMAINS) {
+        err(e, "domains", "more than %u domains", AGENT_MAX_DOMAINS);
+    } else {
+        int di = 0;
+        for (const cJSON *d = ds->child; d; d = d->next, di++)
+            m_domain(e, d, di, base, m);
+    }
+}
+
+/* Every string of the parsed manifest zeroed before cJSON frees it: the
+ * access key secret and STS token are among them. */
+static void m_wipe(cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (node->valuestring)
+            mbedtls_platform_zeroize(node->valuestring, strlen(node->valuestring));
+        m_wipe(node->child);
+    }
+}
+
+static void parse_manifest(const char *text, const char *base, manifest_t *m, errs_t *e)
+{
+    static const char *const top_known[] = {"endpoint",  "credentials", "signature",
+                                            "ca_bundle", "flash",       "retry",
+                                            "domains",   "comment",     NULL};
+    m_defaults(m);
     cJSON *root = cJSON_Parse(text);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -215,246 +524,17 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
     }
     if (!cJSON_IsObject(root)) {
         err(e, "$", "must be a JSON object");
-        cJSON_Delete(root);
-        return;
-    }
-    unknown_fields(e, root, "", top_known);
-
-    const char *ep = get_str(e, root, "", "endpoint", 1, AGENT_ENDPOINT_MAX);
-    if (ep) {
-        /* The agent's own parser decides: a manifest it accepts is an
-         * endpoint every later sync can use. */
-        char host[HTTP_MAX_HOST_LEN + 1];
-        uint16_t port;
-        bool tls = false;
-        if (strncmp(ep, "https://", 8) != 0 || strchr(ep + 8, '/') ||
-            agent_endpoint_split(ep, host, sizeof host, &port, &tls) != AGENT_OK || !tls)
-            err(e, "endpoint", "must be https://host[:port] (verified TLS only)");
-        else
-            snprintf(m->set.endpoint, sizeof m->set.endpoint, "%s", ep);
-    }
-
-    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(root, "credentials");
-    if (!cr) {
-        err(e, "credentials", "missing");
-    } else if (!cJSON_IsObject(cr)) {
-        err(e, "credentials", "must be an object");
     } else {
-        static const char *const known[] = {"access_key_id", "access_key_secret", "security_token",
-                                            NULL};
-        unknown_fields(e, cr, "credentials", known);
-        const char *id = get_str(e, cr, "credentials", "access_key_id", 1, AGENT_KEY_ID_MAX);
-        const char *sec = get_str(e, cr, "credentials", "access_key_secret", 1, AGENT_SECRET_MAX);
-        const char *sts = get_str(e, cr, "credentials", "security_token", 0, AGENT_STS_MAX);
-        if (id) {
-            for (const char *p = id; *p; p++)
-                if (*p <= ' ' || *p > '~') {
-                    err(e, "credentials.access_key_id", "must be printable ASCII without blanks");
-                    break;
-                }
-            snprintf(m->set.access_key_id, sizeof m->set.access_key_id, "%s", id);
-        }
-        if (sec) /* the message never repeats a secret */
-            snprintf(m->set.access_key_secret, sizeof m->set.access_key_secret, "%s", sec);
-        if (sts)
-            snprintf(m->set.security_token, sizeof m->set.security_token, "%s", sts);
+        unknown_fields(e, root, "", top_known);
+        m_endpoint(e, root, m);
+        m_credentials(e, root, m);
+        m_signature(e, root, m);
+        m_ca(e, root, base, m);
+        m_flash(e, root, m);
+        m_retry(e, root, m);
+        m_domains(e, root, base, m);
     }
-
-    const char *sig = get_str(e, root, "", "signature", 0, 8);
-    if (sig) {
-        if (strcmp(sig, "v1") == 0)
-            m->set.signature = SIGN_V1;
-        else if (strcmp(sig, "v3") != 0)
-            err(e, "signature", "must be \"v1\" or \"v3\"");
-    }
-
-    const char *ca = get_str(e, root, "", "ca_bundle", 1, 4000);
-    if (ca) {
-        char path[4096];
-        int big;
-        resolve(base, ca, path, sizeof path);
-        m->ca_pem = cli_read_text(path, AGENT_CA_MAX, NULL, &big);
-        if (!m->ca_pem)
-            err(e, "ca_bundle",
-                big == 1   ? "%s: larger than 16 KB (keep only the roots the device needs)"
-                : big == 2 ? "%s: not a text (PEM) file"
-                           : "%s: cannot read",
-                path);
-        else if (count_pem_certs(m->ca_pem) <= 0)
-            err(e, "ca_bundle", "%s: no X.509 certificate parses", path);
-    }
-
-    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "flash");
-    if (fl && !cJSON_IsObject(fl)) {
-        err(e, "flash", "must be an object");
-    } else if (fl) {
-        static const char *const known[] = {"sector_size", "sector_count", "write_size", NULL};
-        unknown_fields(e, fl, "flash", known);
-        if (get_uint(e, fl, "flash", "sector_size", 512, 65536, &m->sector_size) > 0 &&
-            (m->sector_size & (m->sector_size - 1)))
-            err(e, "flash.sector_size", "must be a power of two");
-        get_uint(e, fl, "flash", "sector_count", 3, 4096, &m->sector_count);
-        if (get_uint(e, fl, "flash", "write_size", 1, 32, &m->write_size) > 0 &&
-            (m->write_size & (m->write_size - 1)))
-            err(e, "flash.write_size", "must be 1, 2, 4, 8, 16 or 32");
-    }
-
-    const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "retry");
-    if (rt && !cJSON_IsObject(rt)) {
-        err(e, "retry", "must be an object");
-    } else if (rt) {
-        static const char *const known[] = {"base_ms", "cap_ms", "max_attempts", "rate_per_s", NULL};
-        uint32_t v;
-        unknown_fields(e, rt, "retry", known);
-        if (get_uint(e, rt, "retry", "base_ms", 10, 600000, &v) > 0)
-            m->set.policy.base_ms = v;
-        if (get_uint(e, rt, "retry", "cap_ms", 10, 86400000, &v) > 0)
-            m->set.policy.cap_ms = v;
-        if (get_uint(e, rt, "retry", "max_attempts", 1, 65535, &v) > 0)
-            m->set.policy.warn_every = (uint16_t)v;
-        if (get_uint(e, rt, "retry", "rate_per_s", 1, 100, &v) > 0)
-            m->set.rate_milli = v * 1000u;
-        if (m->set.policy.cap_ms < m->set.policy.base_ms)
-            err(e, "retry.cap_ms", "must not be below retry.base_ms");
-    }
-
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "domains");
-    if (!ds) {
-        err(e, "domains", "missing");
-    } else if (!cJSON_IsArray(ds) || cJSON_GetArraySize(ds) == 0) {
-        err(e, "domains", "must be a non-empty array");
-    } else if (cJSON_GetArraySize(ds) > (int)AGENT_MAX_DOMAINS) {
-        err(e, "domains", "more than %u domains", AGENT_MAX_DOMAINS);
-    } else {
-        int di = 0;
-        for (const cJSON *d = ds->child; d; d = d->next, di++) {
-            char dp[64];
-            snprintf(dp, sizeof dp, "domains[%d]", di);
-            m_domain_t *md = &m->domains[m->ndomains];
-            if (!cJSON_IsObject(d)) {
-                err(e, dp, "must be an object");
-                continue;
-            }
-            static const char *const known[] = {"name", "headers", "certificate", NULL};
-            unknown_fields(e, d, dp, known);
-            const char *name = get_str(e, d, dp, "name", 1, AGENT_DOMAIN_MAX);
-            if (name) {
-                char np[80];
-                snprintf(np, sizeof np, "%s.name", dp);
-                if (!agent_domain_name_ok(name) || name[0] == '.' || name[0] == '-')
-                    err(e, np, "not a domain name");
-                for (int j = 0; j < m->ndomains; j++)
-                    if (strcmp(m->domains[j].name, name) == 0)
-                        err(e, np, "duplicate of domains[%d].name", j);
-                snprintf(md->name, sizeof md->name, "%s", name);
-            }
-            const cJSON *hs = cJSON_GetObjectItemCaseSensitive(d, "headers");
-            if (hs && !cJSON_IsArray(hs)) {
-                char hp[80];
-                snprintf(hp, sizeof hp, "%s.headers", dp);
-                err(e, hp, "must be an array");
-            } else if (hs) {
-                int nh = cJSON_GetArraySize(hs);
-                md->headers = calloc((size_t)(nh ? nh : 1), sizeof *md->headers);
-                int hi = 0;
-                for (const cJSON *h = hs->child; h; h = h->next, hi++) {
-                    char hp[96];
-                    snprintf(hp, sizeof hp, "%s.headers[%d]", dp, hi);
-                    if (!cJSON_IsObject(h)) {
-                        err(e, hp, "must be an object {\"key\", \"value\"}");
-                        continue;
-                    }
-                    static const char *const hk[] = {"key", "value", NULL};
-                    unknown_fields(e, h, hp, hk);
-                    const char *k = get_str(e, h, hp, "key", 1, 1024);
-                    const cJSON *vv = cJSON_GetObjectItemCaseSensitive(h, "value");
-                    const char *v = get_str(e, h, hp, "value", 0, 4096);
-                    if (!vv) {
-                        char vp[128];
-                        snprintf(vp, sizeof vp, "%s.value", hp);
-                        err(e, vp, "missing");
-                    }
-                    if (!k || !v)
-                        continue;
-                    cdnapi_result_t r;
-                    if (cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r) !=
-                        CDNAPI_SUCCESS) {
-                        char kp[128];
-                        int on_key = strncmp(r.code, "InvalidKey", 10) == 0 ||
-                                     strncmp(r.code, "InvalidHeaderKey", 16) == 0;
-                        snprintf(kp, sizeof kp, "%s.%s", hp, on_key ? "key" : "value");
-                        err(e, kp, "%s (%s)",
-                            on_key && cdnapi_header_name_reserved(k)      ? "reserved header name"
-                            : strcmp(r.code, "InvalidKey.Malformed") == 0 ? "not an HTTP token"
-                            : on_key                                  ? "unsupported header name"
-                            : strcmp(r.code, "MissingParameter") == 0 ? "must not be empty"
-                                                                      : "not a valid header value",
-                            r.code);
-                        continue;
-                    }
-                    for (int j = 0; j < md->nheaders; j++)
-                        if (util_ascii_eq_nocase(md->headers[j].key, k)) {
-                            char kp[128];
-                            snprintf(kp, sizeof kp, "%s.key", hp);
-                            err(e, kp,
-                                "duplicate of headers[%d] (header names are case-insensitive)",
-                                md->headers[j].json_index);
-                        }
-                    snprintf(md->headers[md->nheaders].key, sizeof md->headers[0].key, "%s", k);
-                    snprintf(md->headers[md->nheaders].value, sizeof md->headers[0].value, "%s", v);
-                    md->headers[md->nheaders].json_index = hi;
-                    md->nheaders++;
-                }
-            }
-            const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "certificate");
-            char cp[80];
-            snprintf(cp, sizeof cp, "%s.certificate", dp);
-            if (c && !cJSON_IsObject(c)) {
-                err(e, cp, "must be an object {\"cert\", \"key\", \"name\"}");
-            } else if (c) {
-                static const char *const ck[] = {"cert", "key", "name", NULL};
-                unknown_fields(e, c, cp, ck);
-                const char *cf = get_str(e, c, cp, "cert", 1, 4000);
-                const char *kf = get_str(e, c, cp, "key", 1, 4000);
-                const char *cn = get_str(e, c, cp, "name", 0, AGENT_CERT_NAME_MAX);
-                if (cn)
-                    snprintf(md->cert_name, sizeof md->cert_name, "%s", cn);
-                char path[4096], fp[128];
-                int big;
-                if (cf) {
-                    resolve(base, cf, path, sizeof path);
-                    md->cert_pem = cli_read_text(path, CDNAPI_MAX_PEM_LEN, NULL, &big);
-                    snprintf(fp, sizeof fp, "%s.cert", cp);
-                    if (!md->cert_pem)
-                        err(e, fp, big == 1 ? "%s: larger than 12 KB" : "%s: cannot read", path);
-                }
-                if (kf) {
-                    resolve(base, kf, path, sizeof path);
-                    md->key_pem = cli_read_text(path, STORE_VALUE_MAX - VAULT_OVERHEAD, NULL, &big);
-                    snprintf(fp, sizeof fp, "%s.key", cp);
-                    if (!md->key_pem)
-                        err(e, fp, big == 1 ? "%s: too large" : "%s: cannot read", path);
-                }
-                if (md->cert_pem && md->key_pem && md->name[0]) {
-                    cdnapi_result_t r;
-                    if (cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r) !=
-                        CDNAPI_SUCCESS) {
-                        const char *what = strcmp(r.code, "Certificate.MissMatch") == 0
-                                               ? "the private key does not match the certificate"
-                                           : strcmp(r.code, "Certificate.Expired") == 0
-                                               ? "the certificate has expired"
-                                           : strcmp(r.code, "Certificate.DomainMismatch") == 0
-                                               ? "the certificate does not cover the domain"
-                                               : "does not parse";
-                        snprintf(fp, sizeof fp, "%s.%s", cp,
-                                 strcmp(r.code, "Certificate.MissMatch") == 0 ? "key" : "cert");
-                        err(e, fp, "%s (%s)", what, r.code);
-                    }
-                }
-            }
-            m->ndomains++;
-        }
-    }
+    m_wipe(root);
     cJSON_Delete(root);
 }
 

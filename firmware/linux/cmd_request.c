@@ -66,169 +66,176 @@ static char *read_value_file(const char *path, size_t *len)
     return buf;
 }
 
-int cmd_request(int argc, char **argv, const cli_globals_t *g)
-{
+/* What one request holds: its parameters (values read from files are
+ * owned here and wiped: they may be private keys). */
+typedef struct {
+    const char *action;
     sign_param_t params[SIGN_MAX_PARAMS];
     char *owned[SIGN_MAX_PARAMS];
-    size_t nparams = 0, nowned = 0;
-    const char *action = NULL, *endpoint = CLI_DEFAULT_ENDPOINT, *api_version = NULL;
-    const char *method_opt = NULL, *timestamp = NULL, *nonce = NULL, *provider = NULL;
-    const char *key_id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
-    const char *secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-    const char *token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
-    sign_version_t version = SIGN_V3;
-    sign_method_t method;
-    int dry_run = 0, rc = CLI_EXIT_USAGE;
+    size_t nparams, nowned;
     char host[SIGN_MAX_FIELD_LEN + 1];
-    char *out = NULL;
-    size_t need = 0, len = 0;
-    sign_status_t st;
-    (void)g;
+} request_t;
 
-    cli_parsed_t p;
-    rc = cli_parse(&request_cmd, argc, argv, &p);
-    if (rc != CLI_PARSE_OK)
-        goto done;
-    rc = CLI_EXIT_USAGE;
-    dry_run = cli_opt_given(&p, "dry-run");
-    if (cli_opt_choice(&p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1)
-        version = SIGN_V1;
-    method_opt = cli_opt_str(&p, "method");
-    timestamp = cli_opt_str(&p, "timestamp");
-    nonce = cli_opt_str(&p, "nonce");
-    endpoint = cli_opt_str(&p, "endpoint") ? cli_opt_str(&p, "endpoint") : endpoint;
-    key_id = cli_opt_str(&p, "access-key-id") ? cli_opt_str(&p, "access-key-id") : key_id;
-    secret = cli_opt_str(&p, "access-key-secret") ? cli_opt_str(&p, "access-key-secret") : secret;
-    api_version = cli_opt_str(&p, "api-version");
-    provider = cli_opt_str(&p, "credentials-provider");
-    for (unsigned i = 0; i < p.nargs; i++) {
-        const char *a = p.args[i];
-        if (!action) {
-            if (strchr(a, '=') || a[0] == '\0') {
-                cli_usage_error("request: first argument must be the ACTION, not '%s'", a);
-                goto done;
-            }
-            action = a;
-            continue;
-        }
-        {
-            const char *eq = strchr(a, '=');
-            if (!eq || eq == a) {
-                cli_usage_error("request: malformed parameter '%s' (want Name=Value)", a);
-                goto done;
-            }
-            if (nparams >= SIGN_MAX_PARAMS) {
-                cli_usage_error("request: more than %d parameters", SIGN_MAX_PARAMS);
-                goto done;
-            }
-            params[nparams].name = a;
-            params[nparams].name_len = (size_t)(eq - a);
-            if (eq[1] == '@') {
-                size_t vl = 0;
-                char *v = read_value_file(eq + 2, &vl);
-                if (!v) {
-                    if (vl > SIGN_MAX_VALUE_LEN)
-                        cli_usage_error("request: %s is larger than %u bytes", eq + 2,
-                                        (unsigned)SIGN_MAX_VALUE_LEN);
-                    else
-                        cli_usage_error("request: cannot read '%s'", eq + 2);
-                    goto done;
-                }
-                owned[nowned++] = v;
-                params[nparams].value = v;
-                params[nparams].value_len = vl;
-            } else {
-                params[nparams].value = eq + 1;
-                params[nparams].value_len = strlen(eq + 1);
-            }
-            nparams++;
-        }
-    }
-    if (!action) {
-        cli_usage_error("request: missing ACTION (see cdnagent request --help)");
-        goto done;
-    }
-    if (!key_id || !key_id[0] || !secret || !secret[0]) {
-        cli_usage_error("request: missing credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                        "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or --access-key-id/--access-key-secret)");
-        goto done;
-    }
-    if (!method_opt)
-        method = version == SIGN_V3 ? SIGN_METHOD_POST : SIGN_METHOD_GET;
-    else if (strcmp(method_opt, "GET") == 0 || strcmp(method_opt, "get") == 0)
-        method = SIGN_METHOD_GET;
-    else if (strcmp(method_opt, "POST") == 0 || strcmp(method_opt, "post") == 0)
-        method = SIGN_METHOD_POST;
-    else {
-        cli_usage_error("request: --method must be GET or POST, not '%s'", method_opt);
-        goto done;
-    }
-    {
-        const char *h = endpoint;
-        size_t hl;
-        if (strncmp(h, "https://", 8) == 0)
-            h += 8;
-        else if (strncmp(h, "http://", 7) == 0)
-            h += 7;
-        else {
-            cli_usage_error("request: --endpoint must be https://host[:port], not '%s'", endpoint);
-            goto done;
-        }
-        hl = strcspn(h, "/");
-        if (hl == 0 || hl > SIGN_MAX_FIELD_LEN || (h[hl] && strcmp(h + hl, "/") != 0)) {
-            cli_usage_error("request: --endpoint must be https://host[:port], not '%s'", endpoint);
-            goto done;
-        }
-        memcpy(host, h, hl);
-        host[hl] = '\0';
-    }
-    if (!dry_run) {
-        cli_usage_error("request: only --dry-run is available; sending arrives with the `call` "
-                        "commands");
-        goto done;
-    }
-    {
-        sign_credentials_t cr = {key_id, secret, token && token[0] ? token : NULL};
-        sign_request_t req = {&cr,    host,    action,    api_version, params,  nparams,
-                              method, version, timestamp, nonce,       provider};
-        sign_signed_t sig;
-        st = sign_request(&req, &sig);
-        if (st == SIGN_OK) {
-            need = cdnapi_frame(&req, &sig, NULL, 0);
-            out = malloc(need + 1);
-            if (!out) {
-                fprintf(stderr, "cdnagent: request: out of memory\n");
-                rc = CLI_EXIT_FAILED;
-                goto done;
-            }
-            len = cdnapi_frame(&req, &sig, out, need + 1);
-        }
-        if (st != SIGN_OK) {
-            if (st == SIGN_ERR_ARG || st == SIGN_ERR_LIMIT)
-                cli_usage_error("request: %s (check --timestamp, --nonce, names, credentials)",
-                                sign_status_str(st));
-            else {
-                fprintf(stderr, "cdnagent: request: %s\n", sign_status_str(st));
-                rc = CLI_EXIT_FAILED;
-            }
-            goto done;
-        }
-    }
-    rc = fwrite(out, 1, len, stdout) == len && fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
-
-done:
-    /* values may be private keys: wipe them */
-    for (size_t k = 0; k < nowned; k++) {
+/* One Name=Value (or Name=@file) argument. */
+static int req_param(request_t *r, const char *a)
+{
+    const char *eq = strchr(a, '=');
+    sign_param_t *pa = &r->params[r->nparams];
+    if (!eq || eq == a)
+        return cli_usage_error("request: malformed parameter '%s' (want Name=Value)", a);
+    if (r->nparams >= SIGN_MAX_PARAMS)
+        return cli_usage_error("request: more than %d parameters", SIGN_MAX_PARAMS);
+    pa->name = a;
+    pa->name_len = (size_t)(eq - a);
+    pa->value = eq + 1;
+    pa->value_len = strlen(eq + 1);
+    if (eq[1] == '@') {
         size_t vl = 0;
-        for (size_t p = 0; p < nparams; p++)
-            if (params[p].value == owned[k])
-                vl = params[p].value_len;
-        mbedtls_platform_zeroize(owned[k], vl);
-        free(owned[k]);
+        char *v = read_value_file(eq + 2, &vl);
+        if (!v && vl > SIGN_MAX_VALUE_LEN)
+            return cli_usage_error("request: %s is larger than %u bytes", eq + 2,
+                                   (unsigned)SIGN_MAX_VALUE_LEN);
+        if (!v)
+            return cli_usage_error("request: cannot read '%s'", eq + 2);
+        r->owned[r->nowned++] = v;
+        pa->value = v;
+        pa->value_len = vl;
     }
-    if (out) {
-        mbedtls_platform_zeroize(out, need);
-        free(out);
+    r->nparams++;
+    return 0;
+}
+
+static int req_args(request_t *r, const cli_parsed_t *p)
+{
+    for (unsigned i = 0; i < p->nargs; i++) {
+        const char *a = p->args[i];
+        int rc;
+        if (r->action) {
+            if ((rc = req_param(r, a)) != 0)
+                return rc;
+        } else if (strchr(a, '=') || a[0] == '\0') {
+            return cli_usage_error("request: first argument must be the ACTION, not '%s'", a);
+        } else {
+            r->action = a;
+        }
     }
+    return r->action ? 0 : cli_usage_error("request: missing ACTION (see cdnagent request --help)");
+}
+
+/* The Host the request is signed for: the endpoint's host[:port] as
+ * written (the signature covers it as the SDKs send it). */
+static int req_host(request_t *r, const char *endpoint)
+{
+    const char *h = endpoint;
+    size_t hl;
+    if (strncmp(h, "https://", 8) == 0)
+        h += 8;
+    else if (strncmp(h, "http://", 7) == 0)
+        h += 7;
+    else
+        h = NULL;
+    hl = h ? strcspn(h, "/") : 0;
+    if (hl == 0 || hl > SIGN_MAX_FIELD_LEN || (h[hl] && strcmp(h + hl, "/") != 0))
+        return cli_usage_error("request: --endpoint must be https://host[:port], not '%s'",
+                               endpoint);
+    memcpy(r->host, h, hl);
+    r->host[hl] = '\0';
+    return 0;
+}
+
+static int req_method(const char *opt, sign_version_t version, sign_method_t *method)
+{
+    if (!opt)
+        *method = version == SIGN_V3 ? SIGN_METHOD_POST : SIGN_METHOD_GET;
+    else if (strcmp(opt, "GET") == 0 || strcmp(opt, "get") == 0)
+        *method = SIGN_METHOD_GET;
+    else if (strcmp(opt, "POST") == 0 || strcmp(opt, "post") == 0)
+        *method = SIGN_METHOD_POST;
+    else
+        return cli_usage_error("request: --method must be GET or POST, not '%s'", opt);
+    return 0;
+}
+
+/* Sign and print the request's bytes, as they would be sent. */
+static int req_print(const sign_request_t *req)
+{
+    sign_signed_t sig;
+    sign_status_t st = sign_request(req, &sig);
+    if (st == SIGN_ERR_ARG || st == SIGN_ERR_LIMIT)
+        return cli_usage_error("request: %s (check --timestamp, --nonce, names, credentials)",
+                               sign_status_str(st));
+    if (st != SIGN_OK)
+        return cli_error("request: %s", sign_status_str(st));
+    size_t need = cdnapi_frame(req, &sig, NULL, 0);
+    char *out = malloc(need + 1);
+    if (!out)
+        return cli_error("request: out of memory");
+    size_t len = cdnapi_frame(req, &sig, out, need + 1);
+    int rc = fwrite(out, 1, len, stdout) == len && fflush(stdout) == 0 ? CLI_EXIT_OK
+                                                                       : CLI_EXIT_FAILED;
+    mbedtls_platform_zeroize(out, need); /* it carries the signature */
+    free(out);
+    return rc;
+}
+
+static void req_free(request_t *r)
+{
+    for (size_t k = 0; k < r->nowned; k++) {
+        size_t vl = 0;
+        for (size_t i = 0; i < r->nparams; i++)
+            if (r->params[i].value == r->owned[k])
+                vl = r->params[i].value_len;
+        mbedtls_platform_zeroize(r->owned[k], vl);
+        free(r->owned[k]);
+    }
+}
+
+int cmd_request(int argc, char **argv, const cli_globals_t *g)
+{
+    static request_t r;
+    cli_parsed_t p;
+    sign_method_t method = SIGN_METHOD_POST;
+    (void)g;
+    int rc = cli_parse(&request_cmd, argc, argv, &p);
+    if (rc != CLI_PARSE_OK)
+        return rc;
+    memset(&r, 0, sizeof r);
+    sign_version_t version = cli_opt_choice(&p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1
+                                 ? SIGN_V1
+                                 : SIGN_V3;
+    const char *endpoint = cli_opt_str(&p, "endpoint");
+    const char *key_id = cli_opt_str(&p, "access-key-id");
+    const char *secret = cli_opt_str(&p, "access-key-secret");
+    const char *token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN");
+    key_id = key_id ? key_id : getenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+    secret = secret ? secret : getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    rc = req_args(&r, &p);
+    if (!rc && (!key_id || !key_id[0] || !secret || !secret[0]))
+        rc = cli_usage_error(
+            "request: missing credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or --access-key-id/--access-key-secret)");
+    if (!rc)
+        rc = req_method(cli_opt_str(&p, "method"), version, &method);
+    if (!rc)
+        rc = req_host(&r, endpoint ? endpoint : CLI_DEFAULT_ENDPOINT);
+    if (!rc && !cli_opt_given(&p, "dry-run"))
+        rc = cli_usage_error("request: only --dry-run is available; sending arrives with the "
+                             "`call` commands");
+    if (!rc) {
+        sign_credentials_t cr = {key_id, secret, token && token[0] ? token : NULL};
+        sign_request_t req = {&cr,
+                              r.host,
+                              r.action,
+                              cli_opt_str(&p, "api-version"),
+                              r.params,
+                              r.nparams,
+                              method,
+                              version,
+                              cli_opt_str(&p, "timestamp"),
+                              cli_opt_str(&p, "nonce"),
+                              cli_opt_str(&p, "credentials-provider")};
+        rc = req_print(&req);
+    }
+    req_free(&r);
     return rc;
 }

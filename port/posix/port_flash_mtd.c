@@ -44,13 +44,26 @@ static port_status_t mtd_erase(port_flash_t *dev, uint32_t sector)
     return ioctl(mtd_fd(dev), MEMERASE, &ei) == 0 ? PORT_OK : PORT_ERR_IO;
 }
 
-port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path)
+/* Opened for reading: a write is refused, not attempted. */
+static port_status_t mtd_no_program(port_flash_t *dev, uint32_t addr, const void *buf, size_t len)
+{
+    (void)dev, (void)addr, (void)buf, (void)len;
+    return PORT_ERR_IO;
+}
+
+static port_status_t mtd_no_erase(port_flash_t *dev, uint32_t sector)
+{
+    (void)dev, (void)sector;
+    return PORT_ERR_IO;
+}
+
+static port_status_t mtd_open(port_flash_t *dev, const char *path, int flags)
 {
     struct mtd_info_user info;
     memset(dev, 0, sizeof *dev);
     if (!path)
         return PORT_ERR_ARG;
-    int fd = open(path, O_RDWR);
+    int fd = open(path, flags);
     if (fd < 0)
         return PORT_ERR_IO;
     if (ioctl(fd, MEMGETINFO, &info) != 0) {
@@ -66,10 +79,20 @@ port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path)
     dev->sector_count = info.size / info.erasesize;
     dev->write_size = ws;
     dev->read = mtd_read;
-    dev->program = mtd_program;
-    dev->erase = mtd_erase;
+    dev->program = flags == O_RDONLY ? mtd_no_program : mtd_program;
+    dev->erase = flags == O_RDONLY ? mtd_no_erase : mtd_erase;
     dev->ctx = (void *)(intptr_t)(fd + 1);
     return PORT_OK;
+}
+
+port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path)
+{
+    return mtd_open(dev, path, O_RDWR);
+}
+
+port_status_t port_flash_mtd_open_ro(port_flash_t *dev, const char *path)
+{
+    return mtd_open(dev, path, O_RDONLY);
 }
 
 void port_flash_mtd_close(port_flash_t *dev)

@@ -62,6 +62,9 @@ port_status_t port_flash_file_release(port_flash_t *dev);
  * Returns PORT_OK, PORT_ERR_IO (cannot open), PORT_ERR_UNSUPPORTED (not an
  * MTD device, or NAND). Untested on the build host (no MTD devices). */
 port_status_t port_flash_mtd_open(port_flash_t *dev, const char *path);
+/* The same for reading only (a read-only device, or a user who may only
+ * read it): program and erase fail with PORT_ERR_IO. */
+port_status_t port_flash_mtd_open_ro(port_flash_t *dev, const char *path);
 void port_flash_mtd_close(port_flash_t *dev);
 
 /* Device key on Linux: a file holding "cdnagent-device-key v1 <id> <64 hex>"
