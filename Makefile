@@ -270,12 +270,17 @@ $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json
 	cd $(BUILD)/npm && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The CLI's tests that run a second time against the CLI built under ASan.
+ASAN_CLI_TESTS := test_cli test_cdnapi test_provision
+
 test: deps
 	$(MAKE) --no-print-directory npm-deps
-	$(MAKE) --no-print-directory all unit-tests fuzz-replay firmware target-images coverage-bins
+	$(MAKE) --no-print-directory all unit-tests fuzz-replay firmware target-images coverage-bins \
+	    $(BUILD)/asan/cdnagent
 	@$(PYTHON) tests/run_tests.py --build $(BUILD) $(UNIT_BINS) $(FUZZ_REPLAY_BINS) \
 	    $(COV_UNIT_BINS) --cov-dir $(COV_DIR) --cov-floor $(COV_LINES),$(COV_BRANCHES) \
-	    $(addprefix --cov-skip ,$(COV_SKIP))
+	    $(addprefix --cov-skip ,$(COV_SKIP)) --asan-cli $(BUILD)/asan/cdnagent \
+	    $(addprefix --asan-test ,$(ASAN_CLI_TESTS))
 
 run: deps
 	$(MAKE) --no-print-directory npm-deps all

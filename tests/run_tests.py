@@ -14,7 +14,9 @@ Environment passed to integration tests:
   CDNAGENT_HELPERS  the directory whose bench/ and tools/ hold the helper
                   programs (BUILD/host, or the instrumented BUILD/cov)
 
-With --cov-dir the integration tests run a second time with the
+With --asan-cli the --asan-test integration tests run again with the CLI
+built under ASan and UBSan (the CLI's own memory errors, which the plain
+build would survive). With --cov-dir the integration tests run a second time with the
 instrumented CLI and helpers, and a last job checks the coverage floor of
 components/ (tests/coverage_floor.py).
 """
@@ -90,6 +92,10 @@ def main():
                     "tests again with its CLI and helpers, then check the coverage floor")
     ap.add_argument("--cov-skip", action="append", default=[],
                     help="integration tests left out of the instrumented pass (repeatable)")
+    ap.add_argument("--asan-cli", help="the CLI built with ASan and UBSan: the --asan-test "
+                    "integration tests run again with it")
+    ap.add_argument("--asan-test", action="append", default=[],
+                    help="an integration test to run with --asan-cli (repeatable)")
     ap.add_argument("--cov-only", action="store_true",
                     help="only the instrumented pass (make coverage)")
     ap.add_argument("--cov-floor", default="98,95", help="LINES,BRANCHES percent (default 98,95)")
@@ -119,6 +125,10 @@ def main():
                os.path.isfile(os.path.join(idir, n))] if os.path.isdir(idir) else []
     if not args.cov_only:
         jobs += [("integration " + n, [os.path.join(idir, n)], 900, env) for n in scripts]
+    if args.asan_cli and not args.cov_only:
+        aenv = dict(env, CDNAGENT=os.path.abspath(args.asan_cli))
+        jobs += [("integration[asan] " + n, [os.path.join(idir, n)], 900, aenv)
+                 for n in scripts if n in args.asan_test]
     if args.cov_dir:
         cov = os.path.abspath(args.cov_dir)
         # Counts start from zero: only this run's tests make the figure.

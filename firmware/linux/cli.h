@@ -62,12 +62,17 @@ void cli_json_str(FILE *out, const char *s);
  * before any "--") holds what the command prints; cli_json_end(rc) writes
  * it, or the first error recorded when rc is not 0. cli_json_error records
  * an error (the service's own, for call; the first one counts); without
- * --json it does nothing. Codes of the tool's own errors: */
+ * --json it does nothing. --help wins over --json (help is text). A string
+ * is written as valid UTF-8 (a byte that is not is U+FFFD). Codes of the
+ * tool's own errors: */
 #define CLI_JSON_CODE_INPUT "cdnagent.InvalidInput" /* exit 2 */
 #define CLI_JSON_CODE_FAILED "cdnagent.Failed"      /* exit 1 */
 void cli_json_begin(int argc, char **argv);
 void cli_json_error(const char *code, const char *message, const char *request_id);
-void cli_json_end(int rc);
+/* Returns rc, or CLI_EXIT_FAILED when the output could not be written. */
+int cli_json_end(int rc);
+/* cJSON frees wiped (its documents hold secrets): set once, in main. */
+void cli_json_hooks(void);
 
 /* A certificate state for output: "-" / "on" / "off", or with json
  * null / "on" / "off" (quoted). */

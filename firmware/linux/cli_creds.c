@@ -12,6 +12,7 @@
 #include "cli_opts.h"
 #include "crypto.h"
 #include "port.h"
+#include "util.h"
 
 /* A refusal: said (cli_usage_error), or only written to ask->why when the
  * caller wants to show it itself (status). */
@@ -39,23 +40,41 @@ bool cli_creds_known(const char *want)
     return want == NULL || cli_choice_index(CLI_CREDS_CHOICES, want) >= 0;
 }
 
+const char *cli_creds_want(const char *cli_want, const char *cli_profile, const char *cfg_want)
+{
+    return cli_want ? cli_want : cli_profile ? NULL : cfg_want;
+}
+
 static const char *env_nonempty(const char *name)
 {
     const char *v = getenv(name);
     return v && v[0] ? v : NULL;
 }
 
-/* The aliyun CLI's own order: --profile, then the environment, then the
- * file's "current" (then "default"). */
-static const char *profile_name(const cli_creds_ask_t *ask, const cJSON *root)
+/* Which profile: see cli_creds.h. NULL (said) when the file's "current"
+ * is there but empty, which the aliyun CLI refuses too. */
+static const char *profile_name(const cli_creds_ask_t *ask, const cJSON *root, const char *path,
+                                const char *cmd)
 {
-    const char *env = env_nonempty("ALIBABA_CLOUD_PROFILE");
+    static const char *const envs[] = {"ALIBABACLOUD_PROFILE", "ALIBABA_CLOUD_PROFILE",
+                                       "ALICLOUD_PROFILE"};
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(root, "current");
     if (ask->profile)
         return ask->profile;
-    if (env || (env = env_nonempty("ALIBABACLOUD_PROFILE")) != NULL)
-        return env;
-    return cJSON_IsString(cur) && cur->valuestring[0] ? cur->valuestring : "default";
+    if (ask->cfg_profile)
+        return ask->cfg_profile;
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
+        if (env_nonempty(envs[i]))
+            return env_nonempty(envs[i]);
+    if (!cur)
+        return "default";
+    if (cJSON_IsString(cur) && cur->valuestring[0])
+        return cur->valuestring;
+    creds_fail(ask,
+               "%s: the aliyun CLI configuration %s names no current profile (give "
+               "--profile NAME, or aliyun configure)",
+               cmd, path);
+    return NULL;
 }
 
 static const char *json_str(const cJSON *o, const char *key)
@@ -64,16 +83,7 @@ static const char *json_str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-/* Every string of the parsed file zeroed: the secrets are among them. */
-static void json_wipe(cJSON *node)
-{
-    for (; node; node = node->next) {
-        if (node->valuestring)
-            crypto_wipe(node->valuestring, strlen(node->valuestring));
-        json_wipe(node->child);
-    }
-}
-
+/* The named profile; names gets the names there are, for the message. */
 static const cJSON *find_profile(const cJSON *root, const char *name, char *names, size_t cap)
 {
     const cJSON *p;
@@ -82,9 +92,9 @@ static const cJSON *find_profile(const cJSON *root, const char *name, char *name
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root, "profiles"))
     {
         const char *n = json_str(p, "name");
-        if (strcmp(n, name) == 0)
+        if (n[0] && strcmp(n, name) == 0)
             return p;
-        int w = snprintf(names + used, cap - used, "%s%s", used ? ", " : "", n);
+        int w = n[0] ? snprintf(names + used, cap - used, "%s%s", used ? ", " : "", n) : 0;
         used = w < 0 || (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
     }
     return NULL;
@@ -96,7 +106,12 @@ static int take_profile(cli_creds_t *c, const cJSON *p, const cli_creds_ask_t *a
 {
     const char *mode = json_str(p, "mode");
     bool sts = strcmp(mode, "StsToken") == 0;
-    if (!sts && mode[0] && strcmp(mode, "AK") != 0)
+    if (!mode[0])
+        return creds_fail(ask,
+                          "%s: aliyun profile %s (%s) has no mode: it is not configured "
+                          "yet (aliyun configure --mode AK --profile %s)",
+                          cmd, c->profile, c->path, c->profile);
+    if (!sts && strcmp(mode, "AK") != 0)
         return creds_fail(ask,
                           "%s: aliyun profile %s (%s) has mode %s; cdnagent reads AK and "
                           "StsToken profiles (aliyun configure --mode AK --profile %s)",
@@ -104,9 +119,7 @@ static int take_profile(cli_creds_t *c, const cJSON *p, const cli_creds_ask_t *a
     const char *keys[3] = {json_str(p, "access_key_id"), json_str(p, "access_key_secret"),
                            sts ? json_str(p, "sts_token") : ""};
     if (!keys[0][0] || !keys[1][0] || (sts && !keys[2][0]))
-        return creds_fail(ask,
-                          "%s: aliyun profile %s (%s) lacks %s (aliyun configure --profile "
-                          "%s)",
+        return creds_fail(ask, "%s: aliyun profile %s (%s) lacks %s (aliyun configure --profile %s)",
                           cmd, c->profile, c->path,
                           !keys[0][0]   ? "access_key_id"
                           : !keys[1][0] ? "access_key_secret"
@@ -139,66 +152,98 @@ static int profile_path(cli_creds_t *c, const cli_creds_ask_t *ask, const char *
     return 0;
 }
 
-/* fallback: auto came here for want of the others, so a missing file
- * means no credentials at all, said as such. */
-static int load_profile(cli_creds_t *c, const cli_creds_ask_t *ask, bool fallback, const char *cmd)
+/* The file's text, parsed (NULL: said why). fallback: auto came here for
+ * want of the others, so a missing file means no credentials at all. */
+static cJSON *read_profiles(cli_creds_t *c, const cli_creds_ask_t *ask, bool fallback,
+                            const char *cmd)
 {
     int why;
     size_t len = 0;
-    char names[256];
-    int rc = profile_path(c, ask, cmd);
-    char *text = rc ? NULL : cli_read_text(c->path, CLI_ALIYUN_CONFIG_MAX, &len, &why);
-    if (rc)
-        return rc;
-    if (!text && fallback && why == CLI_READ_ERRNO && errno == ENOENT)
-        return creds_fail(ask,
-                          "%s: no credentials: the image holds none (cdnagent provision), "
-                          "ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET are not set, and there "
-                          "is no aliyun CLI configuration %s (aliyun configure)",
-                          cmd, c->path);
-    if (!text)
-        return creds_fail(ask, "%s: cannot read the aliyun CLI configuration %s: %s%s", cmd, c->path,
-                          why == CLI_READ_TOO_BIG    ? "larger than 256 KB"
-                          : why == CLI_READ_NOT_TEXT ? "not a text file"
-                                                     : strerror(errno),
-                          why == CLI_READ_ERRNO && errno == ENOENT
-                              ? " (aliyun configure writes it; or provision the device)"
-                              : "");
-    cJSON *root = cJSON_Parse(text);
+    char *text = cli_read_text(c->path, CLI_ALIYUN_CONFIG_MAX, &len, &why);
+    if (!text && fallback && why == CLI_READ_ERRNO && errno == ENOENT) {
+        creds_fail(ask,
+                   "%s: no credentials: %sALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET are not "
+                   "set, and there is no aliyun CLI configuration %s (aliyun configure)",
+                   cmd, ask->image ? "the image holds none (cdnagent provision), " : "", c->path);
+        return NULL;
+    }
+    if (!text) {
+        creds_fail(ask, "%s: cannot read the aliyun CLI configuration %s: %s%s", cmd, c->path,
+                   why == CLI_READ_TOO_BIG    ? "larger than 256 KB"
+                   : why == CLI_READ_NOT_TEXT ? "not a text file"
+                                              : strerror(errno),
+                   why == CLI_READ_ERRNO && errno == ENOENT ? " (aliyun configure writes it)" : "");
+        return NULL;
+    }
+    cJSON *root = cJSON_Parse(text); /* (what cJSON frees it wipes: cli_json_hooks) */
+    if (!cJSON_IsObject(root)) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = text; !root && at && p < at && *p; p++)
+            line += *p == '\n';
+        if (root)
+            creds_fail(ask, "%s: the aliyun CLI configuration %s is not a JSON object", cmd,
+                       c->path);
+        else
+            creds_fail(ask, "%s: the aliyun CLI configuration %s is not valid JSON (near line %d)",
+                       cmd, c->path, line);
+        cJSON_Delete(root);
+        root = NULL;
+    }
     crypto_wipe(text, len);
     free(text);
-    if (!cJSON_IsObject(root))
-        rc = creds_fail(ask, "%s: the aliyun CLI configuration %s is not a JSON object", cmd,
-                        c->path);
-    const char *name = rc ? "" : profile_name(ask, root);
-    const cJSON *p = rc ? NULL : find_profile(root, name, names, sizeof names);
-    if (!rc && strlen(name) > CLI_ALIYUN_PROFILE_MAX)
-        rc = creds_fail(ask, "%s: aliyun profile name longer than %u bytes", cmd,
+    return root;
+}
+
+static int load_profile(cli_creds_t *c, const cli_creds_ask_t *ask, bool fallback, const char *cmd)
+{
+    char names[256];
+    int rc = profile_path(c, ask, cmd);
+    cJSON *root = rc ? NULL : read_profiles(c, ask, fallback, cmd);
+    if (!root)
+        return rc ? rc : CLI_EXIT_USAGE;
+    const char *name = profile_name(ask, root, c->path, cmd);
+    const cJSON *p = name ? find_profile(root, name, names, sizeof names) : NULL;
+    if (!name)
+        rc = CLI_EXIT_USAGE;
+    else if (!name[0] || strlen(name) > CLI_ALIYUN_PROFILE_MAX)
+        rc = creds_fail(ask, "%s: an aliyun profile name has 1 to %u bytes", cmd,
                         CLI_ALIYUN_PROFILE_MAX);
     if (!rc) {
         memcpy(c->profile, name, strlen(name) + 1);
         rc = p ? take_profile(c, p, ask, cmd)
                : creds_fail(ask, "%s: aliyun profile %s is not in %s (it has: %s)", cmd, name,
-                            c->path, names[0] ? names : "no profiles");
+                            c->path, names[0] ? names : "no named profiles");
     }
-    json_wipe(root);
     cJSON_Delete(root);
     return rc;
 }
 
-/* auto: the image's pair, else the environment's, else a profile. */
+/* auto: the image's pair, else the environment's, else a profile (unless
+ * ALIBABA_CLOUD_IGNORE_PROFILE=TRUE says there is none to read). */
+enum { WANT_AUTO, WANT_PROVISIONED, WANT_ENV, WANT_PROFILE }; /* CLI_CREDS_CHOICES */
+
+static int want_index(const cli_creds_ask_t *ask)
+{
+    return ask->want ? cli_choice_index(CLI_CREDS_CHOICES, ask->want) : WANT_AUTO;
+}
+
 static cli_cred_source_t resolve(const cli_creds_ask_t *ask)
 {
-    const char *want = ask->want ? ask->want : "auto";
-    if (ask->profile || strcmp(want, "profile") == 0)
+    int want = want_index(ask);
+    const char *ignore = getenv("ALIBABA_CLOUD_IGNORE_PROFILE");
+    if (ask->profile || want == WANT_PROFILE)
         return CLI_CRED_PROFILE;
-    if (strcmp(want, "provisioned") == 0)
+    if (want == WANT_PROVISIONED)
         return CLI_CRED_PROVISIONED;
-    if (strcmp(want, "env") == 0)
+    if (want == WANT_ENV)
         return CLI_CRED_ENV;
     if (ask->provisioned)
         return CLI_CRED_PROVISIONED;
-    return env_nonempty("ALIBABA_CLOUD_ACCESS_KEY_ID") ? CLI_CRED_ENV : CLI_CRED_PROFILE;
+    if (env_nonempty("ALIBABA_CLOUD_ACCESS_KEY_ID") ||
+        (ignore && util_ascii_eq_nocase(ignore, "TRUE")))
+        return CLI_CRED_ENV;
+    return CLI_CRED_PROFILE;
 }
 
 static int take_env(cli_creds_t *c, const cli_creds_ask_t *ask, const char *cmd)
@@ -206,12 +251,22 @@ static int take_env(cli_creds_t *c, const cli_creds_ask_t *ask, const char *cmd)
     c->cred.access_key_id = env_nonempty("ALIBABA_CLOUD_ACCESS_KEY_ID");
     c->cred.access_key_secret = env_nonempty("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     c->cred.security_token = env_nonempty("ALIBABA_CLOUD_SECURITY_TOKEN");
-    if (!c->cred.access_key_id || !c->cred.access_key_secret)
+    if (c->cred.access_key_id && c->cred.access_key_secret)
+        return 0;
+    if (c->cred.access_key_id)
         return creds_fail(ask,
-                          "%s: --credentials env: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                          "%s: the environment sets ALIBABA_CLOUD_ACCESS_KEY_ID but not "
                           "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
                           cmd);
-    return 0;
+    if (want_index(ask) == WANT_ENV)
+        return creds_fail(ask,
+                          "%s: credentials env: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                          "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                          cmd);
+    return creds_fail(ask,
+                      "%s: no credentials: %sALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET are not "
+                      "set, and ALIBABA_CLOUD_IGNORE_PROFILE rules out an aliyun profile",
+                      cmd, ask->image ? "the image holds none (cdnagent provision), " : "");
 }
 
 static int take_provisioned(cli_creds_t *c, const cli_creds_ask_t *ask, const char *cmd)
@@ -235,15 +290,17 @@ static int take_provisioned(cli_creds_t *c, const cli_creds_ask_t *ask, const ch
 
 int cli_creds_pick(cli_creds_t *c, const cli_creds_ask_t *ask, const char *cmd)
 {
-    const char *want = ask->want ? ask->want : "auto";
+    int want = want_index(ask);
     memset(c, 0, sizeof *c);
-    if (!cli_creds_known(ask->want))
+    if (want < 0)
         return creds_fail(ask, "%s: credentials must be %s", cmd, CLI_CREDS_CHOICES);
-    if (ask->profile && strcmp(want, "auto") != 0 && strcmp(want, "profile") != 0)
+    if (ask->profile && !ask->profile[0])
+        return creds_fail(ask, "%s: --profile needs a profile's name", cmd);
+    if (ask->profile && want != WANT_AUTO && want != WANT_PROFILE)
         return creds_fail(ask, "%s: --profile and --credentials %s contradict each other", cmd,
-                          want);
+                          ask->want);
     c->source = resolve(ask);
-    bool fallback = !ask->profile && strcmp(want, "auto") == 0;
+    bool fallback = !ask->profile && want == WANT_AUTO;
     int rc = c->source == CLI_CRED_PROVISIONED ? take_provisioned(c, ask, cmd)
              : c->source == CLI_CRED_ENV       ? take_env(c, ask, cmd)
                                                : load_profile(c, ask, fallback, cmd);

@@ -5,10 +5,13 @@
  *
  * Sources: the image's provisioned pair; the environment
  * (ALIBABA_CLOUD_ACCESS_KEY_ID, _SECRET, _SECURITY_TOKEN); an aliyun CLI
- * profile (~/.aliyun/config.json, modes AK and StsToken, read as the
- * aliyun CLI reads it: --profile NAME, else $ALIBABA_CLOUD_PROFILE, else
- * the file's "current"). "auto" takes the first of provisioned,
- * environment, profile that exists; --profile NAME means the profile.
+ * profile (~/.aliyun/config.json, modes AK and StsToken). "auto" takes the
+ * first of provisioned, environment, profile that exists (the profile only
+ * when ALIBABA_CLOUD_IGNORE_PROFILE is not TRUE); a --profile NAME on the
+ * command line means the profile. Which profile: --profile, else the
+ * configuration file's profile, else $ALIBABACLOUD_PROFILE,
+ * $ALIBABA_CLOUD_PROFILE, $ALICLOUD_PROFILE (the aliyun CLI's order), else
+ * the file's "current".
  */
 #ifndef CDNAGENT_CLI_CREDS_H
 #define CDNAGENT_CLI_CREDS_H
@@ -40,14 +43,19 @@ typedef struct {
 } cli_creds_t;
 
 /* What was asked: want is "auto" (or NULL), "provisioned", "env" or
- * "profile"; profile is --profile's name (or NULL); aliyun_config a file
- * instead of ~/.aliyun/config.json (or NULL); provisioned the image's
- * credentials (NULL when it has none). */
+ * "profile" (the command line's, else the configuration file's; see
+ * cli_creds_want); profile is the command line's --profile (forces the
+ * profile), cfg_profile the configuration file's (names the profile when
+ * one is read); aliyun_config a file instead of ~/.aliyun/config.json (or
+ * NULL); provisioned the image's credentials (NULL when it has none);
+ * image false for a command without one (call). */
 typedef struct {
     const char *want;
     const char *profile;
+    const char *cfg_profile;
     const char *aliyun_config;
     const sign_credentials_t *provisioned;
+    bool image;
     char *why; /* NULL: a refusal is said; else written here (why_cap bytes) */
     size_t why_cap;
 } cli_creds_ask_t;
@@ -57,6 +65,11 @@ typedef struct {
 
 /* True for NULL and the four words want knows. */
 bool cli_creds_known(const char *want);
+
+/* The want of a command line (its --credentials, its --profile) over the
+ * configuration file's credentials: a command-line --profile alone asks
+ * for the profile whatever the file says. */
+const char *cli_creds_want(const char *cli_want, const char *cli_profile, const char *cfg_want);
 
 /* Pick per ask. 0 and c filled; or CLI_EXIT_USAGE with one line said
  * (prefixed "cdnagent: CMD: ", or into ask->why) naming what is missing

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util.h"
 
 #define OPT_HELP 'h'
 #define OPT_BASE 256 /* getopt_long's val for table entry i: OPT_BASE + i */
@@ -78,7 +79,7 @@ int cli_choice_index(const char *words, const char *word)
     int i = 0;
     for (const char *w = words; *w; i++) {
         size_t len = strcspn(w, "|");
-        if (n && len == n && memcmp(w, word, n) == 0)
+        if (n && len == n && util_ascii_eq_nocase_n(w, word, n)) /* V1 as v1 */
             return i;
         w += len + (w[len] == '|');
     }

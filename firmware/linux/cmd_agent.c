@@ -54,6 +54,20 @@ static int64_t wall_now(void)
     return t;
 }
 
+/* What an edit queued, with --json: {"domain","what","key"|"name","queued"}. */
+static void print_queued(const char *domain, const char *what, const char *arg)
+{
+    fputs("{\"domain\":", stdout);
+    cli_json_str(stdout, domain);
+    fputs(",\"what\":", stdout);
+    cli_json_str(stdout, what);
+    if (arg) {
+        fputs(strstr(what, "header") ? ",\"key\":" : ",\"name\":", stdout);
+        cli_json_str(stdout, arg);
+    }
+    puts(",\"queued\":true}");
+}
+
 /* A full image: how full, and the two ways out. */
 static int full_error(cli_flash_t *f, const char *what)
 {
@@ -99,7 +113,7 @@ static const char HEADER_USAGE[] =
     "usage: cdnagent header set DOMAIN KEY VALUE | header rm DOMAIN KEY | header list [DOMAIN] "
     "[--json]";
 static const cli_opt_t header_opts[] = {
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "list: JSON instead of lines"},
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines, errors included"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
 static const cli_command_t header_cmd =
@@ -161,13 +175,15 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
         if (ar != AGENT_OK)
             rc = edit_error(&f, ar, &res, "header set");
         else
-            printf("queued: %s header %s\n", pos[1], pos[2]);
+            json ? print_queued(pos[1], "header", pos[2])
+                 : (void)printf("queued: %s header %s\n", pos[1], pos[2]);
     } else if (strcmp(op, "rm") == 0) {
         agent_status_t ar = agent_header_rm(&f.store, pos[1], pos[2]);
         if (ar != AGENT_OK)
             rc = edit_error(&f, ar, &res, "header rm");
         else
-            printf("queued: remove %s header %s\n", pos[1], pos[2]);
+            json ? print_queued(pos[1], "remove header", pos[2])
+                 : (void)printf("queued: remove %s header %s\n", pos[1], pos[2]);
     } else {
         list_ctx_t c = {stdout, json, 0};
         agent_visitor_t v = {list_header_cb, NULL, &c};
@@ -196,7 +212,7 @@ static const cli_opt_t cert_opts[] = {
     {"name", 0, CLI_OPT_STRING, "N", 0, 0,
      "set: the name the CDN shows (default: made from "
      "the certificate)"},
-    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "show: JSON instead of a line"},
+    {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of a line, errors included"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
 static const cli_command_t cert_cmd =
@@ -281,13 +297,16 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
         if (ar != AGENT_OK)
             rc = edit_error(&f, ar, &res, "cert set");
         else
-            printf("queued: %s certificate on%s%s\n", domain, name ? " " : "", name ? name : "");
+            json ? print_queued(domain, "certificate on", name)
+                 : (void)printf("queued: %s certificate on%s%s\n", domain, name ? " " : "",
+                                name ? name : "");
     } else if (strcmp(op, "off") == 0) {
         agent_status_t ar = agent_cert_off(&f.store, domain);
         if (ar != AGENT_OK)
             rc = edit_error(&f, ar, &res, "cert off");
         else
-            printf("queued: %s certificate off\n", domain);
+            json ? print_queued(domain, "certificate off", NULL)
+                 : (void)printf("queued: %s certificate off\n", domain);
     } else {
         list_ctx_t c = {stdout, json, 0};
         agent_visitor_t v = {NULL, show_cert_cb, &c};
@@ -481,13 +500,16 @@ static void status_credentials(const cli_parsed_t *p, cli_flash_t *f, const cli_
     cli_creds_t c;
     agent_status_t sr = agent_settings_load(&f->store, &set, NULL);
     sign_credentials_t prov = {set.access_key_id, set.access_key_secret, set.security_token};
-    const char *want = cli_opt_str(p, "credentials");
-    cli_creds_ask_t ask = {want ? want : g->credentials,
-                           cli_opt_str(p, "profile") ? cli_opt_str(p, "profile") : g->profile,
-                           g->aliyun_config,
-                           sr == AGENT_OK ? &prov : NULL,
-                           why,
-                           sizeof why};
+    const char *cli_profile = cli_opt_str(p, "profile");
+    cli_creds_ask_t ask = {.want = cli_creds_want(cli_opt_str(p, "credentials"), cli_profile,
+                                                  g->credentials),
+                           .profile = cli_profile,
+                           .cfg_profile = g->profile,
+                           .aliyun_config = g->aliyun_config,
+                           .provisioned = sr == AGENT_OK ? &prov : NULL,
+                           .image = true,
+                           .why = why,
+                           .why_cap = sizeof why};
     int rc = sr == AGENT_OK || sr == AGENT_ERR_NOT_FOUND
                  ? cli_creds_pick(&c, &ask, "status")
                  : (snprintf(why, sizeof why, "the provisioned settings do not open: %s",
@@ -661,7 +683,7 @@ static const cli_command_t queue_cmd =
      3};
 
 /* queue retry: failed and blocked changes become pending again. */
-static int queue_retry(int npos, char **pos, const cli_globals_t *g)
+static int queue_retry(int npos, char **pos, const cli_globals_t *g, int json)
 {
     cli_flash_t f;
     unsigned n = 0;
@@ -680,14 +702,15 @@ static int queue_retry(int npos, char **pos, const cli_globals_t *g)
     if (ar != AGENT_OK) {
         /* Entries are reset one by one: those before the failure stay reset,
          * and running the command again finishes the rest. */
-        fprintf(stderr,
-                "cdnagent: queue retry: %s after %u change%s were made pending again; "
-                "run it again to finish\n",
-                agent_status_str(ar), n, n == 1 ? "" : "s");
-        return CLI_EXIT_FAILED;
+        return cli_error("queue retry: %s after %u change%s were made pending again; run it "
+                         "again to finish",
+                         agent_status_str(ar), n, n == 1 ? "" : "s");
     }
-    printf("queue retry: %u change%s pending again (run sync, or the daemon delivers them)\n", n,
-           n == 1 ? "" : "s");
+    if (json)
+        printf("{\"pending_again\":%u}\n", n);
+    else
+        printf("queue retry: %u change%s pending again (run sync, or the daemon delivers them)\n",
+               n, n == 1 ? "" : "s");
     return CLI_EXIT_OK;
 }
 
@@ -702,8 +725,8 @@ int cmd_queue(int argc, char **argv, const cli_globals_t *g)
     c.json = cli_opt_given(&p, "json");
     char **pos = p.args;
     int npos = (int)p.nargs;
-    if (npos > 0 && strcmp(pos[0], "retry") == 0 && !c.json)
-        return queue_retry(npos, pos, g);
+    if (npos > 0 && strcmp(pos[0], "retry") == 0)
+        return queue_retry(npos, pos, g, c.json);
     if (npos > 0)
         return cli_usage_error("queue: unknown operation %s\n%s", pos[0], QUEUE_USAGE);
     cli_flash_t f;

@@ -63,6 +63,7 @@ static const struct {
 };
 
 typedef struct {
+    cli_parsed_t parsed; /* the command line; args points into it */
     op_t op;
     char **args; /* args[0] is the operation */
     const char *endpoint, *ca_file, *cert_file, *key_file, *cert_name, *config_id;
@@ -85,38 +86,41 @@ typedef struct {
 
 static int call_parse(int argc, char **argv, const cli_globals_t *g, call_t *c)
 {
-    cli_parsed_t p;
-    int rc = cli_parse(&call_cmd, argc, argv, &p);
+    memset(c, 0, sizeof *c);
+    int rc = cli_parse(&call_cmd, argc, argv, &c->parsed);
     if (rc != CLI_PARSE_OK)
         return rc;
-    memset(c, 0, sizeof *c);
-    c->args = p.args;
+    const cli_parsed_t *p = &c->parsed;
+    c->args = c->parsed.args;
     size_t i = 0;
-    while (i < sizeof ops / sizeof ops[0] && strcmp(p.args[0], ops[i].name) != 0)
+    while (i < sizeof ops / sizeof ops[0] && strcmp(p->args[0], ops[i].name) != 0)
         i++;
-    if (i == sizeof ops / sizeof ops[0] || p.nargs != ops[i].nargs)
+    if (i == sizeof ops / sizeof ops[0] || p->nargs != ops[i].nargs)
         return cli_usage_error("call: %s operation '%s' (see cdnagent call --help)",
                                i == sizeof ops / sizeof ops[0] ? "unknown" : "incomplete",
-                               p.args[0]);
+                               p->args[0]);
     c->op = (op_t)i;
-    c->endpoint = cli_opt_str(&p, "endpoint") ? cli_opt_str(&p, "endpoint")
-                  : g->endpoint               ? g->endpoint
-                                              : CLI_DEFAULT_ENDPOINT;
-    c->ca_file = cli_opt_str(&p, "ca-file") ? cli_opt_str(&p, "ca-file")
-                 : g->ca_file               ? g->ca_file
-                                            : CLI_DEFAULT_CA;
-    c->cert_file = cli_opt_str(&p, "cert");
-    c->key_file = cli_opt_str(&p, "key");
-    c->cert_name = cli_opt_str(&p, "name");
-    c->config_id = cli_opt_str(&p, "config-id");
-    c->force = cli_opt_given(&p, "force");
-    c->insecure = cli_opt_given(&p, "insecure");
-    c->json = cli_opt_given(&p, "json");
-    c->timeout_ms = cli_opt_num(&p, "timeout-ms", HTTP_DEFAULT_TIMEOUT_MS);
-    c->sig = cli_opt_choice(&p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1 ? SIGN_V1
-                                                                                   : SIGN_V3;
-    c->ask.want = cli_opt_str(&p, "credentials"); /* (no image: never provisioned) */
-    c->ask.profile = cli_opt_str(&p, "profile") ? cli_opt_str(&p, "profile") : g->profile;
+    c->endpoint = cli_opt_str(p, "endpoint") ? cli_opt_str(p, "endpoint")
+                  : g->endpoint              ? g->endpoint
+                                             : CLI_DEFAULT_ENDPOINT;
+    c->ca_file = cli_opt_str(p, "ca-file") ? cli_opt_str(p, "ca-file")
+                 : g->ca_file              ? g->ca_file
+                                           : CLI_DEFAULT_CA;
+    c->cert_file = cli_opt_str(p, "cert");
+    c->key_file = cli_opt_str(p, "key");
+    c->cert_name = cli_opt_str(p, "name");
+    c->config_id = cli_opt_str(p, "config-id");
+    c->force = cli_opt_given(p, "force");
+    c->insecure = cli_opt_given(p, "insecure");
+    c->json = cli_opt_given(p, "json");
+    c->timeout_ms = cli_opt_num(p, "timeout-ms", HTTP_DEFAULT_TIMEOUT_MS);
+    c->sig = cli_opt_choice(p, "signature", CLI_SIGNATURE_V3) == CLI_SIGNATURE_V1 ? SIGN_V1
+                                                                                  : SIGN_V3;
+    /* (no image: never provisioned; the configuration's credentials word is
+     * the image's commands', not call's) */
+    c->ask.want = cli_opt_str(p, "credentials");
+    c->ask.profile = cli_opt_str(p, "profile");
+    c->ask.cfg_profile = g->profile;
     c->ask.aliyun_config = g->aliyun_config;
     if (c->op == OP_SET_CERT && (!c->cert_file || !c->key_file))
         return cli_usage_error("call: set-cert needs --cert F and --key F");

@@ -34,9 +34,10 @@
 typedef struct {
     const char *endpoint, *ca_file; /* NULL: from the provisioned settings, else defaults */
     int insecure, sig_given, policy_given, rate_given;
-    const char *credentials;                /* --credentials (cli_creds.h), NULL: auto */
-    const char *profile, *aliyun_config;    /* --profile; the configuration file's */
-    const char *cfg_endpoint, *cfg_ca_file; /* the configuration file's, below the image's */
+    const char *credentials;                 /* --credentials (cli_creds.h), NULL: auto */
+    const char *profile;                     /* --profile */
+    const char *cfg_profile, *aliyun_config; /* the configuration file's */
+    const char *cfg_endpoint, *cfg_ca_file;  /* the configuration file's, below the image's */
     sign_version_t sig;
     uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
 } deliver_opts_t;
@@ -265,8 +266,12 @@ static int pick_credentials(deliverer_t *d, const deliver_opts_t *o, agent_confi
 {
     sign_credentials_t prov = {d->set.access_key_id, d->set.access_key_secret,
                                d->set.security_token};
-    cli_creds_ask_t ask = {o->credentials, o->profile, o->aliyun_config, d->have_set ? &prov : NULL,
-                           NULL,           0};
+    cli_creds_ask_t ask = {.want = o->credentials,
+                           .profile = o->profile,
+                           .cfg_profile = o->cfg_profile,
+                           .aliyun_config = o->aliyun_config,
+                           .provisioned = d->have_set ? &prov : NULL,
+                           .image = true};
     int rc = cli_creds_pick(&d->creds, &ask, cmd);
     if (rc)
         return rc;
@@ -390,8 +395,8 @@ static int deliver_begin(int argc, char **argv, const cli_globals_t *g, const ch
      * image's provisioned ones (deliverer_setup, pick_ca) */
     o->cfg_endpoint = g->endpoint;
     o->cfg_ca_file = g->ca_file;
-    o->credentials = o->credentials ? o->credentials : g->credentials;
-    o->profile = o->profile ? o->profile : g->profile;
+    o->credentials = cli_creds_want(o->credentials, o->profile, g->credentials);
+    o->cfg_profile = g->profile;
     o->aliyun_config = g->aliyun_config;
     if (!cli_creds_known(o->credentials)) /* the configuration file's */
         return cli_usage_error("%s: credentials in the configuration file must be %s", cmd,
@@ -470,8 +475,8 @@ int cmd_sync(int argc, char **argv, const cli_globals_t *g)
 /* What run watches: a change of any of these is a new configuration. */
 typedef struct {
     uint32_t settings;
-    struct stat ca, key;
-    int ca_ok, key_ok;
+    struct stat ca, key, profile;
+    int ca_ok, key_ok, profile_ok;
 } config_stamp_t;
 
 static int same_file_state(const struct stat *a, int a_ok, const struct stat *b, int b_ok)
@@ -490,6 +495,8 @@ static int config_stamp(cli_flash_t *f, const deliverer_t *d, const cli_globals_
     memset(s, 0, sizeof *s);
     s->ca_ok = d->ca_path && stat(d->ca_path, &s->ca) == 0;
     s->key_ok = stat(g->device_key_path, &s->key) == 0;
+    /* an aliyun profile's keys rotated by `aliyun configure` */
+    s->profile_ok = d->creds.source == CLI_CRED_PROFILE && stat(d->creds.path, &s->profile) == 0;
     if (cli_flash_lock(f) != STORE_OK)
         return -1;
     agent_status_t ar = agent_settings_stamp(&f->store, &s->settings);
@@ -500,7 +507,8 @@ static int config_stamp(cli_flash_t *f, const deliverer_t *d, const cli_globals_
 static int config_changed(const config_stamp_t *a, const config_stamp_t *b)
 {
     return a->settings != b->settings || !same_file_state(&a->ca, a->ca_ok, &b->ca, b->ca_ok) ||
-           !same_file_state(&a->key, a->key_ok, &b->key, b->key_ok);
+           !same_file_state(&a->key, a->key_ok, &b->key, b->key_ok) ||
+           !same_file_state(&a->profile, a->profile_ok, &b->profile, b->profile_ok);
 }
 
 /* Replace the agent by one with the configuration as it is now; keep the
@@ -552,6 +560,12 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     run_signals();
     cli_say(stderr, PORT_LOG_INFO, "cdnagent: run: delivering from %s to %s (pid %ld)",
             g->flash_path, d->endpoint, (long)getpid());
+    if (d->creds.source == CLI_CRED_PROFILE && d->creds.cred.security_token)
+        cli_say(stderr, PORT_LOG_WARN,
+                "cdnagent: run: aliyun profile %s holds an STS token, which expires: then every "
+                "call is refused until the profile is refreshed (run re-reads %s when it "
+                "changes); a daemon is better served by provisioned or AK credentials",
+                d->creds.profile, d->creds.path);
     if (cli_notify("READY=1\nSTATUS=delivering") != 0)
         cli_say(stderr, PORT_LOG_WARN,
                 "cdnagent: run: cannot tell systemd it is ready "

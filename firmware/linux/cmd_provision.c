@@ -496,17 +496,6 @@ static void m_domains(errs_t *e, const cJSON *root, const char *base, manifest_t
     }
 }
 
-/* Every string of the parsed manifest zeroed before cJSON frees it: the
- * access key secret and STS token are among them. */
-static void m_wipe(cJSON *node)
-{
-    for (; node; node = node->next) {
-        if (node->valuestring)
-            mbedtls_platform_zeroize(node->valuestring, strlen(node->valuestring));
-        m_wipe(node->child);
-    }
-}
-
 static void parse_manifest(const char *text, const char *base, manifest_t *m, errs_t *e)
 {
     static const char *const top_known[] = {"endpoint",  "credentials", "signature",
@@ -534,8 +523,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
         m_retry(e, root, m);
         m_domains(e, root, base, m);
     }
-    m_wipe(root);
-    cJSON_Delete(root);
+    cJSON_Delete(root); /* (wiping what it frees, the secrets too: main's cli_json_hooks) */
 }
 
 /* --------------------------------------------------------- provision -- */

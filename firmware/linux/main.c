@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "cli_opts.h"
 #include "agent.h"
+#include "crypto.h"
 #include "port.h"
 #include "port_posix.h"
 
@@ -232,17 +233,14 @@ static int run_command(int argc, char **argv, cli_globals_t *g)
                 print_help(stdout);
                 return CLI_EXIT_OK;
             }
-            cli_json_begin(argc, argv);
             int rc = commands[c].fn(argc, argv, g);
-            rc = rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
-            cli_json_end(rc);
-            return rc;
+            return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
         }
     }
     return cli_usage_error("unknown command '%s' (see cdnagent --help)", argv[0]);
 }
 
-int main(int argc, char **argv)
+static int cli_main(int argc, char **argv)
 {
     cli_globals_t g;
     memset(&g, 0, sizeof g);
@@ -275,6 +273,15 @@ int main(int argc, char **argv)
     return run_command(argc - 1, argv + 1, &g);
 }
 
+/* --json holds stdout from the first step, so that even an error in the
+ * global options or the configuration file is its one JSON document. */
+int main(int argc, char **argv)
+{
+    cli_json_hooks();
+    cli_json_begin(argc, argv);
+    return cli_json_end(cli_main(argc, argv));
+}
+
 typedef struct {
     unsigned n;
     uint32_t key_id;
@@ -301,17 +308,16 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st)
         sealed_count_t c = {0, 0};
         agent_status_t ar = st ? agent_visit_sealed(st, count_sealed, &c) : AGENT_OK;
         if (ar != AGENT_OK) {
-            fprintf(stderr, "cdnagent: device key %s is missing and %s cannot be read (%s)\n",
-                    g->device_key_path, g->flash_path, agent_status_str(ar));
+            (void)cli_error("device key %s is missing and %s cannot be read (%s)",
+                            g->device_key_path, g->flash_path, agent_status_str(ar));
             return -1;
         }
         if (c.n > 0) {
-            fprintf(stderr,
-                    "cdnagent: device key %s is missing, but %s holds %u secret%s sealed under "
-                    "key %lu: restore that key file (or name it with --device-key); a new key "
-                    "could not open them\n",
-                    g->device_key_path, g->flash_path, c.n, c.n == 1 ? "" : "s",
-                    (unsigned long)c.key_id);
+            (void)cli_error("device key %s is missing, but %s holds %u secret%s sealed under "
+                            "key %lu: restore that key file (or name it with --device-key); a new key "
+                            "could not open them",
+                            g->device_key_path, g->flash_path, c.n, c.n == 1 ? "" : "s",
+                            (unsigned long)c.key_id);
             return -1;
         }
         if (port_posix_write_device_key(g->device_key_path, 1) == PORT_OK) {
@@ -319,11 +325,11 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st)
                     g->device_key_path);
             return 0;
         }
-        fprintf(stderr, "cdnagent: cannot create device key %s\n", g->device_key_path);
+        (void)cli_error("cannot create device key %s", g->device_key_path);
         return -1;
     }
-    fprintf(stderr, "cdnagent: device key %s is unusable (must be mode 0600 and well-formed)\n",
-            g->device_key_path);
+    (void)cli_error("device key %s is unusable (must be mode 0600 and well-formed)",
+                    g->device_key_path);
     return -1;
 }
 
@@ -340,13 +346,16 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
     fclose(f);
     if (!b)
         return NULL;
+    /* (what was read is wiped when refused: it may be a key or a secret) */
     if (failed) {
+        crypto_wipe(b, n);
         free(b);
         errno = e ? e : EIO;
         return NULL;
     }
     if (n > max || strlen((b[n] = 0, b)) != n) {
         *why = n > max ? CLI_READ_TOO_BIG : CLI_READ_NOT_TEXT;
+        crypto_wipe(b, n);
         free(b);
         return NULL;
     }

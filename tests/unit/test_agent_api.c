@@ -2071,11 +2071,22 @@ static void test_endpoint_split_edges(void **state)
     assert_string_equal(host, "2001:db8::a");
     assert_int_equal(port, 443);
     assert_int_equal(agent_endpoint_split("https://[::1]", host, 4, &port, &tls), AGENT_OK);
-    assert_int_equal(agent_endpoint_split("https://[::1]", host, 3, &port, &tls),
-                     AGENT_ERR_INVALID);
-    static const char *const bad6[] = {"https://[::1",   "https://[]",      "https://[1.2.3.4]",
-                                       "https://[::g]",  "https://[::1]x",  "https://[::1]:0",
-                                       "https://::1",    "https://[::1]:/", "https://[cdn]"};
+    assert_int_equal(agent_endpoint_split("https://[::1]", host, 3, &port, &tls), AGENT_ERR_INVALID);
+    static const char *const bad6[] = {"https://[::1",
+                                       "https://[]",
+                                       "https://[1.2.3.4]",
+                                       "https://[::g]",
+                                       "https://[::1]x",
+                                       "https://[::1]:0",
+                                       "https://::1",
+                                       "https://[::1]:/",
+                                       "https://[cdn]",
+                                       "https://127.1",
+                                       "https://0177.0.0.1:8443",
+                                       "https://2130706433",
+                                       "https://1.2.3.4.",
+                                       "https://0x7f.0.0.1",
+                                       "https://cdn.example.com."};
     for (size_t i = 0; i < sizeof bad6 / sizeof bad6[0]; i++)
         assert_int_equal(agent_endpoint_split(bad6[i], host, sizeof host, &port, &tls),
                          AGENT_ERR_INVALID);

@@ -198,14 +198,51 @@ static void check_ip(const char *s)
 
 static void test_ip_literals(void **state)
 {
-    static const char *const cases[] = {
-        "127.0.0.1", "0.0.0.0", "255.255.255.255", "10.0.2.100", "256.1.1.1", "1.2.3",
-        "1.2.3.4.", "1.2.3.4.5", ".1.2.3", "1..2.3", "01.2.3.4", "1.2.3.04", "1.2.3.4a",
-        "1234.1.1.1", "cdn.aliyuncs.com", "localhost", "::", "::1", "1::", "1:2:3:4:5:6:7:8",
-        "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "1::2::3", ":::", "1:",
-        ":1", "1:2:3:4:5:6:7", "12345::", "fe80::1", "FE80::ABCD:ef01", "::ffff:1.2.3.4",
-        "::ffff:1.2.3", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "1.2.3.4::",
-        "::1.2.3.4", "g::1", "1::2:", "", "1", ":", ".", "0", "2001:db8::8:800:200c:417a"};
+    static const char *const cases[] = {"127.0.0.1",
+                                        "0.0.0.0",
+                                        "255.255.255.255",
+                                        "10.0.2.100",
+                                        "256.1.1.1",
+                                        "1.2.3",
+                                        "1.2.3.4.",
+                                        "1.2.3.4.5",
+                                        ".1.2.3",
+                                        "1..2.3",
+                                        "01.2.3.4",
+                                        "1.2.3.04",
+                                        "1.2.3.4a",
+                                        "1234.1.1.1",
+                                        "cdn.aliyuncs.com",
+                                        "localhost",
+                                        "::",
+                                        "::1",
+                                        "1::",
+                                        "1:2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7::",
+                                        "::2:3:4:5:6:7:8",
+                                        "1:2:3:4:5:6:7:8:9",
+                                        "1::2::3",
+                                        ":::",
+                                        "1:",
+                                        ":1",
+                                        "1:2:3:4:5:6:7",
+                                        "12345::",
+                                        "fe80::1",
+                                        "FE80::ABCD:ef01",
+                                        "::ffff:1.2.3.4",
+                                        "::ffff:1.2.3",
+                                        "1:2:3:4:5:6:1.2.3.4",
+                                        "1:2:3:4:5:6:7:1.2.3.4",
+                                        "1.2.3.4::",
+                                        "::1.2.3.4",
+                                        "g::1",
+                                        "1::2:",
+                                        "",
+                                        "1",
+                                        ":",
+                                        ".",
+                                        "0",
+                                        "2001:db8::8:800:200c:417a"};
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_ip(cases[i]);
@@ -226,6 +263,19 @@ static void test_ip_literals(void **state)
         assert_int_equal(util_ip_parse(NULL, 3, out), 0);
         assert_int_equal(util_ip_parse("::1", 3, NULL), 0);
     }
+    /* what a resolver would take for an IPv4 address in another spelling */
+    static const char *const numeric[] = {"127.1",    "0177.0.0.1", "2130706433",
+                                          "1.2.3.4.", "0x7f.1",     "0X7F000001",
+                                          "a.0x",     "cdn.123",    "1.2.3.4"};
+    static const char *const names[] = {"cdn.aliyuncs.com", "localhost", "1a.example", "0xg",
+                                        "example.com.",     "",          ".",          "x.1a"};
+    for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
+        if (!util_host_numeric(numeric[i], strlen(numeric[i])))
+            fail_msg("\"%s\" should read as a number", numeric[i]);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (util_host_numeric(names[i], strlen(names[i])))
+            fail_msg("\"%s\" should read as a name", names[i]);
+    assert_false(util_host_numeric(NULL, 0));
 }
 
 int main(void)

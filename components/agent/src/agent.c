@@ -102,8 +102,8 @@ agent_status_t agent_new(agent_t **out, store_t *st, const agent_config_t *cfg)
         return AGENT_ERR_NOMEM;
     a->st = st;
     a->cfg = *cfg;
-    agent_status_t ar =
-        agent_endpoint_hostport(cfg->host, cfg->port, cfg->tls, a->hostport, sizeof a->hostport);
+    agent_status_t ar = agent_endpoint_hostport(cfg->host, cfg->port, cfg->tls, a->hostport,
+                                                sizeof a->hostport);
     if (ar == AGENT_OK)
         ar = transport_setup(a, cfg);
     if (ar != AGENT_OK) {

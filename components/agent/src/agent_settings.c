@@ -472,10 +472,16 @@ agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap
         n = strcspn(p, ":/");
         if (n == 0 || n >= cap)
             return AGENT_ERR_INVALID;
+        uint8_t ip[UTIL_IP_MAX];
         for (size_t i = 0; i < n; i++) /* a DNS name or an IPv4 literal */
             if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
                   (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '.'))
                 return AGENT_ERR_INVALID;
+        /* Only the dotted quad of an address: "127.1" or "0177.0.0.1" would
+         * reach one while the certificate check read it as a name; and no
+         * final dot, which no certificate name carries. */
+        if (p[n - 1] == '.' || (util_host_numeric(p, n) && util_ip_parse(p, n, ip) != 4))
+            return AGENT_ERR_INVALID;
         memcpy(host, p, n);
         host[n] = 0;
     }

@@ -156,9 +156,10 @@ typedef struct {
     uint32_t resumed_handshakes; /* handshakes that resumed a saved session */
 } http_tls_stats_t;
 
-/* Create a TLS 1.2 transport: HTTP_OK, HTTP_ERR_ARG (no host, or no CA
- * bundle while verification is on), HTTP_ERR_NOMEM, or HTTP_ERR_TLS_SETUP
- * (the CA bundle does not parse, the TLS library's setup failed). */
+/* Create a TLS 1.2 transport: HTTP_OK, HTTP_ERR_ARG (no host, no CA
+ * bundle while verification is on, or a host that is an address in a
+ * form other than a dotted quad or IPv6 text: "127.1", "0x7f.1"), HTTP_ERR_NOMEM, or
+ * HTTP_ERR_TLS_SETUP (the CA bundle does not parse, the TLS library's setup failed). */
 http_status_t http_tls_new(http_tls_t **tls, const http_tls_options_t *options,
                            http_transport_t *transport);
 void http_tls_stats(const http_tls_t *tls, http_tls_stats_t *stats);

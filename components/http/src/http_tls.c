@@ -307,6 +307,12 @@ http_status_t http_tls_new(http_tls_t **out, const http_tls_options_t *o,
     if (!o->insecure_no_verify && (o->ca_pem == NULL || o->ca_pem_len == 0)) {
         return HTTP_ERR_ARG; /* verification is on unless explicitly disabled */
     }
+    {
+        uint8_t ip[UTIL_IP_MAX];
+        /* "127.1" reaches 127.0.0.1 but would be checked as a DNS name */
+        if (util_ip_parse(o->host, n, ip) == 0 && util_host_numeric(o->host, n))
+            return HTTP_ERR_ARG;
+    }
     t = port_calloc(1, sizeof(*t));
     if (t == NULL) {
         return HTTP_ERR_NOMEM;

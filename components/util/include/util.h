@@ -126,6 +126,13 @@ size_t util_u64_to_dec(uint64_t v, char out[UTIL_U64_DEC_MAX + 1]);
 #define UTIL_IP_MAX 16u
 size_t util_ip_parse(const char *s, size_t n, uint8_t out[UTIL_IP_MAX]);
 
+/* Whether a resolver would read the n bytes of s as an IPv4 address: its
+ * last label (before a final dot) all digits, or 0x and hex digits
+ * ("127.1", "0177.0.0.1", "2130706433", "1.2.3.4."). Such a host that
+ * util_ip_parse refuses is neither a name nor an address to check a
+ * certificate against: it must be refused, not connected to. */
+bool util_host_numeric(const char *s, size_t n);
+
 /* ------------------------------------------------------- civil dates -- */
 
 /* Days from 1970-01-01 to year-month-day of the proleptic Gregorian

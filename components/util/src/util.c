@@ -252,3 +252,25 @@ size_t util_ip_parse(const char *s, size_t n, uint8_t out[UTIL_IP_MAX])
         return util_ipv6_parse(s, n, out) ? 16 : 0;
     return util_ipv4_parse(s, n, out) ? 4 : 0;
 }
+
+bool util_host_numeric(const char *s, size_t n)
+{
+    if (s == NULL)
+        return false;
+    if (n > 0 && s[n - 1] == '.')
+        n--;
+    size_t start = n;
+    while (start > 0 && s[start - 1] != '.')
+        start--;
+    const char *label = s + start;
+    size_t len = n - start, i = 0;
+    bool hex = len >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X');
+    if (hex)
+        i = 2;
+    if (len == 0 || (!hex && i == len))
+        return false;
+    for (; i < len; i++)
+        if (hex ? util_hex_digit(label[i]) < 0 : !(label[i] >= '0' && label[i] <= '9'))
+            return false;
+    return true;
+}
