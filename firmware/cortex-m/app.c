@@ -58,13 +58,16 @@ agent_status_t app_boot(app_t *app, bool erase_flash)
 static void on_event(void *ctx, const agent_event_t *ev)
 {
     app_t *app = ctx;
-    static const char *const kinds[] = {"delivered", "failed", "blocked", "retry", "store"};
+    static const char *const kinds[AGENT_EV_KINDS] = {"delivered", "failed", "blocked", "retry",
+                                                      "store",     "expiry", "switched"};
     switch (ev->kind) {
     case AGENT_EV_DELIVERED: app->delivered++; break;
     case AGENT_EV_FAILED: app->failed++; break;
     case AGENT_EV_BLOCKED: app->blocked++; break;
     case AGENT_EV_RETRY: app->retries++; break;
     case AGENT_EV_STORE: app->store_errors++; break;
+    case AGENT_EV_EXPIRY:
+    case AGENT_EV_SWITCHED: break; /* (logged below) */
     }
     LOG(PORT_LOG_INFO, "%s %s %s: %s", kinds[ev->kind], ev->domain, ev->what,
         ev->detail ? ev->detail : "");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "agent.h"
 #include "store.h"
 #include "util.h"
 
@@ -77,6 +78,16 @@ void cli_json_hooks(void);
 /* A certificate state for output: "-" / "on" / "off", or with json
  * null / "on" / "off" (quoted). */
 const char *cli_cert_state(bool present, bool on, int json);
+
+/* A UTC time as "YYYY-MM-DD"; false (buf "") when it cannot be. */
+bool cli_iso_date(int64_t utc, char *buf, size_t cap);
+/* A desired certificate's validity for a line (", valid until DATE (N days
+ * left)", ", EXPIRED DATE (N days ago)", "" when unknown or off), and its
+ * JSON fields (cas_id, not_after, days_left, unsure) after others. */
+void cli_cert_validity(const agent_cert_view_t *c, int64_t now, char *buf, size_t cap);
+void cli_cert_json_fields(FILE *out, const agent_cert_view_t *c, int64_t now);
+/* Which action pushes certificates, in words. */
+const char *cli_cert_api_text(agent_cert_api_t api);
 
 /* Make sure the device key exists (created, mode 0600, on first use of an
  * edit that seals a secret). st: the image the edit goes to, or NULL for

@@ -90,7 +90,7 @@ static int edit_error(cli_flash_t *f, agent_status_t rc, const cdnapi_result_t *
 {
     if (rc == AGENT_ERR_STORE_FULL)
         return full_error(f, what);
-    if (rc == AGENT_ERR_INVALID) {
+    if (rc == AGENT_ERR_INVALID && res) {
         char msg[CDNAPI_MESSAGE_LEN + 64];
         snprintf(msg, sizeof msg, "%s: %s", what, res->message);
         cli_json_error(res->code, msg, res->request_id); /* the service's code, checked here */
@@ -203,30 +203,76 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
 
 /* --------------------------------------------------------------- cert -- */
 
-static const char CERT_USAGE[] =
-    "usage: cdnagent cert set DOMAIN --cert F --key F [--name N] | cert off DOMAIN | cert show "
-    "DOMAIN [--json]";
 static const cli_opt_t cert_opts[] = {
     {"cert", 0, CLI_OPT_STRING, "F", 0, 0, "set: the certificate chain, PEM (up to 12 KB)"},
     {"key", 0, CLI_OPT_STRING, "F", 0, 0, "set: its private key, PEM (up to 16 KB; sealed)"},
+    {"cas-id", 0, CLI_OPT_STRING, "N", 0, 0,
+     "set: a certificate of Alibaba's certificate service by its CertId (the device holds no "
+     "key; pushed with SetCdnDomainSSLCertificate)"},
+    {"cas-region", 0, CLI_OPT_CHOICE, "cn-hangzhou|ap-southeast-1", 0, 0,
+     "set --cas-id: the service's region (default cn-hangzhou)"},
     {"name", 0, CLI_OPT_STRING, "N", 0, 0,
-     "set: the name the CDN shows (default: made from "
-     "the certificate)"},
+     "set: the name the CDN shows (default: the domain; up to 64 bytes, no comma or control "
+     "character)"},
     {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of a line, errors included"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
 static const cli_command_t cert_cmd =
     {"cert",
-     "set DOMAIN | off DOMAIN | show DOMAIN",
-     "The desired HTTPS certificate of a domain: set (with --cert and --key) and off store and "
-     "queue the change at once (offline); show shows desired and delivered.",
+     "set DOMAIN | off DOMAIN | show DOMAIN | api [legacy|ssl]",
+     "The desired HTTPS certificate of a domain: set (--cert and --key, or --cas-id) and off "
+     "store and queue the change at once (offline); show shows desired and delivered, with the "
+     "validity. api shows or chooses the action that pushes certificates: legacy "
+     "(SetDomainServerCertificate, the default) or ssl (SetCdnDomainSSLCertificate); the agent "
+     "moves to ssl by itself when the service refuses the older one.",
      cert_opts,
-     2,
+     1,
      2};
+
+void cli_cert_validity(const agent_cert_view_t *c, int64_t now, char *buf, size_t cap)
+{
+    char date[32] = "";
+    long days = c->not_after ? (long)((c->not_after - now) / 86400) : 0;
+    cli_iso_date(c->not_after, date, sizeof date);
+    if (!c->desired_on || c->not_after == 0)
+        snprintf(buf, cap, "%s", "");
+    else if (c->not_after < now)
+        snprintf(buf, cap, ", EXPIRED %s (%ld days ago)", date, -days);
+    else
+        snprintf(buf, cap, ", valid until %s (%ld days left%s)", date, days,
+                 days <= AGENT_EXPIRY_WARN_DAYS ? ": renew it" : "");
+}
+
+void cli_cert_json_fields(FILE *out, const agent_cert_view_t *c, int64_t now)
+{
+    char date[32];
+    fputs(",\"cas_id\":", out);
+    if (c->cas_id[0])
+        cli_json_str(out, c->cas_id);
+    else
+        fputs("null", out);
+    fputs(",\"not_after\":", out);
+    if (c->not_after && cli_iso_date(c->not_after, date, sizeof date))
+        cli_json_str(out, date);
+    else
+        fputs("null", out);
+    if (c->not_after)
+        fprintf(out, ",\"days_left\":%ld", (long)((c->not_after - now) / 86400));
+    else
+        fputs(",\"days_left\":null", out);
+    fprintf(out, ",\"unsure\":%s", c->unsure ? "true" : "false");
+}
+
+typedef struct {
+    list_ctx_t l;
+    int64_t now;
+} cert_show_t;
 
 static void show_cert_cb(void *arg, const agent_cert_view_t *c)
 {
-    list_ctx_t *l = arg;
+    cert_show_t *s = arg;
+    list_ctx_t *l = &s->l;
+    char validity[96];
     if (l->json) {
         fprintf(l->out, "%s{\"domain\":", l->n ? "," : "");
         cli_json_str(l->out, c->domain);
@@ -238,14 +284,120 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
         cli_json_str(l->out, c->delivered_name);
         fputs(",\"delivered_sha256\":", l->out);
         cli_json_str(l->out, c->delivered_sha256);
+        cli_cert_json_fields(l->out, c, s->now);
         fprintf(l->out, ",\"queued\":%s}", c->queue ? "true" : "false");
     } else {
-        fprintf(l->out, "%s  certificate: desired %s%s%s, delivered %s%s%s%s\n", c->domain,
+        cli_cert_validity(c, s->now, validity, sizeof validity);
+        fprintf(l->out, "%s  certificate: desired %s%s%s%s%s%s, delivered %s%s%s%s\n", c->domain,
                 cli_cert_state(c->desired_present, c->desired_on, 0), c->desired_name[0] ? " " : "",
-                c->desired_name, cli_cert_state(c->delivered_present, c->delivered_on, 0),
-                c->delivered_name[0] ? " " : "", c->delivered_name, c->queue ? " (queued)" : "");
+                c->desired_name, c->cas_id[0] ? " (certificate service, CertId " : "", c->cas_id,
+                c->cas_id[0] ? ")" : "", cli_cert_state(c->delivered_present, c->delivered_on, 0),
+                c->delivered_name[0] ? " " : "", c->delivered_name,
+                c->queue ? " (queued)" : validity);
     }
     l->n++;
+}
+
+/* cert set: an uploaded pair (read first: a bad file costs no lock), or a
+ * certificate service's by CertId. */
+static int cert_set(const cli_parsed_t *p, const char *domain, const cli_globals_t *g, int json)
+{
+    const char *cert_file = cli_opt_str(p, "cert"), *key_file = cli_opt_str(p, "key");
+    const char *cas_id = cli_opt_str(p, "cas-id"), *name = cli_opt_str(p, "name");
+    const char *region = cli_opt_str(p, "cas-region");
+    char *cert = NULL, *key = NULL;
+    if (cas_id ? (cert_file || key_file) : (!cert_file || !key_file))
+        return cli_usage_error("cert set needs --cert F and --key F, or --cas-id N (not both)");
+    if (region && !cas_id)
+        return cli_usage_error("cert set: --cas-region goes with --cas-id");
+    if (!cas_id && !(cert = read_pem_file(cert_file, CDNAPI_MAX_PEM_LEN, "certificate")))
+        return CLI_EXIT_USAGE;
+    if (!cas_id && !(key = read_pem_file(key_file, STORE_VALUE_MAX, "key"))) {
+        free(cert);
+        return CLI_EXIT_USAGE;
+    }
+    cli_flash_t f;
+    bool opened = cli_flash_open(&f, g->flash_path, CLI_FLASH_CREATE) == 0;
+    int rc = opened ? 0 : CLI_EXIT_USAGE;
+    /* after the open: whether a missing key may be made depends on what the
+     * image already holds sealed (a certificate service's seals nothing) */
+    if (!rc && !cas_id && cli_ensure_device_key(g, &f.store) != 0)
+        rc = CLI_EXIT_FAILED;
+    if (!rc) {
+        cdnapi_result_t res;
+        memset(&res, 0, sizeof res);
+        agent_status_t ar = cas_id
+                                ? agent_cert_set_cas(&f.store, domain, name, cas_id, region, &res)
+                                : agent_cert_set(&f.store, domain, name, cert, key, wall_now(),
+                                                 &res);
+        if (ar != AGENT_OK)
+            rc = edit_error(&f, ar, &res, "cert set");
+        else if (json)
+            print_queued(domain, "certificate on", name);
+        else
+            printf("queued: %s certificate on%s%s%s%s%s\n", domain, name ? " " : "",
+                   name ? name : "", cas_id ? " (certificate service, CertId " : "",
+                   cas_id ? cas_id : "", cas_id ? ")" : "");
+    }
+    if (opened)
+        cli_flash_close(&f);
+    free(cert);
+    wipe_free(key);
+    return rc;
+}
+
+static int cert_show(const char *domain, const cli_globals_t *g, int json)
+{
+    cli_flash_t f;
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_READ) != 0)
+        return CLI_EXIT_USAGE;
+    cert_show_t c = {{stdout, json, 0}, wall_now()};
+    agent_visitor_t v = {NULL, show_cert_cb, &c};
+    if (json)
+        putchar('[');
+    agent_status_t ar = agent_visit(&f.store, domain, &v);
+    if (json)
+        puts("]");
+    int rc = CLI_EXIT_OK;
+    if (ar == AGENT_ERR_NOT_FOUND && !json)
+        printf("(no certificate for %s)\n", domain);
+    else if (ar != AGENT_OK && ar != AGENT_ERR_NOT_FOUND)
+        rc = edit_error(&f, ar, NULL, "cert show");
+    cli_flash_close(&f);
+    return rc;
+}
+
+const char *cli_cert_api_text(agent_cert_api_t api)
+{
+    return api == AGENT_CERT_API_LEGACY ? "SetDomainServerCertificate (the default)"
+           : api == AGENT_CERT_API_SSL  ? "SetCdnDomainSSLCertificate (chosen)"
+                                        : "SetCdnDomainSSLCertificate (switched to by the agent: "
+                                          "the service refused SetDomainServerCertificate)";
+}
+
+/* cert api [legacy|ssl]: the action that pushes certificates. */
+static int cert_api(const char *word, const cli_globals_t *g, int json)
+{
+    agent_cert_api_t api;
+    int choice = word ? cli_choice_index("legacy|ssl", word) : 0;
+    if (choice < 0)
+        return cli_usage_error("cert api: the action is legacy or ssl, not '%s'", word);
+    cli_flash_t f;
+    if (cli_flash_open(&f, g->flash_path, word ? CLI_FLASH_CREATE : CLI_FLASH_READ) != 0)
+        return CLI_EXIT_USAGE;
+    agent_status_t ar = word ? agent_cert_api_set(&f.store, choice ? AGENT_CERT_API_SSL
+                                                                   : AGENT_CERT_API_LEGACY)
+                             : AGENT_OK;
+    if (ar == AGENT_OK)
+        ar = agent_cert_api_get(&f.store, &api);
+    int rc = ar != AGENT_OK ? edit_error(&f, ar, NULL, "cert api") : CLI_EXIT_OK;
+    if (!rc && json)
+        printf("{\"action\":\"%s\",\"switched\":%s}\n", agent_cert_api_action(api),
+               api == AGENT_CERT_API_SSL_AUTO ? "true" : "false");
+    else if (!rc)
+        printf("certificates are pushed with %s\n", cli_cert_api_text(api));
+    cli_flash_close(&f);
+    return rc;
 }
 
 int cmd_cert(int argc, char **argv, const cli_globals_t *g)
@@ -254,74 +406,26 @@ int cmd_cert(int argc, char **argv, const cli_globals_t *g)
     int prc = cli_parse(&cert_cmd, argc, argv, &p);
     if (prc != CLI_PARSE_OK)
         return prc;
-    const char *cert_file = cli_opt_str(&p, "cert"), *key_file = cli_opt_str(&p, "key"),
-               *name = cli_opt_str(&p, "name");
     int json = cli_opt_given(&p, "json");
-    char **pos = p.args;
-    const char *op = pos[0], *domain = pos[1];
-    if (strcmp(op, "set") == 0 && (!cert_file || !key_file))
-        return cli_usage_error("cert set needs --cert F and --key F");
-    if (strcmp(op, "set") != 0 && strcmp(op, "off") != 0 && strcmp(op, "show") != 0)
-        return cli_usage_error("%s", CERT_USAGE);
-    char *cert = NULL, *key = NULL;
-    if (strcmp(op, "set") == 0) {
-        cert = read_pem_file(cert_file, CDNAPI_MAX_PEM_LEN, "certificate");
-        if (!cert)
-            return CLI_EXIT_USAGE;
-        key = read_pem_file(key_file, STORE_VALUE_MAX, "key");
-        if (!key) {
-            free(cert);
-            return CLI_EXIT_USAGE;
-        }
-    }
+    const char *op = p.args[0], *arg = p.nargs > 1 ? p.args[1] : NULL;
+    if (strcmp(op, "api") == 0)
+        return cert_api(arg, g, json);
+    if (!arg || (strcmp(op, "set") != 0 && strcmp(op, "off") != 0 && strcmp(op, "show") != 0))
+        return cli_usage_error("cert: want set DOMAIN, off DOMAIN, show DOMAIN or api [legacy|ssl] "
+                               "(see cdnagent cert --help)");
+    if (strcmp(op, "set") == 0)
+        return cert_set(&p, arg, g, json);
+    if (strcmp(op, "show") == 0)
+        return cert_show(arg, g, json);
     cli_flash_t f;
-    if (cli_flash_open(&f, g->flash_path,
-                       strcmp(op, "show") == 0 ? CLI_FLASH_READ : CLI_FLASH_CREATE) != 0) {
-        free(cert);
-        wipe_free(key);
+    if (cli_flash_open(&f, g->flash_path, CLI_FLASH_CREATE) != 0)
         return CLI_EXIT_USAGE;
-    }
-    /* after the open: whether a missing key may be made depends on what
-     * the image already holds sealed */
-    if (strcmp(op, "set") == 0 && cli_ensure_device_key(g, &f.store) != 0) {
-        free(cert);
-        wipe_free(key);
-        cli_flash_close(&f);
-        return CLI_EXIT_FAILED;
-    }
-    int rc = CLI_EXIT_OK;
-    cdnapi_result_t res;
-    memset(&res, 0, sizeof res);
-    if (strcmp(op, "set") == 0) {
-        agent_status_t ar = agent_cert_set(&f.store, domain, name, cert, key, wall_now(), &res);
-        if (ar != AGENT_OK)
-            rc = edit_error(&f, ar, &res, "cert set");
-        else
-            json ? print_queued(domain, "certificate on", name)
-                 : (void)printf("queued: %s certificate on%s%s\n", domain, name ? " " : "",
-                                name ? name : "");
-    } else if (strcmp(op, "off") == 0) {
-        agent_status_t ar = agent_cert_off(&f.store, domain);
-        if (ar != AGENT_OK)
-            rc = edit_error(&f, ar, &res, "cert off");
-        else
-            json ? print_queued(domain, "certificate off", NULL)
-                 : (void)printf("queued: %s certificate off\n", domain);
-    } else {
-        list_ctx_t c = {stdout, json, 0};
-        agent_visitor_t v = {NULL, show_cert_cb, &c};
-        if (json)
-            putchar('[');
-        agent_status_t ar = agent_visit(&f.store, domain, &v);
-        if (json)
-            puts("]");
-        if (ar != AGENT_OK || c.n == 0) {
-            if (!json)
-                printf("%s  certificate: none set\n", domain);
-        }
-    }
-    free(cert);
-    wipe_free(key);
+    agent_status_t ar = agent_cert_off(&f.store, arg);
+    int rc = ar != AGENT_OK ? edit_error(&f, ar, NULL, "cert off") : CLI_EXIT_OK;
+    if (!rc && json)
+        print_queued(arg, "certificate off", NULL);
+    else if (!rc)
+        printf("queued: %s certificate off\n", arg);
     cli_flash_close(&f);
     return rc;
 }
@@ -365,6 +469,8 @@ typedef struct {
     uint64_t now;
     char domain[AGENT_DOMAIN_MAX + 1];
     int pending, delivered, failed, blocked;
+    int64_t now_utc;
+    int expired; /* desired certificates past their end */
 } status_ctx_t;
 
 static void status_domain_line(status_ctx_t *c, const char *domain)
@@ -436,7 +542,9 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
 static void status_cert_cb(void *arg, const agent_cert_view_t *v)
 {
     status_ctx_t *c = arg;
+    char validity[96];
     status_count(c, v->queue);
+    c->expired += v->desired_on && v->not_after && v->not_after < c->now_utc;
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"certificate\",\"domain\":", c->n ? "," : "");
         cli_json_str(c->out, v->domain);
@@ -446,6 +554,7 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
         fprintf(c->out, ",\"delivered\":%s,\"delivered_sha256\":",
                 cli_cert_state(v->delivered_present, v->delivered_on, 1));
         cli_json_str(c->out, v->delivered_sha256);
+        cli_cert_json_fields(c->out, v, c->now_utc);
         fputs(",\"queue\":", c->out);
         if (v->queue)
             print_queue_json(c->out, v->queue, c->now);
@@ -454,9 +563,12 @@ static void status_cert_cb(void *arg, const agent_cert_view_t *v)
         fputc('}', c->out);
     } else {
         status_domain_line(c, v->domain);
-        fprintf(c->out, "  certificate desired %s%s%s, delivered %s",
+        cli_cert_validity(v, c->now_utc, validity, sizeof validity);
+        fprintf(c->out, "  certificate desired %s%s%s%s%s%s%s, delivered %s",
                 cli_cert_state(v->desired_present, v->desired_on, 0), v->desired_name[0] ? " " : "",
-                v->desired_name, cli_cert_state(v->delivered_present, v->delivered_on, 0));
+                v->desired_name, v->cas_id[0] ? " (certificate service, CertId " : "", v->cas_id,
+                v->cas_id[0] ? ")" : "", validity,
+                cli_cert_state(v->delivered_present, v->delivered_on, 0));
         if (v->queue) {
             fputs("  [", c->out);
             print_queue_text(c->out, v->queue, c->now);
@@ -481,12 +593,30 @@ static const cli_command_t status_cmd =
     {"status",
      "[DOMAIN]",
      "Per domain: every header and certificate, desired against delivered, with its queue "
-     "state and last error; then whose credentials sync and run use, with the AccessKeyId. "
-     "Exit 0 when nothing failed or is blocked, 1 otherwise. Only reads: works on a read-only "
-     "image.",
+     "state and last error, and each certificate's validity; then which action pushes "
+     "certificates and whose credentials sync and run use, with the AccessKeyId. Exit 0 when "
+     "nothing failed or is blocked and no desired certificate has expired, 1 otherwise. Only "
+     "reads: works on a read-only image.",
      status_opts,
      0,
      1};
+
+/* Which action pushes certificates (a failed read is said, status goes on). */
+static void status_cert_api(cli_flash_t *f, int json)
+{
+    agent_cert_api_t api;
+    agent_status_t ar = agent_cert_api_get(&f->store, &api);
+    if (json && ar == AGENT_OK)
+        printf(",\"certificate_api\":{\"action\":\"%s\",\"switched\":%s}",
+               agent_cert_api_action(api), api == AGENT_CERT_API_SSL_AUTO ? "true" : "false");
+    else if (json)
+        printf(",\"certificate_api\":null");
+    else if (ar == AGENT_OK)
+        printf("certificates: pushed with %s\n", cli_cert_api_text(api));
+    else
+        printf("certificates: the action record is unreadable (%s): cert api legacy|ssl sets it\n",
+               agent_status_str(ar));
+}
 
 /* Whose credentials sync and run would take, as they would pick them
  * (cli_creds.h), said without failing status: a monitoring view shows a
@@ -556,23 +686,28 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
     c.out = stdout;
     c.json = json;
     c.now = port_monotonic_ms();
+    c.now_utc = wall_now();
     agent_visitor_t v = {status_header_cb, status_cert_cb, &c};
     if (json)
         fputs("{\"items\":[", stdout);
     agent_status_t ar = agent_visit(&f.store, domain, &v);
     if (json)
-        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d", c.delivered,
-               c.pending, c.failed, c.blocked);
+        printf("],\"delivered\":%d,\"pending\":%d,\"failed\":%d,\"blocked\":%d,"
+               "\"expired_certificates\":%d",
+               c.delivered, c.pending, c.failed, c.blocked, c.expired);
     else if (c.n == 0)
         puts("(nothing configured)");
     else
-        printf("%d delivered, %d pending, %d failed, %d blocked%s\n", c.delivered, c.pending,
+        printf("%d delivered, %d pending, %d failed, %d blocked%s%s\n", c.delivered, c.pending,
                c.failed, c.blocked,
                c.failed || c.blocked ? " (cdnagent queue retry asks again; blocked changes "
                                        "resume when the configuration changes)"
-                                     : "");
-    if (ar == AGENT_OK)
+                                     : "",
+               c.expired ? "; an EXPIRED certificate is desired: renew it (cert set)" : "");
+    if (ar == AGENT_OK) {
+        status_cert_api(&f, json);
         status_credentials(&p, &f, g, json);
+    }
     if (json)
         puts("}");
     cli_flash_close(&f);
@@ -580,8 +715,9 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
         return cli_error("status: no such domain %s", domain);
     }
     /* Monitoring needs a signal: a change that stopped (failed, or blocked
-     * on the configuration) is not "all well". */
-    return ar == AGENT_OK && c.failed == 0 && c.blocked == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+     * on the configuration), or an expired certificate, is not "all well". */
+    return ar == AGENT_OK && c.failed == 0 && c.blocked == 0 && c.expired == 0 ? CLI_EXIT_OK
+                                                                               : CLI_EXIT_FAILED;
 }
 
 

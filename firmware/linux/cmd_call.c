@@ -32,6 +32,13 @@ static const cli_opt_t call_opts[] = {
     {"cert", 0, CLI_OPT_STRING, "F", 0, 0, "set-cert: the certificate chain, PEM"},
     {"key", 0, CLI_OPT_STRING, "F", 0, 0, "set-cert: its private key, PEM"},
     {"name", 0, CLI_OPT_STRING, "N", 0, 0, "set-cert: the certificate's name"},
+    {"cas-id", 0, CLI_OPT_STRING, "N", 0, 0,
+     "set-cert: a certificate of the certificate service by CertId (with --api ssl)"},
+    {"cas-region", 0, CLI_OPT_CHOICE, "cn-hangzhou|ap-southeast-1", 0, 0,
+     "set-cert --cas-id: its region (default the service's, cn-hangzhou)"},
+    {"api", 0, CLI_OPT_CHOICE, "legacy|ssl", 0, 0,
+     "set-cert, cert-off: SetDomainServerCertificate (legacy, the default) or "
+     "SetCdnDomainSSLCertificate (ssl)"},
     {"force", 0, CLI_OPT_FLAG, NULL, 0, 0,
      "set-cert: upload even when expired or not covering the domain"},
     {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines, errors included"},
@@ -67,7 +74,8 @@ typedef struct {
     op_t op;
     char **args; /* args[0] is the operation */
     const char *endpoint, *ca_file, *cert_file, *key_file, *cert_name, *config_id;
-    bool insecure, json, force;
+    const char *cas_id, *cas_region;
+    bool insecure, json, force, ssl;
     sign_version_t sig;
     uint32_t timeout_ms;
     cli_creds_ask_t ask;
@@ -109,6 +117,9 @@ static int call_parse(int argc, char **argv, const cli_globals_t *g, call_t *c)
     c->cert_file = cli_opt_str(p, "cert");
     c->key_file = cli_opt_str(p, "key");
     c->cert_name = cli_opt_str(p, "name");
+    c->cas_id = cli_opt_str(p, "cas-id");
+    c->cas_region = cli_opt_str(p, "cas-region");
+    c->ssl = cli_opt_choice(p, "api", 0) == 1;
     c->config_id = cli_opt_str(p, "config-id");
     c->force = cli_opt_given(p, "force");
     c->insecure = cli_opt_given(p, "insecure");
@@ -122,8 +133,10 @@ static int call_parse(int argc, char **argv, const cli_globals_t *g, call_t *c)
     c->ask.profile = cli_opt_str(p, "profile");
     c->ask.cfg_profile = g->profile;
     c->ask.aliyun_config = g->aliyun_config;
-    if (c->op == OP_SET_CERT && (!c->cert_file || !c->key_file))
-        return cli_usage_error("call: set-cert needs --cert F and --key F");
+    if (c->op == OP_SET_CERT &&
+        (c->cas_id ? c->cert_file || c->key_file || !c->ssl : !c->cert_file || !c->key_file))
+        return cli_usage_error("call: set-cert needs --cert F and --key F, or --cas-id N with "
+                               "--api ssl");
     return 0;
 }
 
@@ -331,10 +344,16 @@ static void op_set_cert(call_conn_t *k, const call_t *c, cdnapi_result_t *res)
 {
     size_t cl = 0, kl = 0;
     int why = 0;
-    char *cert = cli_read_text(c->cert_file, CDNAPI_MAX_PEM_LEN + 1, &cl, &why);
+    char *cert = c->cas_id ? NULL : cli_read_text(c->cert_file, CDNAPI_MAX_PEM_LEN + 1, &cl, &why);
     char *key = cert ? cli_read_text(c->key_file, CDNAPI_MAX_PEM_LEN + 1, &kl, &why) : NULL;
     memset(res, 0, sizeof *res);
-    if (cert && key) {
+    if (c->cas_id) {
+        cdnapi_ssl_cert_t sc = {true, c->cert_name, NULL, NULL, c->cas_id, c->cas_region};
+        (void)cdnapi_set_ssl_cert(&k->api, c->args[1], &sc, c->force, (int64_t)time(NULL), res);
+    } else if (cert && key && c->ssl) {
+        cdnapi_ssl_cert_t sc = {true, c->cert_name, cert, key, NULL, NULL};
+        (void)cdnapi_set_ssl_cert(&k->api, c->args[1], &sc, c->force, (int64_t)time(NULL), res);
+    } else if (cert && key) {
         (void)cdnapi_set_cert(&k->api, c->args[1], c->cert_name, cert, key, c->force,
                               (int64_t)time(NULL), res);
     } else {
@@ -369,18 +388,20 @@ static void op_cert_info(call_conn_t *k, const call_t *c, cdnapi_result_t *res)
     if (!ci.found) {
         puts(c->json ? "null" : "no certificate");
     } else if (c->json) {
-        static const char *const names[] = {"CertName", "CertType", "CertDomainName",
-                                            "CertExpireTime", "ServerCertificateStatus"};
-        const char *values[] = {ci.cert_name, ci.cert_type, ci.cert_domain_name, ci.expire_time,
-                                ci.status};
-        for (int i = 0; i < 5; i++) {
+        static const char *const names[] =
+            {"CertName",       "CertType", "CertDomainName",          "CertStartTime",
+             "CertExpireTime", "CertId",   "ServerCertificateStatus", "Fingerprint"};
+        const char *values[] = {ci.cert_name,   ci.cert_type, ci.cert_domain_name, ci.start_time,
+                                ci.expire_time, ci.cert_id,   ci.status,           ci.fingerprint};
+        for (int i = 0; i < 8; i++) {
             printf(i ? ",\"%s\":" : "{\"%s\":", names[i]);
             cli_json_str(stdout, values[i]);
         }
         puts("}");
     } else {
-        printf("name=%s type=%s cn=%s expires=%s status=%s\n", ci.cert_name, ci.cert_type,
-               ci.cert_domain_name, ci.expire_time, ci.status);
+        printf("name=%s type=%s cn=%s expires=%s status=%s%s%s%s%s\n", ci.cert_name, ci.cert_type,
+               ci.cert_domain_name, ci.expire_time, ci.status, ci.cert_id[0] ? " id=" : "",
+               ci.cert_id, ci.fingerprint[0] ? " sha256=" : "", ci.fingerprint);
     }
 }
 
@@ -435,7 +456,12 @@ int cmd_call(int argc, char **argv, const cli_globals_t *g)
     case OP_LIST: op_list(&k, &c, &res); break;
     case OP_SET_CERT: op_set_cert(&k, &c, &res); break;
     case OP_CERT_OFF:
-        (void)cdnapi_cert_off(&k.api, c.args[1], &res);
+        if (c.ssl) {
+            cdnapi_ssl_cert_t off = {false, NULL, NULL, NULL, NULL, NULL};
+            (void)cdnapi_set_ssl_cert(&k.api, c.args[1], &off, false, 0, &res);
+        } else {
+            (void)cdnapi_cert_off(&k.api, c.args[1], &res);
+        }
         print_done(&c, &res);
         break;
     case OP_CERT_INFO: op_cert_info(&k, &c, &res); break;

@@ -225,6 +225,18 @@ static void event_cb(void *ctx, const agent_event_t *ev)
                     "the configuration changes, on SIGHUP, or by the next sync",
                     ev->domain, ev->what, ev->detail, ev->message, rid);
         break;
+    case AGENT_EV_EXPIRY:
+        cli_say(stderr, ev->warn ? PORT_LOG_WARN : PORT_LOG_ERROR, "%s  %s certificate: %s%s",
+                ev->warn ? "warning" : "error  ", ev->domain, ev->detail,
+                ev->warn ? " (renew it: cert set, or a watched file)" : " (renew it now)");
+        break;
+    case AGENT_EV_SWITCHED:
+        cli_say(stderr, PORT_LOG_WARN,
+                "cdnagent: the service refused SetDomainServerCertificate (%s): this device "
+                "pushes certificates with SetCdnDomainSSLCertificate from now on (cdnagent "
+                "status shows it)",
+                ev->detail);
+        break;
     case AGENT_EV_STORE:
         cli_say(stderr, PORT_LOG_ERROR, "cdnagent: store error %s: %s; delivery paused for %.1f s%s",
                 ev->message, ev->detail, ev->retry_in_ms / 1000.0,

@@ -71,6 +71,7 @@ typedef struct {
     int nheaders;
     char *cert_pem, *key_pem;
     char cert_name[AGENT_CERT_NAME_MAX + 1];
+    char cas_id[CDNAPI_MAX_CAS_ID_LEN + 1], cas_region[32]; /* a certificate service's */
 } m_domain_t;
 
 typedef struct {
@@ -79,6 +80,7 @@ typedef struct {
     uint32_t sector_size, sector_count, write_size;
     m_domain_t domains[AGENT_MAX_DOMAINS];
     int ndomains;
+    agent_cert_api_t cert_api;
 } manifest_t;
 
 static void manifest_free(manifest_t *m)
@@ -424,34 +426,76 @@ static char *m_pem(errs_t *e, const char *base, const char *file, const char *fp
     return pem;
 }
 
+/* A certificate service's certificate: its CertId and region, checked as
+ * the service would. */
+static void m_cert_cas(errs_t *e, const cJSON *c, const char *cp, m_domain_t *md)
+{
+    char fp[128];
+    cdnapi_result_t r;
+    const char *id = get_str(e, c, cp, "cas_id", 1, CDNAPI_MAX_CAS_ID_LEN);
+    const char *region = get_str(e, c, cp, "cas_region", 0, sizeof md->cas_region - 1);
+    if (cJSON_GetObjectItemCaseSensitive(c, "cert") || cJSON_GetObjectItemCaseSensitive(c, "key"))
+        err(e, cp, "either cas_id or cert and key, not both");
+    if (!id)
+        return;
+    if (cdnapi_validate_cas(id, region && region[0] ? region : NULL, &r) != CDNAPI_SUCCESS) {
+        snprintf(fp, sizeof fp, "%s.%s", cp,
+                 strcmp(r.code, "InvalidParameter") == 0 ? "cas_id" : "cas_region");
+        err(e, fp, "%s (%s)", r.message, r.code);
+        return;
+    }
+    snprintf(md->cas_id, sizeof md->cas_id, "%s", id);
+    snprintf(md->cas_region, sizeof md->cas_region, "%s", region ? region : "");
+}
+
 static void m_cert(errs_t *e, const cJSON *d, const char *dp, const char *base, m_domain_t *md)
 {
-    static const char *const known[] = {"cert", "key", "name", NULL};
+    static const char *const known[] = {"cert", "key", "name", "cas_id", "cas_region", NULL};
     char cp[80], fp[128];
+    cdnapi_result_t r;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "certificate");
     if (!c)
         return;
     snprintf(cp, sizeof cp, "%s.certificate", dp);
     if (!cJSON_IsObject(c)) {
-        err(e, cp, "must be an object {\"cert\", \"key\", \"name\"}");
+        err(e, cp, "must be an object {\"cert\", \"key\", \"name\"} or {\"cas_id\"}");
         return;
     }
     unknown_fields(e, c, cp, known);
+    const char *cn = get_str(e, c, cp, "name", 0, AGENT_CERT_NAME_MAX);
+    snprintf(fp, sizeof fp, "%s.name", cp);
+    if (cn && cn[0] && cdnapi_validate_cert_name(cn, &r) != CDNAPI_SUCCESS)
+        err(e, fp, "%s (%s)", r.message, r.code);
+    else if (cn)
+        snprintf(md->cert_name, sizeof md->cert_name, "%s", cn);
+    if (cJSON_GetObjectItemCaseSensitive(c, "cas_id")) {
+        m_cert_cas(e, c, cp, md);
+        return;
+    }
     const char *cf = get_str(e, c, cp, "cert", 1, 4000);
     const char *kf = get_str(e, c, cp, "key", 1, 4000);
-    const char *cn = get_str(e, c, cp, "name", 0, AGENT_CERT_NAME_MAX);
-    if (cn)
-        snprintf(md->cert_name, sizeof md->cert_name, "%s", cn);
     snprintf(fp, sizeof fp, "%s.cert", cp);
     if (cf)
         md->cert_pem = m_pem(e, base, cf, fp, CDNAPI_MAX_PEM_LEN, "larger than 12 KB");
     snprintf(fp, sizeof fp, "%s.key", cp);
     if (kf)
         md->key_pem = m_pem(e, base, kf, fp, STORE_VALUE_MAX - VAULT_OVERHEAD, "too large");
-    cdnapi_result_t r;
     if (md->cert_pem && md->key_pem && md->name[0] &&
         cdnapi_validate_cert(md->name, md->cert_pem, md->key_pem, now_utc(), &r) != CDNAPI_SUCCESS)
         m_cert_refused(e, cp, &r);
+}
+
+/* Which action pushes the device's certificates (the default: the older). */
+static void m_cert_api(errs_t *e, const cJSON *root, manifest_t *m)
+{
+    const char *api = get_str(e, root, "", "certificate_api", 0, 64);
+    if (!api || strcmp(api, "SetDomainServerCertificate") == 0)
+        m->cert_api = AGENT_CERT_API_LEGACY;
+    else if (strcmp(api, "SetCdnDomainSSLCertificate") == 0)
+        m->cert_api = AGENT_CERT_API_SSL;
+    else
+        err(e, "certificate_api",
+            "must be \"SetDomainServerCertificate\" or \"SetCdnDomainSSLCertificate\"");
 }
 
 static void m_domain(errs_t *e, const cJSON *d, int di, const char *base, manifest_t *m)
@@ -500,7 +544,8 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
 {
     static const char *const top_known[] = {"endpoint",  "credentials", "signature",
                                             "ca_bundle", "flash",       "retry",
-                                            "domains",   "comment",     NULL};
+                                            "domains",   "comment",     "certificate_api",
+                                            NULL};
     m_defaults(m);
     cJSON *root = cJSON_Parse(text);
     if (!root) {
@@ -521,6 +566,7 @@ static void parse_manifest(const char *text, const char *base, manifest_t *m, er
         m_ca(e, root, base, m);
         m_flash(e, root, m);
         m_retry(e, root, m);
+        m_cert_api(e, root, m);
         m_domains(e, root, base, m);
     }
     cJSON_Delete(root); /* (wiping what it frees, the secrets too: main's cli_json_hooks) */
@@ -534,16 +580,20 @@ static agent_status_t provision_store(store_t *st, const manifest_t *m, const ch
 {
     *stage = "settings";
     agent_status_t ar = agent_settings_save(st, &m->set, m->ca_pem);
+    if (ar == AGENT_OK && m->cert_api != AGENT_CERT_API_LEGACY)
+        ar = agent_cert_api_set(st, m->cert_api);
     for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
         const m_domain_t *d = &m->domains[i];
         *stage = "headers";
         for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
             ar = agent_header_set(st, d->name, d->headers[h].key, d->headers[h].value, NULL);
-        if (ar == AGENT_OK && d->cert_pem) {
-            *stage = "certificate";
+        *stage = "certificate";
+        if (ar == AGENT_OK && d->cert_pem)
             ar = agent_cert_set(st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cert_pem,
                                 d->key_pem, now_utc(), NULL);
-        }
+        else if (ar == AGENT_OK && d->cas_id[0])
+            ar = agent_cert_set_cas(st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cas_id,
+                                    d->cas_region, NULL);
     }
     return ar;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int (*cli_cmd_fn)(int argc, char **argv, const cli_globals_t *g);
@@ -362,6 +363,14 @@ char *cli_read_text(const char *path, size_t max, size_t *len, int *why)
     if (len)
         *len = n + 1;
     return b;
+}
+
+bool cli_iso_date(int64_t utc, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t t = (time_t)utc;
+    buf[0] = 0;
+    return gmtime_r(&t, &tm) != NULL && strftime(buf, cap, "%Y-%m-%d", &tm) > 0;
 }
 
 const char *cli_cert_state(bool present, bool on, int json)

@@ -36,6 +36,11 @@ class Res:
     def __init__(self, rc, out, err):
         self.returncode, self.stdout, self.stderr = rc, out, err
 
+    @property
+    def both(self):
+        """stdout then stderr, for a failure's detail."""
+        return (self.stdout or "") + (self.stderr or "")
+
 
 def agent(flash, *args, env=None, timeout=60):
     """Runs cdnagent --flash FLASH ARGS; a timeout is a result (rc None), never a hang."""

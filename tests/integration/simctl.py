@@ -17,6 +17,7 @@
                        #   "by_result": {}}, "faults": {...}}
         sim.set_faults({"next_503": 2})  # POST /_sim/faults; returns the active knobs
         sim.reset()    # POST /_sim/reset: empty domains, counters and faults
+        sim.add_cas(id, pem, name, region)  # POST /_sim/cas: a certificate service's cert
         sim.log()      # everything the simulator wrote on stderr so far (one line a request)
 
 Sim(...) also takes server_cert="server-expired" (or "server-wronghost": any name of a
@@ -124,6 +125,11 @@ class Sim:
 
     def reset(self):
         return self._ctl("POST", "/_sim/reset", {})
+
+    def add_cas(self, cert_id, pem, name=None, region=None):
+        """A certificate in the certificate service's catalogue (CertType cas)."""
+        return self._ctl("POST", "/_sim/cas", {"id": str(cert_id), "pem": pem, "name": name,
+                                               "region": region})
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -562,7 +562,15 @@ static void test_edit_refusals(void **state)
     assert_int_equal(agent_cert_set(&f->st, DOM, long_name, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
                                     &res),
                      AGENT_ERR_INVALID);
-    assert_string_equal(res.code, "InvalidCertName.Malformed");
+    assert_string_equal(res.code, "InvalidCertName.TooLong");
+    /* a name the service would split or a header would carry: refused here */
+    static const char *const odd_names[] = {"prod\r\nX-Injected: 1", "a,b", "tab\there", "del\x7f"};
+    for (size_t i = 0; i < sizeof odd_names / sizeof odd_names[0]; i++) {
+        assert_int_equal(agent_cert_set(&f->st, DOM, odd_names[i], TEST_CERT_PEM, TEST_KEY_PEM,
+                                        NOW_UTC, &res),
+                         AGENT_ERR_INVALID);
+        assert_string_equal(res.code, "InvalidCertName.Malformed");
+    }
     /* a certificate for another domain: the service's code, locally */
     assert_int_equal(agent_cert_set(&f->st, "other.example.com", "n", TEST_CERT_PEM, TEST_KEY_PEM,
                                     NOW_UTC, &res),

@@ -55,6 +55,8 @@
 #define DESCRIBE "DescribeCdnDomainConfigs"
 #define DELETE "DeleteSpecificConfig"
 #define SETCERT "SetDomainServerCertificate"
+#define SSLCERT "SetCdnDomainSSLCertificate"
+#define CERTINFO "DescribeDomainCertificateInfo"
 #define ERR(code) \
     "{\"RequestId\":\"R-err\",\"Code\":\"" code "\",\"Message\":\"refused: " code "\"}"
 
@@ -98,6 +100,12 @@ static struct {
     int cert_on;
     char cert_name[80];
     unsigned cert_calls;
+    char cert_pem[16384]; /* what the CDN serves (upload) */
+    char cert_type[16];   /* "upload" / "cas" */
+    char cert_id[32];     /* cas */
+    int retire_legacy;    /* SetDomainServerCertificate answers 404 InvalidAction.NotFound */
+    int info_no_pem;      /* DescribeDomainCertificateInfo leaves ServerCertificate out */
+    char cert_expire[32]; /* its CertExpireTime ("" none) */
     inject_t inj[24];
     unsigned ninj, inj_next;
     char log[LOG_MAX][64];
@@ -249,6 +257,58 @@ static void describe_body(void)
     snprintf(model_body + o, cap - o, "]}}");
 }
 
+/* SetDomainServerCertificate and SetCdnDomainSSLCertificate: what the CDN
+ * then serves. */
+static int model_cert(const char *action, const char **body)
+{
+    char st[8] = "";
+    bool ssl = strcmp(action, SSLCERT) == 0;
+    if (!ssl && cdn.retire_legacy) {
+        *body = "{\"RequestId\":\"R-gone\",\"Code\":\"InvalidAction.NotFound\",\"Message\":"
+                "\"Specified api is not found, please check your url and method.\"}";
+        return 404;
+    }
+    cdn.cert_calls++;
+    assert_true(form_get(ssl ? "SSLProtocol" : "ServerCertificateStatus", st, sizeof st));
+    cdn.cert_on = strcmp(st, "on") == 0;
+    if (!cdn.cert_on)
+        goto done;
+    if (!form_get("CertName", cdn.cert_name, sizeof cdn.cert_name))
+        cdn.cert_name[0] = 0;
+    if (!form_get("CertType", cdn.cert_type, sizeof cdn.cert_type))
+        snprintf(cdn.cert_type, sizeof cdn.cert_type, "upload");
+    if (!form_get("CertId", cdn.cert_id, sizeof cdn.cert_id))
+        cdn.cert_id[0] = 0;
+    if (!form_get(ssl ? "SSLPub" : "ServerCertificate", cdn.cert_pem, sizeof cdn.cert_pem))
+        cdn.cert_pem[0] = 0;
+done:
+    snprintf(model_body, sizeof model_body, "{\"RequestId\":\"R-cert\"}");
+    return 200;
+}
+
+/* DescribeDomainCertificateInfo: the served certificate's PEM (JSON
+ * escaped), name, type, id and status. */
+static void cert_info_body(void)
+{
+    size_t o = (size_t)snprintf(model_body, sizeof model_body,
+                                "{\"RequestId\":\"R-info\",\"CertInfos\":{\"CertInfo\":[{"
+                                "\"DomainName\":\"" DOM "\",\"CertName\":\"%s\",\"CertType\":"
+                                "\"%s\",\"CertId\":\"%s\",\"ServerCertificateStatus\":\"%s\"",
+                                cdn.cert_name, cdn.cert_type, cdn.cert_id,
+                                cdn.cert_on ? "on" : "off");
+    if (cdn.cert_expire[0])
+        o += (size_t)snprintf(model_body + o, sizeof model_body - o, ",\"CertExpireTime\":\"%s\"",
+                              cdn.cert_expire);
+    if (!cdn.info_no_pem) {
+        o += (size_t)snprintf(model_body + o, sizeof model_body - o, ",\"ServerCertificate\":\"");
+        for (const char *p = cdn.cert_pem; *p && o + 4 < sizeof model_body; p++)
+            o += (size_t)snprintf(model_body + o, sizeof model_body - o, *p == '\n' ? "\\n" : "%c",
+                                  *p);
+        o += (size_t)snprintf(model_body + o, sizeof model_body - o, "\"");
+    }
+    snprintf(model_body + o, sizeof model_body - o, "}]}}");
+}
+
 /* The service itself: apply the request, answer status and body. */
 static int model(const char *action, const char **body)
 {
@@ -305,14 +365,10 @@ static int model(const char *action, const char **body)
         snprintf(model_body, sizeof model_body, "{\"RequestId\":\"R-del\"}");
         return 200;
     }
-    if (strcmp(action, SETCERT) == 0) {
-        char st[8] = "";
-        cdn.cert_calls++;
-        assert_true(form_get("ServerCertificateStatus", st, sizeof st));
-        cdn.cert_on = strcmp(st, "on") == 0;
-        if (!form_get("CertName", cdn.cert_name, sizeof cdn.cert_name))
-            cdn.cert_name[0] = 0;
-        snprintf(model_body, sizeof model_body, "{\"RequestId\":\"R-cert\"}");
+    if (strcmp(action, SETCERT) == 0 || strcmp(action, SSLCERT) == 0)
+        return model_cert(action, body);
+    if (strcmp(action, CERTINFO) == 0) {
+        cert_info_body();
         return 200;
     }
     if (strcmp(action, "GET /") == 0) {
@@ -479,7 +535,7 @@ struct fx {
     unsigned lock_fail_from, lock_fail_to; /* locks numbered from 1: these fail */
     void (*on_lock)(fx_t *f, unsigned n);
     ev_t ev[512];
-    unsigned nev, evk[AGENT_EV_STORE + 1];
+    unsigned nev, evk[AGENT_EV_KINDS];
     size_t heap0;
 };
 
@@ -668,8 +724,9 @@ static hview_t hview(fx_t *f, const char *key)
 }
 
 typedef struct {
-    int found, desired_on, delivered_on, delivered_present, queued;
-    char delivered_name[80], sha[80];
+    int found, desired_on, delivered_on, delivered_present, queued, unsure;
+    char delivered_name[80], sha[80], cas_id[32], cas_region[32];
+    int64_t not_before, not_after;
     queue_entry_t q;
 } cview_t;
 
@@ -683,6 +740,11 @@ static void cert_cb(void *arg, const agent_cert_view_t *c)
     snprintf(v->delivered_name, sizeof v->delivered_name, "%s",
              c->delivered_name ? c->delivered_name : "");
     snprintf(v->sha, sizeof v->sha, "%s", c->delivered_sha256 ? c->delivered_sha256 : "");
+    snprintf(v->cas_id, sizeof v->cas_id, "%s", c->cas_id);
+    snprintf(v->cas_region, sizeof v->cas_region, "%s", c->cas_region);
+    v->not_before = c->not_before;
+    v->not_after = c->not_after;
+    v->unsure = c->unsure;
     v->queued = c->queue != NULL;
     if (c->queue)
         v->q = *c->queue;
@@ -2116,8 +2178,8 @@ static void test_cert_records_damaged(void **state)
 }
 
 /* The store refuses the in-flight write of a certificate (nothing is
- * sent) or the record of its delivery (it is sent again: setting a
- * certificate twice is harmless). */
+ * sent) or the record of its delivery: then the push is in doubt, and the
+ * next step asks the CDN what it serves instead of pushing again. */
 static void test_cert_writes_refused(void **state)
 {
     (void)state;
@@ -2144,7 +2206,8 @@ static void test_cert_writes_refused(void **state)
         f.now += w;
         settle(&f, 20);
         assert_true(cview(&f).delivered_on);
-        assert_int_equal(cdn.cert_calls, 1u + (unsigned)at_apply);
+        assert_int_equal(cdn.cert_calls, 1u); /* never pushed twice */
+        assert_string_equal(cdn_log(), at_apply ? SETCERT "," CERTINFO : SETCERT);
         fx_end(&f);
     }
 }
@@ -2532,6 +2595,221 @@ static void test_sweep_out_of_memory(void **state)
     sweep(FAULT_OOM, 2, 1);
 }
 
+
+/* ------------------------------------------- certificate read-back -- */
+
+/* TEST_CERT_PEM's notAfter (openssl x509 -enddate), as the service writes it. */
+#define TEST_CERT_NOT_AFTER "2046-11-24T14:54:07Z"
+
+/* A push whose answer is lost after the CDN applied it: the next step asks
+ * the CDN what it serves (by the fingerprint of the PEM it serves, or, in a
+ * reply without that PEM, by the name and the expiry together) and records
+ * the delivery without a second push. */
+static void test_cert_push_lost_found_by_readback(void **state)
+{
+    (void)state;
+    /* 0: the served PEM; 1: no PEM, name and expiry; 2: no PEM, another expiry */
+    for (int no_pem = 0; no_pem < 3; no_pem++) {
+        cdnapi_result_t res;
+        fx_t f;
+        device_key_new(1);
+        fx_begin(&f);
+        cdn.info_no_pem = no_pem > 0;
+        snprintf(cdn.cert_expire, sizeof cdn.cert_expire, "%s",
+                 no_pem == 2 ? "2046-11-24T14:54:08Z" : TEST_CERT_NOT_AFTER);
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
+                         AGENT_OK);
+        inject(SETCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
+        (void)poll1(&f);
+        assert_true(cview(&f).unsure);
+        f.now += 60000;
+        settle(&f, 20);
+        if (no_pem == 2) { /* the name alone would not do: the expiry must match too */
+            assert_int_equal(cdn.cert_calls, 2u);
+        } else {
+            assert_string_equal(cdn_log(), SETCERT "," CERTINFO);
+            assert_int_equal(cdn.cert_calls, 1u);
+            assert_string_equal(last_ev(&f)->detail, "on c1 (found on the CDN by read-back)");
+        }
+        cview_t v = cview(&f);
+        assert_true(v.delivered_on && !v.queued && !v.unsure);
+        fx_end(&f);
+    }
+}
+
+/* The lost push did not land (the CDN serves something else, or nothing):
+ * the doubt is cleared and the certificate pushed once more; a read-back
+ * that fails leaves the doubt for the next try. */
+static void test_cert_readback_not_served(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    inject(SETCERT, F_LOST, 0, NULL, NULL, 0);
+    inject(CERTINFO, F_REPLY, 503, ERR("ServiceUnavailable"), NULL, 0);
+    (void)poll1(&f);
+    f.now += 60000;
+    (void)poll1(&f);
+    assert_true(cview(&f).unsure); /* the read-back failed: still in doubt */
+    f.now += 60000;
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), SETCERT "," CERTINFO "," CERTINFO "," SETCERT);
+    assert_int_equal(cdn.cert_calls, 1u); /* the lost one never reached the model */
+    cview_t v = cview(&f);
+    assert_true(v.delivered_on && !v.queued && !v.unsure);
+    /* off, lost after it applied: the read-back sees HTTPS off */
+    assert_int_equal(agent_cert_off(&f.st, DOM), AGENT_OK);
+    inject(SETCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
+    settle(&f, 20);
+    assert_false(cdn.cert_on);
+    v = cview(&f);
+    assert_true(v.delivered_present && !v.delivered_on && !v.queued);
+    assert_int_equal(cdn.cert_calls, 2u);
+    fx_end(&f);
+}
+
+/* The same certificate under a new name is a change: a read-back that
+ * finds the old name pushes again. (Regression: the fingerprint alone
+ * matched, and the rename was recorded as delivered.) */
+static void test_cert_readback_new_name(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    settle(&f, 20);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "v2", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    inject(SETCERT, F_LOST, 0, NULL, NULL, 0); /* not applied, outcome unknown */
+    f.now += 60000;
+    settle(&f, 20);
+    assert_string_equal(cdn.cert_name, "v2");
+    assert_int_equal(cdn.cert_calls, 2u);
+    cview_t v = cview(&f);
+    assert_string_equal(v.delivered_name, "v2");
+    fx_end(&f);
+}
+
+/* A definite refusal never landed: no read-back is owed afterwards. */
+static void test_cert_refused_owes_no_readback(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    inject(SETCERT, F_REPLY, 503, ERR("ServiceUnavailable"), NULL, 0);
+    inject(SETCERT, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
+    (void)poll1(&f);
+    f.now += 60000;
+    (void)poll1(&f);
+    assert_false(cview(&f).unsure);
+    f.now += 60000;
+    settle(&f, 20);
+    /* the 503 may have applied (read back once); the 400 certainly did not */
+    assert_string_equal(cdn_log(), SETCERT "," CERTINFO "," SETCERT "," SETCERT);
+    assert_true(cview(&f).delivered_on);
+    fx_end(&f);
+}
+
+/* The service answers that SetDomainServerCertificate is gone: the device
+ * switches to SetCdnDomainSSLCertificate by itself, says so once, and
+ * keeps it (the choice is on flash); a certificate service's certificate
+ * always goes by the newer action. */
+static void test_cert_api_switch_and_cas(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    agent_cert_api_t api;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_api_get(&f.st, &api), AGENT_OK);
+    assert_int_equal(api, AGENT_CERT_API_LEGACY);
+    cdn.retire_legacy = 1;
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), SETCERT "," SSLCERT);
+    assert_int_equal(agent_cert_api_get(&f.st, &api), AGENT_OK);
+    assert_int_equal(api, AGENT_CERT_API_SSL_AUTO);
+    assert_int_equal(f.evk[AGENT_EV_SWITCHED], 1);
+    assert_true(cview(&f).delivered_on);
+    assert_string_equal(agent_cert_api_action(api), SSLCERT);
+    /* a certificate service's: CertType cas, its CertId and region; no key */
+    cdn.nlog = 0;
+    assert_int_equal(agent_cert_set_cas(&f.st, DOM, NULL, "12345", "ap-southeast-1", &res),
+                     AGENT_OK);
+    cview_t v = cview(&f);
+    assert_string_equal(v.cas_id, "12345");
+    assert_string_equal(v.cas_region, "ap-southeast-1");
+    inject(SSLCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), SSLCERT "," CERTINFO); /* found by its CertId */
+    assert_string_equal(cdn.cert_type, "cas");
+    assert_string_equal(cdn.cert_id, "12345");
+    assert_int_equal(f.evk[AGENT_EV_SWITCHED], 1);
+    /* refused locally: a CertId that is no number, a region the service lacks */
+    assert_int_equal(agent_cert_set_cas(&f.st, DOM, NULL, "12a", NULL, &res), AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidParameter");
+    assert_int_equal(agent_cert_set_cas(&f.st, DOM, NULL, "1", "eu-central-1", &res),
+                     AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "Abs.CertRegion.ValueNotSupported");
+    assert_int_equal(agent_cert_api_set(&f.st, AGENT_CERT_API_LEGACY), AGENT_OK);
+    assert_int_equal(agent_cert_api_set(&f.st, (agent_cert_api_t)3), AGENT_ERR_ARG);
+    assert_int_equal(store_put(&f.st, "Gapi", 4, "\x07", 1), STORE_OK);
+    assert_int_equal(agent_cert_api_get(&f.st, &api), AGENT_ERR_CORRUPT);
+    fx_end(&f);
+}
+
+/* A delivered certificate near its end is worth a warning (once a day),
+ * and an error after it: the agent looks without reading any PEM. */
+static void test_cert_expiry_events(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    settle(&f, 20);
+    cview_t v = cview(&f);
+    int64_t na;
+    assert_true(cdnapi_iso_time(TEST_CERT_NOT_AFTER, &na));
+    assert_int_equal(v.not_after, na);
+    assert_true(v.not_before > 0 && v.not_before < na);
+    uint32_t w = poll1(&f);
+    assert_true(w > 0 && w <= AGENT_EXPIRY_CHECK_MS); /* idle until the next look */
+    assert_int_equal(f.evk[AGENT_EV_EXPIRY], 0);
+    f.wall_offset = na - NOW_UTC - 10 * 86400 - (int64_t)(f.now / 1000u);
+    f.now += AGENT_EXPIRY_CHECK_MS;
+    (void)poll1(&f);
+    const ev_t *e = last_ev(&f);
+    assert_int_equal(e->kind, AGENT_EV_EXPIRY);
+    assert_true(e->warn);
+    assert_string_equal(e->detail, "expires in 9 days");
+    (void)poll1(&f); /* once a day, not once a poll */
+    assert_int_equal(f.evk[AGENT_EV_EXPIRY], 1);
+    f.now += AGENT_EXPIRY_CHECK_MS;
+    f.wall_offset += 9 * 86400; /* (the day passed counts too) */
+    (void)poll1(&f);
+    e = last_ev(&f);
+    assert_false(e->warn);
+    assert_string_equal(e->detail, "expired 1 day ago");
+    fx_end(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2571,6 +2849,12 @@ int main(void)
         cmocka_unit_test(test_cert_key_not_opened),
         cmocka_unit_test(test_cert_records_damaged),
         cmocka_unit_test(test_cert_writes_refused),
+        cmocka_unit_test(test_cert_push_lost_found_by_readback),
+        cmocka_unit_test(test_cert_readback_not_served),
+        cmocka_unit_test(test_cert_readback_new_name),
+        cmocka_unit_test(test_cert_refused_owes_no_readback),
+        cmocka_unit_test(test_cert_api_switch_and_cas),
+        cmocka_unit_test(test_cert_expiry_events),
         cmocka_unit_test(test_event_fields),
         cmocka_unit_test(test_no_hooks),
         cmocka_unit_test(test_agent_new),

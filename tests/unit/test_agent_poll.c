@@ -200,7 +200,7 @@ typedef struct {
     int wall_ok;
     int lock_fails;
     int locked; /* locks taken and not yet released */
-    unsigned events[AGENT_EV_STORE + 1];
+    unsigned events[AGENT_EV_KINDS];
     size_t heap_at_lock; /* the most the heap held when the store was locked */
     char last_detail[128];
 } fx_t;

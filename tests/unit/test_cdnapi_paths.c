@@ -1404,24 +1404,31 @@ static void test_set_cert(void **state)
     assert_no_leak();
 }
 
-/* The certificate name has no limit of its own: the signer's per-value
- * limit and cdnapi's request bound refuse it, nothing is sent. */
+/* The certificate name has the service's limit (128 bytes, no control
+ * character, no comma), checked before anything is signed or sent; the
+ * signer's own bounds stay behind it. */
 static void test_set_cert_name_limits(void **state)
 {
     static char name[SIGN_MAX_VALUE_LEN + 2];
     cdnapi_result_t r;
     (void)state;
     script(200, "{}");
-    fill(name, 'n', SIGN_MAX_VALUE_LEN + 1);
+    fill(name, 'n', CDNAPI_MAX_CERT_NAME_LEN + 1);
     cdnapi_set_cert(&g_api, "cdn.example.com", name, RSA_CERT, RSA_KEY, false, NOW, &r);
     assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
-    assert_string_equal(r.code, "Local.Sign");
-    assert_string_equal(r.message, sign_status_str(SIGN_ERR_LIMIT));
-    fill(name, '/', 30000); /* 90 KB once percent-encoded */
+    assert_string_equal(r.code, "InvalidCertName.TooLong");
+    assert_string_equal(r.request_id, "local");
+    fill(name, '/', 30000);
     cdnapi_set_cert(&g_api, "cdn.example.com", name, RSA_CERT, RSA_KEY, false, NOW, &r);
-    assert_int_equal(r.cls, CDNAPI_PERMANENT_INPUT);
-    assert_string_equal(r.code, "Local.Sign");
-    assert_string_equal(r.message, "request larger than the limit");
+    assert_string_equal(r.code, "InvalidCertName.TooLong");
+    cdnapi_set_cert(&g_api, "cdn.example.com", "a\r\nb", RSA_CERT, RSA_KEY, false, NOW, &r);
+    assert_string_equal(r.code, "InvalidCertName.Malformed");
+    cdnapi_set_cert(&g_api, "cdn.example.com", "a,b", RSA_CERT, RSA_KEY, false, NOW, &r);
+    assert_string_equal(r.code, "InvalidCertName.Malformed");
+    assert_int_equal(cdnapi_validate_cert_name(NULL, &r), CDNAPI_PERMANENT_INPUT);
+    assert_string_equal(r.code, "CertName.MissingParameter");
+    fill(name, 'n', CDNAPI_MAX_CERT_NAME_LEN);
+    assert_int_equal(cdnapi_validate_cert_name(name, &r), CDNAPI_SUCCESS);
     assert_int_equal(svc.sent_len, 0);
     assert_int_equal(svc.connects, 0);
     assert_no_leak();
@@ -1585,6 +1592,135 @@ static void test_typed_returns(void **state)
     assert_no_leak();
 }
 
+
+/* SetCdnDomainSSLCertificate: on with an uploaded pair (SSLPub, SSLPri,
+ * the name or the domain's), a certificate service's (CertType cas, CertId,
+ * CertRegion; no key), off; the local checks before anything is sent. */
+static void test_set_ssl_cert(void **state)
+{
+    cdnapi_result_t r;
+    (void)state;
+    script(200, "{\"RequestId\":\"SSL\"}");
+    cdnapi_ssl_cert_t up = {true, NULL, RSA_CERT, RSA_KEY, NULL, NULL};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &up, false, NOW, &r),
+                     CDNAPI_SUCCESS);
+    assert_true(sent_has("SetCdnDomainSSLCertificate") && sent_has("SSLProtocol=on") &&
+                sent_has("CertType=upload") && sent_has("CertName=cdn.example.com") &&
+                sent_has("SSLPub=") && sent_has("SSLPri="));
+    script(200, "{\"RequestId\":\"SSL\"}");
+    cdnapi_ssl_cert_t cas = {true, "prod", NULL, NULL, "12345", "ap-southeast-1"};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &cas, false, NOW, &r),
+                     CDNAPI_SUCCESS);
+    assert_true(sent_has("CertType=cas") && sent_has("CertId=12345") &&
+                sent_has("CertRegion=ap-southeast-1") && sent_has("CertName=prod") &&
+                !sent_has("SSLPri"));
+    script(200, "{\"RequestId\":\"SSL\"}");
+    cdnapi_ssl_cert_t off = {false, NULL, NULL, NULL, NULL, NULL};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &off, false, NOW, &r),
+                     CDNAPI_SUCCESS);
+    assert_true(sent_has("SSLProtocol=off") && !sent_has("CertType"));
+    /* refused here, nothing sent */
+    script(200, "{}");
+    cdnapi_ssl_cert_t bad_id = {true, NULL, NULL, NULL, "", NULL};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &bad_id, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    cdnapi_ssl_cert_t bad_region = {true, NULL, NULL, NULL, "7", "mars-1"};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &bad_region, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_string_equal(r.code, "Abs.CertRegion.ValueNotSupported");
+    cdnapi_ssl_cert_t bad_name = {true, "a,b", NULL, NULL, "7", NULL};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &bad_name, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_string_equal(r.code, "InvalidCertName.Malformed");
+    cdnapi_ssl_cert_t mismatch = {true, NULL, RSA_CERT, EC_KEY, NULL, NULL};
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", &mismatch, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_string_equal(r.code, "Certificate.MissMatch");
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, NULL, &off, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(cdnapi_set_ssl_cert(&g_api, "cdn.example.com", NULL, false, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_int_equal(cdnapi_validate_cas("123456789012345678901", NULL, &r),
+                     CDNAPI_PERMANENT_INPUT); /* 21 digits */
+    assert_int_equal(cdnapi_validate_cas("1", "cn-hangzhou", &r), CDNAPI_SUCCESS);
+    assert_int_equal(svc.sent_len, 0);
+    assert_no_leak();
+}
+
+/* What tells that an action is gone, the served certificate's fingerprint
+ * and validity, and the service's time format. */
+static void test_cert_helpers(void **state)
+{
+    cdnapi_result_t r;
+    char fp[CDNAPI_FINGERPRINT_LEN + 1];
+    int64_t nb = 0, na = 0, t = 0;
+    (void)state;
+    memset(&r, 0, sizeof r);
+    strcpy(r.code, "InvalidAction.NotFound");
+    assert_true(cdnapi_action_retired(&r));
+    strcpy(r.code, "InvalidApi.NotFound");
+    assert_true(cdnapi_action_retired(&r));
+    strcpy(r.code, "Forbidden");
+    r.status_code = 400;
+    strcpy(r.message, "This API is deprecated, use SetCdnDomainSSLCertificate");
+    assert_true(cdnapi_action_retired(&r));
+    r.status_code = 500;
+    assert_false(cdnapi_action_retired(&r));
+    strcpy(r.message, "throttled");
+    r.status_code = 400;
+    assert_false(cdnapi_action_retired(&r));
+    cdnapi_cert_fingerprint(RSA_CERT, fp);
+    assert_int_equal(strlen(fp), 64);
+    cdnapi_cert_fingerprint("junk", fp);
+    assert_string_equal(fp, "");
+    cdnapi_cert_fingerprint(NULL, fp);
+    assert_string_equal(fp, "");
+    assert_true(cdnapi_cert_validity(EC_CERT, &nb, &na) && nb < na);
+    assert_false(cdnapi_cert_validity("junk", &nb, &na));
+    assert_false(cdnapi_cert_validity(NULL, &nb, &na));
+    assert_true(cdnapi_iso_time("1970-01-02T00:00:01Z", &t));
+    assert_int_equal(t, 86401);
+    assert_true(cdnapi_iso_time("2046-11-24T14:54:07Z", &t));
+    static const char *const bad[] = {NULL,
+                                      "",
+                                      "2046-11-24 14:54:07Z",
+                                      "2046-13-24T14:54:07Z",
+                                      "2046-11-24T24:54:07Z",
+                                      "2046-11-24T14:54:07",
+                                      "1969-12-31T23:59:59Z",
+                                      "2046-11-2xT14:54:07Z",
+                                      "2046-11-24T14:54:07Z+"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(cdnapi_iso_time(bad[i], &t));
+    assert_no_leak();
+}
+
+/* DescribeDomainCertificateInfo: the served PEM's fingerprint, the start
+ * time, a CertId as a string or a number. */
+static void test_cert_info_fields(void **state)
+{
+    cdnapi_result_t r;
+    cdnapi_cert_info_t info;
+    static char body[8192];
+    char want[CDNAPI_FINGERPRINT_LEN + 1];
+    size_t o = 0;
+    (void)state;
+    o += (size_t)snprintf(body + o, sizeof body - o,
+                          "{\"RequestId\":\"I\",\"CertInfos\":{\"CertInfo\":[{\"CertName\":\"c\","
+                          "\"CertId\":12345,\"CertStartTime\":\"2026-01-01T00:00:00Z\","
+                          "\"ServerCertificateStatus\":\"on\",\"ServerCertificate\":\"");
+    for (const char *p = EC_CERT; *p; p++)
+        o += (size_t)snprintf(body + o, sizeof body - o, "%s", *p == '\n' ? "\\n" : (char[]){*p, 0});
+    snprintf(body + o, sizeof body - o, "\"}]}}");
+    script(200, body);
+    assert_int_equal(cdnapi_cert_info(&g_api, "cdn.example.com", &info, &r), CDNAPI_SUCCESS);
+    cdnapi_cert_fingerprint(EC_CERT, want);
+    assert_string_equal(info.fingerprint, want);
+    assert_string_equal(info.cert_id, "12345");
+    assert_string_equal(info.start_time, "2026-01-01T00:00:00Z");
+    assert_no_leak();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1610,6 +1746,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cert_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_cert_name_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_ssl_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_helpers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_info_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info, setup, teardown),
     };

@@ -52,6 +52,12 @@ ERRORS = {  # code -> (HTTP status, message)
     "Certificate.FormatError": (400, "The certificate format is invalid: %s"),
     "Certificate.MissMatch": (400, "The certificate does not match the private key."),
     "Certificate.NotFind": (400, "The certificate was not found."),
+    "InvalidSSLProtocol.ValueNotSupported": (400, "The specified SSLProtocol is invalid."),
+    "SSLPub.MissingParameter": (400, "The SSLPub parameter is required."),
+    "SSLPri.MissingParameter": (400, "The SSLPri parameter is required."),
+    "InvalidCertName.TooLong": (400, "The CertName exceeds the maximum length of 128 characters."),
+    "Abs.CertRegion.ValueNotSupported": (400, "The specified CertRegion is not supported."),
+    "InvalidEnv": (400, "The specified Env is invalid."),
     "InvalidAction.NotFound": (404, "Specified api \"%s\" is not found, please check your url and method."),
     "InvalidVersion": (400, "Specified parameter Version \"%s\" is not valid."),
     "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards: %s"),
@@ -77,6 +83,9 @@ FAULT_DEFAULTS = {
     "garbage": 0,               # next N: applied, 200 with a non-JSON body
     "huge": 0,                  # next N: applied, 200 with a 5 MB body
     "chunked": False,           # answers use Transfer-Encoding: chunked
+    "retire_legacy_cert": False,  # SetDomainServerCertificate answers 404 InvalidAction.NotFound
+    "action_qps": {},           # {"Action": calls/s}: per-action limits per AccessKeyId, on top
+                                # of --qps (e.g. SetCdnDomainSSLCertificate 30)
 }
 
 
@@ -87,8 +96,12 @@ def check_faults(upd):
         return ["<not a JSON object>"]
     bad = []
     for k, v in upd.items():
-        if k in ("reset", "chunked"):
+        if k in ("reset", "chunked", "retire_legacy_cert"):
             ok = isinstance(v, bool)
+        elif k == "action_qps":
+            ok = isinstance(v, dict) and all(
+                isinstance(a, str) and isinstance(q, (int, float)) and not isinstance(q, bool)
+                and q > 0 for a, q in v.items())
         elif k == "error_fraction":
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
         elif k == "error_status":
@@ -202,8 +215,17 @@ def inspect_certificate(cert_pem, key_pem):
     return box["ok"]
 
 
+def iso_time(openssl_time):
+    """OpenSSL's "Jun  3 22:03:39 2026 GMT" as the service writes times, ISO 8601 UTC."""
+    if not openssl_time:
+        return ""
+    t = datetime.strptime(openssl_time, "%b %d %H:%M:%S %Y %Z")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _inspect_certificate(cert_pem, key_pem):
-    """Returns (fingerprint, notAfter, subjectCN); raises ApiError on bad input."""
+    """Returns (fingerprint, notBefore, notAfter, subjectCN), times as the service writes
+    them; raises ApiError on bad input."""
     first = first_pem_cert(cert_pem or "")
     if not first:
         raise ApiError("Certificate.FormatError", "no PEM certificate")
@@ -234,7 +256,8 @@ def _inspect_certificate(cert_pem, key_pem):
         for k, v in rdn:
             if k == "commonName":
                 cn = v
-    return hashlib.sha256(der).hexdigest(), info.get("notAfter", ""), cn
+    return (hashlib.sha256(der).hexdigest(), iso_time(info.get("notBefore", "")),
+            iso_time(info.get("notAfter", "")), cn)
 
 
 class Sim:
@@ -278,17 +301,25 @@ class Sim:
             return True
         return False
 
-    def throttle(self, ak):
+    def throttle(self, ak, action=None):
         """At most qps accepted calls per AccessKeyId in any sliding 1-second window
         (a token bucket whose refill is exact per second), so "the 11th call within one
-        second" is refused deterministically. Refused calls do not count."""
+        second" is refused deterministically; with the action_qps knob, also at most that
+        many of one action. Refused calls do not count."""
         now = time.monotonic()
-        recent = [t for t in self.buckets.get(ak, []) if now - t < 1.0]
-        if len(recent) >= self.qps:
-            self.buckets[ak] = recent
-            raise ApiError("Throttling.User")
-        recent.append(now)
-        self.buckets[ak] = recent
+        limits = [(ak, self.qps)]
+        per_action = self.faults.get("action_qps") or {}
+        if action in per_action:
+            limits.append(((ak, action), per_action[action]))
+        recents = []
+        for key, limit in limits:
+            recent = [t for t in self.buckets.get(key, []) if now - t < 1.0]
+            self.buckets[key] = recent
+            if len(recent) >= limit:
+                raise ApiError("Throttling.User")
+            recents.append(recent)
+        for recent in recents:
+            recent.append(now)
 
     def check_nonce(self, ak, nonce):
         now = time.time()
@@ -410,7 +441,7 @@ class Sim:
                 models.append({"DomainName": n, "ConfigId": got, "FunctionName": "set_req_header"})
         return {"DomainConfigList": {"DomainConfigModel": models}}
 
-    def set_cert(self, dom, status, name, ctype, pub, pri):
+    def set_cert(self, dom, status, name, ctype, pub, pri, cas=None):
         if status not in ("on", "off"):
             raise ApiError("InvalidParameter", "ServerCertificateStatus")
         if status == "off":
@@ -420,24 +451,36 @@ class Sim:
                 dom["certificate"] = {"Name": "", "Type": "", "Status": "off",
                                       "Fingerprint": "", "NotAfter": "", "Subject": ""}
             return {}
+        if len(name) > 128:
+            raise ApiError("InvalidCertName.TooLong")
         ctype = ctype or "upload"
+        extra = {}
         if ctype == "upload":
             if not pub:
                 raise ApiError("MissingParameter", "ServerCertificate")
             if not pri:
                 raise ApiError("MissingParameter", "PrivateKey")
-            fp, not_after, cn = inspect_certificate(pub, pri)
+            fp, not_before, not_after, cn = inspect_certificate(pub, pri)
+            extra["Pem"] = first_pem_cert(pub)
+        elif ctype == "cas" and cas is not None:
+            name = name or cas["name"]
+            fp, not_before, not_after, cn = inspect_certificate(cas["pem"], None)
+            extra = {"Pem": first_pem_cert(cas["pem"]), "CertId": cas["id"],
+                     "CertRegion": cas["region"]}
         elif ctype in ("cas", "free"):
             if not name:
                 raise ApiError("Certificate.NotFind")
-            fp, not_after, cn = "", "", ""
+            fp, not_before, not_after, cn = "", "", "", ""
         else:
             raise ApiError("InvalidParameter", "CertType")
-        dom["certificate"] = {"Name": name or ("cert-" + fp[:12]), "Type": ctype, "Status": "on",
-                              "Fingerprint": fp, "NotAfter": not_after, "Subject": cn}
+        dom["certificate"] = dict({"Name": name or ("cert-" + fp[:12]), "Type": ctype,
+                                   "Status": "on", "Fingerprint": fp, "NotAfter": not_after,
+                                   "NotBefore": not_before, "Subject": cn}, **extra)
         return {}
 
     def a_SetDomainServerCertificate(self, p):
+        if self.faults.get("retire_legacy_cert"):
+            raise ApiError("InvalidAction.NotFound", "SetDomainServerCertificate")
         dom = self.domain(p)
         if not p.get("ServerCertificateStatus"):
             raise ApiError("MissingParameter", "ServerCertificateStatus")
@@ -445,12 +488,40 @@ class Sim:
                              p.get("CertType", ""), p.get("ServerCertificate", ""),
                              p.get("PrivateKey", ""))
 
+    def cas_cert(self, p):
+        """The certificate service's certificate CertId names, in CertRegion (default
+        cn-hangzhou), from the catalogue POST /_sim/cas fills."""
+        cid = p.get("CertId", "")
+        region = p.get("CertRegion") or "cn-hangzhou"
+        if region not in ("cn-hangzhou", "ap-southeast-1"):
+            raise ApiError("Abs.CertRegion.ValueNotSupported")
+        if not cid:
+            raise ApiError("MissingParameter", "CertId")
+        if not cid.isdigit():
+            raise ApiError("InvalidParameter", "CertId")
+        cas = self.state.get("cas", {}).get(cid)
+        if not cas or cas["region"] != region:
+            raise ApiError("Certificate.NotFind")
+        return cas
+
     def a_SetCdnDomainSSLCertificate(self, p):
         dom = self.domain(p)
-        if not p.get("SSLProtocol"):
+        proto = p.get("SSLProtocol")
+        if not proto:
             raise ApiError("MissingParameter", "SSLProtocol")
-        return self.set_cert(dom, p["SSLProtocol"], p.get("CertName", ""),
-                             p.get("CertType", ""), p.get("SSLPub", ""), p.get("SSLPri", ""))
+        if proto not in ("on", "off"):
+            raise ApiError("InvalidSSLProtocol.ValueNotSupported")
+        if p.get("Env") not in (None, "", "staging"):
+            raise ApiError("InvalidEnv")
+        ctype = p.get("CertType") or "upload"
+        if proto == "on" and ctype == "upload":
+            if not p.get("SSLPub"):
+                raise ApiError("SSLPub.MissingParameter")
+            if not p.get("SSLPri"):
+                raise ApiError("SSLPri.MissingParameter")
+        cas = self.cas_cert(p) if proto == "on" and ctype == "cas" else None
+        return self.set_cert(dom, proto, p.get("CertName", ""), ctype, p.get("SSLPub", ""),
+                             p.get("SSLPri", ""), cas)
 
     def a_DescribeDomainCertificateInfo(self, p):
         name = p.get("DomainName", "")
@@ -458,11 +529,15 @@ class Sim:
         c = dom["certificate"]
         infos = []
         if c:
-            infos.append({"DomainName": name, "CertName": c["Name"], "CertType": c["Type"],
-                          "CertDomainName": c.get("Subject", ""),
-                          "CertExpireTime": c["NotAfter"],
-                          "ServerCertificateStatus": c["Status"],
-                          "Status": "success", "CertFingerprint": c["Fingerprint"]})
+            info = {"DomainName": name, "CertName": c["Name"], "CertType": c["Type"],
+                    "CertDomainName": c.get("Subject", ""),
+                    "CertStartTime": c.get("NotBefore", ""), "CertExpireTime": c["NotAfter"],
+                    "ServerCertificateStatus": c["Status"], "Status": "success"}
+            if c.get("Pem"):
+                info["ServerCertificate"] = c["Pem"]
+            if c.get("CertId"):
+                info.update(CertId=c["CertId"], CertRegion=c["CertRegion"])
+            infos.append(info)
         return {"CertInfos": {"CertInfo": infos}}
 
     def public_state(self):
@@ -622,6 +697,22 @@ class Handler(BaseHTTPRequestHandler):
                     sim.faults = dict(FAULT_DEFAULTS)
                 sim.faults.update(upd)
                 out = sim.faults
+            elif path == "/_sim/cas" and self.command == "POST":
+                try:  # {"id": digits, "pem": chain, "name": ..., "region": ...}
+                    c = json.loads(body or b"{}")
+                    cid = str(c["id"])
+                    inspect_certificate(c["pem"], None)
+                    assert cid.isdigit()
+                    entry = {"id": cid, "pem": c["pem"], "name": c.get("name") or "cas-" + cid,
+                             "region": c.get("region") or "cn-hangzhou"}
+                except Exception:
+                    self.send_json(400, {"error": "want {id: digits, pem: certificate, name?, "
+                                                  "region?}"})
+                    self.log_line(400, "_sim", "bad-cas")
+                    return
+                sim.state.setdefault("cas", {})[cid] = entry
+                sim.save()
+                out = {"cas": sorted(sim.state["cas"])}
             elif path == "/_sim/reset" and self.command == "POST":
                 for d in sim.state["domains"].values():
                     d["headers"], d["certificate"] = [], None
@@ -735,7 +826,7 @@ class Handler(BaseHTTPRequestHandler):
             if handler is None:
                 raise ApiError("InvalidAction.NotFound", action)
             with sim.lock:
-                sim.throttle(ak)
+                sim.throttle(ak, action)
                 result = handler(params)
                 sim.count(action, "Success")
                 sim.save()

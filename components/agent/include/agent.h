@@ -100,11 +100,32 @@ agent_status_t agent_header_set(store_t *st, const char *domain, const char *key
  * with its queue entry. */
 agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key);
 /* Desired certificate on (PEMs validated: parse, key match, not expired at
- * now_utc, covers domain) or off. */
+ * now_utc, covers domain; the name as cdnapi_validate_cert_name, at most
+ * AGENT_CERT_NAME_MAX bytes) or off. */
 agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
                               const char *cert_pem, const char *key_pem, int64_t now_utc,
                               cdnapi_result_t *res);
 agent_status_t agent_cert_off(store_t *st, const char *domain);
+/* Desired certificate: one of Alibaba's certificate service (CertType cas,
+ * CertId digits, region NULL or "" for the service's default): the domain
+ * points at it and the device never holds its key. Always pushed with
+ * SetCdnDomainSSLCertificate (the older action takes no CertId). */
+agent_status_t agent_cert_set_cas(store_t *st, const char *domain, const char *name,
+                                  const char *cas_id, const char *region, cdnapi_result_t *res);
+
+/* Which action pushes uploaded certificates and turns HTTPS off. */
+typedef enum {
+    AGENT_CERT_API_LEGACY = 0,   /* SetDomainServerCertificate: the product's default */
+    AGENT_CERT_API_SSL = 1,      /* SetCdnDomainSSLCertificate, chosen */
+    AGENT_CERT_API_SSL_AUTO = 2, /* SetCdnDomainSSLCertificate, switched to by the agent
+                                    when the service answered that the older action is
+                                    gone (cdnapi_action_retired) */
+} agent_cert_api_t;
+/* Read (AGENT_CERT_API_LEGACY when never set) and write the device's
+ * choice (record Gapi, one byte). */
+agent_status_t agent_cert_api_get(store_t *st, agent_cert_api_t *api);
+agent_status_t agent_cert_api_set(store_t *st, agent_cert_api_t api);
+const char *agent_cert_api_action(agent_cert_api_t api);
 
 /* Ask again for changes the agent stopped on: failed and blocked entries
  * (domain NULL: all; key NULL: the domain's headers and certificate) become
@@ -134,6 +155,9 @@ typedef struct {
     const char *delivered_name;
     const char *delivered_sha256; /* hex of the delivered certificate */
     const queue_entry_t *queue;
+    const char *cas_id, *cas_region; /* a certificate service's ("" otherwise) */
+    int64_t not_before, not_after;   /* the desired uploaded certificate's (UTC), 0: unknown */
+    bool unsure;                     /* a push went out, its outcome not yet known */
 } agent_cert_view_t;
 
 typedef struct {
@@ -153,7 +177,17 @@ typedef enum {
     AGENT_EV_BLOCKED,   /* refused configuration: waits for a new configuration */
     AGENT_EV_RETRY,     /* a retryable failure: backing off (warn: worth a warning) */
     AGENT_EV_STORE,     /* the store failed (domain ""): every step pauses */
+    AGENT_EV_EXPIRY,    /* a delivered certificate expires within AGENT_EXPIRY_WARN_DAYS
+                           (warn) or has expired (not warn); retry_in_ms unused */
+    AGENT_EV_SWITCHED,  /* certificates now go by SetCdnDomainSSLCertificate: the service
+                           refused the older action (detail: its Code) */
 } agent_ev_kind_t;
+#define AGENT_EV_KINDS (AGENT_EV_SWITCHED + 1) /* for tables indexed by kind */
+
+/* A desired certificate is worth a warning this many days before it
+ * expires; the agent looks once a day (and when it starts). */
+#define AGENT_EXPIRY_WARN_DAYS 30
+#define AGENT_EXPIRY_CHECK_MS (24u * 3600u * 1000u)
 
 typedef struct {
     agent_ev_kind_t kind;

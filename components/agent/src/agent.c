@@ -297,6 +297,84 @@ static uint32_t gc_ahead_step(agent_t *a, uint32_t wait)
     return more && wait > AGENT_GC_AHEAD_PACE_MS ? AGENT_GC_AHEAD_PACE_MS : wait;
 }
 
+typedef struct {
+    agent_t *a;
+    int64_t now_utc;
+    bool say;          /* false: only find whether any certificate needs a look */
+    store_status_t rc; /* a failed read stops the look and pauses delivery */
+} expiry_ctx_t;
+
+/* A delivered certificate near or past its end: said once per look (a
+ * day), a warning within AGENT_EXPIRY_WARN_DAYS, an error after. Only the
+ * small delivered records are read (their notAfter kept at delivery): no
+ * PEM is loaded or parsed while a TLS connection may be open. */
+static bool expiry_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    expiry_ctx_t *x = arg;
+    uint8_t b[CREC_HEAD_MAX];
+    char domain[AGENT_DOMAIN_MAX + 1], detail[96];
+    size_t len = 0;
+    crec_t c;
+    int slot = agent_slot_of_key(key, key_len);
+    (void)value_len;
+    store_status_t rc = slot < 0 ? STORE_NOT_FOUND
+                                 : store_get(x->a->st, key, key_len, b, sizeof b, &len);
+    if (rc == STORE_OK && crec_decode(b, len, &c, NULL) &&
+        (c.flags & (CF_ON | CF_EXPIRY)) == (CF_ON | CF_EXPIRY))
+        rc = agent_domain_name(x->a->st, (unsigned)slot, domain);
+    else if (rc == STORE_OK)
+        return true; /* no expiry to watch (damage is fsck's to report) */
+    if (rc != STORE_OK) {
+        x->rc = rc == STORE_NOT_FOUND || rc == STORE_ERR_CORRUPT || rc == STORE_ERR_TOO_BIG
+                    ? STORE_OK
+                    : rc;
+        return x->rc == STORE_OK;
+    }
+    int64_t left = c.not_after - x->now_utc;
+    x->a->expiry_watch = true;
+    if (!x->say || left > (int64_t)AGENT_EXPIRY_WARN_DAYS * 86400)
+        return true;
+    long days = (long)((left < 0 ? -left : left) / 86400);
+    snprintf(detail, sizeof detail, left < 0 ? "expired %ld day%s ago" : "expires in %ld day%s",
+             days, days == 1 ? "" : "s");
+    agent_event_t ev = {AGENT_EV_EXPIRY, domain, "certificate", detail, "", "", 0, left >= 0, 0};
+    if (x->a->cfg.event) /* (said once: by the caller's handler, else by the log) */
+        x->a->cfg.event(x->a->cfg.event_ctx, &ev);
+    else
+        port_log(left < 0 ? PORT_LOG_ERROR : PORT_LOG_WARN, "agent", "the certificate of %s %s",
+                 domain, detail);
+    return true;
+}
+
+/* Called locked: the daily look at the delivered certificates' expiry (a
+ * minute later again when the wall clock is not known yet). Returns the
+ * wait until the next look, UINT32_MAX when no certificate needs one (a
+ * delivery sets expiry_watch again). */
+static uint32_t expiry_look(agent_t *a, uint64_t now_ms)
+{
+    static const char prefix[1] = {STORE_KEY_CERT_DELIVERED};
+    expiry_ctx_t x = {a, 0, false, STORE_OK};
+    if (now_ms >= a->next_expiry_check) {
+        /* the wall clock is asked only when a certificate needs it */
+        a->expiry_watch = false;
+        store_status_t rc = store_iterate(a->st, prefix, 1, expiry_cb, &x);
+        if (rc == STORE_OK && x.rc == STORE_OK && a->expiry_watch &&
+            !agent_now_utc(a, now_ms, &x.now_utc)) {
+            a->next_expiry_check = now_ms + 60000u;
+            return 60000u;
+        }
+        x.say = true;
+        if (rc == STORE_OK && x.rc == STORE_OK && a->expiry_watch)
+            rc = store_iterate(a->st, prefix, 1, expiry_cb, &x);
+        rc = rc != STORE_OK ? rc : x.rc;
+        if (rc != STORE_OK) /* looked at again after the pause */
+            return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                       "reading certificate records");
+        a->next_expiry_check = now_ms + AGENT_EXPIRY_CHECK_MS;
+    }
+    return a->expiry_watch ? (uint32_t)(a->next_expiry_check - now_ms) : UINT32_MAX;
+}
+
 uint32_t agent_poll(agent_t *a, uint64_t now_ms)
 {
     uint32_t wait = UINT32_MAX;
@@ -315,8 +393,13 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     }
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
     /* idle, and the plan met no store trouble (that pauses the agent) */
-    if (plan == PLAN_IDLE && wait > 0 && a->cfg.gc_ahead_sectors && now_ms >= a->pause_until)
+    bool idle = plan == PLAN_IDLE && wait > 0 && now_ms >= a->pause_until;
+    if (idle && a->cfg.gc_ahead_sectors)
         wait = gc_ahead_step(a, wait);
+    if (idle) {
+        uint32_t look = expiry_look(a, now_ms);
+        wait = look < wait ? look : wait;
+    }
     unlock(a);
     (void)agent_deliver_work(a, false);
     if (plan == PLAN_NO_CLOCK)

@@ -506,10 +506,50 @@ static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
     }
 }
 
-static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
+/* The delivered record of the step's slot: what the CDN was last known to
+ * serve, and whether a push is in doubt (none yet: all zero). */
+static agent_status_t cert_have_load(agent_t *a, const char *dk)
+{
+    uint8_t b[CREC_HEAD_MAX];
+    size_t len = 0;
+    store_status_t rc = store_get(a->st, dk, AGENT_SLOT_KEY_LEN, b, sizeof b, &len);
+    memset(&a->step.have, 0, sizeof a->step.have);
+    if (rc == STORE_NOT_FOUND)
+        return AGENT_OK;
+    if (rc == STORE_OK && !crec_decode(b, len, &a->step.have, NULL))
+        return AGENT_ERR_CORRUPT;
+    return agent_status_from_store(rc);
+}
+
+static store_status_t cert_have_save(agent_t *a, const char *dk)
+{
+    uint8_t b[CREC_HEAD_MAX];
+    return store_put(a->st, dk, AGENT_SLOT_KEY_LEN, b, crec_encode(&a->step.have, b));
+}
+
+/* The step's records: the desired certificate (and its key when the device
+ * holds one), the delivered record, the device's action. */
+static agent_status_t cert_load(agent_t *a, unsigned slot, char *dk)
 {
     agent_step_t *s = &a->step;
     char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
+    agent_slot_key(ck, STORE_KEY_CERT, slot);
+    agent_slot_key(kk, STORE_KEY_CERT_KEY, slot);
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, slot);
+    agent_status_t ar = agent_load_cert(a->st, ck, &s->cert, &s->pem_off, &s->want);
+    if (ar == AGENT_OK && (s->want.flags & CF_ON) && !(s->want.flags & CF_CAS))
+        ar = agent_get_sealed(a->st, kk, &s->key, &s->key_len);
+    if (ar == AGENT_OK)
+        ar = cert_have_load(a, dk);
+    if (ar == AGENT_OK)
+        ar = agent_cert_api_get(a->st, &s->cert_api);
+    return ar;
+}
+
+static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
+{
+    agent_step_t *s = &a->step;
+    char dk[AGENT_SLOT_KEY_LEN + 1];
     int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
     store_status_t dr = slot < 0 ? STORE_NOT_FOUND
                                  : agent_domain_name(a->st, (unsigned)slot, s->domain);
@@ -520,19 +560,20 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
                                           "reading a domain record");
         return PLAN_IDLE;
     }
-    agent_slot_key(ck, STORE_KEY_CERT, (unsigned)slot);
-    agent_slot_key(kk, STORE_KEY_CERT_KEY, (unsigned)slot);
-    s->act = ACT_CERT;
     snprintf(s->what, sizeof s->what, "certificate");
-    agent_status_t ar = agent_load_cert(a->st, ck, &s->cert, &s->pem_off, &s->want);
-    if (ar == AGENT_OK && (s->want.flags & CF_ON))
-        ar = agent_get_sealed(a->st, kk, &s->key, &s->key_len);
+    agent_status_t ar = cert_load(a, (unsigned)slot, dk);
     if (ar != AGENT_OK) {
         *wait = cert_unusable(a, ar, now_ms);
         return PLAN_IDLE;
     }
+    /* A push whose outcome is unknown is never repeated blindly: the CDN
+     * is asked first what it serves. Before a push, the doubt is written. */
+    s->act = s->have.flags & CF_UNSURE ? ACT_CERT_READBACK : ACT_CERT;
+    s->have.flags |= CF_UNSURE;
+    store_status_t rc = s->act == ACT_CERT ? cert_have_save(a, dk) : STORE_OK;
     s->e.state = QUEUE_IN_FLIGHT;
-    store_status_t rc = entry_update(a);
+    if (rc == STORE_OK)
+        rc = entry_update(a);
     if (rc != STORE_OK) {
         cert_release(s);
         *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc),
@@ -542,17 +583,37 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     return PLAN_CALL;
 }
 
+static void cert_push(agent_t *a, int64_t utc)
+{
+    agent_step_t *s = &a->step;
+    bool on = s->want.flags & CF_ON;
+    const char *name = s->want.name[0] ? s->want.name : NULL;
+    if ((s->want.flags & CF_CAS) || s->cert_api != AGENT_CERT_API_LEGACY) {
+        cdnapi_ssl_cert_t c = {on, name, NULL, NULL, NULL, NULL};
+        if (on && (s->want.flags & CF_CAS)) {
+            agent_cas_fields(s->cert + s->pem_off, &c.cas_id, &c.cas_region);
+            c.cas_region = c.cas_region[0] ? c.cas_region : NULL;
+        } else if (on) {
+            c.cert_pem = s->cert + s->pem_off;
+            c.key_pem = s->key;
+        }
+        cdnapi_set_ssl_cert(&a->api, s->domain, &c, false, utc, &s->res);
+    } else if (on) {
+        cdnapi_set_cert(&a->api, s->domain, name, s->cert + s->pem_off, s->key, false, utc, &s->res);
+    } else {
+        cdnapi_cert_off(&a->api, s->domain, &s->res);
+    }
+}
+
 static void cert_call(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
     int64_t utc = 0;
-    if (s->want.flags & CF_ON) {
-        (void)agent_now_utc(a, now_ms, &utc);
-        cdnapi_set_cert(&a->api, s->domain, s->want.name[0] ? s->want.name : NULL,
-                        s->cert + s->pem_off, s->key, false, utc, &s->res);
-    } else {
-        cdnapi_cert_off(&a->api, s->domain, &s->res);
-    }
+    (void)agent_now_utc(a, now_ms, &utc);
+    if (s->act == ACT_CERT_READBACK)
+        cdnapi_cert_info(&a->api, s->domain, &s->served, &s->res);
+    else
+        cert_push(a, utc);
     agent_free_secret(s->key, s->key_len); /* the private key lives no longer than the call */
     s->key = NULL;
     s->key_len = 0;
@@ -574,34 +635,140 @@ static void sha256_hex(const char *pem, char out[65])
     out[64] = 0;
 }
 
-static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
+/* Does the CDN serve the desired certificate, under the desired name? The
+ * certificate by the fingerprint of the PEM it serves, or in a reply
+ * without that PEM by its expiry; a certificate service's by its CertId;
+ * off by the status. (One PEM under a new name is a change too.) */
+static bool cert_served(const agent_step_t *s)
+{
+    const cdnapi_cert_info_t *i = &s->served;
+    bool on = i->found && strcmp(i->status, "on") == 0;
+    const char *pem = s->cert + s->pem_off;
+    if (!(s->want.flags & CF_ON) || !on)
+        return !(s->want.flags & CF_ON) && !on;
+    if (s->want.flags & CF_CAS) {
+        const char *id, *region;
+        agent_cas_fields(pem, &id, &region);
+        return strcmp(i->cert_type, "cas") == 0 && strcmp(i->cert_id, id) == 0 &&
+               (!s->want.name[0] || strcmp(i->cert_name, s->want.name) == 0);
+    }
+    char fp[CDNAPI_FINGERPRINT_LEN + 1];
+    int64_t nb, na, expires;
+    if (strcmp(i->cert_name, s->want.name[0] ? s->want.name : s->domain) != 0)
+        return false;
+    if (i->fingerprint[0]) {
+        cdnapi_cert_fingerprint(pem, fp);
+        return strcmp(fp, i->fingerprint) == 0;
+    }
+    return cdnapi_cert_validity(pem, &nb, &na) && cdnapi_iso_time(i->expire_time, &expires) &&
+           expires == na;
+}
+
+/* Record the desired certificate as delivered and end the entry. */
+static uint32_t cert_delivered(agent_t *a, uint64_t now_ms, const char *how)
+{
+    agent_step_t *s = &a->step;
+    bool on = s->want.flags & CF_ON;
+    char dk[AGENT_SLOT_KEY_LEN + 1], detail[96];
+    uint8_t b[CREC_HEAD_MAX];
+    crec_t *have = &s->have;
+    memset(have, 0, sizeof *have);
+    have->flags = (uint8_t)(CF_PRESENT | (on ? CF_ON : 0) | (s->want.flags & CF_CAS));
+    strcpy(have->name, s->want.name);
+    int64_t not_before;
+    if (on && !(s->want.flags & CF_CAS)) {
+        sha256_hex(s->cert + s->pem_off, have->sha256);
+        /* kept for the daily look at expiry, which then reads no PEM */
+        if (cdnapi_cert_validity(s->cert + s->pem_off, &not_before, &have->not_after)) {
+            have->flags |= CF_EXPIRY;
+            a->expiry_watch = true;
+        }
+    }
+    cert_release(s);
+    int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
+    store_status_t rc = settle_txn(a, dk, b, crec_encode(have, b));
+    if (rc != STORE_OK)
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                   "recording a certificate delivery");
+    snprintf(detail, sizeof detail, "%s%s%s%s", on ? "on" : "off", on && have->name[0] ? " " : "",
+             on ? have->name : "", how);
+    agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
+    return 0;
+}
+
+/* The doubt settled the other way (the push did not land, or certainly
+ * never left): cleared, and the entry pending again when asked. */
+static store_status_t cert_doubt_cleared(agent_t *a, bool pending)
+{
+    char dk[AGENT_SLOT_KEY_LEN + 1];
+    int slot = agent_slot_of_key((const uint8_t *)a->step.e.target, strlen(a->step.e.target));
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
+    a->step.have.flags &= (uint8_t)~CF_UNSURE;
+    store_status_t rc = cert_have_save(a, dk);
+    if (rc == STORE_OK && pending) {
+        a->step.e.state = QUEUE_PENDING;
+        rc = entry_update(a);
+    }
+    return rc;
+}
+
+static uint32_t cert_readback_apply(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
     if (s->res.cls != CDNAPI_SUCCESS) {
         cert_release(s);
-        return failure(a, &s->res, now_ms);
+        return failure(a, &s->res, now_ms); /* still in doubt: asked again later */
     }
     succeeded(a);
-    bool on = s->want.flags & CF_ON;
-    crec_t have;
-    char dk[AGENT_SLOT_KEY_LEN + 1], detail[96];
-    uint8_t b[CREC_HEAD_MAX];
-    memset(&have, 0, sizeof have);
-    have.flags = (uint8_t)(CF_PRESENT | (on ? CF_ON : 0));
-    strcpy(have.name, s->want.name);
-    if (on)
-        sha256_hex(s->cert + s->pem_off, have.sha256);
+    if (cert_served(s))
+        return cert_delivered(a, now_ms, " (found on the CDN by read-back)");
     cert_release(s);
-    int slot = agent_slot_of_key((const uint8_t *)s->e.target, strlen(s->e.target));
-    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
-    store_status_t rc = settle_txn(a, dk, b, crec_encode(&have, b));
+    return checked(a, now_ms, cert_doubt_cleared(a, true), "recording a certificate read-back");
+}
+
+/* The service answered that SetDomainServerCertificate is gone: this
+ * device pushes with SetCdnDomainSSLCertificate from now on, and says so. */
+static uint32_t cert_switch_api(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    store_status_t rc = agent_status_store(agent_cert_api_set(a->st, AGENT_CERT_API_SSL_AUTO));
+    if (rc == STORE_OK)
+        rc = cert_doubt_cleared(a, true);
     if (rc != STORE_OK)
         return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
-                                   "recording a certificate delivery");
-    snprintf(detail, sizeof detail, "%s%s%s", on ? "on" : "off", on && have.name[0] ? " " : "",
-             on ? have.name : "");
-    agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
+                                   "recording the certificate action");
+    if (a->cfg.event)
+        agent_emit(a, AGENT_EV_SWITCHED, s->res.code, &s->res, now_ms);
+    else
+        port_log(PORT_LOG_WARN, "agent",
+                 "the service refused SetDomainServerCertificate (%s): certificates go by "
+                 "SetCdnDomainSSLCertificate from now on",
+                 s->res.code);
     return 0;
+}
+
+static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    if (s->act == ACT_CERT_READBACK)
+        return cert_readback_apply(a, now_ms);
+    if (s->res.cls == CDNAPI_SUCCESS) {
+        succeeded(a);
+        return cert_delivered(a, now_ms, "");
+    }
+    cert_release(s);
+    if (cdnapi_action_retired(&s->res) && s->cert_api == AGENT_CERT_API_LEGACY &&
+        !(s->want.flags & CF_CAS))
+        return cert_switch_api(a, now_ms);
+    /* a definite refusal never landed: no read-back is owed */
+    if (did_not_apply(&s->res)) {
+        store_status_t rc = cert_doubt_cleared(a, false);
+        if (rc != STORE_OK)
+            return agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                       "recording a certificate push");
+    }
+    return failure(a, &s->res, now_ms);
 }
 
 /* ------------------------------------------------------------ phases -- */
@@ -635,7 +802,7 @@ void agent_deliver_call(agent_t *a, uint64_t now_ms)
 {
     agent_sign_time(a, now_ms);
     a->counters.calls++;
-    if (a->step.act == ACT_CERT)
+    if (a->step.act == ACT_CERT || a->step.act == ACT_CERT_READBACK)
         cert_call(a, now_ms);
     else
         header_call(a, now_ms);
@@ -643,7 +810,7 @@ void agent_deliver_call(agent_t *a, uint64_t now_ms)
 
 uint32_t agent_deliver_apply(agent_t *a, uint64_t now_ms)
 {
-    if (a->step.act == ACT_CERT)
+    if (a->step.act == ACT_CERT || a->step.act == ACT_CERT_READBACK)
         return cert_apply(a, now_ms);
     return header_apply(a, now_ms);
 }

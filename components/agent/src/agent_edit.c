@@ -156,38 +156,47 @@ agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key)
     return header_edit(st, domain, key, NULL);
 }
 
+/* What a desired certificate record holds after its head: an uploaded
+ * chain (with a sealed key), a certificate service's "CertId\0region", or
+ * nothing (off). */
+typedef struct {
+    uint8_t flags;
+    const char *name;
+    const char *payload;
+    size_t payload_len;
+    const char *key_pem; /* sealed beside it; NULL: any old key removed */
+} cert_desired_t;
+
 /* Inside the open txn: the desired certificate record (and its sealed key,
- * or the key's removal when off). */
-static agent_status_t cert_records_txn(store_t *st, unsigned slot, const char *name,
-                                       const char *cert_pem, const char *key_pem)
+ * or the key's removal). */
+static agent_status_t cert_records_txn(store_t *st, unsigned slot, const cert_desired_t *d)
 {
     char ck[AGENT_SLOT_KEY_LEN + 1], kk[AGENT_SLOT_KEY_LEN + 1];
     agent_slot_key(ck, STORE_KEY_CERT, slot);
     agent_slot_key(kk, STORE_KEY_CERT_KEY, slot);
-    size_t nl = name ? strlen(name) : 0, pl = cert_pem ? strlen(cert_pem) : 0;
-    uint8_t *val = port_malloc(3 + nl + pl);
+    size_t nl = d->name ? strlen(d->name) : 0;
+    uint8_t *val = port_malloc(3 + nl + d->payload_len);
     if (!val)
         return AGENT_ERR_NOMEM;
     crec_t c;
     memset(&c, 0, sizeof c);
-    c.flags = cert_pem ? CF_ON : 0;
+    c.flags = d->flags;
     if (nl)
-        memcpy(c.name, name, nl);
+        memcpy(c.name, d->name, nl);
     size_t n = crec_encode(&c, val);
-    if (pl)
-        memcpy(val + n, cert_pem, pl);
-    store_status_t rc = store_txn_put(st, ck, AGENT_SLOT_KEY_LEN, val, n + pl);
+    if (d->payload_len)
+        memcpy(val + n, d->payload, d->payload_len);
+    store_status_t rc = store_txn_put(st, ck, AGENT_SLOT_KEY_LEN, val, n + d->payload_len);
     port_free(val);
     if (rc != STORE_OK)
         return agent_status_from_store(rc);
-    if (cert_pem)
-        return agent_txn_put_sealed(st, kk, key_pem, strlen(key_pem));
+    if (d->key_pem)
+        return agent_txn_put_sealed(st, kk, d->key_pem, strlen(d->key_pem));
     rc = store_txn_delete(st, kk, AGENT_SLOT_KEY_LEN);
     return agent_status_from_store(rc == STORE_NOT_FOUND ? STORE_OK : rc);
 }
 
-static agent_status_t cert_edit(store_t *st, const char *domain, const char *name,
-                                const char *cert_pem, const char *key_pem)
+static agent_status_t cert_edit(store_t *st, const char *domain, const cert_desired_t *d)
 {
     unsigned slot;
     char target[AGENT_SLOT_KEY_LEN + 1];
@@ -196,13 +205,26 @@ static agent_status_t cert_edit(store_t *st, const char *domain, const char *nam
         return ar;
     ar = agent_domain_slot(st, domain, true, &slot);
     if (ar == AGENT_OK)
-        ar = cert_records_txn(st, slot, name, cert_pem, key_pem);
+        ar = cert_records_txn(st, slot, d);
     agent_slot_key(target, STORE_KEY_CERT, slot);
     if (ar == AGENT_OK)
         ar = txn_enqueue(st, target);
     if (ar != AGENT_OK)
         return fail_txn(st, ar);
     return agent_status_from_store(store_txn_commit(st));
+}
+
+/* A name the service takes (no control character, no comma, not over its
+ * length) that fits the record (AGENT_CERT_NAME_MAX); NULL or "" is none. */
+static bool cert_name_ok(const char *name, cdnapi_result_t *r)
+{
+    if (!name || !name[0])
+        return true;
+    if (strlen(name) > AGENT_CERT_NAME_MAX) {
+        local_error(r, "InvalidCertName.TooLong", "certificate name longer than 64 bytes");
+        return false;
+    }
+    return cdnapi_validate_cert_name(name, r) == CDNAPI_SUCCESS;
 }
 
 agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
@@ -221,20 +243,43 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
         local_error(r, "Certificate.TooLarge", "certificate chain over 12 KB or key over 16 KB");
         return AGENT_ERR_INVALID;
     }
-    if (name && strlen(name) > AGENT_CERT_NAME_MAX) {
-        local_error(r, "InvalidCertName.Malformed", "certificate name longer than 64 bytes");
+    if (!cert_name_ok(name, r) ||
+        cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r) != CDNAPI_SUCCESS)
+        return AGENT_ERR_INVALID;
+    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem};
+    return cert_edit(st, domain, &d);
+}
+
+agent_status_t agent_cert_set_cas(store_t *st, const char *domain, const char *name,
+                                  const char *cas_id, const char *region, cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    char payload[CDNAPI_MAX_CAS_ID_LEN + 1 + 32];
+    if (!st || !cas_id)
+        return AGENT_ERR_ARG;
+    if (!agent_domain_name_ok(domain)) {
+        local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
         return AGENT_ERR_INVALID;
     }
-    if (cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r) != CDNAPI_SUCCESS)
+    region = region && region[0] ? region : NULL;
+    if (!cert_name_ok(name, r) || cdnapi_validate_cas(cas_id, region, r) != CDNAPI_SUCCESS)
         return AGENT_ERR_INVALID;
-    return cert_edit(st, domain, name, cert_pem, key_pem);
+    /* "CertId\0region": the region is one of two short words (checked) */
+    size_t il = strlen(cas_id), rl = region ? strlen(region) : 0;
+    memcpy(payload, cas_id, il + 1);
+    if (rl)
+        memcpy(payload + il + 1, region, rl);
+    cert_desired_t d = {CF_ON | CF_CAS, name, payload, il + 1 + rl, NULL};
+    return cert_edit(st, domain, &d);
 }
 
 agent_status_t agent_cert_off(store_t *st, const char *domain)
 {
     if (!st || !agent_domain_name_ok(domain))
         return AGENT_ERR_ARG;
-    return cert_edit(st, domain, NULL, NULL, NULL);
+    cert_desired_t d = {0, NULL, NULL, 0, NULL};
+    return cert_edit(st, domain, &d);
 }
 
 agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem)

@@ -26,9 +26,12 @@
 #define HF_UNSURE 0x04u    /* a request went out whose outcome is not known */
 #define CF_ON 0x01u
 #define CF_PRESENT 0x02u
+#define CF_CAS 0x04u    /* desired: a certificate service's (payload "CertId\0region") */
+#define CF_UNSURE 0x08u /* delivered record: a push went out whose outcome is not known */
+#define CF_EXPIRY 0x10u /* delivered record: the certificate's notAfter follows the name */
 #define HREC_MAX \
     (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
-#define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 65u)
+#define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 8u + 65u)
 
 typedef struct {
     uint8_t flags;
@@ -41,6 +44,7 @@ typedef struct {
 typedef struct {
     uint8_t flags;
     char name[AGENT_CERT_NAME_MAX + 1];
+    int64_t not_after; /* CF_EXPIRY: UTC seconds */
     char sha256[65];
 } crec_t;
 
@@ -66,6 +70,9 @@ store_status_t hrec_load(store_t *st, const char *target, hrec_t *h, uint8_t *bu
 /* A whole value as a NUL-terminated heap string; with c, also decode the
  * certificate record head and report where its PEM starts. */
 agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t *pem_off, crec_t *c);
+/* A desired certificate service record's payload: its CertId and region
+ * ("" for the service's default), pointing into the record. */
+void agent_cas_fields(const char *payload, const char **cas_id, const char **region);
 
 /* Inside an open store transaction: seal plain under the device key with
  * the store key as additional data, and put it. */
@@ -80,7 +87,15 @@ void agent_free_secret(char *p, size_t len);
 agent_status_t agent_get_value(store_t *st, const char *key, uint8_t **out, size_t *len);
 
 /* ------------------------------------------------------- delivery -- */
-typedef enum { ACT_NONE, ACT_LIST, ACT_ADD, ACT_MODIFY, ACT_DELETE, ACT_CERT } agent_act_t;
+typedef enum {
+    ACT_NONE,
+    ACT_LIST,
+    ACT_ADD,
+    ACT_MODIFY,
+    ACT_DELETE,
+    ACT_CERT,
+    ACT_CERT_READBACK, /* after an unknown outcome: what does the CDN serve? */
+} agent_act_t;
 
 /* A header record and its codec buffer: needed under the lock only (plan,
  * apply), so they are on the heap only then, not through the call, when
@@ -114,6 +129,9 @@ typedef struct {
     size_t pem_off;
     char *key;
     size_t key_len;
+    crec_t have;               /* the delivered record as the plan found it */
+    agent_cert_api_t cert_api; /* the action this push uses */
+    cdnapi_cert_info_t served; /* read-back: what the CDN serves */
 } agent_step_t;
 
 struct agent {
@@ -135,8 +153,10 @@ struct agent {
     uint32_t clock_fixes_in_row;
     uint32_t throttled_in_row;
     uint32_t store_failures_in_row;
-    uint64_t pause_until; /* no step before this (throttling, store trouble) */
-    bool halted;          /* the configuration was refused: no call until a new agent */
+    uint64_t pause_until;       /* no step before this (throttling, store trouble) */
+    uint64_t next_expiry_check; /* monotonic ms of the next look at certificates' expiry */
+    bool expiry_watch;          /* a delivered certificate's expiry is known: look daily */
+    bool halted;                /* the configuration was refused: no call until a new agent */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;

@@ -82,27 +82,32 @@ static bool hrec_decode(const uint8_t *b, size_t len, hrec_t *h)
 
 size_t crec_encode(const crec_t *c, uint8_t *out)
 {
-    size_t n = strlen(c->name), m = strlen(c->sha256);
+    size_t n = strlen(c->name), m = strlen(c->sha256), x = (c->flags & CF_EXPIRY) ? 8u : 0u;
     out[0] = AGENT_REC_VERSION;
     out[1] = c->flags;
     out[2] = (uint8_t)n;
     memcpy(out + 3, c->name, n);
-    memcpy(out + 3 + n, c->sha256, m);
-    return 3 + n + m;
+    if (x)
+        util_put_le(out + 3 + n, (uint64_t)c->not_after, 8);
+    memcpy(out + 3 + n + x, c->sha256, m);
+    return 3 + n + x + m;
 }
 
 bool crec_decode(const uint8_t *b, size_t len, crec_t *c, size_t *pem_off)
 {
     memset(c, 0, sizeof *c);
-    if (len < 3 || b[0] != AGENT_REC_VERSION || b[2] > AGENT_CERT_NAME_MAX || 3u + b[2] > len)
+    size_t x = len >= 2 && (b[1] & CF_EXPIRY) ? 8u : 0u;
+    if (len < 3 || b[0] != AGENT_REC_VERSION || b[2] > AGENT_CERT_NAME_MAX || 3u + b[2] + x > len)
         return false;
     c->flags = b[1];
     memcpy(c->name, b + 3, b[2]);
-    size_t rest = len - 3 - b[2];
+    if (x)
+        c->not_after = (int64_t)util_get_le(b + 3 + b[2], 8);
+    size_t at = 3u + b[2] + x, rest = len - at;
     if (pem_off)
-        *pem_off = 3u + b[2];
+        *pem_off = at;
     else if (rest < sizeof c->sha256)
-        memcpy(c->sha256, b + 3 + b[2], rest);
+        memcpy(c->sha256, b + at, rest);
     return true;
 }
 
@@ -238,7 +243,10 @@ agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t 
     *out = NULL;
     if (ar != AGENT_OK)
         return ar;
-    if (!crec_decode(raw, len, c, &off)) {
+    /* a certificate service's record must hold its two fields: a region
+     * is read up to the NUL the value gets past its end */
+    if (!crec_decode(raw, len, c, &off) ||
+        ((c->flags & CF_CAS) && memchr(raw + off, 0, len - off) == NULL)) {
         port_free(raw);
         return AGENT_ERR_CORRUPT;
     }
@@ -246,4 +254,11 @@ agent_status_t agent_load_cert(store_t *st, const char *key, char **out, size_t 
         *pem_off = off;
     *out = (char *)raw;
     return AGENT_OK;
+}
+
+/* (agent_load_cert checked that the payload holds its separator) */
+void agent_cas_fields(const char *payload, const char **cas_id, const char **region)
+{
+    *cas_id = payload;
+    *region = payload + strlen(payload) + 1;
 }

@@ -23,6 +23,7 @@
 #define KEY_STS_TOKEN "Gsts"
 #define KEY_POLICY "Gset"
 #define KEY_CA "Gca"
+#define KEY_CERT_API "Gapi"
 #define KEY_LEN(k) (sizeof k - 1u)
 
 #define SET_VERSION 1u
@@ -509,4 +510,35 @@ agent_status_t agent_endpoint_hostport(const char *host, uint16_t port, bool tls
     else
         n = snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
     return n < 0 || (size_t)n >= cap ? AGENT_ERR_ARG : AGENT_OK;
+}
+
+agent_status_t agent_cert_api_get(store_t *st, agent_cert_api_t *api)
+{
+    uint8_t v = 0;
+    size_t len = 0;
+    if (!st || !api)
+        return AGENT_ERR_ARG;
+    *api = AGENT_CERT_API_LEGACY;
+    store_status_t rc = store_get(st, KEY_CERT_API, KEY_LEN(KEY_CERT_API), &v, 1, &len);
+    if (rc == STORE_NOT_FOUND)
+        return AGENT_OK;
+    if (rc == STORE_OK && (len != 1 || v > AGENT_CERT_API_SSL_AUTO))
+        return AGENT_ERR_CORRUPT;
+    if (rc == STORE_OK)
+        *api = (agent_cert_api_t)v;
+    return agent_status_from_store(rc);
+}
+
+agent_status_t agent_cert_api_set(store_t *st, agent_cert_api_t api)
+{
+    uint8_t v = (uint8_t)api;
+    if (!st || api > AGENT_CERT_API_SSL_AUTO)
+        return AGENT_ERR_ARG;
+    return agent_status_from_store(store_put(st, KEY_CERT_API, KEY_LEN(KEY_CERT_API), &v, 1));
+}
+
+const char *agent_cert_api_action(agent_cert_api_t api)
+{
+    return api == AGENT_CERT_API_LEGACY ? "SetDomainServerCertificate"
+                                        : "SetCdnDomainSSLCertificate";
 }

@@ -71,9 +71,10 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     agent_slot_key(ck, STORE_KEY_CERT, (unsigned)s);
     agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)s);
     char *rec = NULL;
-    agent_status_t ar = agent_load_cert(c->st, ck, &rec, NULL, &want);
-    port_free(rec); /* only the head (name, on/off) is shown */
+    size_t off = 0;
+    agent_status_t ar = agent_load_cert(c->st, ck, &rec, &off, &want);
     if (agent_status_store(ar) != STORE_OK || ar == AGENT_ERR_NOMEM) {
+        port_free(rec);
         c->ar = ar;
         return false;
     }
@@ -83,10 +84,10 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     char target[AGENT_SLOT_KEY_LEN + 1];
     agent_slot_key(target, STORE_KEY_CERT, (unsigned)s);
     store_status_t qr = queue_get(c->st, target, &q);
-    if (read_failed(c, hr) || read_failed(c, qr))
-        return false;
-    if (!want_ok && !have_ok)
-        return true;
+    if (read_failed(c, hr) || read_failed(c, qr) || (!want_ok && !have_ok)) {
+        port_free(rec);
+        return c->ar == AGENT_OK;
+    }
     agent_cert_view_t v = {domain,
                            want_ok && (want.flags & CF_ON),
                            want_ok,
@@ -95,16 +96,28 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
                            have_ok,
                            have_ok ? have.name : "",
                            have_ok ? have.sha256 : "",
-                           qr == STORE_OK ? &q : NULL};
+                           qr == STORE_OK ? &q : NULL,
+                           "",
+                           "",
+                           0,
+                           0,
+                           have_ok && (have.flags & CF_UNSURE)};
+    if (want_ok && (want.flags & CF_CAS))
+        agent_cas_fields(rec + off, &v.cas_id, &v.cas_region);
+    else if (want_ok && (want.flags & CF_ON) &&
+             !cdnapi_cert_validity(rec + off, &v.not_before, &v.not_after))
+        v.not_before = v.not_after = 0;
     if (c->v->cert)
         c->v->cert(c->v->arg, &v);
+    port_free(rec);
     return true;
 }
 
 static agent_status_t visit_all(visit_ctx_t *c)
 {
     const char hp[1] = {STORE_KEY_HEADER}, dp[1] = {STORE_KEY_DOMAIN};
-    store_status_t rc = store_iterate(c->st, hp, 1, visit_header_cb, c);
+    /* (a visitor of certificates only costs no walk of the headers) */
+    store_status_t rc = c->v->header ? store_iterate(c->st, hp, 1, visit_header_cb, c) : STORE_OK;
     if (rc == STORE_OK && c->ar == AGENT_OK)
         rc = store_iterate(c->st, dp, 1, visit_cert_cb, c);
     return c->ar != AGENT_OK ? c->ar : agent_status_from_store(rc);

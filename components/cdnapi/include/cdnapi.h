@@ -161,12 +161,59 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
                                         cdnapi_batch_config_t *out, size_t max, size_t *count,
                                         cdnapi_result_t *res);
 
-/* SetDomainServerCertificate on (upload PEMs, validated first unless force
- * skips the expiry/domain checks) or off. */
+/* A certificate name the service takes: 1..CDNAPI_MAX_CERT_NAME_LEN bytes
+ * (InvalidCertName.TooLong), no control character and no comma (the
+ * service's lists of names are comma-separated; InvalidCertName.Malformed,
+ * refused here). */
+#define CDNAPI_MAX_CERT_NAME_LEN 128u
+cdnapi_class_t cdnapi_validate_cert_name(const char *name, cdnapi_result_t *res);
+
+/* SetDomainServerCertificate (deprecated by the service, the product's
+ * default) on (upload PEMs, validated first unless force skips the
+ * expiry/domain checks; the name, when given, as cdnapi_validate_cert_name)
+ * or off. */
 cdnapi_class_t cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
                                const char *cert_pem, const char *key_pem, bool force,
                                int64_t now_utc, cdnapi_result_t *res);
 cdnapi_class_t cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_t *res);
+
+/* SetCdnDomainSSLCertificate, the newer action: SSLProtocol on with an
+ * uploaded pair (CertType upload, SSLPub, SSLPri: checked as for
+ * cdnapi_set_cert) or a certificate of Alibaba's certificate service
+ * (CertType cas, CertId digits, CertRegion cn-hangzhou or ap-southeast-1:
+ * the device never holds its key), or SSLProtocol off. */
+#define CDNAPI_MAX_CAS_ID_LEN 20u
+typedef struct {
+    bool on;
+    const char *name;       /* CertName; NULL: the domain (upload), none (cas) */
+    const char *cert_pem;   /* upload: the chain */
+    const char *key_pem;    /* upload: its key */
+    const char *cas_id;     /* non-NULL: CertType cas, this CertId */
+    const char *cas_region; /* cas: NULL for the service's default (cn-hangzhou) */
+} cdnapi_ssl_cert_t;
+cdnapi_class_t cdnapi_set_ssl_cert(cdnapi_t *api, const char *domain, const cdnapi_ssl_cert_t *c,
+                                   bool force, int64_t now_utc, cdnapi_result_t *res);
+/* Whether a cas certificate's id and region are ones the service takes
+ * (Abs.CertRegion.ValueNotSupported, InvalidParameter otherwise). */
+cdnapi_class_t cdnapi_validate_cas(const char *cas_id, const char *cas_region, cdnapi_result_t *res);
+
+/* Did the service answer that the action does not exist (any more)?
+ * InvalidAction.NotFound, InvalidApi.NotFound (HTTP 404), or a message
+ * calling it deprecated: the cue to move to SetCdnDomainSSLCertificate. */
+bool cdnapi_action_retired(const cdnapi_result_t *res);
+
+/* The SHA-256 of the DER of the first certificate of a PEM chain, as lower
+ * hex ("" when it does not parse): what the CDN serves is compared by it. */
+#define CDNAPI_FINGERPRINT_LEN 64u
+void cdnapi_cert_fingerprint(const char *pem, char out[CDNAPI_FINGERPRINT_LEN + 1]);
+
+/* The validity of the first certificate of a PEM chain (UTC seconds);
+ * false when it does not parse. */
+bool cdnapi_cert_validity(const char *pem, int64_t *not_before, int64_t *not_after);
+
+/* A time as the service writes it, "2018-06-03T22:03:39Z" (UTC seconds);
+ * false when it is not one. */
+bool cdnapi_iso_time(const char *s, int64_t *utc);
 
 #define CDNAPI_CERT_FIELD_LEN 128u
 typedef struct {
@@ -175,7 +222,12 @@ typedef struct {
     char cert_type[CDNAPI_CERT_FIELD_LEN];
     char cert_domain_name[CDNAPI_CERT_FIELD_LEN];
     char expire_time[CDNAPI_CERT_FIELD_LEN];
-    char status[CDNAPI_CERT_FIELD_LEN]; /* ServerCertificateStatus: on/off */
+    char start_time[CDNAPI_CERT_FIELD_LEN]; /* CertStartTime */
+    char cert_id[CDNAPI_CERT_FIELD_LEN];    /* CertId (cas) */
+    char status[CDNAPI_CERT_FIELD_LEN];     /* ServerCertificateStatus: on/off */
+    /* cdnapi_cert_fingerprint of ServerCertificate, the PEM the CDN serves
+     * ("" when the reply has none) */
+    char fingerprint[CDNAPI_FINGERPRINT_LEN + 1];
 } cdnapi_cert_info_t;
 
 /* DescribeDomainCertificateInfo: the first CertInfo of the domain into

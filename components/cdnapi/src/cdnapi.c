@@ -263,7 +263,8 @@ void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_re
 
 static void id_to_text(const cJSON *id, char *out, size_t cap)
 {
-    /* ConfigId is a number in the docs and a string in the SDK model. */
+    /* ConfigId is a number in the docs and a string in the SDK model (CertId
+     * the same across the certificate replies). */
     out[0] = 0;
     if (cJSON_IsString(id)) {
         copy_field(out, cap, id->valuestring);
@@ -677,7 +678,13 @@ cdnapi_class_t cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_i
             json_text(first, "CertDomainName", info->cert_domain_name,
                       sizeof(info->cert_domain_name));
             json_text(first, "CertExpireTime", info->expire_time, sizeof(info->expire_time));
+            json_text(first, "CertStartTime", info->start_time, sizeof(info->start_time));
+            id_to_text(cJSON_GetObjectItemCaseSensitive(first, "CertId"), info->cert_id,
+                       sizeof(info->cert_id));
             json_text(first, "ServerCertificateStatus", info->status, sizeof(info->status));
+            const cJSON *pem = cJSON_GetObjectItemCaseSensitive(first, "ServerCertificate");
+            if (cJSON_IsString(pem))
+                cdnapi_cert_fingerprint(pem->valuestring, info->fingerprint);
             info->found = true;
         }
         cJSON_Delete(root);

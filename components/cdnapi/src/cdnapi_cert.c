@@ -1,4 +1,5 @@
-/* Local certificate checks and SetDomainServerCertificate. */
+/* Local certificate checks, SetDomainServerCertificate and
+ * SetCdnDomainSSLCertificate. */
 #include <string.h>
 
 #include <mbedtls/oid.h>
@@ -7,6 +8,7 @@
 
 #include "cdnapi.h"
 #include "cdnapi_internal.h"
+#include "crypto.h"
 #include "port.h"
 #include "util.h"
 
@@ -104,13 +106,39 @@ cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem, co
     return check(domain, cert_pem, key_pem, now_utc, true, res);
 }
 
+cdnapi_class_t cdnapi_validate_cert_name(const char *name, cdnapi_result_t *res)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0)
+        return cdnapi_local_error(res, "CertName.MissingParameter", "the certificate name is empty");
+    if (n > CDNAPI_MAX_CERT_NAME_LEN)
+        return cdnapi_local_error(res, "InvalidCertName.TooLong",
+                                  "the certificate name is longer than 128 bytes");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == ',')
+            return cdnapi_local_error(res, "InvalidCertName.Malformed",
+                                      "the certificate name holds a control character or a "
+                                      "comma");
+    return CDNAPI_SUCCESS;
+}
+
+/* The pair, and the name when one is given. */
+static cdnapi_class_t check_upload(const char *domain, const char *name, const char *cert_pem,
+                                   const char *key_pem, bool force, int64_t now,
+                                   cdnapi_result_t *res)
+{
+    if (name != NULL && name[0] && cdnapi_validate_cert_name(name, res) != CDNAPI_SUCCESS)
+        return res->cls;
+    return check(domain, cert_pem, key_pem, now, !force, res);
+}
+
 cdnapi_class_t cdnapi_set_cert(cdnapi_t *api, const char *domain, const char *cert_name,
                                const char *cert_pem, const char *key_pem, bool force,
                                int64_t now_utc, cdnapi_result_t *res)
 {
     sign_param_t p[6];
     size_t n = 0;
-    if (check(domain, cert_pem, key_pem, now_utc, !force, res) != CDNAPI_SUCCESS) {
+    if (check_upload(domain, cert_name, cert_pem, key_pem, force, now_utc, res) != CDNAPI_SUCCESS) {
         return res->cls;
     }
     p[n++] = cdnapi_param("DomainName", domain);
@@ -131,4 +159,124 @@ cdnapi_class_t cdnapi_cert_off(cdnapi_t *api, const char *domain, cdnapi_result_
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("ServerCertificateStatus", "off");
     return cdnapi_call_simple(api, "SetDomainServerCertificate", p, 2, res);
+}
+
+cdnapi_class_t cdnapi_validate_cas(const char *cas_id, const char *cas_region, cdnapi_result_t *res)
+{
+    size_t n = cas_id ? strlen(cas_id) : 0;
+    if (n == 0 || n > CDNAPI_MAX_CAS_ID_LEN)
+        return cdnapi_local_error(res, "InvalidParameter", "CertId must be 1 to 20 digits");
+    for (size_t i = 0; i < n; i++)
+        if (cas_id[i] < '0' || cas_id[i] > '9')
+            return cdnapi_local_error(res, "InvalidParameter", "CertId must be 1 to 20 digits");
+    if (cas_region != NULL && strcmp(cas_region, "cn-hangzhou") != 0 &&
+        strcmp(cas_region, "ap-southeast-1") != 0)
+        return cdnapi_local_error(res, "Abs.CertRegion.ValueNotSupported",
+                                  "CertRegion must be cn-hangzhou or ap-southeast-1");
+    return CDNAPI_SUCCESS;
+}
+
+cdnapi_class_t cdnapi_set_ssl_cert(cdnapi_t *api, const char *domain, const cdnapi_ssl_cert_t *c,
+                                   bool force, int64_t now_utc, cdnapi_result_t *res)
+{
+    sign_param_t p[7];
+    size_t n = 0;
+    if (domain == NULL || domain[0] == 0 || c == NULL)
+        return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
+    p[n++] = cdnapi_param("DomainName", domain);
+    p[n++] = cdnapi_param("SSLProtocol", c->on ? "on" : "off");
+    if (c->on && c->cas_id != NULL) {
+        if (cdnapi_validate_cas(c->cas_id, c->cas_region, res) != CDNAPI_SUCCESS ||
+            (c->name != NULL && c->name[0] &&
+             cdnapi_validate_cert_name(c->name, res) != CDNAPI_SUCCESS))
+            return res->cls;
+        p[n++] = cdnapi_param("CertType", "cas");
+        p[n++] = cdnapi_param("CertId", c->cas_id);
+        if (c->cas_region != NULL)
+            p[n++] = cdnapi_param("CertRegion", c->cas_region);
+        if (c->name != NULL && c->name[0])
+            p[n++] = cdnapi_param("CertName", c->name);
+    } else if (c->on) {
+        if (check_upload(domain, c->name, c->cert_pem, c->key_pem, force, now_utc, res) !=
+            CDNAPI_SUCCESS)
+            return res->cls;
+        p[n++] = cdnapi_param("CertType", "upload");
+        p[n++] = cdnapi_param("CertName", c->name != NULL && c->name[0] ? c->name : domain);
+        p[n++] = cdnapi_param("SSLPub", c->cert_pem);
+        p[n++] = cdnapi_param("SSLPri", c->key_pem);
+    }
+    return cdnapi_call_simple(api, "SetCdnDomainSSLCertificate", p, n, res);
+}
+
+bool cdnapi_action_retired(const cdnapi_result_t *res)
+{
+    return strcmp(res->code, "InvalidAction.NotFound") == 0 ||
+           strcmp(res->code, "InvalidApi.NotFound") == 0 ||
+           (res->status_code >= 400 && res->status_code < 500 &&
+            (strstr(res->message, "deprecated") != NULL ||
+             strstr(res->message, "Deprecated") != NULL));
+}
+
+void cdnapi_cert_fingerprint(const char *pem, char out[CDNAPI_FINGERPRINT_LEN + 1])
+{
+    static const char hx[] = "0123456789abcdef";
+    mbedtls_x509_crt crt;
+    uint8_t d[CRYPTO_SHA256_LEN];
+    out[0] = 0;
+    if (pem == NULL)
+        return;
+    mbedtls_x509_crt_init(&crt);
+    /* (the first certificate only: a chain's later ones are the CA's) */
+    if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) >= 0 &&
+        crt.raw.len > 0 && crypto_sha256(crt.raw.p, crt.raw.len, d) == CRYPTO_OK) {
+        for (size_t i = 0; i < sizeof d; i++) {
+            out[2 * i] = hx[d[i] >> 4];
+            out[2 * i + 1] = hx[d[i] & 15u];
+        }
+        out[2 * sizeof d] = 0;
+    }
+    mbedtls_x509_crt_free(&crt);
+}
+
+bool cdnapi_cert_validity(const char *pem, int64_t *not_before, int64_t *not_after)
+{
+    mbedtls_x509_crt crt;
+    bool ok = false;
+    if (pem == NULL)
+        return false;
+    mbedtls_x509_crt_init(&crt);
+    if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) >= 0 &&
+        crt.raw.len > 0) {
+        *not_before = x509_time_utc(&crt.valid_from);
+        *not_after = x509_time_utc(&crt.valid_to);
+        ok = true;
+    }
+    mbedtls_x509_crt_free(&crt);
+    return ok;
+}
+
+/* n decimal digits at s, within [lo, hi]. */
+static bool digits(const char *s, unsigned n, unsigned lo, unsigned hi, unsigned *out)
+{
+    unsigned v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10u + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return v >= lo && v <= hi;
+}
+
+bool cdnapi_iso_time(const char *s, int64_t *utc)
+{
+    unsigned y, mo, d, h, mi, se;
+    if (s == NULL || strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+        s[13] != ':' || s[16] != ':' || s[19] != 'Z' || !digits(s, 4, 1970, 9999, &y) ||
+        !digits(s + 5, 2, 1, 12, &mo) || !digits(s + 8, 2, 1, 31, &d) ||
+        !digits(s + 11, 2, 0, 23, &h) || !digits(s + 14, 2, 0, 59, &mi) ||
+        !digits(s + 17, 2, 0, 60, &se))
+        return false;
+    *utc = util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    return true;
 }
