@@ -117,12 +117,18 @@ typedef struct {
     cdnapi_header_t req;                       /* sent; read-back: the key and the desired value */
     cdnapi_result_t res;                       /* the call's outcome */
     char new_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* ConfigId an add returned */
-    /* read-back: the copy to keep, the copies to delete */
-    cdnapi_header_t kept;
-    bool found, more_dups;
-    unsigned ndups;
-    char dups[CDNAPI_MAX_DELETE_IDS * (CDNAPI_MAX_CONFIG_ID_LEN + 1)];
-    cdnapi_result_t dup_res;
+    /* A step reads back a header's configs or a certificate, never both:
+     * their states share the memory (RAM is what a Cortex-M part lacks). */
+    union {
+        struct { /* header read-back: the copy to keep, the copies to delete */
+            cdnapi_header_t kept;
+            bool found, more_dups;
+            unsigned ndups;
+            char dups[CDNAPI_MAX_DELETE_IDS * (CDNAPI_MAX_CONFIG_ID_LEN + 1)];
+            cdnapi_result_t dup_res;
+        };
+        cdnapi_cert_info_t served; /* certificate read-back: what the CDN serves */
+    };
     /* certificate: the desired record (heap) and its opened key (heap, wiped) */
     crec_t want;
     char *cert;
@@ -131,7 +137,6 @@ typedef struct {
     size_t key_len;
     crec_t have;               /* the delivered record as the plan found it */
     agent_cert_api_t cert_api; /* the action this push uses */
-    cdnapi_cert_info_t served; /* read-back: what the CDN serves */
 } agent_step_t;
 
 struct agent {
