@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cli_creds.h"
 #include "cli_opts.h"
+#include "crypto.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -214,6 +215,9 @@ static const cli_opt_t cert_opts[] = {
     {"name", 0, CLI_OPT_STRING, "N", 0, 0,
      "set: the name the CDN shows (default: the domain; up to 64 bytes, no comma or control "
      "character)"},
+    {"watch", 0, CLI_OPT_FLAG, NULL, 0, 0,
+     "set --cert --key: the daemon (and each sync) takes the files again whenever their "
+     "content changes (renewals: an ACME client's files)"},
     {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of a line, errors included"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
@@ -298,6 +302,43 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
     l->n++;
 }
 
+/* The watched files by absolute paths: the daemon runs elsewhere. */
+static int watch_paths(const char *cert, const char *key, agent_cert_watch_t *w)
+{
+    char *rc = realpath(cert, NULL), *rk = realpath(key, NULL);
+    int ok = rc && rk && strlen(rc) <= AGENT_WATCH_PATH_MAX && strlen(rk) <= AGENT_WATCH_PATH_MAX;
+    memset(w, 0, sizeof *w);
+    if (ok) {
+        memcpy(w->cert_path, rc, strlen(rc) + 1);
+        memcpy(w->key_path, rk, strlen(rk) + 1);
+    } else {
+        (void)cli_usage_error("cert set --watch: %s cannot be resolved to a path of at most %u "
+                              "bytes: %s",
+                              rc ? key : cert, AGENT_WATCH_PATH_MAX,
+                              rc && rk ? "too long" : strerror(errno));
+    }
+    free(rc);
+    free(rk);
+    return ok ? 0 : -1;
+}
+
+/* The watch with the hash of the pair taken now, so the daemon takes the
+ * files again only when they change. */
+static const agent_cert_watch_t *watch_hash(agent_cert_watch_t *w, const char *cert, const char *key)
+{
+    size_t cl = strlen(cert), kl = strlen(key);
+    char *b = malloc(cl + 1 + kl);
+    if (b) {
+        memcpy(b, cert, cl + 1);
+        memcpy(b + cl + 1, key, kl);
+        if (crypto_sha256(b, cl + 1 + kl, w->sha256) != CRYPTO_OK)
+            memset(w->sha256, 0, sizeof w->sha256); /* (then the daemon takes them again) */
+        crypto_wipe(b, cl + 1 + kl);
+        free(b);
+    }
+    return w;
+}
+
 /* cert set: an uploaded pair (read first: a bad file costs no lock), or a
  * certificate service's by CertId. */
 static int cert_set(const cli_parsed_t *p, const char *domain, const cli_globals_t *g, int json)
@@ -310,6 +351,10 @@ static int cert_set(const cli_parsed_t *p, const char *domain, const cli_globals
         return cli_usage_error("cert set needs --cert F and --key F, or --cas-id N (not both)");
     if (region && !cas_id)
         return cli_usage_error("cert set: --cas-region goes with --cas-id");
+    agent_cert_watch_t watch;
+    if (cli_opt_given(p, "watch") && (cas_id || watch_paths(cert_file, key_file, &watch) != 0))
+        return cas_id ? cli_usage_error("cert set: --watch goes with --cert and --key")
+                      : CLI_EXIT_USAGE;
     if (!cas_id && !(cert = read_pem_file(cert_file, CDNAPI_MAX_PEM_LEN, "certificate")))
         return CLI_EXIT_USAGE;
     if (!cas_id && !(key = read_pem_file(key_file, STORE_VALUE_MAX, "key"))) {
@@ -328,6 +373,10 @@ static int cert_set(const cli_parsed_t *p, const char *domain, const cli_globals
         memset(&res, 0, sizeof res);
         agent_status_t ar = cas_id
                                 ? agent_cert_set_cas(&f.store, domain, name, cas_id, region, &res)
+                            : cli_opt_given(p, "watch")
+                                ? agent_cert_set_watched(&f.store, domain, name, cert, key,
+                                                         wall_now(), watch_hash(&watch, cert, key),
+                                                         &res)
                                 : agent_cert_set(&f.store, domain, name, cert, key, wall_now(),
                                                  &res);
         if (ar != AGENT_OK)
@@ -601,6 +650,40 @@ static const cli_command_t status_cmd =
      0,
      1};
 
+typedef struct {
+    int json, n;
+} watches_out_t;
+
+static void watch_line_cb(void *ctx, const char *domain, const agent_cert_watch_t *w)
+{
+    watches_out_t *o = ctx;
+    if (o->json) {
+        fputs(o->n ? ",{\"domain\":" : "{\"domain\":", stdout);
+        cli_json_str(stdout, domain);
+        fputs(",\"cert\":", stdout);
+        cli_json_str(stdout, w->cert_path);
+        fputs(",\"key\":", stdout);
+        cli_json_str(stdout, w->key_path);
+        fputc('}', stdout);
+    } else {
+        printf("renewed from files: %s: %s, %s\n", domain, w->cert_path, w->key_path);
+    }
+    o->n++;
+}
+
+/* The certificates a daemon renews from files. */
+static void status_watches(cli_flash_t *f, int json)
+{
+    watches_out_t o = {json, 0};
+    if (json)
+        fputs(",\"watches\":[", stdout);
+    agent_status_t ar = agent_cert_watches(&f->store, watch_line_cb, &o);
+    if (json)
+        fputc(']', stdout);
+    if (ar != AGENT_OK && !json)
+        printf("renewed from files: the watch records are unreadable (%s)\n", agent_status_str(ar));
+}
+
 /* Which action pushes certificates (a failed read is said, status goes on). */
 static void status_cert_api(cli_flash_t *f, int json)
 {
@@ -705,6 +788,7 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
                                      : "",
                c.expired ? "; an EXPIRED certificate is desired: renew it (cert set)" : "");
     if (ar == AGENT_OK) {
+        status_watches(&f, json);
         status_cert_api(&f, json);
         status_credentials(&p, &f, g, json);
     }

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "cli_creds.h"
 #include "cli_opts.h"
+#include "cli_watch.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -464,6 +465,8 @@ int cmd_sync(int argc, char **argv, const cli_globals_t *g)
     if (rc)
         return rc;
     uint64_t deadline = port_monotonic_ms() + (uint64_t)o.max_wait_s * 1000u;
+    static cli_watch_memo_t memo;
+    (void)cli_watch_step(&f, &memo, "sync"); /* renewed certificate files, taken first */
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
     for (;;) {
@@ -565,6 +568,7 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
     cli_flash_t f;
     deliverer_t *d;
     config_stamp_t was, now;
+    static cli_watch_memo_t memo;
     /* an image that does not exist is a typo, not a device to start empty */
     int rc = deliver_begin(argc, argv, g, "run", CLI_FLASH_OPEN_EXISTING, &o, &f, &d);
     if (rc)
@@ -598,6 +602,7 @@ int cmd_run(int argc, char **argv, const cli_globals_t *g)
             have_stamp = config_stamp(&f, d, g, &was) == 0;
         } else if (port_monotonic_ms() >= next_check) {
             next_check = port_monotonic_ms() + RUN_IDLE_CHECK_MS;
+            (void)cli_watch_step(&f, &memo, "run"); /* (a failed read: the poll says it) */
             if (config_stamp(&f, d, g, &now) == 0) {
                 if (have_stamp && config_changed(&was, &now)) {
                     run_reload(&d, &f, &o, "the configuration changed");

@@ -72,6 +72,7 @@ typedef struct {
     char *cert_pem, *key_pem;
     char cert_name[AGENT_CERT_NAME_MAX + 1];
     char cas_id[CDNAPI_MAX_CAS_ID_LEN + 1], cas_region[32]; /* a certificate service's */
+    agent_cert_watch_t watch; /* the device's files a daemon renews it from (cert_path "": none) */
 } m_domain_t;
 
 typedef struct {
@@ -448,9 +449,35 @@ static void m_cert_cas(errs_t *e, const cJSON *c, const char *cp, m_domain_t *md
     snprintf(md->cas_region, sizeof md->cas_region, "%s", region ? region : "");
 }
 
+/* certificate.watch {cert, key}: absolute paths on the device (the
+ * factory's files are not the device's), renewed there by its daemon. */
+static void m_cert_watch(errs_t *e, const cJSON *c, const char *cp, m_domain_t *md)
+{
+    static const char *const known[] = {"cert", "key", NULL};
+    char wp[96];
+    snprintf(wp, sizeof wp, "%s.watch", cp);
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(c, "watch");
+    if (!w)
+        return;
+    if (!cJSON_IsObject(w)) {
+        err(e, wp, "must be an object {\"cert\", \"key\"} of absolute paths on the device");
+        return;
+    }
+    unknown_fields(e, w, wp, known);
+    const char *cf = get_str(e, w, wp, "cert", 1, AGENT_WATCH_PATH_MAX);
+    const char *kf = get_str(e, w, wp, "key", 1, AGENT_WATCH_PATH_MAX);
+    if ((cf && cf[0] != '/') || (kf && kf[0] != '/'))
+        err(e, wp, "paths must be absolute (the device's daemon reads them)");
+    else if (cf && kf) {
+        memcpy(md->watch.cert_path, cf, strlen(cf) + 1);
+        memcpy(md->watch.key_path, kf, strlen(kf) + 1);
+    }
+}
+
 static void m_cert(errs_t *e, const cJSON *d, const char *dp, const char *base, m_domain_t *md)
 {
-    static const char *const known[] = {"cert", "key", "name", "cas_id", "cas_region", NULL};
+    static const char *const known[] = {"cert",       "key",   "name", "cas_id",
+                                        "cas_region", "watch", NULL};
     char cp[80], fp[128];
     cdnapi_result_t r;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "certificate");
@@ -472,6 +499,10 @@ static void m_cert(errs_t *e, const cJSON *d, const char *dp, const char *base, 
         m_cert_cas(e, c, cp, md);
         return;
     }
+    m_cert_watch(e, c, cp, md);
+    if (md->watch.cert_path[0] && !cJSON_GetObjectItemCaseSensitive(c, "cert") &&
+        !cJSON_GetObjectItemCaseSensitive(c, "key"))
+        return; /* only the files on the device: the daemon takes them when they are there */
     const char *cf = get_str(e, c, cp, "cert", 1, 4000);
     const char *kf = get_str(e, c, cp, "key", 1, 4000);
     snprintf(fp, sizeof fp, "%s.cert", cp);
@@ -588,9 +619,14 @@ static agent_status_t provision_store(store_t *st, const manifest_t *m, const ch
         for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
             ar = agent_header_set(st, d->name, d->headers[h].key, d->headers[h].value, NULL);
         *stage = "certificate";
-        if (ar == AGENT_OK && d->cert_pem)
+        if (ar == AGENT_OK && d->cert_pem && d->watch.cert_path[0])
+            ar = agent_cert_set_watched(st, d->name, d->cert_name[0] ? d->cert_name : NULL,
+                                        d->cert_pem, d->key_pem, now_utc(), &d->watch, NULL);
+        else if (ar == AGENT_OK && d->cert_pem)
             ar = agent_cert_set(st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cert_pem,
                                 d->key_pem, now_utc(), NULL);
+        else if (ar == AGENT_OK && d->watch.cert_path[0])
+            ar = agent_cert_watch_put(st, d->name, &d->watch);
         else if (ar == AGENT_OK && d->cas_id[0])
             ar = agent_cert_set_cas(st, d->name, d->cert_name[0] ? d->cert_name : NULL, d->cas_id,
                                     d->cas_region, NULL);

@@ -2031,6 +2031,73 @@ static void test_reseal_faults(void **state)
     }
 }
 
+/* ------------------------------------------------------------ watches -- */
+
+typedef struct {
+    unsigned n;
+    char domain[80];
+    agent_cert_watch_t w;
+} watch_seen_t;
+
+static void watch_seen_cb(void *ctx, const char *domain, const agent_cert_watch_t *w)
+{
+    watch_seen_t *s = ctx;
+    s->n++;
+    snprintf(s->domain, sizeof s->domain, "%s", domain);
+    s->w = *w;
+}
+
+/* A watch is written with its certificate (or alone), listed with its
+ * domain, and ended by any other certificate edit of that domain. */
+static void test_cert_watch_records(void **state)
+{
+    fx_t *f = *state;
+    cdnapi_result_t res;
+    agent_cert_watch_t w;
+    watch_seen_t seen;
+    memset(&w, 0, sizeof w);
+    strcpy(w.cert_path, "/etc/live/fullchain.pem");
+    strcpy(w.key_path, "/etc/live/privkey.pem");
+    memset(w.sha256, 0xab, sizeof w.sha256); /* (the fixture's device key seals) */
+    assert_int_equal(agent_cert_set_watched(&f->st, DOM, "live", TEST_CERT_PEM, TEST_KEY_PEM,
+                                            NOW_UTC, &w, &res),
+                     AGENT_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.domain, DOM);
+    assert_memory_equal(&seen.w, &w, sizeof w);
+    /* another set ends the watch; a watch alone starts it again */
+    assert_int_equal(agent_cert_set(&f->st, DOM, "manual", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                    &res),
+                     AGENT_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(agent_cert_watch_put(&f->st, DOM, &w), AGENT_OK);
+    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+    assert_int_equal(seen.n, 0);
+    /* refused: no paths, an invalid pair (nothing written), a damaged record skipped */
+    agent_cert_watch_t none;
+    memset(&none, 0, sizeof none);
+    assert_int_equal(agent_cert_watch_put(&f->st, DOM, &none), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set_watched(&f->st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                            NULL, &res),
+                     AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set_watched(&f->st, DOM, "a,b", TEST_CERT_PEM, TEST_KEY_PEM,
+                                            NOW_UTC, &w, &res),
+                     AGENT_ERR_INVALID);
+    assert_int_equal(agent_cert_watches(&f->st, NULL, NULL), AGENT_ERR_ARG);
+    assert_int_equal(store_put(&f->st, "W00", 3, "\x01\xff", 2), STORE_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+    assert_int_equal(seen.n, 0);
+}
+
 /* ------------------------------------------------------------ endpoint -- */
 
 static void test_endpoint_split_edges(void **state)
@@ -2284,6 +2351,7 @@ int main(void)
         T(test_reseal),
         T(test_reseal_many),
         T(test_reseal_faults),
+        T(test_cert_watch_records),
         T(test_endpoint_split_edges),
         T(test_endpoint_hostport),
         T(test_regress_settings_read_error_is_not_unprovisioned),

@@ -113,6 +113,27 @@ agent_status_t agent_cert_off(store_t *st, const char *domain);
 agent_status_t agent_cert_set_cas(store_t *st, const char *domain, const char *name,
                                   const char *cas_id, const char *region, cdnapi_result_t *res);
 
+/* A certificate renewed from files by a daemon (an ACME client writes new
+ * PEM files every 60-90 days): the paths, opaque to the agent, and the
+ * SHA-256 of the pair last taken (all zero: none yet), kept beside the
+ * desired certificate (record W<ss>). */
+#define AGENT_WATCH_PATH_MAX 512u
+typedef struct {
+    char cert_path[AGENT_WATCH_PATH_MAX + 1];
+    char key_path[AGENT_WATCH_PATH_MAX + 1];
+    uint8_t sha256[32];
+} agent_cert_watch_t;
+/* agent_cert_set, and the watch written in the same transaction. Every
+ * other certificate edit of the domain (set, set_cas, off) ends its watch. */
+agent_status_t agent_cert_set_watched(store_t *st, const char *domain, const char *name,
+                                      const char *cert_pem, const char *key_pem, int64_t now_utc,
+                                      const agent_cert_watch_t *w, cdnapi_result_t *res);
+/* Start (or change) a watch without taking a certificate yet. */
+agent_status_t agent_cert_watch_put(store_t *st, const char *domain, const agent_cert_watch_t *w);
+/* Every watched domain, with its watch. */
+agent_status_t agent_cert_watches(
+    store_t *st, void (*fn)(void *ctx, const char *domain, const agent_cert_watch_t *w), void *ctx);
+
 /* Which action pushes uploaded certificates and turns HTTPS off. */
 typedef enum {
     AGENT_CERT_API_LEGACY = 0,   /* SetDomainServerCertificate: the product's default */

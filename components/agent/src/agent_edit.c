@@ -164,8 +164,66 @@ typedef struct {
     const char *name;
     const char *payload;
     size_t payload_len;
-    const char *key_pem; /* sealed beside it; NULL: any old key removed */
+    const char *key_pem;             /* sealed beside it; NULL: any old key removed */
+    const agent_cert_watch_t *watch; /* kept beside it; NULL: any watch ends */
 } cert_desired_t;
+
+/* The watch record: version, the two paths with their lengths, the hash. */
+#define WREC_MAX (1u + 2u * (2u + AGENT_WATCH_PATH_MAX) + 32u)
+
+static size_t wrec_encode(const agent_cert_watch_t *w, uint8_t out[WREC_MAX])
+{
+    size_t n = 0;
+    const char *paths[2] = {w->cert_path, w->key_path};
+    out[n++] = AGENT_REC_VERSION;
+    for (int i = 0; i < 2; i++) {
+        size_t l = strlen(paths[i]);
+        util_put_le16(out + n, (uint16_t)l);
+        memcpy(out + n + 2, paths[i], l);
+        n += 2 + l;
+    }
+    memcpy(out + n, w->sha256, 32);
+    return n + 32;
+}
+
+static bool wrec_decode(const uint8_t *b, size_t len, agent_cert_watch_t *w)
+{
+    size_t n = 1;
+    char *paths[2] = {w->cert_path, w->key_path};
+    memset(w, 0, sizeof *w);
+    if (len < 1 || b[0] != AGENT_REC_VERSION)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        if (n + 2 > len)
+            return false;
+        size_t l = util_get_le16(b + n);
+        if (l > AGENT_WATCH_PATH_MAX || n + 2 + l > len)
+            return false;
+        memcpy(paths[i], b + n + 2, l);
+        n += 2 + l;
+    }
+    if (n + 32 != len)
+        return false;
+    memcpy(w->sha256, b + n, 32);
+    return true;
+}
+
+static bool watch_ok(const agent_cert_watch_t *w)
+{
+    return w && w->cert_path[0] && w->key_path[0] && strlen(w->cert_path) <= AGENT_WATCH_PATH_MAX &&
+           strlen(w->key_path) <= AGENT_WATCH_PATH_MAX;
+}
+
+/* Inside the open txn: the watch of slot written, or removed (NULL). */
+static agent_status_t watch_txn(store_t *st, unsigned slot, const agent_cert_watch_t *w)
+{
+    char wk[AGENT_SLOT_KEY_LEN + 1];
+    uint8_t b[WREC_MAX];
+    agent_slot_key(wk, STORE_KEY_CERT_WATCH, slot);
+    store_status_t rc = w ? store_txn_put(st, wk, AGENT_SLOT_KEY_LEN, b, wrec_encode(w, b))
+                          : store_txn_delete(st, wk, AGENT_SLOT_KEY_LEN);
+    return agent_status_from_store(rc == STORE_NOT_FOUND ? STORE_OK : rc);
+}
 
 /* Inside the open txn: the desired certificate record (and its sealed key,
  * or the key's removal). */
@@ -190,6 +248,9 @@ static agent_status_t cert_records_txn(store_t *st, unsigned slot, const cert_de
     port_free(val);
     if (rc != STORE_OK)
         return agent_status_from_store(rc);
+    agent_status_t ar = watch_txn(st, slot, d->watch);
+    if (ar != AGENT_OK)
+        return ar;
     if (d->key_pem)
         return agent_txn_put_sealed(st, kk, d->key_pem, strlen(d->key_pem));
     rc = store_txn_delete(st, kk, AGENT_SLOT_KEY_LEN);
@@ -227,13 +288,12 @@ static bool cert_name_ok(const char *name, cdnapi_result_t *r)
     return cdnapi_validate_cert_name(name, r) == CDNAPI_SUCCESS;
 }
 
-agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
-                              const char *cert_pem, const char *key_pem, int64_t now_utc,
-                              cdnapi_result_t *res)
+/* An uploaded pair the agent takes: the domain, the sizes, the name, and
+ * the pair itself (parse, key match, not expired, covers the domain). */
+static agent_status_t cert_checked(const char *domain, const char *name, const char *cert_pem,
+                                   const char *key_pem, int64_t now_utc, cdnapi_result_t *r)
 {
-    cdnapi_result_t tmp;
-    cdnapi_result_t *r = res ? res : &tmp;
-    if (!st || !cert_pem || !key_pem)
+    if (!cert_pem || !key_pem)
         return AGENT_ERR_ARG;
     if (!agent_domain_name_ok(domain)) {
         local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
@@ -246,8 +306,92 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
     if (!cert_name_ok(name, r) ||
         cdnapi_validate_cert(domain, cert_pem, key_pem, now_utc, r) != CDNAPI_SUCCESS)
         return AGENT_ERR_INVALID;
-    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem};
+    return AGENT_OK;
+}
+
+agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
+                              const char *cert_pem, const char *key_pem, int64_t now_utc,
+                              cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    if (!st)
+        return AGENT_ERR_ARG;
+    agent_status_t ar = cert_checked(domain, name, cert_pem, key_pem, now_utc, r);
+    if (ar != AGENT_OK)
+        return ar;
+    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem, NULL};
     return cert_edit(st, domain, &d);
+}
+
+agent_status_t agent_cert_set_watched(store_t *st, const char *domain, const char *name,
+                                      const char *cert_pem, const char *key_pem, int64_t now_utc,
+                                      const agent_cert_watch_t *w, cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    if (!st || !watch_ok(w))
+        return AGENT_ERR_ARG;
+    agent_status_t ar = cert_checked(domain, name, cert_pem, key_pem, now_utc, r);
+    if (ar != AGENT_OK)
+        return ar;
+    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem, w};
+    return cert_edit(st, domain, &d);
+}
+
+agent_status_t agent_cert_watch_put(store_t *st, const char *domain, const agent_cert_watch_t *w)
+{
+    unsigned slot;
+    if (!st || !watch_ok(w) || !agent_domain_name_ok(domain))
+        return AGENT_ERR_ARG;
+    agent_status_t ar = agent_status_from_store(store_txn_begin(st));
+    if (ar != AGENT_OK)
+        return ar;
+    ar = agent_domain_slot(st, domain, true, &slot);
+    if (ar == AGENT_OK)
+        ar = watch_txn(st, slot, w);
+    if (ar != AGENT_OK)
+        return fail_txn(st, ar);
+    return agent_status_from_store(store_txn_commit(st));
+}
+
+typedef struct {
+    store_t *st;
+    void (*fn)(void *ctx, const char *domain, const agent_cert_watch_t *w);
+    void *ctx;
+    store_status_t rc;
+} watches_ctx_t;
+
+static bool watches_cb(void *arg, const uint8_t *key, size_t key_len, size_t value_len)
+{
+    watches_ctx_t *c = arg;
+    uint8_t b[WREC_MAX];
+    size_t len = 0;
+    agent_cert_watch_t w;
+    char domain[AGENT_DOMAIN_MAX + 1];
+    int slot = agent_slot_of_key(key, key_len);
+    (void)value_len;
+    store_status_t rc = slot < 0 ? STORE_NOT_FOUND
+                                 : store_get(c->st, key, key_len, b, sizeof b, &len);
+    if (rc == STORE_OK)
+        rc = agent_domain_name(c->st, (unsigned)slot, domain);
+    if (rc == STORE_OK && wrec_decode(b, len, &w))
+        c->fn(c->ctx, domain, &w);
+    /* damage (or a slot gone) is fsck's to report; a failed read stops */
+    c->rc = rc == STORE_NOT_FOUND || rc == STORE_ERR_CORRUPT || rc == STORE_ERR_TOO_BIG ? STORE_OK
+                                                                                        : rc;
+    return c->rc == STORE_OK;
+}
+
+agent_status_t agent_cert_watches(
+    store_t *st, void (*fn)(void *ctx, const char *domain, const agent_cert_watch_t *w), void *ctx)
+{
+    static const char prefix[1] = {STORE_KEY_CERT_WATCH};
+    watches_ctx_t c = {st, fn, ctx, STORE_OK};
+    if (!st || !fn)
+        return AGENT_ERR_ARG;
+    store_status_t rc = store_iterate(st, prefix, 1, watches_cb, &c);
+    return agent_status_from_store(rc != STORE_OK ? rc : c.rc);
 }
 
 agent_status_t agent_cert_set_cas(store_t *st, const char *domain, const char *name,
@@ -270,7 +414,7 @@ agent_status_t agent_cert_set_cas(store_t *st, const char *domain, const char *n
     memcpy(payload, cas_id, il + 1);
     if (rl)
         memcpy(payload + il + 1, region, rl);
-    cert_desired_t d = {CF_ON | CF_CAS, name, payload, il + 1 + rl, NULL};
+    cert_desired_t d = {CF_ON | CF_CAS, name, payload, il + 1 + rl, NULL, NULL};
     return cert_edit(st, domain, &d);
 }
 
@@ -278,7 +422,7 @@ agent_status_t agent_cert_off(store_t *st, const char *domain)
 {
     if (!st || !agent_domain_name_ok(domain))
         return AGENT_ERR_ARG;
-    cert_desired_t d = {0, NULL, NULL, 0, NULL};
+    cert_desired_t d = {0, NULL, NULL, 0, NULL, NULL};
     return cert_edit(st, domain, &d);
 }
 

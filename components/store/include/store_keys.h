@@ -30,6 +30,7 @@ extern "C" {
     X(STORE_KEY_CERT, 'C', "agent", "C<ss>: the desired certificate of slot ss")              \
     X(STORE_KEY_CERT_KEY, 'K', "agent", "K<ss>: its private key, sealed by vault")            \
     X(STORE_KEY_CERT_DELIVERED, 'c', "agent", "c<ss>: the certificate the CDN holds")         \
+    X(STORE_KEY_CERT_WATCH, 'W', "agent", "W<ss>: the PEM files a daemon renews it from")     \
     X(STORE_KEY_SETTINGS, 'G', "agent", "G...: provisioned settings (endpoint, keys, CA)")    \
     X(STORE_KEY_QUEUE, 'Q', "queue", "Q<target>: a retry queue entry; target is an H or C key")
 
