@@ -37,6 +37,9 @@ HOST_ID = "cdn.aliyuncs.com"
 RESERVED_NAMES = {"host", "content-length", "connection", "transfer-encoding", "upgrade",
                   "keep-alive", "te", "trailer", "expect", "via", "x-forwarded-for",
                   "x-real-ip", "authorization"}
+ORIGIN_OPERATIONS = ("add", "delete", "modify", "rewrite")
+ORIGIN_ARGS = {"header_operation_type", "header_name", "header_value", "duplicate",
+               "header_source", "header_destination", "match_all"}
 RESERVED_PREFIXES = ("proxy-", "ali-", "eagleeye-", "x-cdn-", "x-oss-", "x-acs-")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
@@ -278,7 +281,7 @@ class Sim:
             with open(state_file) as f:
                 self.state = json.load(f)
         for d in domains:
-            self.state["domains"].setdefault(d, {"headers": [], "certificate": None})
+            self.state["domains"].setdefault(d, {"headers": [], "certificate": None, "rules": []})
 
     def save(self):
         if not self.state_file:
@@ -354,6 +357,55 @@ class Sim:
         if low in RESERVED_NAMES or low.startswith(RESERVED_PREFIXES):
             raise ApiError("InvalidHeaderKey.ValueNotSupported", key)
 
+    @staticmethod
+    def validate_origin_rule(args):
+        """origin_request_header ("Custom Request Headers (New)"): the operation, a header
+        name of 1..100 characters starting with a letter (an HTTP token, not reserved),
+        values of up to 1,000 bytes (several, comma-separated), the duplicate switch, and
+        for rewrite its source pattern and destination."""
+        op = args.get("header_operation_type")
+        if not op:
+            raise ApiError("MissingParameter", "header_operation_type")
+        if op not in ORIGIN_OPERATIONS:
+            raise ApiError("InvalidParameter", "header_operation_type")
+        name = args.get("header_name", "")
+        if not name:
+            raise ApiError("MissingParameter", "header_name")
+        if len(name) > 100 or not name[0].isalpha() or not TOKEN_RE.match(name):
+            raise ApiError("InvalidParameter", "header_name")
+        low = name.lower()
+        if low in RESERVED_NAMES or low.startswith(RESERVED_PREFIXES):
+            raise ApiError("InvalidHeaderKey.ValueNotSupported", name)
+        value = args.get("header_value")
+        if op in ("add", "modify") and not value:
+            raise ApiError("MissingParameter", "header_value")
+        if value is not None and (len(value.encode()) > 1000 or any(
+                ord(c) < 0x20 and c != "\t" or ord(c) == 0x7f for c in value)):
+            raise ApiError("InvalidParameter", "header_value")
+        for switch in ("duplicate", "match_all"):
+            if args.get(switch) not in (None, "on", "off"):
+                raise ApiError("InvalidParameter", switch)
+        if op == "rewrite" and not (args.get("header_source") and args.get("header_destination")):
+            raise ApiError("MissingParameter", "header_source")
+        unknown = set(args) - ORIGIN_ARGS
+        if unknown:
+            raise ApiError("InvalidParameter", sorted(unknown)[0])
+
+    def set_rule(self, dom, args, config_id):
+        """An origin_request_header rule: added (a new ConfigId even for a name that has
+        one, as set_req_header), or modified by ConfigId."""
+        rules = dom.setdefault("rules", [])
+        if config_id not in (None, ""):
+            for r in rules:
+                if str(r["ConfigId"]) == str(config_id):
+                    r["Args"] = dict(args)
+                    return r["ConfigId"]
+            raise ApiError("InvalidConfigId.NotFound", str(config_id))
+        self.state["next_config_id"] += 1
+        cid = self.state["next_config_id"]
+        rules.append({"ConfigId": cid, "Args": dict(args)})
+        return cid
+
     def set_header(self, dom, key, value, config_id):
         """Returns the ConfigId. Modify by ConfigId. Without a ConfigId the call
         adds a configuration, as the reference says, even when one with the
@@ -382,11 +434,13 @@ class Sim:
         ids = [i.strip() for i in p.get("ConfigId", "").split(",") if i.strip()]
         if not ids:
             raise ApiError("MissingParameter", "ConfigId")
-        have = {str(h["ConfigId"]) for h in dom["headers"]}
+        rules = dom.setdefault("rules", [])
+        have = {str(h["ConfigId"]) for h in dom["headers"] + rules}
         for i in ids:
             if i not in have:
                 raise ApiError("InvalidConfigId.NotFound", i)
         dom["headers"] = [h for h in dom["headers"] if str(h["ConfigId"]) not in ids]
+        dom["rules"] = [r for r in rules if str(r["ConfigId"]) not in ids]
         return {}
 
     def a_DescribeCdnDomainConfigs(self, p):
@@ -403,6 +457,14 @@ class Sim:
                             "FunctionArgs": {"FunctionArg": [
                                 {"ArgName": "key", "ArgValue": h["Key"]},
                                 {"ArgName": "value", "ArgValue": h["Value"]}]}})
+        if "origin_request_header" in names:
+            for r in dom.setdefault("rules", []):
+                if want_id and str(r["ConfigId"]) != want_id:
+                    continue
+                out.append({"ConfigId": str(r["ConfigId"]), "FunctionName":
+                            "origin_request_header", "Status": "success", "ParentId": "",
+                            "FunctionArgs": {"FunctionArg": [
+                                {"ArgName": k, "ArgValue": v} for k, v in r["Args"].items()]}})
         return {"DomainConfigs": {"DomainConfig": out}}
 
     def a_BatchSetCdnDomainConfig(self, p):
@@ -418,27 +480,33 @@ class Sim:
             assert isinstance(funcs, list) and funcs
             plan = []
             for f in funcs:
-                if f.get("functionName") != "set_req_header":
+                fname = f.get("functionName")
+                if fname not in ("set_req_header", "origin_request_header"):
                     raise ApiError("InvalidFunctions.Malformed",
-                                   "only set_req_header is simulated")
+                                   "only set_req_header and origin_request_header are simulated")
                 args = {a["argName"]: a["argValue"] for a in f.get("functionArgs", [])}
-                plan.append((args.get("key", ""), args.get("value"), f.get("configId")))
+                plan.append((fname, args, f.get("configId")))
         except ApiError:
             raise
         except Exception as e:
             raise ApiError("InvalidFunctions.Malformed", type(e).__name__)
         doms = [self.domain({"DomainName": n}) for n in names]
-        for key, value, cid in plan:
-            self.validate_header(key, value)
+        for fname, args, cid in plan:  # all checked before anything is applied
+            if fname == "set_req_header":
+                self.validate_header(args.get("key", ""), args.get("value"))
+            else:
+                self.validate_origin_rule(args)
             if cid not in (None, ""):
                 for dom in doms:
-                    if not any(str(h["ConfigId"]) == str(cid) for h in dom["headers"]):
+                    pool = dom["headers"] if fname == "set_req_header" else dom.get("rules", [])
+                    if not any(str(h["ConfigId"]) == str(cid) for h in pool):
                         raise ApiError("InvalidConfigId.NotFound", str(cid))
         models = []
         for n, dom in zip(names, doms):
-            for key, value, cid in plan:
-                got = self.set_header(dom, key, value, cid)
-                models.append({"DomainName": n, "ConfigId": got, "FunctionName": "set_req_header"})
+            for fname, args, cid in plan:
+                got = (self.set_header(dom, args.get("key", ""), args.get("value"), cid)
+                       if fname == "set_req_header" else self.set_rule(dom, args, cid))
+                models.append({"DomainName": n, "ConfigId": got, "FunctionName": fname})
         return {"DomainConfigList": {"DomainConfigModel": models}}
 
     def set_cert(self, dom, status, name, ctype, pub, pri, cas=None):
@@ -546,6 +614,8 @@ class Sim:
             c = d["certificate"]
             out["domains"][name] = {
                 "headers": [dict(h) for h in d["headers"]],
+                "rules": [{"ConfigId": r["ConfigId"], "Args": dict(r["Args"])}
+                          for r in d.get("rules", [])],
                 "certificate": None if not c else {
                     "name": c["Name"], "type": c["Type"], "status": c["Status"],
                     "fingerprint": c["Fingerprint"], "notAfter": c["NotAfter"]}}
@@ -715,7 +785,7 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"cas": sorted(sim.state["cas"])}
             elif path == "/_sim/reset" and self.command == "POST":
                 for d in sim.state["domains"].values():
-                    d["headers"], d["certificate"] = [], None
+                    d["headers"], d["certificate"], d["rules"] = [], None, []
                 sim.state["counters"] = {"by_action": {}, "by_result": {}}
                 sim.faults = dict(FAULT_DEFAULTS)
                 sim.nonces.clear()
