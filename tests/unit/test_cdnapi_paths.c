@@ -1647,6 +1647,59 @@ static void test_set_ssl_cert(void **state)
     assert_no_leak();
 }
 
+/* origin_request_header's local rules, the same cases cdnsim refuses (the
+ * referee runs them through the official SDKs). */
+static void test_validate_rule(void **state)
+{
+    cdnapi_result_t r;
+    static char long_name[CDNAPI_MAX_RULE_NAME_LEN + 2], long_value[CDNAPI_MAX_RULE_VALUE_LEN + 2];
+    (void)state;
+    fill(long_name, 'X', CDNAPI_MAX_RULE_NAME_LEN);
+    fill(long_value, 'v', CDNAPI_MAX_RULE_VALUE_LEN);
+    const cdnapi_rule_t good[] = {
+        {CDNAPI_RULE_ADD, true, "X-Multi", "a,b", NULL},
+        {CDNAPI_RULE_ADD, false, long_name, long_value, NULL},
+        {CDNAPI_RULE_MODIFY, false, "x-a", "v", NULL},
+        {CDNAPI_RULE_DELETE, false, "X-A", NULL, NULL},
+        {CDNAPI_RULE_REWRITE, false, "X-A", "new", "^old"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(cdnapi_validate_rule(&good[i], &r), CDNAPI_SUCCESS);
+    fill(long_name, 'X', CDNAPI_MAX_RULE_NAME_LEN + 1);
+    fill(long_value, 'v', CDNAPI_MAX_RULE_VALUE_LEN + 1);
+    static const struct {
+        cdnapi_rule_t rule;
+        const char *code;
+    } bad[] = {
+        {{CDNAPI_RULE_ADD, false, NULL, "v", NULL}, "MissingParameter"},
+        {{CDNAPI_RULE_ADD, false, "1X", "v", NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_ADD, false, "-X", "v", NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_ADD, false, long_name, "v", NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_ADD, false, "X A", "v", NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_ADD, false, "Host", "v", NULL}, "InvalidHeaderKey.ValueNotSupported"},
+        {{CDNAPI_RULE_ADD, false, "Ali-Swift", "v", NULL}, "InvalidHeaderKey.ValueNotSupported"},
+        {{CDNAPI_RULE_ADD, false, "X-A", "", NULL}, "MissingParameter"},
+        {{CDNAPI_RULE_MODIFY, false, "X-A", NULL, NULL}, "MissingParameter"},
+        {{CDNAPI_RULE_ADD, false, "X-A", long_value, NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_ADD, false, "X-A", "a\nb", NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_REWRITE, false, "X-A", "new", NULL}, "MissingParameter"},
+        {{CDNAPI_RULE_REWRITE, false, "X-A", "new", "a\rb"}, "InvalidParameter"},
+        {{(cdnapi_rule_op_t)7, false, "X-A", "v", NULL}, "InvalidParameter"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cdnapi_validate_rule(&bad[i].rule, &r), CDNAPI_PERMANENT_INPUT);
+        assert_string_equal(r.code, bad[i].code);
+        assert_string_equal(r.request_id, "local");
+    }
+    assert_int_equal(cdnapi_validate_rule(NULL, &r), CDNAPI_PERMANENT_INPUT);
+    for (int op = 0; op < 4; op++)
+        assert_int_equal(cdnapi_rule_op_parse(cdnapi_rule_op_str((cdnapi_rule_op_t)op)), op);
+    assert_int_equal(cdnapi_rule_op_parse("replace"), -1);
+    assert_int_equal(cdnapi_rule_op_parse(NULL), -1);
+    assert_string_equal(cdnapi_rule_op_str((cdnapi_rule_op_t)9), "?");
+    assert_no_leak();
+}
+
 /* What tells that an action is gone, the served certificate's fingerprint
  * and validity, and the service's time format. */
 static void test_cert_helpers(void **state)
@@ -1748,6 +1801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_cert_name_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_ssl_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_helpers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info, setup, teardown),

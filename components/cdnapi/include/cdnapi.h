@@ -105,6 +105,37 @@ cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const
  * this lets a caller word the refusal. */
 bool cdnapi_header_name_reserved(const char *key);
 
+/* origin_request_header ("Custom Request Headers (New)"), the function the
+ * console recommends over set_req_header: an operation on a header name,
+ * with values (several, comma-separated) and a duplicates switch; rewrite
+ * replaces what a pattern matches. */
+#define CDNAPI_MAX_RULE_NAME_LEN 100u
+#define CDNAPI_MAX_RULE_VALUE_LEN 1000u
+typedef enum {
+    CDNAPI_RULE_ADD,
+    CDNAPI_RULE_MODIFY,
+    CDNAPI_RULE_DELETE,
+    CDNAPI_RULE_REWRITE,
+} cdnapi_rule_op_t;
+typedef struct {
+    cdnapi_rule_op_t op;
+    bool duplicate;     /* add: keep a header the request already has */
+    const char *name;   /* header_name */
+    const char *value;  /* header_value (add, modify; rewrite: the destination) */
+    const char *source; /* rewrite: header_source, the pattern replaced */
+} cdnapi_rule_t;
+/* The service's words for an operation ("add", "modify", "delete",
+ * "rewrite"), and back (-1: none). */
+const char *cdnapi_rule_op_str(cdnapi_rule_op_t op);
+int cdnapi_rule_op_parse(const char *word);
+/* The new function's rules, checked before anything is sent: a name of 1
+ * to 100 characters starting with a letter, an RFC 7230 token, not
+ * reserved (InvalidHeaderKey.ValueNotSupported); values of at most 1,000
+ * bytes without control characters (required for add and modify); rewrite
+ * needs its source and destination (MissingParameter, InvalidParameter
+ * otherwise, as the service answers). */
+cdnapi_class_t cdnapi_validate_rule(const cdnapi_rule_t *rule, cdnapi_result_t *res);
+
 /* Local certificate checks before SetDomainServerCertificate: PEM parses
  * (Certificate.FormatError), key parses and matches (Certificate.MissMatch),
  * and, beyond what the service checks, not expired at now_utc

@@ -185,6 +185,70 @@ bool cdnapi_header_name_reserved(const char *key)
     return key != NULL && (name_reserved(key) || prefix_reserved(key));
 }
 
+static const char *const rule_ops[] = {"add", "modify", "delete", "rewrite"};
+
+const char *cdnapi_rule_op_str(cdnapi_rule_op_t op)
+{
+    return (unsigned)op < sizeof rule_ops / sizeof rule_ops[0] ? rule_ops[op] : "?";
+}
+
+int cdnapi_rule_op_parse(const char *word)
+{
+    for (size_t i = 0; word != NULL && i < sizeof rule_ops / sizeof rule_ops[0]; i++)
+        if (strcmp(word, rule_ops[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* At most max bytes, no control character but TAB. */
+static bool rule_text_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return false;
+    return n <= max;
+}
+
+static cdnapi_class_t rule_name_check(const char *name, cdnapi_result_t *res)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0)
+        return cdnapi_local_error(res, "MissingParameter", "header_name is empty");
+    bool letter = (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z');
+    if (n > CDNAPI_MAX_RULE_NAME_LEN || !letter)
+        return cdnapi_local_error(res, "InvalidParameter",
+                                  "header_name must be 1 to 100 characters, starting with a letter");
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)name[i]))
+            return cdnapi_local_error(res, "InvalidParameter",
+                                      "header_name is not an RFC 7230 token");
+    if (name_reserved(name) || prefix_reserved(name))
+        return cdnapi_local_error(res, "InvalidHeaderKey.ValueNotSupported",
+                                  "header name is reserved by the CDN");
+    return CDNAPI_SUCCESS;
+}
+
+cdnapi_class_t cdnapi_validate_rule(const cdnapi_rule_t *rule, cdnapi_result_t *res)
+{
+    if (rule == NULL || (unsigned)rule->op > CDNAPI_RULE_REWRITE)
+        return cdnapi_local_error(res, "InvalidParameter", "header_operation_type");
+    if (rule_name_check(rule->name, res) != CDNAPI_SUCCESS)
+        return res->cls;
+    bool needs_value = rule->op != CDNAPI_RULE_DELETE;
+    if (needs_value && (rule->value == NULL || rule->value[0] == 0))
+        return cdnapi_local_error(res, "MissingParameter", "header_value is empty");
+    if (rule->value != NULL && !rule_text_ok(rule->value, CDNAPI_MAX_RULE_VALUE_LEN))
+        return cdnapi_local_error(res, "InvalidParameter",
+                                  "header_value is over 1,000 bytes or holds a control character");
+    if (rule->op == CDNAPI_RULE_REWRITE && (rule->source == NULL || rule->source[0] == 0))
+        return cdnapi_local_error(res, "MissingParameter", "header_source is empty");
+    if (rule->source != NULL && !rule_text_ok(rule->source, CDNAPI_MAX_RULE_VALUE_LEN))
+        return cdnapi_local_error(res, "InvalidParameter",
+                                  "header_source is over 1,000 bytes or holds a control character");
+    return CDNAPI_SUCCESS;
+}
+
 cdnapi_class_t cdnapi_validate_header(const char *domain, const char *key, const char *value,
                                       cdnapi_result_t *res)
 {
