@@ -80,7 +80,36 @@ static void judge(store_t *st, const watch_item_t *it, const char *cert, const c
         snprintf(why, cap, "it is older than the certificate in place (issued before it)");
 }
 
-/* One watched pair: read, hashed, and when new and good, taken. */
+/* The files hold the certificate already desired: nothing to push. */
+static bool same_as_desired(store_t *st, const char *domain, const char *cert)
+{
+    char *pem = NULL;
+    bool same = agent_cert_pem(st, domain, &pem) == AGENT_OK && strcmp(pem, cert) == 0;
+    port_free(pem);
+    return same;
+}
+
+/* Whether the content seen now is the content the previous look saw (a
+ * file is taken only once it stays as it is for a look). */
+static bool settled(cli_watch_memo_t *memo, const char *domain, const uint8_t h[32])
+{
+    uint8_t key[32];
+    if (crypto_sha256(domain, strlen(domain), key) != CRYPTO_OK)
+        return true;
+    for (size_t i = 0; i < memo->nseen; i++)
+        if (memcmp(memo->seen[i].domain, key, 32) == 0) {
+            bool same = memcmp(memo->seen[i].content, h, 32) == 0;
+            memcpy(memo->seen[i].content, h, 32);
+            return same;
+        }
+    if (memo->nseen < CLI_WATCH_MEMO) {
+        memcpy(memo->seen[memo->nseen].domain, key, 32);
+        memcpy(memo->seen[memo->nseen++].content, h, 32);
+    }
+    return false;
+}
+
+/* One watched pair: read, hashed, and when new, settled and good, taken. */
 static void watch_one(store_t *st, watch_item_t *it, cli_watch_memo_t *memo, const char *cmd)
 {
     int why_c = 0, why_k = 0;
@@ -100,6 +129,13 @@ static void watch_one(store_t *st, watch_item_t *it, cli_watch_memo_t *memo, con
     } else if (!pair_hash(cert, key, h) || memcmp(h, it->w.sha256, sizeof h) == 0) {
         reason[0] = 0; /* unchanged: nothing to say */
         memcpy(h, it->w.sha256, sizeof h);
+    } else if (!settled(memo, it->domain, h)) {
+        reason[0] = 0; /* new: taken when two looks in a row see it (a writer may be busy) */
+        memo->pending++;
+    } else if (same_as_desired(st, it->domain, cert)) {
+        memcpy(it->w.sha256, h, sizeof h); /* the pair in place (provisioned from these files) */
+        agent_status_t ar = agent_cert_watch_put(st, it->domain, &it->w);
+        snprintf(reason, sizeof reason, "%s", ar == AGENT_OK ? "" : agent_status_str(ar));
     } else {
         if (port_wall_clock(&now) != PORT_OK)
             now = 0; /* (then an expired pair is the service's to refuse) */
@@ -156,6 +192,7 @@ bool cli_watch_memo_seen(cli_watch_memo_t *memo, const char *domain, const uint8
 
 int cli_watch_step(cli_flash_t *f, cli_watch_memo_t *memo, const char *cmd)
 {
+    memo->pending = 0;
     watch_list_t l = {calloc(AGENT_MAX_DOMAINS, sizeof(watch_item_t)), 0};
     if (!l.v)
         return -1;
@@ -169,5 +206,5 @@ int cli_watch_step(cli_flash_t *f, cli_watch_memo_t *memo, const char *cmd)
         watch_one(&f->store, &l.v[i], memo, cmd);
     cli_flash_unlock(f);
     free(l.v);
-    return ar == AGENT_OK ? 0 : -1;
+    return ar != AGENT_OK ? -1 : memo->pending ? 1 : 0;
 }

@@ -18,16 +18,24 @@
 
 #include "cli_flash.h"
 
-/* Refusals already said (domain, content, reason), the last this many. */
+/* Refusals already said (domain, content, reason), the last this many;
+ * and per domain the content the last look saw. */
 #define CLI_WATCH_MEMO 64u
 typedef struct {
     uint8_t said[CLI_WATCH_MEMO][32];
     size_t n, next;
+    struct {
+        uint8_t domain[32], content[32];
+    } seen[CLI_WATCH_MEMO];
+    size_t nseen;
+    unsigned pending; /* new contents the last look saw for the first time */
 } cli_watch_memo_t;
 
 /* One look at every watched domain of the image (locks it around the
- * look). 0, or -1 when the store could not be read (said by the caller's
- * next step, which meets the same). */
+ * look). A new content is taken when the next look sees it unchanged (a
+ * writer busy with the file is not caught halfway). 0; 1 when a new
+ * content waits for that second look; -1 when the store could not be read
+ * (said by the caller's next step, which meets the same). */
 int cli_watch_step(cli_flash_t *f, cli_watch_memo_t *memo, const char *cmd);
 
 /* Whether this refusal was said already (and remember it when not). */

@@ -302,24 +302,28 @@ static void show_cert_cb(void *arg, const agent_cert_view_t *c)
     l->n++;
 }
 
-/* The watched files by absolute paths: the daemon runs elsewhere. */
+/* A watched file by an absolute path (the daemon runs elsewhere), its
+ * symbolic links kept: certbot's live/ names point to a new archive file
+ * at each renewal, which a resolved path would never see. */
+static int watch_path(const char *path, char *out)
+{
+    char cwd[4096];
+    int n = path[0] == '/'            ? snprintf(out, AGENT_WATCH_PATH_MAX + 1, "%s", path)
+            : getcwd(cwd, sizeof cwd) ? snprintf(out, AGENT_WATCH_PATH_MAX + 1, "%s/%s", cwd, path)
+                                      : -1;
+    if (n < 0 || n > (int)AGENT_WATCH_PATH_MAX || access(out, R_OK) != 0)
+        return cli_usage_error("cert set --watch: %s: %s", path,
+                               n < 0                           ? strerror(errno)
+                               : n > (int)AGENT_WATCH_PATH_MAX ? "its absolute path is too long"
+                                                               : strerror(errno)),
+               -1;
+    return 0;
+}
+
 static int watch_paths(const char *cert, const char *key, agent_cert_watch_t *w)
 {
-    char *rc = realpath(cert, NULL), *rk = realpath(key, NULL);
-    int ok = rc && rk && strlen(rc) <= AGENT_WATCH_PATH_MAX && strlen(rk) <= AGENT_WATCH_PATH_MAX;
     memset(w, 0, sizeof *w);
-    if (ok) {
-        memcpy(w->cert_path, rc, strlen(rc) + 1);
-        memcpy(w->key_path, rk, strlen(rk) + 1);
-    } else {
-        (void)cli_usage_error("cert set --watch: %s cannot be resolved to a path of at most %u "
-                              "bytes: %s",
-                              rc ? key : cert, AGENT_WATCH_PATH_MAX,
-                              rc && rk ? "too long" : strerror(errno));
-    }
-    free(rc);
-    free(rk);
-    return ok ? 0 : -1;
+    return watch_path(cert, w->cert_path) == 0 && watch_path(key, w->key_path) == 0 ? 0 : -1;
 }
 
 /* The watch with the hash of the pair taken now, so the daemon takes the

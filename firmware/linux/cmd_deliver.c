@@ -466,7 +466,12 @@ int cmd_sync(int argc, char **argv, const cli_globals_t *g)
         return rc;
     uint64_t deadline = port_monotonic_ms() + (uint64_t)o.max_wait_s * 1000u;
     static cli_watch_memo_t memo;
-    (void)cli_watch_step(&f, &memo, "sync"); /* renewed certificate files, taken first */
+    /* renewed certificate files first, a second look a moment later for a
+     * content seen for the first time */
+    if (cli_watch_step(&f, &memo, "sync") == 1) {
+        sleep_ms(RUN_IDLE_CHECK_MS);
+        (void)cli_watch_step(&f, &memo, "sync");
+    }
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
     for (;;) {

@@ -1332,7 +1332,7 @@ static void test_visit_views(void **state)
     crec_t cr;
     uint8_t buf[CREC_HEAD_MAX];
     memset(&cr, 0, sizeof cr);
-    cr.flags = CF_ON;
+    cr.flags = CF_ON | CF_PRESENT;
     strcpy(cr.name, "delivered-name");
     memset(cr.sha256, 'e', 64);
     put_raw(f, "c02", buf, crec_encode(&cr, buf));

@@ -106,6 +106,7 @@ static struct {
     int retire_legacy;    /* SetDomainServerCertificate answers 404 InvalidAction.NotFound */
     int info_no_pem;      /* DescribeDomainCertificateInfo leaves ServerCertificate out */
     char cert_expire[32]; /* its CertExpireTime ("" none) */
+    char cert_start[32];  /* its CertStartTime ("" none) */
     inject_t inj[24];
     unsigned ninj, inj_next;
     char log[LOG_MAX][64];
@@ -299,6 +300,9 @@ static void cert_info_body(void)
     if (cdn.cert_expire[0])
         o += (size_t)snprintf(model_body + o, sizeof model_body - o, ",\"CertExpireTime\":\"%s\"",
                               cdn.cert_expire);
+    if (cdn.cert_start[0])
+        o += (size_t)snprintf(model_body + o, sizeof model_body - o, ",\"CertStartTime\":\"%s\"",
+                              cdn.cert_start);
     if (!cdn.info_no_pem) {
         o += (size_t)snprintf(model_body + o, sizeof model_body - o, ",\"ServerCertificate\":\"");
         for (const char *p = cdn.cert_pem; *p && o + 4 < sizeof model_body; p++)
@@ -2600,6 +2604,7 @@ static void test_sweep_out_of_memory(void **state)
 
 /* TEST_CERT_PEM's notAfter (openssl x509 -enddate), as the service writes it. */
 #define TEST_CERT_NOT_AFTER "2046-11-24T14:54:07Z"
+#define TEST_CERT_NOT_BEFORE "2026-11-29T14:54:07Z"
 
 /* A push whose answer is lost after the CDN applied it: the next step asks
  * the CDN what it serves (by the fingerprint of the PEM it serves, or, in a
@@ -2617,12 +2622,14 @@ static void test_cert_push_lost_found_by_readback(void **state)
         cdn.info_no_pem = no_pem > 0;
         snprintf(cdn.cert_expire, sizeof cdn.cert_expire, "%s",
                  no_pem == 2 ? "2046-11-24T14:54:08Z" : TEST_CERT_NOT_AFTER);
+        snprintf(cdn.cert_start, sizeof cdn.cert_start, "%s", TEST_CERT_NOT_BEFORE);
         assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
                                         &res),
                          AGENT_OK);
         inject(SETCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
         (void)poll1(&f);
         assert_true(cview(&f).unsure);
+        assert_false(cview(&f).delivered_present); /* a first push in doubt delivered nothing */
         f.now += 60000;
         settle(&f, 20);
         if (no_pem == 2) { /* the name alone would not do: the expiry must match too */
@@ -2695,6 +2702,79 @@ static void test_cert_readback_new_name(void **state)
     assert_int_equal(cdn.cert_calls, 2u);
     cview_t v = cview(&f);
     assert_string_equal(v.delivered_name, "v2");
+    fx_end(&f);
+}
+
+/* The delivered record is damaged (or too long to be one): it says nothing
+ * of the CDN, so the certificate is read back and the record written
+ * afresh; the certificate is never stuck. A record an older version wrote
+ * (no doubt mark kept) with its entry left in flight is read back too. */
+static void test_cert_record_damaged_or_old(void **state)
+{
+    (void)state;
+    static uint8_t big[400]; /* (longer than any delivered record's head) */
+    for (int kind = 0; kind < 3; kind++) {
+        cdnapi_result_t res;
+        fx_t f;
+        device_key_new(1);
+        fx_begin(&f);
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
+                         AGENT_OK);
+        if (kind == 0) {
+            assert_int_equal(store_put(&f.st, "c00", 3, "\x09", 1), STORE_OK);
+        } else if (kind == 1) {
+            memset(big, 'x', sizeof big);
+            assert_int_equal(store_put(&f.st, "c00", 3, big, sizeof big), STORE_OK);
+        } else { /* an older version's record, its push cut */
+            static const uint8_t old[] = {1, 0x03 /* present, on */, 2, 'c', '0'};
+            assert_int_equal(store_put(&f.st, "c00", 3, old, sizeof old), STORE_OK);
+            queue_entry_t e;
+            assert_int_equal(queue_get(&f.st, "C00", &e), STORE_OK);
+            e.state = QUEUE_IN_FLIGHT;
+            assert_int_equal(queue_put(&f.st, &e), STORE_OK);
+            cdn.cert_on = 1; /* what the cut push applied */
+            snprintf(cdn.cert_name, sizeof cdn.cert_name, "c1");
+            snprintf(cdn.cert_pem, sizeof cdn.cert_pem, "%s", TEST_CERT_PEM);
+        }
+        settle(&f, 20);
+        cview_t v = cview(&f);
+        assert_true(v.delivered_on && !v.queued && !v.unsure);
+        assert_string_equal(cdn_log(), kind == 2 ? CERTINFO : CERTINFO "," SETCERT);
+        assert_int_equal(f.evk[AGENT_EV_STORE] + f.evk[AGENT_EV_FAILED], 0);
+        fx_end(&f);
+    }
+}
+
+/* The CDN serves a PEM that does not parse: that is no evidence; the
+ * certificate is pushed again. A CertId matches whatever its zeros. */
+static void test_cert_readback_weak_evidence(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    inject(SETCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
+    (void)poll1(&f);
+    snprintf(cdn.cert_pem, sizeof cdn.cert_pem, "-----BEGIN CERTIFICATE-----\nAAAA\n");
+    snprintf(cdn.cert_expire, sizeof cdn.cert_expire, "%s", TEST_CERT_NOT_AFTER);
+    snprintf(cdn.cert_start, sizeof cdn.cert_start, "%s", TEST_CERT_NOT_BEFORE);
+    f.now += 60000;
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), SETCERT "," CERTINFO "," SETCERT);
+    assert_true(cview(&f).delivered_on);
+    /* cas: "00777" pushed, "777" served */
+    cdn.nlog = 0;
+    assert_int_equal(agent_cert_set_cas(&f.st, DOM, NULL, "00777", NULL, &res), AGENT_OK);
+    inject(SSLCERT, F_APPLY_LOST, 0, NULL, NULL, 0);
+    (void)poll1(&f);
+    snprintf(cdn.cert_id, sizeof cdn.cert_id, "777");
+    f.now += 60000;
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), SSLCERT "," CERTINFO);
     fx_end(&f);
 }
 
@@ -2853,6 +2933,8 @@ int main(void)
         cmocka_unit_test(test_cert_readback_not_served),
         cmocka_unit_test(test_cert_readback_new_name),
         cmocka_unit_test(test_cert_refused_owes_no_readback),
+        cmocka_unit_test(test_cert_record_damaged_or_old),
+        cmocka_unit_test(test_cert_readback_weak_evidence),
         cmocka_unit_test(test_cert_api_switch_and_cas),
         cmocka_unit_test(test_cert_expiry_events),
         cmocka_unit_test(test_event_fields),

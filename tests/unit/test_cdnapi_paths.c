@@ -1647,6 +1647,31 @@ static void test_set_ssl_cert(void **state)
     assert_no_leak();
 }
 
+/* A chain cut short (a half-written renewal: its last block has no END
+ * line, which mbedTLS passes over) or with text after its end is refused. */
+static void test_cert_pem_whole(void **state)
+{
+    cdnapi_result_t r;
+    static char pem[8192];
+    (void)state;
+    snprintf(pem, sizeof pem, "%s-----BEGIN CERTIFICATE-----\nMIIB", EC_CERT);
+    assert_int_equal(cdnapi_validate_cert("x.example.com", pem, EC_KEY, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_string_equal(r.code, "Certificate.FormatError");
+    snprintf(pem, sizeof pem, "%sjunk\n", EC_CERT);
+    assert_int_equal(cdnapi_validate_cert("x.example.com", pem, EC_KEY, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    snprintf(pem, sizeof pem, "%.*s", (int)(strlen(EC_CERT) - 10), EC_CERT);
+    assert_int_equal(cdnapi_validate_cert("x.example.com", pem, EC_KEY, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    snprintf(pem, sizeof pem, "%s \r\n\t\n", EC_CERT); /* blanks after it are fine */
+    cdnapi_validate_cert("x.example.com", pem, EC_KEY, NOW, &r);
+    assert_string_not_equal(r.code, "Certificate.FormatError");
+    assert_int_equal(cdnapi_validate_cert("x.example.com", "no pem", EC_KEY, NOW, &r),
+                     CDNAPI_PERMANENT_INPUT);
+    assert_no_leak();
+}
+
 /* origin_request_header's local rules, the same cases cdnsim refuses (the
  * referee runs them through the official SDKs). */
 static void test_validate_rule(void **state)
@@ -1802,6 +1827,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_ssl_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_helpers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_pem_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info, setup, teardown),

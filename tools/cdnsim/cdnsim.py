@@ -579,8 +579,7 @@ class Sim:
             raise ApiError("MissingParameter", "SSLProtocol")
         if proto not in ("on", "off"):
             raise ApiError("InvalidSSLProtocol.ValueNotSupported")
-        if p.get("Env") not in (None, "", "staging"):
-            raise ApiError("InvalidEnv")
+        # (Env: "staging" is a canary release; any other value a normal one, as documented)
         ctype = p.get("CertType") or "upload"
         if proto == "on" and ctype == "upload":
             if not p.get("SSLPub"):

@@ -389,6 +389,9 @@ agent_status_t agent_check_sealed(store_t *st, const char *key);
 /* Open a certificate's private key for domain (heap copy, NUL-terminated;
  * wipe and port_free it). */
 agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem);
+/* The desired uploaded certificate chain of domain (heap copy, port_free
+ * it); AGENT_ERR_NOT_FOUND when none is (off, or a certificate service's). */
+agent_status_t agent_cert_pem(store_t *st, const char *domain, char **cert_pem);
 
 #ifdef __cplusplus
 }

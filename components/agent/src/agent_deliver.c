@@ -508,6 +508,9 @@ static uint32_t cert_unusable(agent_t *a, agent_status_t ar, uint64_t now_ms)
 
 /* The delivered record of the step's slot: what the CDN was last known to
  * serve, and whether a push is in doubt (none yet: all zero). */
+/* A delivered record that cannot be read as one (damaged, or too long to
+ * be ours) says nothing of the CDN: it counts as a push in doubt, so the
+ * read-back asks the CDN and writes the record afresh. */
 static agent_status_t cert_have_load(agent_t *a, const char *dk)
 {
     uint8_t b[CREC_HEAD_MAX];
@@ -516,9 +519,23 @@ static agent_status_t cert_have_load(agent_t *a, const char *dk)
     memset(&a->step.have, 0, sizeof a->step.have);
     if (rc == STORE_NOT_FOUND)
         return AGENT_OK;
-    if (rc == STORE_OK && !crec_decode(b, len, &a->step.have, NULL))
-        return AGENT_ERR_CORRUPT;
+    if ((rc == STORE_OK && !crec_decode(b, len, &a->step.have, NULL)) || rc == STORE_ERR_TOO_BIG ||
+        rc == STORE_ERR_CORRUPT) {
+        memset(&a->step.have, 0, sizeof a->step.have);
+        a->step.have.flags = CF_UNSURE | CF_TRACKED;
+        return AGENT_OK;
+    }
     return agent_status_from_store(rc);
+}
+
+/* In doubt: a push of this version that has no definite answer, or an
+ * entry an older version (which kept no such mark) left in flight or was
+ * retrying after a failure that may have applied. */
+static bool cert_in_doubt(const agent_step_t *s)
+{
+    if (s->have.flags & CF_TRACKED)
+        return (s->have.flags & CF_UNSURE) != 0;
+    return s->e.state == QUEUE_IN_FLIGHT || s->e.attempts > 0;
 }
 
 static store_status_t cert_have_save(agent_t *a, const char *dk)
@@ -527,8 +544,9 @@ static store_status_t cert_have_save(agent_t *a, const char *dk)
     return store_put(a->st, dk, AGENT_SLOT_KEY_LEN, b, crec_encode(&a->step.have, b));
 }
 
-/* The step's records: the desired certificate (and its key when the device
- * holds one), the delivered record, the device's action. */
+/* The step's records: the desired certificate, the delivered record, the
+ * device's action, and the action of the step; the private key is opened
+ * only for a push that sends it (a read-back does not). */
 static agent_status_t cert_load(agent_t *a, unsigned slot, char *dk)
 {
     agent_step_t *s = &a->step;
@@ -537,12 +555,13 @@ static agent_status_t cert_load(agent_t *a, unsigned slot, char *dk)
     agent_slot_key(kk, STORE_KEY_CERT_KEY, slot);
     agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, slot);
     agent_status_t ar = agent_load_cert(a->st, ck, &s->cert, &s->pem_off, &s->want);
-    if (ar == AGENT_OK && (s->want.flags & CF_ON) && !(s->want.flags & CF_CAS))
-        ar = agent_get_sealed(a->st, kk, &s->key, &s->key_len);
     if (ar == AGENT_OK)
         ar = cert_have_load(a, dk);
     if (ar == AGENT_OK)
         ar = agent_cert_api_get(a->st, &s->cert_api);
+    s->act = cert_in_doubt(s) ? ACT_CERT_READBACK : ACT_CERT;
+    if (ar == AGENT_OK && s->act == ACT_CERT && (s->want.flags & CF_ON) && !(s->want.flags & CF_CAS))
+        ar = agent_get_sealed(a->st, kk, &s->key, &s->key_len);
     return ar;
 }
 
@@ -567,9 +586,9 @@ static agent_plan_t cert_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         return PLAN_IDLE;
     }
     /* A push whose outcome is unknown is never repeated blindly: the CDN
-     * is asked first what it serves. Before a push, the doubt is written. */
-    s->act = s->have.flags & CF_UNSURE ? ACT_CERT_READBACK : ACT_CERT;
-    s->have.flags |= CF_UNSURE;
+     * is asked first what it serves (cert_load chose). Before a push, the
+     * doubt is written. */
+    s->have.flags |= CF_UNSURE | CF_TRACKED;
     store_status_t rc = s->act == ACT_CERT ? cert_have_save(a, dk) : STORE_OK;
     s->e.state = QUEUE_IN_FLIGHT;
     if (rc == STORE_OK)
@@ -635,6 +654,16 @@ static void sha256_hex(const char *pem, char out[65])
     out[64] = 0;
 }
 
+/* One CertId as digits, whatever leading zeros either side carries. */
+static bool same_id(const char *a, const char *b)
+{
+    while (*a == '0' && a[1])
+        a++;
+    while (*b == '0' && b[1])
+        b++;
+    return strcmp(a, b) == 0;
+}
+
 /* Does the CDN serve the desired certificate, under the desired name? The
  * certificate by the fingerprint of the PEM it serves, or in a reply
  * without that PEM by its expiry; a certificate service's by its CertId;
@@ -649,19 +678,21 @@ static bool cert_served(const agent_step_t *s)
     if (s->want.flags & CF_CAS) {
         const char *id, *region;
         agent_cas_fields(pem, &id, &region);
-        return strcmp(i->cert_type, "cas") == 0 && strcmp(i->cert_id, id) == 0 &&
+        return strcmp(i->cert_type, "cas") == 0 && same_id(i->cert_id, id) &&
                (!s->want.name[0] || strcmp(i->cert_name, s->want.name) == 0);
     }
     char fp[CDNAPI_FINGERPRINT_LEN + 1];
-    int64_t nb, na, expires;
+    int64_t nb, na, starts, expires;
     if (strcmp(i->cert_name, s->want.name[0] ? s->want.name : s->domain) != 0)
         return false;
-    if (i->fingerprint[0]) {
+    if (i->has_pem) { /* (one that does not parse has no fingerprint: no match) */
         cdnapi_cert_fingerprint(pem, fp);
-        return strcmp(fp, i->fingerprint) == 0;
+        return i->fingerprint[0] && strcmp(fp, i->fingerprint) == 0;
     }
+    /* without the served PEM: both ends of the validity, which a reissue
+     * under the same name rarely keeps together */
     return cdnapi_cert_validity(pem, &nb, &na) && cdnapi_iso_time(i->expire_time, &expires) &&
-           expires == na;
+           cdnapi_iso_time(i->start_time, &starts) && expires == na && starts == nb;
 }
 
 /* Record the desired certificate as delivered and end the entry. */
@@ -673,7 +704,7 @@ static uint32_t cert_delivered(agent_t *a, uint64_t now_ms, const char *how)
     uint8_t b[CREC_HEAD_MAX];
     crec_t *have = &s->have;
     memset(have, 0, sizeof *have);
-    have->flags = (uint8_t)(CF_PRESENT | (on ? CF_ON : 0) | (s->want.flags & CF_CAS));
+    have->flags = (uint8_t)(CF_PRESENT | CF_TRACKED | (on ? CF_ON : 0) | (s->want.flags & CF_CAS));
     strcpy(have->name, s->want.name);
     int64_t not_before;
     if (on && !(s->want.flags & CF_CAS)) {
@@ -682,6 +713,7 @@ static uint32_t cert_delivered(agent_t *a, uint64_t now_ms, const char *how)
         if (cdnapi_cert_validity(s->cert + s->pem_off, &not_before, &have->not_after)) {
             have->flags |= CF_EXPIRY;
             a->expiry_watch = true;
+            a->next_expiry_check = 0; /* looked at when next idle, not a day late */
         }
     }
     cert_release(s);
@@ -704,7 +736,7 @@ static store_status_t cert_doubt_cleared(agent_t *a, bool pending)
     char dk[AGENT_SLOT_KEY_LEN + 1];
     int slot = agent_slot_of_key((const uint8_t *)a->step.e.target, strlen(a->step.e.target));
     agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, (unsigned)slot);
-    a->step.have.flags &= (uint8_t)~CF_UNSURE;
+    a->step.have.flags = (uint8_t)((a->step.have.flags & ~CF_UNSURE) | CF_TRACKED);
     store_status_t rc = cert_have_save(a, dk);
     if (rc == STORE_OK && pending) {
         a->step.e.state = QUEUE_PENDING;
@@ -724,6 +756,15 @@ static uint32_t cert_readback_apply(agent_t *a, uint64_t now_ms)
     if (cert_served(s))
         return cert_delivered(a, now_ms, " (found on the CDN by read-back)");
     cert_release(s);
+    /* the delivered record now says what was found: by name, its content
+     * unknown (a push in doubt may have changed it) */
+    crec_t *have = &s->have;
+    bool on = s->served.found && strcmp(s->served.status, "on") == 0;
+    memset(have, 0, sizeof *have);
+    have->flags = (uint8_t)(CF_PRESENT | (on ? CF_ON : 0));
+    if (on)
+        snprintf(have->name, sizeof have->name, "%.*s", (int)(sizeof have->name - 1),
+                 s->served.cert_name); /* (a longer name than ours: cut, it is only shown) */
     return checked(a, now_ms, cert_doubt_cleared(a, true), "recording a certificate read-back");
 }
 

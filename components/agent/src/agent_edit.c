@@ -438,6 +438,30 @@ agent_status_t agent_cert_key(store_t *st, const char *domain, char **key_pem)
     return agent_get_sealed(st, kk, key_pem, NULL);
 }
 
+agent_status_t agent_cert_pem(store_t *st, const char *domain, char **cert_pem)
+{
+    unsigned slot;
+    char ck[AGENT_SLOT_KEY_LEN + 1];
+    char *rec = NULL;
+    size_t off = 0;
+    crec_t c;
+    *cert_pem = NULL;
+    agent_status_t ar = agent_domain_slot(st, domain, false, &slot);
+    if (ar != AGENT_OK)
+        return ar;
+    agent_slot_key(ck, STORE_KEY_CERT, slot);
+    ar = agent_load_cert(st, ck, &rec, &off, &c);
+    if (ar == AGENT_OK && ((c.flags & CF_CAS) || !(c.flags & CF_ON)))
+        ar = AGENT_ERR_NOT_FOUND; /* no uploaded certificate is desired */
+    if (ar == AGENT_OK)
+        memmove(rec, rec + off, strlen(rec + off) + 1);
+    if (ar == AGENT_OK)
+        *cert_pem = rec;
+    else
+        port_free(rec);
+    return ar;
+}
+
 /* ------------------------------------------------------------- retry -- */
 
 /* Entries are collected a batch at a time (the store cannot be written

@@ -26,9 +26,10 @@
 #define HF_UNSURE 0x04u    /* a request went out whose outcome is not known */
 #define CF_ON 0x01u
 #define CF_PRESENT 0x02u
-#define CF_CAS 0x04u    /* desired: a certificate service's (payload "CertId\0region") */
-#define CF_UNSURE 0x08u /* delivered record: a push went out whose outcome is not known */
-#define CF_EXPIRY 0x10u /* delivered record: the certificate's notAfter follows the name */
+#define CF_CAS 0x04u     /* desired: a certificate service's (payload "CertId\0region") */
+#define CF_UNSURE 0x08u  /* delivered record: a push went out whose outcome is not known */
+#define CF_EXPIRY 0x10u  /* delivered record: the certificate's notAfter follows the name */
+#define CF_TRACKED 0x20u /* delivered record: written by a version that keeps CF_UNSURE */
 #define HREC_MAX \
     (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
 #define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 8u + 65u)

@@ -80,7 +80,9 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
     }
     store_status_t hr = store_get(c->st, dk, AGENT_SLOT_KEY_LEN, c->buf, CREC_HEAD_MAX, &len);
     bool want_ok = ar == AGENT_OK;
-    bool have_ok = hr == STORE_OK && crec_decode(c->buf, len, &have, NULL);
+    /* (a record holding only the doubt of a first push says nothing delivered) */
+    bool have_ok = hr == STORE_OK && crec_decode(c->buf, len, &have, NULL) &&
+                   ((have.flags & CF_PRESENT) || (have.flags & CF_UNSURE));
     char target[AGENT_SLOT_KEY_LEN + 1];
     agent_slot_key(target, STORE_KEY_CERT, (unsigned)s);
     store_status_t qr = queue_get(c->st, target, &q);
@@ -93,7 +95,7 @@ static bool visit_cert_cb(void *arg, const uint8_t *key, size_t key_len, size_t 
                            want_ok,
                            want_ok ? want.name : "",
                            have_ok && (have.flags & CF_ON),
-                           have_ok,
+                           have_ok && (have.flags & CF_PRESENT),
                            have_ok ? have.name : "",
                            have_ok ? have.sha256 : "",
                            qr == STORE_OK ? &q : NULL,

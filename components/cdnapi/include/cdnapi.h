@@ -257,8 +257,9 @@ typedef struct {
     char cert_id[CDNAPI_CERT_FIELD_LEN];    /* CertId (cas) */
     char status[CDNAPI_CERT_FIELD_LEN];     /* ServerCertificateStatus: on/off */
     /* cdnapi_cert_fingerprint of ServerCertificate, the PEM the CDN serves
-     * ("" when the reply has none) */
+     * ("" when the reply has none, or one that does not parse: has_pem) */
     char fingerprint[CDNAPI_FINGERPRINT_LEN + 1];
+    bool has_pem;
 } cdnapi_cert_info_t;
 
 /* DescribeDomainCertificateInfo: the first CertInfo of the domain into

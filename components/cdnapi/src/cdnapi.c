@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cdnapi_internal.h"
+#include "crypto.h"
 #include "port.h"
 #include "util.h"
 
@@ -438,6 +439,8 @@ static bool call(cdnapi_t *api, const char *action, const sign_param_t *params, 
     if (cdnapi_build_request(&req, res, &buf, &len) != CDNAPI_SUCCESS)
         return false;
     rc = http_client_request(api->http, (const uint8_t *)buf, len, resp);
+    /* the request carries a certificate's private key (PrivateKey, SSLPri) */
+    crypto_wipe(buf, len);
     port_free(buf);
     res->http_status = rc;
     if (rc != HTTP_OK) {
@@ -747,7 +750,8 @@ cdnapi_class_t cdnapi_cert_info(cdnapi_t *api, const char *domain, cdnapi_cert_i
                        sizeof(info->cert_id));
             json_text(first, "ServerCertificateStatus", info->status, sizeof(info->status));
             const cJSON *pem = cJSON_GetObjectItemCaseSensitive(first, "ServerCertificate");
-            if (cJSON_IsString(pem))
+            info->has_pem = cJSON_IsString(pem) && pem->valuestring[0];
+            if (info->has_pem)
                 cdnapi_cert_fingerprint(pem->valuestring, info->fingerprint);
             info->found = true;
         }

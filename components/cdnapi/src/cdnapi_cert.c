@@ -63,6 +63,31 @@ static bool cert_covers(const mbedtls_x509_crt *crt, const char *domain)
     return false;
 }
 
+/* Every PEM block ended, and nothing but blanks after the last: mbedTLS
+ * stops without a word at a last block with no END line, so a chain cut
+ * in its intermediate (a half-written renewal) would pass as its leaf. */
+static bool pem_whole(const char *pem)
+{
+    static const char begin[] = "-----BEGIN ", end[] = "-----END ";
+    size_t nb = 0, ne = 0;
+    const char *last_end = NULL;
+    for (const char *p = strstr(pem, begin); p; p = strstr(p + 1, begin))
+        nb++;
+    for (const char *p = strstr(pem, end); p; p = strstr(p + 1, end)) {
+        ne++;
+        last_end = p;
+    }
+    if (nb == 0 || nb != ne)
+        return false;
+    const char *tail = strstr(last_end + sizeof end - 1, "-----");
+    if (tail == NULL)
+        return false;
+    for (tail += 5; *tail; tail++)
+        if (*tail != ' ' && *tail != '\t' && *tail != '\r' && *tail != '\n')
+            return false;
+    return true;
+}
+
 static cdnapi_class_t check(const char *domain, const char *cert_pem, const char *key_pem,
                             int64_t now, bool full, cdnapi_result_t *res)
 {
@@ -76,6 +101,11 @@ static cdnapi_class_t check(const char *domain, const char *cert_pem, const char
     }
     if (strlen(cert_pem) > CDNAPI_MAX_PEM_LEN || strlen(key_pem) > CDNAPI_MAX_PEM_LEN) {
         return cdnapi_local_error(res, "Certificate.FormatError", "PEM larger than the limit");
+    }
+    if (!pem_whole(cert_pem)) {
+        return cdnapi_local_error(res, "Certificate.FormatError",
+                                  "the certificate PEM is cut short, or text follows its last "
+                                  "END line");
     }
     mbedtls_x509_crt_init(&crt);
     mbedtls_pk_init(&key);
