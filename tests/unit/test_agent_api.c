@@ -2092,10 +2092,74 @@ static void test_cert_watch_records(void **state)
                                             NOW_UTC, &w, &res),
                      AGENT_ERR_INVALID);
     assert_int_equal(agent_cert_watches(&f->st, NULL, NULL), AGENT_ERR_ARG);
-    assert_int_equal(store_put(&f->st, "W00", 3, "\x01\xff", 2), STORE_OK);
-    memset(&seen, 0, sizeof seen);
-    assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
-    assert_int_equal(seen.n, 0);
+    /* damaged watch records, a watch of a slot with no domain, a key of no
+     * slot: all skipped (fsck reports damage), never a failed listing */
+    static const struct {
+        const char *key;
+        const char *val;
+        size_t len;
+    } damaged[] = {
+        {"W00", "\x01\xff", 2},               /* truncated length */
+        {"W00", "\x02\x00\x00\x00\x00", 5},   /* another version */
+        {"W00", "\x01\x01\x00/\x01\x00/", 7}, /* no hash */
+        {"W00", "\x01\xff\x7f", 3},           /* a path longer than the limit */
+        {"W05", "\x01\x00\x00\x00\x00", 5},   /* slot 5 has no domain */
+        {"Wzz", "\x01", 1},                   /* no slot */
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        assert_int_equal(store_put(&f->st, damaged[i].key, 3, damaged[i].val, damaged[i].len),
+                         STORE_OK);
+        memset(&seen, 0, sizeof seen);
+        assert_int_equal(agent_cert_watches(&f->st, watch_seen_cb, &seen), AGENT_OK);
+        assert_int_equal(seen.n, 0);
+        assert_int_equal(store_delete(&f->st, damaged[i].key, 3), STORE_OK);
+    }
+    agent_cert_watch_t long_path = w;
+    memset(long_path.key_path, 'k', AGENT_WATCH_PATH_MAX);
+    long_path.key_path[AGENT_WATCH_PATH_MAX] = 0;
+    assert_int_equal(agent_cert_watch_put(&f->st, DOM, &long_path), AGENT_OK); /* at the limit */
+    agent_cert_watch_t no_key = w;
+    no_key.key_path[0] = 0;
+    assert_int_equal(agent_cert_watch_put(&f->st, DOM, &no_key), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_watch_put(NULL, DOM, &w), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_watch_put(&f->st, "bad domain", &w), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set_watched(NULL, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                            &w, &res),
+                     AGENT_ERR_ARG);
+}
+
+/* A certificate service's certificate: stored with its CertId and region
+ * (an empty region the service's default), no key; the desired uploaded
+ * chain is read back only for an uploaded one. */
+static void test_cert_cas_and_pem(void **state)
+{
+    fx_t *f = *state;
+    cdnapi_result_t res;
+    char *pem = NULL;
+    assert_int_equal(agent_cert_pem(&f->st, DOM, &pem), AGENT_ERR_NOT_FOUND); /* no domain */
+    assert_int_equal(agent_cert_set(&f->st, DOM, NULL, TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    assert_int_equal(agent_cert_pem(&f->st, DOM, &pem), AGENT_OK);
+    assert_string_equal(pem, TEST_CERT_PEM);
+    port_free(pem);
+    assert_int_equal(agent_cert_set_cas(&f->st, DOM, "n", "42", "", &res), AGENT_OK);
+    assert_int_equal(agent_cert_pem(&f->st, DOM, &pem), AGENT_ERR_NOT_FOUND);
+    assert_null(pem);
+    assert_int_equal(agent_cert_off(&f->st, DOM), AGENT_OK);
+    assert_int_equal(agent_cert_pem(&f->st, DOM, &pem), AGENT_ERR_NOT_FOUND);
+    assert_int_equal(agent_cert_set_cas(NULL, DOM, NULL, "42", NULL, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set_cas(&f->st, DOM, NULL, NULL, NULL, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_cert_set_cas(&f->st, "bad domain", NULL, "42", NULL, &res),
+                     AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidDomainName.Malformed");
+    assert_int_equal(agent_cert_set_cas(&f->st, DOM, "a\nb", "42", NULL, NULL), AGENT_ERR_INVALID);
+    /* a cas record without its separator is damage, not a read past its end */
+    assert_int_equal(store_put(&f->st, "C00", 3,
+                               "\x01\x05\x00"
+                               "42",
+                               5),
+                     STORE_OK);
+    assert_int_equal(agent_cert_pem(&f->st, DOM, &pem), AGENT_ERR_CORRUPT);
 }
 
 /* ------------------------------------------------------------ endpoint -- */
@@ -2352,6 +2416,7 @@ int main(void)
         T(test_reseal_many),
         T(test_reseal_faults),
         T(test_cert_watch_records),
+        T(test_cert_cas_and_pem),
         T(test_endpoint_split_edges),
         T(test_endpoint_hostport),
         T(test_regress_settings_read_error_is_not_unprovisioned),

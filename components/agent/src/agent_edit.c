@@ -309,9 +309,11 @@ static agent_status_t cert_checked(const char *domain, const char *name, const c
     return AGENT_OK;
 }
 
-agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
-                              const char *cert_pem, const char *key_pem, int64_t now_utc,
-                              cdnapi_result_t *res)
+/* An uploaded pair, checked, stored and queued; with its watch, or ending
+ * any watch (w NULL). */
+static agent_status_t cert_set_upload(store_t *st, const char *domain, const char *name,
+                                      const char *cert_pem, const char *key_pem, int64_t now_utc,
+                                      const agent_cert_watch_t *w, cdnapi_result_t *res)
 {
     cdnapi_result_t tmp;
     cdnapi_result_t *r = res ? res : &tmp;
@@ -320,23 +322,24 @@ agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
     agent_status_t ar = cert_checked(domain, name, cert_pem, key_pem, now_utc, r);
     if (ar != AGENT_OK)
         return ar;
-    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem, NULL};
+    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem, w};
     return cert_edit(st, domain, &d);
+}
+
+agent_status_t agent_cert_set(store_t *st, const char *domain, const char *name,
+                              const char *cert_pem, const char *key_pem, int64_t now_utc,
+                              cdnapi_result_t *res)
+{
+    return cert_set_upload(st, domain, name, cert_pem, key_pem, now_utc, NULL, res);
 }
 
 agent_status_t agent_cert_set_watched(store_t *st, const char *domain, const char *name,
                                       const char *cert_pem, const char *key_pem, int64_t now_utc,
                                       const agent_cert_watch_t *w, cdnapi_result_t *res)
 {
-    cdnapi_result_t tmp;
-    cdnapi_result_t *r = res ? res : &tmp;
-    if (!st || !watch_ok(w))
+    if (!watch_ok(w))
         return AGENT_ERR_ARG;
-    agent_status_t ar = cert_checked(domain, name, cert_pem, key_pem, now_utc, r);
-    if (ar != AGENT_OK)
-        return ar;
-    cert_desired_t d = {CF_ON, name, cert_pem, strlen(cert_pem), key_pem, w};
-    return cert_edit(st, domain, &d);
+    return cert_set_upload(st, domain, name, cert_pem, key_pem, now_utc, w, res);
 }
 
 agent_status_t agent_cert_watch_put(store_t *st, const char *domain, const agent_cert_watch_t *w)
