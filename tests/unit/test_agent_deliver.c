@@ -2778,6 +2778,67 @@ static void test_cert_readback_weak_evidence(void **state)
     fx_end(&f);
 }
 
+/* Another certificate (self-signed, other.example.com): what a CDN serves
+ * when it is not ours. It protects nothing. */
+static const char OTHER_CERT_PEM[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBjTCCATOgAwIBAgIUV4ucFjVYfrA0cn4cTx8dJGSDZzUwCgYIKoZIzj0EAwIw\n"
+    "HDEaMBgGA1UEAwwRb3RoZXIuZXhhbXBsZS5jb20wHhcNMjYxMTMwMDY0MzI0WhcN\n"
+    "MzYxMTI3MDY0MzI0WjAcMRowGAYDVQQDDBFvdGhlci5leGFtcGxlLmNvbTBZMBMG\n"
+    "ByqGSM49AgEGCCqGSM49AwEHA0IABPRe9UN7ro9YVICMgKtxbojP3Acu3Mhx5n/G\n"
+    "kankWj2543VLFHN+c9hpmVgEuuyqujrdeqCz/Nz/EHg8IGQPN4+jUzBRMB0GA1Ud\n"
+    "DgQWBBTOxSxwik1ox/5V6wBI6nNixPBAhDAfBgNVHSMEGDAWgBTOxSxwik1ox/5V\n"
+    "6wBI6nNixPBAhDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQCq\n"
+    "vmc9eVVO1ygQrJA6p/o30fA/wGp3HR+n0cy5e2hyPAIgcTQ8Q+vOV7jA7f3uJnTU\n"
+    "OKFr7rHQWtQTZIdkipjPSFo=\n"
+    "-----END CERTIFICATE-----\n";
+
+/* What a read-back does not take as evidence: each case loses the push's
+ * answer, shows the CDN in that state, and expects the push again. */
+typedef enum { RB_OTHER_PEM, RB_NO_START, RB_CAS_NAME, RB_CAS_TYPE, RB_OFF_BUT_ON } rb_case_t;
+
+static void readback_case(rb_case_t c)
+{
+    cdnapi_result_t res;
+    fx_t f;
+    device_key_new(1);
+    fx_begin(&f);
+    bool cas = c == RB_CAS_NAME || c == RB_CAS_TYPE;
+    const char *action = cas ? SSLCERT : SETCERT;
+    if (cas)
+        assert_int_equal(agent_cert_set_cas(&f.st, DOM, "n", "77", NULL, &res), AGENT_OK);
+    else if (c == RB_OFF_BUT_ON)
+        assert_int_equal(agent_cert_off(&f.st, DOM), AGENT_OK);
+    else
+        assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC,
+                                        &res),
+                         AGENT_OK);
+    inject(action, F_LOST, 0, NULL, NULL, 0);
+    (void)poll1(&f);
+    cdn.cert_on = 1; /* what the CDN serves instead */
+    snprintf(cdn.cert_name, sizeof cdn.cert_name, "%s", c == RB_CAS_NAME ? "other" : "c1");
+    snprintf(cdn.cert_type, sizeof cdn.cert_type, "%s", c == RB_CAS_NAME ? "cas" : "upload");
+    snprintf(cdn.cert_id, sizeof cdn.cert_id, "77");
+    snprintf(cdn.cert_pem, sizeof cdn.cert_pem, "%s", c == RB_OTHER_PEM ? OTHER_CERT_PEM : "");
+    cdn.info_no_pem = c == RB_NO_START;
+    snprintf(cdn.cert_expire, sizeof cdn.cert_expire, "%s", TEST_CERT_NOT_AFTER);
+    cdn.cert_start[0] = 0;
+    f.now += 60000;
+    settle(&f, 20);
+    char want[128];
+    snprintf(want, sizeof want, "%s,%s,%s", action, CERTINFO, action);
+    assert_string_equal(cdn_log(), want);
+    assert_false(cview(&f).unsure);
+    fx_end(&f);
+}
+
+static void test_cert_readback_not_evidence(void **state)
+{
+    (void)state;
+    for (rb_case_t c = RB_OTHER_PEM; c <= RB_OFF_BUT_ON; c++)
+        readback_case(c);
+}
+
 /* A definite refusal never landed: no read-back is owed afterwards. */
 static void test_cert_refused_owes_no_readback(void **state)
 {
@@ -2934,6 +2995,7 @@ int main(void)
         cmocka_unit_test(test_cert_readback_new_name),
         cmocka_unit_test(test_cert_refused_owes_no_readback),
         cmocka_unit_test(test_cert_record_damaged_or_old),
+        cmocka_unit_test(test_cert_readback_not_evidence),
         cmocka_unit_test(test_cert_readback_weak_evidence),
         cmocka_unit_test(test_cert_api_switch_and_cas),
         cmocka_unit_test(test_cert_expiry_events),
