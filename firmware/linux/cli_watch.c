@@ -45,8 +45,7 @@ static void current_cb(void *arg, const agent_cert_view_t *c)
     cur->not_before = c->not_before;
 }
 
-/* The pair's hash: the certificate, a NUL, the key. */
-static bool pair_hash(const char *cert, const char *key, uint8_t out[32])
+bool cli_watch_pair_hash(const char *cert, const char *key, uint8_t out[32])
 {
     size_t cl = strlen(cert), kl = strlen(key);
     char *b = malloc(cl + 1 + kl);
@@ -126,7 +125,7 @@ static void watch_one(store_t *st, watch_item_t *it, cli_watch_memo_t *memo, con
                  (cert ? why_k : why_c) == CLI_READ_ERRNO ? strerror(errno)
                                                           : "too large or not PEM text");
         memset(h, 0xff, sizeof h); /* (a reason without content: said once until it changes) */
-    } else if (!pair_hash(cert, key, h) || memcmp(h, it->w.sha256, sizeof h) == 0) {
+    } else if (!cli_watch_pair_hash(cert, key, h) || memcmp(h, it->w.sha256, sizeof h) == 0) {
         reason[0] = 0; /* unchanged: nothing to say */
         memcpy(h, it->w.sha256, sizeof h);
     } else if (!settled(memo, it->domain, h)) {

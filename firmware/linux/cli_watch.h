@@ -38,6 +38,10 @@ typedef struct {
  * (said by the caller's next step, which meets the same). */
 int cli_watch_step(cli_flash_t *f, cli_watch_memo_t *memo, const char *cmd);
 
+/* A pair's hash, what a watch compares: the certificate, a NUL, the key.
+ * false when it cannot be had (then out is undefined). */
+bool cli_watch_pair_hash(const char *cert, const char *key, uint8_t out[32]);
+
 /* Whether this refusal was said already (and remember it when not). */
 bool cli_watch_memo_seen(cli_watch_memo_t *memo, const char *domain, const uint8_t hash[32],
                          const char *reason);

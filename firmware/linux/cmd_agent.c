@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "cli_creds.h"
 #include "cli_opts.h"
-#include "crypto.h"
+#include "cli_watch.h"
 #include "cli_flash.h"
 #include "port.h"
 
@@ -327,19 +327,12 @@ static int watch_paths(const char *cert, const char *key, agent_cert_watch_t *w)
 }
 
 /* The watch with the hash of the pair taken now, so the daemon takes the
- * files again only when they change. */
+ * files again only when they change (all zero when it cannot be had: then
+ * the daemon takes them again). */
 static const agent_cert_watch_t *watch_hash(agent_cert_watch_t *w, const char *cert, const char *key)
 {
-    size_t cl = strlen(cert), kl = strlen(key);
-    char *b = malloc(cl + 1 + kl);
-    if (b) {
-        memcpy(b, cert, cl + 1);
-        memcpy(b + cl + 1, key, kl);
-        if (crypto_sha256(b, cl + 1 + kl, w->sha256) != CRYPTO_OK)
-            memset(w->sha256, 0, sizeof w->sha256); /* (then the daemon takes them again) */
-        crypto_wipe(b, cl + 1 + kl);
-        free(b);
-    }
+    if (!cli_watch_pair_hash(cert, key, w->sha256))
+        memset(w->sha256, 0, sizeof w->sha256);
     return w;
 }
 

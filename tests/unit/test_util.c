@@ -196,6 +196,18 @@ static void check_ip(const char *s)
         assert_memory_equal(got, want, got_len);
 }
 
+static void test_hex_lower(void **state)
+{
+    static const uint8_t in[] = {0x00, 0x0f, 0xa5, 0xff};
+    char out[2 * sizeof in + 1];
+    (void)state;
+    memset(out, 'x', sizeof out);
+    util_hex_lower(in, sizeof in, out);
+    assert_string_equal(out, "000fa5ff");
+    util_hex_lower(in, 0, out);
+    assert_string_equal(out, "");
+}
+
 static void test_ip_literals(void **state)
 {
     static const char *const cases[] = {"127.0.0.1",
@@ -289,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_bounded_writer),
         cmocka_unit_test(test_days_from_civil),
         cmocka_unit_test(test_ip_literals),
+        cmocka_unit_test(test_hex_lower),
         cmocka_unit_test(test_crypto_sha256_and_wipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,7 +60,6 @@ ERRORS = {  # code -> (HTTP status, message)
     "SSLPri.MissingParameter": (400, "The SSLPri parameter is required."),
     "InvalidCertName.TooLong": (400, "The CertName exceeds the maximum length of 128 characters."),
     "Abs.CertRegion.ValueNotSupported": (400, "The specified CertRegion is not supported."),
-    "InvalidEnv": (400, "The specified Env is invalid."),
     "InvalidAction.NotFound": (404, "Specified api \"%s\" is not found, please check your url and method."),
     "InvalidVersion": (400, "Specified parameter Version \"%s\" is not valid."),
     "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards: %s"),

@@ -209,6 +209,8 @@ typedef enum {
  * expires; the agent looks once a day (and when it starts). */
 #define AGENT_EXPIRY_WARN_DAYS 30
 #define AGENT_EXPIRY_CHECK_MS (24u * 3600u * 1000u)
+/* Without a wall clock yet, the look is tried again this much later. */
+#define AGENT_EXPIRY_NO_CLOCK_MS 60000u
 
 typedef struct {
     agent_ev_kind_t kind;

@@ -360,8 +360,8 @@ static uint32_t expiry_look(agent_t *a, uint64_t now_ms)
         store_status_t rc = store_iterate(a->st, prefix, 1, expiry_cb, &x);
         if (rc == STORE_OK && x.rc == STORE_OK && a->expiry_watch &&
             !agent_now_utc(a, now_ms, &x.now_utc)) {
-            a->next_expiry_check = now_ms + 60000u;
-            return 60000u;
+            a->next_expiry_check = now_ms + AGENT_EXPIRY_NO_CLOCK_MS;
+            return AGENT_EXPIRY_NO_CLOCK_MS;
         }
         x.say = true;
         if (rc == STORE_OK && x.rc == STORE_OK && a->expiry_watch)

@@ -642,16 +642,10 @@ static void cert_call(agent_t *a, uint64_t now_ms)
  * record then says "unknown" rather than a digest of nothing). */
 static void sha256_hex(const char *pem, char out[65])
 {
-    static const char hx[] = "0123456789abcdef";
     uint8_t d[CRYPTO_SHA256_LEN];
     out[0] = 0;
-    if (crypto_sha256(pem, strlen(pem), d) != CRYPTO_OK)
-        return;
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15u];
-    }
-    out[64] = 0;
+    if (crypto_sha256(pem, strlen(pem), d) == CRYPTO_OK)
+        util_hex_lower(d, sizeof d, out);
 }
 
 /* One CertId as digits, whatever leading zeros either side carries. */

@@ -249,7 +249,6 @@ bool cdnapi_action_retired(const cdnapi_result_t *res)
 
 void cdnapi_cert_fingerprint(const char *pem, char out[CDNAPI_FINGERPRINT_LEN + 1])
 {
-    static const char hx[] = "0123456789abcdef";
     mbedtls_x509_crt crt;
     uint8_t d[CRYPTO_SHA256_LEN];
     out[0] = 0;
@@ -258,13 +257,8 @@ void cdnapi_cert_fingerprint(const char *pem, char out[CDNAPI_FINGERPRINT_LEN + 
     mbedtls_x509_crt_init(&crt);
     /* (the first certificate only: a chain's later ones are the CA's) */
     if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) >= 0 &&
-        crt.raw.len > 0 && crypto_sha256(crt.raw.p, crt.raw.len, d) == CRYPTO_OK) {
-        for (size_t i = 0; i < sizeof d; i++) {
-            out[2 * i] = hx[d[i] >> 4];
-            out[2 * i + 1] = hx[d[i] & 15u];
-        }
-        out[2 * sizeof d] = 0;
-    }
+        crt.raw.len > 0 && crypto_sha256(crt.raw.p, crt.raw.len, d) == CRYPTO_OK)
+        util_hex_lower(d, sizeof d, out);
     mbedtls_x509_crt_free(&crt);
 }
 

@@ -109,6 +109,10 @@ size_t util_out_end(util_out_t *o);
 
 /* ----------------------------------------------------------- numbers -- */
 
+/* n bytes as 2n lower-case hex digits and a NUL into out (digests shown
+ * and compared as text). */
+void util_hex_lower(const uint8_t *in, size_t n, char *out);
+
 /* Decimal digits of v and a NUL into out; returns the digit count. By hand
  * because newlib-nano's printf (the Cortex-M build) knows no %llu or %zu. */
 #define UTIL_U64_DEC_MAX 20u

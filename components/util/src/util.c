@@ -274,3 +274,13 @@ bool util_host_numeric(const char *s, size_t n)
             return false;
     return true;
 }
+
+void util_hex_lower(const uint8_t *in, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15u];
+    }
+    out[2 * n] = 0;
+}
