@@ -20,6 +20,11 @@
  *  - ECP window 2, no fixed-point cache: ~2 KB less heap per handshake.
  *  - the peer certificate is not kept after the handshake.
  *
+ * Flash choice: SHA-1's block function is our loop (sha1_compact.c, about
+ * 300 B) instead of mbedTLS's unrolled one (3,728 B). V1 signatures hash a
+ * few hundred bytes per call, so its speed does not matter; the on-target
+ * test_sign checks it against the SDK's signatures.
+ *
  * Memory comes from port_calloc/port_free, so the port counts mbedTLS's heap.
  * The firmware scenario's test peer (a TLS server in the same image) adds
  * MBEDTLS_SSL_SRV_C through mbedtls_config_peer.h; the product image does not.
@@ -50,6 +55,7 @@ void port_free(void *ptr);
 #define MBEDTLS_CTR_DRBG_C
 #define MBEDTLS_MD_C
 #define MBEDTLS_SHA1_C
+#define MBEDTLS_SHA1_PROCESS_ALT /* sha1_compact.c */
 #define MBEDTLS_SHA256_C
 #define MBEDTLS_SHA256_SMALLER
 #define MBEDTLS_BIGNUM_C
