@@ -507,7 +507,7 @@ static void test_edit_refusals(void **state)
 {
     fx_t *f = *state;
     cdnapi_result_t res;
-    char long_key[CDNAPI_MAX_KEY_LEN + 2];
+    char long_key[CDNAPI_MAX_NAME_LEN + 2];
     memset(long_key, 'K', sizeof long_key - 1);
     long_key[sizeof long_key - 1] = 0;
     uint64_t empty = digest(f);
@@ -526,7 +526,7 @@ static void test_edit_refusals(void **state)
     assert_int_equal(agent_header_rm(&f->st, DOM, NULL), AGENT_ERR_ARG);
     assert_int_equal(agent_header_rm(&f->st, DOM, ""), AGENT_ERR_ARG);
     assert_int_equal(agent_header_rm(&f->st, DOM, long_key), AGENT_ERR_ARG);
-    long_key[CDNAPI_MAX_KEY_LEN] = 0; /* 64 bytes: a name, just not a known one */
+    long_key[CDNAPI_MAX_NAME_LEN] = 0; /* 100 bytes (a rule's): a name, just not a known one */
     assert_int_equal(agent_header_rm(&f->st, DOM, long_key), AGENT_ERR_NOT_FOUND);
 
     assert_int_equal(agent_cert_set(NULL, DOM, "n", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
@@ -1203,7 +1203,7 @@ static void test_retry_states(void **state)
     set_state(f, htarget(1, "X-Fail"), QUEUE_FAILED);
     set_state(f, "Z00foreign", QUEUE_FAILED);
 
-    char long_key[CDNAPI_MAX_KEY_LEN + 2];
+    char long_key[CDNAPI_MAX_NAME_LEN + 2];
     memset(long_key, 'k', sizeof long_key - 1);
     long_key[sizeof long_key - 1] = 0;
     uint64_t d = digest(f);

@@ -88,8 +88,11 @@ typedef struct {
 
 typedef struct {
     char id[32];
-    char key[72];
+    char key[112];
     char value[1100];
+    /* an origin_request_header rule: its other args as sent */
+    int rule;
+    char op[16], dup[8], source[64];
 } copy_t;
 
 #define LOG_MAX 128
@@ -243,19 +246,53 @@ static void reply_set(int status, const char *body, const char *date)
 
 static char model_body[65536];
 
+/* DescribeCdnDomainConfigs: the configs of the functions asked for. */
 static void describe_body(void)
 {
     size_t o = 0, cap = sizeof model_body;
+    char names[128] = "set_req_header";
+    (void)form_get("FunctionNames", names, sizeof names);
+    bool legacy = strstr(names, "set_req_header") != NULL;
+    bool rules = strstr(names, "origin_request_header") != NULL;
     o += (size_t)snprintf(model_body + o, cap - o,
                           "{\"RequestId\":\"R-list\",\"DomainConfigs\":{\"DomainConfig\":[");
-    for (unsigned i = 0; i < cdn.n; i++)
-        o += (size_t)snprintf(model_body + o, cap - o,
-                              "%s{\"ConfigId\":\"%s\",\"FunctionName\":\"set_req_header\","
-                              "\"Status\":\"success\",\"FunctionArgs\":{\"FunctionArg\":["
-                              "{\"ArgName\":\"key\",\"ArgValue\":\"%s\"},"
-                              "{\"ArgName\":\"value\",\"ArgValue\":\"%s\"}]}}",
-                              i ? "," : "", cdn.c[i].id, cdn.c[i].key, cdn.c[i].value);
+    for (unsigned i = 0, k = 0; i < cdn.n; i++) {
+        const copy_t *c = &cdn.c[i];
+        if (c->rule ? !rules : !legacy)
+            continue;
+        if (!c->rule)
+            o += (size_t)snprintf(model_body + o, cap - o,
+                                  "%s{\"ConfigId\":\"%s\",\"FunctionName\":\"set_req_header\","
+                                  "\"Status\":\"success\",\"FunctionArgs\":{\"FunctionArg\":["
+                                  "{\"ArgName\":\"key\",\"ArgValue\":\"%s\"},"
+                                  "{\"ArgName\":\"value\",\"ArgValue\":\"%s\"}]}}",
+                                  k++ ? "," : "", c->id, c->key, c->value);
+        else
+            o += (size_t)snprintf(model_body + o, cap - o,
+                                  "%s{\"ConfigId\":%s,\"FunctionName\":\"origin_request_header\","
+                                  "\"FunctionArgs\":{\"FunctionArg\":["
+                                  "{\"ArgName\":\"header_operation_type\",\"ArgValue\":\"%s\"},"
+                                  "{\"ArgName\":\"header_name\",\"ArgValue\":\"%s\"},"
+                                  "{\"ArgName\":\"%s\",\"ArgValue\":\"%s\"},"
+                                  "{\"ArgName\":\"header_source\",\"ArgValue\":\"%s\"},"
+                                  "{\"ArgName\":\"duplicate\",\"ArgValue\":\"%s\"}]}}",
+                                  k++ ? "," : "", c->id, c->op, c->key,
+                                  strcmp(c->op, "rewrite") == 0 ? "header_destination"
+                                                                : "header_value",
+                                  c->value, c->source, c->dup);
+    }
     snprintf(model_body + o, cap - o, "]}}");
+}
+
+/* The argValue of the arg named name in a Functions JSON ("" when absent). */
+static void rule_arg(const char *f, const char *name, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"argName\":\"%s\"", name);
+    const char *p = strstr(f, pat);
+    out[0] = 0;
+    if (p)
+        assert_true(json_str(p, "argValue", out, cap));
 }
 
 /* SetDomainServerCertificate and SetCdnDomainSSLCertificate: what the CDN
@@ -316,27 +353,45 @@ static void cert_info_body(void)
 /* The service itself: apply the request, answer status and body. */
 static int model(const char *action, const char **body)
 {
-    static char f[4096], k[80], v[1100], id[32], ids[512];
+    static char f[4096], k[112], v[1100], id[32], ids[512];
     *body = model_body;
     if (strcmp(action, BATCH) == 0) {
         assert_true(form_get("Functions", f, sizeof f));
-        assert_true(json_str(f, "argValue", k, sizeof k));
-        const char *vp = strstr(f, "\"argName\":\"value\"");
-        assert_non_null(vp);
-        assert_true(json_str(vp, "argValue", v, sizeof v));
+        int rule = strstr(f, "\"functionName\":\"origin_request_header\"") != NULL;
+        copy_t in;
+        memset(&in, 0, sizeof in);
+        in.rule = rule;
+        if (rule) {
+            rule_arg(f, "header_name", k, sizeof k);
+            rule_arg(f, "header_operation_type", in.op, sizeof in.op);
+            rule_arg(f, strcmp(in.op, "rewrite") == 0 ? "header_destination" : "header_value", v,
+                     sizeof v);
+            rule_arg(f, "duplicate", in.dup, sizeof in.dup);
+            rule_arg(f, "header_source", in.source, sizeof in.source);
+        } else {
+            assert_true(json_str(f, "argValue", k, sizeof k));
+            const char *vp = strstr(f, "\"argName\":\"value\"");
+            assert_non_null(vp);
+            assert_true(json_str(vp, "argValue", v, sizeof v));
+        }
         const char *cid = strstr(f, "\"configId\":");
         if (cid) {
             snprintf(id, sizeof id, "%.*s", (int)strspn(cid + 11, "0123456789"), cid + 11);
             int i = copy_find(id);
-            if (i < 0) {
+            if (i < 0 || cdn.c[i].rule != rule) {
                 *body = ERR("InvalidConfigId.NotFound");
                 return 400;
             }
-            snprintf(cdn.c[i].value, sizeof cdn.c[i].value, "%s", v);
         } else {
             snprintf(id, sizeof id, "%u", cdn.next_id++);
             copy_add(id, k, v);
         }
+        copy_t *c = &cdn.c[copy_find(id)];
+        snprintf(c->value, sizeof c->value, "%s", v);
+        c->rule = rule;
+        memcpy(c->op, in.op, sizeof c->op);
+        memcpy(c->dup, in.dup, sizeof c->dup);
+        memcpy(c->source, in.source, sizeof c->source);
         snprintf(model_body, sizeof model_body,
                  "{\"RequestId\":\"R-set\",\"DomainConfigList\":{\"DomainConfigModel\":[{"
                  "\"DomainName\":\"" DOM
@@ -349,11 +404,17 @@ static int model(const char *action, const char **body)
         return 200;
     }
     if (strcmp(action, DELETE) == 0) {
+        char fname[64] = "";
         assert_true(form_get("ConfigId", ids, sizeof ids));
+        assert_true(form_get("FunctionName", fname, sizeof fname));
         for (char *p = ids; *p;) { /* all or none */
             size_t n = strcspn(p, ",");
             snprintf(id, sizeof id, "%.*s", (int)n, p);
-            if (copy_find(id) < 0) {
+            int i = copy_find(id);
+            if (i >= 0) /* a delete names the function of what it deletes */
+                assert_string_equal(fname,
+                                    cdn.c[i].rule ? "origin_request_header" : "set_req_header");
+            if (i < 0) {
                 *body = ERR("InvalidConfigId.NotFound");
                 return 400;
             }
@@ -697,8 +758,8 @@ static agent_counters_t counters(fx_t *f)
 }
 
 typedef struct {
-    char key[72], desired[1100], delivered[1100], config_id[32];
-    int unsure, found, queued;
+    char key[112], desired[1100], delivered[1100], config_id[32];
+    int unsure, found, queued, rule, delivered_rule;
     queue_entry_t q;
 } hview_t;
 
@@ -712,6 +773,8 @@ static void view_cb(void *arg, const agent_header_view_t *h)
     snprintf(v->delivered, sizeof v->delivered, "%s", h->delivered ? h->delivered : "(none)");
     snprintf(v->config_id, sizeof v->config_id, "%s", h->config_id);
     v->unsure = h->unsure;
+    v->rule = h->rule;
+    v->delivered_rule = h->delivered_rule;
     v->queued = h->queue != NULL;
     if (h->queue)
         v->q = *h->queue;
@@ -1239,6 +1302,177 @@ static void test_delete_outcomes(void **state)
     assert_int_equal(f.evk[AGENT_EV_FAILED], 1);
     assert_int_equal(f.evk[AGENT_EV_RETRY], 1);
     assert_string_equal(f.ev[f.nev - 2].detail, "deleted ConfigId 1003");
+    fx_end(&f);
+}
+
+/* ------------------------------------------- origin_request_header -- */
+
+static void set_rule(fx_t *f, cdnapi_rule_op_t op, bool dup, const char *name, const char *value,
+                     const char *source)
+{
+    cdnapi_rule_t r = {op, dup, name, value, source};
+    assert_int_equal(agent_rule_set(&f->st, DOM, &r, NULL), AGENT_OK);
+}
+
+/* The CDN holds exactly one config named name, a rule (op, value, the
+ * duplicate switch as sent), and the device's record says so. */
+static void assert_rule(fx_t *f, const char *name, const char *op, const char *value,
+                        const char *dup)
+{
+    const copy_t *c = copy_of(name);
+    hview_t v = hview(f, name);
+    if (copies_of(name) != 1 || !c || !c->rule || strcmp(c->op, op) != 0 ||
+        strcmp(c->value, value) != 0 || strcmp(c->dup, dup) != 0)
+        fail_msg("the CDN holds %u configs of %s (want one rule %s %s); requests: %s",
+                 copies_of(name), name, op, value, cdn_log());
+    assert_true(v.found && v.rule && v.delivered_rule);
+    assert_string_equal(v.desired, v.delivered);
+    assert_string_equal(v.config_id, c->id);
+    assert_false(v.unsure);
+    assert_false(v.queued);
+}
+
+/* A rule is added, modified in place (value, then operation), removed:
+ * one call each, the function named in each. */
+static void test_rule_lifecycle(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    set_rule(&f, CDNAPI_RULE_ADD, true, "X-R", "a,b", NULL);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH);
+    assert_rule(&f, "X-R", "add", "a,b", "on");
+    hview_t v = hview(&f, "X-R");
+    assert_string_equal(v.desired, "a+\na,b");
+
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-R", "c", NULL);
+    settle(&f, 20);
+    assert_rule(&f, "X-R", "add", "c", "off");
+    set_rule(&f, CDNAPI_RULE_REWRITE, false, "x-r", "new", "^old");
+    settle(&f, 20);
+    assert_rule(&f, "X-R", "rewrite", "new", "");
+    assert_string_equal(copy_of("X-R")->source, "^old");
+    assert_string_equal(copy_of("X-R")->id, "1001");
+    assert_string_equal(cdn_log(), BATCH "," BATCH "," BATCH);
+    /* the same rule again: nothing to send */
+    set_rule(&f, CDNAPI_RULE_REWRITE, false, "X-R", "new", "^old");
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," BATCH "," BATCH);
+
+    assert_int_equal(agent_header_rm(&f.st, DOM, "X-R"), AGENT_OK);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," BATCH "," BATCH "," DELETE);
+    assert_int_equal(cdn.n, 0);
+    assert_false(hview(&f, "X-R").found);
+    fx_end(&f);
+}
+
+/* A rule's add whose answer is lost: the read-back (of rules only) finds
+ * it and adopts it, and a stray copy of the same name is deleted, once;
+ * a legacy header of that name is another function's and stays. */
+static void test_rule_add_outcome_unknown(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    copy_add("900", "X-R", "legacy");
+    copy_add("901", "X-R", "stray");
+    cdn.c[1].rule = 1;
+    snprintf(cdn.c[1].op, sizeof cdn.c[1].op, "modify");
+    inject(BATCH, F_APPLY_LOST, 0, NULL, NULL, 0);
+    set_rule(&f, CDNAPI_RULE_ADD, true, "X-R", "v", NULL);
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DELETE);
+    assert_true(strstr(cdn.last_req, "FunctionName=origin_request_header") != NULL);
+    assert_int_equal(cdn.n, 2);
+    assert_int_equal(copy_find("901"), -1);
+    assert_int_equal(counters(&f).adoptions, 1);
+    assert_int_equal(counters(&f).duplicates_removed, 1);
+    hview_t v = hview(&f, "X-R");
+    assert_true(v.rule && v.delivered_rule);
+    assert_string_equal(v.config_id, "1001");
+    assert_string_equal(v.delivered, "a+\nv");
+    assert_false(v.unsure);
+    assert_false(v.queued);
+    fx_end(&f);
+}
+
+/* A header moves between the functions: the old config is deleted (by its
+ * function), then the new one added; and back. */
+static void test_rule_function_switch(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    set_header(&f, "X-S", "1");
+    settle(&f, 20);
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-S", "2", NULL);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DELETE "," BATCH);
+    assert_rule(&f, "X-S", "add", "2", "off");
+    set_header(&f, "X-S", "3");
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DELETE "," BATCH "," DELETE "," BATCH);
+    assert_delivered(&f, "X-S", "3");
+    assert_false(copy_of("X-S")->rule);
+    hview_t v = hview(&f, "X-S");
+    assert_false(v.rule || v.delivered_rule);
+    fx_end(&f);
+}
+
+/* The function changes while a legacy add is in doubt: the read-back looks
+ * where the add went (set_req_header), adopts it, deletes it, and adds the
+ * rule: one config on the CDN in the end, never two. */
+static void test_rule_switch_while_in_doubt(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_APPLY_LOST, 0, NULL, NULL, 0);
+    set_header(&f, "X-T", "1");
+    (void)poll1(&f);
+    assert_true(hview(&f, "X-T").unsure);
+    set_rule(&f, CDNAPI_RULE_DELETE, false, "X-T", NULL, NULL);
+    f.now += 60000;
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DELETE "," BATCH);
+    assert_rule(&f, "X-T", "delete", "", "");
+    fx_end(&f);
+}
+
+/* What agent_rule_set refuses changes nothing. */
+static void test_rule_refusals(void **state)
+{
+    (void)state;
+    fx_t f;
+    static char big[1100];
+    cdnapi_result_t res;
+    fx_begin(&f);
+    cdnapi_rule_t r = {CDNAPI_RULE_ADD, false, "1-R", "v", NULL};
+    assert_int_equal(agent_rule_set(NULL, DOM, &r, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_rule_set(&f.st, DOM, NULL, &res), AGENT_ERR_ARG);
+    assert_int_equal(agent_rule_set(&f.st, DOM, &r, &res), AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidParameter");
+    r.name = "X-R";
+    assert_int_equal(agent_rule_set(&f.st, "a_b.example.com", &r, &res), AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidDomainName.Malformed");
+    memset(big, 's', 1000);
+    r = (cdnapi_rule_t){CDNAPI_RULE_REWRITE, false, "X-R", "destination-of-thirty-bytes..", big};
+    assert_int_equal(agent_rule_set(&f.st, DOM, &r, &res), AGENT_ERR_INVALID);
+    assert_string_equal(res.code, "InvalidParameter");
+    assert_non_null(strstr(res.message, "1,021"));
+    assert_int_equal(agent_rule_set(&f.st, DOM, &r, NULL), AGENT_ERR_INVALID);
+    assert_false(hview(&f, "X-R").found);
+    assert_int_equal(queued(&f), 0);
+    /* a 100-character name is a rule's (a legacy header stops at 64) */
+    memset(big, 'N', 100);
+    big[100] = 0;
+    r = (cdnapi_rule_t){CDNAPI_RULE_ADD, false, big, "v", NULL};
+    assert_int_equal(agent_rule_set(&f.st, DOM, &r, &res), AGENT_OK);
+    assert_int_equal(agent_header_set(&f.st, DOM, big, "v", &res), AGENT_ERR_INVALID);
+    settle(&f, 20);
+    assert_rule(&f, big, "add", "v", "off");
     fx_end(&f);
 }
 
@@ -2964,6 +3198,11 @@ int main(void)
         cmocka_unit_test(test_readback_keeps_first_when_none_match),
         cmocka_unit_test(test_duplicate_delete_refused),
         cmocka_unit_test(test_modify_outcome_unknown),
+        cmocka_unit_test(test_rule_lifecycle),
+        cmocka_unit_test(test_rule_add_outcome_unknown),
+        cmocka_unit_test(test_rule_function_switch),
+        cmocka_unit_test(test_rule_switch_while_in_doubt),
+        cmocka_unit_test(test_rule_refusals),
         cmocka_unit_test(test_delete_outcomes),
         cmocka_unit_test(test_edit_during_call),
         cmocka_unit_test(test_remove_during_call),

@@ -600,7 +600,7 @@ static void test_header_configs_truncation(void **state)
              key, val);
     memset(&s, 0, sizeof s);
     assert_int_equal(t_parse_configs(body, strlen(body), seen_cb, &s), 1);
-    assert_int_equal(strlen(s.h[0].key), CDNAPI_MAX_KEY_LEN);
+    assert_int_equal(strlen(s.h[0].key), CDNAPI_MAX_NAME_LEN);
     assert_int_equal(strlen(s.h[0].value), CDNAPI_MAX_VALUE_LEN);
     assert_string_equal(s.h[0].config_id, "1");
 }
@@ -900,6 +900,15 @@ static void test_delete_header_args(void **state)
 }
 
 /* ------------------------------------------------------------- list -- */
+
+/* cdnapi_list_configs answering body: the number visited, or -1. */
+static int t_list_configs(cdnapi_t *api, const char *domain, cdnapi_function_t f,
+                          cdnapi_header_fn fn, void *arg, cdnapi_result_t *res, const char *body)
+{
+    size_t n = 0;
+    script(200, body);
+    return cdnapi_list_configs(api, domain, f, fn, arg, &n, res) == CDNAPI_SUCCESS ? (int)n : -1;
+}
 
 static void test_list_headers(void **state)
 {
@@ -1215,6 +1224,10 @@ static void test_out_of_memory(void **state)
      * that every building step fails once. */
     hdr(&oom_hs[0], "X-A", "1", "77");
     assert_true(oom_walk(op_batch, batch_body, ULONG_MAX) > 10);
+    /* a rule: its spec copied twice (check, then args), five args */
+    hdr(&oom_hs[0], "X-A", "a+\n1", "77");
+    oom_hs[0].function = CDNAPI_FN_ORIGIN_RULE;
+    assert_true(oom_walk(op_batch, batch_body, ULONG_MAX) > 15);
 }
 
 /* ----------------------------------------------------- certificates -- */
@@ -1672,6 +1685,180 @@ static void test_cert_pem_whole(void **state)
     assert_no_leak();
 }
 
+/* A rule's spec: every operation round-trips; the switch is add's only;
+ * what is not a spec is refused. */
+static void test_rule_spec(void **state)
+{
+    static char big[CDNAPI_MAX_VALUE_LEN + 2];
+    char spec[CDNAPI_MAX_VALUE_LEN + 1];
+    cdnapi_rule_t r, back;
+    (void)state;
+    for (int op = CDNAPI_RULE_ADD; op <= CDNAPI_RULE_REWRITE; op++) {
+        cdnapi_rule_t in = {(cdnapi_rule_op_t)op, true, "X-A", "v1, v2\tx",
+                            op == CDNAPI_RULE_REWRITE ? "^old" : NULL};
+        assert_true(cdnapi_rule_spec(&in, spec));
+        assert_int_equal(spec[0], cdnapi_rule_op_str((cdnapi_rule_op_t)op)[0]);
+        memset(&back, 0, sizeof back);
+        assert_true(cdnapi_rule_unspec(spec, &back));
+        assert_int_equal(back.op, op);
+        assert_int_equal(back.duplicate, op == CDNAPI_RULE_ADD);
+        assert_string_equal(back.value, "v1, v2\tx");
+        assert_string_equal(back.source, op == CDNAPI_RULE_REWRITE ? "^old" : "");
+        assert_null(back.name);
+    }
+    r = (cdnapi_rule_t){CDNAPI_RULE_ADD, false, "X-A", "v", NULL};
+    assert_true(cdnapi_rule_spec(&r, spec));
+    assert_string_equal(spec, "a-\nv");
+    r.op = (cdnapi_rule_op_t)9;
+    assert_false(cdnapi_rule_spec(&r, spec));
+    assert_string_equal(spec, "");
+    /* 2 + source + 1 + value must fit 1,024 */
+    fill(big, 's', 1000);
+    r = (cdnapi_rule_t){CDNAPI_RULE_REWRITE, false, "X-A", "dddddddddddddddddddddd", big};
+    assert_false(cdnapi_rule_spec(&r, spec));
+    big[1024 - 3 - 22] = 0;
+    assert_true(cdnapi_rule_spec(&r, spec));
+    assert_int_equal(strlen(spec), CDNAPI_MAX_VALUE_LEN);
+    static const char *const not_specs[] = {"",      "a",     "a+",    "a+x",
+                                            "x+\nv", "a*\nv", "?-\nv", "a\n+v"};
+    for (size_t i = 0; i < sizeof not_specs / sizeof not_specs[0]; i++) {
+        snprintf(spec, sizeof spec, "%s", not_specs[i]);
+        assert_false(cdnapi_rule_unspec(spec, &back));
+    }
+    assert_string_equal(cdnapi_function_str(CDNAPI_FN_REQ_HEADER), "set_req_header");
+    assert_string_equal(cdnapi_function_str(CDNAPI_FN_ORIGIN_RULE), "origin_request_header");
+}
+
+#define ARG(n, v) "{\"ArgName\":\"" n "\",\"ArgValue\":\"" v "\"}"
+/* A read-back of both functions: each config with its function, a rule
+ * as the spec the agent would have sent, odd rules as specs no rule of
+ * the agent equals. */
+static void test_rule_configs(void **state)
+{
+    static char body[8192], longv[1100];
+    cdnapi_result_t r;
+    seen_t s;
+    (void)state;
+    fill(longv, 'v', 1030);
+    snprintf(
+        body, sizeof body,
+        "{\"RequestId\":\"L\",\"DomainConfigs\":{\"DomainConfig\":["
+        "{\"ConfigId\":1,\"FunctionName\":\"origin_request_header\",\"FunctionArgs\":"
+        "{\"FunctionArg\":[" ARG("header_operation_type", "add") "," ARG("header_name", "X-R") "," ARG("header_value", "a,b") "," ARG("duplicate", "on") "," ARG(
+            "match_all",
+            "off") "]}},"
+                   "{\"ConfigId\":2,\"FunctionName\":\"origin_request_header\",\"FunctionArgs\":"
+                   "{\"FunctionArg\":[" ARG("header_operation_type", "rewrite") "," ARG("header_name", "X-W") "," ARG(
+                       "header_source",
+                       "^a") "," ARG("header_destination",
+                                     "b") "," ARG("header_value",
+                                                  "ignored") "]}},"
+                                                             "{\"ConfigId\":3,\"FunctionName\":\"origin_request_header\",\"FunctionArgs\":"
+                                                             "{\"FunctionArg\":[" ARG("header_operation_type", "replace") "," ARG(
+                                                                 "header_name",
+                                                                 "X-Q") "]}},"
+                                                                        "{\"ConfigId\":4,\"FunctionName\":\"origin_request_header\",\"FunctionArgs\":"
+                                                                        "{\"FunctionArg\":[" ARG(
+                                                                            "header_name",
+                                                                            "X-L") ",{\"ArgName\":\"header_value\","
+                                                                                   "\"ArgValue\":\"%s\"}]}},"
+                                                                                   "{\"ConfigId\":5,\"FunctionName\":\"set_req_header\",\"FunctionArgs\":"
+                                                                                   "{\"FunctionArg\":[" ARG(
+                                                                                       "key",
+                                                                                       "X-K") "," ARG("value",
+                                                                                                      "1") "]}},"
+                                                                                                           "{\"ConfigId\":6,\"FunctionName\":\"origin_request_header\"},"
+                                                                                                           "{\"ConfigId\":7,\"FunctionName\":\"set_req_header\"}]}}",
+        longv);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(t_list_configs(&g_api, "cdn.example.com", CDNAPI_FN_ORIGIN_RULE, seen_cb, &s,
+                                    &r, body),
+                     7);
+    assert_true(sent_has("FunctionNames=origin_request_header"));
+    assert_int_equal(s.h[0].function, CDNAPI_FN_ORIGIN_RULE);
+    assert_string_equal(s.h[0].key, "X-R");
+    assert_string_equal(s.h[0].value, "a+\na,b");
+    assert_string_equal(s.h[1].key, "X-W");
+    assert_string_equal(s.h[1].value, "r-^a\nb");
+    assert_string_equal(s.h[2].value, "?-\n");
+    assert_string_equal(s.h[3].value, ""); /* too long to be one of the agent's */
+    assert_int_equal(s.h[4].function, CDNAPI_FN_REQ_HEADER);
+    assert_string_equal(s.h[4].value, "1");
+    assert_string_equal(s.h[5].key, "");
+    assert_string_equal(s.h[5].value, "?-\n");
+    assert_string_equal(s.h[6].key, "");
+    assert_string_equal(s.h[6].value, "");
+    assert_no_leak();
+}
+
+/* Deleting and adding rules: the function named, the args the service
+ * documents, the switch for add only; a rule refused locally sends nothing. */
+static void test_rule_requests(void **state)
+{
+    static const char *const doms[] = {"a.example.com"};
+    char spec[CDNAPI_MAX_VALUE_LEN + 1];
+    cdnapi_header_t h;
+    cdnapi_result_t r;
+    (void)state;
+
+    script(200, "{\"RequestId\":\"D\"}");
+    assert_int_equal(cdnapi_delete_configs(&g_api, "cdn.example.com", "5", CDNAPI_FN_ORIGIN_RULE,
+                                           &r),
+                     CDNAPI_SUCCESS);
+    assert_true(sent_has("FunctionName=origin_request_header"));
+
+    cdnapi_rule_t add = {CDNAPI_RULE_ADD, true, "X-R", "a,b", NULL};
+    assert_true(cdnapi_rule_spec(&add, spec));
+    hdr(&h, "X-R", spec, "");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    script(200, "{\"RequestId\":\"B\"}");
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), 0);
+    assert_true(sent_has("%22functionName%22%3A%22origin_request_header%22"));
+    assert_true(
+        sent_has("%22argName%22%3A%22header_operation_type%22%2C%22argValue%22%3A%22add%22"));
+    assert_true(sent_has("%22argName%22%3A%22header_name%22%2C%22argValue%22%3A%22X-R%22"));
+    assert_true(sent_has("%22argName%22%3A%22header_value%22%2C%22argValue%22%3A%22a%2Cb%22"));
+    assert_true(sent_has("%22argName%22%3A%22duplicate%22%2C%22argValue%22%3A%22on%22"));
+
+    cdnapi_rule_t rw = {CDNAPI_RULE_REWRITE, true, "X-W", "new", "^old"};
+    assert_true(cdnapi_rule_spec(&rw, spec));
+    hdr(&h, "X-W", spec, "42");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    script(200, "{\"RequestId\":\"B\"}");
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), 0);
+    assert_true(sent_has("%22argName%22%3A%22header_source%22%2C%22argValue%22%3A%22%5Eold%22"));
+    assert_true(sent_has("%22argName%22%3A%22header_destination%22%2C%22argValue%22%3A%22new%22"));
+    assert_false(sent_has("duplicate"));
+    assert_false(sent_has("header_value"));
+    assert_true(sent_has("%22configId%22%3A42"));
+
+    cdnapi_rule_t del = {CDNAPI_RULE_DELETE, false, "X-D", NULL, NULL};
+    assert_true(cdnapi_rule_spec(&del, spec));
+    hdr(&h, "X-D", spec, "");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    script(200, "{\"RequestId\":\"B\"}");
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), 0);
+    assert_false(sent_has("header_value"));
+    assert_false(sent_has("duplicate"));
+
+    /* refused before anything is sent: not a spec, a rule the service refuses */
+    svc.sent_len = 0;
+    hdr(&h, "X-R", "plain value", "");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), -1);
+    assert_local(&r, "InvalidParameter");
+    hdr(&h, "1-R", "a-\nv", "");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), -1);
+    assert_local(&r, "InvalidParameter");
+    hdr(&h, "X-R", "m-\n", "");
+    h.function = CDNAPI_FN_ORIGIN_RULE;
+    assert_int_equal(t_batch(&g_api, doms, 1, &h, 1, NULL, 0, &r), -1);
+    assert_local(&r, "MissingParameter");
+    assert_int_equal(svc.sent_len, 0);
+    assert_no_leak();
+}
+
 /* origin_request_header's local rules, the same cases cdnsim refuses (the
  * referee runs them through the official SDKs). */
 static void test_validate_rule(void **state)
@@ -1827,6 +2014,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_ssl_cert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_helpers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_spec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rule_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_pem_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_info_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_off, setup, teardown),

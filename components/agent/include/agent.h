@@ -96,6 +96,14 @@ bool agent_domain_name_ok(const char *domain);
  * agent_header_rm. */
 agent_status_t agent_header_set(store_t *st, const char *domain, const char *key, const char *value,
                                 cdnapi_result_t *res);
+/* Desired origin_request_header rule ("Custom Request Headers (New)") for
+ * domain, on the header named rule->name: checked as cdnapi_validate_rule
+ * (res as for agent_header_set), kept as its spec (cdnapi_rule_spec). A
+ * name has one rule per domain, of either function: setting a header of
+ * the other function replaces it (the old config is deleted on the CDN
+ * before the new one is added), and agent_header_rm removes either. */
+agent_status_t agent_rule_set(store_t *st, const char *domain, const cdnapi_rule_t *rule,
+                              cdnapi_result_t *res);
 /* Remove a header. A header that was never delivered simply disappears
  * with its queue entry. */
 agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key);
@@ -166,6 +174,10 @@ typedef struct {
     const char *config_id;      /* "" when not delivered */
     bool unsure;                /* a request went out, outcome not yet known */
     const queue_entry_t *queue; /* NULL when nothing is queued */
+    /* origin_request_header rules: desired and delivered are their specs
+     * (cdnapi_rule_unspec); a removed rule's last function */
+    bool rule;
+    bool delivered_rule; /* the delivered (or in doubt) config is a rule */
 } agent_header_view_t;
 
 typedef struct {
@@ -226,7 +238,7 @@ typedef struct {
 
 /* Bytes of the record work area a delivery step uses under the store's
  * lock (a header record and its codec buffer): see agent_config_t.step_work. */
-#define AGENT_STEP_WORK_SIZE 4352u
+#define AGENT_STEP_WORK_SIZE 4416u
 
 typedef struct {
     /* endpoint */

@@ -230,11 +230,30 @@ static void succeeded(agent_t *a)
 static agent_act_t header_action(const hrec_t *h)
 {
     bool want = h->flags & HF_DESIRED, have = h->flags & HF_DELIVERED;
+    bool other_function = !(h->flags & HF_RULE) != !(h->flags & HF_RULE_HAVE);
     if ((h->flags & HF_UNSURE) && !have)
         return ACT_LIST; /* an add may have landed: look before adding again */
+    if (want && have && other_function)
+        return ACT_DELETE; /* moving to the other function: the old config goes first */
     if (want)
         return !have ? ACT_ADD : strcmp(h->desired, h->delivered) != 0 ? ACT_MODIFY : ACT_NONE;
     return have ? ACT_DELETE : ACT_NONE;
+}
+
+/* The function a step's call concerns: what it adds or modifies, else the
+ * config delivered or in doubt (which a delete removes, a read-back looks
+ * for). */
+static cdnapi_function_t header_function(const hrec_t *h, agent_act_t act)
+{
+    uint8_t flag = act == ACT_ADD || act == ACT_MODIFY ? HF_RULE : HF_RULE_HAVE;
+    return (h->flags & flag) ? CDNAPI_FN_ORIGIN_RULE : CDNAPI_FN_REQ_HEADER;
+}
+
+/* Record which function the config delivered or in doubt is. */
+static void header_have_function(hrec_t *h, cdnapi_function_t f)
+{
+    h->flags = (uint8_t)(f == CDNAPI_FN_ORIGIN_RULE ? h->flags | HF_RULE_HAVE
+                                                    : h->flags & ~HF_RULE_HAVE);
 }
 
 /* The entry's records: PLAN_CALL when they are there, else what to do. */
@@ -277,9 +296,13 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         *wait = checked(a, now_ms, header_settle(a), "settling a header");
         return PLAN_IDLE;
     }
+    memset(&s->req, 0, sizeof s->req);
+    s->req.function = header_function(h, s->act);
     if (s->act != ACT_LIST) {
-        /* Write the doubt down before the request can land: no mark, no call. */
+        /* Write the doubt down before the request can land: no mark, no
+         * call. The mark says which function: a read-back looks there. */
         h->flags |= HF_UNSURE;
+        header_have_function(h, s->req.function);
         store_status_t rc = rec_save(a);
         if (rc != STORE_OK) {
             *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc),
@@ -287,7 +310,6 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
             return PLAN_IDLE;
         }
     }
-    memset(&s->req, 0, sizeof s->req);
     strcpy(s->req.key, h->key);
     strcpy(s->req.value, h->desired);
     if (s->act == ACT_MODIFY || s->act == ACT_DELETE)
@@ -302,7 +324,7 @@ static bool readback_cb(void *arg, const cdnapi_header_t *h)
 {
     agent_step_t *s = arg;
     const char *loser;
-    if (!agent_same_header_name(h->key, s->req.key))
+    if (h->function != s->req.function || !agent_same_header_name(h->key, s->req.key))
         return true;
     if (!s->found) {
         s->found = true;
@@ -334,13 +356,14 @@ static void readback_call(agent_t *a, uint64_t now_ms)
     s->dups[0] = 0;
     memset(&s->kept, 0, sizeof s->kept);
     memset(&s->dup_res, 0, sizeof s->dup_res);
-    if (cdnapi_list_headers(&a->api, s->domain, readback_cb, s, NULL, &s->res) != CDNAPI_SUCCESS ||
+    if (cdnapi_list_configs(&a->api, s->domain, s->req.function, readback_cb, s, NULL, &s->res) !=
+            CDNAPI_SUCCESS ||
         !s->ndups)
         return;
     /* Extra copies from earlier unknown outcomes go in one call. */
     a->counters.calls++;
     agent_sign_time(a, now_ms);
-    cdnapi_delete_header(&a->api, s->domain, s->dups, &s->dup_res);
+    cdnapi_delete_configs(&a->api, s->domain, s->dups, s->req.function, &s->dup_res);
 }
 
 static void header_call(agent_t *a, uint64_t now_ms)
@@ -352,7 +375,7 @@ static void header_call(agent_t *a, uint64_t now_ms)
     if (s->act == ACT_LIST) {
         readback_call(a, now_ms);
     } else if (s->act == ACT_DELETE) {
-        cdnapi_delete_header(&a->api, s->domain, s->req.config_id, &s->res);
+        cdnapi_delete_configs(&a->api, s->domain, s->req.config_id, s->req.function, &s->res);
     } else {
         memset(&got, 0, sizeof got);
         size_t n = 0;
@@ -443,6 +466,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
     }
     succeeded(a);
     h->flags &= (uint8_t)~HF_UNSURE;
+    header_have_function(h, s->req.function);
     if (s->act == ACT_DELETE) {
         h->flags &= (uint8_t)~HF_DELIVERED;
         h->config_id[0] = h->delivered[0] = 0;
@@ -455,8 +479,16 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
         snprintf(detail, sizeof detail, "%s ConfigId %.24s",
                  s->act == ACT_ADD ? "added" : "modified", h->config_id);
     }
-    if (header_action(h) != ACT_NONE) /* edited meanwhile: the new entry goes next */
-        return checked(a, now_ms, rec_save(a), "recording a delivery");
+    if (header_action(h) != ACT_NONE) {
+        /* Edited meanwhile (the new entry goes next, this one is no longer
+         * the target's), or the old function's config deleted before the
+         * new one is added: this entry goes on. */
+        s->e.state = QUEUE_PENDING;
+        store_status_t rc = rec_save(a);
+        if (rc == STORE_OK)
+            rc = entry_update(a);
+        return checked(a, now_ms, rc, "recording a delivery");
+    }
     store_status_t rc = header_settle(a);
     if (rc != STORE_OK)
         return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a delivery");

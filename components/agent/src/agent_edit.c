@@ -58,7 +58,7 @@ static agent_status_t edit_load(store_t *st, const char *target, const char *key
 }
 
 static agent_status_t header_edit_txn(store_t *st, const char *domain, const char *key,
-                                      const char *value /* NULL = remove */, uint8_t *buf)
+                                      const char *value /* NULL = remove */, bool rule, uint8_t *buf)
 {
     hrec_t h;
     char target[AGENT_HEADER_KEY_LEN + 1];
@@ -71,7 +71,8 @@ static agent_status_t header_edit_txn(store_t *st, const char *domain, const cha
     if (ar != AGENT_OK)
         return ar;
     if (value) {
-        h.flags |= HF_DESIRED;
+        /* (a removal keeps the function: an add in doubt is looked for there) */
+        h.flags = (uint8_t)((h.flags & ~HF_RULE) | HF_DESIRED | (rule ? HF_RULE : 0));
         strcpy(h.desired, value);
         strcpy(h.key, key); /* the newest spelling is the one delivered */
     } else {
@@ -94,14 +95,14 @@ static agent_status_t header_edit_txn(store_t *st, const char *domain, const cha
 }
 
 static agent_status_t header_edit(store_t *st, const char *domain, const char *key,
-                                  const char *value)
+                                  const char *value, bool rule)
 {
     uint8_t *buf = port_malloc(HREC_MAX);
     if (!buf)
         return AGENT_ERR_NOMEM;
     agent_status_t ar = agent_status_from_store(store_txn_begin(st));
     if (ar == AGENT_OK) {
-        ar = header_edit_txn(st, domain, key, value, buf);
+        ar = header_edit_txn(st, domain, key, value, rule, buf);
         if (ar != AGENT_OK)
             (void)store_txn_abort(st);
         else
@@ -146,14 +147,41 @@ agent_status_t agent_header_set(store_t *st, const char *domain, const char *key
         local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
         return AGENT_ERR_INVALID;
     }
-    return header_edit(st, domain, key, value);
+    return header_edit(st, domain, key, value, false);
+}
+
+agent_status_t agent_rule_set(store_t *st, const char *domain, const cdnapi_rule_t *rule,
+                              cdnapi_result_t *res)
+{
+    cdnapi_result_t tmp;
+    cdnapi_result_t *r = res ? res : &tmp;
+    if (!st || !rule)
+        return AGENT_ERR_ARG;
+    if (cdnapi_validate_rule(rule, r) != CDNAPI_SUCCESS)
+        return AGENT_ERR_INVALID;
+    if (!agent_domain_name_ok(domain)) {
+        local_error(r, "InvalidDomainName.Malformed", "domain name is not a host name");
+        return AGENT_ERR_INVALID;
+    }
+    char *spec = port_malloc(CDNAPI_MAX_VALUE_LEN + 1);
+    if (!spec)
+        return AGENT_ERR_NOMEM;
+    agent_status_t ar = AGENT_ERR_INVALID;
+    if (cdnapi_rule_spec(rule, spec))
+        ar = header_edit(st, domain, rule->name, spec, true);
+    else
+        local_error(r, "InvalidParameter",
+                    "a rewrite's source and destination are together over 1,021 bytes, more than "
+                    "the agent keeps for one rule");
+    port_free(spec);
+    return ar;
 }
 
 agent_status_t agent_header_rm(store_t *st, const char *domain, const char *key)
 {
-    if (!st || !domain || !key || !*key || strlen(key) > CDNAPI_MAX_KEY_LEN)
+    if (!st || !domain || !key || !*key || strlen(key) > CDNAPI_MAX_NAME_LEN)
         return AGENT_ERR_ARG;
-    return header_edit(st, domain, key, NULL);
+    return header_edit(st, domain, key, NULL, false);
 }
 
 /* What a desired certificate record holds after its head: an uploaded
@@ -513,7 +541,7 @@ static agent_status_t retry_filter(store_t *st, const char *domain, const char *
         c->whole_slot = true;
         return AGENT_OK;
     }
-    if (strlen(key) > CDNAPI_MAX_KEY_LEN)
+    if (strlen(key) > CDNAPI_MAX_NAME_LEN)
         return AGENT_ERR_ARG;
     agent_header_target(c->prefix, slot, key);
     return AGENT_OK;

@@ -24,6 +24,10 @@
 #define HF_DESIRED 0x01u   /* a value is wanted on the CDN */
 #define HF_DELIVERED 0x02u /* config_id / delivered describe what the CDN holds */
 #define HF_UNSURE 0x04u    /* a request went out whose outcome is not known */
+/* The two functions (cdnapi_function_t): a record without these flags (and
+ * every record of an older version) is set_req_header's. */
+#define HF_RULE 0x08u      /* desired (removed: last desired) is an origin_request_header rule */
+#define HF_RULE_HAVE 0x10u /* the config delivered or in doubt is an origin_request_header rule */
 #define CF_ON 0x01u
 #define CF_PRESENT 0x02u
 #define CF_CAS 0x04u     /* desired: a certificate service's (payload "CertId\0region") */
@@ -31,12 +35,12 @@
 #define CF_EXPIRY 0x10u  /* delivered record: the certificate's notAfter follows the name */
 #define CF_TRACKED 0x20u /* delivered record: written by a version that keeps CF_UNSURE */
 #define HREC_MAX \
-    (5u + CDNAPI_MAX_KEY_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
+    (5u + CDNAPI_MAX_NAME_LEN + 2u * CDNAPI_MAX_VALUE_LEN + 4u + CDNAPI_MAX_CONFIG_ID_LEN)
 #define CREC_HEAD_MAX (3u + AGENT_CERT_NAME_MAX + 8u + 65u)
 
 typedef struct {
     uint8_t flags;
-    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char key[CDNAPI_MAX_NAME_LEN + 1];
     char desired[CDNAPI_MAX_VALUE_LEN + 1];
     char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
     char delivered[CDNAPI_MAX_VALUE_LEN + 1];
@@ -113,7 +117,7 @@ typedef struct {
     queue_entry_t e;
     agent_act_t act;
     char domain[AGENT_DOMAIN_MAX + 1];
-    char what[CDNAPI_MAX_KEY_LEN + 8];         /* "header X-Key" / "certificate" */
+    char what[CDNAPI_MAX_NAME_LEN + 8];        /* "header X-Key" / "certificate" */
     agent_rec_work_t *w;                       /* plan and apply only (agent_deliver_work) */
     cdnapi_header_t req;                       /* sent; read-back: the key and the desired value */
     cdnapi_result_t res;                       /* the call's outcome */

@@ -49,7 +49,9 @@ static bool visit_header_cb(void *arg, const uint8_t *key, size_t key_len, size_
                              (h->flags & HF_DELIVERED) ? h->delivered : NULL,
                              h->config_id,
                              (h->flags & HF_UNSURE) != 0,
-                             qr == STORE_OK ? &q : NULL};
+                             qr == STORE_OK ? &q : NULL,
+                             (h->flags & HF_RULE) != 0,
+                             (h->flags & HF_RULE_HAVE) != 0};
     if (c->v->header)
         c->v->header(c->v->arg, &v);
     return true;

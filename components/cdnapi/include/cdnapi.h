@@ -60,10 +60,28 @@ typedef struct {
     int64_t server_date;
 } cdnapi_result_t;
 
+/* The two functions that add a back-to-origin request header: the legacy
+ * set_req_header (args key, value) and origin_request_header, "Custom
+ * Request Headers (New)" (see cdnapi_rule_t). */
+typedef enum {
+    CDNAPI_FN_REQ_HEADER = 0, /* set_req_header */
+    CDNAPI_FN_ORIGIN_RULE,    /* origin_request_header */
+} cdnapi_function_t;
+/* The service's FunctionName of f. */
+const char *cdnapi_function_str(cdnapi_function_t f);
+
+/* The longest header name either function takes (origin_request_header's
+ * 100; set_req_header's own limit is CDNAPI_MAX_KEY_LEN). */
+#define CDNAPI_MAX_NAME_LEN 100u
+
+/* A config of either function. For origin_request_header, key is its
+ * header_name and value its rule spec (cdnapi_rule_spec): the operation,
+ * the duplicates switch, the source and the value in one string. */
 typedef struct {
     char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
-    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char key[CDNAPI_MAX_NAME_LEN + 1];
     char value[CDNAPI_MAX_VALUE_LEN + 1];
+    cdnapi_function_t function; /* zero: set_req_header */
 } cdnapi_header_t;
 
 typedef struct {
@@ -135,6 +153,18 @@ int cdnapi_rule_op_parse(const char *word);
  * needs its source and destination (MissingParameter, InvalidParameter
  * otherwise, as the service answers). */
 cdnapi_class_t cdnapi_validate_rule(const cdnapi_rule_t *rule, cdnapi_result_t *res);
+/* A rule's spec: its operation (the word's first letter: a, m, d, r), the
+ * duplicates switch ('+' on, '-' off; off for every operation but add),
+ * the source, a line feed and the value (rewrite: the destination). One
+ * string, so a rule is stored and compared like a header's value, and
+ * what a read-back finds compares equal to what was sent. Neither text
+ * can hold a line feed (cdnapi_validate_rule). False when it is longer
+ * than CDNAPI_MAX_VALUE_LEN (a rewrite whose source and destination
+ * together pass 1,021 bytes) or the operation is not one. */
+bool cdnapi_rule_spec(const cdnapi_rule_t *rule, char out[CDNAPI_MAX_VALUE_LEN + 1]);
+/* Split a spec, in place, into rule's op, duplicate, source and value
+ * (pointing into spec; name untouched). False when spec is not one. */
+bool cdnapi_rule_unspec(char *spec, cdnapi_rule_t *rule);
 
 /* Local certificate checks before SetDomainServerCertificate: PEM parses
  * (Certificate.FormatError), key parses and matches (Certificate.MissMatch),
@@ -147,13 +177,14 @@ cdnapi_class_t cdnapi_validate_cert(const char *domain, const char *cert_pem, co
 /* Parse a JSON reply: error fields into res, classification. */
 void cdnapi_parse_reply(int status_code, const char *body, size_t len, cdnapi_result_t *res);
 
-/* Called for every set_req_header config of a read-back, in reply order.
- * h is valid during the call only. Return false to stop the walk. */
+/* Called for every set_req_header and origin_request_header config of a
+ * read-back (h->function says which), in reply order. h is valid during
+ * the call only. Return false to stop the walk. */
 typedef bool (*cdnapi_header_fn)(void *arg, const cdnapi_header_t *h);
 
-/* Walk DescribeCdnDomainConfigs JSON: fn for each set_req_header entry;
- * *visited (may be NULL) the number visited. CDNAPI_RETRYABLE when the JSON
- * does not parse (or no memory for it): a garbled reply is not an answer. */
+/* Walk DescribeCdnDomainConfigs JSON: fn for each set_req_header and
+ * origin_request_header entry; *visited (may be NULL) the number visited. CDNAPI_RETRYABLE when the
+ * JSON does not parse (or no memory for it): a garbled reply is not an answer. */
 cdnapi_class_t cdnapi_parse_header_configs(const char *body, size_t len, cdnapi_header_fn fn,
                                            void *arg, size_t *visited);
 
@@ -168,16 +199,24 @@ cdnapi_class_t cdnapi_set_header(cdnapi_t *api, const char *domain, const char *
 #define CDNAPI_MAX_DELETE_IDS 8u
 cdnapi_class_t cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
                                     cdnapi_result_t *res);
+/* The same for configs of function f. */
+cdnapi_class_t cdnapi_delete_configs(cdnapi_t *api, const char *domain, const char *config_ids,
+                                     cdnapi_function_t f, cdnapi_result_t *res);
 /* Read back every set_req_header config of domain (fn for each); *visited
  * (may be NULL) how many were visited. */
 cdnapi_class_t cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn,
                                    void *arg, size_t *visited, cdnapi_result_t *res);
+/* The same for the configs of function f. */
+cdnapi_class_t cdnapi_list_configs(cdnapi_t *api, const char *domain, cdnapi_function_t f,
+                                   cdnapi_header_fn fn, void *arg, size_t *visited,
+                                   cdnapi_result_t *res);
 
-/* BatchSetCdnDomainConfig with set_req_header functions: every header of
- * headers[] (config_id "" = add, digits = modify that ConfigId) on every
- * domain of domains[]; the service applies all or nothing. Local checks
- * first, like cdnapi_set_header (each domain non-empty, no ',' or blanks;
- * each header as cdnapi_validate_header; ConfigId digits only), plus the
+/* BatchSetCdnDomainConfig: every header of headers[] (config_id "" = add,
+ * digits = modify that ConfigId) on every domain of domains[], each as its
+ * function (an origin_request_header rule from its spec); the service
+ * applies all or nothing. Local checks first, like cdnapi_set_header (each
+ * domain non-empty, no ',' or blanks; each header as cdnapi_validate_header
+ * or its rule as cdnapi_validate_rule; ConfigId digits only), plus the
  * documented bounds: 1..CDNAPI_MAX_BATCH domains and domains x headers <=
  * CDNAPI_MAX_BATCH (InvalidParameter). On success *count (may be NULL) is
  * the number of DomainConfigModel entries of the reply (ConfigIds, <= max

@@ -201,6 +201,48 @@ int cdnapi_rule_op_parse(const char *word)
     return -1;
 }
 
+const char *cdnapi_function_str(cdnapi_function_t f)
+{
+    return f == CDNAPI_FN_ORIGIN_RULE ? "origin_request_header" : "set_req_header";
+}
+
+/* A spec from its parts (op: the operation's word, unknown ones spelt '?'
+ * so that they equal no rule the agent sends); false when it does not fit. */
+static bool spec_write(const char *op, bool duplicate, const char *source, const char *value,
+                       char out[CDNAPI_MAX_VALUE_LEN + 1])
+{
+    int k = cdnapi_rule_op_parse(op);
+    bool dup = k == CDNAPI_RULE_ADD && duplicate;
+    int n = snprintf(out, CDNAPI_MAX_VALUE_LEN + 1, "%c%c%s\n%s", k < 0 ? '?' : op[0],
+                     dup ? '+' : '-', source ? source : "", value ? value : "");
+    return n > 0 && (size_t)n <= CDNAPI_MAX_VALUE_LEN;
+}
+
+bool cdnapi_rule_spec(const cdnapi_rule_t *rule, char out[CDNAPI_MAX_VALUE_LEN + 1])
+{
+    out[0] = 0;
+    if ((unsigned)rule->op > CDNAPI_RULE_REWRITE)
+        return false;
+    return spec_write(rule_ops[rule->op], rule->duplicate, rule->source, rule->value, out);
+}
+
+bool cdnapi_rule_unspec(char *spec, cdnapi_rule_t *rule)
+{
+    char *lf = strchr(spec, '\n');
+    int op = -1;
+    for (size_t i = 0; i < sizeof rule_ops / sizeof rule_ops[0]; i++)
+        if (spec[0] != 0 && spec[0] == rule_ops[i][0])
+            op = (int)i;
+    if (op < 0 || (spec[1] != '+' && spec[1] != '-') || lf == NULL || lf < spec + 2)
+        return false;
+    *lf = 0;
+    rule->op = (cdnapi_rule_op_t)op;
+    rule->duplicate = spec[1] == '+';
+    rule->source = spec + 2;
+    rule->value = lf + 1;
+    return true;
+}
+
 /* At most max bytes, no control character but TAB. */
 static bool rule_text_ok(const char *s, size_t max)
 {
@@ -344,7 +386,15 @@ static void id_to_text(const cJSON *id, char *out, size_t cap)
     }
 }
 
-/* One set_req_header entry of a read-back into h; false when cfg is not one. */
+/* The args a read-back's config carries, by name (those of either function). */
+enum { ARG_KEY, ARG_VALUE, ARG_OP, ARG_NAME, ARG_HVALUE, ARG_DUP, ARG_SOURCE, ARG_DEST, ARG_N };
+static const char *const arg_names[ARG_N] =
+    {"key",          "value",     "header_operation_type", "header_name",
+     "header_value", "duplicate", "header_source",         "header_destination"};
+
+/* One set_req_header or origin_request_header entry of a read-back into h
+ * (a rule as its spec); false when cfg is neither. Other args (e.g. a
+ * newer "match_all") are ignored. */
 static bool header_config(const cJSON *cfg, cdnapi_header_t *h)
 {
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cfg, "FunctionName");
@@ -352,25 +402,35 @@ static bool header_config(const cJSON *cfg, cdnapi_header_t *h)
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "FunctionArgs"),
                                          "FunctionArg");
     const cJSON *arg;
-    if (!cJSON_IsString(fn) || strcmp(fn->valuestring, "set_req_header") != 0) {
+    const char *v[ARG_N] = {0};
+    if (!cJSON_IsString(fn))
         return false;
-    }
     memset(h, 0, sizeof(*h));
+    if (strcmp(fn->valuestring, "origin_request_header") == 0)
+        h->function = CDNAPI_FN_ORIGIN_RULE;
+    else if (strcmp(fn->valuestring, "set_req_header") != 0)
+        return false;
     id_to_text(cJSON_GetObjectItemCaseSensitive(cfg, "ConfigId"), h->config_id,
                sizeof(h->config_id));
     cJSON_ArrayForEach(arg, args)
     {
         const cJSON *an = cJSON_GetObjectItemCaseSensitive(arg, "ArgName");
         const cJSON *av = cJSON_GetObjectItemCaseSensitive(arg, "ArgValue");
-        if (!cJSON_IsString(an) || !cJSON_IsString(av)) {
-            continue;
-        }
-        if (strcmp(an->valuestring, "key") == 0) {
-            copy_field(h->key, sizeof(h->key), av->valuestring);
-        } else if (strcmp(an->valuestring, "value") == 0) {
-            copy_field(h->value, sizeof(h->value), av->valuestring);
-        } /* other args (e.g. a newer "operation") are ignored */
+        for (size_t i = 0; cJSON_IsString(an) && cJSON_IsString(av) && i < ARG_N; i++)
+            if (strcmp(an->valuestring, arg_names[i]) == 0)
+                v[i] = av->valuestring;
     }
+    if (h->function == CDNAPI_FN_REQ_HEADER) {
+        copy_field(h->key, sizeof(h->key), v[ARG_KEY] ? v[ARG_KEY] : "");
+        copy_field(h->value, sizeof(h->value), v[ARG_VALUE] ? v[ARG_VALUE] : "");
+        return true;
+    }
+    copy_field(h->key, sizeof(h->key), v[ARG_NAME] ? v[ARG_NAME] : "");
+    bool rewrite = v[ARG_OP] && strcmp(v[ARG_OP], "rewrite") == 0;
+    /* a spec too long for the buffer is no rule the agent sent: left "" */
+    if (!spec_write(v[ARG_OP] ? v[ARG_OP] : "", v[ARG_DUP] && strcmp(v[ARG_DUP], "on") == 0,
+                    rewrite ? v[ARG_SOURCE] : NULL, v[rewrite ? ARG_DEST : ARG_HVALUE], h->value))
+        h->value[0] = 0;
     return true;
 }
 
@@ -487,6 +547,12 @@ cdnapi_class_t cdnapi_set_header(cdnapi_t *api, const char *domain, const char *
 cdnapi_class_t cdnapi_delete_header(cdnapi_t *api, const char *domain, const char *config_ids,
                                     cdnapi_result_t *res)
 {
+    return cdnapi_delete_configs(api, domain, config_ids, CDNAPI_FN_REQ_HEADER, res);
+}
+
+cdnapi_class_t cdnapi_delete_configs(cdnapi_t *api, const char *domain, const char *config_ids,
+                                     cdnapi_function_t f, cdnapi_result_t *res)
+{
     sign_param_t p[3];
     if (domain == NULL || domain[0] == 0 || config_ids == NULL || config_ids[0] == 0) {
         return cdnapi_local_error(res, "MissingParameter", "DomainName and ConfigId are required");
@@ -497,12 +563,19 @@ cdnapi_class_t cdnapi_delete_header(cdnapi_t *api, const char *domain, const cha
     }
     p[0] = cdnapi_param("DomainName", domain);
     p[1] = cdnapi_param("ConfigId", config_ids);
-    p[2] = cdnapi_param("FunctionName", "set_req_header");
+    p[2] = cdnapi_param("FunctionName", cdnapi_function_str(f));
     return cdnapi_call_simple(api, "DeleteSpecificConfig", p, 3, res);
 }
 
 cdnapi_class_t cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_header_fn fn,
                                    void *arg, size_t *visited, cdnapi_result_t *res)
+{
+    return cdnapi_list_configs(api, domain, CDNAPI_FN_REQ_HEADER, fn, arg, visited, res);
+}
+
+cdnapi_class_t cdnapi_list_configs(cdnapi_t *api, const char *domain, cdnapi_function_t f,
+                                   cdnapi_header_fn fn, void *arg, size_t *visited,
+                                   cdnapi_result_t *res)
 {
     sign_param_t p[2];
     http_response_t resp;
@@ -513,7 +586,7 @@ cdnapi_class_t cdnapi_list_headers(cdnapi_t *api, const char *domain, cdnapi_hea
         return cdnapi_local_error(res, "MissingParameter", "DomainName is empty");
     }
     p[0] = cdnapi_param("DomainName", domain);
-    p[1] = cdnapi_param("FunctionNames", "set_req_header");
+    p[1] = cdnapi_param("FunctionNames", cdnapi_function_str(f));
     if (call(api, "DescribeCdnDomainConfigs", p, 2, res, &resp) &&
         cdnapi_parse_header_configs((const char *)resp.body, resp.body_len, fn, arg, visited) !=
             CDNAPI_SUCCESS) {
@@ -536,33 +609,78 @@ static cJSON *batch_arg(const char *name, const char *value)
     return a;
 }
 
-/* Appends {"functionArgs":[key, value], "functionName":"set_req_header"
+/* h's rule, split from a heap copy of its spec (*copy, which the caller
+ * frees) and checked as cdnapi_validate_rule. */
+static cdnapi_class_t header_rule(const cdnapi_header_t *h, cdnapi_rule_t *r, char **copy,
+                                  cdnapi_result_t *res)
+{
+    size_t n = strlen(h->value) + 1;
+    *copy = port_malloc(n);
+    if (*copy == NULL)
+        return cdnapi_fail(res, CDNAPI_RETRYABLE, "NoMemory", "out of memory reading a rule");
+    memcpy(*copy, h->value, n);
+    memset(r, 0, sizeof *r);
+    if (!cdnapi_rule_unspec(*copy, r))
+        return cdnapi_local_error(res, "InvalidParameter", "not an origin_request_header rule");
+    r->name = h->key;
+    return cdnapi_validate_rule(r, res);
+}
+
+/* Add {"argName": name, "argValue": value} to args (nothing when value is
+ * NULL or empty); false when out of memory. */
+static bool batch_arg_add(cJSON *args, const char *name, const char *value)
+{
+    cJSON *a = value != NULL && value[0] != 0 ? batch_arg(name, value) : NULL;
+    if (a != NULL)
+        (void)cJSON_AddItemToArray(args, a);
+    return a != NULL || value == NULL || value[0] == 0;
+}
+
+/* The args of h: set_req_header's key and value, or the rule's operation,
+ * name, value, switch (add only) and rewrite's source and destination. */
+static bool batch_args(cJSON *args, const cdnapi_header_t *h)
+{
+    cdnapi_rule_t r;
+    char *copy = NULL;
+    cdnapi_result_t res;
+    if (h->function != CDNAPI_FN_ORIGIN_RULE)
+        return batch_arg_add(args, "key", h->key) && batch_arg_add(args, "value", h->value);
+    /* (checked by batch_check: only memory can fail here) */
+    bool ok = header_rule(h, &r, &copy, &res) == CDNAPI_SUCCESS &&
+              batch_arg_add(args, "header_operation_type", cdnapi_rule_op_str(r.op)) &&
+              batch_arg_add(args, "header_name", h->key);
+    if (ok && r.op == CDNAPI_RULE_REWRITE)
+        ok = batch_arg_add(args, "header_source", r.source) &&
+             batch_arg_add(args, "header_destination", r.value);
+    else if (ok)
+        ok = batch_arg_add(args, "header_value", r.value) &&
+             (r.op != CDNAPI_RULE_ADD ||
+              batch_arg_add(args, "duplicate", r.duplicate ? "on" : "off"));
+    port_free(copy);
+    return ok;
+}
+
+/* Appends {"functionArgs":[...], "functionName": its function
  * [, "configId": N]} to funcs; false when out of memory. */
 static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON *args = cJSON_CreateArray();
-    cJSON *k = batch_arg("key", h->key);
-    cJSON *v = batch_arg("value", h->value);
-    if (f == NULL || args == NULL || k == NULL || v == NULL) {
+    if (f == NULL || args == NULL || !batch_args(args, h)) {
         cJSON_Delete(f);
         cJSON_Delete(args);
-        cJSON_Delete(k);
-        cJSON_Delete(v);
         return false;
     }
     /* Array adds of non-NULL items cannot fail and take ownership; an
      * object add copies its key and fails without taking ownership when
      * that copy finds no memory. */
-    (void)cJSON_AddItemToArray(args, k);
-    (void)cJSON_AddItemToArray(args, v);
     if (!cJSON_AddItemToObject(f, "functionArgs", args)) {
         cJSON_Delete(args);
         cJSON_Delete(f);
         return false;
     }
     (void)cJSON_AddItemToArray(funcs, f);
-    if (cJSON_AddStringToObject(f, "functionName", "set_req_header") == NULL) {
+    if (cJSON_AddStringToObject(f, "functionName", cdnapi_function_str(h->function)) == NULL) {
         return false;
     }
     /* ConfigId is a Long: emitted as digits verbatim (validated), never via double. */
@@ -605,8 +723,15 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
         len += k + 1;
     }
     for (i = 0; i < nheaders; i++) {
-        if (cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res) !=
-            CDNAPI_SUCCESS) {
+        if (headers[i].function == CDNAPI_FN_ORIGIN_RULE) {
+            cdnapi_rule_t r;
+            char *copy;
+            cdnapi_class_t cls = header_rule(&headers[i], &r, &copy, res);
+            port_free(copy);
+            if (cls != CDNAPI_SUCCESS)
+                return cls;
+        } else if (cdnapi_validate_header(domains[0], headers[i].key, headers[i].value, res) !=
+                   CDNAPI_SUCCESS) {
             return res->cls;
         }
         if (!config_id_ok(headers[i].config_id)) {
