@@ -127,6 +127,32 @@ static agent_status_t settings_from(const cJSON *root, agent_settings_t *s, cons
     return *ca ? AGENT_OK : AGENT_ERR_INVALID;
 }
 
+/* One header: set_req_header's {key, value}, or with "rule": "new" an
+ * origin_request_header rule (op, duplicate, source), as on Linux. */
+static agent_status_t header_from(store_t *st, const char *domain, const cJSON *h, const char *path,
+                                  cdnapi_result_t *res)
+{
+    memset(res, 0, sizeof *res); /* a field's refusal has no service code */
+    const char *k = str_field(h, "key", path, true);
+    const char *rule = str_field(h, "rule", path, false);
+    bool is_rule = rule != NULL && strcmp(rule, "new") == 0;
+    const char *op = is_rule ? str_field(h, "op", path, false) : NULL;
+    int k_op = op ? cdnapi_rule_op_parse(op) : CDNAPI_RULE_ADD;
+    const char *v = str_field(h, "value", path, !is_rule || k_op != CDNAPI_RULE_DELETE);
+    if (rule != NULL && !is_rule && strcmp(rule, "legacy") != 0) {
+        LOG_ERR("manifest: %s.rule: must be \"legacy\" or \"new\"", path);
+        return AGENT_ERR_INVALID;
+    }
+    if (k == NULL || (v == NULL && !is_rule))
+        return AGENT_ERR_INVALID;
+    if (!is_rule)
+        return agent_header_set(st, domain, k, v, res);
+    cdnapi_rule_t r = {(cdnapi_rule_op_t)k_op,
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "duplicate")), k, v,
+                       str_field(h, "source", path, false)};
+    return agent_rule_set(st, domain, &r, res); /* an op that is none: refused there */
+}
+
 static agent_status_t domain_from(store_t *st, const cJSON *d, int index, int64_t now_utc)
 {
     char path[32];
@@ -142,11 +168,7 @@ static agent_status_t domain_from(store_t *st, const cJSON *d, int index, int64_
     hs = cJSON_GetObjectItemCaseSensitive(d, "headers");
     cJSON_ArrayForEach(h, hs)
     {
-        const char *k = str_field(h, "key", path, true);
-        const char *v = str_field(h, "value", path, true);
-        if (k == NULL || v == NULL)
-            return AGENT_ERR_INVALID;
-        rc = agent_header_set(st, name, k, v, &res);
+        rc = header_from(st, name, h, path, &res);
         if (rc != AGENT_OK) {
             LOG_ERR("manifest: %s.headers[%d]: %s (%s)", path, hi, agent_status_str(rc),
                     rc == AGENT_ERR_INVALID ? res.code : "-");

@@ -111,21 +111,113 @@ static int edit_error(cli_flash_t *f, agent_status_t rc, const cdnapi_result_t *
 /* ------------------------------------------------------------- header -- */
 
 static const char HEADER_USAGE[] =
-    "usage: cdnagent header set DOMAIN KEY VALUE | header rm DOMAIN KEY | header list [DOMAIN] "
-    "[--json]";
+    "usage: cdnagent header set DOMAIN KEY VALUE [--rule legacy|new] [--op OP] [--duplicate "
+    "on|off] [--source PATTERN] | header rm DOMAIN KEY | header list [DOMAIN] [--json]";
+enum { RULE_LEGACY = 0, RULE_NEW = 1 };
 static const cli_opt_t header_opts[] = {
     {"json", 0, CLI_OPT_FLAG, NULL, 0, 0, "JSON instead of lines, errors included"},
+    {"rule", 0, CLI_OPT_CHOICE, "legacy|new", 0, 0,
+     "set: the function: legacy (set_req_header, the default) or new (origin_request_header, "
+     "Custom Request Headers (New)); a header moving between them is deleted from the old one "
+     "first"},
+    {"op", 0, CLI_OPT_CHOICE, "add|modify|delete|rewrite", 0, 0,
+     "set --rule new: what the rule does to the header (default add; VALUE may be left out for "
+     "delete)"},
+    {"duplicate", 0, CLI_OPT_CHOICE, "on|off", 0, 0,
+     "set --rule new --op add: keep the header the request already has beside the added one "
+     "(default off)"},
+    {"source", 0, CLI_OPT_STRING, "PATTERN", 0, 0,
+     "set --rule new --op rewrite: what is replaced (VALUE replaces it)"},
     {NULL, 0, 0, NULL, 0, 0, NULL},
 };
 static const cli_command_t header_cmd =
     {"header",
-     "set DOMAIN KEY VALUE | rm DOMAIN KEY | list [DOMAIN]",
+     "set DOMAIN KEY [VALUE] | rm DOMAIN KEY | list [DOMAIN]",
      "The desired back-to-origin request headers of a domain: set and rm store and queue the "
-     "change at once (offline); list shows what is desired. A VALUE that starts with '-' goes "
-     "after '--'.",
+     "change at once (offline); list shows what is desired, with each header's function. A "
+     "VALUE that starts with '-' goes after '--'. One header name has one rule per domain.",
      header_opts,
      1,
      4};
+
+/* A stored rule spec as a person reads it: "add a,b (duplicate on)",
+ * "rewrite ^a -> b", "delete". */
+static void rule_text(const char *spec, char *out, size_t cap)
+{
+    char copy[CDNAPI_MAX_VALUE_LEN + 1];
+    cdnapi_rule_t r;
+    snprintf(copy, sizeof copy, "%s", spec);
+    if (!cdnapi_rule_unspec(copy, &r))
+        snprintf(out, cap, "(not a rule: %s)", spec);
+    else if (r.op == CDNAPI_RULE_REWRITE)
+        snprintf(out, cap, "rewrite %s -> %s", r.source, r.value);
+    else
+        snprintf(out, cap, "%s%s%s%s", cdnapi_rule_op_str(r.op), r.value[0] ? " " : "", r.value,
+                 r.duplicate ? " (duplicate on)" : "");
+}
+
+/* A view's desired or delivered value as shown: a rule's text, or the value. */
+static const char *shown(const char *value, bool rule, char *buf, size_t cap)
+{
+    if (!value || !rule)
+        return value;
+    rule_text(value, buf, cap);
+    return buf;
+}
+
+/* A rule's fields in JSON (after its "key"): "rule","op","value"[,"source"][,"duplicate"]. */
+static void rule_json(FILE *out, const char *spec)
+{
+    char copy[CDNAPI_MAX_VALUE_LEN + 1];
+    cdnapi_rule_t r;
+    snprintf(copy, sizeof copy, "%s", spec);
+    fputs(",\"rule\":\"new\"", out);
+    if (!cdnapi_rule_unspec(copy, &r))
+        return;
+    fprintf(out, ",\"op\":\"%s\",\"value\":", cdnapi_rule_op_str(r.op));
+    cli_json_str(out, r.value);
+    if (r.op == CDNAPI_RULE_REWRITE) {
+        fputs(",\"source\":", out);
+        cli_json_str(out, r.source);
+    }
+    if (r.op == CDNAPI_RULE_ADD)
+        fprintf(out, ",\"duplicate\":%s", r.duplicate ? "true" : "false");
+}
+
+/* header set: a legacy header, or a rule from --op, --duplicate, --source. */
+static int header_set(cli_flash_t *f, const cli_parsed_t *p, cdnapi_result_t *res)
+{
+    char *const *pos = p->args;
+    const char *value = p->nargs == 4 ? pos[3] : NULL;
+    bool rule = cli_opt_choice(p, "rule", RULE_LEGACY) == RULE_NEW;
+    int op = (int)cli_opt_choice(p, "op", CDNAPI_RULE_ADD);
+    agent_status_t ar;
+    if (!rule &&
+        (cli_opt_given(p, "op") || cli_opt_given(p, "duplicate") || cli_opt_given(p, "source")))
+        return cli_usage_error("header set: --op, --duplicate and --source go with --rule new");
+    if (!value && !(rule && op == CDNAPI_RULE_DELETE))
+        return cli_usage_error("header set: a VALUE is needed (only --rule new --op delete goes "
+                               "without one)\n%s",
+                               HEADER_USAGE);
+    if (cli_opt_given(p, "source") && op != CDNAPI_RULE_REWRITE)
+        return cli_usage_error("header set: --source goes with --op rewrite");
+    if (cli_opt_given(p, "duplicate") && op != CDNAPI_RULE_ADD)
+        return cli_usage_error("header set: --duplicate goes with --op add");
+    if (rule) {
+        cdnapi_rule_t r = {(cdnapi_rule_op_t)op, cli_opt_choice(p, "duplicate", 1) == 0, pos[2],
+                           value, cli_opt_str(p, "source")};
+        ar = agent_rule_set(&f->store, pos[1], &r, res);
+    } else {
+        ar = agent_header_set(&f->store, pos[1], pos[2], value, res);
+    }
+    if (ar != AGENT_OK)
+        return edit_error(f, ar, res, "header set");
+    if (cli_opt_given(p, "json"))
+        print_queued(pos[1], rule ? "header rule" : "header", pos[2]);
+    else
+        printf("queued: %s header %s%s\n", pos[1], pos[2], rule ? " (rule new)" : "");
+    return CLI_EXIT_OK;
+}
 
 typedef struct {
     FILE *out;
@@ -136,6 +228,7 @@ typedef struct {
 static void list_header_cb(void *arg, const agent_header_view_t *h)
 {
     list_ctx_t *c = arg;
+    char text[CDNAPI_MAX_VALUE_LEN + 32];
     if (!h->desired)
         return; /* being removed: not part of the desired set */
     if (c->json) {
@@ -143,9 +236,16 @@ static void list_header_cb(void *arg, const agent_header_view_t *h)
         cli_json_str(c->out, h->domain);
         fputs(",\"key\":", c->out);
         cli_json_str(c->out, h->key);
-        fputs(",\"value\":", c->out);
-        cli_json_str(c->out, h->desired);
+        if (h->rule) {
+            rule_json(c->out, h->desired);
+        } else {
+            fputs(",\"rule\":\"legacy\",\"value\":", c->out);
+            cli_json_str(c->out, h->desired);
+        }
         fputc('}', c->out);
+    } else if (h->rule) {
+        fprintf(c->out, "%s  %s: [new] %s\n", h->domain, h->key,
+                shown(h->desired, true, text, sizeof text));
     } else {
         fprintf(c->out, "%s  %s: %s\n", h->domain, h->key, h->desired);
     }
@@ -161,9 +261,12 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
     int json = cli_opt_given(&p, "json"), npos = (int)p.nargs;
     char **pos = p.args;
     const char *op = pos[0];
-    if (!((strcmp(op, "set") == 0 && npos == 4) || (strcmp(op, "rm") == 0 && npos == 3) ||
+    if (!((strcmp(op, "set") == 0 && npos >= 3) || (strcmp(op, "rm") == 0 && npos == 3) ||
           (strcmp(op, "list") == 0 && npos <= 2)))
         return cli_usage_error("header: wrong arguments\n%s", HEADER_USAGE);
+    if (strcmp(op, "set") != 0 && (cli_opt_given(&p, "rule") || cli_opt_given(&p, "op") ||
+                                   cli_opt_given(&p, "duplicate") || cli_opt_given(&p, "source")))
+        return cli_usage_error("header %s: --rule, --op, --duplicate and --source go with set", op);
     cli_flash_t f;
     if (cli_flash_open(&f, g->flash_path,
                        strcmp(op, "list") == 0 ? CLI_FLASH_READ : CLI_FLASH_CREATE) != 0)
@@ -172,12 +275,7 @@ int cmd_header(int argc, char **argv, const cli_globals_t *g)
     cdnapi_result_t res;
     memset(&res, 0, sizeof res);
     if (strcmp(op, "set") == 0) {
-        agent_status_t ar = agent_header_set(&f.store, pos[1], pos[2], pos[3], &res);
-        if (ar != AGENT_OK)
-            rc = edit_error(&f, ar, &res, "header set");
-        else
-            json ? print_queued(pos[1], "header", pos[2])
-                 : (void)printf("queued: %s header %s\n", pos[1], pos[2]);
+        rc = header_set(&f, &p, &res);
     } else if (strcmp(op, "rm") == 0) {
         agent_status_t ar = agent_header_rm(&f.store, pos[1], pos[2]);
         if (ar != AGENT_OK)
@@ -543,20 +641,22 @@ static void status_count(status_ctx_t *c, const queue_entry_t *q)
 static void status_header_cb(void *arg, const agent_header_view_t *h)
 {
     status_ctx_t *c = arg;
+    char text[CDNAPI_MAX_VALUE_LEN + 32];
     status_count(c, h->queue);
     if (c->json) {
         fprintf(c->out, "%s{\"kind\":\"header\",\"domain\":", c->n ? "," : "");
         cli_json_str(c->out, h->domain);
         fputs(",\"key\":", c->out);
         cli_json_str(c->out, h->key);
-        fputs(",\"desired\":", c->out);
+        fprintf(c->out, ",\"rule\":\"%s\",\"desired\":", h->rule ? "new" : "legacy");
         if (h->desired)
-            cli_json_str(c->out, h->desired);
+            cli_json_str(c->out, shown(h->desired, h->rule, text, sizeof text));
         else
             fputs("null", c->out);
-        fputs(",\"delivered\":", c->out);
+        fprintf(c->out,
+                ",\"delivered_rule\":\"%s\",\"delivered\":", h->delivered_rule ? "new" : "legacy");
         if (h->delivered)
-            cli_json_str(c->out, h->delivered);
+            cli_json_str(c->out, shown(h->delivered, h->delivered_rule, text, sizeof text));
         else
             fputs("null", c->out);
         fputs(",\"config_id\":", c->out);
@@ -569,8 +669,10 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
         fputc('}', c->out);
     } else {
         status_domain_line(c, h->domain);
-        fprintf(c->out, "  header %-24s desired %-20s delivered %-20s", h->key,
-                h->desired ? h->desired : "(remove)", h->delivered ? h->delivered : "-");
+        fprintf(c->out, "  header %-24s %sdesired %-20s", h->key, h->rule ? "[new] " : "",
+                h->desired ? shown(h->desired, h->rule, text, sizeof text) : "(remove)");
+        fprintf(c->out, " delivered %s%-20s", h->delivered && h->delivered_rule ? "[new] " : "",
+                h->delivered ? shown(h->delivered, h->delivered_rule, text, sizeof text) : "-");
         if (h->config_id[0])
             fprintf(c->out, " ConfigId %s", h->config_id);
         if (h->queue) {

@@ -60,9 +60,13 @@ static void errs_free(errs_t *e)
 /* ---------------------------------------------------------- manifest -- */
 
 typedef struct {
-    char key[CDNAPI_MAX_KEY_LEN + 1];
+    char key[CDNAPI_MAX_NAME_LEN + 1];
     char value[CDNAPI_MAX_VALUE_LEN + 1];
     int json_index; /* position in the manifest's array, for messages */
+    /* "rule": "new": an origin_request_header rule (op, duplicate, source) */
+    bool rule, duplicate;
+    cdnapi_rule_op_t op;
+    char source[CDNAPI_MAX_RULE_VALUE_LEN + 1];
 } m_header_t;
 
 typedef struct {
@@ -342,11 +346,52 @@ static void m_header_refused(errs_t *e, const char *hp, const char *key, const c
         r->code);
 }
 
+/* A rule's fields ("rule": "new"): op, duplicate, source, checked as the
+ * service checks them (false: said why). */
+static bool m_rule(errs_t *e, const cJSON *h, const char *hp, const char *k, const char *v,
+                   m_header_t *mh)
+{
+    char kp[128];
+    cdnapi_result_t r;
+    const char *op = get_str(e, h, hp, "op", 0, 16);
+    const char *src = get_str(e, h, hp, "source", 0, 4096);
+    const cJSON *dup = cJSON_GetObjectItemCaseSensitive(h, "duplicate");
+    int k_op = op ? cdnapi_rule_op_parse(op) : CDNAPI_RULE_ADD;
+    snprintf(kp, sizeof kp, "%s.op", hp);
+    if (k_op < 0) {
+        err(e, kp, "must be add, modify, delete or rewrite");
+        return false;
+    }
+    snprintf(kp, sizeof kp, "%s.duplicate", hp);
+    if (dup && !cJSON_IsBool(dup)) {
+        err(e, kp, "must be true or false");
+        return false;
+    }
+    cdnapi_rule_t rule = {(cdnapi_rule_op_t)k_op, cJSON_IsTrue(dup), k, v, src};
+    char spec[CDNAPI_MAX_VALUE_LEN + 1];
+    if (cdnapi_validate_rule(&rule, &r) != CDNAPI_SUCCESS) {
+        err(e, hp, "%s (%s)", r.message, r.code);
+        return false;
+    }
+    if (!cdnapi_rule_spec(&rule, spec)) {
+        err(e, hp,
+            "source and value together are over 1,021 bytes (the agent's limit for one "
+            "rule)");
+        return false;
+    }
+    mh->rule = true;
+    mh->op = rule.op;
+    mh->duplicate = rule.duplicate;
+    snprintf(mh->source, sizeof mh->source, "%s", src ? src : "");
+    return true;
+}
+
 static void m_header(errs_t *e, const cJSON *h, const char *hp, int hi, m_domain_t *md)
 {
-    static const char *const known[] = {"key", "value", NULL};
+    static const char *const known[] = {"key", "value", "rule", "op", "duplicate", "source", NULL};
     cdnapi_result_t r;
     char kp[128];
+    m_header_t tmp;
     if (!cJSON_IsObject(h)) {
         err(e, hp, "must be an object {\"key\", \"value\"}");
         return;
@@ -354,14 +399,31 @@ static void m_header(errs_t *e, const cJSON *h, const char *hp, int hi, m_domain
     unknown_fields(e, h, hp, known);
     const char *k = get_str(e, h, hp, "key", 1, 1024);
     const char *v = get_str(e, h, hp, "value", 0, 4096);
-    if (!cJSON_GetObjectItemCaseSensitive(h, "value")) {
+    const char *rule = get_str(e, h, hp, "rule", 0, 16);
+    const char *op = get_str(e, h, hp, "op", 0, 16);
+    bool is_rule = rule && strcmp(rule, "new") == 0;
+    snprintf(kp, sizeof kp, "%s.rule", hp);
+    if (rule && !is_rule && strcmp(rule, "legacy") != 0)
+        err(e, kp,
+            "must be \"legacy\" (set_req_header, the default) or \"new\" "
+            "(origin_request_header)");
+    if (!is_rule && (cJSON_GetObjectItemCaseSensitive(h, "op") ||
+                     cJSON_GetObjectItemCaseSensitive(h, "duplicate") ||
+                     cJSON_GetObjectItemCaseSensitive(h, "source")))
+        err(e, kp, "op, duplicate and source are a rule's: they need \"rule\": \"new\"");
+    if (!cJSON_GetObjectItemCaseSensitive(h, "value") &&
+        !(is_rule && op && strcmp(op, "delete") == 0)) {
         snprintf(kp, sizeof kp, "%s.value", hp);
         err(e, kp, "missing");
     }
-    if (!k || !v)
+    if (!k || (!v && !is_rule))
         return;
-    if (cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r) != CDNAPI_SUCCESS) {
-        m_header_refused(e, hp, k, &r);
+    memset(&tmp, 0, sizeof tmp);
+    if (is_rule ? !m_rule(e, h, hp, k, v, &tmp)
+                : cdnapi_validate_header(md->name[0] ? md->name : "example.com", k, v, &r) !=
+                      CDNAPI_SUCCESS) {
+        if (!is_rule)
+            m_header_refused(e, hp, k, &r);
         return;
     }
     for (int j = 0; j < md->nheaders; j++)
@@ -371,8 +433,9 @@ static void m_header(errs_t *e, const cJSON *h, const char *hp, int hi, m_domain
                 md->headers[j].json_index);
         }
     m_header_t *mh = &md->headers[md->nheaders++];
+    *mh = tmp;
     snprintf(mh->key, sizeof mh->key, "%s", k);
-    snprintf(mh->value, sizeof mh->value, "%s", v);
+    snprintf(mh->value, sizeof mh->value, "%s", v ? v : "");
     mh->json_index = hi;
 }
 
@@ -616,8 +679,12 @@ static agent_status_t provision_store(store_t *st, const manifest_t *m, const ch
     for (int i = 0; ar == AGENT_OK && i < m->ndomains; i++) {
         const m_domain_t *d = &m->domains[i];
         *stage = "headers";
-        for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++)
-            ar = agent_header_set(st, d->name, d->headers[h].key, d->headers[h].value, NULL);
+        for (int h = 0; ar == AGENT_OK && h < d->nheaders; h++) {
+            const m_header_t *mh = &d->headers[h];
+            cdnapi_rule_t rule = {mh->op, mh->duplicate, mh->key, mh->value, mh->source};
+            ar = mh->rule ? agent_rule_set(st, d->name, &rule, NULL)
+                          : agent_header_set(st, d->name, mh->key, mh->value, NULL);
+        }
         *stage = "certificate";
         if (ar == AGENT_OK && d->cert_pem && d->watch.cert_path[0])
             ar = agent_cert_set_watched(st, d->name, d->cert_name[0] ? d->cert_name : NULL,
