@@ -3185,6 +3185,59 @@ static void test_cert_expiry_events(void **state)
     fx_end(&f);
 }
 
+/* A certificate delivered by an older version has no notAfter in its
+ * delivered record: the first look learns it once from the desired PEM when
+ * that is the one delivered (same SHA-256), keeps it, and warns; with
+ * another desired PEM (being delivered) nothing is learnt or said. */
+static void test_cert_expiry_learnt_for_old_records(void **state)
+{
+    (void)state;
+    cdnapi_result_t res;
+    fx_t f;
+    uint8_t b[256], c[256];
+    size_t len = 0;
+    device_key_new(1);
+    fx_begin(&f);
+    assert_int_equal(agent_cert_set(&f.st, DOM, "c1", TEST_CERT_PEM, TEST_KEY_PEM, NOW_UTC, &res),
+                     AGENT_OK);
+    settle(&f, 20);
+    assert_int_equal(store_get(&f.st, "c00", 3, b, sizeof b, &len), STORE_OK);
+    /* as the older version wrote it: flags on + present, the name, the digest */
+    unsigned char sha[32];
+    char hex[65];
+    mbedtls_sha256_ret((const unsigned char *)TEST_CERT_PEM, strlen(TEST_CERT_PEM), sha, 0);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    size_t n = 0;
+    c[n++] = 1;
+    c[n++] = 0x01 | 0x02;
+    c[n++] = 2;
+    memcpy(c + n, "c1", 2);
+    n += 2;
+    memcpy(c + n, hex, 64);
+    n += 64;
+    assert_true(n < len); /* the new record is longer: it holds the notAfter */
+    int64_t na;
+    assert_true(cdnapi_iso_time(TEST_CERT_NOT_AFTER, &na));
+    f.wall_offset = na - NOW_UTC - 10 * 86400 - (int64_t)(f.now / 1000u);
+    for (int other = 1; other >= 0; other--) {
+        c[3 + 2] = other ? 'X' : hex[0]; /* another digest first */
+        assert_int_equal(store_put(&f.st, "c00", 3, c, n), STORE_OK);
+        agent_free(f.a);
+        fx_agent(&f); /* a new agent looks when first idle */
+        unsigned before = f.evk[AGENT_EV_EXPIRY];
+        (void)poll1(&f);
+        (void)poll1(&f);
+        assert_int_equal(f.evk[AGENT_EV_EXPIRY] - before, other ? 0u : 1u);
+        size_t l2 = 0;
+        assert_int_equal(store_get(&f.st, "c00", 3, b, sizeof b, &l2), STORE_OK);
+        assert_int_equal(l2, other ? n : n + 8);
+    }
+    assert_string_equal(last_ev(&f)->detail, "expires in 10 days");
+    assert_string_equal(cdn_log(), SETCERT); /* nothing was pushed again */
+    fx_end(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3238,6 +3291,7 @@ int main(void)
         cmocka_unit_test(test_cert_readback_weak_evidence),
         cmocka_unit_test(test_cert_api_switch_and_cas),
         cmocka_unit_test(test_cert_expiry_events),
+        cmocka_unit_test(test_cert_expiry_learnt_for_old_records),
         cmocka_unit_test(test_event_fields),
         cmocka_unit_test(test_no_hooks),
         cmocka_unit_test(test_agent_new),

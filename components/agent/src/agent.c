@@ -302,7 +302,44 @@ typedef struct {
     int64_t now_utc;
     bool say;          /* false: only find whether any certificate needs a look */
     store_status_t rc; /* a failed read stops the look and pauses delivery */
+    int learn;         /* a slot whose delivered record lacks its notAfter (-1: none) */
+    uint64_t tried;    /* the slots this look has tried to learn it for */
 } expiry_ctx_t;
+
+_Static_assert(AGENT_MAX_DOMAINS <= 64u, "expiry_ctx_t.tried holds a bit per slot");
+
+/* A certificate an older version delivered has no notAfter in its record:
+ * read it once from the desired PEM when that is the one delivered (the
+ * same SHA-256), and keep it. The connection is closed first, so that a
+ * 12 KB PEM and the TLS buffers are never in RAM together (it happens once
+ * per such certificate). A desired PEM that differs is being delivered:
+ * that delivery keeps the notAfter. */
+static store_status_t expiry_learn(agent_t *a, unsigned slot)
+{
+    char ck[AGENT_SLOT_KEY_LEN + 1], dk[AGENT_SLOT_KEY_LEN + 1], hex[65];
+    uint8_t b[CREC_HEAD_MAX];
+    size_t len = 0, off = 0;
+    char *cert = NULL;
+    crec_t want, have;
+    int64_t not_before;
+    agent_slot_key(ck, STORE_KEY_CERT, slot);
+    agent_slot_key(dk, STORE_KEY_CERT_DELIVERED, slot);
+    store_status_t rc = store_get(a->st, dk, AGENT_SLOT_KEY_LEN, b, sizeof b, &len);
+    if (rc != STORE_OK || !crec_decode(b, len, &have, NULL))
+        return rc == STORE_ERR_CORRUPT || rc == STORE_NOT_FOUND ? STORE_OK : rc;
+    http_client_close(&a->http);
+    agent_status_t ar = agent_load_cert(a->st, ck, &cert, &off, &want);
+    if (ar != AGENT_OK) /* gone, damaged, no memory (the next look): nothing learnt now */
+        return agent_status_store(ar);
+    agent_sha256_hex(cert + off, hex);
+    bool same = !(want.flags & CF_CAS) && strcmp(hex, have.sha256) == 0;
+    if (same && cdnapi_cert_validity(cert + off, &not_before, &have.not_after)) {
+        have.flags |= CF_EXPIRY;
+        rc = store_put(a->st, dk, AGENT_SLOT_KEY_LEN, b, crec_encode(&have, b));
+    }
+    port_free(cert);
+    return rc;
+}
 
 /* A delivered certificate near or past its end: said once per look (a
  * day), a warning within AGENT_EXPIRY_WARN_DAYS, an error after. Only the
@@ -319,8 +356,11 @@ static bool expiry_cb(void *arg, const uint8_t *key, size_t key_len, size_t valu
     (void)value_len;
     store_status_t rc = slot < 0 ? STORE_NOT_FOUND
                                  : store_get(x->a->st, key, key_len, b, sizeof b, &len);
-    if (rc == STORE_OK && crec_decode(b, len, &c, NULL) &&
-        (c.flags & (CF_ON | CF_EXPIRY)) == (CF_ON | CF_EXPIRY))
+    bool ok = rc == STORE_OK && crec_decode(b, len, &c, NULL);
+    if (ok && (c.flags & (CF_ON | CF_EXPIRY | CF_CAS)) == CF_ON && c.sha256[0] && !x->say &&
+        x->learn < 0 && !(x->tried & (UINT64_C(1) << slot)))
+        x->learn = slot; /* delivered by an older version: learnt after the walk */
+    if (ok && (c.flags & (CF_ON | CF_EXPIRY)) == (CF_ON | CF_EXPIRY))
         rc = agent_domain_name(x->a->st, (unsigned)slot, domain);
     else if (rc == STORE_OK)
         return true; /* no expiry to watch (damage is fsck's to report) */
@@ -353,11 +393,19 @@ static bool expiry_cb(void *arg, const uint8_t *key, size_t key_len, size_t valu
 static uint32_t expiry_look(agent_t *a, uint64_t now_ms)
 {
     static const char prefix[1] = {STORE_KEY_CERT_DELIVERED};
-    expiry_ctx_t x = {a, 0, false, STORE_OK};
+    expiry_ctx_t x = {a, 0, false, STORE_OK, -1, 0};
     if (now_ms >= a->next_expiry_check) {
         /* the wall clock is asked only when a certificate needs it */
-        a->expiry_watch = false;
-        store_status_t rc = store_iterate(a->st, prefix, 1, expiry_cb, &x);
+        store_status_t rc;
+        do { /* one walk per certificate whose notAfter is learnt */
+            a->expiry_watch = false;
+            x.learn = -1;
+            rc = store_iterate(a->st, prefix, 1, expiry_cb, &x);
+            if (rc == STORE_OK && x.rc == STORE_OK && x.learn >= 0) {
+                x.tried |= UINT64_C(1) << x.learn;
+                rc = expiry_learn(a, (unsigned)x.learn);
+            }
+        } while (rc == STORE_OK && x.rc == STORE_OK && x.learn >= 0);
         if (rc == STORE_OK && x.rc == STORE_OK && a->expiry_watch &&
             !agent_now_utc(a, now_ms, &x.now_utc)) {
             a->next_expiry_check = now_ms + AGENT_EXPIRY_NO_CLOCK_MS;

@@ -672,7 +672,7 @@ static void cert_call(agent_t *a, uint64_t now_ms)
 
 /* The hex digest of the delivered certificate, "" when the hash failed (the
  * record then says "unknown" rather than a digest of nothing). */
-static void sha256_hex(const char *pem, char out[65])
+void agent_sha256_hex(const char *pem, char out[65])
 {
     uint8_t d[CRYPTO_SHA256_LEN];
     out[0] = 0;
@@ -734,7 +734,7 @@ static uint32_t cert_delivered(agent_t *a, uint64_t now_ms, const char *how)
     strcpy(have->name, s->want.name);
     int64_t not_before;
     if (on && !(s->want.flags & CF_CAS)) {
-        sha256_hex(s->cert + s->pem_off, have->sha256);
+        agent_sha256_hex(s->cert + s->pem_off, have->sha256);
         /* kept for the daily look at expiry, which then reads no PEM */
         if (cdnapi_cert_validity(s->cert + s->pem_off, &not_before, &have->not_after)) {
             have->flags |= CF_EXPIRY;

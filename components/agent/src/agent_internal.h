@@ -188,6 +188,9 @@ void agent_deliver_discard(agent_t *a);
  * phase; false when it cannot be had (out of memory). */
 bool agent_deliver_work(agent_t *a, bool take);
 
+/* The SHA-256 of a PEM as lower hex (a delivered certificate's identity). */
+void agent_sha256_hex(const char *pem, char out[65]);
+
 /* Helpers of agent.c the delivery uses. */
 bool agent_now_utc(agent_t *a, uint64_t now_ms, int64_t *utc);
 void agent_clock_from_server(agent_t *a, int64_t server_utc, uint64_t now_ms);
