@@ -280,11 +280,15 @@ RAM_GOAL = 64 * 1024
 def networked(path, tot, static_all):
     """The product image's flash and the RAM its end-to-end run needed, against the goals."""
     fig = None
+    readback = None
     if path and os.path.isfile(path):
         for line in open(path):
             m = re.match(r"# figure: heap_arena=(\d+) stack_peak=(\d+)", line)
             if m:
                 fig = (int(m.group(1)), int(m.group(2)))
+            m = re.match(r"# figure: cert_readback_heap_peak=(\d+)", line)
+            if m:
+                readback = int(m.group(1))
     print()
     flash = tot[0] + tot[1]
     print("Networked product image (lwIP, TLS with the 16 KB incoming record, the agent):"
@@ -296,10 +300,13 @@ def networked(path, tot, static_all):
         return
     heap, stack = fig
     total = heap + stack + static_all
-    print("RAM over its end-to-end run (provisioning, DHCP, 4 deliveries, an outage, a cut"
-          " answer): heap high-water %d B + deepest stack %d B + static %d B = %d B of the %d B"
+    print("RAM over its end-to-end run (provisioning, DHCP, 5 deliveries, an outage, two cut"
+          " answers): heap high-water %d B + deepest stack %d B + static %d B = %d B of the %d B"
           " goal (%s)." % (heap, stack, static_all, total, RAM_GOAL,
                            "met" if total <= RAM_GOAL else "MISSED"))
+    if readback is not None:
+        print("Certificate push with a cut answer, settled by its read-back (the served PEM"
+              " parsed, the desired PEM loaded): peak heap %d B." % readback)
 
 
 def header_define(path, name):

@@ -3,10 +3,10 @@
  * to cdnsim on the host's loopback). It boots as the product does (provision
  * from the built-in manifest, DHCP, the built-in hosts file, the agent), and
  * plays the device application's part: it delivers, then makes an edit when
- * the host says so (a file the host creates, read over semihosting), twice:
- * once while the host has stopped the simulator, once while the simulator
- * cuts its next answer. TAP lines over semihosting; the host checks what
- * cdnsim holds. */
+ * the host says so (a file the host creates, read over semihosting), three
+ * times: once while the host has stopped the simulator, once while the
+ * simulator cuts its next answer, and a certificate push whose answer is
+ * cut. TAP lines over semihosting; the host checks what cdnsim holds. */
 #include <stdio.h>
 #include <string.h>
 
@@ -130,6 +130,21 @@ int main(void)
     ok(agent_header_set(&app.store, E2E_DOMAIN, "X-Added", "after-a-cut", NULL) == AGENT_OK,
        "a new header while the answer is cut");
     ok(deliver("cut") == 0 && settled(4), "the new header is delivered, its outcome settled");
+
+    /* A certificate push whose answer is cut: its read-back (the served
+     * PEM in DescribeDomainCertificateInfo's reply, the desired PEM loaded)
+     * is the certificate's peak of RAM, measured here. */
+    const app_blob_t *crt = app_blob("cdn.example.com.crt"), *key = app_blob("cdn.example.com.key");
+    int64_t now = 0;
+    ok(wait_go("go-cert-cut") && crt && key && port_wall_clock(&now) == PORT_OK &&
+           agent_cert_set(&app.store, E2E_DOMAIN, "demo-cert-2", crt->data, key->data, now,
+                          NULL) == AGENT_OK,
+       "the certificate renamed while the simulator cuts its next answer");
+    size_t heap_peak = 0;
+    port_heap_reset_peak();
+    ok(deliver("cert-cut") == 0 && settled(4), "the certificate push is settled by a read-back");
+    port_heap_stats(NULL, &heap_peak);
+    printf("# figure: cert_readback_heap_peak=%lu\n", (unsigned long)heap_peak);
 
     app_stop(&app);
     printf("# figure: heap_arena=%lu stack_peak=%lu stack_size=%lu\n",
