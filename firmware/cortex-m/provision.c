@@ -127,29 +127,42 @@ static agent_status_t settings_from(const cJSON *root, agent_settings_t *s, cons
     return *ca ? AGENT_OK : AGENT_ERR_INVALID;
 }
 
+/* An optional string field: false when it is there but not a string (said). */
+static bool opt_str(const cJSON *obj, const char *name, const char *path, const char **out)
+{
+    *out = str_field(obj, name, path, false);
+    return *out != NULL || cJSON_GetObjectItemCaseSensitive(obj, name) == NULL;
+}
+
 /* One header: set_req_header's {key, value}, or with "rule": "new" an
- * origin_request_header rule (op, duplicate, source), as on Linux. */
+ * origin_request_header rule (op, duplicate, source), refused as on Linux
+ * when a field has the wrong type or a rule's field is on a legacy header. */
 static agent_status_t header_from(store_t *st, const char *domain, const cJSON *h, const char *path,
                                   cdnapi_result_t *res)
 {
+    const char *rule, *op, *source, *v;
+    const cJSON *dup = cJSON_GetObjectItemCaseSensitive(h, "duplicate");
     memset(res, 0, sizeof *res); /* a field's refusal has no service code */
     const char *k = str_field(h, "key", path, true);
-    const char *rule = str_field(h, "rule", path, false);
+    if (!opt_str(h, "rule", path, &rule) || !opt_str(h, "op", path, &op) ||
+        !opt_str(h, "source", path, &source) || !opt_str(h, "value", path, &v) || k == NULL)
+        return AGENT_ERR_INVALID;
     bool is_rule = rule != NULL && strcmp(rule, "new") == 0;
-    const char *op = is_rule ? str_field(h, "op", path, false) : NULL;
-    int k_op = op ? cdnapi_rule_op_parse(op) : CDNAPI_RULE_ADD;
-    const char *v = str_field(h, "value", path, !is_rule || k_op != CDNAPI_RULE_DELETE);
-    if (rule != NULL && !is_rule && strcmp(rule, "legacy") != 0) {
-        LOG_ERR("manifest: %s.rule: must be \"legacy\" or \"new\"", path);
+    if ((rule != NULL && !is_rule && strcmp(rule, "legacy") != 0) ||
+        (!is_rule && (op || source || dup)) || (dup && !cJSON_IsBool(dup))) {
+        LOG_ERR("manifest: %s: \"rule\" is \"legacy\" or \"new\"; op, source and duplicate "
+                "(true or false) are a \"new\" rule's",
+                path);
         return AGENT_ERR_INVALID;
     }
-    if (k == NULL || (v == NULL && !is_rule))
+    int k_op = op ? cdnapi_rule_op_parse(op) : CDNAPI_RULE_ADD;
+    if (v == NULL && !(is_rule && k_op == CDNAPI_RULE_DELETE)) {
+        LOG_ERR("manifest: %s.value: missing", path);
         return AGENT_ERR_INVALID;
+    }
     if (!is_rule)
         return agent_header_set(st, domain, k, v, res);
-    cdnapi_rule_t r = {(cdnapi_rule_op_t)k_op,
-                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "duplicate")), k, v,
-                       str_field(h, "source", path, false)};
+    cdnapi_rule_t r = {(cdnapi_rule_op_t)k_op, cJSON_IsTrue(dup), k, v, source};
     return agent_rule_set(st, domain, &r, res); /* an op that is none: refused there */
 }
 

@@ -78,6 +78,10 @@ void cli_json_hooks(void);
 /* A certificate state for output: "-" / "on" / "off", or with json
  * null / "on" / "off" (quoted). */
 const char *cli_cert_state(bool present, bool on, int json);
+/* A header view's desired or delivered value as a person reads it: an
+ * origin_request_header rule's spec as "add a,b (duplicate on)", "rewrite ^a
+ * -> b", "delete" (in buf); a legacy value as it is. NULL stays NULL. */
+const char *cli_header_text(const char *value, bool rule, char *buf, size_t cap);
 
 /* A UTC time as "YYYY-MM-DD"; false (buf "") when it cannot be. */
 bool cli_iso_date(int64_t utc, char *buf, size_t cap);

@@ -156,8 +156,7 @@ static void rule_text(const char *spec, char *out, size_t cap)
                  r.duplicate ? " (duplicate on)" : "");
 }
 
-/* A view's desired or delivered value as shown: a rule's text, or the value. */
-static const char *shown(const char *value, bool rule, char *buf, size_t cap)
+const char *cli_header_text(const char *value, bool rule, char *buf, size_t cap)
 {
     if (!value || !rule)
         return value;
@@ -245,7 +244,7 @@ static void list_header_cb(void *arg, const agent_header_view_t *h)
         fputc('}', c->out);
     } else if (h->rule) {
         fprintf(c->out, "%s  %s: [new] %s\n", h->domain, h->key,
-                shown(h->desired, true, text, sizeof text));
+                cli_header_text(h->desired, true, text, sizeof text));
     } else {
         fprintf(c->out, "%s  %s: %s\n", h->domain, h->key, h->desired);
     }
@@ -650,13 +649,14 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
         cli_json_str(c->out, h->key);
         fprintf(c->out, ",\"rule\":\"%s\",\"desired\":", h->rule ? "new" : "legacy");
         if (h->desired)
-            cli_json_str(c->out, shown(h->desired, h->rule, text, sizeof text));
+            cli_json_str(c->out, cli_header_text(h->desired, h->rule, text, sizeof text));
         else
             fputs("null", c->out);
         fprintf(c->out,
                 ",\"delivered_rule\":\"%s\",\"delivered\":", h->delivered_rule ? "new" : "legacy");
         if (h->delivered)
-            cli_json_str(c->out, shown(h->delivered, h->delivered_rule, text, sizeof text));
+            cli_json_str(c->out,
+                         cli_header_text(h->delivered, h->delivered_rule, text, sizeof text));
         else
             fputs("null", c->out);
         fputs(",\"config_id\":", c->out);
@@ -670,9 +670,10 @@ static void status_header_cb(void *arg, const agent_header_view_t *h)
     } else {
         status_domain_line(c, h->domain);
         fprintf(c->out, "  header %-24s %sdesired %-20s", h->key, h->rule ? "[new] " : "",
-                h->desired ? shown(h->desired, h->rule, text, sizeof text) : "(remove)");
+                h->desired ? cli_header_text(h->desired, h->rule, text, sizeof text) : "(remove)");
         fprintf(c->out, " delivered %s%-20s", h->delivered && h->delivered_rule ? "[new] " : "",
-                h->delivered ? shown(h->delivered, h->delivered_rule, text, sizeof text) : "-");
+                h->delivered ? cli_header_text(h->delivered, h->delivered_rule, text, sizeof text)
+                             : "-");
         if (h->config_id[0])
             fprintf(c->out, " ConfigId %s", h->config_id);
         if (h->queue) {
@@ -909,7 +910,7 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
 typedef struct {
     char target[QUEUE_TARGET_MAX + 1];
     char domain[AGENT_DOMAIN_MAX + 1];
-    char what[CDNAPI_MAX_KEY_LEN + 8];
+    char what[CDNAPI_MAX_NAME_LEN + 8];
 } queue_label_t;
 
 typedef struct {

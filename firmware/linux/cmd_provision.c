@@ -857,25 +857,28 @@ typedef struct {
 static void insp_header(void *arg, const agent_header_view_t *h)
 {
     insp_t *c = arg;
+    char text[CDNAPI_MAX_VALUE_LEN + 32];
+    const char *desired = cli_header_text(h->desired, h->rule, text, sizeof text);
     if (c->json) {
         printf("%s{\"domain\":", c->n++ ? "," : "");
         cli_json_str(stdout, h->domain);
         printf(",\"key\":");
         cli_json_str(stdout, h->key);
-        printf(",\"desired\":");
-        if (h->desired)
-            cli_json_str(stdout, h->desired);
+        printf(",\"rule\":\"%s\",\"desired\":", h->rule ? "new" : "legacy");
+        if (desired)
+            cli_json_str(stdout, desired);
         else
             printf("null");
         printf(",\"delivered\":");
         if (h->delivered)
-            cli_json_str(stdout, h->delivered);
+            cli_json_str(stdout,
+                         cli_header_text(h->delivered, h->delivered_rule, text, sizeof text));
         else
             printf("null");
         printf(",\"queued\":%s}", h->queue ? "true" : "false");
     } else {
-        printf("  %s  header %s = %s%s\n", h->domain, h->key, h->desired ? h->desired : "(remove)",
-               h->queue ? "  [queued]" : "  [delivered]");
+        printf("  %s  header %s = %s%s%s\n", h->domain, h->key, h->rule ? "[new] " : "",
+               desired ? desired : "(remove)", h->queue ? "  [queued]" : "  [delivered]");
     }
 }
 

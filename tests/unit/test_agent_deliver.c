@@ -2265,6 +2265,67 @@ static void test_damaged_delivered_header_record(void **state)
     fx_end(&f);
 }
 
+/* The store key of a header of slot 0 (H<ss><FNV-1a of the lower-cased name>). */
+static void header_key(char out[16], const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++) {
+        h ^= (uint8_t)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        h *= 16777619u;
+    }
+    snprintf(out, 16, "H00%08x", (unsigned)h);
+}
+
+/* The same for a rule (review): the replaced record does not know which
+ * function the CDN's config is in, so it is looked for in both: set again,
+ * it is adopted, not added twice; removed, it is deleted, not left behind;
+ * a legacy header damaged and set again as a rule leaves no legacy copy. */
+static void test_damaged_delivered_rule_record(void **state)
+{
+    (void)state;
+    fx_t f;
+    char target[16];
+    fx_begin(&f);
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-A", "v1", NULL);
+    settle(&f, 20);
+    assert_rule(&f, "X-A", "add", "v1", "off");
+    snprintf(target, sizeof target, "%s", store_key(&f, 'H'));
+    assert_int_equal(store_put(&f.st, target, strlen(target), "junk", 4), STORE_OK);
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-A", "v1", NULL);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DESCRIBE);
+    assert_rule(&f, "X-A", "add", "v1", "off");
+    assert_int_equal(store_put(&f.st, target, strlen(target), "junk", 4), STORE_OK);
+    assert_int_equal(agent_header_rm(&f.st, DOM, "X-A"), AGENT_OK);
+    settle(&f, 20);
+    assert_int_equal(copies_of("X-A"), 0);
+    assert_int_equal(queued(&f), 0);
+    assert_false(hview(&f, "X-A").found);
+
+    /* a legacy header, damaged, set again as a rule */
+    set_header(&f, "X-B", "1");
+    settle(&f, 20);
+    snprintf(target, sizeof target, "%s", store_key(&f, 'H'));
+    assert_int_equal(store_put(&f.st, target, strlen(target), "junk", 4), STORE_OK);
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-B", "2", NULL);
+    settle(&f, 30);
+    assert_rule(&f, "X-B", "add", "2", "off");
+
+    /* copies in both functions (a switch cut short): the legacy one is
+     * adopted first, the rule copy is then an extra; the desired rule is
+     * added after the legacy copy is deleted: one config in the end */
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-C", "3", NULL);
+    settle(&f, 20);
+    copy_add("950", "X-C", "legacy");
+    char ck[16];
+    header_key(ck, "X-C");
+    assert_int_equal(store_put(&f.st, ck, strlen(ck), "junk", 4), STORE_OK);
+    set_rule(&f, CDNAPI_RULE_ADD, false, "X-C", "3", NULL);
+    settle(&f, 30);
+    assert_rule(&f, "X-C", "add", "3", "off");
+    fx_end(&f);
+}
+
 /* The flash bits of a record, flipped where `text` is stored: its CRC
  * fails from now on. */
 static void damage_flash(fx_t *f, const char *text)
@@ -3277,6 +3338,7 @@ int main(void)
         cmocka_unit_test(test_entries_without_records),
         cmocka_unit_test(test_damaged_header_record),
         cmocka_unit_test(test_damaged_delivered_header_record),
+        cmocka_unit_test(test_damaged_delivered_rule_record),
         cmocka_unit_test(test_damaged_domain_record),
         cmocka_unit_test(test_cert_without_name),
         cmocka_unit_test(test_cert_key_not_opened),

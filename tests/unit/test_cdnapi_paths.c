@@ -1873,6 +1873,7 @@ static void test_validate_rule(void **state)
         {CDNAPI_RULE_ADD, false, long_name, long_value, NULL},
         {CDNAPI_RULE_MODIFY, false, "x-a", "v", NULL},
         {CDNAPI_RULE_DELETE, false, "X-A", NULL, NULL},
+        {CDNAPI_RULE_ADD, false, "X-A", "v", ""}, /* an empty source is none */
         {CDNAPI_RULE_REWRITE, false, "X-A", "new", "^old"},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
@@ -1892,6 +1893,9 @@ static void test_validate_rule(void **state)
         {{CDNAPI_RULE_ADD, false, "Ali-Swift", "v", NULL}, "InvalidHeaderKey.ValueNotSupported"},
         {{CDNAPI_RULE_ADD, false, "X-A", "", NULL}, "MissingParameter"},
         {{CDNAPI_RULE_MODIFY, false, "X-A", NULL, NULL}, "MissingParameter"},
+        {{CDNAPI_RULE_ADD, false, "X-A", "v", "^src"}, "InvalidParameter"},
+        {{CDNAPI_RULE_DELETE, true, "X-A", NULL, NULL}, "InvalidParameter"},
+        {{CDNAPI_RULE_MODIFY, true, "X-A", "v", NULL}, "InvalidParameter"},
         {{CDNAPI_RULE_ADD, false, "X-A", long_value, NULL}, "InvalidParameter"},
         {{CDNAPI_RULE_ADD, false, "X-A", "a\nb", NULL}, "InvalidParameter"},
         {{CDNAPI_RULE_REWRITE, false, "X-A", "new", NULL}, "MissingParameter"},

@@ -434,7 +434,11 @@ class Sim:
         if not ids:
             raise ApiError("MissingParameter", "ConfigId")
         rules = dom.setdefault("rules", [])
-        have = {str(h["ConfigId"]) for h in dom["headers"] + rules}
+        # With FunctionName, only that function's configs are found (a client that names
+        # the wrong one deletes nothing: its tests see the config left behind).
+        fname = p.get("FunctionName", "")
+        pools = {"set_req_header": dom["headers"], "origin_request_header": rules}
+        have = {str(h["ConfigId"]) for h in pools.get(fname, dom["headers"] + rules)}
         for i in ids:
             if i not in have:
                 raise ApiError("InvalidConfigId.NotFound", i)

@@ -231,7 +231,7 @@ static agent_act_t header_action(const hrec_t *h)
 {
     bool want = h->flags & HF_DESIRED, have = h->flags & HF_DELIVERED;
     bool other_function = !(h->flags & HF_RULE) != !(h->flags & HF_RULE_HAVE);
-    if ((h->flags & HF_UNSURE) && !have)
+    if (((h->flags & HF_UNSURE) && !have) || (h->flags & (HF_FN_UNKNOWN | HF_FN_OTHER)))
         return ACT_LIST; /* an add may have landed: look before adding again */
     if (want && have && other_function)
         return ACT_DELETE; /* moving to the other function: the old config goes first */
@@ -246,6 +246,8 @@ static agent_act_t header_action(const hrec_t *h)
 static cdnapi_function_t header_function(const hrec_t *h, agent_act_t act)
 {
     uint8_t flag = act == ACT_ADD || act == ACT_MODIFY ? HF_RULE : HF_RULE_HAVE;
+    if (act == ACT_LIST && (h->flags & (HF_FN_UNKNOWN | HF_FN_OTHER)))
+        flag = HF_FN_OTHER; /* set_req_header first, then origin_request_header */
     return (h->flags & flag) ? CDNAPI_FN_ORIGIN_RULE : CDNAPI_FN_REQ_HEADER;
 }
 
@@ -298,6 +300,9 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
     }
     memset(&s->req, 0, sizeof s->req);
     s->req.function = header_function(h, s->act);
+    /* the second look of a replaced record, after the first adopted a copy */
+    s->keep_none = s->act == ACT_LIST &&
+                   (h->flags & (HF_FN_OTHER | HF_DELIVERED)) == (HF_FN_OTHER | HF_DELIVERED);
     if (s->act != ACT_LIST) {
         /* Write the doubt down before the request can land: no mark, no
          * call. The mark says which function: a read-back looks there. */
@@ -326,14 +331,15 @@ static bool readback_cb(void *arg, const cdnapi_header_t *h)
     const char *loser;
     if (h->function != s->req.function || !agent_same_header_name(h->key, s->req.key))
         return true;
-    if (!s->found) {
+    if (!s->found && !s->keep_none) {
         s->found = true;
         s->kept = *h;
         return true;
     }
     loser = h->config_id;
     char keep_id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
-    if (strcmp(s->kept.value, s->req.value) != 0 && strcmp(h->value, s->req.value) == 0) {
+    if (!s->keep_none && strcmp(s->kept.value, s->req.value) != 0 &&
+        strcmp(h->value, s->req.value) == 0) {
         strcpy(keep_id, s->kept.config_id);
         s->kept = *h;
         loser = keep_id;
@@ -407,14 +413,20 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
         s->e.state = QUEUE_PENDING; /* more copies than one call deletes: again */
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
-    h->flags &= (uint8_t) ~(HF_UNSURE | HF_DELIVERED);
-    h->config_id[0] = h->delivered[0] = 0;
+    if (!s->keep_none) { /* (else the copy the first look adopted stands) */
+        h->flags &= (uint8_t) ~(HF_UNSURE | HF_DELIVERED);
+        h->config_id[0] = h->delivered[0] = 0;
+    }
     if (s->found) {
         h->flags |= HF_DELIVERED;
+        header_have_function(h, s->req.function);
         snprintf(h->config_id, sizeof h->config_id, "%s", s->kept.config_id);
         snprintf(h->delivered, sizeof h->delivered, "%s", s->kept.value);
         a->counters.adoptions++;
     }
+    /* a replaced record: set_req_header looked at, origin_request_header next */
+    h->flags = (uint8_t)((h->flags & HF_FN_UNKNOWN) ? (h->flags & ~HF_FN_UNKNOWN) | HF_FN_OTHER
+                                                    : h->flags & ~HF_FN_OTHER);
     store_status_t rc = rec_save(a);
     if (rc != STORE_OK)
         return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");

@@ -45,7 +45,7 @@ static agent_status_t edit_load(store_t *st, const char *target, const char *key
         port_log(PORT_LOG_WARN, "agent", "header record %s was damaged: replaced", target);
         memset(h, 0, sizeof *h);
         strcpy(h->key, key);
-        h->flags = HF_UNSURE;
+        h->flags = HF_UNSURE | HF_FN_UNKNOWN; /* read back in both functions */
         return AGENT_OK;
     }
     if (rc != STORE_OK)

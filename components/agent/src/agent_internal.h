@@ -28,6 +28,11 @@
  * every record of an older version) is set_req_header's. */
 #define HF_RULE 0x08u      /* desired (removed: last desired) is an origin_request_header rule */
 #define HF_RULE_HAVE 0x10u /* the config delivered or in doubt is an origin_request_header rule */
+/* A damaged record was replaced: the function of what the CDN holds is not
+ * known. Read back set_req_header (HF_FN_UNKNOWN), then origin_request_header
+ * (HF_FN_OTHER), where a config is an extra copy when the first adopted one. */
+#define HF_FN_UNKNOWN 0x20u
+#define HF_FN_OTHER 0x40u
 #define CF_ON 0x01u
 #define CF_PRESENT 0x02u
 #define CF_CAS 0x04u     /* desired: a certificate service's (payload "CertId\0region") */
@@ -128,6 +133,7 @@ typedef struct {
         struct { /* header read-back: the copy to keep, the copies to delete */
             cdnapi_header_t kept;
             bool found, more_dups;
+            bool keep_none; /* every copy is an extra (one of the other function is kept) */
             unsigned ndups;
             char dups[CDNAPI_MAX_DELETE_IDS * (CDNAPI_MAX_CONFIG_ID_LEN + 1)];
             cdnapi_result_t dup_res;

@@ -151,7 +151,9 @@ int cdnapi_rule_op_parse(const char *word);
  * reserved (InvalidHeaderKey.ValueNotSupported); values of at most 1,000
  * bytes without control characters (required for add and modify); rewrite
  * needs its source and destination (MissingParameter, InvalidParameter
- * otherwise, as the service answers). */
+ * otherwise, as the service answers). Beyond the service's checks, a source
+ * is refused but for rewrite and the duplicates switch but for add
+ * (InvalidParameter): neither would be sent. */
 cdnapi_class_t cdnapi_validate_rule(const cdnapi_rule_t *rule, cdnapi_result_t *res);
 /* A rule's spec: its operation (the word's first letter: a, m, d, r), the
  * duplicates switch ('+' on, '-' off; off for every operation but add),

@@ -286,6 +286,11 @@ cdnapi_class_t cdnapi_validate_rule(const cdnapi_rule_t *rule, cdnapi_result_t *
                                   "header_value is over 1,000 bytes or holds a control character");
     if (rule->op == CDNAPI_RULE_REWRITE && (rule->source == NULL || rule->source[0] == 0))
         return cdnapi_local_error(res, "MissingParameter", "header_source is empty");
+    /* beyond the service's checks: what would not be sent is not taken */
+    if (rule->source != NULL && rule->source[0] != 0 && rule->op != CDNAPI_RULE_REWRITE)
+        return cdnapi_local_error(res, "InvalidParameter", "header_source goes with rewrite only");
+    if (rule->duplicate && rule->op != CDNAPI_RULE_ADD)
+        return cdnapi_local_error(res, "InvalidParameter", "duplicate goes with add only");
     if (rule->source != NULL && !rule_text_ok(rule->source, CDNAPI_MAX_RULE_VALUE_LEN))
         return cdnapi_local_error(res, "InvalidParameter",
                                   "header_source is over 1,000 bytes or holds a control character");

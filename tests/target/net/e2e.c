@@ -100,8 +100,9 @@ static bool boot(void)
         return false;
     port_cortexm_set_device_key(key, 1);
     port_cortexm_stack_reset();
-    ok(app_boot(&app, true) == AGENT_OK && app_pending(&app) == 4,
-       "the device provisions itself from the built-in manifest (3 headers, 1 certificate)");
+    ok(app_boot(&app, true) == AGENT_OK && app_pending(&app) == 5,
+       "the device provisions itself from the built-in manifest (3 headers, 1 "
+       "origin_request_header rule, 1 certificate)");
     ok(app_net_up(&app, 10000) == PORT_OK, "the LAN9118 and lwIP come up");
     port_lwip_address(ip);
     printf("# address: %s\n", ip);
@@ -116,20 +117,20 @@ int main(void)
         printf("# boot failed\n1..%d\n", n);
         return 1;
     }
-    ok(deliver("first") == 0 && settled(3),
+    ok(deliver("first") == 0 && settled(4),
        "headers and certificate delivered over TLS through lwIP");
 
     ok(wait_go("go-outage"), "the host stopped the simulator");
     ok(agent_header_set(&app.store, E2E_DOMAIN, "X-Edge-Region", "ap-southeast", NULL) == AGENT_OK,
        "an edit while the simulator is down");
     uint32_t retries = app.retries;
-    ok(deliver("outage") == 0 && settled(3), "the edit is delivered once the simulator is back");
+    ok(deliver("outage") == 0 && settled(4), "the edit is delivered once the simulator is back");
     ok(app.retries >= retries + 2, "it was retried while the simulator was down");
 
     ok(wait_go("go-cut"), "the host set the simulator to cut its next answer");
     ok(agent_header_set(&app.store, E2E_DOMAIN, "X-Added", "after-a-cut", NULL) == AGENT_OK,
        "a new header while the answer is cut");
-    ok(deliver("cut") == 0 && settled(4), "the new header is delivered, its outcome settled");
+    ok(deliver("cut") == 0 && settled(5), "the new header is delivered, its outcome settled");
 
     /* A certificate push whose answer is cut: its read-back (the served
      * PEM in DescribeDomainCertificateInfo's reply, the desired PEM loaded)
@@ -142,7 +143,7 @@ int main(void)
        "the certificate renamed while the simulator cuts its next answer");
     size_t heap_peak = 0;
     port_heap_reset_peak();
-    ok(deliver("cert-cut") == 0 && settled(4), "the certificate push is settled by a read-back");
+    ok(deliver("cert-cut") == 0 && settled(5), "the certificate push is settled by a read-back");
     port_heap_stats(NULL, &heap_peak);
     printf("# figure: cert_readback_heap_peak=%lu\n", (unsigned long)heap_peak);
 
