@@ -138,8 +138,8 @@ int main(void)
     const app_blob_t *crt = app_blob("cdn.example.com.crt"), *key = app_blob("cdn.example.com.key");
     int64_t now = 0;
     ok(wait_go("go-cert-cut") && crt && key && port_wall_clock(&now) == PORT_OK &&
-           agent_cert_set(&app.store, E2E_DOMAIN, "demo-cert-2", crt->data, key->data, now,
-                          NULL) == AGENT_OK,
+           agent_cert_set(&app.store, E2E_DOMAIN, "demo-cert-2", crt->data, key->data, now, NULL) ==
+               AGENT_OK,
        "the certificate renamed while the simulator cuts its next answer");
     size_t heap_peak = 0;
     port_heap_reset_peak();
