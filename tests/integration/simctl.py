@@ -21,7 +21,9 @@
         sim.log()      # everything the simulator wrote on stderr so far (one line a request)
 
 Sim(...) also takes server_cert="server-expired" (or "server-wronghost": any name of a
-cert/key pair in pki_dir), listen="::1" (an IPv6 loopback server), state_file=PATH (--state persistence), extra_args=[...].
+cert/key pair in pki_dir), listen="::1" (an IPv6 loopback server), port=N (a fixed port:
+a simulator started again where its clients look), state_file=PATH (--state persistence),
+extra_args=[...].
 sim.start() / sim.stop() work without `with`; stop() is idempotent.
 The test PKI is created on first use by tools/cdnsim/mkcerts.sh into
 $CDNAGENT_BUILD/testpki (default build/testpki), under a file lock.
@@ -57,9 +59,10 @@ def ensure_pki(pki_dir=None):
 class Sim:
     def __init__(self, tls=False, qps=10, domains=("cdn.example.com", "www.example.com"),
                  credentials=(("testid", "testsecret"),), faults=None, state_file=None,
-                 server_cert="server", extra_args=(), listen="127.0.0.1"):
+                 server_cert="server", extra_args=(), listen="127.0.0.1", port=0):
         self.tls = tls
         self.listen = listen
+        self.want_port = port
         self.qps = qps
         self.domains = list(domains)
         self.credentials = list(credentials)
@@ -75,7 +78,8 @@ class Sim:
 
     def start(self):
         args = [sys.executable, SIM_PY, "--listen",
-                ("[%s]:0" if ":" in self.listen else "%s:0") % self.listen, "--qps", str(self.qps),
+                ("[%s]:%d" if ":" in self.listen else "%s:%d") % (self.listen, self.want_port),
+                "--qps", str(self.qps),
                 "--domains", ",".join(self.domains),
                 "--credentials", ",".join("%s:%s" % c for c in self.credentials)]
         if self.tls:

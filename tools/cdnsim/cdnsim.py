@@ -888,6 +888,7 @@ class Handler(BaseHTTPRequestHandler):
             self.log_line(e.status, "-", "fault:" + e.code)
             return
         action = "-"
+        params = {}
         try:
             params = dict(parse_pairs(query, False))
             ctype = self.headers.get("Content-Type", "")
@@ -918,6 +919,13 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("cdnsim internal error: %r\n" % (e,))
             err = ApiError("InternalError")
             status, out, code, post = 500, self.err_obj(err), err.code, None
+        if self.server.call_log is not None:  # --call-log: one line per API call
+            with sim.lock:
+                self.server.call_log.write(json.dumps({
+                    "t": round(time.time(), 4), "action": action, "status": status,
+                    "code": code, "domain": params.get("DomainName") or
+                    params.get("DomainNames", "")}) + "\n")
+                self.server.call_log.flush()
         if post == "close_after_apply":
             self.log_line("-", action, "applied;fault:close_after_apply")
             return self.drop()
@@ -951,7 +959,9 @@ class Recorder:
 class Server(ThreadingMixIn, HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # a fleet connects at once (tools/fleet)
     recorder = None
+    call_log = None
 
     def handle_error(self, request, client_address):
         e = sys.exc_info()[1]
@@ -981,6 +991,9 @@ def main(argv=None):
     ap.add_argument("--qps", type=float, default=10)
     ap.add_argument("--state")
     ap.add_argument("--faults", default="{}", help="JSON object of fault knobs")
+    ap.add_argument("--call-log", metavar="FILE",
+                    help="one JSON line per API call: t (Unix time), action, status, code, "
+                         "domain (tools/fleet reads it)")
     ap.add_argument("--record", metavar="FILE",
                     help="append one JSON line per answered API request (request and answer)")
     a = ap.parse_args(argv)
@@ -1002,6 +1015,8 @@ def main(argv=None):
     srv.sim = sim
     if a.record:
         srv.recorder = Recorder(a.record)
+    if a.call_log:
+        srv.call_log = open(a.call_log, "a")
     scheme = "http"
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
