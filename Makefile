@@ -8,6 +8,7 @@
 #   make size     flash/RAM of the linked Cortex-M image per component and library
 #   make bench    build and run the benchmarks under tests/bench/ (bench-scale last)
 #   make bench-scale  cdnagent sync beside @alicloud/pop-core at 100..5,000 changes
+#   make fleet    200 cdnagent daemons under one account against cdnsim: the fleet figures
 #   make fuzz     the libFuzzer harnesses of tests/fuzz/, FUZZ_SECONDS each (needs clang)
 #   make coverage components/ line and branch coverage of the host tests (gcovr);
 #                 make test runs it too and fails below the floor (tests/COVERAGE.md)
@@ -83,7 +84,7 @@ VARIANTS := host asan
 
 objs = $(patsubst %.c,$(BUILD)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps npm-deps run test unit-tests cross-check firmware target-images test-target size bench bench-scale clean help
+.PHONY: all deps npm-deps run test unit-tests cross-check firmware target-images test-target size bench bench-scale clean help fleet
 .DEFAULT_GOAL := all
 # Keep intermediate objects so rebuilds stay incremental.
 .SECONDARY:
@@ -262,6 +263,16 @@ include tests/coverage.mk
 # ----------------------------------------------------------- the two jobs --
 deps:
 	@tools/deps.sh
+
+# The fleet figures (tools/fleet/fleet.py; README "Fleets"): FLEET_DEVICES daemons under
+# one account, a burst of edits, then a 10-minute outage. Not part of make test (which
+# runs a 20-device fleet for exactness only: tests/integration/test_fleet).
+FLEET_DEVICES ?= 200
+FLEET_ARGS    ?=
+fleet: deps all
+	@DEPS_EXTRA=python3-matplotlib tools/deps.sh
+	$(PYTHON) tools/fleet/fleet.py --devices $(FLEET_DEVICES) --cdnagent $(BUILD)/cdnagent \
+	    --out $(BUILD)/fleet $(FLEET_ARGS)
 
 npm-deps: $(BUILD)/npm/.stamp
 $(BUILD)/npm/.stamp: tools/npm/package.json tools/npm/package-lock.json

@@ -9,9 +9,10 @@ COV_BRANCHES ?= 95
 COV_DIR      := $(BUILD)/cov
 # Integration tests that do not run the host CLI (the QEMU images and their
 # recording, the network images, the simulator and its SDK referee, the
-# package) add nothing to components/.
+# package) add nothing to components/, nor does the fleet (its daemons run what test_agent
+# and test_delivery measure already).
 COV_SKIP     := test_target test_target_recording test_target_net test_target_e2e test_cdnsim \
-                test_cdnsim_referee test_package
+                test_cdnsim_referee test_package test_fleet
 
 CFLAGS_cov  := -std=c11 $(WARN) -O0 -g --coverage
 LDFLAGS_cov := --coverage

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Install what the build and tests need, from Debian's packages only.
 # A no-op (no apt-get call at all) when everything is already present.
+# DEPS_EXTRA names more (make fleet: python3-matplotlib for its plot).
 set -eu
 PKGS="build-essential libmbedtls-dev libcjson-dev libhttp-parser-dev libcmocka-dev
       gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi openssl python3
-      qemu-system-arm dpkg-dev gcovr clang-format lintian systemd groff-base file"
+      qemu-system-arm dpkg-dev gcovr clang-format lintian systemd groff-base file
+      ${DEPS_EXTRA:-}"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -62,7 +62,7 @@ def free_port():
 class Fleet:
     def __init__(self, args):
         self.a = args
-        self.cli = os.path.join(args.build, "cdnagent")
+        self.cli = os.path.abspath(args.cdnagent)
         self.dir = os.path.abspath(args.out)
         self.env = dict(os.environ, ALIBABA_CLOUD_ACCESS_KEY_ID=AK_ID,
                         ALIBABA_CLOUD_ACCESS_KEY_SECRET=AK_SECRET,
@@ -269,7 +269,8 @@ def main():
     ap.add_argument("--outage-s", type=float, default=600)
     ap.add_argument("--scenarios", default="burst,outage")
     ap.add_argument("--timeout-s", type=float, default=900)
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--cdnagent", default=os.path.join(ROOT, "build", "cdnagent"),
+                    help="the cdnagent binary every device runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "fleet"))
     ap.add_argument("--check", action="store_true",
                     help="exactness only: exit 0 when every scenario converged exactly")
