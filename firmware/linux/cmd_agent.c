@@ -801,6 +801,25 @@ static void status_cert_api(cli_flash_t *f, int json)
                agent_status_str(ar));
 }
 
+/* The call rate the agent learnt from the service's throttling (kept on
+ * flash by sync and run; README "Fleets"). */
+static void status_rate(cli_flash_t *f, int json)
+{
+    uint32_t r = 0;
+    agent_status_t ar = agent_rate_get(&f->store, &r);
+    if (json && ar == AGENT_OK)
+        printf(",\"learnt_rate_per_s\":%u.%03u", r / 1000u, r % 1000u);
+    else if (json)
+        printf(",\"learnt_rate_per_s\":null");
+    else if (ar == AGENT_OK)
+        printf("call rate: %u.%03u calls/s, learnt from the service's throttling (the account's "
+               "limit is shared; it climbs back as calls succeed, up to --rate)\n",
+               r / 1000u, r % 1000u);
+    else if (ar != AGENT_ERR_NOT_FOUND)
+        printf("call rate: the learnt rate is unreadable (%s): sync or run starts at --rate\n",
+               agent_status_str(ar));
+}
+
 /* Whose credentials sync and run would take, as they would pick them
  * (cli_creds.h), said without failing status: a monitoring view shows a
  * missing source, it does not stop at it. Only the AccessKeyId is shown;
@@ -890,6 +909,7 @@ int cmd_status(int argc, char **argv, const cli_globals_t *g)
     if (ar == AGENT_OK) {
         status_watches(&f, json);
         status_cert_api(&f, json);
+        status_rate(&f, json);
         status_credentials(&p, &f, g, json);
     }
     if (json)

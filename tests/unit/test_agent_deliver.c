@@ -1008,15 +1008,19 @@ static void test_reply_classes(void **state)
         assert_string_equal(e->message, rc->message);
         assert_string_equal(e->domain, DOM);
         assert_string_equal(e->what, "header X-A");
-        assert_int_equal(e->attempts, 1);
+        /* throttling is the account's, not the change's: no attempt
+         * counted, no back-off (the rate paces the next call) */
+        bool deferred = strncmp(rc->code, "Throttling", 10) == 0;
+        assert_int_equal(e->attempts, deferred ? 0 : 1);
         hview_t v = hview(&f, "X-A");
         if (v.unsure != rc->unsure)
             fail_msg("%s: unsure %d, want %d", rc->name, v.unsure, rc->unsure);
         assert_string_equal(v.q.code, rc->code);
-        assert_int_equal(v.q.state, rc->kind == AGENT_EV_RETRY    ? QUEUE_BACKOFF
+        assert_int_equal(v.q.state, deferred                      ? QUEUE_PENDING
+                                    : rc->kind == AGENT_EV_RETRY  ? QUEUE_BACKOFF
                                     : rc->kind == AGENT_EV_FAILED ? QUEUE_FAILED
                                                                   : QUEUE_BLOCKED);
-        if (rc->kind == AGENT_EV_RETRY)
+        if (rc->kind == AGENT_EV_RETRY && !deferred)
             assert_int_equal(e->retry_in_ms, v.q.next_try_ms > f.now ? v.q.next_try_ms - f.now : 0);
         const char *code = NULL, *msg = NULL;
         assert_int_equal(agent_halted(f.a, &code, &msg), rc->halted);
@@ -1805,8 +1809,9 @@ static void test_throttling_counted(void **state)
     inject(BATCH, F_REPLY, 400, ERR("Throttling.Api"), NULL, 0);
     set_header(&f, "X-A", "v1");
     assert_int_equal(poll1(&f), 0);
-    assert_int_equal(poll1(&f), 1000); /* the whole window */
-    f.now += 999;
+    uint32_t w = poll1(&f); /* the window, give or take half of it at random */
+    assert_true(w >= 500 && w < 1500);
+    f.now += w - 1;
     assert_int_equal(poll1(&f), 1);
     assert_int_equal(cdn.nlog, 1);
     settle(&f, 20);
@@ -1820,6 +1825,67 @@ static void test_throttling_counted(void **state)
     assert_int_equal(c.throttled, 3);
     assert_int_equal(c.max_throttled_in_row, 2);
     assert_int_equal(c.calls, 5);
+    fx_end(&f);
+}
+
+/* The rate learnt from throttling (issue 20): a throttled change is not
+ * backed off (attempts unchanged, pending: the rate paces it); the learnt
+ * rate is kept on flash when it moves (at most every AGENT_RATE_SAVE_MS),
+ * a new agent resumes at it with its first call a random part of an
+ * interval away, and successes bring it back to the configured rate,
+ * which is kept too. */
+static void test_rate_learnt_and_kept(void **state)
+{
+    (void)state;
+    fx_t f;
+    uint32_t kept = 0;
+    char key[24];
+    fx_begin(&f);
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_ERR_NOT_FOUND);
+    inject(BATCH, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
+    inject(BATCH, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
+    set_header(&f, "X-A", "v1");
+    (void)poll1(&f);
+    assert_true(poll1(&f) >= 500); /* the window, jittered */
+    hview_t v = hview(&f, "X-A");
+    assert_int_equal(v.q.state, QUEUE_PENDING);
+    assert_int_equal(v.q.attempts, 0);
+    assert_string_equal(v.q.code, "Throttling.User");
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_OK);
+    assert_int_equal(kept, 5000);
+    settle(&f, 20);
+    assert_delivered(&f, "X-A", "v1");
+    assert_int_equal(counters(&f).rate_milli, 2500 + 2500 / 16); /* halved twice, one success */
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_OK);
+    assert_int_equal(kept, 5000); /* moved again within 30 s: not written yet */
+
+    agent_free(f.a);
+    fx_agent(&f);
+    assert_int_equal(counters(&f).rate_milli, 10000); /* read at the first plan */
+    unsigned calls0 = cdn.nlog;
+    set_header(&f, "X-B", "v1");
+    uint32_t w = poll1(&f);
+    assert_int_equal(counters(&f).rate_milli, 5000);
+    assert_true(w > 0 && w <= 200); /* within one interval at 5/s, not at once */
+    assert_int_equal(cdn.nlog, calls0);
+    for (int i = 0; i < 12; i++) { /* x 17/16 a success: 5000 -> 10000 in 12 */
+        snprintf(key, sizeof key, "X-C%d", i);
+        set_header(&f, key, "v");
+        f.now += AGENT_RATE_SAVE_MS;
+        settle(&f, 20);
+    }
+    assert_int_equal(counters(&f).rate_milli, 10000);
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_OK);
+    assert_int_equal(kept, 10000);
+    /* a damaged record is not used */
+    assert_int_equal(store_put(&f.st, "Grate", 5, "\x01", 1), STORE_OK);
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_ERR_CORRUPT);
+    agent_free(f.a);
+    fx_agent(&f);
+    set_header(&f, "X-D", "v1");
+    assert_int_equal(poll1(&f), 0);
+    assert_int_equal(counters(&f).rate_milli, 10000);
+    assert_int_equal(agent_rate_get(NULL, &kept), AGENT_ERR_ARG);
     fx_end(&f);
 }
 
@@ -3329,6 +3395,7 @@ int main(void)
         cmocka_unit_test(test_clock_unusable_at_signing),
         cmocka_unit_test(test_port_wall_clock),
         cmocka_unit_test(test_throttling_counted),
+        cmocka_unit_test(test_rate_learnt_and_kept),
         cmocka_unit_test(test_lock_fails_after_call),
         cmocka_unit_test(test_no_memory_for_record),
         cmocka_unit_test(test_store_trouble_for_ever),

@@ -314,6 +314,15 @@ void agent_free(agent_t *a);
  * or the agent is halted: see agent_halted). */
 uint32_t agent_poll(agent_t *a, uint64_t now_ms);
 
+/* The call rate the agent learnt from the service's throttling (milli-
+ * calls per second), kept on flash so that a restart does not begin at the
+ * full configured rate again: a fleet that restarts together would meet
+ * the account's limit at once. AGENT_ERR_NOT_FOUND: never throttled (the
+ * configured rate applies). The running agent's own is in
+ * agent_counters_t.rate_milli. */
+#define AGENT_RATE_SAVE_MS 30000u
+agent_status_t agent_rate_get(store_t *st, uint32_t *rate_milli);
+
 /* The service refused this agent's configuration as a whole (signature,
  * AccessKeyId, STS token, server certificate): the agent makes no call until
  * it is replaced by one with a new configuration. True then, with the
@@ -329,6 +338,7 @@ typedef struct {
     uint32_t handshakes;         /* TLS handshakes */
     uint32_t duplicates_removed; /* extra copies of a header deleted after a read-back */
     uint32_t store_errors;       /* steps stopped by a store or lock failure */
+    uint32_t rate_milli;         /* the call rate now (milli-calls/s), learnt from throttling */
 } agent_counters_t;
 
 void agent_counters(const agent_t *a, agent_counters_t *c);

@@ -148,6 +148,7 @@ void agent_free(agent_t *a)
 void agent_counters(const agent_t *a, agent_counters_t *c)
 {
     *c = a->counters;
+    c->rate_milli = a->bucket.rate_milli;
     if (a->tls) {
         http_tls_stats_t ts;
         http_tls_stats(a->tls, &ts);
@@ -295,6 +296,29 @@ static uint32_t gc_ahead_step(agent_t *a, uint32_t wait)
         return wait;
     }
     return more && wait > AGENT_GC_AHEAD_PACE_MS ? AGENT_GC_AHEAD_PACE_MS : wait;
+}
+
+/* Kept when it moved by a quarter or more (or came back to the configured
+ * rate), at most once every AGENT_RATE_SAVE_MS: a fleet's share moves by
+ * halves, and a few writes an hour are nothing to the store. A failed write
+ * is counted and said, and tried again at the next move; the rate in RAM is
+ * the one that counts while the agent runs. */
+void agent_rate_note(agent_t *a, uint64_t now_ms)
+{
+    uint32_t r = a->bucket.rate_milli,
+             kept = a->rate_saved ? a->rate_saved : a->bucket.max_rate_milli;
+    bool moved = (uint64_t)r * 4u <= (uint64_t)kept * 3u ||
+                 (uint64_t)r * 3u >= (uint64_t)kept * 4u ||
+                 (r == a->bucket.max_rate_milli && kept != r);
+    if (!moved || (a->rate_save_ms && now_ms - a->rate_save_ms < AGENT_RATE_SAVE_MS))
+        return;
+    a->rate_save_ms = now_ms;
+    if (agent_rate_put(a->st, r) == AGENT_OK) {
+        a->rate_saved = r;
+    } else { /* counted and said; the next write of a change meets it too */
+        a->counters.store_errors++;
+        port_log(PORT_LOG_WARN, "agent", "the learnt call rate could not be kept on flash");
+    }
 }
 
 typedef struct {

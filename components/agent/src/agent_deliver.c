@@ -20,6 +20,10 @@
 #include "port.h"
 
 #define CLOCK_FIXES_IN_ROW_MAX 3u
+/* After a throttled call nothing goes for THROTTLE_PAUSE_MS, give or take
+ * half of it at random: the service counts calls over a one-second window,
+ * and devices refused in the same second should not come back in the same
+ * millisecond. */
 #define THROTTLE_PAUSE_MS 1000u
 
 /* ------------------------------------------------------------ helpers -- */
@@ -150,9 +154,14 @@ static bool refuses_every_call(const cdnapi_result_t *res)
            (res->cls == CDNAPI_PERMANENT_CREDENTIALS && strncmp(res->code, "Forbidden", 9) != 0);
 }
 
+static bool throttled(const cdnapi_result_t *res)
+{
+    return strncmp(res->code, "Throttling", 10) == 0;
+}
+
 static void note_throttling(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
 {
-    if (strncmp(res->code, "Throttling", 10) != 0) {
+    if (!throttled(res)) {
         a->throttled_in_row = 0;
         return;
     }
@@ -160,11 +169,11 @@ static void note_throttling(agent_t *a, const cdnapi_result_t *res, uint64_t now
     a->throttled_in_row++;
     if (a->throttled_in_row > a->counters.max_throttled_in_row)
         a->counters.max_throttled_in_row = a->throttled_in_row;
-    retry_bucket_throttled(&a->bucket, now_ms);
-    /* The service counts calls over a one-second window: let it drain
-     * completely, so the next call is not refused again. */
-    a->pause_until = now_ms + THROTTLE_PAUSE_MS;
+    retry_bucket_throttled(&a->bucket, now_ms, agent_random32());
+    a->pause_until = now_ms + THROTTLE_PAUSE_MS / 2u + agent_random32() % THROTTLE_PAUSE_MS;
+    agent_rate_note(a, now_ms);
 }
+
 
 static void halt(agent_t *a, const cdnapi_result_t *res)
 {
@@ -189,6 +198,14 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     }
     const char *code = res->code[0] ? res->code : http_client_status_str(res->http_status);
     queue_failure_t kind = failure_kind(res);
+    if (throttled(res)) {
+        /* Not the change's fault: the rate (the token bucket) paces the
+         * next call; a back-off of the change on top would make a device
+         * that met a busy second wait longest. */
+        queue_record_deferred(e, code, res->message);
+        agent_emit(a, AGENT_EV_RETRY, code, res, now_ms);
+        return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    }
     queue_record_failure(e, kind, code, res->message, now_ms, &a->cfg.policy, agent_random32(),
                          a->epoch);
     store_status_t rc = entry_update(a);
@@ -218,11 +235,12 @@ static uint32_t local_failure(agent_t *a, queue_failure_t kind, const char *code
     return failure(a, &r, now_ms);
 }
 
-static void succeeded(agent_t *a)
+static void succeeded(agent_t *a, uint64_t now_ms)
 {
     a->throttled_in_row = 0;
     a->clock_fixes_in_row = 0;
     retry_bucket_succeeded(&a->bucket);
+    agent_rate_note(a, now_ms);
 }
 
 /* --------------------------------------------------------- headers -- */
@@ -400,7 +418,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     bool unknown_domain = s->res.cls != CDNAPI_SUCCESS && domain_unknown(&s->res);
     if (s->res.cls != CDNAPI_SUCCESS && !unknown_domain)
         return failure(a, &s->res, now_ms);
-    succeeded(a);
+    succeeded(a, now_ms);
     if (s->ndups && s->dup_res.cls != CDNAPI_SUCCESS) {
         /* The record stays unsure: the next attempt reads back again. A
          * copy deleted meanwhile is no reason to stop. */
@@ -476,7 +494,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
         snprintf(s->res.code, sizeof s->res.code, "Local.NoConfigId");
         return failure(a, &s->res, now_ms);
     }
-    succeeded(a);
+    succeeded(a, now_ms);
     h->flags &= (uint8_t)~HF_UNSURE;
     header_have_function(h, s->req.function);
     if (s->act == ACT_DELETE) {
@@ -790,7 +808,7 @@ static uint32_t cert_readback_apply(agent_t *a, uint64_t now_ms)
         cert_release(s);
         return failure(a, &s->res, now_ms); /* still in doubt: asked again later */
     }
-    succeeded(a);
+    succeeded(a, now_ms);
     if (cert_served(s))
         return cert_delivered(a, now_ms, " (found on the CDN by read-back)");
     cert_release(s);
@@ -833,7 +851,7 @@ static uint32_t cert_apply(agent_t *a, uint64_t now_ms)
     if (s->act == ACT_CERT_READBACK)
         return cert_readback_apply(a, now_ms);
     if (s->res.cls == CDNAPI_SUCCESS) {
-        succeeded(a);
+        succeeded(a, now_ms);
         return cert_delivered(a, now_ms, "");
     }
     cert_release(s);
@@ -866,6 +884,19 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     }
     if (!agent_now_utc(a, now_ms, &utc))
         return PLAN_NO_CLOCK;
+    if (!a->rate_loaded) { /* (read under the lock, once; a damaged one is not used) */
+        uint32_t r;
+        agent_status_t ar = agent_rate_get(a->st, &r);
+        if (ar != AGENT_OK && ar != AGENT_ERR_NOT_FOUND && ar != AGENT_ERR_CORRUPT) {
+            *wait_ms = agent_store_trouble(a, now_ms, ar, "reading the learnt call rate");
+            return PLAN_IDLE;
+        }
+        a->rate_loaded = true;
+        if (ar == AGENT_OK && r < a->bucket.max_rate_milli) {
+            retry_bucket_resume(&a->bucket, r, now_ms, agent_random32());
+            a->rate_saved = r;
+        }
+    }
     if (!retry_bucket_take(&a->bucket, now_ms, wait_ms)) {
         if (*wait_ms == 0)
             *wait_ms = 1;

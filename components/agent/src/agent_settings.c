@@ -24,6 +24,7 @@
 #define KEY_POLICY "Gset"
 #define KEY_CA "Gca"
 #define KEY_CERT_API "Gapi"
+#define KEY_RATE "Grate"
 #define KEY_LEN(k) (sizeof k - 1u)
 
 #define SET_VERSION 1u
@@ -541,4 +542,29 @@ const char *agent_cert_api_action(agent_cert_api_t api)
 {
     return api == AGENT_CERT_API_LEGACY ? "SetDomainServerCertificate"
                                         : "SetCdnDomainSSLCertificate";
+}
+
+/* The learnt rate: 4 bytes, milli-calls per second, little-endian. */
+agent_status_t agent_rate_get(store_t *st, uint32_t *rate_milli)
+{
+    uint8_t v[4];
+    size_t len = 0;
+    if (!st || !rate_milli)
+        return AGENT_ERR_ARG;
+    *rate_milli = 0;
+    store_status_t rc = store_get(st, KEY_RATE, KEY_LEN(KEY_RATE), v, sizeof v, &len);
+    if (rc == STORE_NOT_FOUND)
+        return AGENT_ERR_NOT_FOUND;
+    if (rc == STORE_OK && (len != sizeof v || util_get_le(v, 4) == 0))
+        return AGENT_ERR_CORRUPT;
+    if (rc == STORE_OK)
+        *rate_milli = (uint32_t)util_get_le(v, 4);
+    return agent_status_from_store(rc);
+}
+
+agent_status_t agent_rate_put(store_t *st, uint32_t rate_milli)
+{
+    uint8_t v[4];
+    util_put_le(v, rate_milli, 4);
+    return agent_status_from_store(store_put(st, KEY_RATE, KEY_LEN(KEY_RATE), v, sizeof v));
 }

@@ -130,6 +130,11 @@ typedef enum {
     QUEUE_FAIL_BLOCKED,   /* the configuration is wrong: BLOCKED under epoch */
 } queue_failure_t;
 
+/* Record a refusal that is not the change's (the account's rate was
+ * exceeded): PENDING again, its attempts unchanged, the Code and Message
+ * kept for status; the caller's rate control paces the next try. */
+void queue_record_deferred(queue_entry_t *e, const char *code, const char *message);
+
 /* Record a failed attempt: attempts+1 and, by kind, BACKOFF with a
  * full-jitter delay (retry_backoff_delay_ms, capped by policy->cap_ms),
  * FAILED, or BLOCKED under epoch. random32: any uniform random value. */

@@ -365,6 +365,14 @@ void queue_record_failure(queue_entry_t *e, queue_failure_t kind, const char *co
     }
 }
 
+void queue_record_deferred(queue_entry_t *e, const char *code, const char *message)
+{
+    copy_str(e->code, sizeof e->code, code);
+    copy_str(e->message, sizeof e->message, message);
+    e->state = QUEUE_PENDING;
+    e->next_try_ms = 0;
+}
+
 void queue_entry_reset(queue_entry_t *e)
 {
     e->state = QUEUE_PENDING;

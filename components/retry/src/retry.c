@@ -2,12 +2,14 @@
 
 #include <stddef.h>
 
-/* Successes needed before the rate steps up again, and the step (1/8 of
- * the configured rate): a slow climb back avoids oscillating against a
- * server limit we just hit. */
-#define RETRY_RAISE_AFTER 8u
-#define RETRY_RAISE_DIVISOR 8u
-#define RETRY_MIN_DIVISOR 16u
+/* Each success raises the rate by 1/RETRY_RAISE_DIVISOR of itself
+ * (multiplicative, so a device down at a fleet's share climbs back in
+ * proportion, not in steps sized for a lone device); a throttled call
+ * halves it. The floor is 1/RETRY_MIN_DIVISOR of the configured rate: low
+ * enough that a fleet of hundreds sharing one account's limit fits under
+ * it (10 calls/s: 0.01 calls/s a device). README "Fleets" has the figures. */
+#define RETRY_RAISE_DIVISOR 16u
+#define RETRY_MIN_DIVISOR 1024u
 
 uint32_t retry_backoff_delay_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms,
                                 uint32_t random32)
@@ -76,26 +78,35 @@ bool retry_bucket_take(retry_bucket_t *b, uint64_t now_ms, uint32_t *wait_ms)
     return false;
 }
 
-void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms)
+void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms, uint32_t random32)
 {
     bucket_refill(b, now_ms);
     b->rate_milli /= 2u;
     if (b->rate_milli < b->min_rate_milli)
         b->rate_milli = b->min_rate_milli;
-    b->tokens_milli = 0;
+    /* Between none and almost one token: the next call comes anywhere
+     * within one interval at the lower rate, so the devices a throttled
+     * second refused do not all come back together. */
+    b->tokens_milli = ((uint64_t)random32 * 1000u) >> 32;
     b->successes = 0;
 }
 
 void retry_bucket_succeeded(retry_bucket_t *b)
 {
+    uint32_t step = b->rate_milli / RETRY_RAISE_DIVISOR;
+    b->successes++;
     if (b->rate_milli >= b->max_rate_milli)
         return;
-    if (++b->successes < RETRY_RAISE_AFTER)
-        return;
-    b->successes = 0;
-    b->rate_milli += b->max_rate_milli / RETRY_RAISE_DIVISOR
-                         ? b->max_rate_milli / RETRY_RAISE_DIVISOR
-                         : 1u;
+    b->rate_milli += step ? step : 1u;
     if (b->rate_milli > b->max_rate_milli)
         b->rate_milli = b->max_rate_milli;
+}
+
+void retry_bucket_resume(retry_bucket_t *b, uint32_t rate_milli, uint64_t now_ms, uint32_t random32)
+{
+    b->rate_milli = rate_milli < b->min_rate_milli   ? b->min_rate_milli
+                    : rate_milli > b->max_rate_milli ? b->max_rate_milli
+                                                     : rate_milli;
+    b->tokens_milli = ((uint64_t)random32 * 1000u) >> 32;
+    b->last_ms = now_ms;
 }
