@@ -1877,7 +1877,9 @@ static void test_rate_learnt_and_kept(void **state)
     assert_int_equal(counters(&f).rate_milli, 10000);
     assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_OK);
     assert_int_equal(kept, 10000);
-    /* a damaged record is not used */
+    /* a damaged record is not used (and stops nothing): too short, too long */
+    assert_int_equal(store_put(&f.st, "Grate", 5, "\x01\x02\x03\x04\x05", 5), STORE_OK);
+    assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_ERR_CORRUPT);
     assert_int_equal(store_put(&f.st, "Grate", 5, "\x01", 1), STORE_OK);
     assert_int_equal(agent_rate_get(&f.st, &kept), AGENT_ERR_CORRUPT);
     agent_free(f.a);
