@@ -269,9 +269,12 @@ deps:
 # runs a 20-device fleet for exactness only: tests/integration/test_fleet).
 FLEET_DEVICES ?= 200
 FLEET_ARGS    ?=
+# Debian's own Python, where python3-matplotlib installs (a python3 of pyenv or a venv
+# earlier on PATH would not see it)
+FLEET_PYTHON  ?= /usr/bin/python3
 fleet: deps all
 	@DEPS_EXTRA=python3-matplotlib tools/deps.sh
-	$(PYTHON) tools/fleet/fleet.py --devices $(FLEET_DEVICES) --cdnagent $(BUILD)/cdnagent \
+	$(FLEET_PYTHON) tools/fleet/fleet.py --devices $(FLEET_DEVICES) --cdnagent $(BUILD)/cdnagent \
 	    --out $(BUILD)/fleet $(FLEET_ARGS)
 
 npm-deps: $(BUILD)/npm/.stamp
