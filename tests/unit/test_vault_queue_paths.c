@@ -860,8 +860,8 @@ static void test_retry_refill_clamped_at_an_hour(void **state)
     assert_false(retry_bucket_take(&b, t2, NULL));
 }
 
-/* Configured rates below 16 milli-calls/s still climb back, at least one
- * milli-call a success, and never above the configured rate. */
+/* Configured rates below 8 milli-calls/s still climb back, one milli-call
+ * per 8 successes, and never above the configured rate. */
 static void test_retry_small_rate_recovery(void **state)
 {
     retry_bucket_t b;
@@ -875,6 +875,9 @@ static void test_retry_small_rate_recovery(void **state)
     retry_bucket_throttled(&b, 0, 0);
     assert_int_equal(b.rate_milli, 1); /* the floor */
     for (int step = 2; step <= 4; step++) {
+        for (int i = 0; i < 7; i++)
+            retry_bucket_succeeded(&b);
+        assert_int_equal(b.rate_milli, step - 1);
         retry_bucket_succeeded(&b);
         assert_int_equal(b.rate_milli, step);
     }

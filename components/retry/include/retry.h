@@ -41,7 +41,7 @@ typedef struct {
     uint32_t burst;          /* bucket capacity in calls */
     uint64_t tokens_milli;   /* current tokens, milli-calls */
     uint64_t last_ms;        /* time of the last refill */
-    uint32_t successes;      /* successes since the last decrease */
+    uint32_t successes;      /* consecutive successes since the last decrease */
 } retry_bucket_t;
 
 /* rate_milli: calls per second x 1000 (>0); burst: calls (>= 1). */
@@ -53,13 +53,13 @@ void retry_bucket_init(retry_bucket_t *b, uint32_t rate_milli, uint32_t burst, u
 bool retry_bucket_take(retry_bucket_t *b, uint64_t now_ms, uint32_t *wait_ms);
 
 /* The server answered Throttling*: halve the rate (not below the minimum,
- * 1/1024 of the configured rate) and leave a random part of one token
+ * 1/16 of the configured rate) and leave a random part of one token
  * (random32: uniform), so the next call comes within one interval at the
  * lower rate, at a point of it that differs from device to device. */
 void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms, uint32_t random32);
 
-/* A call succeeded: the rate climbs by 1/16 of itself (multiplicative
- * increase), never above the configured rate. */
+/* A call succeeded: after enough consecutive successes the rate creeps
+ * back up (additive increase) towards the configured rate. */
 void retry_bucket_succeeded(retry_bucket_t *b);
 
 /* Start again from a rate learnt before (a restart), clamped to [min,

@@ -2,14 +2,15 @@
 
 #include <stddef.h>
 
-/* Each success raises the rate by 1/RETRY_RAISE_DIVISOR of itself
- * (multiplicative, so a device down at a fleet's share climbs back in
- * proportion, not in steps sized for a lone device); a throttled call
- * halves it. The floor is 1/RETRY_MIN_DIVISOR of the configured rate: low
- * enough that a fleet of hundreds sharing one account's limit fits under
- * it (10 calls/s: 0.01 calls/s a device). README "Fleets" has the figures. */
-#define RETRY_RAISE_DIVISOR 16u
-#define RETRY_MIN_DIVISOR 1024u
+/* Successes needed before the rate steps up again, and the step (1/8 of
+ * the configured rate): a slow climb back avoids oscillating against a
+ * server limit we just hit. The floor, 1/16 of the configured rate, keeps
+ * every device of a fleet trying often enough to finish with the others:
+ * lower floors cut the calls refused by throttling but leave the unlucky
+ * devices far behind (README "Fleets" has the measurements). */
+#define RETRY_RAISE_AFTER 8u
+#define RETRY_RAISE_DIVISOR 8u
+#define RETRY_MIN_DIVISOR 16u
 
 uint32_t retry_backoff_delay_ms(uint32_t attempt, uint32_t base_ms, uint32_t cap_ms,
                                 uint32_t random32)
@@ -93,11 +94,14 @@ void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms, uint32_t random3
 
 void retry_bucket_succeeded(retry_bucket_t *b)
 {
-    uint32_t step = b->rate_milli / RETRY_RAISE_DIVISOR;
-    b->successes++;
     if (b->rate_milli >= b->max_rate_milli)
         return;
-    b->rate_milli += step ? step : 1u;
+    if (++b->successes < RETRY_RAISE_AFTER)
+        return;
+    b->successes = 0;
+    b->rate_milli += b->max_rate_milli / RETRY_RAISE_DIVISOR
+                         ? b->max_rate_milli / RETRY_RAISE_DIVISOR
+                         : 1u;
     if (b->rate_milli > b->max_rate_milli)
         b->rate_milli = b->max_rate_milli;
 }
