@@ -298,23 +298,24 @@ static uint32_t gc_ahead_step(agent_t *a, uint32_t wait)
     return more && wait > AGENT_GC_AHEAD_PACE_MS ? AGENT_GC_AHEAD_PACE_MS : wait;
 }
 
-/* Kept when it moved by a quarter or more (or came back to the configured
- * rate), at most once every AGENT_RATE_SAVE_MS: a fleet's share moves by
- * halves, and a few writes an hour are nothing to the store. A failed write
- * is counted and said, and tried again at the next move; the rate in RAM is
- * the one that counts while the agent runs. */
-void agent_rate_note(agent_t *a, uint64_t now_ms)
+/* Kept when it moved by a quarter or more, or came back to the configured
+ * rate (then removed: nothing learnt), at most once every
+ * AGENT_RATE_SAVE_MS while calls go on: a fleet's share moves by halves,
+ * and a few writes an hour are nothing to the store. An idle agent writes
+ * the last move (so a stop or restart finds it). A failed write is counted
+ * and said, and tried again at the next look; the rate in RAM is the one
+ * that counts while the agent runs. */
+void agent_rate_note(agent_t *a, uint64_t now_ms, bool at_rest)
 {
-    uint32_t r = a->bucket.rate_milli,
-             kept = a->rate_saved ? a->rate_saved : a->bucket.max_rate_milli;
+    uint32_t r = a->bucket.rate_milli, max = a->bucket.max_rate_milli;
+    uint32_t kept = a->rate_saved ? a->rate_saved : max;
     bool moved = (uint64_t)r * 4u <= (uint64_t)kept * 3u ||
-                 (uint64_t)r * 3u >= (uint64_t)kept * 4u ||
-                 (r == a->bucket.max_rate_milli && kept != r);
-    if (!moved || (a->rate_save_ms && now_ms - a->rate_save_ms < AGENT_RATE_SAVE_MS))
+                 (uint64_t)r * 3u >= (uint64_t)kept * 4u || (r >= max && kept != max);
+    if (!moved || (!at_rest && a->rate_save_ms && now_ms - a->rate_save_ms < AGENT_RATE_SAVE_MS))
         return;
     a->rate_save_ms = now_ms;
-    if (agent_rate_put(a->st, r) == AGENT_OK) {
-        a->rate_saved = r;
+    if ((r >= max ? agent_rate_clear(a->st) : agent_rate_put(a->st, r)) == AGENT_OK) {
+        a->rate_saved = r >= max ? 0 : r;
     } else { /* counted and said; the next write of a change meets it too */
         a->counters.store_errors++;
         port_log(PORT_LOG_WARN, "agent", "the learnt call rate could not be kept on flash");
@@ -466,6 +467,8 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     agent_plan_t plan = agent_deliver_plan(a, now_ms, &wait);
     /* idle, and the plan met no store trouble (that pauses the agent) */
     bool idle = plan == PLAN_IDLE && wait > 0 && now_ms >= a->pause_until;
+    if (idle && a->rate_loaded)
+        agent_rate_note(a, now_ms, wait == UINT32_MAX); /* (UINT32_MAX: nothing queued) */
     if (idle && a->cfg.gc_ahead_sectors)
         wait = gc_ahead_step(a, wait);
     if (idle) {

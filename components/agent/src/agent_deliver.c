@@ -171,7 +171,7 @@ static void note_throttling(agent_t *a, const cdnapi_result_t *res, uint64_t now
         a->counters.max_throttled_in_row = a->throttled_in_row;
     retry_bucket_throttled(&a->bucket, now_ms, agent_random32());
     a->pause_until = now_ms + THROTTLE_PAUSE_MS / 2u + agent_random32() % THROTTLE_PAUSE_MS;
-    agent_rate_note(a, now_ms);
+    agent_rate_note(a, now_ms, false);
 }
 
 
@@ -199,10 +199,14 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     const char *code = res->code[0] ? res->code : http_client_status_str(res->http_status);
     queue_failure_t kind = failure_kind(res);
     if (throttled(res)) {
-        /* Not the change's fault: the rate (the token bucket) paces the
-         * next call; a back-off of the change on top would make a device
-         * that met a busy second wait longest. */
-        queue_record_deferred(e, code, res->message);
+        /* The account's rate, not the change: the next try of this change
+         * waits one interval at the lowered rate (jittered), not a back-off
+         * that doubles with each refusal, which would leave a device that
+         * met busy seconds far behind the others; the others of its queue
+         * go meanwhile. */
+        uint32_t interval = 1000000u / a->bucket.rate_milli;
+        queue_record_deferred(e, code, res->message,
+                              now_ms + interval / 2u + agent_random32() % (interval + 1u));
         agent_emit(a, AGENT_EV_RETRY, code, res, now_ms);
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
@@ -240,7 +244,7 @@ static void succeeded(agent_t *a, uint64_t now_ms)
     a->throttled_in_row = 0;
     a->clock_fixes_in_row = 0;
     retry_bucket_succeeded(&a->bucket);
-    agent_rate_note(a, now_ms);
+    agent_rate_note(a, now_ms, false);
 }
 
 /* --------------------------------------------------------- headers -- */
@@ -892,10 +896,10 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
             return PLAN_IDLE;
         }
         a->rate_loaded = true;
-        if (ar == AGENT_OK && r < a->bucket.max_rate_milli) {
+        if (ar == AGENT_OK && r < a->bucket.max_rate_milli)
             retry_bucket_resume(&a->bucket, r, now_ms, agent_random32());
+        if (ar == AGENT_OK) /* (one at or above the configured rate is removed when idle) */
             a->rate_saved = r;
-        }
     }
     if (!retry_bucket_take(&a->bucket, now_ms, wait_ms)) {
         if (*wait_ms == 0)

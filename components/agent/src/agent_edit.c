@@ -79,9 +79,10 @@ static agent_status_t header_edit_txn(store_t *st, const char *domain, const cha
         h.flags &= (uint8_t)~HF_DESIRED;
         h.desired[0] = 0;
     }
-    /* Never delivered and not in doubt: removing it is the end of it
-     * (an add that was never sent and its delete cancel out). */
-    if (!value && !(h.flags & (HF_DELIVERED | HF_UNSURE))) {
+    /* Never delivered and not in doubt (nor a replaced record still to be
+     * looked for in a function): removing it is the end of it (an add that
+     * was never sent and its delete cancel out). */
+    if (!value && !(h.flags & (HF_DELIVERED | HF_UNSURE | HF_FN_UNKNOWN | HF_FN_OTHER))) {
         store_status_t rc = store_txn_delete(st, target, strlen(target));
         if (rc == STORE_OK)
             rc = queue_txn_remove(st, target);

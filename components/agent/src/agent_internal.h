@@ -162,7 +162,7 @@ struct agent {
     char ts[SIGN_TIMESTAMP_LEN + 1];
     retry_bucket_t bucket;
     bool rate_loaded;      /* the learnt rate was read from flash (first plan) */
-    uint32_t rate_saved;   /* the rate on flash (0: none) */
+    uint32_t rate_saved;   /* the rate on flash (0: none, the configured rate applies) */
     uint64_t rate_save_ms; /* when it was written */
     uint32_t epoch;        /* this configuration's epoch: entries blocked under another resume */
     queue_due_cache_t due; /* the lowest-seq queue entries: a step rarely walks the queue */
@@ -197,12 +197,15 @@ void agent_deliver_discard(agent_t *a);
  * phase; false when it cannot be had (out of memory). */
 bool agent_deliver_work(agent_t *a, bool take);
 
-/* Write the learnt rate (agent_rate_get reads it). */
+/* Write the learnt rate (agent_rate_get reads it), or remove it (back at
+ * the configured rate: nothing learnt). */
 agent_status_t agent_rate_put(store_t *st, uint32_t rate_milli);
-/* Called locked after a call's outcome moved the rate: keep it on flash
- * when it moved far enough from what is kept, not more often than
- * AGENT_RATE_SAVE_MS (flash wear). */
-void agent_rate_note(agent_t *a, uint64_t now_ms);
+agent_status_t agent_rate_clear(store_t *st);
+/* Called locked after a call's outcome moved the rate, and when idle: keep
+ * it on flash when it moved far enough from what is kept, not more often
+ * than AGENT_RATE_SAVE_MS (flash wear) unless at_rest (nothing queued: the
+ * last word before the device may stop). */
+void agent_rate_note(agent_t *a, uint64_t now_ms, bool at_rest);
 
 /* The SHA-256 of a PEM as lower hex (a delivered certificate's identity). */
 void agent_sha256_hex(const char *pem, char out[65]);

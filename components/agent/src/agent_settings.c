@@ -523,8 +523,10 @@ agent_status_t agent_cert_api_get(store_t *st, agent_cert_api_t *api)
     store_status_t rc = store_get(st, KEY_CERT_API, KEY_LEN(KEY_CERT_API), &v, 1, &len);
     if (rc == STORE_NOT_FOUND)
         return AGENT_OK;
-    if ((rc == STORE_OK && (len != 1 || v > AGENT_CERT_API_SSL_AUTO)) || rc == STORE_ERR_TOO_BIG)
-        return AGENT_ERR_CORRUPT; /* (longer than any this version writes: damaged) */
+    /* (a failed CRC, or longer than any this version writes: damaged) */
+    if ((rc == STORE_OK && (len != 1 || v > AGENT_CERT_API_SSL_AUTO)) || rc == STORE_ERR_TOO_BIG ||
+        rc == STORE_ERR_CORRUPT)
+        return AGENT_ERR_CORRUPT;
     if (rc == STORE_OK)
         *api = (agent_cert_api_t)v;
     return agent_status_from_store(rc);
@@ -555,11 +557,18 @@ agent_status_t agent_rate_get(store_t *st, uint32_t *rate_milli)
     store_status_t rc = store_get(st, KEY_RATE, KEY_LEN(KEY_RATE), v, sizeof v, &len);
     if (rc == STORE_NOT_FOUND)
         return AGENT_ERR_NOT_FOUND;
-    if ((rc == STORE_OK && (len != sizeof v || util_get_le(v, 4) == 0)) || rc == STORE_ERR_TOO_BIG)
+    if ((rc == STORE_OK && (len != sizeof v || util_get_le(v, 4) == 0)) ||
+        rc == STORE_ERR_TOO_BIG || rc == STORE_ERR_CORRUPT)
         return AGENT_ERR_CORRUPT;
     if (rc == STORE_OK)
         *rate_milli = (uint32_t)util_get_le(v, 4);
     return agent_status_from_store(rc);
+}
+
+agent_status_t agent_rate_clear(store_t *st)
+{
+    store_status_t rc = store_delete(st, KEY_RATE, KEY_LEN(KEY_RATE));
+    return agent_status_from_store(rc == STORE_NOT_FOUND ? STORE_OK : rc);
 }
 
 agent_status_t agent_rate_put(store_t *st, uint32_t rate_milli)

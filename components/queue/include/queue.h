@@ -131,9 +131,10 @@ typedef enum {
 } queue_failure_t;
 
 /* Record a refusal that is not the change's (the account's rate was
- * exceeded): PENDING again, its attempts unchanged, the Code and Message
- * kept for status; the caller's rate control paces the next try. */
-void queue_record_deferred(queue_entry_t *e, const char *code, const char *message);
+ * exceeded): attempts+1 (warn_every counts it), BACKOFF until next_try_ms,
+ * which the caller's rate control chose, not the doubling back-off. */
+void queue_record_deferred(queue_entry_t *e, const char *code, const char *message,
+                           uint64_t next_try_ms);
 
 /* Record a failed attempt: attempts+1 and, by kind, BACKOFF with a
  * full-jitter delay (retry_backoff_delay_ms, capped by policy->cap_ms),

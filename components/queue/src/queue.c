@@ -365,12 +365,15 @@ void queue_record_failure(queue_entry_t *e, queue_failure_t kind, const char *co
     }
 }
 
-void queue_record_deferred(queue_entry_t *e, const char *code, const char *message)
+void queue_record_deferred(queue_entry_t *e, const char *code, const char *message,
+                           uint64_t next_try_ms)
 {
     copy_str(e->code, sizeof e->code, code);
     copy_str(e->message, sizeof e->message, message);
-    e->state = QUEUE_PENDING;
-    e->next_try_ms = 0;
+    if (e->attempts < UINT16_MAX)
+        e->attempts++;
+    e->state = QUEUE_BACKOFF;
+    e->next_try_ms = next_try_ms;
 }
 
 void queue_entry_reset(queue_entry_t *e)
