@@ -98,12 +98,12 @@ static void test_bucket_throttling_halves_and_recovers(void **state)
     assert_int_equal(wait, 100); /* half a token left: half an interval */
     for (i = 0; i < 10; i++)
         retry_bucket_throttled(&b, 0, 0);
-    assert_int_equal(b.rate_milli, 625); /* floor: 1/16 of configured */
+    assert_int_equal(b.rate_milli, 156); /* floor: 1/64 of configured */
     for (i = 0; i < 7; i++)
         retry_bucket_succeeded(&b);
-    assert_int_equal(b.rate_milli, 625);
+    assert_int_equal(b.rate_milli, 156);
     retry_bucket_succeeded(&b);
-    assert_int_equal(b.rate_milli, 625 + 1250);
+    assert_int_equal(b.rate_milli, 156 + 1250);
     /* a restart resumes a learnt rate with no full token: not at once */
     retry_bucket_resume(&b, 1600, 5000, 0);
     assert_false(retry_bucket_take(&b, 5000, &wait));
@@ -114,7 +114,7 @@ static void test_bucket_throttling_halves_and_recovers(void **state)
     retry_bucket_resume(&b, 99999, 0, 0);
     assert_int_equal(b.rate_milli, 10000);
     retry_bucket_resume(&b, 0, 0, 0);
-    assert_int_equal(b.rate_milli, 625);
+    assert_int_equal(b.rate_milli, 156);
 }
 
 static void test_bucket_degenerate_config(void **state)

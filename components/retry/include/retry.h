@@ -53,7 +53,7 @@ void retry_bucket_init(retry_bucket_t *b, uint32_t rate_milli, uint32_t burst, u
 bool retry_bucket_take(retry_bucket_t *b, uint64_t now_ms, uint32_t *wait_ms);
 
 /* The server answered Throttling*: halve the rate (not below the minimum,
- * 1/16 of the configured rate) and leave a random part of one token
+ * 1/64 of the configured rate) and leave a random part of one token
  * (random32: uniform), so the next call comes within one interval at the
  * lower rate, at a point of it that differs from device to device. */
 void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms, uint32_t random32);
