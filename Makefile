@@ -187,7 +187,7 @@ FUZZ_MAXLEN_sign     := 8192
 FUZZ_OPTS_settings   := -close_fd_mask=2
 # Objects a harness needs beyond the components (the manifest harness
 # includes firmware/linux/cmd_provision.c, which calls cli_flash.c and cli_opts.c).
-FUZZ_EXTRA_manifest  := firmware/linux/cli_flash.c firmware/linux/cli_opts.c
+FUZZ_EXTRA_manifest  := firmware/linux/cli_flash.c firmware/linux/cli_opts.c firmware/linux/cli_rule.c
 
 FZ          := $(BUILD)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
