@@ -542,7 +542,7 @@ static void test_throttling_pause(void **state)
     set_header(&f, "X-A", "v1");
     assert_int_equal(agent_poll(f.a, f.now), 0);
     uint32_t w = agent_poll(f.a, f.now + 499); /* a pause of 500..1500 ms */
-    assert_true(w > 0 && w <= 1001);            /* paused: nothing sent */
+    assert_true(w > 0 && w <= 1001);           /* paused: nothing sent */
     assert_int_equal(svc.requests, 1);
     f.now += 1500;
     fx_settle(&f, 20);
