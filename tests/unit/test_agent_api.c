@@ -2194,9 +2194,11 @@ static void test_endpoint_split_edges(void **state)
     /* exactly as long as host can hold, and one more */
     assert_int_equal(agent_endpoint_split("https://abc", host, 4, &port, &tls), AGENT_OK);
     assert_int_equal(agent_endpoint_split("https://abcd", host, 4, &port, &tls), AGENT_ERR_INVALID);
-    static const char *const bad[] = {"https://a_b",  "https://a@b",  "https://a[b", "https://a{b",
-                                      "https://a~b",  "https://a!b",  "https://a;b", "https:///x",
-                                      "https://h:/x", "https://h:-1", "HTTPS://h"};
+    static const char *const bad[] = {"https://a_b", "https://a@b", "https://a[b", "https://a{b",
+                                      "https://a~b", "https://a!b", "https://a;b", "https:///x",
+                                      "https://h:/x", "https://h:-1", "HTTPS://h",
+                                      /* found by fuzz_manifest: strtoul's blanks and sign */
+                                      "https://127.0.0.1: 8443", "https://h:+8443", "https://h:\t1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(agent_endpoint_split(bad[i], host, sizeof host, &port, &tls),
                          AGENT_ERR_INVALID);

@@ -489,8 +489,10 @@ agent_status_t agent_endpoint_split(const char *endpoint, char *host, size_t cap
     }
     if (p[n] == ':') {
         char *end;
-        unsigned long v = strtoul(p + n + 1, &end, 10);
-        if (end == p + n + 1 || v == 0 || v > 65535 || (*end && *end != '/'))
+        /* digits only: strtoul would also take blanks and a sign before them */
+        bool digit = p[n + 1] >= '0' && p[n + 1] <= '9';
+        unsigned long v = digit ? strtoul(p + n + 1, &end, 10) : 0;
+        if (!digit || v == 0 || v > 65535 || (*end && *end != '/'))
             return AGENT_ERR_INVALID;
         *port = (uint16_t)v;
     } else if (p[n] && p[n] != '/') {
