@@ -8,7 +8,7 @@ Each device is a real `cdnagent run` process with its own flash image and its ow
 (d0000.fleet.example.com, ...), all under one AccessKeyId, against tools/cdnsim with a
 per-account limit (--qps, cdnsim's sliding one-second window). Real processes, not agent
 instances in one process: 200 daemons are 200 small processes and one simulator thread
-each, which this 2-core machine runs (about 2 MB of RSS a daemon), and every timing the
+each, which this 2-core machine runs, and every timing the
 fleet shows is the product's own (its poll loop, back-off, token bucket, restarts).
 
 Scenarios, one after the other on the same fleet and images:
