@@ -118,7 +118,9 @@ def parse_scenario(path):
     for line in open(path):
         m = re.match(r"# figure: call=(\S+) heap_peak=(\d+) stack_peak=(\d+) handshake=(\d)", line)
         if m:
-            calls.append((m.group(1) + (" + TLS handshake" if m.group(4) == "1" else ""),
+            # (a step's calls joined by '+': a batch and its read-back)
+            calls.append((m.group(1).replace("+", " + ") +
+                          (" + TLS handshake" if m.group(4) == "1" else ""),
                           int(m.group(2)), int(m.group(3))))
         m = re.match(r"# figure: heap_arena=(\d+)", line)
         if m:

@@ -45,6 +45,7 @@ static struct {
     unsigned nsteps, answered, mismatches, handshakes;
     int close_after; /* answer of this step says Connection: close (-1: never) */
     char last_action[64];
+    char actions[128]; /* answered since peer_take_actions, '+'-joined */
 } P;
 
 /* The peer's own heap, so the main heap's high-water mark is the agent's:
@@ -471,6 +472,10 @@ static void answer(size_t head_len, size_t total)
                 snprintf(P.last_action, sizeof P.last_action, "%s", ps[i].value);
         action = P.last_action;
     }
+    {
+        size_t n = strlen(P.actions);
+        snprintf(P.actions + n, sizeof P.actions - n, "%s%s", n ? "+" : "", action);
+    }
     step = P.answered < P.nsteps ? cJSON_GetArrayItem(P.steps, (int)P.answered) : NULL;
     ok = step != NULL && np >= 0 && check_request(step, head, action, ps, np);
     ok = ok && check_signature(hdrs, head, action, ps, np);
@@ -693,6 +698,13 @@ unsigned peer_handshakes(void)
 const char *peer_last_action(void)
 {
     return P.last_action;
+}
+
+const char *peer_take_actions(char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", P.actions);
+    P.actions[0] = 0;
+    return out;
 }
 
 void peer_close_after(unsigned step)

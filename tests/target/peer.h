@@ -29,5 +29,8 @@ unsigned peer_mismatches(void);
 unsigned peer_handshakes(void);
 /* Action of the last request answered ("" before the first). */
 const char *peer_last_action(void);
+/* The actions answered since the last take, joined by '+' (a batch and its
+ * read-back are one step), into out. */
+const char *peer_take_actions(char *out, size_t cap);
 
 #endif

@@ -587,19 +587,28 @@ static void test_clock_correction(void **state)
 }
 
 /* A wrong secret: the entry is parked as blocked, the agent stops calling
- * (other changes wait, nothing is sent), and a new configuration (a new
- * agent) delivers both without the edits being typed again. */
+ * (a later change waits, nothing is sent), and a new configuration (a new
+ * agent) delivers both, in one batch, without the edits being typed again. */
 static void test_credentials_parked_and_resumed(void **state)
 {
     (void)state;
     static const exchange_t script[] = {
         {BATCH, "X-A", NULL, 403, ERR("SignatureDoesNotMatch"), FATE_REPLY, NULL},
-        {BATCH, "X-A", NULL, 200, ADDED(1001), FATE_REPLY, NULL},
-        {BATCH, "X-B", NULL, 200, ADDED(1002), FATE_REPLY, NULL},
+        {BATCH, "X-B", NULL, 200,
+         "{\"RequestId\":\"R-add\",\"DomainConfigList\":{\"DomainConfigModel\":[{\"DomainName\""
+         ":\"" DOM "\",\"ConfigId\":1001},{\"DomainName\":\"" DOM "\",\"ConfigId\":1002}]}}",
+         FATE_REPLY, NULL},
+        {DESCRIBE, "set_req_header", NULL, 200,
+         "{\"RequestId\":\"R-l\",\"DomainConfigs\":{\"DomainConfig\":[" CFG(1001, "X-A",
+                                                                            "v1") "," CFG(1002,
+                                                                                          "X-B",
+                                                                                          "v1") "]}}",
+         FATE_REPLY, NULL},
     };
     fx_t f;
     fx_begin(&f, script, 3);
     set_header(&f, "X-A", "v1");
+    fx_settle(&f, 20);
     set_header(&f, "X-B", "v1");
     fx_settle(&f, 20);
     assert_int_equal(svc.requests, 1);
@@ -618,6 +627,8 @@ static void test_credentials_parked_and_resumed(void **state)
     fx_agent(&f); /* fixed credentials: a new configuration */
     fx_settle(&f, 20);
     assert_int_equal(fx_queued(&f), 0);
+    assert_string_equal(header_view(&f, "X-A").config_id, "1001");
+    assert_string_equal(header_view(&f, "X-B").config_id, "1002");
     fx_end(&f);
 }
 

@@ -172,6 +172,19 @@ def v3_sign(secret, canonical_request):
     return sts, hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
 
 
+def changes_of(action, params):
+    """The configs a call sets (a batch: its functions on each of its domains), for the
+    call log; 0 for calls that set none."""
+    if action == "BatchSetCdnDomainConfig":
+        try:
+            funcs = json.loads(params.get("Functions", "[]"))
+        except ValueError:
+            return 0
+        doms = [n for n in params.get("DomainNames", "").split(",") if n.strip()]
+        return len(funcs) * len(doms) if isinstance(funcs, list) else 0
+    return 1 if action in ("SetReqHeaderConfig", "DeleteSpecificConfig") else 0
+
+
 class ApiError(Exception):
     def __init__(self, code, arg=""):
         status, msg = ERRORS[code]
@@ -924,7 +937,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.call_log.write(json.dumps({
                     "t": round(time.time(), 4), "action": action, "status": status,
                     "code": code, "domain": params.get("DomainName") or
-                    params.get("DomainNames", "")}) + "\n")
+                    params.get("DomainNames", ""), "changes": changes_of(action, params)}) + "\n")
                 self.server.call_log.flush()
         if post == "close_after_apply":
             self.log_line("-", action, "applied;fault:close_after_apply")

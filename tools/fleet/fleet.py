@@ -165,13 +165,22 @@ class Fleet:
 
 def figures(name, calls, t0, devices, changes, qps):
     """The scenario's figures from its calls (t0: when the fleet could first call)."""
+    # The ideal is the issue's: one call per change at the account's limit. An agent
+    # that batches needs fewer calls, and may beat it.
     needed = devices * changes
     ideal = needed / float(qps)
     ok = [c for c in calls if c["status"] == 200 and c["action"] == "BatchSetCdnDomainConfig"]
+    accepted = sum(c.get("changes", 1) for c in ok)
     throttled = [c for c in calls if c["code"] == "Throttling.User"]
     finish = {}
     for c in ok:
         finish[c["domain"]] = max(finish.get(c["domain"], 0), c["t"] - t0)
+    # settled: a device's last answered call of any kind (a batch's read-back of its
+    # ConfigIds comes after the changes are on the CDN)
+    settle = {}
+    for c in calls:
+        if c["status"] == 200:
+            settle[c["domain"]] = max(settle.get(c["domain"], 0), c["t"] - t0)
     converge = max(finish.values()) if finish else float("nan")
     slowest = max(finish.values()) if finish else float("nan")
     fastest = min(finish.values()) if finish else float("nan")
@@ -183,10 +192,14 @@ def figures(name, calls, t0, devices, changes, qps):
     return {
         "scenario": name, "devices": devices, "changes": changes, "account_qps": qps,
         "needed_calls": needed, "ideal_s": round(ideal, 1),
-        "calls": len(calls), "accepted_changes": len(ok), "throttled": len(throttled),
+        "calls": len(calls), "accepted_changes": accepted, "accepted_batches": len(ok),
+        "calls_by_action": {a: sum(1 for c in calls if c["action"] == a)
+                            for a in sorted({c["action"] for c in calls})},
+        "throttled": len(throttled),
         "throttled_share": round(len(throttled) / float(len(calls)), 3) if calls else 0.0,
         "converged_s": round(converge, 1), "converged_vs_ideal": round(converge / ideal, 2),
         "slowest_device_s": round(slowest, 1), "slowest_vs_ideal": round(slowest / ideal, 2),
+        "settled_s": round(max(settle.values()), 1) if settle else float("nan"),
         "fastest_device_s": round(fastest, 1), "devices_done": len(finish),
         "per_second": [[b, per_s[b][0], per_s[b][1]] for b in sorted(per_s)],
     }
@@ -199,9 +212,12 @@ def say(fig):
           "fastest %.1f s" % (fig["converged_s"], fig["converged_vs_ideal"],
                               fig["slowest_device_s"], fig["slowest_vs_ideal"],
                               fig["fastest_device_s"]))
-    print("  %d calls, %d refused by throttling (%.1f%%), %d changes accepted" % (
-        fig["calls"], fig["throttled"], 100.0 * fig["throttled_share"],
-        fig["accepted_changes"]))
+    print("  %d calls, %d refused by throttling (%.1f%%), %d changes accepted in %d calls; "
+          "last device settled (read-backs done) after %.1f s" % (
+              fig["calls"], fig["throttled"], 100.0 * fig["throttled_share"],
+              fig["accepted_changes"], fig["accepted_batches"], fig["settled_s"]))
+    print("  calls by action: %s" % ", ".join("%s %d" % kv
+                                                for kv in sorted(fig["calls_by_action"].items())))
     sys.stdout.flush()
 
 

@@ -13,6 +13,7 @@
  */
 #include "agent_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -184,29 +185,41 @@ static void halt(agent_t *a, const cdnapi_result_t *res)
              res->code, res->message);
 }
 
+/* A failed call's own effects, once for all the changes it carried: the
+ * rate, the clock, and when a throttled change goes again (one interval at
+ * the lowered rate, jittered; not a back-off that doubles with each
+ * refusal, which would leave a device that met busy seconds far behind the
+ * others). */
+static void call_failed(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    note_throttling(a, res, now_ms);
+    s->clock_fixed = res->cls == CDNAPI_CLOCK && res->has_server_date &&
+                     a->clock_fixes_in_row < CLOCK_FIXES_IN_ROW_MAX;
+    if (s->clock_fixed) {
+        a->clock_fixes_in_row++;
+        agent_clock_from_server(a, res->server_date, now_ms);
+    }
+    uint32_t interval = 1000000u / a->bucket.rate_milli;
+    s->defer_to = now_ms + interval / 2u + agent_random32() % (interval + 1u);
+}
+
 /* A failed call: throttling, clock, backoff, blocked, permanent. */
 static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
 {
     queue_entry_t *e = &a->step.e;
-    note_throttling(a, res, now_ms);
-    if (res->cls == CDNAPI_CLOCK && res->has_server_date &&
-        a->clock_fixes_in_row < CLOCK_FIXES_IN_ROW_MAX) {
-        a->clock_fixes_in_row++;
-        agent_clock_from_server(a, res->server_date, now_ms);
+    if (!a->step.call_noted)
+        call_failed(a, res, now_ms);
+    if (a->step.clock_fixed) {
         e->state = QUEUE_PENDING; /* retry at once with the right time */
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
     const char *code = res->code[0] ? res->code : http_client_status_str(res->http_status);
     queue_failure_t kind = failure_kind(res);
     if (throttled(res)) {
-        /* The account's rate, not the change: the next try of this change
-         * waits one interval at the lowered rate (jittered), not a back-off
-         * that doubles with each refusal, which would leave a device that
-         * met busy seconds far behind the others; the others of its queue
-         * go meanwhile. */
-        uint32_t interval = 1000000u / a->bucket.rate_milli;
-        queue_record_deferred(e, code, res->message,
-                              now_ms + interval / 2u + agent_random32() % (interval + 1u));
+        /* the account's rate, not the change: the others of its queue go
+         * meanwhile */
+        queue_record_deferred(e, code, res->message, a->step.defer_to);
         agent_emit(a, AGENT_EV_RETRY, code, res, now_ms);
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
@@ -241,6 +254,8 @@ static uint32_t local_failure(agent_t *a, queue_failure_t kind, const char *code
 
 static void succeeded(agent_t *a, uint64_t now_ms)
 {
+    if (a->step.call_noted)
+        return;
     a->throttled_in_row = 0;
     a->clock_fixes_in_row = 0;
     retry_bucket_succeeded(&a->bucket);
@@ -308,10 +323,13 @@ static agent_plan_t header_read(agent_t *a, uint64_t now_ms, uint32_t *wait)
     return PLAN_CALL;
 }
 
+static bool batch_plan(agent_t *a, uint64_t now_ms, uint32_t *wait, agent_plan_t *plan);
+
 static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
 {
     agent_step_t *s = &a->step;
     hrec_t *h = &s->w->rec;
+    agent_plan_t plan;
     if (header_read(a, now_ms, wait) != PLAN_CALL)
         return PLAN_IDLE;
     s->act = header_action(h);
@@ -320,6 +338,8 @@ static agent_plan_t header_plan(agent_t *a, uint64_t now_ms, uint32_t *wait)
         *wait = checked(a, now_ms, header_settle(a), "settling a header");
         return PLAN_IDLE;
     }
+    if (batch_plan(a, now_ms, wait, &plan))
+        return plan;
     memset(&s->req, 0, sizeof s->req);
     s->req.function = header_function(h, s->act);
     /* the second look of a replaced record, after the first adopted a copy */
@@ -394,21 +414,26 @@ static void readback_call(agent_t *a, uint64_t now_ms)
     cdnapi_delete_configs(&a->api, s->domain, s->dups, s->req.function, &s->dup_res);
 }
 
+static void batch_call(agent_t *a, uint64_t now_ms);
+static uint32_t batch_apply(agent_t *a, uint64_t now_ms);
+
 static void header_call(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
     cdnapi_batch_config_t got;
     const char *dom = s->domain;
     s->new_id[0] = 0;
-    if (s->act == ACT_LIST) {
+    if (s->act == ACT_BATCH) {
+        batch_call(a, now_ms);
+    } else if (s->act == ACT_LIST) {
         readback_call(a, now_ms);
     } else if (s->act == ACT_DELETE) {
         cdnapi_delete_configs(&a->api, s->domain, s->req.config_id, s->req.function, &s->res);
     } else {
+        cdnapi_set_t one = {s->req.function, s->req.key, s->req.value, s->req.config_id};
         memset(&got, 0, sizeof got);
         size_t n = 0;
-        if (cdnapi_batch_set_headers(&a->api, &dom, 1, &s->req, 1, &got, 1, &n, &s->res) ==
-                CDNAPI_SUCCESS &&
+        if (cdnapi_batch_set(&a->api, &dom, 1, &one, 1, &got, 1, &n, &s->res) == CDNAPI_SUCCESS &&
             n >= 1)
             strcpy(s->new_id, got.config_id);
     }
@@ -533,12 +558,323 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
 static uint32_t header_apply(agent_t *a, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
+    if (s->act == ACT_BATCH)
+        return batch_apply(a, now_ms);
     store_status_t rc = hrec_load(a->st, s->e.target, &s->w->rec, s->w->buf);
     if (rc != STORE_OK) /* the unsure mark (if any) stands: the next step looks again */
         return rc == STORE_NOT_FOUND ? 0
                                      : agent_store_trouble(a, now_ms, agent_status_from_store(rc),
                                                            "reading a header record");
     return s->act == ACT_LIST ? readback_apply(a, now_ms) : change_apply(a, now_ms);
+}
+
+/* ---------------------------------------------------------- batches -- */
+
+/* The batch a header's step can join: ACT_ADD for an add or a modify (one
+ * BatchSetCdnDomainConfig), ACT_LIST for an add in doubt (one read-back of
+ * its function), ACT_NONE for the rest (a delete; a read-back that deletes
+ * extra copies or looks in both functions: those go alone). */
+static agent_act_t batch_kind(const hrec_t *h, agent_act_t act)
+{
+    if (act == ACT_ADD || act == ACT_MODIFY)
+        return ACT_ADD;
+    if (act == ACT_LIST &&
+        (h->flags & (HF_UNSURE | HF_DELIVERED | HF_FN_UNKNOWN | HF_FN_OTHER)) == HF_UNSURE)
+        return ACT_LIST;
+    return ACT_NONE;
+}
+
+/* Add h (its name and desired value) to the batch: false when the pool or
+ * the member table is full. */
+static bool batch_add(agent_batch_t *b, const hrec_t *h, const char *target, uint32_t seq,
+                      agent_act_t act)
+{
+    size_t kl = strlen(h->key) + 1u, vl = strlen(h->desired) + 1u;
+    if (b->n == AGENT_BATCH_MAX || b->used + kl + vl > sizeof b->pool)
+        return false;
+    agent_batch_member_t *m = &b->m[b->n++];
+    memset(m, 0, sizeof *m);
+    strcpy(m->target, target);
+    m->seq = seq;
+    m->act = (uint8_t)act;
+    m->function = (uint8_t)header_function(h, act);
+    m->key_off = (uint16_t)b->used;
+    memcpy(b->pool + b->used, h->key, kl);
+    m->value_off = (uint16_t)(b->used + kl);
+    memcpy(b->pool + m->value_off, h->desired, vl);
+    b->used += (unsigned)(kl + vl);
+    if (act == ACT_MODIFY)
+        strcpy(m->config_id, h->config_id);
+    return true;
+}
+
+/* The other changes of the step's domain that can go with it: among the
+ * lowest-seq entries (the due cache), those waiting (due or backing off)
+ * whose records ask for the same kind of call. One gone or damaged is left
+ * for its own step; a store that cannot be read is store trouble. */
+static store_status_t batch_gather(agent_t *a, agent_act_t kind, uint8_t function)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
+    for (unsigned i = 0; i < a->due.n && s->batch.n < AGENT_BATCH_MAX; i++) {
+        const char *t = a->due.e[i].target;
+        queue_entry_t e;
+        if (t[0] != STORE_KEY_HEADER || memcmp(t + 1, s->e.target + 1, 2) != 0 ||
+            strcmp(t, s->e.target) == 0)
+            continue;
+        store_status_t rc = queue_get(a->st, t, &e);
+        if (rc == STORE_OK && e.state != QUEUE_FAILED && e.state != QUEUE_BLOCKED)
+            rc = hrec_load(a->st, t, h, s->w->buf);
+        else if (rc == STORE_OK)
+            continue;
+        if (rc == STORE_NOT_FOUND || rc == STORE_ERR_CORRUPT)
+            continue;
+        if (rc != STORE_OK)
+            return rc;
+        agent_act_t act = header_action(h);
+        if (batch_kind(h, act) == kind &&
+            (kind == ACT_ADD || (uint8_t)header_function(h, act) == function))
+            (void)batch_add(&s->batch, h, t, e.seq, act);
+    }
+    return STORE_OK;
+}
+
+/* The members' in-flight marks, in one transaction: all or none. */
+static store_status_t batch_marks(agent_t *a)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
+    store_status_t rc = store_txn_begin(a->st);
+    for (unsigned i = 0; rc == STORE_OK && i < s->batch.n; i++) {
+        const agent_batch_member_t *m = &s->batch.m[i];
+        rc = hrec_load(a->st, m->target, h, s->w->buf);
+        if (rc == STORE_OK) {
+            h->flags |= HF_UNSURE;
+            header_have_function(h, (cdnapi_function_t)m->function);
+            rc = store_txn_put(a->st, m->target, strlen(m->target), s->w->buf,
+                               hrec_encode(h, s->w->buf));
+        }
+    }
+    if (rc == STORE_OK)
+        return store_txn_commit(a->st);
+    (void)store_txn_abort(a->st);
+    return rc;
+}
+
+/* The step's change (its record in the work area, its action planned) and
+ * the others of its domain in one call, when there are others: true, with
+ * *plan. False: it goes alone, its record read again. */
+static bool batch_plan(agent_t *a, uint64_t now_ms, uint32_t *wait, agent_plan_t *plan)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
+    agent_act_t kind = batch_kind(h, s->act);
+    if (kind == ACT_NONE || a->batch_solo)
+        return false;
+    memset(&s->batch, 0, offsetof(agent_batch_t, m));
+    s->batch.set = kind == ACT_ADD;
+    (void)batch_add(&s->batch, h, s->e.target, s->e.seq, s->act);
+    if (s->batch.n == 0)
+        return false; /* (a value too long for the pool: alone) */
+    store_status_t rc = batch_gather(a, kind, s->batch.m[0].function);
+    if (rc == STORE_OK && s->batch.n == 1)
+        rc = hrec_load(a->st, s->e.target, h, s->w->buf);
+    else if (rc == STORE_OK && s->batch.set)
+        rc = batch_marks(a); /* no mark, no call */
+    *plan = PLAN_IDLE;
+    if (rc != STORE_OK)
+        *wait = agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                    "gathering a batch (nothing was sent)");
+    else if (s->batch.n > 1) {
+        s->act = ACT_BATCH;
+        snprintf(s->what, sizeof s->what, "%u headers", s->batch.n);
+        *plan = PLAN_CALL;
+    }
+    return rc != STORE_OK || s->batch.n > 1;
+}
+
+/* Read-back visitor: the copies of each member's name. */
+static bool batch_list_cb(void *arg, const cdnapi_header_t *h)
+{
+    agent_batch_t *b = arg;
+    for (unsigned i = 0; i < b->n; i++) {
+        agent_batch_member_t *m = &b->m[i];
+        if (m->act == ACT_MODIFY || m->function != (uint8_t)h->function ||
+            !agent_same_header_name(h->key, b->pool + m->key_off))
+            continue;
+        if (m->copies++ == 0) {
+            snprintf(m->config_id, sizeof m->config_id, "%s", h->config_id);
+            m->same_value = strcmp(h->value, b->pool + m->value_off) == 0;
+        }
+        m->copies = m->copies > 2 ? 2 : m->copies;
+        break;
+    }
+    return true;
+}
+
+/* Read back each function the members' adds went to: which ConfigId is
+ * whose (the reply of a batch says, but not in a documented order). */
+static bool batch_list(agent_t *a, cdnapi_result_t *res)
+{
+    agent_step_t *s = &a->step;
+    for (unsigned f = CDNAPI_FN_REQ_HEADER; f <= CDNAPI_FN_ORIGIN_RULE; f++) {
+        unsigned i = 0;
+        while (i < s->batch.n && (s->batch.m[i].function != f || s->batch.m[i].act == ACT_MODIFY))
+            i++;
+        if (i == s->batch.n)
+            continue;
+        if (cdnapi_list_configs(&a->api, s->domain, (cdnapi_function_t)f, batch_list_cb, &s->batch,
+                                NULL, res) != CDNAPI_SUCCESS)
+            return false;
+    }
+    return true;
+}
+
+static void batch_call(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    agent_batch_t *b = &s->batch;
+    const char *dom = s->domain;
+    cdnapi_set_t sets[AGENT_BATCH_MAX] = {{0}};
+    bool adds = false;
+    memset(&b->list_res, 0, sizeof b->list_res);
+    if (!b->set) {
+        b->listed = batch_list(a, &s->res);
+        return;
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        const agent_batch_member_t *m = &b->m[i];
+        sets[i].function = (cdnapi_function_t)m->function;
+        sets[i].key = b->pool + m->key_off;
+        sets[i].value = b->pool + m->value_off;
+        sets[i].config_id = m->act == ACT_MODIFY ? m->config_id : NULL;
+        adds = adds || m->act == ACT_ADD;
+    }
+    if (cdnapi_batch_set(&a->api, &dom, 1, sets, b->n, NULL, 0, NULL, &s->res) != CDNAPI_SUCCESS ||
+        !adds)
+        return;
+    a->counters.calls++;
+    agent_sign_time(a, now_ms);
+    b->listed = batch_list(a, &b->list_res);
+}
+
+/* A member read back: adopted when it holds one copy of the value sent,
+ * gone when none; anything else is the single read-back's (which deletes
+ * extra copies), one change a call until the queue is idle. */
+static uint32_t member_listed(agent_t *a, uint64_t now_ms, const agent_batch_member_t *m)
+{
+    agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
+    if (!s->batch.listed)
+        return failure(a, &s->res, now_ms);
+    if (m->copies > 1 || (m->copies == 1 && !m->same_value) ||
+        batch_kind(h, header_action(h)) != ACT_LIST ||
+        (uint8_t)header_function(h, ACT_LIST) != m->function) {
+        a->batch_solo = true;
+        s->e.state = QUEUE_PENDING;
+        return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    }
+    h->flags &= (uint8_t)~HF_UNSURE;
+    if (m->copies == 1) {
+        h->flags |= HF_DELIVERED;
+        strcpy(h->config_id, m->config_id);
+        strcpy(h->delivered, s->batch.pool + m->value_off);
+        a->counters.adoptions++;
+    }
+    store_status_t rc = rec_save(a);
+    s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
+    if (rc == STORE_OK)
+        rc = entry_update(a);
+    return checked(a, now_ms, rc, "recording a read-back");
+}
+
+/* A batch was refused for an input (one member's, or a ConfigId gone): not
+ * known whose, nor (the service's batches are not documented as atomic)
+ * whether some landed. The marks stay unless nothing left the device; each
+ * goes again alone. */
+static uint32_t member_refused(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    store_status_t rc = STORE_OK;
+    if (s->res.status_code == 0) {
+        s->w->rec.flags &= (uint8_t)~HF_UNSURE;
+        rc = rec_save(a);
+    }
+    s->e.state = QUEUE_PENDING;
+    if (rc == STORE_OK)
+        rc = entry_update(a);
+    return checked(a, now_ms, rc, "writing a queue entry");
+}
+
+/* One member's outcome, applied as a single step's: its entry (the one
+ * planned, or a stand-in that is never written when it was edited since)
+ * and its record in the step. */
+static uint32_t member_apply(agent_t *a, uint64_t now_ms, bool refused)
+{
+    agent_step_t *s = &a->step;
+    const agent_batch_member_t *m = &s->batch.m[s->batch.n - 1u];
+    const char *pool = s->batch.pool;
+    store_status_t rc = queue_get(a->st, m->target, &s->e);
+    if (rc == STORE_OK || rc == STORE_NOT_FOUND) {
+        if (rc == STORE_NOT_FOUND || s->e.seq != m->seq) {
+            memset(&s->e, 0, sizeof s->e);
+            strcpy(s->e.target, m->target);
+            s->e.seq = m->seq;
+        }
+        rc = hrec_load(a->st, m->target, &s->w->rec, s->w->buf);
+    }
+    if (rc != STORE_OK) /* (the mark stands: the change is read back later) */
+        return rc == STORE_NOT_FOUND ? 0
+                                     : agent_store_trouble(a, now_ms, agent_status_from_store(rc),
+                                                           "reading a header record");
+    snprintf(s->what, sizeof s->what, "header %s", s->w->rec.key);
+    if (m->act == ACT_LIST)
+        return member_listed(a, now_ms, m);
+    if (refused)
+        return member_refused(a, now_ms);
+    s->act = (agent_act_t)m->act;
+    s->req.function = (cdnapi_function_t)m->function;
+    strcpy(s->req.key, pool + m->key_off);
+    strcpy(s->req.value, pool + m->value_off);
+    strcpy(s->req.config_id, m->config_id);
+    s->new_id[0] = 0;
+    if (m->act == ACT_ADD && s->batch.listed && m->copies == 1 && m->same_value)
+        strcpy(s->new_id, m->config_id);
+    else if (m->act == ACT_ADD && s->res.cls == CDNAPI_SUCCESS && s->batch.listed)
+        a->batch_solo = true;       /* a copy too many, or none: the single read-back's */
+    return change_apply(a, now_ms); /* (an add without its ConfigId is read back) */
+}
+
+/* The members in turn, last first (the table shrinks as they are done);
+ * the call's own effects once. A store failure stops: the marks of those
+ * not yet done stand, and they are read back. */
+static uint32_t batch_apply(agent_t *a, uint64_t now_ms)
+{
+    agent_step_t *s = &a->step;
+    cdnapi_class_t cls = s->res.cls;
+    bool refused = s->batch.set && cls == CDNAPI_PERMANENT_INPUT;
+    uint32_t wait = 0;
+    if (cls == CDNAPI_SUCCESS) {
+        succeeded(a, now_ms);
+        s->clock_fixed = false;
+        if (s->batch.set && !s->batch.listed)
+            note_throttling(a, &s->batch.list_res, now_ms); /* (the read-back's refusal) */
+    } else {
+        call_failed(a, &s->res, now_ms);
+    }
+    a->batch_solo = a->batch_solo || refused;
+    s->call_noted = true;
+    while (s->batch.n > 0 && wait == 0) {
+        /* (an add without its ConfigId turns a success into a local
+         * failure: the next member starts from the call's answer again) */
+        s->res.cls = cls;
+        if (cls == CDNAPI_SUCCESS)
+            s->res.code[0] = 0;
+        wait = member_apply(a, now_ms, refused);
+        s->batch.n--;
+    }
+    s->call_noted = false;
+    return wait;
 }
 
 /* ------------------------------------------------------ certificate -- */
@@ -880,8 +1216,11 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     int64_t utc;
     store_status_t rc = queue_next_due_cached(a->st, &a->due, now_ms, a->cfg.policy.cap_ms,
                                               a->epoch, &s->e, wait_ms);
-    if (rc == STORE_NOT_FOUND)
+    s->call_noted = false;
+    if (rc == STORE_NOT_FOUND) {
+        a->batch_solo = false; /* nothing due: batches again */
         return PLAN_IDLE;
+    }
     if (rc != STORE_OK) {
         *wait_ms = agent_store_trouble(a, now_ms, agent_status_from_store(rc), "reading the queue");
         return PLAN_IDLE;

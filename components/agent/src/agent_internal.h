@@ -105,7 +105,37 @@ typedef enum {
     ACT_DELETE,
     ACT_CERT,
     ACT_CERT_READBACK, /* after an unknown outcome: what does the CDN serve? */
+    ACT_BATCH,         /* several headers of one domain (agent_batch_t) */
 } agent_act_t;
+
+/* A batch: the changes of one domain that wait (adds and modifies) in one
+ * BatchSetCdnDomainConfig, or the adds in doubt of one function in one
+ * read-back. Members are kept by their target and seq (the entry and the
+ * record are read again when the outcome is applied, as a single step's);
+ * their names and values, as sent, are in the pool. AGENT_BATCH_MAX: a
+ * store transaction (16 ops) writes their in-flight marks at once.
+ * AGENT_BATCH_POOL: a change that does not fit waits for the next call, so a
+ * batch's request is about as large as one header of the longest value. */
+#define AGENT_BATCH_MAX 8u
+#define AGENT_BATCH_POOL 928u
+typedef struct {
+    char target[AGENT_HEADER_KEY_LEN + 1];
+    uint8_t act;      /* ACT_ADD, ACT_MODIFY, ACT_LIST */
+    uint8_t function; /* cdnapi_function_t */
+    uint8_t copies;   /* the read-back's copies of its name (2: two or more) */
+    bool same_value;  /* the copy found holds the value sent */
+    uint32_t seq;
+    uint16_t key_off, value_off;                  /* in the pool */
+    char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* modify: sent; else: the copy found */
+} agent_batch_member_t;
+typedef struct {
+    unsigned n, used;
+    bool set;    /* BatchSetCdnDomainConfig (else a read-back only) */
+    bool listed; /* the read-back answered */
+    agent_batch_member_t m[AGENT_BATCH_MAX];
+    cdnapi_result_t list_res; /* the read-back after a BatchSetCdnDomainConfig */
+    char pool[AGENT_BATCH_POOL];
+} agent_batch_t;
 
 /* A header record and its codec buffer: needed under the lock only (plan,
  * apply), so they are on the heap only then, not through the call, when
@@ -139,7 +169,13 @@ typedef struct {
             cdnapi_result_t dup_res;
         };
         cdnapi_cert_info_t served; /* certificate read-back: what the CDN serves */
+        agent_batch_t batch;
     };
+    /* The call's own effects (throttling, clock) are noted once, for all of
+     * a batch's members. */
+    bool call_noted;
+    bool clock_fixed;  /* the call's clock refusal corrected the clock: all go again */
+    uint64_t defer_to; /* the call was throttled: when its changes go again */
     /* certificate: the desired record (heap) and its opened key (heap, wiped) */
     crec_t want;
     char *cert;
@@ -176,6 +212,7 @@ struct agent {
     uint64_t next_expiry_check; /* monotonic ms of the next look at certificates' expiry */
     bool expiry_watch;          /* a delivered certificate's expiry is known: look daily */
     bool halted;                /* the configuration was refused: no call until a new agent */
+    bool batch_solo;            /* a batch was refused: one change a call until the queue is idle */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;

@@ -232,6 +232,18 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
                                         const cdnapi_header_t *headers, size_t nheaders,
                                         cdnapi_batch_config_t *out, size_t max, size_t *count,
                                         cdnapi_result_t *res);
+/* The same from views of the configs (key and value never NULL; config_id
+ * NULL or "" adds): a caller holding many short headers need not hold a
+ * cdnapi_header_t (over 1 KB) for each. */
+typedef struct {
+    cdnapi_function_t function;
+    const char *key;
+    const char *value;
+    const char *config_id;
+} cdnapi_set_t;
+cdnapi_class_t cdnapi_batch_set(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                                const cdnapi_set_t *sets, size_t nsets, cdnapi_batch_config_t *out,
+                                size_t max, size_t *count, cdnapi_result_t *res);
 
 /* A certificate name the service takes: 1..CDNAPI_MAX_CERT_NAME_LEN bytes
  * (InvalidCertName.TooLong), no control character and no comma (the

@@ -616,7 +616,7 @@ static cJSON *batch_arg(const char *name, const char *value)
 
 /* h's rule, split from a heap copy of its spec (*copy, which the caller
  * frees) and checked as cdnapi_validate_rule. */
-static cdnapi_class_t header_rule(const cdnapi_header_t *h, cdnapi_rule_t *r, char **copy,
+static cdnapi_class_t header_rule(const cdnapi_set_t *h, cdnapi_rule_t *r, char **copy,
                                   cdnapi_result_t *res)
 {
     size_t n = strlen(h->value) + 1;
@@ -643,7 +643,7 @@ static bool batch_arg_add(cJSON *args, const char *name, const char *value)
 
 /* The args of h: set_req_header's key and value, or the rule's operation,
  * name, value, switch (add only) and rewrite's source and destination. */
-static bool batch_args(cJSON *args, const cdnapi_header_t *h)
+static bool batch_args(cJSON *args, const cdnapi_set_t *h)
 {
     cdnapi_rule_t r;
     char *copy = NULL;
@@ -667,7 +667,7 @@ static bool batch_args(cJSON *args, const cdnapi_header_t *h)
 
 /* Appends {"functionArgs":[...], "functionName": its function
  * [, "configId": N]} to funcs; false when out of memory. */
-static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
+static bool batch_function(cJSON *funcs, const cdnapi_set_t *h)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON *args = cJSON_CreateArray();
@@ -689,7 +689,8 @@ static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
         return false;
     }
     /* ConfigId is a Long: emitted as digits verbatim (validated), never via double. */
-    if (h->config_id[0] != 0 && cJSON_AddRawToObject(f, "configId", h->config_id) == NULL) {
+    if (h->config_id != NULL && h->config_id[0] != 0 &&
+        cJSON_AddRawToObject(f, "configId", h->config_id) == NULL) {
         return false;
     }
     return true;
@@ -698,8 +699,8 @@ static bool batch_function(cJSON *funcs, const cdnapi_header_t *h)
 /* The batch's local checks (cdnapi_batch_set_headers); the DomainNames
  * list's length into *names_len. */
 static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
-                                  const cdnapi_header_t *headers, size_t nheaders,
-                                  size_t *names_len, cdnapi_result_t *res)
+                                  const cdnapi_set_t *headers, size_t nheaders, size_t *names_len,
+                                  cdnapi_result_t *res)
 {
     size_t i, k, len = 0;
 
@@ -739,7 +740,7 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
                    CDNAPI_SUCCESS) {
             return res->cls;
         }
-        if (!config_id_ok(headers[i].config_id)) {
+        if (headers[i].config_id != NULL && !config_id_ok(headers[i].config_id)) {
             return cdnapi_local_error(res, "InvalidParameter", "ConfigId must be a decimal number");
         }
     }
@@ -747,10 +748,10 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
     return CDNAPI_SUCCESS;
 }
 
-cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
-                                        const cdnapi_header_t *headers, size_t nheaders,
-                                        cdnapi_batch_config_t *out, size_t max, size_t *count,
-                                        cdnapi_result_t *res)
+cdnapi_class_t cdnapi_batch_set(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                                const cdnapi_set_t *headers, size_t nheaders,
+                                cdnapi_batch_config_t *out, size_t max, size_t *count,
+                                cdnapi_result_t *res)
 {
     sign_param_t p[2];
     http_response_t resp;
@@ -783,6 +784,10 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
         }
     }
     json = cJSON_PrintUnformatted(funcs);
+    /* the tree goes before the call: with several headers it is the
+     * larger part, and the call is when TLS holds its buffers */
+    cJSON_Delete(funcs);
+    funcs = NULL;
     if (json == NULL) {
         goto nomem;
     }
@@ -816,7 +821,6 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
     http_response_free(&resp);
     port_free(names);
     cJSON_free(json);
-    cJSON_Delete(funcs);
     if (count != NULL && res->cls == CDNAPI_SUCCESS) {
         *count = n;
     }
@@ -830,6 +834,24 @@ nomem:
     copy_field(res->code, sizeof(res->code), "NoMemory");
     copy_field(res->message, sizeof(res->message), "out of memory building the batch");
     return res->cls;
+}
+
+cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domains, size_t ndomains,
+                                        const cdnapi_header_t *headers, size_t nheaders,
+                                        cdnapi_batch_config_t *out, size_t max, size_t *count,
+                                        cdnapi_result_t *res)
+{
+    cdnapi_set_t sets[CDNAPI_MAX_BATCH];
+    size_t i, n = headers == NULL ? 0 : nheaders < CDNAPI_MAX_BATCH ? nheaders : CDNAPI_MAX_BATCH;
+    /* (more than CDNAPI_MAX_BATCH is refused by the checks, which read none) */
+    for (i = 0; i < n; i++) {
+        sets[i].function = headers[i].function;
+        sets[i].key = headers[i].key;
+        sets[i].value = headers[i].value;
+        sets[i].config_id = headers[i].config_id;
+    }
+    return cdnapi_batch_set(api, domains, ndomains, headers == NULL ? NULL : sets, nheaders, out,
+                            max, count, res);
 }
 
 cdnapi_class_t cdnapi_call_simple(cdnapi_t *api, const char *action, const sign_param_t *params,
