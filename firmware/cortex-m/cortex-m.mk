@@ -71,8 +71,11 @@ OWN_CFLAGS  = -std=c11 $(WARN) $(if $(filter components/%,$<),-pedantic-errors,)
 # Third-party code is compiled as its upstream does: no -Werror on it.
 TP_CFLAGS   = -std=gnu99 -w $(ARCH) $(OPT) -fstack-usage $(INCS) -I$(TP)/cmocka/include \
               -DHAVE_INTTYPES_H -DHAVE_SIGNAL_H -DHAVE_STRINGS_H
+# strtod is named undefined from the start, so that the group's first
+# archive (ours: strtod_compact.c) gives it, not newlib, which the linker
+# meets first when cJSON asks for it.
 LDFLAGS := $(ARCH) --specs=nano.specs -nostartfiles -T firmware/cortex-m/mps2.ld \
-           -Wl,--gc-sections -Wl,--no-warn-rwx-segments
+           -Wl,--gc-sections -Wl,--no-warn-rwx-segments -Wl,--undefined=strtod
 
 # Files built into the images: the device's manifest and the PEM files it
 # names (from the throw-away test PKI), the product's hosts file (its
