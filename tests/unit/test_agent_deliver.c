@@ -121,6 +121,7 @@ static struct {
     char reply[131072];
     size_t reply_len, reply_off;
     int recv_err;
+    char batch_n[256]; /* the functions of each BatchSetCdnDomainConfig, comma-joined */
     /* called as each request arrives (the agent holds no lock then) */
     void (*during)(void *arg, const char *action);
     void *during_arg;
@@ -392,6 +393,8 @@ static int model_batch(const char **body)
          p = strstr(p + 1, "{\"functionArgs\""))
         fs[n++] = p;
     assert_true(n > 0);
+    size_t bl = strlen(cdn.batch_n);
+    snprintf(cdn.batch_n + bl, sizeof cdn.batch_n - bl, "%s%u", bl ? "," : "", n);
     for (unsigned i = 0; i < n; i++) { /* all or none */
         batch_function_in(fs[i], i + 1 < n ? fs[i + 1] : NULL, &in, id, sizeof id);
         int at = id[0] ? copy_find(id) : 0;
@@ -1511,6 +1514,294 @@ static void test_rule_refusals(void **state)
     assert_int_equal(agent_header_set(&f.st, DOM, big, "v", &res), AGENT_ERR_INVALID);
     settle(&f, 20);
     assert_rule(&f, big, "add", "v", "off");
+    fx_end(&f);
+}
+
+/* ------------------------------------------------------------ batches -- */
+
+/* A domain's waiting adds and modifies go in one call; the adds' ConfigIds
+ * come from one read-back (the reply's order is not documented); modifies
+ * alone need none. */
+static void test_batch_adds_and_modifies(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    set_header(&f, "X-A", "a1");
+    set_header(&f, "X-B", "b1");
+    set_header(&f, "X-C", "c1");
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE);
+    assert_string_equal(cdn.batch_n, "3");
+    assert_delivered(&f, "X-A", "a1");
+    assert_delivered(&f, "X-B", "b1");
+    assert_delivered(&f, "X-C", "c1");
+    assert_int_equal(f.evk[AGENT_EV_DELIVERED], 3);
+    assert_int_equal(counters(&f).calls, 2);
+    set_header(&f, "X-A", "a2");
+    set_header(&f, "X-B", "b2");
+    set_header(&f, "X-D", "d1");
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," BATCH "," DESCRIBE);
+    assert_string_equal(cdn.batch_n, "3,3");
+    set_header(&f, "X-C", "c2");
+    set_header(&f, "X-D", "d2");
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," BATCH "," DESCRIBE "," BATCH);
+    assert_string_equal(cdn.batch_n, "3,3,2");
+    assert_delivered(&f, "X-A", "a2");
+    assert_delivered(&f, "X-B", "b2");
+    assert_delivered(&f, "X-C", "c2");
+    assert_delivered(&f, "X-D", "d2");
+    assert_int_equal(cdn.n, 4);
+    assert_int_equal(queued(&f), 0);
+    fx_end(&f);
+}
+
+/* More changes than a batch holds: AGENT_BATCH_MAX (8) a call. */
+static void test_batch_holds_eight(void **state)
+{
+    (void)state;
+    fx_t f;
+    char k[16], v[16];
+    fx_begin(&f);
+    for (int i = 0; i < 11; i++) {
+        snprintf(k, sizeof k, "X-%02d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        set_header(&f, k, v);
+    }
+    settle(&f, 40);
+    assert_string_equal(cdn.batch_n, "8,3");
+    for (int i = 0; i < 11; i++) {
+        snprintf(k, sizeof k, "X-%02d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        assert_delivered(&f, k, v);
+    }
+    fx_end(&f);
+}
+
+/* A value too long to share a call goes alone; the others still batch. */
+static void test_batch_long_value_alone(void **state)
+{
+    (void)state;
+    fx_t f;
+    static char big[1001];
+    memset(big, 'v', sizeof big - 1);
+    fx_begin(&f);
+    set_header(&f, "X-Big", big);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    settle(&f, 20);
+    assert_string_equal(cdn.batch_n, "1,2");
+    assert_delivered(&f, "X-Big", big);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    fx_end(&f);
+}
+
+/* The read-back after a batch is throttled: the adds landed but their
+ * ConfigIds are not known; one read-back of them all learns them, nothing
+ * is added twice, and the throttle slowed the agent. */
+static void test_batch_readback_throttled(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(DESCRIBE, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    set_header(&f, "X-C", "c");
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DESCRIBE);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    assert_delivered(&f, "X-C", "c");
+    assert_int_equal(counters(&f).throttled, 1);
+    assert_int_equal(counters(&f).adoptions, 3);
+    assert_true(counters(&f).rate_milli < f.cfg.rate_milli);
+    fx_end(&f);
+}
+
+/* The batch's answer is lost after it applied: all its adds are in doubt,
+ * and one read-back adopts them all. */
+static void test_batch_outcome_unknown(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_APPLY_LOST, 0, NULL, NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    set_header(&f, "X-C", "c");
+    (void)poll1(&f);
+    assert_true(hview(&f, "X-A").unsure && hview(&f, "X-B").unsure && hview(&f, "X-C").unsure);
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    assert_delivered(&f, "X-C", "c");
+    assert_int_equal(counters(&f).adoptions, 3);
+    fx_end(&f);
+}
+
+/* Lost before it applied: the read-back finds none of them, and they are
+ * added again together. */
+static void test_batch_lost_readback_finds_none(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_LOST, 0, NULL, NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," BATCH "," DESCRIBE);
+    assert_string_equal(cdn.batch_n, "2");
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    assert_int_equal(counters(&f).adoptions, 0);
+    fx_end(&f);
+}
+
+/* A copy the agent did not make shares a name with a batched add: whose
+ * ConfigId is whose is not known from the read-back, so that header goes to
+ * the single read-back, which keeps the desired copy and deletes the other;
+ * the rest of the batch is done. */
+static void test_batch_readback_extra_copy(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    copy_add("900", "X-A", "stray");
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DESCRIBE "," DELETE);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    assert_int_equal(counters(&f).duplicates_removed, 1);
+    fx_end(&f);
+}
+
+/* Adds in doubt where a stray copy shares a name: the read-back of them
+ * all settles the plain ones; the other goes to the single read-back. */
+static void test_batch_list_extra_copy(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_APPLY_LOST, 0, NULL, NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    (void)poll1(&f);
+    copy_add("900", "X-B", "stray");
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DESCRIBE "," DELETE);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b");
+    fx_end(&f);
+}
+
+/* A batch refused for its input: whose is not known, and a batch is not
+ * documented as all or nothing, so each change is read back and goes
+ * alone; the one the service refuses fails by itself. */
+static void test_batch_refused_goes_alone(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_REPLY, 400, ERR("InvalidParameter"), NULL, 0);
+    inject(BATCH, F_MODEL, 0, NULL, NULL, 0);
+    inject(BATCH, F_REPLY, 400, ERR("InvalidParameter"), NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    settle(&f, 30);
+    assert_string_equal(cdn.batch_n, "1"); /* (the model's: the refusals applied nothing) */
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," BATCH "," DESCRIBE "," BATCH);
+    assert_delivered(&f, "X-A", "a");
+    hview_t v = hview(&f, "X-B");
+    assert_int_equal(v.q.state, QUEUE_FAILED);
+    assert_false(v.unsure);
+    assert_int_equal(copies_of("X-B"), 0);
+    assert_int_equal(f.evk[AGENT_EV_FAILED], 1);
+    /* the queue idle again, changes batch again */
+    set_header(&f, "X-C", "c");
+    set_header(&f, "X-D", "d");
+    settle(&f, 30);
+    assert_string_equal(cdn.batch_n, "1,2");
+    fx_end(&f);
+}
+
+/* A batch refused for the whole configuration: every change of it is
+ * parked, once, and the agent stops. */
+static void test_batch_blocked(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_REPLY, 400, ERR("IncompleteSignature"), NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    settle(&f, 30);
+    assert_string_equal(cdn_log(), BATCH);
+    assert_int_equal(hview(&f, "X-A").q.state, QUEUE_BLOCKED);
+    assert_int_equal(hview(&f, "X-B").q.state, QUEUE_BLOCKED);
+    assert_false(hview(&f, "X-A").unsure);
+    assert_int_equal(f.evk[AGENT_EV_BLOCKED], 2);
+    fx_end(&f);
+}
+
+/* Throttled: the agent notes it once (not once per change), and all the
+ * batch's changes go again together. */
+static void test_batch_throttled(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    inject(BATCH, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b");
+    set_header(&f, "X-C", "c");
+    settle(&f, 30);
+    assert_int_equal(counters(&f).throttled, 1);
+    assert_string_equal(cdn_log(), BATCH "," BATCH "," DESCRIBE);
+    assert_string_equal(cdn.batch_n, "3"); /* (the model's: the throttled one applied nothing) */
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-C", "c");
+    assert_int_equal(f.evk[AGENT_EV_RETRY], 3);
+    fx_end(&f);
+}
+
+static void edit_b2(void *arg, const char *action)
+{
+    fx_t *f = arg;
+    if (strcmp(action, BATCH) != 0)
+        return;
+    set_header(f, "X-B", "b2");
+    cdn.during = NULL;
+}
+
+/* A member changes while its batch is on the wire: it is recorded as
+ * delivered with the value sent, and its new value goes next. */
+static void test_batch_edit_during_call(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_begin(&f);
+    set_header(&f, "X-A", "a");
+    set_header(&f, "X-B", "b1");
+    cdn.during = edit_b2;
+    cdn.during_arg = &f;
+    assert_int_equal(poll1(&f), 0);
+    hview_t v = hview(&f, "X-B");
+    assert_string_equal(v.delivered, "b1");
+    assert_string_equal(v.desired, "b2");
+    assert_int_equal(v.q.state, QUEUE_PENDING);
+    assert_int_equal(f.evk[AGENT_EV_DELIVERED], 1);
+    settle(&f, 20);
+    assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," BATCH);
+    assert_delivered(&f, "X-A", "a");
+    assert_delivered(&f, "X-B", "b2");
     fx_end(&f);
 }
 
@@ -3491,6 +3782,18 @@ int main(void)
         cmocka_unit_test(test_rule_switch_while_in_doubt),
         cmocka_unit_test(test_rule_refusals),
         cmocka_unit_test(test_delete_outcomes),
+        cmocka_unit_test(test_batch_adds_and_modifies),
+        cmocka_unit_test(test_batch_holds_eight),
+        cmocka_unit_test(test_batch_long_value_alone),
+        cmocka_unit_test(test_batch_readback_throttled),
+        cmocka_unit_test(test_batch_outcome_unknown),
+        cmocka_unit_test(test_batch_lost_readback_finds_none),
+        cmocka_unit_test(test_batch_readback_extra_copy),
+        cmocka_unit_test(test_batch_list_extra_copy),
+        cmocka_unit_test(test_batch_refused_goes_alone),
+        cmocka_unit_test(test_batch_blocked),
+        cmocka_unit_test(test_batch_throttled),
+        cmocka_unit_test(test_batch_edit_during_call),
         cmocka_unit_test(test_edit_during_call),
         cmocka_unit_test(test_remove_during_call),
         cmocka_unit_test(test_same_edit_during_call),
