@@ -109,6 +109,7 @@ int cli_ensure_device_key(const cli_globals_t *g, store_t *st);
 #define CLI_TIMEOUT_MS_MAX 600000u  /* one call: 10 minutes */
 #define CLI_MAX_WAIT_S_MAX 86400u   /* sync's wait for a back-off: a day */
 #define CLI_RATE_MAX 100000u        /* calls per second */
+#define CLI_SPLAY_S_MAX 86400u      /* a day: a longer start delay is a mistake */
 #define CLI_BACKOFF_MS_MAX 3600000u /* retry delays: an hour */
 
 /* One line of run's or sync's account on out (stdout: results; stderr:

@@ -40,7 +40,7 @@ typedef struct {
     const char *cfg_profile, *aliyun_config; /* the configuration file's */
     const char *cfg_endpoint, *cfg_ca_file;  /* the configuration file's, below the image's */
     sign_version_t sig;
-    uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every;
+    uint32_t timeout_ms, max_wait_s, rate_milli, base_ms, cap_ms, warn_every, splay_s;
 } deliver_opts_t;
 
 static volatile sig_atomic_t got_term, got_hup;
@@ -115,6 +115,9 @@ static const cli_opt_t deliver_opts[] = {
      "sync: give up waiting for a back-off after S seconds (default 60)"},
     {"rate", 0, CLI_OPT_NUMBER, "N", 1, CLI_RATE_MAX,
      "calls per second at most (default: the image's, else 10)"},
+    {"splay", 0, CLI_OPT_NUMBER, "S", 0, CLI_SPLAY_S_MAX,
+     "the first call waits a random part of S seconds, so that a fleet started together "
+     "spreads its calls (default 0)"},
     {"backoff-base-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_BACKOFF_MS_MAX,
      "first retry delay (default: the image's, else 1000)"},
     {"backoff-cap-ms", 0, CLI_OPT_NUMBER, "N", 1, CLI_BACKOFF_MS_MAX,
@@ -163,6 +166,7 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
     o->rate_given = cli_opt_given(&p, "rate");
     o->rate_milli = o->rate_given ? cli_opt_num(&p, "rate", 0) * 1000u
                                   : RETRY_DEFAULT_RATE_MILLI_PER_S;
+    o->splay_s = cli_opt_num(&p, "splay", 0);
     o->base_ms = cli_opt_num(&p, "backoff-base-ms", policy.base_ms);
     o->cap_ms = cli_opt_num(&p, "backoff-cap-ms", policy.cap_ms);
     o->warn_every = cli_opt_num(&p, "warn-every",
@@ -268,6 +272,7 @@ static void settle_options(deliver_opts_t *o, const deliverer_t *d, agent_config
     cfg->signature = sig;
     cfg->http_timeout_ms = o->timeout_ms;
     cfg->rate_milli = rate;
+    cfg->start_splay_ms = o->splay_s * 1000u;
     cfg->policy.base_ms = base;
     cfg->policy.cap_ms = cap;
     cfg->policy.warn_every = (uint16_t)(warn > 65535 ? 65535 : warn);
@@ -542,6 +547,7 @@ static void run_reload(deliverer_t **d, cli_flash_t *f, deliver_opts_t *o, const
                               why);
         return;
     }
+    o->splay_s = 0; /* (the start's: a reload is no fleet-wide start) */
     int rc = deliverer_open(&fresh, f, o, "run");
     cli_flash_unlock(f);
     if (rc || !fresh) {

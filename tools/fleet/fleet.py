@@ -15,13 +15,18 @@ Scenarios, one after the other on the same fleet and images:
   burst    every device gets --changes header edits at t=0 and all daemons start at once;
   outage   the simulator stops; every device gets --changes more edits while it is down
            (the daemons keep running and retry); after --outage-s the simulator comes back
-           on the same port with the same state, at once for all.
+           on the same port with the same state, at once for all;
+  restart  (--scenarios ...,restart) every daemon stops (power off), every device gets
+           --changes more edits, and all start again at once, with their kept call rate
+           and their --splay.
 
 For each: cdnsim's call log (one line per API call: time, action, status, code, domain)
 gives the figures, printed and written to OUT/fleet.json, plotted into OUT/fleet.png when
 matplotlib is installed (Debian's python3-matplotlib):
-  - fleet converged (the last desired header on the CDN) against the ideal (needed calls /
-    the account's limit), as a time and a ratio;
+  - fleet converged (the last desired header on the CDN) against the ideal (one call per
+    change at the account's limit: an agent that batches a domain's changes needs fewer
+    calls and may beat it), as a time and a ratio; and when the last device settled (its
+    read-backs done too);
   - share of calls refused by throttling (Throttling.User);
   - the slowest device's finish against the ideal;
   - calls per second over time (accepted, throttled).
@@ -111,6 +116,8 @@ class Fleet:
             log = open(os.path.join(self.dir, "dev%04d.log" % i), "a")
             cmd = [self.cli, "--flash", self.image(i), "run", "--endpoint", url,
                    "--rate", str(self.a.rate), "--backoff-cap-ms", str(self.a.backoff_cap_ms)]
+            if self.a.splay:
+                cmd += ["--splay", str(self.a.splay)]
             self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                                env=self.env))
             log.close()
@@ -273,6 +280,19 @@ def scenario_outage(fl, a):
     return fig
 
 
+def scenario_restart(fl, a):
+    """Every device powered off, edited offline, and started at once (a rollout, or the
+    power back): the case --splay and the kept learnt rate are for."""
+    fl.stop_daemons()
+    fl.edit(3)
+    t0 = time.time()
+    fl.start_daemons()
+    ok, why = fl.wait_converged(a.timeout_s)
+    fig = figures("restart", fl.calls_since(t0), t0, a.devices, a.changes, a.qps)
+    fig["exact"], fig["why"] = ok, why
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", type=int, default=200)
@@ -282,8 +302,11 @@ def main():
                     help="each device's own cap (run --rate; the manifest's retry.rate_per_s)")
     ap.add_argument("--backoff-cap-ms", type=int, default=30000,
                     help="each device's longest retry delay (run --backoff-cap-ms)")
+    ap.add_argument("--splay", type=int, default=0,
+                    help="the daemons' --splay (s): their first calls spread over it")
     ap.add_argument("--outage-s", type=float, default=600)
-    ap.add_argument("--scenarios", default="burst,outage")
+    ap.add_argument("--scenarios", default="burst,outage",
+                    help="comma-separated, in order: burst, outage, restart")
     ap.add_argument("--timeout-s", type=float, default=900)
     ap.add_argument("--cdnagent", default=os.path.join(ROOT, "build", "cdnagent"),
                     help="the cdnagent binary every device runs")
@@ -300,7 +323,9 @@ def main():
     try:
         fl.start_sim()
         for name in a.scenarios.split(","):
-            fig = {"burst": scenario_burst, "outage": scenario_outage}[name](fl, a)
+            fig = {"burst": scenario_burst, "outage": scenario_outage,
+                   "restart": scenario_restart}[name](fl, a)
+            fig["splay_s"] = a.splay
             figs.append(fig)
             say(fig)
             if not fig["exact"]:

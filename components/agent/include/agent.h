@@ -260,6 +260,12 @@ typedef struct {
     size_t max_reply_bytes;
     queue_policy_t policy;
     uint32_t rate_milli; /* calls/s x 1000; default 10/s */
+    /* The first call waits a random part of this (0, the default: none), as
+     * systemd's RandomizedDelaySec: a fleet started together (a rollout,
+     * power back after an outage) spreads its first calls over it instead
+     * of meeting its account's limit in the same second. Only the start:
+     * later edits go at once. */
+    uint32_t start_splay_ms;
     /* Erased sectors the agent keeps ready while idle (store_gc_ahead: one
      * bounded GC step a poll when nothing is due), so a later edit or
      * outcome never waits for GC. 0 (the default): off, a write collects

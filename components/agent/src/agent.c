@@ -453,6 +453,11 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     uint32_t wait = UINT32_MAX;
     if (a->halted)
         return UINT32_MAX; /* nothing will be due under this configuration */
+    if (!a->started) {
+        a->started = true;
+        if (a->cfg.start_splay_ms)
+            a->pause_until = now_ms + agent_random32() % (a->cfg.start_splay_ms + 1u);
+    }
     if (now_ms < a->pause_until)
         return (uint32_t)(a->pause_until - now_ms);
     if (!agent_deliver_work(a, true))

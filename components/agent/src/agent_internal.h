@@ -213,6 +213,7 @@ struct agent {
     bool expiry_watch;          /* a delivered certificate's expiry is known: look daily */
     bool halted;                /* the configuration was refused: no call until a new agent */
     bool batch_solo;            /* a batch was refused: one change a call until the queue is idle */
+    bool started;               /* the first poll came (and the start splay was drawn) */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;
