@@ -456,7 +456,7 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     if (!a->started) {
         a->started = true;
         if (a->cfg.start_splay_ms)
-            a->pause_until = now_ms + agent_random32() % (a->cfg.start_splay_ms + 1u);
+            a->pause_until = now_ms + agent_random32() % ((uint64_t)a->cfg.start_splay_ms + 1u);
     }
     if (now_ms < a->pause_until)
         return (uint32_t)(a->pause_until - now_ms);

@@ -226,8 +226,8 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     queue_record_failure(e, kind, code, res->message, now_ms, &a->cfg.policy, agent_random32(),
                          a->epoch);
     store_status_t rc = entry_update(a);
-    if (kind == QUEUE_FAIL_BLOCKED && refuses_every_call(res))
-        halt(a, res);
+    if (kind == QUEUE_FAIL_BLOCKED && refuses_every_call(res) && !a->halted)
+        halt(a, res); /* (once: a batch's members share the refusal) */
     agent_emit(a,
                kind == QUEUE_FAIL_PERMANENT ? AGENT_EV_FAILED
                : kind == QUEUE_FAIL_BLOCKED ? AGENT_EV_BLOCKED
@@ -270,8 +270,13 @@ static agent_act_t header_action(const hrec_t *h)
     bool other_function = !(h->flags & HF_RULE) != !(h->flags & HF_RULE_HAVE);
     if (((h->flags & HF_UNSURE) && !have) || (h->flags & (HF_FN_UNKNOWN | HF_FN_OTHER)))
         return ACT_LIST; /* an add may have landed: look before adding again */
+    if (have && !h->config_id[0] && (!want || other_function || strcmp(h->desired, h->delivered)))
+        return ACT_LIST; /* delivered, its ConfigId not learnt (agent_step_t.id_later): first */
     if (want && have && other_function)
         return ACT_DELETE; /* moving to the other function: the old config goes first */
+    if (want && have && (h->flags & HF_UNSURE))
+        return ACT_MODIFY; /* a modify in doubt may have landed: desired again, even the value
+                              delivered before it (an edit back) */
     if (want)
         return !have ? ACT_ADD : strcmp(h->desired, h->delivered) != 0 ? ACT_MODIFY : ACT_NONE;
     return have ? ACT_DELETE : ACT_NONE;
@@ -373,7 +378,7 @@ static bool readback_cb(void *arg, const cdnapi_header_t *h)
     const char *loser;
     if (h->function != s->req.function || !agent_same_header_name(h->key, s->req.key))
         return true;
-    if (!s->found && !s->keep_none) {
+    if (!s->found && !s->keep_none && h->config_id[0]) { /* (one without cannot be changed) */
         s->found = true;
         s->kept = *h;
         return true;
@@ -430,7 +435,7 @@ static void header_call(agent_t *a, uint64_t now_ms)
     } else if (s->act == ACT_DELETE) {
         cdnapi_delete_configs(&a->api, s->domain, s->req.config_id, s->req.function, &s->res);
     } else {
-        cdnapi_set_t one = {s->req.function, s->req.key, s->req.value, s->req.config_id};
+        cdnapi_set_t one = {s->req.function, s->req.key, s->req.value, s->req.config_id, NULL};
         memset(&got, 0, sizeof got);
         size_t n = 0;
         if (cdnapi_batch_set(&a->api, &dom, 1, &one, 1, &got, 1, &n, &s->res) == CDNAPI_SUCCESS &&
@@ -518,7 +523,7 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
         s->res.cls = CDNAPI_SUCCESS; /* already gone: that is what we wanted */
     if (s->res.cls != CDNAPI_SUCCESS)
         return change_failed(a, now_ms);
-    if (s->act == ACT_ADD && !s->new_id[0]) {
+    if (s->act == ACT_ADD && !s->new_id[0] && !s->id_later) {
         s->res.cls = CDNAPI_RETRYABLE; /* applied, but no ConfigId: read it back */
         snprintf(s->res.code, sizeof s->res.code, "Local.NoConfigId");
         return failure(a, &s->res, now_ms);
@@ -536,7 +541,8 @@ static uint32_t change_apply(agent_t *a, uint64_t now_ms)
                  s->act == ACT_MODIFY ? s->req.config_id : s->new_id);
         strcpy(h->delivered, s->req.value);
         snprintf(detail, sizeof detail, "%s ConfigId %.24s",
-                 s->act == ACT_ADD ? "added" : "modified", h->config_id);
+                 s->act == ACT_ADD ? "added" : "modified",
+                 h->config_id[0] ? h->config_id : "(learnt before it changes)");
     }
     if (header_action(h) != ACT_NONE) {
         /* Edited meanwhile (the new entry goes next, this one is no longer
@@ -608,6 +614,15 @@ static bool batch_add(agent_batch_t *b, const hrec_t *h, const char *target, uin
     return true;
 }
 
+/* The batch's adds of function f. */
+static unsigned batch_adds(const agent_batch_t *b, cdnapi_function_t f)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < b->n; i++)
+        n += b->m[i].act == ACT_ADD && b->m[i].function == (uint8_t)f;
+    return n;
+}
+
 /* The other changes of the step's domain that can go with it: among the
  * lowest-seq entries (the due cache), those waiting (due or backing off)
  * whose records ask for the same kind of call. One gone or damaged is left
@@ -633,7 +648,8 @@ static store_status_t batch_gather(agent_t *a, agent_act_t kind, uint8_t functio
             return rc;
         agent_act_t act = header_action(h);
         if (batch_kind(h, act) == kind &&
-            (kind == ACT_ADD || (uint8_t)header_function(h, act) == function))
+            (kind == ACT_ADD || (uint8_t)header_function(h, act) == function) &&
+            !(a->adds_alone && act == ACT_ADD && batch_adds(&s->batch, header_function(h, act))))
             (void)batch_add(&s->batch, h, t, e.seq, act);
     }
     return STORE_OK;
@@ -699,7 +715,7 @@ static bool batch_list_cb(void *arg, const cdnapi_header_t *h)
     agent_batch_t *b = arg;
     for (unsigned i = 0; i < b->n; i++) {
         agent_batch_member_t *m = &b->m[i];
-        if (m->act == ACT_MODIFY || m->function != (uint8_t)h->function ||
+        if (m->act == ACT_MODIFY || m->from_reply || m->function != (uint8_t)h->function ||
             !agent_same_header_name(h->key, b->pool + m->key_off))
             continue;
         if (m->copies++ == 0) {
@@ -712,17 +728,25 @@ static bool batch_list_cb(void *arg, const cdnapi_header_t *h)
     return true;
 }
 
-/* Read back each function the members' adds went to: which ConfigId is
- * whose (the reply of a batch says, but not in a documented order). */
-static bool batch_list(agent_t *a, cdnapi_result_t *res)
+/* Read back each function the members' adds (or adds in doubt) went to,
+ * unless the batch's reply told their ConfigIds: which one is whose (the
+ * reply lists them, in no documented order). The first call of a step is
+ * counted by agent_deliver_call, the others here. */
+static bool batch_list(agent_t *a, uint64_t now_ms, bool counted, cdnapi_result_t *res)
 {
     agent_step_t *s = &a->step;
     for (unsigned f = CDNAPI_FN_REQ_HEADER; f <= CDNAPI_FN_ORIGIN_RULE; f++) {
         unsigned i = 0;
-        while (i < s->batch.n && (s->batch.m[i].function != f || s->batch.m[i].act == ACT_MODIFY))
+        while (i < s->batch.n && (s->batch.m[i].function != f || s->batch.m[i].act == ACT_MODIFY ||
+                                  s->batch.m[i].from_reply))
             i++;
         if (i == s->batch.n)
             continue;
+        if (counted) {
+            a->counters.calls++;
+            agent_sign_time(a, now_ms);
+        }
+        counted = true;
         if (cdnapi_list_configs(&a->api, s->domain, (cdnapi_function_t)f, batch_list_cb, &s->batch,
                                 NULL, res) != CDNAPI_SUCCESS)
             return false;
@@ -736,26 +760,27 @@ static void batch_call(agent_t *a, uint64_t now_ms)
     agent_batch_t *b = &s->batch;
     const char *dom = s->domain;
     cdnapi_set_t sets[AGENT_BATCH_MAX] = {{0}};
-    bool adds = false;
     memset(&b->list_res, 0, sizeof b->list_res);
     if (!b->set) {
-        b->listed = batch_list(a, &s->res);
+        b->listed = batch_list(a, now_ms, false, &s->res);
         return;
     }
     for (unsigned i = 0; i < b->n; i++) {
-        const agent_batch_member_t *m = &b->m[i];
+        agent_batch_member_t *m = &b->m[i];
         sets[i].function = (cdnapi_function_t)m->function;
         sets[i].key = b->pool + m->key_off;
         sets[i].value = b->pool + m->value_off;
         sets[i].config_id = m->act == ACT_MODIFY ? m->config_id : NULL;
-        adds = adds || m->act == ACT_ADD;
+        sets[i].added_id = m->act == ACT_ADD ? m->config_id : NULL;
     }
-    if (cdnapi_batch_set(&a->api, &dom, 1, sets, b->n, NULL, 0, NULL, &s->res) != CDNAPI_SUCCESS ||
-        !adds)
+    if (cdnapi_batch_set(&a->api, &dom, 1, sets, b->n, NULL, 0, NULL, &s->res) != CDNAPI_SUCCESS)
         return;
-    a->counters.calls++;
-    agent_sign_time(a, now_ms);
-    b->listed = batch_list(a, &b->list_res);
+    for (unsigned i = 0; i < b->n; i++)
+        b->m[i].from_reply = b->m[i].act == ACT_ADD && b->m[i].config_id[0] != 0;
+    b->listed = batch_list(a, now_ms, true, &b->list_res);
+    /* a domain whose configs outgrow a read-back's reply: adds go one per
+     * function a batch from now on, their ConfigIds from the reply */
+    a->adds_alone = a->adds_alone || b->list_res.http_status == HTTP_ERR_TOO_LARGE;
 }
 
 /* A member read back: adopted when it holds one copy of the value sent,
@@ -765,27 +790,31 @@ static uint32_t member_listed(agent_t *a, uint64_t now_ms, const agent_batch_mem
 {
     agent_step_t *s = &a->step;
     hrec_t *h = &s->w->rec;
-    if (!s->batch.listed)
+    /* (a domain the CDN does not know holds none of ours: as if none found) */
+    bool unknown_domain = !s->batch.listed && domain_unknown(&s->res);
+    if (!s->batch.listed && !unknown_domain)
         return failure(a, &s->res, now_ms);
-    if (m->copies > 1 || (m->copies == 1 && !m->same_value) ||
-        batch_kind(h, header_action(h)) != ACT_LIST ||
-        (uint8_t)header_function(h, ACT_LIST) != m->function) {
+    if (!unknown_domain && (m->copies > 1 || (m->copies == 1 && !m->same_value) ||
+                            batch_kind(h, header_action(h)) != ACT_LIST ||
+                            (uint8_t)header_function(h, ACT_LIST) != m->function)) {
         a->batch_solo = true;
         s->e.state = QUEUE_PENDING;
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
     h->flags &= (uint8_t)~HF_UNSURE;
-    if (m->copies == 1) {
+    if (m->copies == 1 && !unknown_domain) {
         h->flags |= HF_DELIVERED;
         strcpy(h->config_id, m->config_id);
         strcpy(h->delivered, s->batch.pool + m->value_off);
         a->counters.adoptions++;
     }
     store_status_t rc = rec_save(a);
-    s->e.state = QUEUE_PENDING; /* the next step decides with what is known now */
-    if (rc == STORE_OK)
-        rc = entry_update(a);
-    return checked(a, now_ms, rc, "recording a read-back");
+    if (rc != STORE_OK)
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
+    if (unknown_domain && (h->flags & HF_DESIRED))
+        return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
+    s->e.state = QUEUE_PENDING;             /* the next step decides with what is known now */
+    return checked(a, now_ms, entry_update(a), "writing a queue entry");
 }
 
 /* A batch was refused for an input (one member's, or a ConfigId gone): not
@@ -838,10 +867,14 @@ static uint32_t member_apply(agent_t *a, uint64_t now_ms, bool refused)
     strcpy(s->req.value, pool + m->value_off);
     strcpy(s->req.config_id, m->config_id);
     s->new_id[0] = 0;
-    if (m->act == ACT_ADD && s->batch.listed && m->copies == 1 && m->same_value)
+    if (m->act == ACT_ADD && (m->from_reply || (s->batch.listed && m->copies == 1 && m->same_value)))
         strcpy(s->new_id, m->config_id);
     else if (m->act == ACT_ADD && s->res.cls == CDNAPI_SUCCESS && s->batch.listed)
-        a->batch_solo = true;       /* a copy too many, or none: the single read-back's */
+        a->batch_solo = true; /* a copy too many, or none: the single read-back's */
+    /* landed, but its domain's configs outgrow a read-back's reply: its
+     * ConfigId is learnt when it must change, not now (it would never be) */
+    s->id_later = m->act == ACT_ADD && !s->new_id[0] && s->res.cls == CDNAPI_SUCCESS &&
+                  s->batch.list_res.http_status == HTTP_ERR_TOO_LARGE;
     return change_apply(a, now_ms); /* (an add without its ConfigId is read back) */
 }
 
@@ -1217,8 +1250,10 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     store_status_t rc = queue_next_due_cached(a->st, &a->due, now_ms, a->cfg.policy.cap_ms,
                                               a->epoch, &s->e, wait_ms);
     s->call_noted = false;
+    s->id_later = false;
     if (rc == STORE_NOT_FOUND) {
-        a->batch_solo = false; /* nothing due: batches again */
+        if (*wait_ms == UINT32_MAX)
+            a->batch_solo = false; /* nothing will be due (but failed or blocked): batch again */
         return PLAN_IDLE;
     }
     if (rc != STORE_OK) {

@@ -124,6 +124,7 @@ typedef struct {
     uint8_t function; /* cdnapi_function_t */
     uint8_t copies;   /* the read-back's copies of its name (2: two or more) */
     bool same_value;  /* the copy found holds the value sent */
+    bool from_reply;  /* an add whose ConfigId the batch's reply told for certain */
     uint32_t seq;
     uint16_t key_off, value_off;                  /* in the pool */
     char config_id[CDNAPI_MAX_CONFIG_ID_LEN + 1]; /* modify: sent; else: the copy found */
@@ -174,7 +175,11 @@ typedef struct {
     /* The call's own effects (throttling, clock) are noted once, for all of
      * a batch's members. */
     bool call_noted;
-    bool clock_fixed;  /* the call's clock refusal corrected the clock: all go again */
+    bool clock_fixed; /* the call's clock refusal corrected the clock: all go again */
+    /* An add landed in a batch whose read-back was too large for the reply
+     * limit: recorded delivered without its ConfigId, which a read-back
+     * learns before the header changes (header_action). */
+    bool id_later;
     uint64_t defer_to; /* the call was throttled: when its changes go again */
     /* certificate: the desired record (heap) and its opened key (heap, wiped) */
     crec_t want;
@@ -212,7 +217,9 @@ struct agent {
     uint64_t next_expiry_check; /* monotonic ms of the next look at certificates' expiry */
     bool expiry_watch;          /* a delivered certificate's expiry is known: look daily */
     bool halted;                /* the configuration was refused: no call until a new agent */
-    bool batch_solo;            /* a batch was refused: one change a call until the queue is idle */
+    bool batch_solo;            /* a batch was refused: one change a call until nothing is due */
+    bool adds_alone;            /* a domain's configs outgrew a read-back: one add per function a
+                                   batch (its ConfigId from the reply) */
     bool started;               /* the first poll came (and the start splay was drawn) */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];

@@ -234,12 +234,17 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
                                         cdnapi_result_t *res);
 /* The same from views of the configs (key and value never NULL; config_id
  * NULL or "" adds): a caller holding many short headers need not hold a
- * cdnapi_header_t (over 1 KB) for each. */
+ * cdnapi_header_t (over 1 KB) for each. added_id (NULL: not asked;
+ * CDNAPI_MAX_CONFIG_ID_LEN + 1 bytes) receives an add's ConfigId when the
+ * reply tells it for certain: a one-domain batch, the only add of its
+ * function, and one reply model of that function whose ConfigId no modify
+ * named (the reply's order is not documented); else "". */
 typedef struct {
     cdnapi_function_t function;
     const char *key;
     const char *value;
     const char *config_id;
+    char *added_id;
 } cdnapi_set_t;
 cdnapi_class_t cdnapi_batch_set(cdnapi_t *api, const char *const *domains, size_t ndomains,
                                 const cdnapi_set_t *sets, size_t nsets, cdnapi_batch_config_t *out,

@@ -748,6 +748,54 @@ static cdnapi_class_t batch_check(const char *const *domains, size_t ndomains,
     return CDNAPI_SUCCESS;
 }
 
+static bool is_add(const cdnapi_set_t *set)
+{
+    return set->config_id == NULL || set->config_id[0] == 0;
+}
+
+/* The ConfigId of model m when it is of function f and not one a modify of
+ * f named (those come back too); NULL otherwise. */
+static const char *added_model_id(const cJSON *m, cdnapi_function_t f, const cdnapi_set_t *sets,
+                                  size_t nsets, char id[CDNAPI_MAX_CONFIG_ID_LEN + 1])
+{
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(m, "FunctionName");
+    if (!cJSON_IsString(fn) || strcmp(fn->valuestring, cdnapi_function_str(f)) != 0)
+        return NULL;
+    id_to_text(cJSON_GetObjectItemCaseSensitive(m, "ConfigId"), id, CDNAPI_MAX_CONFIG_ID_LEN + 1);
+    for (size_t k = 0; id[0] != 0 && k < nsets; k++)
+        if (sets[k].function == f && !is_add(&sets[k]) && strcmp(sets[k].config_id, id) == 0)
+            return NULL;
+    return id[0] != 0 ? id : NULL;
+}
+
+/* A one-domain batch's adds that are the only add of their function: the
+ * reply's one new ConfigId of that function is theirs, whatever the order
+ * of the reply (not documented). Others get "". */
+static void batch_added_ids(const cJSON *models, const cdnapi_set_t *sets, size_t nsets)
+{
+    char id[CDNAPI_MAX_CONFIG_ID_LEN + 1];
+    for (size_t i = 0; i < nsets; i++) {
+        const cdnapi_set_t *set = &sets[i];
+        size_t adds = 0, found = 0;
+        const cJSON *m;
+        if (set->added_id == NULL)
+            continue;
+        set->added_id[0] = 0;
+        for (size_t k = 0; k < nsets; k++)
+            adds += sets[k].function == set->function && is_add(&sets[k]);
+        if (!is_add(set) || adds != 1)
+            continue;
+        cJSON_ArrayForEach(m, models)
+        {
+            const char *got = added_model_id(m, set->function, sets, nsets, id);
+            if (got != NULL && found++ == 0)
+                copy_field(set->added_id, CDNAPI_MAX_CONFIG_ID_LEN + 1, got);
+        }
+        if (found != 1)
+            set->added_id[0] = 0;
+    }
+}
+
 cdnapi_class_t cdnapi_batch_set(cdnapi_t *api, const char *const *domains, size_t ndomains,
                                 const cdnapi_set_t *headers, size_t nheaders,
                                 cdnapi_batch_config_t *out, size_t max, size_t *count,
@@ -815,6 +863,8 @@ cdnapi_class_t cdnapi_batch_set(cdnapi_t *api, const char *const *domains, size_
                 }
                 n++;
             }
+            if (ndomains == 1)
+                batch_added_ids(models, headers, nheaders);
         }
         cJSON_Delete(root);
     }
@@ -849,6 +899,7 @@ cdnapi_class_t cdnapi_batch_set_headers(cdnapi_t *api, const char *const *domain
         sets[i].key = headers[i].key;
         sets[i].value = headers[i].value;
         sets[i].config_id = headers[i].config_id;
+        sets[i].added_id = NULL;
     }
     return cdnapi_batch_set(api, domains, ndomains, headers == NULL ? NULL : sets, nheaders, out,
                             max, count, res);
