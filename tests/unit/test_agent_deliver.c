@@ -1929,6 +1929,36 @@ static void test_batch_readback_too_large(void **state)
     fx_end(&f);
 }
 
+/* No answer from the service: the agent backs off as a whole (the link's
+ * one full-jitter back-off), so a change edited meanwhile, due at once and
+ * with a token, waits for it too; without it the new change would go at
+ * the next token. Over 20 devices the link's draw (0..1 s) outlasts the
+ * token (150 ms) in about 17; an answer ends it. */
+static void test_link_backoff(void **state)
+{
+    (void)state;
+    unsigned waited = 0;
+    for (int run = 0; run < 20; run++) {
+        fx_t f;
+        fx_device(&f);
+        f.cfg.policy.base_ms = 1000;
+        fx_agent(&f);
+        inject(NULL, F_CONNECT, 0, NULL, NULL, HTTP_ERR_CONNECT);
+        set_header(&f, "X-A", "a");
+        (void)poll1(&f);
+        assert_int_equal(cdn.nlog, 1);
+        set_header(&f, "X-B", "b");
+        f.now += 150;
+        (void)poll1(&f);
+        waited += cdn.nlog == 1;
+        settle(&f, 20);
+        assert_delivered(&f, "X-A", "a");
+        assert_delivered(&f, "X-B", "b");
+        fx_end(&f);
+    }
+    assert_true(waited >= 10);
+}
+
 static void edit_b2(void *arg, const char *action)
 {
     fx_t *f = arg;
@@ -4000,6 +4030,7 @@ int main(void)
         cmocka_unit_test(test_batch_list_unknown_domain_desired),
         cmocka_unit_test(test_modify_in_doubt_edited_back),
         cmocka_unit_test(test_batch_readback_too_large),
+        cmocka_unit_test(test_link_backoff),
         cmocka_unit_test(test_edit_during_call),
         cmocka_unit_test(test_remove_during_call),
         cmocka_unit_test(test_same_edit_during_call),

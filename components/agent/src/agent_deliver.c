@@ -185,6 +185,40 @@ static void halt(agent_t *a, const cdnapi_result_t *res)
              res->code, res->message);
 }
 
+/* No answer from the service at all (no name, no connection, no handshake;
+ * a timeout, a reset): the link, not the change. */
+static bool link_down(const cdnapi_result_t *res)
+{
+    switch (res->http_status) {
+    case HTTP_ERR_DNS:
+    case HTTP_ERR_CONNECT:
+    case HTTP_ERR_TLS_HANDSHAKE:
+    case HTTP_ERR_TIMEOUT:
+    case HTTP_ERR_RESET:
+    case HTTP_ERR_CLOSED: return true;
+    default: return false;
+    }
+}
+
+/* The link's own back-off: every change waits for the link, and the
+ * devices of a fleet that lost the service together come back at random
+ * points of one full-jitter window, not each at the earliest of its
+ * changes' own back-offs (which bunches them at the window's start). */
+static void note_link(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
+{
+    if (!link_down(res)) {
+        a->link_failures_in_row = 0;
+        return;
+    }
+    if (a->link_failures_in_row < UINT16_MAX)
+        a->link_failures_in_row++;
+    uint64_t until = now_ms + retry_backoff_delay_ms(a->link_failures_in_row - 1u,
+                                                     a->cfg.policy.base_ms, a->cfg.policy.cap_ms,
+                                                     agent_random32());
+    if (until > a->pause_until)
+        a->pause_until = until;
+}
+
 /* A failed call's own effects, once for all the changes it carried: the
  * rate, the clock, and when a throttled change goes again (one interval at
  * the lowered rate, jittered; not a back-off that doubles with each
@@ -194,6 +228,7 @@ static void call_failed(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
 {
     agent_step_t *s = &a->step;
     note_throttling(a, res, now_ms);
+    note_link(a, res, now_ms);
     s->clock_fixed = res->cls == CDNAPI_CLOCK && res->has_server_date &&
                      a->clock_fixes_in_row < CLOCK_FIXES_IN_ROW_MAX;
     if (s->clock_fixed) {
@@ -258,6 +293,7 @@ static void succeeded(agent_t *a, uint64_t now_ms)
         return;
     a->throttled_in_row = 0;
     a->clock_fixes_in_row = 0;
+    a->link_failures_in_row = 0;
     retry_bucket_succeeded(&a->bucket);
     agent_rate_note(a, now_ms, false);
 }

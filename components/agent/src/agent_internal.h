@@ -213,14 +213,15 @@ struct agent {
     uint32_t clock_fixes_in_row;
     uint32_t throttled_in_row;
     uint32_t store_failures_in_row;
-    uint64_t pause_until;       /* no step before this (throttling, store trouble) */
-    uint64_t next_expiry_check; /* monotonic ms of the next look at certificates' expiry */
-    bool expiry_watch;          /* a delivered certificate's expiry is known: look daily */
-    bool halted;                /* the configuration was refused: no call until a new agent */
-    bool batch_solo;            /* a batch was refused: one change a call until nothing is due */
-    bool adds_alone;            /* a domain's configs outgrew a read-back: one add per function a
-                                   batch (its ConfigId from the reply) */
-    bool started;               /* the first poll came (and the start splay was drawn) */
+    uint32_t link_failures_in_row; /* calls in a row that met no answer (agent_deliver.c) */
+    uint64_t pause_until;          /* no step before this (throttling, store trouble) */
+    uint64_t next_expiry_check;    /* monotonic ms of the next look at certificates' expiry */
+    bool expiry_watch;             /* a delivered certificate's expiry is known: look daily */
+    bool halted;                   /* the configuration was refused: no call until a new agent */
+    bool batch_solo;               /* a batch was refused: one change a call until nothing is due */
+    bool adds_alone;               /* a domain's configs outgrew a read-back: one add per function a
+                                      batch (its ConfigId from the reply) */
+    bool started;                  /* the first poll came (and the start splay was drawn) */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;
