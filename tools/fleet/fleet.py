@@ -257,14 +257,19 @@ def plot(figs, path):
     print("plot: %s" % path)
 
 
-def scenario_burst(fl, a):
-    fl.edit(1)
+def started_together(fl, a, name, round_no):
+    """Edits on every stopped device, then every daemon started at once."""
+    fl.edit(round_no)
     t0 = time.time()
     fl.start_daemons()
     ok, why = fl.wait_converged(a.timeout_s)
-    fig = figures("burst", fl.calls_since(t0), t0, a.devices, a.changes, a.qps)
+    fig = figures(name, fl.calls_since(t0), t0, a.devices, a.changes, a.qps)
     fig["exact"], fig["why"] = ok, why
     return fig
+
+
+def scenario_burst(fl, a):
+    return started_together(fl, a, "burst", 1)
 
 
 def scenario_outage(fl, a):
@@ -284,13 +289,7 @@ def scenario_restart(fl, a):
     """Every device powered off, edited offline, and started at once (a rollout, or the
     power back): the case --splay and the kept learnt rate are for."""
     fl.stop_daemons()
-    fl.edit(3)
-    t0 = time.time()
-    fl.start_daemons()
-    ok, why = fl.wait_converged(a.timeout_s)
-    fig = figures("restart", fl.calls_since(t0), t0, a.devices, a.changes, a.qps)
-    fig["exact"], fig["why"] = ok, why
-    return fig
+    return started_together(fl, a, "restart", 3)
 
 
 def main():

@@ -480,6 +480,21 @@ static void header_call(agent_t *a, uint64_t now_ms)
     }
 }
 
+/* A read-back's end: the record as now known saved; then, when the CDN does
+ * not know the domain and the header is still desired, that refusal; else
+ * the entry pending, and the next step decides with what is known now. */
+static uint32_t readback_settled(agent_t *a, uint64_t now_ms, bool unknown_domain)
+{
+    agent_step_t *s = &a->step;
+    store_status_t rc = rec_save(a);
+    if (rc != STORE_OK)
+        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
+    if (unknown_domain && (s->w->rec.flags & HF_DESIRED))
+        return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
+    s->e.state = QUEUE_PENDING;
+    return checked(a, now_ms, entry_update(a), "writing a queue entry");
+}
+
 /* After a read-back: what the CDN holds is known; adopt it. */
 static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
 {
@@ -515,13 +530,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     /* a replaced record: set_req_header looked at, origin_request_header next */
     h->flags = (uint8_t)((h->flags & HF_FN_UNKNOWN) ? (h->flags & ~HF_FN_UNKNOWN) | HF_FN_OTHER
                                                     : h->flags & ~HF_FN_OTHER);
-    store_status_t rc = rec_save(a);
-    if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
-    if (unknown_domain && (h->flags & HF_DESIRED))
-        return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
-    s->e.state = QUEUE_PENDING;             /* the next step decides with what is known now */
-    return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    return readback_settled(a, now_ms, unknown_domain);
 }
 
 /* The change was refused or its outcome is unknown. */
@@ -844,13 +853,7 @@ static uint32_t member_listed(agent_t *a, uint64_t now_ms, const agent_batch_mem
         strcpy(h->delivered, s->batch.pool + m->value_off);
         a->counters.adoptions++;
     }
-    store_status_t rc = rec_save(a);
-    if (rc != STORE_OK)
-        return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
-    if (unknown_domain && (h->flags & HF_DESIRED))
-        return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
-    s->e.state = QUEUE_PENDING;             /* the next step decides with what is known now */
-    return checked(a, now_ms, entry_update(a), "writing a queue entry");
+    return readback_settled(a, now_ms, unknown_domain);
 }
 
 /* A batch was refused for an input (one member's, or a ConfigId gone): not
