@@ -167,6 +167,10 @@ static int parse_deliver_opts(int argc, char **argv, deliver_opts_t *o, const ch
     o->rate_milli = o->rate_given ? cli_opt_num(&p, "rate", 0) * 1000u
                                   : RETRY_DEFAULT_RATE_MILLI_PER_S;
     o->splay_s = cli_opt_num(&p, "splay", 0);
+    if (strcmp(cmd, "sync") == 0 && o->splay_s > o->max_wait_s)
+        return cli_usage_error("sync: --splay %u is longer than --max-wait %u: sync would give "
+                               "up before its first call (raise --max-wait)",
+                               (unsigned)o->splay_s, (unsigned)o->max_wait_s);
     o->base_ms = cli_opt_num(&p, "backoff-base-ms", policy.base_ms);
     o->cap_ms = cli_opt_num(&p, "backoff-cap-ms", policy.cap_ms);
     o->warn_every = cli_opt_num(&p, "warn-every",

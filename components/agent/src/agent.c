@@ -207,7 +207,8 @@ uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, co
                                         a->cfg.policy.cap_ms, agent_random32());
     if (d == 0)
         d = 1;
-    a->pause_until = now_ms + d;
+    if (now_ms + d > a->pause_until) /* (a longer pause already set stands: the link's) */
+        a->pause_until = now_ms + d;
     if (a->cfg.event) {
         char detail[96];
         snprintf(detail, sizeof detail, "%s: %s",

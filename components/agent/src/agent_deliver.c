@@ -171,7 +171,8 @@ static void note_throttling(agent_t *a, const cdnapi_result_t *res, uint64_t now
     if (a->throttled_in_row > a->counters.max_throttled_in_row)
         a->counters.max_throttled_in_row = a->throttled_in_row;
     retry_bucket_throttled(&a->bucket, now_ms, agent_random32());
-    a->pause_until = now_ms + THROTTLE_PAUSE_MS / 2u + agent_random32() % THROTTLE_PAUSE_MS;
+    uint64_t until = now_ms + THROTTLE_PAUSE_MS / 2u + agent_random32() % THROTTLE_PAUSE_MS;
+    a->pause_until = until > a->pause_until ? until : a->pause_until;
     agent_rate_note(a, now_ms, false);
 }
 
@@ -207,7 +208,8 @@ static bool link_down(const cdnapi_result_t *res)
 static void note_link(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
 {
     if (!link_down(res)) {
-        a->link_failures_in_row = 0;
+        if (res->status_code != 0) /* (an answer; a local refusal says nothing of the link) */
+            a->link_failures_in_row = 0;
         return;
     }
     if (a->link_failures_in_row < UINT16_MAX)
@@ -251,6 +253,14 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     }
     const char *code = res->code[0] ? res->code : http_client_status_str(res->http_status);
     queue_failure_t kind = failure_kind(res);
+    const char *message = res->message;
+    if (res->http_status == HTTP_ERR_TOO_LARGE &&
+        (a->step.act == ACT_LIST || a->step.act == ACT_BATCH)) {
+        /* a read-back's reply is as large next time: said, not retried for ever */
+        kind = QUEUE_FAIL_PERMANENT;
+        message = "the reply (a read-back of the domain's configs) is larger than the "
+                  "reply limit: raise max_reply_bytes, or keep fewer configs on the domain";
+    }
     if (throttled(res)) {
         /* the account's rate, not the change: the others of its queue go
          * meanwhile */
@@ -258,8 +268,7 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
         agent_emit(a, AGENT_EV_RETRY, code, res, now_ms);
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
-    queue_record_failure(e, kind, code, res->message, now_ms, &a->cfg.policy, agent_random32(),
-                         a->epoch);
+    queue_record_failure(e, kind, code, message, now_ms, &a->cfg.policy, agent_random32(), a->epoch);
     store_status_t rc = entry_update(a);
     if (kind == QUEUE_FAIL_BLOCKED && refuses_every_call(res) && !a->halted)
         halt(a, res); /* (once: a batch's members share the refusal) */
@@ -412,9 +421,12 @@ static bool readback_cb(void *arg, const cdnapi_header_t *h)
 {
     agent_step_t *s = arg;
     const char *loser;
-    if (h->function != s->req.function || !agent_same_header_name(h->key, s->req.key))
+    /* (a copy without a ConfigId can be neither changed nor deleted: it is
+     * not counted, or the read-back would be repeated for ever) */
+    if (h->function != s->req.function || !agent_same_header_name(h->key, s->req.key) ||
+        !h->config_id[0])
         return true;
-    if (!s->found && !s->keep_none && h->config_id[0]) { /* (one without cannot be changed) */
+    if (!s->found && !s->keep_none) {
         s->found = true;
         s->kept = *h;
         return true;
@@ -621,6 +633,28 @@ static uint32_t header_apply(agent_t *a, uint64_t now_ms)
 
 /* ---------------------------------------------------------- batches -- */
 
+/* Changes that go alone for now: a refused batch's members (whose change
+ * was refused is not known) and adds whose read-back found a stray copy,
+ * until nothing more will be due. When the list is full the oldest goes. */
+static bool batch_solo_has(const agent_t *a, const char *target)
+{
+    for (unsigned i = 0; i < a->nsolo; i++)
+        if (strcmp(a->solo[i], target) == 0)
+            return true;
+    return false;
+}
+
+static void batch_solo_add(agent_t *a, const char *target)
+{
+    if (batch_solo_has(a, target))
+        return;
+    if (a->nsolo == AGENT_SOLO_MAX) {
+        memmove(a->solo[0], a->solo[1], (AGENT_SOLO_MAX - 1u) * sizeof a->solo[0]);
+        a->nsolo--;
+    }
+    strcpy(a->solo[a->nsolo++], target);
+}
+
 /* The batch a header's step can join: ACT_ADD for an add or a modify (one
  * BatchSetCdnDomainConfig), ACT_LIST for an add in doubt (one read-back of
  * its function), ACT_NONE for the rest (a delete; a read-back that deletes
@@ -680,7 +714,7 @@ static store_status_t batch_gather(agent_t *a, agent_act_t kind, uint8_t functio
         const char *t = a->due.e[i].target;
         queue_entry_t e;
         if (t[0] != STORE_KEY_HEADER || memcmp(t + 1, s->e.target + 1, 2) != 0 ||
-            strcmp(t, s->e.target) == 0)
+            strcmp(t, s->e.target) == 0 || batch_solo_has(a, t))
             continue;
         store_status_t rc = queue_get(a->st, t, &e);
         if (rc == STORE_OK && e.state != QUEUE_FAILED && e.state != QUEUE_BLOCKED)
@@ -730,7 +764,7 @@ static bool batch_plan(agent_t *a, uint64_t now_ms, uint32_t *wait, agent_plan_t
     agent_step_t *s = &a->step;
     hrec_t *h = &s->w->rec;
     agent_act_t kind = batch_kind(h, s->act);
-    if (kind == ACT_NONE || a->batch_solo)
+    if (kind == ACT_NONE || batch_solo_has(a, s->e.target))
         return false;
     memset(&s->batch, 0, offsetof(agent_batch_t, m));
     s->batch.set = kind == ACT_ADD;
@@ -761,7 +795,7 @@ static bool batch_list_cb(void *arg, const cdnapi_header_t *h)
     for (unsigned i = 0; i < b->n; i++) {
         agent_batch_member_t *m = &b->m[i];
         if (m->act == ACT_MODIFY || m->from_reply || m->function != (uint8_t)h->function ||
-            !agent_same_header_name(h->key, b->pool + m->key_off))
+            !h->config_id[0] || !agent_same_header_name(h->key, b->pool + m->key_off))
             continue;
         if (m->copies++ == 0) {
             snprintf(m->config_id, sizeof m->config_id, "%s", h->config_id);
@@ -842,7 +876,7 @@ static uint32_t member_listed(agent_t *a, uint64_t now_ms, const agent_batch_mem
     if (!unknown_domain && (m->copies > 1 || (m->copies == 1 && !m->same_value) ||
                             batch_kind(h, header_action(h)) != ACT_LIST ||
                             (uint8_t)header_function(h, ACT_LIST) != m->function)) {
-        a->batch_solo = true;
+        batch_solo_add(a, m->target);
         s->e.state = QUEUE_PENDING;
         return checked(a, now_ms, entry_update(a), "writing a queue entry");
     }
@@ -909,7 +943,7 @@ static uint32_t member_apply(agent_t *a, uint64_t now_ms, bool refused)
     if (m->act == ACT_ADD && (m->from_reply || (s->batch.listed && m->copies == 1 && m->same_value)))
         strcpy(s->new_id, m->config_id);
     else if (m->act == ACT_ADD && s->res.cls == CDNAPI_SUCCESS && s->batch.listed)
-        a->batch_solo = true; /* a copy too many, or none: the single read-back's */
+        batch_solo_add(a, m->target); /* a copy too many, or none: the single read-back's */
     /* landed, but its domain's configs outgrow a read-back's reply: its
      * ConfigId is learnt when it must change, not now (it would never be) */
     s->id_later = m->act == ACT_ADD && !s->new_id[0] && s->res.cls == CDNAPI_SUCCESS &&
@@ -934,7 +968,8 @@ static uint32_t batch_apply(agent_t *a, uint64_t now_ms)
     } else {
         call_failed(a, &s->res, now_ms);
     }
-    a->batch_solo = a->batch_solo || refused;
+    for (unsigned i = 0; refused && i < s->batch.n; i++)
+        batch_solo_add(a, s->batch.m[i].target);
     s->call_noted = true;
     while (s->batch.n > 0 && wait == 0) {
         /* (an add without its ConfigId turns a success into a local
@@ -1292,7 +1327,7 @@ agent_plan_t agent_deliver_plan(agent_t *a, uint64_t now_ms, uint32_t *wait_ms)
     s->id_later = false;
     if (rc == STORE_NOT_FOUND) {
         if (*wait_ms == UINT32_MAX)
-            a->batch_solo = false; /* nothing will be due (but failed or blocked): batch again */
+            a->nsolo = 0; /* nothing will be due (but failed or blocked): all batch again */
         return PLAN_IDLE;
     }
     if (rc != STORE_OK) {

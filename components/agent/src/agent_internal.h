@@ -117,6 +117,7 @@ typedef enum {
  * AGENT_BATCH_POOL: a change that does not fit waits for the next call, so a
  * batch's request is about as large as one header of the longest value. */
 #define AGENT_BATCH_MAX 8u
+#define AGENT_SOLO_MAX (2u * AGENT_BATCH_MAX)
 #define AGENT_BATCH_POOL 928u
 typedef struct {
     char target[AGENT_HEADER_KEY_LEN + 1];
@@ -218,10 +219,12 @@ struct agent {
     uint64_t next_expiry_check;    /* monotonic ms of the next look at certificates' expiry */
     bool expiry_watch;             /* a delivered certificate's expiry is known: look daily */
     bool halted;                   /* the configuration was refused: no call until a new agent */
-    bool batch_solo;               /* a batch was refused: one change a call until nothing is due */
-    bool adds_alone;               /* a domain's configs outgrew a read-back: one add per function a
-                                      batch (its ConfigId from the reply) */
-    bool started;                  /* the first poll came (and the start splay was drawn) */
+    /* changes that go alone for now (agent_deliver.c, batch_solo_add) */
+    char solo[AGENT_SOLO_MAX][AGENT_HEADER_KEY_LEN + 1];
+    unsigned nsolo;
+    bool adds_alone; /* a domain's configs outgrew a read-back: one add per function a
+                        batch (its ConfigId from the reply) */
+    bool started;    /* the first poll came (and the start splay was drawn) */
     char halt_code[CDNAPI_CODE_LEN];
     char halt_message[CDNAPI_MESSAGE_LEN];
     agent_counters_t counters;
