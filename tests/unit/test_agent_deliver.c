@@ -1968,6 +1968,43 @@ static void test_link_backoff(void **state)
     assert_true(waited >= 10);
 }
 
+/* The end of an outage, with a splay: after three calls without an answer
+ * an unsigned probe (no account's rate counts it) asks for the service; when
+ * it answers, the next call waits a random part of the splay. Without a
+ * splay nothing is probed. */
+static void test_outage_ends_with_splay(void **state)
+{
+    (void)state;
+    for (int splay = 1; splay >= 0; splay--) {
+        fx_t f;
+        fx_device(&f);
+        f.cfg.start_splay_ms = splay ? 60000u : 0u;
+        f.cfg.policy.base_ms = 1000;
+        fx_agent(&f);
+        for (int i = 0; i < 4; i++)
+            inject(NULL, F_CONNECT, 0, NULL, NULL, HTTP_ERR_CONNECT);
+        set_header(&f, "X-A", "a");
+        uint32_t w = 0;
+        for (int i = 0; i < 200; i++) {
+            w = poll1(&f);
+            if (cdn.nlog >= 5)
+                break;
+            f.now += w == UINT32_MAX ? 0 : w;
+        }
+        if (splay) { /* three refused, then the probe: refused, then answered */
+            assert_string_equal(cdn_log(), "connect,connect,connect,connect,GET /");
+            assert_true(w >= 1 && w <= 60000u);
+            assert_int_equal(poll1(&f), w); /* no call before the splay's end */
+            f.now += w;
+        } else {
+            assert_string_equal(cdn_log(), "connect,connect,connect,connect," BATCH);
+        }
+        settle(&f, 20);
+        assert_delivered(&f, "X-A", "a");
+        fx_end(&f);
+    }
+}
+
 static void edit_b2(void *arg, const char *action)
 {
     fx_t *f = arg;
@@ -4049,6 +4086,7 @@ int main(void)
         cmocka_unit_test(test_modify_in_doubt_edited_back),
         cmocka_unit_test(test_batch_readback_too_large),
         cmocka_unit_test(test_link_backoff),
+        cmocka_unit_test(test_outage_ends_with_splay),
         cmocka_unit_test(test_edit_during_call),
         cmocka_unit_test(test_remove_during_call),
         cmocka_unit_test(test_same_edit_during_call),

@@ -172,6 +172,10 @@ class Fleet:
 
 def figures(name, calls, t0, devices, changes, qps):
     """The scenario's figures from its calls (t0: when the fleet could first call)."""
+    # Unsigned requests (an agent's probe for the service after an outage, or for its
+    # Date) are no API calls: no account's rate counts them.
+    probes = sum(1 for c in calls if c["action"] == "-")
+    calls = [c for c in calls if c["action"] != "-"]
     # The ideal is the issue's: one call per change at the account's limit. An agent
     # that batches needs fewer calls, and may beat it.
     needed = devices * changes
@@ -202,7 +206,7 @@ def figures(name, calls, t0, devices, changes, qps):
         "calls": len(calls), "accepted_changes": accepted, "accepted_batches": len(ok),
         "calls_by_action": {a: sum(1 for c in calls if c["action"] == a)
                             for a in sorted({c["action"] for c in calls})},
-        "throttled": len(throttled),
+        "throttled": len(throttled), "unsigned_probes": probes,
         "throttled_share": round(len(throttled) / float(len(calls)), 3) if calls else 0.0,
         "converged_s": round(converge, 1), "converged_vs_ideal": round(converge / ideal, 2),
         "slowest_device_s": round(slowest, 1), "slowest_vs_ideal": round(slowest / ideal, 2),

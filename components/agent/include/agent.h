@@ -263,8 +263,11 @@ typedef struct {
     /* The first call waits a random part of this (0, the default: none), as
      * systemd's RandomizedDelaySec: a fleet started together (a rollout,
      * power back after an outage) spreads its first calls over it instead
-     * of meeting its account's limit in the same second. Only the start:
-     * later edits go at once. */
+     * of meeting its account's limit in the same second. Only the start,
+     * and the end of an outage (three calls in a row without an answer:
+     * an unsigned probe, which no account's rate counts, finds the service
+     * back, then the next call waits a random part of it): other edits go
+     * at once. */
     uint32_t start_splay_ms;
     /* Erased sectors the agent keeps ready while idle (store_gc_ahead: one
      * bounded GC step a poll when nothing is due), so a later edit or

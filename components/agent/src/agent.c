@@ -273,6 +273,33 @@ static uint32_t fetch_server_date(agent_t *a, uint64_t now_ms)
     return ok ? 0 : a->cfg.policy.base_ms;
 }
 
+/* After an outage (AGENT_LINK_PROBE_AFTER calls in a row met no answer)
+ * with a start splay: an unsigned request, which no account's rate counts,
+ * asks whether the service answers again; when it does, the next call waits
+ * a random part of the splay, as at a start, so that a fleet that lost the
+ * service together does not come back in the same seconds. No answer: the
+ * link's back-off goes on. */
+static uint32_t link_probe(agent_t *a, uint64_t now_ms)
+{
+    char req[HTTP_MAX_HOST_LEN + 64];
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", a->hostport);
+    http_response_t resp;
+    memset(&resp, 0, sizeof resp);
+    bool answered = http_client_request(&a->http, (const uint8_t *)req, (size_t)n, &resp) == HTTP_OK;
+    http_response_free(&resp);
+    uint64_t wait = (uint64_t)agent_random32() % ((uint64_t)a->cfg.start_splay_ms + 1u);
+    if (answered) {
+        a->link_failures_in_row = 0;
+    } else {
+        if (a->link_failures_in_row < UINT16_MAX)
+            a->link_failures_in_row++;
+        wait = retry_backoff_delay_ms(a->link_failures_in_row - 1u, a->cfg.policy.base_ms,
+                                      a->cfg.policy.cap_ms, agent_random32());
+    }
+    a->pause_until = now_ms + wait;
+    return wait ? (uint32_t)wait : 1u;
+}
+
 /* Sectors store_gc_ahead keeps ready: the configured count, or for AUTO
  * enough for a STORE_VALUE_MAX value in chunks (about 200 B of each sector
  * go to its header, reserves and chunk headers) and one more. */
@@ -461,6 +488,8 @@ uint32_t agent_poll(agent_t *a, uint64_t now_ms)
     }
     if (now_ms < a->pause_until)
         return (uint32_t)(a->pause_until - now_ms);
+    if (a->cfg.start_splay_ms && a->link_failures_in_row >= AGENT_LINK_PROBE_AFTER)
+        return link_probe(a, now_ms);
     if (!agent_deliver_work(a, true))
         return agent_store_trouble(a, now_ms, AGENT_ERR_NOMEM, "allocating a record buffer");
     store_status_t lr = lock(a);

@@ -118,6 +118,8 @@ typedef enum {
  * batch's request is about as large as one header of the longest value. */
 #define AGENT_BATCH_MAX 8u
 #define AGENT_SOLO_MAX (2u * AGENT_BATCH_MAX)
+/* Calls in a row without an answer that make an outage (agent.c, link_probe). */
+#define AGENT_LINK_PROBE_AFTER 3u
 #define AGENT_BATCH_POOL 928u
 typedef struct {
     char target[AGENT_HEADER_KEY_LEN + 1];
