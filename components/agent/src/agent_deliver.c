@@ -255,12 +255,11 @@ static uint32_t failure(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
     queue_failure_t kind = failure_kind(res);
     const char *message = res->message;
     if (res->http_status == HTTP_ERR_TOO_LARGE &&
-        (a->step.act == ACT_LIST || a->step.act == ACT_BATCH)) {
-        /* a read-back's reply is as large next time: said, not retried for ever */
-        kind = QUEUE_FAIL_PERMANENT;
+        (a->step.act == ACT_LIST || a->step.act == ACT_BATCH))
+        /* (retried, as a reply cut or garbled on its way may be; but when
+         * the domain's configs outgrow the limit, status says so) */
         message = "the reply (a read-back of the domain's configs) is larger than the "
                   "reply limit: raise max_reply_bytes, or keep fewer configs on the domain";
-    }
     if (throttled(res)) {
         /* the account's rate, not the change: the others of its queue go
          * meanwhile */
