@@ -1522,6 +1522,21 @@ static void test_rule_refusals(void **state)
 
 /* ------------------------------------------------------------ batches -- */
 
+/* Three headers of one domain, and the CDN holding them, each once. */
+static void set_abc(fx_t *f)
+{
+    set_header(f, "X-A", "a");
+    set_header(f, "X-B", "b");
+    set_header(f, "X-C", "c");
+}
+
+static void assert_abc(fx_t *f)
+{
+    assert_delivered(f, "X-A", "a");
+    assert_delivered(f, "X-B", "b");
+    assert_delivered(f, "X-C", "c");
+}
+
 /* A domain's waiting adds and modifies go in one call; the adds' ConfigIds
  * come from one read-back (the reply's order is not documented); modifies
  * alone need none. */
@@ -1612,14 +1627,10 @@ static void test_batch_readback_throttled(void **state)
     fx_t f;
     fx_begin(&f);
     inject(DESCRIBE, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
-    set_header(&f, "X-A", "a");
-    set_header(&f, "X-B", "b");
-    set_header(&f, "X-C", "c");
+    set_abc(&f);
     settle(&f, 30);
     assert_string_equal(cdn_log(), BATCH "," DESCRIBE "," DESCRIBE);
-    assert_delivered(&f, "X-A", "a");
-    assert_delivered(&f, "X-B", "b");
-    assert_delivered(&f, "X-C", "c");
+    assert_abc(&f);
     assert_int_equal(counters(&f).throttled, 1);
     assert_int_equal(counters(&f).adoptions, 3);
     assert_true(counters(&f).rate_milli < f.cfg.rate_milli);
@@ -1634,16 +1645,12 @@ static void test_batch_outcome_unknown(void **state)
     fx_t f;
     fx_begin(&f);
     inject(BATCH, F_APPLY_LOST, 0, NULL, NULL, 0);
-    set_header(&f, "X-A", "a");
-    set_header(&f, "X-B", "b");
-    set_header(&f, "X-C", "c");
+    set_abc(&f);
     (void)poll1(&f);
     assert_true(hview(&f, "X-A").unsure && hview(&f, "X-B").unsure && hview(&f, "X-C").unsure);
     settle(&f, 30);
     assert_string_equal(cdn_log(), BATCH "," DESCRIBE);
-    assert_delivered(&f, "X-A", "a");
-    assert_delivered(&f, "X-B", "b");
-    assert_delivered(&f, "X-C", "c");
+    assert_abc(&f);
     assert_int_equal(counters(&f).adoptions, 3);
     fx_end(&f);
 }
@@ -1763,16 +1770,12 @@ static void test_batch_throttled(void **state)
     fx_t f;
     fx_begin(&f);
     inject(BATCH, F_REPLY, 400, ERR("Throttling.User"), NULL, 0);
-    set_header(&f, "X-A", "a");
-    set_header(&f, "X-B", "b");
-    set_header(&f, "X-C", "c");
+    set_abc(&f);
     settle(&f, 30);
     assert_int_equal(counters(&f).throttled, 1);
     assert_string_equal(cdn_log(), BATCH "," BATCH "," DESCRIBE);
     assert_string_equal(cdn.batch_n, "3"); /* (the model's: the throttled one applied nothing) */
-    assert_delivered(&f, "X-A", "a");
-    assert_delivered(&f, "X-B", "b");
-    assert_delivered(&f, "X-C", "c");
+    assert_abc(&f);
     assert_int_equal(f.evk[AGENT_EV_RETRY], 3);
     fx_end(&f);
 }
