@@ -314,8 +314,11 @@ static agent_act_t header_action(const hrec_t *h)
     bool other_function = !(h->flags & HF_RULE) != !(h->flags & HF_RULE_HAVE);
     if (((h->flags & HF_UNSURE) && !have) || (h->flags & (HF_FN_UNKNOWN | HF_FN_OTHER)))
         return ACT_LIST; /* an add may have landed: look before adding again */
-    if (have && !h->config_id[0] && (!want || other_function || strcmp(h->desired, h->delivered)))
-        return ACT_LIST; /* delivered, its ConfigId not learnt (agent_step_t.id_later): first */
+    /* delivered, its ConfigId not learnt (agent_step_t.id_later): learnt
+     * first, before any call that needs it (a modify without one would add) */
+    if (have && !h->config_id[0] &&
+        (!want || other_function || (h->flags & HF_UNSURE) || strcmp(h->desired, h->delivered)))
+        return ACT_LIST;
     if (want && have && other_function)
         return ACT_DELETE; /* moving to the other function: the old config goes first */
     if (want && have && (h->flags & HF_UNSURE))
