@@ -1652,6 +1652,7 @@ static void test_batch_outcome_unknown(void **state)
     assert_string_equal(cdn_log(), BATCH "," DESCRIBE);
     assert_abc(&f);
     assert_int_equal(counters(&f).adoptions, 3);
+    assert_int_equal(f.evk[AGENT_EV_DELIVERED], 3); /* each said delivered, once */
     fx_end(&f);
 }
 

@@ -117,6 +117,40 @@ static void test_bucket_throttling_halves_and_recovers(void **state)
     assert_int_equal(b.rate_milli, 156);
 }
 
+/* A call beyond the paid one: with a token it takes it; without one it is
+ * owed, and the next token comes that much later (10/s: 100 ms a token). */
+static void test_bucket_charge_owes(void **state)
+{
+    (void)state;
+    retry_bucket_t b;
+    uint32_t wait = 0;
+    retry_bucket_init(&b, 10000, 1, 0);
+    retry_bucket_charge(&b, 0); /* the token there */
+    assert_false(retry_bucket_take(&b, 0, &wait));
+    assert_int_equal(wait, 100);
+    retry_bucket_charge(&b, 0); /* none: one owed */
+    assert_false(retry_bucket_take(&b, 0, &wait));
+    assert_int_equal(wait, 200);
+    assert_false(retry_bucket_take(&b, 150, &wait));
+    assert_int_equal(wait, 50);
+    assert_true(retry_bucket_take(&b, 200, &wait));
+    /* half a token there: the other half is owed */
+    assert_false(retry_bucket_take(&b, 250, &wait));
+    retry_bucket_charge(&b, 250);
+    assert_false(retry_bucket_take(&b, 250, &wait));
+    assert_int_equal(wait, 150);
+    /* over a minute, taking and charging alike, the rate holds */
+    unsigned calls = 0;
+    for (uint64_t t = 1000; t < 61000; t++) {
+        if (retry_bucket_take(&b, t, NULL)) {
+            calls++;
+            retry_bucket_charge(&b, t);
+            calls++;
+        }
+    }
+    assert_true(calls >= 598 && calls <= 602);
+}
+
 static void test_bucket_degenerate_config(void **state)
 {
     retry_bucket_t b;
@@ -136,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_backoff_ceiling_doubles_then_caps),
         cmocka_unit_test(test_backoff_full_jitter_spreads_uniformly),
         cmocka_unit_test(test_bucket_allows_burst_then_paces),
+        cmocka_unit_test(test_bucket_charge_owes),
         cmocka_unit_test(test_bucket_never_exceeds_rate_over_a_minute),
         cmocka_unit_test(test_bucket_throttling_halves_and_recovers),
         cmocka_unit_test(test_bucket_degenerate_config),

@@ -465,6 +465,7 @@ static void readback_call(agent_t *a, uint64_t now_ms)
         return;
     /* Extra copies from earlier unknown outcomes go in one call. */
     a->counters.calls++;
+    retry_bucket_charge(&a->bucket, now_ms);
     agent_sign_time(a, now_ms);
     cdnapi_delete_configs(&a->api, s->domain, s->dups, s->req.function, &s->dup_res);
 }
@@ -497,14 +498,22 @@ static void header_call(agent_t *a, uint64_t now_ms)
 /* A read-back's end: the record as now known saved; then, when the CDN does
  * not know the domain and the header is still desired, that refusal; else
  * the entry pending, and the next step decides with what is known now. */
-static uint32_t readback_settled(agent_t *a, uint64_t now_ms, bool unknown_domain)
+static uint32_t readback_settled(agent_t *a, uint64_t now_ms, bool unknown_domain, bool adopted)
 {
     agent_step_t *s = &a->step;
+    hrec_t *h = &s->w->rec;
+    char detail[96];
     store_status_t rc = rec_save(a);
     if (rc != STORE_OK)
         return agent_store_trouble(a, now_ms, agent_status_from_store(rc), "recording a read-back");
-    if (unknown_domain && (s->w->rec.flags & HF_DESIRED))
+    if (unknown_domain && (h->flags & HF_DESIRED))
         return failure(a, &s->res, now_ms); /* the domain is not on the CDN: the answer */
+    if (adopted && (h->flags & HF_DESIRED) && header_action(h) == ACT_NONE) {
+        /* the change is on the CDN: said so, as a delivery */
+        snprintf(detail, sizeof detail, "found on the CDN by read-back: ConfigId %.24s",
+                 h->config_id);
+        agent_emit(a, AGENT_EV_DELIVERED, detail, &s->res, now_ms);
+    }
     s->e.state = QUEUE_PENDING;
     return checked(a, now_ms, entry_update(a), "writing a queue entry");
 }
@@ -544,7 +553,7 @@ static uint32_t readback_apply(agent_t *a, uint64_t now_ms)
     /* a replaced record: set_req_header looked at, origin_request_header next */
     h->flags = (uint8_t)((h->flags & HF_FN_UNKNOWN) ? (h->flags & ~HF_FN_UNKNOWN) | HF_FN_OTHER
                                                     : h->flags & ~HF_FN_OTHER);
-    return readback_settled(a, now_ms, unknown_domain);
+    return readback_settled(a, now_ms, unknown_domain, s->found && !s->keep_none);
 }
 
 /* The change was refused or its outcome is unknown. */
@@ -823,8 +832,9 @@ static bool batch_list(agent_t *a, uint64_t now_ms, bool counted, cdnapi_result_
             i++;
         if (i == s->batch.n)
             continue;
-        if (counted) {
+        if (counted) { /* (a call its step's token did not pay for) */
             a->counters.calls++;
+            retry_bucket_charge(&a->bucket, now_ms);
             agent_sign_time(a, now_ms);
         }
         counted = true;
@@ -889,7 +899,7 @@ static uint32_t member_listed(agent_t *a, uint64_t now_ms, const agent_batch_mem
         strcpy(h->delivered, s->batch.pool + m->value_off);
         a->counters.adoptions++;
     }
-    return readback_settled(a, now_ms, unknown_domain);
+    return readback_settled(a, now_ms, unknown_domain, m->copies == 1 && !unknown_domain);
 }
 
 /* A batch was refused for an input (one member's, or a ConfigId gone): not

@@ -42,7 +42,9 @@ typedef struct {
     uint64_t tokens_milli;   /* current tokens, milli-calls */
     uint64_t last_ms;        /* time of the last refill */
     uint32_t successes;      /* consecutive successes since the last decrease */
+    uint32_t debt_milli;     /* owed by retry_bucket_charge: the refill pays it first */
 } retry_bucket_t;
+#define RETRY_DEBT_MAX_MILLI 8000u
 
 /* rate_milli: calls per second x 1000 (>0); burst: calls (>= 1). */
 void retry_bucket_init(retry_bucket_t *b, uint32_t rate_milli, uint32_t burst, uint64_t now_ms);
@@ -51,6 +53,11 @@ void retry_bucket_init(retry_bucket_t *b, uint32_t rate_milli, uint32_t burst, u
  * Returns false otherwise; then *wait_ms (if not NULL) says how long until
  * a token will be there at the current rate. */
 bool retry_bucket_take(retry_bucket_t *b, uint64_t now_ms, uint32_t *wait_ms);
+
+/* A call made beyond the one a token paid for (a read-back that completes
+ * a batch): it goes now; without a token, the missing part is owed, and the
+ * next token comes that much later, so the rate holds on average. */
+void retry_bucket_charge(retry_bucket_t *b, uint64_t now_ms);
 
 /* The server answered Throttling*: halve the rate (not below the minimum,
  * 1/64 of the configured rate) and leave a random part of one token

@@ -40,7 +40,10 @@ static void bucket_refill(retry_bucket_t *b, uint64_t now_ms)
          * first so a device that slept for days cannot overflow. */
         if (elapsed > 3600u * 1000u)
             elapsed = 3600u * 1000u;
-        b->tokens_milli += elapsed * b->rate_milli / 1000u;
+        uint64_t add = elapsed * b->rate_milli / 1000u;
+        uint64_t paid = add < b->debt_milli ? add : b->debt_milli; /* the debt first */
+        b->debt_milli -= (uint32_t)paid;
+        b->tokens_milli += add - paid;
         if (b->tokens_milli > cap)
             b->tokens_milli = cap;
     }
@@ -58,6 +61,7 @@ void retry_bucket_init(retry_bucket_t *b, uint32_t rate_milli, uint32_t burst, u
     b->min_rate_milli = rate_milli / RETRY_MIN_DIVISOR ? rate_milli / RETRY_MIN_DIVISOR : 1u;
     b->burst = burst;
     b->tokens_milli = (uint64_t)burst * 1000u;
+    b->debt_milli = 0;
     b->last_ms = now_ms;
     b->successes = 0;
 }
@@ -72,11 +76,27 @@ bool retry_bucket_take(retry_bucket_t *b, uint64_t now_ms, uint32_t *wait_ms)
         return true;
     }
     if (wait_ms != NULL) {
-        uint64_t missing = 1000u - b->tokens_milli;
+        uint64_t missing = 1000u - b->tokens_milli + b->debt_milli;
         /* Round up: waking a millisecond early would just fail again. */
-        *wait_ms = (uint32_t)((missing * 1000u + b->rate_milli - 1u) / b->rate_milli);
+        uint64_t w = (missing * 1000u + b->rate_milli - 1u) / b->rate_milli;
+        *wait_ms = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
     }
     return false;
+}
+
+void retry_bucket_charge(retry_bucket_t *b, uint64_t now_ms)
+{
+    bucket_refill(b, now_ms);
+    if (b->tokens_milli >= 1000u) {
+        b->tokens_milli -= 1000u;
+        return;
+    }
+    /* the missing part of the token is owed: the refill pays it first (at
+     * most RETRY_DEBT_MAX_MILLI: a step makes a few such calls, not more) */
+    b->debt_milli += (uint32_t)(1000u - b->tokens_milli);
+    if (b->debt_milli > RETRY_DEBT_MAX_MILLI)
+        b->debt_milli = RETRY_DEBT_MAX_MILLI;
+    b->tokens_milli = 0;
 }
 
 void retry_bucket_throttled(retry_bucket_t *b, uint64_t now_ms, uint32_t random32)
@@ -112,5 +132,6 @@ void retry_bucket_resume(retry_bucket_t *b, uint32_t rate_milli, uint64_t now_ms
                     : rate_milli > b->max_rate_milli ? b->max_rate_milli
                                                      : rate_milli;
     b->tokens_milli = ((uint64_t)random32 * 1000u) >> 32;
+    b->debt_milli = 0;
     b->last_ms = now_ms;
 }
