@@ -198,17 +198,23 @@ void agent_emit(agent_t *a, agent_ev_kind_t kind, const char *detail, const cdna
     a->cfg.event(a->cfg.event_ctx, &ev);
 }
 
-uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, const char *doing)
+uint32_t agent_pause_backoff(agent_t *a, uint64_t now_ms, uint32_t *in_row)
 {
-    if (a->store_failures_in_row < UINT16_MAX)
-        a->store_failures_in_row++;
-    a->counters.store_errors++;
-    uint32_t d = retry_backoff_delay_ms(a->store_failures_in_row - 1u, a->cfg.policy.base_ms,
-                                        a->cfg.policy.cap_ms, agent_random32());
+    if (*in_row < UINT16_MAX)
+        (*in_row)++;
+    uint32_t d = retry_backoff_delay_ms(*in_row - 1u, a->cfg.policy.base_ms, a->cfg.policy.cap_ms,
+                                        agent_random32());
     if (d == 0)
         d = 1;
-    if (now_ms + d > a->pause_until) /* (a longer pause already set stands: the link's) */
+    if (now_ms + d > a->pause_until) /* (a longer pause already set stands) */
         a->pause_until = now_ms + d;
+    return d;
+}
+
+uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, const char *doing)
+{
+    a->counters.store_errors++;
+    uint32_t d = agent_pause_backoff(a, now_ms, &a->store_failures_in_row);
     if (a->cfg.event) {
         char detail[96];
         snprintf(detail, sizeof detail, "%s: %s",
@@ -259,14 +265,20 @@ void agent_sign_time(agent_t *a, uint64_t now_ms)
 }
 
 /* No clock at all: an unsigned GET of the API host answers with a Date. */
-static uint32_t fetch_server_date(agent_t *a, uint64_t now_ms)
+/* An unsigned GET /, which no account's rate counts: true when the service
+ * answered at all (resp is the caller's to free). */
+static bool get_root(agent_t *a, http_response_t *resp)
 {
     char req[HTTP_MAX_HOST_LEN + 64];
     int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", a->hostport);
+    memset(resp, 0, sizeof *resp);
+    return http_client_request(&a->http, (const uint8_t *)req, (size_t)n, resp) == HTTP_OK;
+}
+
+static uint32_t fetch_server_date(agent_t *a, uint64_t now_ms)
+{
     http_response_t resp;
-    memset(&resp, 0, sizeof resp);
-    int rc = http_client_request(&a->http, (const uint8_t *)req, (size_t)n, &resp);
-    bool ok = rc == HTTP_OK && resp.has_date;
+    bool ok = get_root(a, &resp) && resp.has_date;
     if (ok)
         agent_clock_from_server(a, resp.server_date, now_ms);
     http_response_free(&resp);
@@ -281,21 +293,13 @@ static uint32_t fetch_server_date(agent_t *a, uint64_t now_ms)
  * link's back-off goes on. */
 static uint32_t link_probe(agent_t *a, uint64_t now_ms)
 {
-    char req[HTTP_MAX_HOST_LEN + 64];
-    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", a->hostport);
     http_response_t resp;
-    memset(&resp, 0, sizeof resp);
-    bool answered = http_client_request(&a->http, (const uint8_t *)req, (size_t)n, &resp) == HTTP_OK;
+    bool answered = get_root(a, &resp);
     http_response_free(&resp);
+    if (!answered)
+        return agent_pause_backoff(a, now_ms, &a->link_failures_in_row);
+    a->link_failures_in_row = 0;
     uint64_t wait = (uint64_t)agent_random32() % ((uint64_t)a->cfg.start_splay_ms + 1u);
-    if (answered) {
-        a->link_failures_in_row = 0;
-    } else {
-        if (a->link_failures_in_row < UINT16_MAX)
-            a->link_failures_in_row++;
-        wait = retry_backoff_delay_ms(a->link_failures_in_row - 1u, a->cfg.policy.base_ms,
-                                      a->cfg.policy.cap_ms, agent_random32());
-    }
     a->pause_until = now_ms + wait;
     return wait ? (uint32_t)wait : 1u;
 }

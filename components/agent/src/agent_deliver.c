@@ -212,13 +212,7 @@ static void note_link(agent_t *a, const cdnapi_result_t *res, uint64_t now_ms)
             a->link_failures_in_row = 0;
         return;
     }
-    if (a->link_failures_in_row < UINT16_MAX)
-        a->link_failures_in_row++;
-    uint64_t until = now_ms + retry_backoff_delay_ms(a->link_failures_in_row - 1u,
-                                                     a->cfg.policy.base_ms, a->cfg.policy.cap_ms,
-                                                     agent_random32());
-    if (until > a->pause_until)
-        a->pause_until = until;
+    (void)agent_pause_backoff(a, now_ms, &a->link_failures_in_row);
 }
 
 /* A failed call's own effects, once for all the changes it carried: the

@@ -268,6 +268,10 @@ void agent_sign_time(agent_t *a, uint64_t now_ms);
 uint32_t agent_random32(void);
 void agent_emit(agent_t *a, agent_ev_kind_t kind, const char *detail, const cdnapi_result_t *res,
                 uint64_t now_ms);
+/* One more failure in a row (*in_row, saturating) and a pause of every
+ * step for it: full jitter, its ceiling doubling with the count (at least
+ * 1 ms; a longer pause already set stands). Returns the pause. */
+uint32_t agent_pause_backoff(agent_t *a, uint64_t now_ms, uint32_t *in_row);
 /* A store operation failed: pause every step for a growing, jittered
  * while, and say so. Returns the pause. */
 uint32_t agent_store_trouble(agent_t *a, uint64_t now_ms, agent_status_t why, const char *doing);
